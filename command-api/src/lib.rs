@@ -1,0 +1,22 @@
+//! The Order Management Service (OMS): REST commands and queries on `/oms/orders`.
+//!
+//! Orders are event-sourced in PostgreSQL (schema `oms`); every accepted command
+//! appends events, then the order view is brought up to date before the answer, so a
+//! client reads its own writes. `GET` reads the view.
+//!
+//! # Layout
+//! - [`settings`]: flags and environment, read once.
+//! - [`orders`]: the application service: one command in, events committed, view out.
+//! - [`http`]: routes, request/response shapes, and the one mapping of errors to
+//!   statuses.
+//! - [`app`]: wiring: connect, migrate, bind, serve.
+//!
+//! Must not depend on `inventory-saga`.
+
+pub mod app;
+pub mod http;
+pub mod orders;
+pub mod settings;
+
+pub use app::Application;
+pub use settings::{Cli, Command, Settings};

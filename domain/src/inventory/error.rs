@@ -1,0 +1,13 @@
+//! Why a product command is refused. Not having enough stock is *not* an error: it is
+//! an outcome (`ReservationRejected`).
+
+/// A business rule of the `Product` aggregate refused the command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProductError {
+    /// No such product (404; for the saga, an `UNKNOWN_PRODUCT` outcome).
+    #[error("product not found")]
+    NotFound,
+    /// The product id is taken (409).
+    #[error("a product with this id already exists")]
+    AlreadyExists,
+}

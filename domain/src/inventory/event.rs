@@ -1,0 +1,128 @@
+//! What happened to a product's stock. Names and fields are stored forever.
+
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+use super::command::ProductName;
+use crate::{OrderId, Quantity};
+
+/// Stock level as shoppers see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StockStatus {
+    /// More than the low-stock threshold available.
+    InStock,
+    /// At or below the threshold, above zero.
+    LowStock,
+    /// Nothing available.
+    OutOfStock,
+}
+
+impl StockStatus {
+    /// The status of `available` units against `low_stock_threshold`.
+    pub fn of(available: u64, low_stock_threshold: u32) -> Self {
+        if available == 0 {
+            Self::OutOfStock
+        } else if available <= u64::from(low_stock_threshold) {
+            Self::LowStock
+        } else {
+            Self::InStock
+        }
+    }
+}
+
+/// An event of the `Product` aggregate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all_fields = "camelCase")]
+pub enum ProductEvent {
+    /// The product entered the catalogue.
+    ProductAdded {
+        /// Display name.
+        name: ProductName,
+        /// Units on hand.
+        initial_stock: u32,
+        /// Low-stock threshold.
+        low_stock_threshold: u32,
+    },
+    /// Units were received.
+    StockRestocked {
+        /// Units received.
+        quantity: Quantity,
+    },
+    /// Units were reserved for an order (`quantity` more; 0 when the order already held
+    /// exactly what it asked).
+    StockReserved {
+        /// The order.
+        order_id: OrderId,
+        /// Units added to the reservation.
+        quantity: u32,
+        /// What the order now holds.
+        reserved_for_order: Quantity,
+        /// Revision of the order request.
+        revision: u64,
+    },
+    /// An order asked for fewer units than it held; the difference is available again.
+    ReservationReduced {
+        /// The order.
+        order_id: OrderId,
+        /// Units released.
+        quantity: Quantity,
+        /// What the order now holds.
+        reserved_for_order: Quantity,
+        /// Revision of the order request.
+        revision: u64,
+    },
+    /// Not enough stock for what an order asked.
+    ReservationRejected {
+        /// The order.
+        order_id: OrderId,
+        /// Units asked in total.
+        requested: Quantity,
+        /// Units that were available.
+        available: u64,
+        /// Revision of the order request.
+        revision: u64,
+    },
+    /// Everything held for an order was released.
+    StockReleased {
+        /// The order.
+        order_id: OrderId,
+        /// Units released.
+        quantity: Quantity,
+        /// Revision of the order request.
+        revision: u64,
+    },
+    /// Available stock fell to the low-stock threshold or below.
+    LowStockReached {
+        /// Units available.
+        available: u64,
+    },
+    /// Nothing left.
+    OutOfStock,
+    /// Stock is available again after running out.
+    BackInStock {
+        /// Units available.
+        available: u64,
+    },
+}
+
+impl DomainEvent for ProductEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::ProductAdded { .. } => "ProductAdded",
+            Self::StockRestocked { .. } => "StockRestocked",
+            Self::StockReserved { .. } => "StockReserved",
+            Self::ReservationReduced { .. } => "ReservationReduced",
+            Self::ReservationRejected { .. } => "ReservationRejected",
+            Self::StockReleased { .. } => "StockReleased",
+            Self::LowStockReached { .. } => "LowStockReached",
+            Self::OutOfStock => "OutOfStock",
+            Self::BackInStock { .. } => "BackInStock",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1.0".to_owned()
+    }
+}

@@ -1,0 +1,232 @@
+//! The `Product` aggregate: stock received, units reserved per order, and the stock
+//! alerts that follow from crossing thresholds.
+//!
+//! A reservation is keyed by order and carries the revision of the order event that
+//! asked for it. A request whose revision is not newer than the last one decided for
+//! that order is a redelivery and decides nothing: reserving twice is reserving once,
+//! and a late release cannot undo a newer reservation.
+
+mod command;
+mod error;
+mod event;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use cqrs_es::Aggregate;
+use cqrs_es::event_sink::EventSink;
+use serde::{Deserialize, Serialize};
+
+pub use command::{AddProduct, ProductCommand, ProductName};
+pub use error::ProductError;
+pub use event::{ProductEvent, StockStatus};
+
+use crate::{OrderId, Quantity};
+
+/// A product's stock, as the rules need it and as its events fold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Product {
+    version: u64,
+    details: Option<Details>,
+    received: u64,
+    reserved: u64,
+    reservations: BTreeMap<OrderId, Reservation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Details {
+    name: ProductName,
+    low_stock_threshold: u32,
+}
+
+/// Units held for one order, and the revision of the request that set them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    /// Units held; 0 after a rejection or release.
+    pub quantity: u32,
+    /// Revision of the order request last decided.
+    pub revision: u64,
+}
+
+impl Product {
+    /// How many events this product has; 0 for one never added.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Whether the product exists.
+    pub fn exists(&self) -> bool {
+        self.details.is_some()
+    }
+
+    /// The product's name.
+    pub fn name(&self) -> Option<&ProductName> {
+        self.details.as_ref().map(|d| &d.name)
+    }
+
+    /// The alert threshold: at or below it (and above zero) stock is low.
+    pub fn low_stock_threshold(&self) -> u32 {
+        self.details.as_ref().map_or(0, |d| d.low_stock_threshold)
+    }
+
+    /// Units received in all: initial stock plus restocks.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// Units held for orders.
+    pub fn reserved(&self) -> u64 {
+        self.reserved
+    }
+
+    /// Units that can still be reserved. Never negative: `reserved <= received` always.
+    pub fn available(&self) -> u64 {
+        self.received - self.reserved
+    }
+
+    /// What one order holds of this product.
+    pub fn reservation(&self, order_id: &OrderId) -> Reservation {
+        self.reservations.get(order_id).copied().unwrap_or_default()
+    }
+
+    /// In stock, low or out, from what is available.
+    pub fn stock_status(&self) -> StockStatus {
+        StockStatus::of(self.available(), self.low_stock_threshold())
+    }
+
+    /// Decides which events `command` leads to, or why it is refused. All rules live
+    /// here; an empty list means the command is already satisfied (a redelivery).
+    pub fn decide(&self, command: ProductCommand) -> Result<Vec<ProductEvent>, ProductError> {
+        let events = match command {
+            ProductCommand::AddProduct(add) => {
+                if self.exists() {
+                    return Err(ProductError::AlreadyExists);
+                }
+                vec![ProductEvent::ProductAdded {
+                    name: add.name,
+                    initial_stock: add.initial_stock,
+                    low_stock_threshold: add.low_stock_threshold,
+                }]
+            }
+            ProductCommand::Restock { quantity } => {
+                self.ensure_exists()?;
+                vec![ProductEvent::StockRestocked { quantity }]
+            }
+            ProductCommand::ReserveStock { order_id, quantity, revision } => {
+                self.ensure_exists()?;
+                self.decide_reservation(order_id, quantity, revision)
+            }
+            ProductCommand::ReleaseStock { order_id, revision } => {
+                self.ensure_exists()?;
+                let held = self.reservation(&order_id);
+                match Quantity::new(held.quantity.into()) {
+                    Ok(quantity) if held.revision < revision => {
+                        vec![ProductEvent::StockReleased { order_id, quantity, revision }]
+                    }
+                    _ => vec![],
+                }
+            }
+        };
+        Ok(self.with_alerts(events))
+    }
+
+    fn ensure_exists(&self) -> Result<(), ProductError> {
+        if self.exists() { Ok(()) } else { Err(ProductError::NotFound) }
+    }
+
+    fn decide_reservation(&self, order_id: OrderId, wanted: Quantity, revision: u64) -> Vec<ProductEvent> {
+        let held = self.reservation(&order_id);
+        if held.revision >= revision {
+            return vec![];
+        }
+        let wanted_units = wanted.get();
+        if wanted_units <= held.quantity {
+            let released = held.quantity - wanted_units;
+            return match Quantity::new(released.into()) {
+                Ok(quantity) => vec![ProductEvent::ReservationReduced { order_id, quantity, reserved_for_order: wanted, revision }],
+                Err(_) => vec![ProductEvent::StockReserved { order_id, quantity: 0, reserved_for_order: wanted, revision }],
+            };
+        }
+        let missing = wanted_units - held.quantity;
+        if u64::from(missing) <= self.available() {
+            return vec![ProductEvent::StockReserved { order_id, quantity: missing, reserved_for_order: wanted, revision }];
+        }
+        // All or nothing per item: a canceled item must hold nothing, so what it held
+        // before the bigger request is released too.
+        let mut events = vec![ProductEvent::ReservationRejected {
+            order_id,
+            requested: wanted,
+            available: self.available(),
+            revision,
+        }];
+        if let Ok(quantity) = Quantity::new(held.quantity.into()) {
+            events.push(ProductEvent::StockReleased { order_id, quantity, revision });
+        }
+        events
+    }
+
+    /// Appends the alerts that `events` trigger by moving the stock status.
+    fn with_alerts(&self, mut events: Vec<ProductEvent>) -> Vec<ProductEvent> {
+        if events.is_empty() {
+            return events;
+        }
+        // A new product starts from "in stock", so one added empty or low is announced.
+        let before = if self.exists() { self.stock_status() } else { StockStatus::InStock };
+        let mut after = self.clone();
+        for event in &events {
+            after.apply(event.clone());
+        }
+        let available = after.available();
+        match (before, after.stock_status()) {
+            (b, StockStatus::OutOfStock) if b != StockStatus::OutOfStock => events.push(ProductEvent::OutOfStock),
+            (StockStatus::InStock, StockStatus::LowStock) => events.push(ProductEvent::LowStockReached { available }),
+            (StockStatus::OutOfStock, s) if s != StockStatus::OutOfStock => events.push(ProductEvent::BackInStock { available }),
+            _ => {}
+        }
+        events
+    }
+}
+
+impl Aggregate for Product {
+    const TYPE: &'static str = "Product";
+    type Command = ProductCommand;
+    type Event = ProductEvent;
+    type Error = ProductError;
+    type Services = ();
+
+    async fn handle(&mut self, command: ProductCommand, _: &(), sink: &EventSink<Self>) -> Result<(), ProductError> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: ProductEvent) {
+        self.version += 1;
+        match event {
+            ProductEvent::ProductAdded { name, initial_stock, low_stock_threshold } => {
+                self.details = Some(Details { name, low_stock_threshold });
+                self.received = initial_stock.into();
+            }
+            ProductEvent::StockRestocked { quantity } => self.received += u64::from(quantity.get()),
+            ProductEvent::StockReserved { order_id, quantity, reserved_for_order, revision } => {
+                self.reserved += u64::from(quantity);
+                self.reservations.insert(order_id, Reservation { quantity: reserved_for_order.get(), revision });
+            }
+            ProductEvent::ReservationReduced { order_id, quantity, reserved_for_order, revision } => {
+                self.reserved -= u64::from(quantity.get());
+                self.reservations.insert(order_id, Reservation { quantity: reserved_for_order.get(), revision });
+            }
+            ProductEvent::ReservationRejected { order_id, revision, .. } => {
+                let held = self.reservations.entry(order_id).or_default();
+                held.revision = revision;
+            }
+            ProductEvent::StockReleased { order_id, quantity, revision } => {
+                self.reserved -= u64::from(quantity.get());
+                self.reservations.insert(order_id, Reservation { quantity: 0, revision });
+            }
+            ProductEvent::LowStockReached { .. } | ProductEvent::OutOfStock | ProductEvent::BackInStock { .. } => {}
+        }
+    }
+}

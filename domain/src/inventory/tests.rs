@@ -1,0 +1,708 @@
+//! The product's rules, given/when/then: `given` folds past events with `apply`, `when`
+//! asks `decide`, and each test asserts the exact events or the exact error.
+#![expect(clippy::unwrap_used, reason = "a fixture that does not parse should fail the test loudly")]
+
+use std::collections::BTreeMap;
+
+use cqrs_es::test::TestFramework;
+use cqrs_es::{Aggregate, DomainEvent};
+use proptest::prelude::*;
+use uuid::Uuid;
+
+use super::command::InvalidProductName;
+use super::*;
+use crate::{OrderId, Quantity};
+
+// ----- fixtures -------------------------------------------------------------------
+
+fn order(n: u128) -> OrderId {
+    OrderId::from(Uuid::from_u128(n))
+}
+
+fn units(n: u32) -> Quantity {
+    Quantity::new(n.into()).unwrap()
+}
+
+fn mug() -> ProductName {
+    ProductName::parse("Mug").unwrap()
+}
+
+fn added(initial_stock: u32, low_stock_threshold: u32) -> ProductEvent {
+    ProductEvent::ProductAdded { name: mug(), initial_stock, low_stock_threshold }
+}
+
+fn restocked(n: u32) -> ProductEvent {
+    ProductEvent::StockRestocked { quantity: units(n) }
+}
+
+fn reserved(order_id: OrderId, quantity: u32, for_order: u32, revision: u64) -> ProductEvent {
+    ProductEvent::StockReserved { order_id, quantity, reserved_for_order: units(for_order), revision }
+}
+
+fn reduced(order_id: OrderId, quantity: u32, for_order: u32, revision: u64) -> ProductEvent {
+    ProductEvent::ReservationReduced { order_id, quantity: units(quantity), reserved_for_order: units(for_order), revision }
+}
+
+fn rejected(order_id: OrderId, requested: u32, available: u64, revision: u64) -> ProductEvent {
+    ProductEvent::ReservationRejected { order_id, requested: units(requested), available, revision }
+}
+
+fn released(order_id: OrderId, quantity: u32, revision: u64) -> ProductEvent {
+    ProductEvent::StockReleased { order_id, quantity: units(quantity), revision }
+}
+
+fn add(initial_stock: u32, low_stock_threshold: u32) -> ProductCommand {
+    ProductCommand::AddProduct(AddProduct { name: mug(), initial_stock, low_stock_threshold })
+}
+
+fn restock(n: u32) -> ProductCommand {
+    ProductCommand::Restock { quantity: units(n) }
+}
+
+fn reserve(order_id: OrderId, n: u32, revision: u64) -> ProductCommand {
+    ProductCommand::ReserveStock { order_id, quantity: units(n), revision }
+}
+
+fn release(order_id: OrderId, revision: u64) -> ProductCommand {
+    ProductCommand::ReleaseStock { order_id, revision }
+}
+
+fn fold(events: Vec<ProductEvent>) -> Product {
+    let mut product = Product::default();
+    for event in events {
+        product.apply(event);
+    }
+    product
+}
+
+struct Given(Product);
+
+fn given(events: Vec<ProductEvent>) -> Given {
+    Given(fold(events))
+}
+
+impl Given {
+    fn when(&self, command: ProductCommand) -> Result<Vec<ProductEvent>, ProductError> {
+        self.0.decide(command)
+    }
+}
+
+/// Ten mugs, low at 2 or fewer.
+fn ten_mugs() -> ProductEvent {
+    added(10, 2)
+}
+
+// ----- adding and restocking ------------------------------------------------------
+
+#[test]
+fn adding_a_product_records_its_name_stock_and_threshold() {
+    assert_eq!(given(vec![]).when(add(10, 2)), Ok(vec![ten_mugs()]));
+
+    let product = fold(vec![ten_mugs()]);
+    assert!(product.exists());
+    assert_eq!(product.name(), Some(&mug()));
+    assert_eq!((product.received(), product.reserved(), product.available()), (10, 0, 10));
+    assert_eq!(product.low_stock_threshold(), 2);
+    assert_eq!(product.stock_status(), StockStatus::InStock);
+    assert_eq!(product.version(), 1);
+}
+
+#[test]
+fn adding_a_product_twice_is_refused() {
+    assert_eq!(given(vec![ten_mugs()]).when(add(5, 1)), Err(ProductError::AlreadyExists));
+}
+
+#[test]
+fn restocking_adds_units() {
+    assert_eq!(given(vec![ten_mugs()]).when(restock(5)), Ok(vec![restocked(5)]));
+
+    let product = fold(vec![ten_mugs(), reserved(order(1), 4, 4, 1), restocked(5)]);
+    assert_eq!((product.received(), product.reserved(), product.available()), (15, 4, 11));
+}
+
+#[test]
+fn a_product_never_added_is_not_found() {
+    for command in [restock(5), reserve(order(1), 1, 1), release(order(1), 2)] {
+        assert_eq!(given(vec![]).when(command.clone()), Err(ProductError::NotFound), "{command:?}");
+    }
+}
+
+// ----- reservations ---------------------------------------------------------------
+
+#[test]
+fn reserving_within_stock_reserves_the_units() {
+    assert_eq!(given(vec![ten_mugs()]).when(reserve(order(1), 3, 1)), Ok(vec![reserved(order(1), 3, 3, 1)]));
+
+    let product = fold(vec![ten_mugs(), reserved(order(1), 3, 3, 1)]);
+    assert_eq!((product.reserved(), product.available()), (3, 7));
+    assert_eq!(product.reservation(&order(1)), Reservation { quantity: 3, revision: 1 });
+    assert_eq!(product.reservation(&order(2)), Reservation::default());
+}
+
+#[test]
+fn reserving_exactly_what_is_available_is_allowed() {
+    let history = vec![ten_mugs(), reserved(order(1), 4, 4, 1)];
+    assert_eq!(
+        given(history).when(reserve(order(2), 6, 1)),
+        Ok(vec![reserved(order(2), 6, 6, 1), ProductEvent::OutOfStock])
+    );
+}
+
+#[test]
+fn reserving_more_than_is_available_is_rejected() {
+    let history = vec![ten_mugs(), reserved(order(1), 4, 4, 1)];
+    assert_eq!(given(history).when(reserve(order(2), 7, 1)), Ok(vec![rejected(order(2), 7, 6, 1)]));
+}
+
+#[test]
+fn a_rejected_reservation_releases_what_the_order_held_before() {
+    let history = vec![ten_mugs(), reserved(order(1), 4, 4, 1), reserved(order(2), 3, 3, 1)];
+    assert_eq!(
+        given(history.clone()).when(reserve(order(1), 8, 2)),
+        Ok(vec![rejected(order(1), 8, 3, 2), released(order(1), 4, 2)])
+    );
+
+    let mut after = history;
+    after.extend([rejected(order(1), 8, 3, 2), released(order(1), 4, 2)]);
+    let product = fold(after);
+    assert_eq!(product.reservation(&order(1)), Reservation { quantity: 0, revision: 2 });
+    assert_eq!((product.reserved(), product.available()), (3, 7));
+}
+
+#[test]
+fn a_rejected_reservation_is_remembered_so_its_redelivery_decides_nothing() {
+    let history = vec![added(2, 0), rejected(order(1), 5, 2, 1)];
+    assert_eq!(fold(history.clone()).reservation(&order(1)), Reservation { quantity: 0, revision: 1 });
+    assert_eq!(given(history).when(reserve(order(1), 5, 1)), Ok(vec![]));
+}
+
+#[test]
+fn reserving_the_same_revision_twice_decides_nothing() {
+    let history = vec![ten_mugs(), reserved(order(1), 3, 3, 1)];
+    assert_eq!(given(history).when(reserve(order(1), 3, 1)), Ok(vec![]));
+}
+
+#[test]
+fn a_reservation_with_an_older_revision_decides_nothing() {
+    let history = vec![ten_mugs(), reserved(order(1), 3, 3, 1), reserved(order(1), 2, 5, 4)];
+    for (quantity, revision) in [(3, 1), (9, 2), (1, 3)] {
+        assert_eq!(given(history.clone()).when(reserve(order(1), quantity, revision)), Ok(vec![]), "revision {revision}");
+    }
+}
+
+#[test]
+fn asking_for_more_reserves_only_the_difference() {
+    let history = vec![ten_mugs(), reserved(order(1), 3, 3, 1)];
+    assert_eq!(given(history).when(reserve(order(1), 5, 2)), Ok(vec![reserved(order(1), 2, 5, 2)]));
+
+    let product = fold(vec![ten_mugs(), reserved(order(1), 3, 3, 1), reserved(order(1), 2, 5, 2)]);
+    assert_eq!(product.reservation(&order(1)), Reservation { quantity: 5, revision: 2 });
+    assert_eq!(product.reserved(), 5);
+}
+
+#[test]
+fn growing_a_reservation_counts_what_the_order_already_holds() {
+    // 6 available plus the 4 the order holds make the 10 it asks for.
+    let history = vec![ten_mugs(), reserved(order(1), 4, 4, 1)];
+    assert_eq!(
+        given(history).when(reserve(order(1), 10, 2)),
+        Ok(vec![reserved(order(1), 6, 10, 2), ProductEvent::OutOfStock])
+    );
+}
+
+#[test]
+fn asking_for_less_releases_the_difference() {
+    let history = vec![ten_mugs(), reserved(order(1), 5, 5, 1)];
+    assert_eq!(given(history).when(reserve(order(1), 2, 2)), Ok(vec![reduced(order(1), 3, 2, 2)]));
+
+    let product = fold(vec![ten_mugs(), reserved(order(1), 5, 5, 1), reduced(order(1), 3, 2, 2)]);
+    assert_eq!(product.reservation(&order(1)), Reservation { quantity: 2, revision: 2 });
+    assert_eq!((product.reserved(), product.available()), (2, 8));
+}
+
+#[test]
+fn asking_again_for_the_same_quantity_under_a_new_revision_records_the_revision() {
+    let history = vec![ten_mugs(), reserved(order(1), 5, 5, 1)];
+    assert_eq!(given(history.clone()).when(reserve(order(1), 5, 3)), Ok(vec![reserved(order(1), 0, 5, 3)]));
+
+    let mut after = history;
+    after.push(reserved(order(1), 0, 5, 3));
+    let product = fold(after);
+    assert_eq!(product.reservation(&order(1)), Reservation { quantity: 5, revision: 3 });
+    assert_eq!(product.reserved(), 5);
+}
+
+#[test]
+fn reservations_of_different_orders_are_independent() {
+    let history = vec![ten_mugs(), reserved(order(1), 3, 3, 7)];
+    assert_eq!(given(history).when(reserve(order(2), 3, 1)), Ok(vec![reserved(order(2), 3, 3, 1)]));
+}
+
+// ----- releases -------------------------------------------------------------------
+
+#[test]
+fn releasing_frees_everything_the_order_holds() {
+    let history = vec![ten_mugs(), reserved(order(1), 3, 3, 1), reserved(order(2), 4, 4, 1)];
+    assert_eq!(given(history.clone()).when(release(order(1), 2)), Ok(vec![released(order(1), 3, 2)]));
+
+    let mut after = history;
+    after.push(released(order(1), 3, 2));
+    let product = fold(after);
+    assert_eq!(product.reservation(&order(1)), Reservation { quantity: 0, revision: 2 });
+    assert_eq!((product.reserved(), product.available()), (4, 6));
+}
+
+#[test]
+fn releasing_twice_decides_nothing() {
+    let history = vec![ten_mugs(), reserved(order(1), 3, 3, 1), released(order(1), 3, 2)];
+    assert_eq!(given(history.clone()).when(release(order(1), 2)), Ok(vec![]));
+    assert_eq!(given(history).when(release(order(1), 5)), Ok(vec![]), "a later release finds nothing to free");
+}
+
+#[test]
+fn a_release_older_than_the_last_reservation_decides_nothing() {
+    let history = vec![ten_mugs(), reserved(order(1), 3, 3, 1), reserved(order(1), 2, 5, 4)];
+    for revision in [1, 3, 4] {
+        assert_eq!(given(history.clone()).when(release(order(1), revision)), Ok(vec![]), "revision {revision}");
+    }
+}
+
+#[test]
+fn a_reservation_older_than_a_release_decides_nothing() {
+    let history = vec![ten_mugs(), reserved(order(1), 3, 3, 1), released(order(1), 3, 4)];
+    assert_eq!(given(history).when(reserve(order(1), 3, 2)), Ok(vec![]));
+}
+
+#[test]
+fn releasing_for_an_order_that_holds_nothing_decides_nothing() {
+    assert_eq!(given(vec![ten_mugs()]).when(release(order(1), 1)), Ok(vec![]));
+    let after_rejection = vec![added(2, 0), rejected(order(1), 5, 2, 1)];
+    assert_eq!(given(after_rejection).when(release(order(1), 2)), Ok(vec![]));
+}
+
+/// The order's item was requested (revision 1) while the product did not exist yet: the
+/// saga got `NotFound` and the item was rejected. The product is then added, the order
+/// canceled (revision 2, nothing held, nothing decided), and the first order event
+/// redelivered. The reservation for the canceled order goes through and nothing will
+/// ever release it, so `reserved` stops matching the executed items of live orders
+/// (DESIGN.md invariant 1). A release that finds nothing held does not remember its
+/// revision.
+#[test]
+#[ignore = "suspected bug: a release that finds nothing held leaves no trace, so an older reservation redelivered after it still reserves (units held for a canceled order)"]
+fn a_reservation_older_than_a_release_that_found_nothing_decides_nothing() {
+    let product = given(vec![ten_mugs()]);
+    assert_eq!(product.when(release(order(1), 2)), Ok(vec![]));
+    assert_eq!(product.when(reserve(order(1), 3, 1)), Ok(vec![]));
+}
+
+// ----- stock alerts ---------------------------------------------------------------
+
+#[test]
+fn crossing_into_low_stock_raises_low_stock_reached() {
+    assert_eq!(
+        given(vec![ten_mugs()]).when(reserve(order(1), 8, 1)),
+        Ok(vec![reserved(order(1), 8, 8, 1), ProductEvent::LowStockReached { available: 2 }])
+    );
+}
+
+#[test]
+fn staying_low_raises_no_further_alert() {
+    let low = vec![ten_mugs(), reserved(order(1), 8, 8, 1)];
+    assert_eq!(given(low.clone()).when(reserve(order(2), 1, 1)), Ok(vec![reserved(order(2), 1, 1, 1)]));
+    assert_eq!(given(low).when(reserve(order(1), 7, 2)), Ok(vec![reduced(order(1), 1, 7, 2)]));
+}
+
+#[test]
+fn reaching_zero_raises_out_of_stock() {
+    assert_eq!(
+        given(vec![ten_mugs()]).when(reserve(order(1), 10, 1)),
+        Ok(vec![reserved(order(1), 10, 10, 1), ProductEvent::OutOfStock]),
+        "from in stock straight to none: only out of stock"
+    );
+    let low = vec![ten_mugs(), reserved(order(1), 8, 8, 1)];
+    assert_eq!(
+        given(low).when(reserve(order(2), 2, 1)),
+        Ok(vec![reserved(order(2), 2, 2, 1), ProductEvent::OutOfStock])
+    );
+}
+
+#[test]
+fn restocking_from_zero_announces_back_in_stock() {
+    let empty = vec![ten_mugs(), reserved(order(1), 10, 10, 1)];
+    assert_eq!(
+        given(empty.clone()).when(restock(5)),
+        Ok(vec![restocked(5), ProductEvent::BackInStock { available: 5 }])
+    );
+    assert_eq!(
+        given(empty).when(restock(1)),
+        Ok(vec![restocked(1), ProductEvent::BackInStock { available: 1 }]),
+        "back, even if only to low stock"
+    );
+}
+
+#[test]
+fn releasing_from_zero_announces_back_in_stock() {
+    let empty = vec![ten_mugs(), reserved(order(1), 10, 10, 1)];
+    assert_eq!(
+        given(empty.clone()).when(release(order(1), 2)),
+        Ok(vec![released(order(1), 10, 2), ProductEvent::BackInStock { available: 10 }])
+    );
+    assert_eq!(
+        given(empty).when(reserve(order(1), 12, 2)),
+        Ok(vec![rejected(order(1), 12, 0, 2), released(order(1), 10, 2), ProductEvent::BackInStock { available: 10 }]),
+        "a rejection that frees the order's units"
+    );
+}
+
+#[test]
+fn restocking_out_of_low_stock_raises_no_alert() {
+    let low = vec![ten_mugs(), reserved(order(1), 8, 8, 1)];
+    assert_eq!(given(low).when(restock(20)), Ok(vec![restocked(20)]));
+}
+
+#[test]
+fn a_rejected_reservation_on_an_empty_product_raises_no_new_alert() {
+    let empty = vec![added(0, 2), ProductEvent::OutOfStock];
+    assert_eq!(given(empty).when(reserve(order(1), 1, 1)), Ok(vec![rejected(order(1), 1, 0, 1)]));
+}
+
+#[test]
+fn a_product_added_with_no_stock_announces_out_of_stock() {
+    assert_eq!(given(vec![]).when(add(0, 2)), Ok(vec![added(0, 2), ProductEvent::OutOfStock]));
+}
+
+#[test]
+fn a_product_added_with_low_stock_announces_low_stock() {
+    assert_eq!(
+        given(vec![]).when(add(2, 2)),
+        Ok(vec![added(2, 2), ProductEvent::LowStockReached { available: 2 }])
+    );
+    assert_eq!(given(vec![]).when(add(3, 2)), Ok(vec![added(3, 2)]));
+}
+
+#[test]
+fn a_product_with_a_zero_threshold_is_never_low() {
+    assert_eq!(given(vec![added(2, 0)]).when(reserve(order(1), 1, 1)), Ok(vec![reserved(order(1), 1, 1, 1)]));
+}
+
+#[test]
+fn stock_status_follows_what_is_available() {
+    let table = [(0, 2, StockStatus::OutOfStock), (1, 2, StockStatus::LowStock), (2, 2, StockStatus::LowStock), (3, 2, StockStatus::InStock), (1, 0, StockStatus::InStock)];
+    for (available, threshold, expected) in table {
+        assert_eq!(StockStatus::of(available, threshold), expected, "{available} available, low at {threshold}");
+    }
+}
+
+// ----- handle writes what decide returned -----------------------------------------
+
+#[test]
+fn handle_records_exactly_what_decide_returned() {
+    TestFramework::<Product>::with(())
+        .given(vec![ten_mugs()])
+        .when(reserve(order(1), 8, 1))
+        .then_expect_events(vec![reserved(order(1), 8, 8, 1), ProductEvent::LowStockReached { available: 2 }]);
+    TestFramework::<Product>::with(())
+        .given(vec![ten_mugs()])
+        .when(add(1, 1))
+        .then_expect_error(ProductError::AlreadyExists);
+}
+
+// ----- names ----------------------------------------------------------------------
+
+#[test]
+fn product_names_must_be_visible_text_of_at_most_200_characters() {
+    assert!(ProductName::parse("Mug, blue — 330 ml").is_ok());
+    assert!(ProductName::parse("é".repeat(200)).is_ok());
+    for bad in [String::new(), "   ".to_owned(), "tab\there".to_owned(), "x".repeat(201)] {
+        assert_eq!(ProductName::parse(bad.clone()), Err(InvalidProductName), "{bad:?}");
+    }
+    assert!(serde_json::from_str::<ProductName>("\" \"").is_err());
+}
+
+// ----- wire form ------------------------------------------------------------------
+
+/// One of each event; the `match` makes a new variant a compile error here until it
+/// has a round-trip sample.
+fn one_of_each_event() -> Vec<ProductEvent> {
+    let events = vec![
+        ten_mugs(),
+        restocked(5),
+        reserved(order(1), 3, 5, 2),
+        reduced(order(1), 2, 3, 3),
+        rejected(order(2), 9, 4, 1),
+        released(order(1), 3, 4),
+        ProductEvent::LowStockReached { available: 2 },
+        ProductEvent::OutOfStock,
+        ProductEvent::BackInStock { available: 5 },
+    ];
+    for event in &events {
+        match event {
+            ProductEvent::ProductAdded { .. }
+            | ProductEvent::StockRestocked { .. }
+            | ProductEvent::StockReserved { .. }
+            | ProductEvent::ReservationReduced { .. }
+            | ProductEvent::ReservationRejected { .. }
+            | ProductEvent::StockReleased { .. }
+            | ProductEvent::LowStockReached { .. }
+            | ProductEvent::OutOfStock
+            | ProductEvent::BackInStock { .. } => {}
+        }
+    }
+    events
+}
+
+#[test]
+fn every_product_event_survives_a_json_round_trip() {
+    let events = one_of_each_event();
+    let types: std::collections::BTreeSet<String> = events.iter().map(DomainEvent::event_type).collect();
+    assert_eq!(types.len(), events.len(), "one sample per variant");
+
+    for event in events {
+        let json = serde_json::to_value(&event).unwrap();
+        let back: ProductEvent = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back, event, "{json}");
+        assert_eq!(event.event_version(), "1.0");
+    }
+}
+
+#[test]
+fn the_stored_event_type_is_the_json_tag() {
+    for event in one_of_each_event() {
+        let json = serde_json::to_value(&event).unwrap();
+        let tag = match &json {
+            serde_json::Value::String(unit) => unit.clone(),
+            serde_json::Value::Object(fields) => {
+                assert_eq!(fields.len(), 1, "{json}");
+                fields.keys().next().unwrap().clone()
+            }
+            other => panic!("unexpected form {other}"),
+        };
+        assert_eq!(tag, event.event_type(), "{json}");
+    }
+}
+
+#[test]
+fn product_events_keep_their_wire_form() {
+    let pinned = [
+        (ten_mugs(), r#"{"ProductAdded":{"name":"Mug","initialStock":10,"lowStockThreshold":2}}"#),
+        (
+            reserved(order(1), 3, 5, 2),
+            r#"{"StockReserved":{"orderId":"00000000-0000-0000-0000-000000000001","quantity":3,"reservedForOrder":5,"revision":2}}"#,
+        ),
+        (
+            rejected(order(2), 9, 4, 1),
+            r#"{"ReservationRejected":{"orderId":"00000000-0000-0000-0000-000000000002","requested":9,"available":4,"revision":1}}"#,
+        ),
+        (ProductEvent::OutOfStock, r#""OutOfStock""#),
+        (ProductEvent::BackInStock { available: 5 }, r#"{"BackInStock":{"available":5}}"#),
+    ];
+    for (event, wire) in pinned {
+        assert_eq!(serde_json::to_string(&event).unwrap(), wire);
+        assert_eq!(serde_json::from_str::<ProductEvent>(wire).unwrap(), event, "{wire}");
+    }
+    let statuses = [StockStatus::InStock, StockStatus::LowStock, StockStatus::OutOfStock];
+    assert_eq!(serde_json::to_string(&statuses).unwrap(), r#"["IN_STOCK","LOW_STOCK","OUT_OF_STOCK"]"#);
+}
+
+#[test]
+fn a_stored_event_with_an_invalid_value_does_not_deserialize() {
+    for bad in [
+        r#"{"ProductAdded":{"name":" ","initialStock":10,"lowStockThreshold":2}}"#,
+        r#"{"StockRestocked":{"quantity":0}}"#,
+        r#"{"StockReleased":{"orderId":"not-a-uuid","quantity":1,"revision":1}}"#,
+    ] {
+        assert!(serde_json::from_str::<ProductEvent>(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn a_product_snapshot_survives_a_json_round_trip() {
+    let product = fold(vec![ten_mugs(), reserved(order(1), 3, 3, 1), reserved(order(2), 2, 2, 4), released(order(1), 3, 5)]);
+    let back: Product = serde_json::from_str(&serde_json::to_string(&product).unwrap()).unwrap();
+    assert_eq!(back, product);
+}
+
+// ----- properties -----------------------------------------------------------------
+
+const ORDERS: u128 = 4;
+
+#[derive(Debug, Clone)]
+enum Step {
+    Add { stock: u32, threshold: u32 },
+    Restock(u32),
+    /// `revision_step` moves the order's revision: negative or zero replays an old one.
+    Reserve { order: u128, quantity: u32, revision_step: i8 },
+    Release { order: u128, revision_step: i8 },
+}
+
+fn a_revision_step() -> impl Strategy<Value = i8> {
+    prop_oneof![1 => Just(-1), 1 => Just(0), 4 => Just(1), 2 => Just(2)]
+}
+
+fn a_step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        1 => (0u32..20, 0u32..6).prop_map(|(stock, threshold)| Step::Add { stock, threshold }),
+        2 => (1u32..15).prop_map(Step::Restock),
+        6 => (0..ORDERS, 1u32..12, a_revision_step())
+            .prop_map(|(order, quantity, revision_step)| Step::Reserve { order, quantity, revision_step }),
+        2 => (0..ORDERS, a_revision_step()).prop_map(|(order, revision_step)| Step::Release { order, revision_step }),
+    ]
+}
+
+/// Steps that start with adding the product, so most of them exercise stock.
+fn a_history() -> impl Strategy<Value = Vec<Step>> {
+    ((0u32..20, 0u32..6), prop::collection::vec(a_step(), 0..40)).prop_map(|((stock, threshold), mut steps)| {
+        steps.insert(0, Step::Add { stock, threshold });
+        steps
+    })
+}
+
+/// The last revision each order sent, as an upstream order service would number them.
+#[derive(Default)]
+struct Revisions(BTreeMap<u128, u64>);
+
+impl Revisions {
+    fn next(&mut self, order: u128, step: i8) -> u64 {
+        let last = self.0.entry(order).or_insert(0);
+        let revision = last.saturating_add_signed(step.into()).max(1);
+        *last = (*last).max(revision);
+        revision
+    }
+}
+
+impl Step {
+    fn command(&self, revisions: &mut Revisions) -> ProductCommand {
+        match *self {
+            Self::Add { stock, threshold } => add(stock, threshold),
+            Self::Restock(n) => restock(n),
+            Self::Reserve { order: n, quantity, revision_step } => reserve(order(n), quantity, revisions.next(n, revision_step)),
+            Self::Release { order: n, revision_step } => release(order(n), revisions.next(n, revision_step)),
+        }
+    }
+}
+
+fn decide_and_apply(product: &mut Product, command: ProductCommand) -> Vec<ProductEvent> {
+    let events = product.decide(command).unwrap_or_default();
+    for event in &events {
+        product.apply(event.clone());
+    }
+    events
+}
+
+fn play(history: &[Step]) -> (Product, Revisions) {
+    let mut product = Product::default();
+    let mut revisions = Revisions::default();
+    for step in history {
+        decide_and_apply(&mut product, step.command(&mut revisions));
+    }
+    (product, revisions)
+}
+
+proptest! {
+    #[test]
+    fn stock_is_never_oversold_and_reserved_is_the_sum_of_reservations(history in a_history()) {
+        let mut product = Product::default();
+        let mut revisions = Revisions::default();
+        let mut received_in_all = 0u64;
+
+        for step in &history {
+            let command = step.command(&mut revisions);
+            let before = product.clone();
+            let events = decide_and_apply(&mut product, command.clone());
+
+            prop_assert!(product.reserved() <= product.received(), "oversold after {:?}: {:?}", command, events);
+            prop_assert_eq!(product.available() + product.reserved(), product.received());
+            let sum: u64 = (0..ORDERS).map(|n| u64::from(product.reservation(&order(n)).quantity)).sum();
+            prop_assert_eq!(product.reserved(), sum);
+
+            for event in &events {
+                match event {
+                    ProductEvent::ProductAdded { initial_stock, .. } => received_in_all = (*initial_stock).into(),
+                    ProductEvent::StockRestocked { quantity } => received_in_all += u64::from(quantity.get()),
+                    _ => {}
+                }
+            }
+            prop_assert_eq!(product.received(), received_in_all);
+
+            if let ProductCommand::ReserveStock { order_id, quantity, revision } = command {
+                let held = before.reservation(&order_id);
+                let after = product.reservation(&order_id);
+                if before.exists() && held.revision < revision {
+                    // A newer request is answered all or nothing, counting what the order held.
+                    let fits = u64::from(quantity.get()) <= u64::from(held.quantity) + before.available();
+                    let expected = if fits { quantity.get() } else { 0 };
+                    prop_assert_eq!(after, Reservation { quantity: expected, revision });
+                } else {
+                    prop_assert!(events.is_empty(), "a replayed reservation decided {:?}", events);
+                }
+            }
+            if let ProductCommand::ReleaseStock { order_id, revision } = command {
+                let held = before.reservation(&order_id);
+                if held.revision >= revision || held.quantity == 0 {
+                    prop_assert!(events.is_empty(), "a stale or empty release decided {:?}", events);
+                } else {
+                    prop_assert_eq!(product.reservation(&order_id), Reservation { quantity: 0, revision });
+                }
+            }
+
+            // Alerts tell the truth about the stock after the decision.
+            let was = if before.exists() { before.stock_status() } else { StockStatus::InStock };
+            let now = product.stock_status();
+            let alerts: Vec<&ProductEvent> = events
+                .iter()
+                .filter(|event| matches!(event, ProductEvent::LowStockReached { .. } | ProductEvent::OutOfStock | ProductEvent::BackInStock { .. }))
+                .collect();
+            prop_assert!(alerts.len() <= 1, "several alerts {:?}", alerts);
+            if let Some(alert) = alerts.first() {
+                prop_assert_eq!(Some(*alert), events.last(), "the alert comes last");
+                match alert {
+                    ProductEvent::OutOfStock => prop_assert!(was != StockStatus::OutOfStock && now == StockStatus::OutOfStock),
+                    ProductEvent::LowStockReached { available } => {
+                        prop_assert!(was == StockStatus::InStock && now == StockStatus::LowStock);
+                        prop_assert_eq!(*available, product.available());
+                    }
+                    ProductEvent::BackInStock { available } => {
+                        prop_assert!(was == StockStatus::OutOfStock && now != StockStatus::OutOfStock);
+                        prop_assert_eq!(*available, product.available());
+                    }
+                    _ => unreachable!(),
+                }
+            } else if !events.is_empty() {
+                let crossed = (was != now && now == StockStatus::OutOfStock)
+                    || (was == StockStatus::OutOfStock && now != StockStatus::OutOfStock)
+                    || (was == StockStatus::InStock && now == StockStatus::LowStock);
+                prop_assert!(!crossed, "{:?} -> {:?} without an alert: {:?}", was, now, events);
+            }
+        }
+    }
+
+    #[test]
+    fn reserving_twice_is_reserving_once(
+        history in a_history(),
+        order_index in 0..ORDERS,
+        quantity in 1u32..12,
+        revision_step in a_revision_step(),
+    ) {
+        let (mut product, mut revisions) = play(&history);
+        let command = reserve(order(order_index), quantity, revisions.next(order_index, revision_step));
+
+        let first = decide_and_apply(&mut product, command.clone());
+        let state = product.clone();
+        let second = product.decide(command);
+        prop_assert_eq!(second, Ok(vec![]), "first time: {:?}", first);
+        prop_assert_eq!(product, state);
+    }
+
+    #[test]
+    fn releasing_twice_is_releasing_once(
+        history in a_history(),
+        order_index in 0..ORDERS,
+        revision_step in a_revision_step(),
+    ) {
+        let (mut product, mut revisions) = play(&history);
+        let command = release(order(order_index), revisions.next(order_index, revision_step));
+
+        let first = decide_and_apply(&mut product, command.clone());
+        prop_assert_eq!(product.decide(command), Ok(vec![]), "first time: {:?}", first);
+    }
+}

@@ -1,0 +1,97 @@
+//! What happened to an order. Names and fields are stored forever: add a version and an
+//! upcaster rather than change one.
+
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+use super::status::{ItemStatus, RejectionReason, TargetStatus};
+use crate::{ProductId, Quantity, UserId};
+
+/// One product and its quantity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderLine {
+    /// The product.
+    pub product_id: ProductId,
+    /// Units.
+    pub quantity: Quantity,
+}
+
+/// The new state of one item after a customer change: `PENDING` asks the inventory
+/// service to hold `quantity` units in total, `CANCELED` to release them all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemChange {
+    /// The product.
+    pub product_id: ProductId,
+    /// The item's quantity after the change.
+    pub quantity: Quantity,
+    /// `PENDING` or `CANCELED`.
+    pub status: ItemStatus,
+}
+
+/// An event of the `Order` aggregate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all_fields = "camelCase")]
+pub enum OrderEvent {
+    /// A customer placed the order; every item is pending.
+    OrderPlaced {
+        /// The customer.
+        user_id: UserId,
+        /// The lines, one per product.
+        items: Vec<OrderLine>,
+    },
+    /// The customer added, resized or canceled items.
+    OrderItemsChanged {
+        /// The changed items.
+        items: Vec<ItemChange>,
+    },
+    /// The inventory service reserved the item's units.
+    ItemExecuted {
+        /// The product.
+        product_id: ProductId,
+        /// Units reserved.
+        quantity: Quantity,
+        /// The item revision answered.
+        revision: u64,
+    },
+    /// The inventory service could not reserve the item; it is canceled.
+    ItemRejected {
+        /// The product.
+        product_id: ProductId,
+        /// Units asked.
+        quantity: Quantity,
+        /// The item revision answered.
+        revision: u64,
+        /// Why.
+        reason: RejectionReason,
+    },
+    /// The order moved along its lifecycle (paid, shipped, delivered).
+    OrderStatusChanged {
+        /// The new status.
+        status: TargetStatus,
+    },
+    /// The customer canceled the order; every reserved unit must be released.
+    OrderCanceled {
+        /// Every product of the order, for the inventory service to release.
+        items: Vec<ProductId>,
+    },
+}
+
+impl DomainEvent for OrderEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::OrderPlaced { .. } => "OrderPlaced",
+            Self::OrderItemsChanged { .. } => "OrderItemsChanged",
+            Self::ItemExecuted { .. } => "ItemExecuted",
+            Self::ItemRejected { .. } => "ItemRejected",
+            Self::OrderStatusChanged { .. } => "OrderStatusChanged",
+            Self::OrderCanceled { .. } => "OrderCanceled",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1.0".to_owned()
+    }
+}

@@ -1,0 +1,131 @@
+//! Closed sets with their wire form pinned.
+
+use serde::{Deserialize, Serialize};
+
+/// An order's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    /// Some item still waits for the inventory service.
+    Pending,
+    /// Every item is reserved.
+    Executed,
+    /// Some items are reserved, others canceled.
+    PartiallyExecuted,
+    /// No item is reserved, or the customer canceled the order.
+    Canceled,
+    /// Payment was processed.
+    Paid,
+    /// Handed to the carrier.
+    Shipped,
+    /// Received by the customer.
+    Delivered,
+}
+
+impl OrderStatus {
+    /// The status of an open order with items in these states.
+    pub fn from_items(items: impl Iterator<Item = ItemStatus> + Clone) -> Self {
+        let mut executed = 0;
+        let mut total = 0;
+        for status in items {
+            total += 1;
+            match status {
+                ItemStatus::Pending => return Self::Pending,
+                ItemStatus::Executed => executed += 1,
+                ItemStatus::Canceled => {}
+            }
+        }
+        match executed {
+            0 => Self::Canceled,
+            n if n == total => Self::Executed,
+            _ => Self::PartiallyExecuted,
+        }
+    }
+
+    /// The wire name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Executed => "EXECUTED",
+            Self::PartiallyExecuted => "PARTIALLY_EXECUTED",
+            Self::Canceled => "CANCELED",
+            Self::Paid => "PAID",
+            Self::Shipped => "SHIPPED",
+            Self::Delivered => "DELIVERED",
+        }
+    }
+}
+
+impl std::fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A status a client may ask for with `PUT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TargetStatus {
+    /// Payment processed.
+    Paid,
+    /// Handed to the carrier.
+    Shipped,
+    /// Received.
+    Delivered,
+    /// Canceled by the customer; allowed until shipped.
+    Canceled,
+}
+
+impl From<TargetStatus> for OrderStatus {
+    fn from(value: TargetStatus) -> Self {
+        match value {
+            TargetStatus::Paid => Self::Paid,
+            TargetStatus::Shipped => Self::Shipped,
+            TargetStatus::Delivered => Self::Delivered,
+            TargetStatus::Canceled => Self::Canceled,
+        }
+    }
+}
+
+/// An item's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ItemStatus {
+    /// Waiting for the inventory service.
+    Pending,
+    /// Units reserved.
+    Executed,
+    /// Not served, or canceled by the customer.
+    Canceled,
+}
+
+/// Why the inventory service could not reserve an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RejectionReason {
+    /// Fewer units available than asked.
+    InsufficientStock,
+    /// The inventory has no such product.
+    UnknownProduct,
+}
+
+/// Why an item is canceled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CancelReason {
+    /// Fewer units available than asked.
+    InsufficientStock,
+    /// The inventory has no such product.
+    UnknownProduct,
+    /// The customer canceled the item or the order.
+    CanceledByCustomer,
+}
+
+impl From<RejectionReason> for CancelReason {
+    fn from(value: RejectionReason) -> Self {
+        match value {
+            RejectionReason::InsufficientStock => Self::InsufficientStock,
+            RejectionReason::UnknownProduct => Self::UnknownProduct,
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The response envelope: `{"success": bool, "data": …|null, "error": string|null}`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// A successful answer: `status` with `data` in the envelope.
+#[derive(Debug)]
+pub struct ApiResponse<T> {
+    status: StatusCode,
+    data: T,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a, T> {
+    success: bool,
+    data: Option<&'a T>,
+    error: Option<&'a str>,
+}
+
+impl<T: Serialize> ApiResponse<T> {
+    /// 200 with `data`.
+    pub fn ok(data: T) -> Self {
+        Self { status: StatusCode::OK, data }
+    }
+
+    /// 201 with `data`.
+    pub fn created(data: T) -> Self {
+        Self { status: StatusCode::CREATED, data }
+    }
+}
+
+impl<T: Serialize> IntoResponse for ApiResponse<T> {
+    fn into_response(self) -> Response {
+        let body = Envelope { success: true, data: Some(&self.data), error: None };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// A failed answer: a status and a message for the client. The only way an error
+/// leaves a service; 5xx messages must be generic (the cause is logged, not sent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorResponse {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// What the client reads.
+    pub message: String,
+}
+
+impl ErrorResponse {
+    /// An error with `status` and `message`.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into() }
+    }
+
+    /// 500 with a generic message; log the cause where it is handled.
+    pub fn internal() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error; it has been logged")
+    }
+
+    /// 503: a dependency is down.
+    pub fn unavailable(what: &str) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("{what} is unavailable; retry later"))
+    }
+}
+
+impl IntoResponse for ErrorResponse {
+    fn into_response(self) -> Response {
+        let body: Envelope<'_, ()> = Envelope { success: false, data: None, error: Some(&self.message) };
+        (self.status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,163 @@
+//! Extractors whose rejections are [`ErrorResponse`]s in the envelope, with messages
+//! that name the offending field.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use crate::ErrorResponse;
+
+/// A JSON request body. Refuses a missing or wrong content type (415), a body over
+/// the limit (413), malformed JSON (400) and JSON that does not fit the type (422,
+/// naming the field path, e.g. `orderItems[0].quantity`).
+#[derive(Debug, Clone)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ErrorResponse;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            });
+        if !is_json {
+            return Err(ErrorResponse::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "expected a JSON body with Content-Type: application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(bytes_rejection)?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+fn bytes_rejection(rejection: BytesRejection) -> ErrorResponse {
+    match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorResponse::new(StatusCode::PAYLOAD_TOO_LARGE, "request body is too large"),
+        status => ErrorResponse::new(status, format!("could not read the request body: {}", rejection.body_text())),
+    }
+}
+
+/// Parses a JSON document into `T`, with the error split and worded as [`ApiJson`] does.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ErrorResponse> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let at = if path == "." { "body".to_owned() } else { path };
+                ErrorResponse::new(StatusCode::UNPROCESSABLE_ENTITY, format!("{at}: {}", strip_position(&inner)))
+            }
+            _ => ErrorResponse::new(StatusCode::BAD_REQUEST, format!("malformed JSON body: {inner}")),
+        }
+    })
+}
+
+/// serde_json appends "at line 1 column 42" to data errors; the field path says more.
+fn strip_position(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" at line ") {
+        Some(index) => text[..index].to_owned(),
+        None => text,
+    }
+}
+
+/// Query-string parameters; a parameter that does not fit is a 422 naming it.
+#[derive(Debug, Clone)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ErrorResponse;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parse_query(parts.uri.query().unwrap_or_default()).map(ApiQuery)
+    }
+}
+
+/// Parses a query string into `T`; a parameter that does not fit is a 422 naming it.
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ErrorResponse> {
+    let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        ErrorResponse::new(StatusCode::UNPROCESSABLE_ENTITY, format!("invalid query parameter '{}': {}", e.path(), e.inner()))
+    })
+}
+
+/// A single path parameter as text; the handler parses it into a domain id, so an
+/// unparseable id becomes that handler's 404, not a framework error.
+#[derive(Debug, Clone)]
+pub struct ApiPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiPath {
+    type Rejection = ErrorResponse;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(value)| ApiPath(value))
+            .map_err(|rejection| ErrorResponse::new(StatusCode::BAD_REQUEST, format!("invalid path: {}", rejection.body_text())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    #[expect(dead_code, reason = "fields exist to be deserialized")]
+    struct Line {
+        product_id: String,
+        quantity: u32,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    #[expect(dead_code, reason = "fields exist to be deserialized")]
+    struct Body {
+        order_items: Vec<Line>,
+    }
+
+    #[test]
+    fn syntax_errors_are_400_and_shape_errors_are_422_naming_the_field() {
+        let cases: &[(&str, StatusCode, &str)] = &[
+            ("{", StatusCode::BAD_REQUEST, "malformed JSON"),
+            ("", StatusCode::BAD_REQUEST, "malformed JSON"),
+            ("[]", StatusCode::UNPROCESSABLE_ENTITY, "body: invalid type"),
+            (r#"{"orderItems":[{"productId":"p","quantity":"x"}]}"#, StatusCode::UNPROCESSABLE_ENTITY, "orderItems[0].quantity"),
+            (r#"{"orderItems":[{"productId":"p"}]}"#, StatusCode::UNPROCESSABLE_ENTITY, "missing field `quantity`"),
+            (r#"{"orderItems":[{"productId":"p","quantity":1,"x":1}]}"#, StatusCode::UNPROCESSABLE_ENTITY, "unknown field `x`"),
+        ];
+        for (input, status, fragment) in cases {
+            let error = parse_json::<Body>(input.as_bytes()).unwrap_err();
+            assert_eq!(error.status, *status, "input {input}");
+            assert!(error.message.contains(fragment), "input {input}: message {:?} lacks {fragment:?}", error.message);
+            assert!(!error.message.contains(" at line "), "input {input}: {}", error.message);
+        }
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ListQuery {
+        user_id: Option<String>,
+        limit: Option<u32>,
+    }
+
+    #[test]
+    fn query_parameters_are_decoded_and_bad_ones_named() {
+        let query: ListQuery = parse_query("userId=a%20b&limit=2").unwrap();
+        assert_eq!((query.user_id.as_deref(), query.limit), (Some("a b"), Some(2)));
+        let error = parse_query::<ListQuery>("limit=ten").unwrap_err();
+        assert_eq!(error.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(error.message.contains("'limit'"), "{}", error.message);
+    }
+}

@@ -1,0 +1,284 @@
+//! The order view: what `GET /oms/orders/{id}` and the order list answer.
+
+use chrono::{DateTime, Utc};
+use domain::order::{CancelReason, ItemStatus, Order, OrderEvent, OrderStatus, TargetStatus};
+use domain::{OrderId, ProductId, Quantity, UserId};
+use eventstore::{EventEnvelope, EventMetadata};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{Cursor, InvalidCursor, Page, ProjectionError};
+
+/// An order as clients read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderView {
+    /// The order's id.
+    pub order_id: OrderId,
+    /// Who placed it.
+    pub user_id: UserId,
+    /// Where it stands.
+    pub status: OrderStatus,
+    /// Its items, in the order first requested.
+    pub order_items: Vec<OrderItemView>,
+    /// When it was placed.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// How many events it has.
+    pub version: u64,
+}
+
+/// One item of an order as clients read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderItemView {
+    /// The product.
+    pub product_id: ProductId,
+    /// Units ordered.
+    pub quantity: Quantity,
+    /// Where the reservation stands.
+    pub status: ItemStatus,
+    /// Why it is canceled, when it is.
+    pub reason: Option<CancelReason>,
+}
+
+impl OrderView {
+    /// Folds one event onto the view (`None` before the order's first event). Uses
+    /// nothing but the event, its sequence and the time it carries.
+    pub fn apply(view: Option<Self>, order_id: OrderId, event: &OrderEvent, sequence: u64, occurred_at: DateTime<Utc>) -> Option<Self> {
+        if let OrderEvent::OrderPlaced { user_id, items } = event {
+            return Some(Self {
+                order_id,
+                user_id: user_id.clone(),
+                status: OrderStatus::Pending,
+                order_items: items
+                    .iter()
+                    .map(|line| OrderItemView { product_id: line.product_id.clone(), quantity: line.quantity, status: ItemStatus::Pending, reason: None })
+                    .collect(),
+                created_at: occurred_at,
+                updated_at: occurred_at,
+                version: sequence,
+            });
+        }
+        let mut view = view?;
+        match event {
+            OrderEvent::OrderPlaced { .. } => unreachable!("handled above"),
+            OrderEvent::OrderItemsChanged { items } => {
+                for change in items {
+                    let item = OrderItemView {
+                        product_id: change.product_id.clone(),
+                        quantity: change.quantity,
+                        status: change.status,
+                        reason: (change.status == ItemStatus::Canceled).then_some(CancelReason::CanceledByCustomer),
+                    };
+                    match view.item_mut(&change.product_id) {
+                        Some(existing) => *existing = item,
+                        None => view.order_items.push(item),
+                    }
+                }
+                view.derive_status();
+            }
+            OrderEvent::ItemExecuted { product_id, .. } => {
+                if let Some(item) = view.item_mut(product_id) {
+                    item.status = ItemStatus::Executed;
+                    item.reason = None;
+                }
+                view.derive_status();
+            }
+            OrderEvent::ItemRejected { product_id, reason, .. } => {
+                if let Some(item) = view.item_mut(product_id) {
+                    item.status = ItemStatus::Canceled;
+                    item.reason = Some((*reason).into());
+                }
+                view.derive_status();
+            }
+            OrderEvent::OrderStatusChanged { status } => view.status = (*status).into(),
+            OrderEvent::OrderCanceled { .. } => {
+                view.status = OrderStatus::Canceled;
+                for item in &mut view.order_items {
+                    if item.status != ItemStatus::Canceled {
+                        item.status = ItemStatus::Canceled;
+                        item.reason = Some(CancelReason::CanceledByCustomer);
+                    }
+                }
+            }
+        }
+        view.version = sequence;
+        view.updated_at = occurred_at;
+        Some(view)
+    }
+
+    /// Folds a whole history, as a rebuild does.
+    pub fn fold<'a>(order_id: OrderId, events: impl IntoIterator<Item = &'a EventEnvelope<Order>>) -> Result<Option<Self>, ProjectionError> {
+        events.into_iter().try_fold(None, |view, envelope| {
+            Ok(Self::apply(view, order_id, &envelope.payload, envelope.sequence as u64, occurred_at(envelope)?))
+        })
+    }
+
+    fn item_mut(&mut self, product_id: &ProductId) -> Option<&mut OrderItemView> {
+        self.order_items.iter_mut().find(|item| &item.product_id == product_id)
+    }
+
+    /// Item events only arrive while the order is open (the aggregate ignores them
+    /// after payment or cancellation), so the status follows the items.
+    fn derive_status(&mut self) {
+        if !matches!(self.status, OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Delivered) {
+            self.status = OrderStatus::from_items(self.order_items.iter().map(|item| item.status));
+        }
+    }
+}
+
+fn occurred_at<A: cqrs_es::Aggregate>(envelope: &EventEnvelope<A>) -> Result<DateTime<Utc>, ProjectionError> {
+    EventMetadata::from_map(&envelope.metadata)
+        .map(|m| m.occurred_at)
+        .map_err(|e| ProjectionError::Corrupt(format!("event {} of {}: {e}", envelope.sequence, envelope.aggregate_id)))
+}
+
+// `TargetStatus` is how the lifecycle events name statuses; the view shows them as
+// order statuses. Kept here so a new target status fails to compile in one place.
+const _: fn(TargetStatus) -> OrderStatus = OrderStatus::from;
+
+/// Filters of the order list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderFilter {
+    /// Only this customer's orders.
+    pub user_id: Option<UserId>,
+    /// Only orders in this status.
+    pub status: Option<OrderStatus>,
+}
+
+/// The order view table.
+#[derive(Debug, Clone)]
+pub struct OrderViews {
+    pool: PgPool,
+}
+
+type OrderRow = (Uuid, String, String, serde_json::Value, DateTime<Utc>, DateTime<Utc>, i64);
+
+const ORDER_COLUMNS: &str = "order_id, user_id, status, items, created_at, updated_at, version";
+
+impl OrderViews {
+    /// Views stored through `pool` (whose search path is the OMS schema).
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// One order, if it is in the view.
+    pub async fn get(&self, order_id: OrderId) -> Result<Option<OrderView>, ProjectionError> {
+        let row: Option<OrderRow> = sqlx::query_as(&format!("SELECT {ORDER_COLUMNS} FROM order_view WHERE order_id = $1"))
+            .bind(order_id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(from_row).transpose()
+    }
+
+    /// A page of orders, newest first.
+    pub async fn list(&self, filter: &OrderFilter, limit: u32, cursor: Option<&Cursor>) -> Result<Page<OrderView>, ProjectionError> {
+        let after = cursor.map(decode_position).transpose().map_err(|_| ProjectionError::Corrupt("cursor".into()))?;
+        let rows: Vec<OrderRow> = sqlx::query_as(&format!(
+            "SELECT {ORDER_COLUMNS} FROM order_view
+              WHERE ($1::text IS NULL OR user_id = $1)
+                AND ($2::text IS NULL OR status = $2)
+                AND ($3::timestamptz IS NULL OR (created_at, order_id) < ($3, $4))
+              ORDER BY created_at DESC, order_id DESC
+              LIMIT $5"
+        ))
+        .bind(filter.user_id.as_ref().map(UserId::as_str))
+        .bind(filter.status.map(OrderStatus::as_str))
+        .bind(after.map(|(at, _)| at))
+        .bind(after.map(|(_, id)| id))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut items = rows.into_iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|last| Cursor::new(format!("{}|{}", last.created_at.timestamp_micros(), last.order_id)).encode())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Checks a client's cursor before use, so a bad one is the client's error.
+    pub fn parse_cursor(text: &str) -> Result<Cursor, InvalidCursor> {
+        let cursor = Cursor::decode(text)?;
+        decode_position(&cursor)?;
+        Ok(cursor)
+    }
+
+    /// Brings the view of `order_id` up to `version` with the `new` events just
+    /// committed, refolding the whole `history` when the view is further behind.
+    /// Returns the view at (at least) `version`.
+    pub async fn catch_up<F, Fut>(&self, order_id: OrderId, version: u64, new: &[EventEnvelope<Order>], history: F) -> Result<Option<OrderView>, ProjectionError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<EventEnvelope<Order>>, ProjectionError>>,
+    {
+        let current = self.get(order_id).await?;
+        let current_version = current.as_ref().map_or(0, |v| v.version);
+        if current_version >= version {
+            return Ok(current);
+        }
+        let view = match new.first() {
+            Some(first) if first.sequence as u64 == current_version + 1 => {
+                new.iter().try_fold(current, |view, envelope| {
+                    Ok::<_, ProjectionError>(OrderView::apply(view, order_id, &envelope.payload, envelope.sequence as u64, occurred_at(envelope)?))
+                })?
+            }
+            _ => OrderView::fold(order_id, &history().await?)?,
+        };
+        match view {
+            Some(view) => {
+                self.save(&view).await?;
+                Ok(Some(view))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Writes a view unless a newer one is stored already.
+    pub async fn save(&self, view: &OrderView) -> Result<(), ProjectionError> {
+        let items = serde_json::to_value(&view.order_items).map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO order_view (order_id, user_id, status, items, created_at, updated_at, version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (order_id) DO UPDATE
+                SET user_id = EXCLUDED.user_id, status = EXCLUDED.status, items = EXCLUDED.items,
+                    created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, version = EXCLUDED.version
+              WHERE order_view.version < EXCLUDED.version",
+        )
+        .bind(view.order_id.as_uuid())
+        .bind(view.user_id.as_str())
+        .bind(view.status.as_str())
+        .bind(items)
+        .bind(view.created_at)
+        .bind(view.updated_at)
+        .bind(view.version as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+fn decode_position(cursor: &Cursor) -> Result<(DateTime<Utc>, Uuid), InvalidCursor> {
+    let (micros, id) = cursor.position().split_once('|').ok_or(InvalidCursor)?;
+    let at = micros.parse().ok().and_then(DateTime::from_timestamp_micros).ok_or(InvalidCursor)?;
+    let id = Uuid::parse_str(id).map_err(|_| InvalidCursor)?;
+    Ok((at, id))
+}
+
+fn from_row((order_id, user_id, status, items, created_at, updated_at, version): OrderRow) -> Result<OrderView, ProjectionError> {
+    let corrupt = |what: &str, e: &dyn std::fmt::Display| ProjectionError::Corrupt(format!("order_view {order_id} {what}: {e}"));
+    Ok(OrderView {
+        order_id: order_id.into(),
+        user_id: UserId::parse(user_id).map_err(|e| corrupt("user_id", &e))?,
+        status: serde_json::from_value(serde_json::Value::String(status)).map_err(|e| corrupt("status", &e))?,
+        order_items: serde_json::from_value(items).map_err(|e| corrupt("items", &e))?,
+        created_at,
+        updated_at,
+        version: version as u64,
+    })
+}
