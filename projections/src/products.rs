@@ -48,9 +48,8 @@ impl ProductView {
             ProductEvent::ProductAdded { .. } => {}
             ProductEvent::StockRestocked { quantity } => view.available += u64::from(quantity.get()),
             ProductEvent::StockReserved { quantity, .. } => view.move_units(u64::from(*quantity), true),
-            ProductEvent::ReservationReduced { quantity, .. } | ProductEvent::StockReleased { quantity, .. } => {
-                view.move_units(u64::from(quantity.get()), false)
-            }
+            ProductEvent::ReservationReduced { quantity, .. } => view.move_units(u64::from(quantity.get()), false),
+            ProductEvent::StockReleased { quantity, .. } => view.move_units(u64::from(*quantity), false),
             ProductEvent::ReservationRejected { .. }
             | ProductEvent::LowStockReached { .. }
             | ProductEvent::OutOfStock

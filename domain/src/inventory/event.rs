@@ -83,12 +83,13 @@ pub enum ProductEvent {
         /// Revision of the order request.
         revision: u64,
     },
-    /// Everything held for an order was released.
+    /// Everything held for an order was released (possibly nothing: the release is
+    /// still recorded, so older requests for the order are recognised as stale).
     StockReleased {
         /// The order.
         order_id: OrderId,
-        /// Units released.
-        quantity: Quantity,
+        /// Units released; 0 when the order held nothing.
+        quantity: u32,
         /// Revision of the order request.
         revision: u64,
     },

@@ -120,11 +120,12 @@ impl Product {
             ProductCommand::ReleaseStock { order_id, revision } => {
                 self.ensure_exists()?;
                 let held = self.reservation(&order_id);
-                match Quantity::new(held.quantity.into()) {
-                    Ok(quantity) if held.revision < revision => {
-                        vec![ProductEvent::StockReleased { order_id, quantity, revision }]
-                    }
-                    _ => vec![],
+                if held.revision >= revision {
+                    vec![]
+                } else {
+                    // Recorded even when nothing is held, so that an older reservation
+                    // request redelivered later cannot reserve for a released item.
+                    vec![ProductEvent::StockReleased { order_id, quantity: held.quantity, revision }]
                 }
             }
         };
@@ -160,8 +161,8 @@ impl Product {
             available: self.available(),
             revision,
         }];
-        if let Ok(quantity) = Quantity::new(held.quantity.into()) {
-            events.push(ProductEvent::StockReleased { order_id, quantity, revision });
+        if held.quantity > 0 {
+            events.push(ProductEvent::StockReleased { order_id, quantity: held.quantity, revision });
         }
         events
     }
@@ -223,7 +224,7 @@ impl Aggregate for Product {
                 held.revision = revision;
             }
             ProductEvent::StockReleased { order_id, quantity, revision } => {
-                self.reserved -= u64::from(quantity.get());
+                self.reserved -= u64::from(quantity);
                 self.reservations.insert(order_id, Reservation { quantity: 0, revision });
             }
             ProductEvent::LowStockReached { .. } | ProductEvent::OutOfStock | ProductEvent::BackInStock { .. } => {}

@@ -170,9 +170,6 @@ impl Order {
     }
 
     fn item_changes(&self, updates: &[ItemUpdate]) -> Result<Vec<ItemChange>, OrderError> {
-        if self.stage != Stage::Open {
-            return Err(OrderError::ItemsLocked { status: self.status() });
-        }
         reject_duplicates(updates.iter().map(ItemUpdate::product_id))?;
         let mut changes = Vec::new();
         let mut added = 0;
@@ -199,6 +196,11 @@ impl Order {
                     }),
                 },
             }
+        }
+        // Checked after computing the changes, so that retrying an update that already
+        // applied (same items, then PAID) is answered as the no-op it is.
+        if !changes.is_empty() && self.stage != Stage::Open {
+            return Err(OrderError::ItemsLocked { status: self.status() });
         }
         if self.items.len() + added > Self::MAX_ITEMS {
             return Err(OrderError::TooManyItems { max: Self::MAX_ITEMS });

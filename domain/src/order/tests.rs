@@ -531,7 +531,9 @@ fn items_are_locked_once_the_order_is_paid_or_canceled_by_the_customer() {
     ];
     for (label, history, status) in table {
         let order = given(history);
-        for change in [set_quantity("mug", 5), set_quantity("cup", 1), cancel_item("tea")] {
+        // Real changes only: a no-op change on a locked order is answered as a no-op.
+        let tea_change = if label == "canceled" { set_quantity("tea", 3) } else { cancel_item("tea") };
+        for change in [set_quantity("mug", 5), set_quantity("cup", 1), tea_change] {
             assert_eq!(
                 order.when(update_items(vec![change.clone()])),
                 Err(OrderError::ItemsLocked { status }),
@@ -590,7 +592,6 @@ fn an_item_change_refused_refuses_the_status_too() {
 /// a locked order. Nothing is recorded twice, but HTTP promises that a PUT can be
 /// repeated; DESIGN.md only promises idempotency for POST and Kafka messages.
 #[test]
-#[ignore = "suspected: a retried PUT {orderItems unchanged, status: PAID} answers ItemsLocked (409) instead of the order as it is"]
 fn retrying_an_update_that_paid_the_order_decides_nothing() {
     let command = update(vec![set_quantity("mug", 2)], Some(TargetStatus::Paid));
     let decided = given(all_executed()).when(command.clone());
