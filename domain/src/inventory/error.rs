@@ -4,7 +4,8 @@
 /// A business rule of the `Product` aggregate refused the command.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProductError {
-    /// No such product (404; for the saga, an `UNKNOWN_PRODUCT` outcome).
+    /// No such product (404). Reservations on an unknown product are not refused but
+    /// rejected as an outcome (`UNKNOWN_PRODUCT`).
     #[error("product not found")]
     NotFound,
     /// The product id is taken (409).

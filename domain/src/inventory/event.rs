@@ -4,6 +4,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 use super::command::ProductName;
+use crate::order::RejectionReason;
 use crate::{OrderId, Quantity};
 
 /// Stock level as shoppers see it.
@@ -72,7 +73,7 @@ pub enum ProductEvent {
         /// Revision of the order request.
         revision: u64,
     },
-    /// Not enough stock for what an order asked.
+    /// What an order asked cannot be reserved: not enough stock, or no such product.
     ReservationRejected {
         /// The order.
         order_id: OrderId,
@@ -82,6 +83,8 @@ pub enum ProductEvent {
         available: u64,
         /// Revision of the order request.
         revision: u64,
+        /// Why.
+        reason: RejectionReason,
     },
     /// Everything held for an order was released (possibly nothing: the release is
     /// still recorded, so older requests for the order are recognised as stale).

@@ -22,6 +22,7 @@ pub use command::{AddProduct, ProductCommand, ProductName};
 pub use error::ProductError;
 pub use event::{ProductEvent, StockStatus};
 
+use crate::order::RejectionReason;
 use crate::{OrderId, Quantity};
 
 /// A product's stock, as the rules need it and as its events fold.
@@ -113,12 +114,11 @@ impl Product {
                 self.ensure_exists()?;
                 vec![ProductEvent::StockRestocked { quantity }]
             }
-            ProductCommand::ReserveStock { order_id, quantity, revision } => {
-                self.ensure_exists()?;
-                self.decide_reservation(order_id, quantity, revision)
-            }
+            // Reservations and releases are answered even for a product that does not
+            // exist (yet): the request is recorded in its stream, so that a redelivery
+            // after the product is added cannot reserve for an item already rejected.
+            ProductCommand::ReserveStock { order_id, quantity, revision } => self.decide_reservation(order_id, quantity, revision),
             ProductCommand::ReleaseStock { order_id, revision } => {
-                self.ensure_exists()?;
                 let held = self.reservation(&order_id);
                 if held.revision >= revision {
                     vec![]
@@ -149,6 +149,15 @@ impl Product {
                 Err(_) => vec![ProductEvent::StockReserved { order_id, quantity: 0, reserved_for_order: wanted, revision }],
             };
         }
+        if !self.exists() {
+            return vec![ProductEvent::ReservationRejected {
+                order_id,
+                requested: wanted,
+                available: 0,
+                revision,
+                reason: RejectionReason::UnknownProduct,
+            }];
+        }
         let missing = wanted_units - held.quantity;
         if u64::from(missing) <= self.available() {
             return vec![ProductEvent::StockReserved { order_id, quantity: missing, reserved_for_order: wanted, revision }];
@@ -160,6 +169,7 @@ impl Product {
             requested: wanted,
             available: self.available(),
             revision,
+            reason: RejectionReason::InsufficientStock,
         }];
         if held.quantity > 0 {
             events.push(ProductEvent::StockReleased { order_id, quantity: held.quantity, revision });
@@ -169,7 +179,7 @@ impl Product {
 
     /// Appends the alerts that `events` trigger by moving the stock status.
     fn with_alerts(&self, mut events: Vec<ProductEvent>) -> Vec<ProductEvent> {
-        if events.is_empty() {
+        if events.is_empty() || !(self.exists() || matches!(events[0], ProductEvent::ProductAdded { .. })) {
             return events;
         }
         // A new product starts from "in stock", so one added empty or low is announced.

@@ -2,6 +2,7 @@
 //! asks `decide`, and each test asserts the exact events or the exact error.
 #![expect(clippy::unwrap_used, reason = "a fixture that does not parse should fail the test loudly")]
 
+use crate::order::RejectionReason;
 use std::collections::BTreeMap;
 
 use cqrs_es::test::TestFramework;
@@ -44,7 +45,7 @@ fn reduced(order_id: OrderId, quantity: u32, for_order: u32, revision: u64) -> P
 }
 
 fn rejected(order_id: OrderId, requested: u32, available: u64, revision: u64) -> ProductEvent {
-    ProductEvent::ReservationRejected { order_id, requested: units(requested), available, revision }
+    ProductEvent::ReservationRejected { order_id, requested: units(requested), available, revision, reason: RejectionReason::InsufficientStock }
 }
 
 fn released(order_id: OrderId, quantity: u32, revision: u64) -> ProductEvent {
@@ -121,10 +122,25 @@ fn restocking_adds_units() {
 }
 
 #[test]
-fn a_product_never_added_is_not_found() {
-    for command in [restock(5), reserve(order(1), 1, 1), release(order(1), 2)] {
-        assert_eq!(given(vec![]).when(command.clone()), Err(ProductError::NotFound), "{command:?}");
-    }
+fn restocking_a_product_never_added_is_not_found() {
+    assert_eq!(given(vec![]).when(restock(5)), Err(ProductError::NotFound));
+}
+
+#[test]
+fn reserving_a_product_never_added_is_rejected_as_unknown_and_remembered() {
+    let unknown = ProductEvent::ReservationRejected {
+        order_id: order(1),
+        requested: units(2),
+        available: 0,
+        revision: 1,
+        reason: RejectionReason::UnknownProduct,
+    };
+    assert_eq!(given(vec![]).when(reserve(order(1), 2, 1)), Ok(vec![unknown.clone()]), "no alert for an unknown product");
+    // Added later, a redelivery of the same request still decides nothing: the item
+    // was already rejected and must not hold stock.
+    assert_eq!(given(vec![unknown.clone(), added(10, 0)]).when(reserve(order(1), 2, 1)), Ok(vec![]));
+    assert_eq!(given(vec![unknown]).when(release(order(1), 2)), Ok(vec![released(order(1), 0, 2)]));
+    assert!(!fold(vec![]).exists());
 }
 
 // ----- reservations ---------------------------------------------------------------
@@ -498,7 +514,7 @@ fn product_events_keep_their_wire_form() {
         ),
         (
             rejected(order(2), 9, 4, 1),
-            r#"{"ReservationRejected":{"orderId":"00000000-0000-0000-0000-000000000002","requested":9,"available":4,"revision":1}}"#,
+            r#"{"ReservationRejected":{"orderId":"00000000-0000-0000-0000-000000000002","requested":9,"available":4,"revision":1,"reason":"INSUFFICIENT_STOCK"}}"#,
         ),
         (ProductEvent::OutOfStock, r#""OutOfStock""#),
         (ProductEvent::BackInStock { available: 5 }, r#"{"BackInStock":{"available":5}}"#),

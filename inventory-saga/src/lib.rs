@@ -1,0 +1,19 @@
+//! The inventory service: products and their stock as event-sourced aggregates, the
+//! inventory HTTP API on `/inventory/products`, and (with Kafka) the saga that reserves
+//! stock for orders and the stock alerts.
+//!
+//! # Layout
+//! - [`settings`]: flags and environment, read once.
+//! - [`products`]: the application service: one command in, events committed, view out.
+//! - [`http`]: routes, request shapes, and the one mapping of errors to statuses.
+//! - [`app`]: wiring: connect, migrate, bind, serve.
+//!
+//! Must not depend on `command-api`.
+
+pub mod app;
+pub mod http;
+pub mod products;
+pub mod settings;
+
+pub use app::Application;
+pub use settings::{Cli, Command, Settings};

@@ -1,0 +1,18 @@
+//! `inventory`: the inventory service.
+
+use clap::Parser;
+use inventory_saga::{Application, Cli, Command};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve(cli.serve)) {
+        Command::Serve(settings) => {
+            http_server::init_logging(&settings.log.level, settings.log.format);
+            tracing::info!(?settings, "starting the inventory service");
+            let app = Application::build(&settings).await?;
+            app.run_until(http_server::shutdown_signal()).await?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The application service for products: turns one command into committed events and
+//! an up-to-date view, and answers queries from the view.
+
+use domain::ProductId;
+use domain::inventory::{Product, ProductCommand, ProductError};
+use eventstore::{AggregateStore, EventMetadata, ExecuteError, StoredEvent};
+use projections::{Cursor, Page, ProductView, ProductViews, ProjectionError};
+use sqlx::PgPool;
+
+/// Why a product operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProductsError {
+    /// A business rule refused the command.
+    #[error(transparent)]
+    Rejected(#[from] ProductError),
+    /// Concurrent writers kept winning; the client may retry.
+    #[error("the product kept changing concurrently")]
+    Conflict,
+    /// No such product.
+    #[error("product not found")]
+    NotFound,
+    /// The database failed.
+    #[error("storage failure: {0}")]
+    Storage(String),
+}
+
+impl From<ExecuteError<ProductError>> for ProductsError {
+    fn from(error: ExecuteError<ProductError>) -> Self {
+        match error {
+            ExecuteError::Rejected(e) => Self::Rejected(e),
+            ExecuteError::Conflict => Self::Conflict,
+            ExecuteError::Store(e) => Self::Storage(e.to_string()),
+        }
+    }
+}
+
+impl From<ProjectionError> for ProductsError {
+    fn from(error: ProjectionError) -> Self {
+        Self::Storage(error.to_string())
+    }
+}
+
+/// Products: commands through the event store, queries from the view.
+pub struct Products {
+    store: AggregateStore<Product>,
+    views: ProductViews,
+}
+
+impl Products {
+    /// Products stored through `pool` (search path: the inventory schema), snapshotted
+    /// every `snapshot_every` events.
+    pub fn new(pool: PgPool, snapshot_every: usize) -> Self {
+        Self { store: AggregateStore::snapshotted(pool.clone(), snapshot_every.max(1)), views: ProductViews::new(pool) }
+    }
+
+    /// Executes `command` on product `product_id` and returns the product as it then
+    /// is; the view is updated before this returns.
+    pub async fn execute(&self, product_id: &ProductId, command: ProductCommand, metadata: &EventMetadata) -> Result<ProductView, ProductsError> {
+        let committed = self.store.execute(product_id.as_str(), command, metadata).await?;
+        let view = self
+            .views
+            .catch_up(product_id, committed.version, &committed.events, || async {
+                self.store.load_events(product_id.as_str()).await.map_err(|e| ProjectionError::EventStore(e.to_string()))
+            })
+            .await?;
+        view.ok_or(ProductsError::NotFound)
+    }
+
+    /// The product as the view holds it.
+    pub async fn get(&self, product_id: &ProductId) -> Result<ProductView, ProductsError> {
+        self.views.get(product_id).await?.ok_or(ProductsError::NotFound)
+    }
+
+    /// A page of products, by id.
+    pub async fn list(&self, limit: u32, cursor: Option<&Cursor>) -> Result<Page<ProductView>, ProductsError> {
+        Ok(self.views.list(limit, cursor).await?)
+    }
+
+    /// Every event of the product, oldest first.
+    pub async fn history(&self, product_id: &ProductId) -> Result<Vec<StoredEvent>, ProductsError> {
+        let events = self.store.history(product_id.as_str()).await?;
+        if events.is_empty() { Err(ProductsError::NotFound) } else { Ok(events) }
+    }
+}
