@@ -2,13 +2,17 @@
 //!
 //! Orders are event-sourced in PostgreSQL (schema `oms`); every accepted command
 //! appends events, then the order view is brought up to date before the answer, so a
-//! client reads its own writes. `GET` reads the view.
+//! client reads its own writes. `GET` reads the view. Committed order events reach
+//! Kafka through the outbox relay; the inventory service's per-item outcomes come back
+//! through the outcome consumer.
 //!
 //! # Layout
 //! - [`settings`]: flags and environment, read once.
 //! - [`orders`]: the application service: one command in, events committed, view out.
 //! - [`http`]: routes, request/response shapes, and the one mapping of errors to
 //!   statuses.
+//! - [`publishing`]: the outbox relay's route: order events to `oms.order-events`.
+//! - [`outcomes`]: the consumer of `inventory.order-outcomes`.
 //! - [`app`]: wiring: connect, migrate, bind, serve.
 //!
 //! Must not depend on `inventory-saga`.
@@ -16,6 +20,8 @@
 pub mod app;
 pub mod http;
 pub mod orders;
+pub mod outcomes;
+pub mod publishing;
 pub mod settings;
 
 pub use app::Application;

@@ -7,7 +7,8 @@ use command_api::{Application, Cli, Command};
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve(cli.serve)) {
-        Command::Serve(settings) => {
+        Command::Serve(mut settings) => {
+            settings.kafka = settings.kafka.with_env_properties(std::env::vars());
             http_server::init_logging(&settings.log.level, settings.log.format);
             tracing::info!(?settings, "starting the order management service");
             let app = Application::build(&settings).await?;

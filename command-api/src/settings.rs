@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use http_server::{DatabaseSettings, HttpSettings, LogSettings};
+use messaging::KafkaSettings;
 
 /// The Order Management Service: REST commands and queries on orders, event-sourced
 /// in PostgreSQL.
@@ -40,6 +41,12 @@ pub struct Settings {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub database: DatabaseSettings,
+    /// Consumer group of the outcome consumer.
+    #[arg(long, env = "OMS_CONSUMER_GROUP", default_value = "oms-outcomes")]
+    pub consumer_group: String,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub kafka: KafkaSettings,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub http: HttpSettings,

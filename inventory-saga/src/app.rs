@@ -1,23 +1,38 @@
-//! Wiring: connect and migrate the database, build the router, bind, serve.
+//! Wiring: connect and migrate the database, build the router, bind; then serve HTTP
+//! while the outbox relay and the reservation saga run beside it.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
+use messaging::topics::ensure_topics_patiently;
+use messaging::{KafkaSettings, Relay, run_consumer};
+use rdkafka::producer::FutureProducer;
+use sqlx::PgPool;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::Settings;
 use crate::products::Products;
+use crate::saga::ReservationSaga;
+use crate::publishing::ProductEventsRoute;
+
+/// The name of the relay's checkpoint in the feed.
+pub const RELAY_NAME: &str = "kafka-relay";
 
 /// The inventory service, bound to its port and ready to serve.
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    pool: PgPool,
+    products: Arc<Products>,
+    kafka: KafkaSettings,
+    consumer_group: String,
 }
 
 impl Application {
     /// Connects to the database (applying migrations) and binds the listener, so the
-    /// port is known (and taken) before serving starts.
+    /// port is known (and taken) before serving starts. The broker need not be up.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let pool = migrations::connect_and_migrate(
             settings.database.url.expose(),
@@ -27,10 +42,10 @@ impl Application {
         )
         .await?;
         let products = Arc::new(Products::new(pool.clone(), settings.snapshot_every));
-        let router = http_server::with_common_layers(crate::http::routes(products), pool, &settings.http);
+        let router = http_server::with_common_layers(crate::http::routes(products.clone()), pool.clone(), &settings.http);
         let address = format!("{}:{}", settings.host, settings.port);
         let listener = TcpListener::bind(&address).await.with_context(|| format!("binding {address}"))?;
-        Ok(Self { listener, router })
+        Ok(Self { listener, router, pool, products, kafka: settings.kafka.clone(), consumer_group: settings.consumer_group.clone() })
     }
 
     /// The port actually bound.
@@ -38,9 +53,37 @@ impl Application {
         self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
     }
 
-    /// Serves until `shutdown` completes, then drains requests in flight.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    /// Serves until `shutdown` completes: stops accepting, finishes requests in flight,
+    /// then stops the saga (committing what it processed) and the relay (flushing).
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let background = CancellationToken::new();
+        let producer: FutureProducer = self.kafka.producer_config().create().context("creating the Kafka producer")?;
+        let topics = self.kafka.topics.clone();
+        let relay = tokio::spawn({
+            let (kafka, token, pool) = (self.kafka.clone(), background.clone(), self.pool.clone());
+            async move {
+                if ensure_topics_patiently(&kafka, &[&topics.order_outcomes, &topics.stock_alerts], &token).await {
+                    let route = ProductEventsRoute { outcomes_topic: topics.order_outcomes.clone(), alerts_topic: topics.stock_alerts.clone() };
+                    Relay::new(pool, RELAY_NAME, producer, route).run(token).await;
+                }
+            }
+        });
+        let consumer = tokio::spawn({
+            let (kafka, token, group) = (self.kafka.clone(), background.clone(), self.consumer_group.clone());
+            let handler = Arc::new(ReservationSaga::new(self.products.clone()));
+            async move {
+                let orders = kafka.topics.order_events.clone();
+                if ensure_topics_patiently(&kafka, &[&orders], &token).await {
+                    if let Err(error) = run_consumer(&kafka, &group, &[&orders], handler, token).await {
+                        tracing::error!(error = format!("{error:#}"), "reservation saga failed");
+                    }
+                }
+            }
+        });
         tracing::info!(port = self.port(), "inventory service listening");
-        http_server::serve(self.listener, self.router, shutdown).await
+        let served = http_server::serve(self.listener, self.router, shutdown).await;
+        background.cancel();
+        let _ = tokio::join!(relay, consumer);
+        served.context("serving HTTP")
     }
 }

@@ -6,6 +6,8 @@
 //! - [`settings`]: flags and environment, read once.
 //! - [`products`]: the application service: one command in, events committed, view out.
 //! - [`http`]: routes, request shapes, and the one mapping of errors to statuses.
+//! - [`saga`]: the consumer of `oms.order-events` that reserves and releases stock.
+//! - [`publishing`]: the outbox relay's route: outcomes and stock alerts.
 //! - [`app`]: wiring: connect, migrate, bind, serve.
 //!
 //! Must not depend on `command-api`.
@@ -13,6 +15,8 @@
 pub mod app;
 pub mod http;
 pub mod products;
+pub mod publishing;
+pub mod saga;
 pub mod settings;
 
 pub use app::Application;

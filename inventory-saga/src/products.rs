@@ -56,14 +56,19 @@ impl Products {
     /// Executes `command` on product `product_id` and returns the product as it then
     /// is; the view is updated before this returns.
     pub async fn execute(&self, product_id: &ProductId, command: ProductCommand, metadata: &EventMetadata) -> Result<ProductView, ProductsError> {
+        self.apply(product_id, command, metadata).await?.ok_or(ProductsError::NotFound)
+    }
+
+    /// Like [`Products::execute`], for callers that need no view: a product that does
+    /// not exist has none, yet records reservation requests (the saga's case).
+    pub async fn apply(&self, product_id: &ProductId, command: ProductCommand, metadata: &EventMetadata) -> Result<Option<ProductView>, ProductsError> {
         let committed = self.store.execute(product_id.as_str(), command, metadata).await?;
-        let view = self
+        Ok(self
             .views
             .catch_up(product_id, committed.version, &committed.events, || async {
                 self.store.load_events(product_id.as_str()).await.map_err(|e| ProjectionError::EventStore(e.to_string()))
             })
-            .await?;
-        view.ok_or(ProductsError::NotFound)
+            .await?)
     }
 
     /// The product as the view holds it.

@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use http_server::{DatabaseSettings, HttpSettings, LogSettings};
+use messaging::KafkaSettings;
 
 /// The inventory service: products and stock, event-sourced in PostgreSQL; reserves
 /// stock for orders and publishes stock alerts.
@@ -43,6 +44,12 @@ pub struct Settings {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub database: DatabaseSettings,
+    /// Consumer group of the reservation saga; instances sharing it split partitions.
+    #[arg(long, env = "INVENTORY_CONSUMER_GROUP", default_value = "inventory-saga")]
+    pub consumer_group: String,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub kafka: KafkaSettings,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub http: HttpSettings,

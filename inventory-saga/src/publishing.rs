@@ -1,0 +1,61 @@
+//! What the inventory service publishes, derived from product events:
+//! per-item outcomes (keyed by order id, so each order's outcomes stay in order) and
+//! stock alerts (keyed by product id).
+
+use domain::inventory::ProductEvent;
+use eventstore::FeedEvent;
+use messaging::{Envelope, OutgoingMessage, Route};
+use serde_json::json;
+
+/// Message type of an item whose units are reserved.
+pub const ITEM_EXECUTED: &str = "OrderItemExecuted";
+/// Message type of an item that cannot be served.
+pub const ITEM_CANCELED: &str = "OrderItemCanceled";
+
+/// Routes product events to the outcomes and alerts topics.
+pub struct ProductEventsRoute {
+    /// `inventory.order-outcomes`.
+    pub outcomes_topic: String,
+    /// `inventory.stock-alerts`.
+    pub alerts_topic: String,
+}
+
+impl Route for ProductEventsRoute {
+    fn route(&self, event: &FeedEvent) -> Vec<OutgoingMessage> {
+        if event.aggregate_type != "Product" {
+            return vec![];
+        }
+        let product_id = &event.aggregate_id;
+        let Ok(decoded) = serde_json::from_value::<ProductEvent>(event.payload.clone()) else {
+            tracing::error!(event.id = %event.event_id, event_type = %event.event_type, "stored product event does not decode; not published");
+            return vec![];
+        };
+        let outcome = |event_type: &str, order_id: String, payload| OutgoingMessage {
+            topic: self.outcomes_topic.clone(),
+            key: order_id,
+            envelope: Envelope::from_feed(event, event_type, payload),
+        };
+        let alert = |available: u64| OutgoingMessage {
+            topic: self.alerts_topic.clone(),
+            key: product_id.clone(),
+            envelope: Envelope::from_feed(event, event.event_type.clone(), json!({ "productId": product_id, "available": available })),
+        };
+        match decoded {
+            ProductEvent::StockReserved { order_id, reserved_for_order, revision, .. }
+            | ProductEvent::ReservationReduced { order_id, reserved_for_order, revision, .. } => vec![outcome(
+                ITEM_EXECUTED,
+                order_id.to_string(),
+                json!({ "orderId": order_id, "productId": product_id, "quantity": reserved_for_order, "revision": revision }),
+            )],
+            ProductEvent::ReservationRejected { order_id, requested, available, revision, reason } => vec![outcome(
+                ITEM_CANCELED,
+                order_id.to_string(),
+                json!({ "orderId": order_id, "productId": product_id, "quantity": requested, "revision": revision,
+                        "reason": reason, "available": available }),
+            )],
+            ProductEvent::LowStockReached { available } | ProductEvent::BackInStock { available } => vec![alert(available)],
+            ProductEvent::OutOfStock => vec![alert(0)],
+            ProductEvent::ProductAdded { .. } | ProductEvent::StockRestocked { .. } | ProductEvent::StockReleased { .. } => vec![],
+        }
+    }
+}

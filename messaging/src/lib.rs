@@ -1,0 +1,25 @@
+//! Kafka plumbing both services share. Code here speaks only the Kafka protocol
+//! through `rdkafka`, so it runs on Apache Kafka, Redpanda, a managed Kafka or the
+//! development broker alike.
+//!
+//! # Layout
+//! - [`settings`]: brokers, security, topic names, librdkafka pass-through properties.
+//! - [`envelope`]: the JSON message every topic carries, and its headers.
+//! - [`topics`]: creating missing topics at start-up.
+//! - [`relay`]: the outbox relay: committed events from the feed to Kafka, with a
+//!   persisted checkpoint (never a dual write after commit).
+//! - [`consumer`]: the at-least-once consumer loop: offsets are stored only after a
+//!   message's effect is durable; poison messages go to a dead-letter topic.
+//!
+//! Must not depend on `axum`.
+
+pub mod consumer;
+pub mod envelope;
+pub mod relay;
+pub mod settings;
+pub mod topics;
+
+pub use consumer::{Handled, HandlerError, IncomingMessage, MessageHandler, run_consumer};
+pub use envelope::{Envelope, OutgoingMessage};
+pub use relay::{Relay, Route};
+pub use settings::{KafkaSettings, Topics};

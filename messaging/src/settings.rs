@@ -1,0 +1,211 @@
+//! Kafka settings, read once at start-up.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use rdkafka::ClientConfig;
+
+/// Connection, security and topic settings.
+#[derive(Clone, clap::Args)]
+pub struct KafkaSettings {
+    /// Bootstrap brokers, comma-separated `host:port`.
+    #[arg(long = "kafka-brokers", env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub brokers: String,
+    /// `plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl`.
+    #[arg(long = "kafka-security-protocol", env = "KAFKA_SECURITY_PROTOCOL", default_value = "plaintext")]
+    pub security_protocol: String,
+    /// SASL mechanism, e.g. `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`.
+    #[arg(long = "kafka-sasl-mechanism", env = "KAFKA_SASL_MECHANISM")]
+    pub sasl_mechanism: Option<String>,
+    /// SASL user name.
+    #[arg(long = "kafka-sasl-username", env = "KAFKA_SASL_USERNAME")]
+    pub sasl_username: Option<String>,
+    /// SASL password (never printed).
+    #[arg(long = "kafka-sasl-password", env = "KAFKA_SASL_PASSWORD", hide_env_values = true)]
+    pub sasl_password: Option<String>,
+    /// CA certificate file for SSL.
+    #[arg(long = "kafka-ssl-ca-location", env = "KAFKA_SSL_CA_LOCATION")]
+    pub ssl_ca_location: Option<String>,
+    /// Partitions of topics this service creates.
+    #[arg(long = "kafka-partitions", env = "KAFKA_PARTITIONS", default_value_t = 6)]
+    pub partitions: i32,
+    /// Replication factor of topics this service creates.
+    #[arg(long = "kafka-replication-factor", env = "KAFKA_REPLICATION_FACTOR", default_value_t = 1)]
+    pub replication_factor: i32,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub topics: Topics,
+    /// Extra librdkafka producer properties, `key=value`, repeatable. Also read from
+    /// every `KAFKA_PRODUCER_<NAME>` variable (`KAFKA_PRODUCER_LINGER_MS=5` is `linger.ms=5`).
+    #[arg(long = "kafka-producer-property", value_parser = parse_property)]
+    pub producer_properties: Vec<(String, String)>,
+    /// Extra librdkafka consumer properties, `key=value`, repeatable. Also read from
+    /// every `KAFKA_CONSUMER_<NAME>` variable.
+    #[arg(long = "kafka-consumer-property", value_parser = parse_property)]
+    pub consumer_properties: Vec<(String, String)>,
+}
+
+/// Topic names.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Topics {
+    /// Order events published by the OMS.
+    #[arg(long = "topic-order-events", env = "KAFKA_TOPIC_ORDER_EVENTS", default_value = "oms.order-events")]
+    pub order_events: String,
+    /// Per-item outcomes published by the inventory service.
+    #[arg(long = "topic-order-outcomes", env = "KAFKA_TOPIC_ORDER_OUTCOMES", default_value = "inventory.order-outcomes")]
+    pub order_outcomes: String,
+    /// Low-stock, out-of-stock and back-in-stock alerts.
+    #[arg(long = "topic-stock-alerts", env = "KAFKA_TOPIC_STOCK_ALERTS", default_value = "inventory.stock-alerts")]
+    pub stock_alerts: String,
+}
+
+impl Topics {
+    /// The dead-letter topic of `topic`.
+    pub fn dead_letter(topic: &str) -> String {
+        format!("{topic}.dlq")
+    }
+}
+
+fn parse_property(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("expected key=value, got '{text}'"))
+}
+
+impl fmt::Debug for KafkaSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaSettings")
+            .field("brokers", &self.brokers)
+            .field("security_protocol", &self.security_protocol)
+            .field("sasl_mechanism", &self.sasl_mechanism)
+            .field("sasl_username", &self.sasl_username)
+            .field("sasl_password", &self.sasl_password.as_ref().map(|_| "***"))
+            .field("topics", &self.topics)
+            .field("partitions", &self.partitions)
+            .field("producer_properties", &self.producer_properties)
+            .field("consumer_properties", &self.consumer_properties)
+            .finish()
+    }
+}
+
+impl KafkaSettings {
+    /// Adds the `KAFKA_PRODUCER_*` and `KAFKA_CONSUMER_*` variables of `vars` (the
+    /// process environment, read once in `main`) to the pass-through properties.
+    pub fn with_env_properties(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        for (key, value) in vars {
+            let property = |prefix: &str| key.strip_prefix(prefix).map(|name| name.to_ascii_lowercase().replace('_', "."));
+            if let Some(name) = property("KAFKA_PRODUCER_") {
+                self.producer_properties.push((name, value));
+            } else if let Some(name) = property("KAFKA_CONSUMER_") {
+                self.consumer_properties.push((name, value));
+            }
+        }
+        self
+    }
+
+    fn base(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("security.protocol", &self.security_protocol)
+            .set_log_level(rdkafka::config::RDKafkaLogLevel::Warning);
+        for (key, value) in [
+            ("sasl.mechanism", &self.sasl_mechanism),
+            ("sasl.username", &self.sasl_username),
+            ("sasl.password", &self.sasl_password),
+            ("ssl.ca.location", &self.ssl_ca_location),
+        ] {
+            if let Some(value) = value {
+                config.set(key, value);
+            }
+        }
+        config
+    }
+
+    /// An admin client configuration.
+    pub fn admin_config(&self) -> ClientConfig {
+        self.base()
+    }
+
+    /// A producer configuration: idempotent, acknowledged by all in-sync replicas,
+    /// then the pass-through properties.
+    pub fn producer_config(&self) -> ClientConfig {
+        let mut config = self.base();
+        config
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "2")
+            .set("message.timeout.ms", "30000");
+        apply(&mut config, &self.producer_properties);
+        config
+    }
+
+    /// A consumer configuration for `group`: offsets are stored by the application
+    /// only after a message's effect is durable, and committed in the background.
+    pub fn consumer_config(&self, group: &str) -> ClientConfig {
+        let mut config = self.base();
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "500")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", "20")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000");
+        apply(&mut config, &self.consumer_properties);
+        config
+    }
+}
+
+fn apply(config: &mut ClientConfig, properties: &[(String, String)]) {
+    for (key, value) in properties {
+        config.set(key, value);
+    }
+}
+
+/// The configured properties, for logs and tests.
+pub fn describe(config: &ClientConfig) -> BTreeMap<String, String> {
+    config
+        .config_map()
+        .iter()
+        .map(|(k, v)| (k.to_string(), if k.contains("password") { "***".to_owned() } else { v.to_string() }))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        kafka: KafkaSettings,
+    }
+
+    #[test]
+    fn pass_through_properties_come_from_flags_and_prefixed_variables() {
+        let cli = Cli::parse_from(["x", "--kafka-producer-property", "compression.type=zstd"]);
+        let settings = cli.kafka.with_env_properties([
+            ("KAFKA_PRODUCER_BATCH_NUM_MESSAGES".to_owned(), "1".to_owned()),
+            ("KAFKA_CONSUMER_FETCH_WAIT_MAX_MS".to_owned(), "5".to_owned()),
+            ("KAFKA_BROKERS".to_owned(), "ignored:1".to_owned()),
+        ]);
+        let producer = describe(&settings.producer_config());
+        assert_eq!(producer.get("batch.num.messages").map(String::as_str), Some("1"));
+        assert_eq!(producer.get("compression.type").map(String::as_str), Some("zstd"));
+        assert_eq!(producer.get("enable.idempotence").map(String::as_str), Some("true"));
+        let consumer = describe(&settings.consumer_config("g"));
+        assert_eq!(consumer.get("fetch.wait.max.ms").map(String::as_str), Some("5"), "pass-through wins over defaults");
+        assert_eq!(consumer.get("enable.auto.offset.store").map(String::as_str), Some("false"));
+    }
+
+    #[test]
+    fn the_sasl_password_is_never_printed() {
+        let cli = Cli::parse_from(["x", "--kafka-sasl-password", "hunter2"]);
+        assert!(!format!("{:?}", cli.kafka).contains("hunter2"));
+        assert!(!format!("{:?}", describe(&cli.kafka.producer_config())).contains("hunter2"));
+    }
+}
