@@ -53,14 +53,13 @@ where
     /// Conflicts are retried this many times before giving up with `Conflict`.
     pub const MAX_RETRIES: usize = 8;
 
-    /// A store replaying full event streams: right for short-lived aggregates.
+    /// A store replaying full event streams.
+    ///
+    /// postgres-es snapshots are deliberately not offered: in 0.5 a snapshot update
+    /// that loses a race is reported as a conflict *after* the events committed, so a
+    /// retry would store the command twice.
     pub fn event_sourced(pool: PgPool) -> Self {
         Self::with(PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone())), pool)
-    }
-
-    /// A store that snapshots every `every` events: right for long-lived, busy aggregates.
-    pub fn snapshotted(pool: PgPool, every: usize) -> Self {
-        Self::with(PersistedEventStore::new_snapshot_store(PostgresEventRepository::new(pool.clone()), every), pool)
     }
 
     fn with(store: PersistedEventStore<PostgresEventRepository, A>, pool: PgPool) -> Self {

@@ -21,18 +21,20 @@ pub struct RequestContext {
     pub correlation_id: String,
 }
 
+/// An id header we record: 1 to 128 visible ASCII characters.
+pub fn usable_id(value: &axum::http::HeaderValue) -> Option<String> {
+    value
+        .to_str()
+        .ok()
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
+        .map(str::to_owned)
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let header = |name: &HeaderName| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
-                .map(str::to_owned)
-        };
+        let header = |name: &HeaderName| parts.headers.get(name).and_then(usable_id);
         let request_id = header(&REQUEST_ID).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let correlation_id = header(&CORRELATION_ID).unwrap_or_else(|| request_id.clone());
         Ok(Self { request_id, correlation_id })

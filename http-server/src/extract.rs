@@ -48,19 +48,42 @@ fn bytes_rejection(rejection: BytesRejection) -> ErrorResponse {
 }
 
 /// Parses a JSON document into `T`, with the error split and worded as [`ApiJson`] does.
+///
+/// The document must be one JSON object with nothing after it, and no array may hold
+/// arrays: serde would otherwise accept a struct written as a positional array
+/// (`["alice", [["mug", 2]]]`), which no client means and no contract documents.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ErrorResponse> {
+    let document: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ErrorResponse::new(StatusCode::BAD_REQUEST, format!("malformed JSON body: {e}")))?;
+    if !document.is_object() {
+        return Err(ErrorResponse::new(StatusCode::UNPROCESSABLE_ENTITY, "body: expected a JSON object"));
+    }
+    if let Some(path) = positional_array(&document, String::new()) {
+        return Err(ErrorResponse::new(StatusCode::UNPROCESSABLE_ENTITY, format!("{path}: expected an object, found an array")));
+    }
+    // Typed from the bytes, not from `document`: the streaming parser also refuses a
+    // field given twice, which a parsed `Value` silently collapses.
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();
-        let inner = error.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                let at = if path == "." { "body".to_owned() } else { path };
-                ErrorResponse::new(StatusCode::UNPROCESSABLE_ENTITY, format!("{at}: {}", strip_position(&inner)))
-            }
-            _ => ErrorResponse::new(StatusCode::BAD_REQUEST, format!("malformed JSON body: {inner}")),
-        }
+        let at = if path == "." { "body".to_owned() } else { path };
+        ErrorResponse::new(StatusCode::UNPROCESSABLE_ENTITY, format!("{at}: {}", strip_position(error.inner())))
     })
+}
+
+/// The path of the first array nested directly in an array, if any.
+fn positional_array(value: &serde_json::Value, path: String) -> Option<String> {
+    match value {
+        serde_json::Value::Object(fields) => fields.iter().find_map(|(key, v)| {
+            let path = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+            positional_array(v, path)
+        }),
+        serde_json::Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| {
+            let path = format!("{path}[{i}]");
+            if v.is_array() { Some(path) } else { positional_array(v, path) }
+        }),
+        _ => None,
+    }
 }
 
 /// serde_json appends "at line 1 column 42" to data errors; the field path says more.
@@ -132,7 +155,10 @@ mod tests {
         let cases: &[(&str, StatusCode, &str)] = &[
             ("{", StatusCode::BAD_REQUEST, "malformed JSON"),
             ("", StatusCode::BAD_REQUEST, "malformed JSON"),
-            ("[]", StatusCode::UNPROCESSABLE_ENTITY, "body: invalid type"),
+            ("[]", StatusCode::UNPROCESSABLE_ENTITY, "body: expected a JSON object"),
+            (r#"{"orderItems":[]} x"#, StatusCode::BAD_REQUEST, "trailing characters"),
+            (r#"{"orderItems":[]}{"orderItems":[]}"#, StatusCode::BAD_REQUEST, "trailing characters"),
+            (r#"{"orderItems":[["p",1]]}"#, StatusCode::UNPROCESSABLE_ENTITY, "orderItems[0]: expected an object"),
             (r#"{"orderItems":[{"productId":"p","quantity":"x"}]}"#, StatusCode::UNPROCESSABLE_ENTITY, "orderItems[0].quantity"),
             (r#"{"orderItems":[{"productId":"p"}]}"#, StatusCode::UNPROCESSABLE_ENTITY, "missing field `quantity`"),
             (r#"{"orderItems":[{"productId":"p","quantity":1,"x":1}]}"#, StatusCode::UNPROCESSABLE_ENTITY, "unknown field `x`"),
@@ -141,7 +167,10 @@ mod tests {
             let error = parse_json::<Body>(input.as_bytes()).unwrap_err();
             assert_eq!(error.status, *status, "input {input}");
             assert!(error.message.contains(fragment), "input {input}: message {:?} lacks {fragment:?}", error.message);
-            assert!(!error.message.contains(" at line "), "input {input}: {}", error.message);
+            // Positions help find a syntax error; for a shape error the field path says more.
+            if *status == StatusCode::UNPROCESSABLE_ENTITY {
+                assert!(!error.message.contains(" at line "), "input {input}: {}", error.message);
+            }
         }
     }
 

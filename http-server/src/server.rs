@@ -69,6 +69,18 @@ pub fn with_common_layers(routes: Router, pool: PgPool, settings: &HttpSettings)
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .layer(axum::middleware::from_fn(drop_unusable_request_id))
+}
+
+/// Removes a client's `x-request-id` that we would not record (see
+/// [`crate::context::usable_id`]), so a fresh one is generated: the id echoed, logged
+/// and stored with the events is then always the same.
+async fn drop_unusable_request_id(mut request: Request<axum::body::Body>, next: axum::middleware::Next) -> axum::response::Response {
+    let usable = request.headers().get(&REQUEST_ID).map(|v| crate::context::usable_id(v).is_some());
+    if usable == Some(false) {
+        request.headers_mut().remove(&REQUEST_ID);
+    }
+    next.run(request).await
 }
 
 #[derive(serde::Serialize)]

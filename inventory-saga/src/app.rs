@@ -41,7 +41,7 @@ impl Application {
             &migrations::INVENTORY,
         )
         .await?;
-        let products = Arc::new(Products::new(pool.clone(), settings.snapshot_every));
+        let products = Arc::new(Products::new(pool.clone()));
         let router = http_server::with_common_layers(crate::http::routes(products.clone()), pool.clone(), &settings.http);
         let address = format!("{}:{}", settings.host, settings.port);
         let listener = TcpListener::bind(&address).await.with_context(|| format!("binding {address}"))?;

@@ -47,10 +47,9 @@ pub struct Products {
 }
 
 impl Products {
-    /// Products stored through `pool` (search path: the inventory schema), snapshotted
-    /// every `snapshot_every` events.
-    pub fn new(pool: PgPool, snapshot_every: usize) -> Self {
-        Self { store: AggregateStore::snapshotted(pool.clone(), snapshot_every.max(1)), views: ProductViews::new(pool) }
+    /// Products stored through `pool` (search path: the inventory schema).
+    pub fn new(pool: PgPool) -> Self {
+        Self { store: AggregateStore::event_sourced(pool.clone()), views: ProductViews::new(pool) }
     }
 
     /// Executes `command` on product `product_id` and returns the product as it then

@@ -38,9 +38,6 @@ pub struct Settings {
     /// PostgreSQL schema holding the inventory event store and views (created if missing).
     #[arg(long, env = "INVENTORY_DATABASE_SCHEMA", default_value = "inventory")]
     pub database_schema: String,
-    /// Snapshot a product's state every this many events, so busy products load fast.
-    #[arg(long, env = "INVENTORY_SNAPSHOT_EVERY", default_value_t = 50)]
-    pub snapshot_every: usize,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub database: DatabaseSettings,

@@ -7,10 +7,12 @@
 //! origin, and the partition moves on.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use futures::FutureExt;
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -153,7 +155,13 @@ impl<H: MessageHandler> PartitionWorker<H> {
     async fn process(&self, message: &IncomingMessage) -> bool {
         let mut failures = 0u32;
         loop {
-            match self.handler.handle(message).await {
+            // A panicking handler would take its partition (and the consumer) down
+            // silently; a message that makes us panic is treated as unprocessable.
+            let outcome = AssertUnwindSafe(self.handler.handle(message)).catch_unwind().await.unwrap_or_else(|panic| {
+                let reason = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()));
+                Err(HandlerError::Poison(format!("handler panicked: {}", reason.unwrap_or_default())))
+            });
+            match outcome {
                 Ok(_) => return true,
                 Err(HandlerError::Poison(reason)) => {
                     tracing::error!(topic = %message.topic, partition = message.partition, offset = message.offset, %reason, "dead-lettering a message");

@@ -265,7 +265,14 @@ impl OrderViews {
 
 fn decode_position(cursor: &Cursor) -> Result<(DateTime<Utc>, Uuid), InvalidCursor> {
     let (micros, id) = cursor.position().split_once('|').ok_or(InvalidCursor)?;
-    let at = micros.parse().ok().and_then(DateTime::from_timestamp_micros).ok_or(InvalidCursor)?;
+    // Only times PostgreSQL can hold and we could have written: a forged far-off
+    // time would otherwise fail in the database, as if it were our fault.
+    let at = micros
+        .parse::<i64>()
+        .ok()
+        .filter(|m| (0..=253_402_300_799_000_000).contains(m))
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or(InvalidCursor)?;
     let id = Uuid::parse_str(id).map_err(|_| InvalidCursor)?;
     Ok((at, id))
 }

@@ -81,9 +81,10 @@ impl Product {
         self.reserved
     }
 
-    /// Units that can still be reserved. Never negative: `reserved <= received` always.
+    /// Units that can still be reserved. `decide` keeps `reserved <= received`; the
+    /// saturation only keeps a corrupted history from crashing whoever folds it.
     pub fn available(&self) -> u64 {
-        self.received - self.reserved
+        self.received.saturating_sub(self.reserved)
     }
 
     /// What one order holds of this product.

@@ -1,0 +1,19 @@
+//! Integration tests of the Order Management Service: real HTTP on port 0, one fresh
+//! database per test, the contract of `DESIGN.md` checked value by value.
+//!
+//! # Layout
+//! - `helpers`: `spawn_app()`, requests, envelope checks, the history fold.
+//! - `place`, `update`, `queries`: the contract, route by route.
+//! - `transitions`: every status move reachable without the inventory saga.
+//! - `bad_input`: tables of refused requests; none leaves an event behind.
+//! - `idempotency`: the `Idempotency-Key` of `POST`.
+//! - `concurrency`: many writers on one order; no lost update, no 5xx.
+
+mod bad_input;
+mod concurrency;
+mod helpers;
+mod idempotency;
+mod place;
+mod queries;
+mod transitions;
+mod update;

@@ -1,0 +1,17 @@
+//! Integration tests of the inventory service: real HTTP on port 0, one fresh database
+//! per test, the contract of `DESIGN.md` checked value by value.
+//!
+//! # Layout
+//! - `helpers`: `spawn_app()`, requests, envelope checks, the history fold.
+//! - `products`: add, get, restock, stock status, health probes.
+//! - `listing`: keyset pages of products.
+//! - `history`: `/events`, its metadata and alerts; the read model is its fold.
+//! - `bad_input`: a table of refused requests; none leaves an event behind.
+//! - `concurrency`: many writers on one product.
+
+mod bad_input;
+mod concurrency;
+mod helpers;
+mod history;
+mod listing;
+mod products;
