@@ -88,8 +88,8 @@ fn cases() -> Vec<Case> {
         post("no content type", PRODUCTS, text(&valid_add().to_string()), S::UNSUPPORTED_MEDIA_TYPE, "Content-Type: application/json"),
         post("no body at all", PRODUCTS, Body::None, S::UNSUPPORTED_MEDIA_TYPE, "Content-Type: application/json"),
         post("body over the limit", PRODUCTS, raw(&too_large), S::PAYLOAD_TOO_LARGE, "too large"),
-        add("a number instead of an object", json!(42), S::UNPROCESSABLE_ENTITY, "body: invalid type: integer `42`"),
-        add("null instead of an object", Value::Null, S::UNPROCESSABLE_ENTITY, "body: invalid type: null"),
+        add("a number instead of an object", json!(42), S::UNPROCESSABLE_ENTITY, "body: expected a JSON object"),
+        add("null instead of an object", Value::Null, S::UNPROCESSABLE_ENTITY, "body: expected a JSON object"),
         add("unknown field", add_with("color", json!("blue")), S::UNPROCESSABLE_ENTITY, "unknown field `color`"),
         post("duplicate field", PRODUCTS, raw(r#"{"productId": "p-2", "name": "Cup", "quantity": 1, "quantity": 2}"#), S::UNPROCESSABLE_ENTITY, "duplicate field `quantity`"),
         // Adding a product: productId.
@@ -184,8 +184,6 @@ async fn a_body_at_the_limit_is_read_and_judged_on_its_content() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: http_server::parse_json never checks that the input ends after the JSON value, \
-            so `{...} x` or two documents in one body are accepted and stored"]
 async fn a_body_with_text_after_the_json_document_is_malformed_and_stores_nothing() {
     let app = spawn_app().await;
     app.given_product("p-1", 10, 2).await;
@@ -204,8 +202,6 @@ async fn a_body_with_text_after_the_json_document_is_malformed_and_stores_nothin
 }
 
 #[tokio::test]
-#[ignore = "BUG: serde's derived Deserialize also reads a struct from a positional array, so \
-            [\"p-2\", \"Cup\", 5, 1] adds a product and [5] restocks one"]
 async fn a_positional_array_instead_of_an_object_is_refused_and_stores_nothing() {
     let app = spawn_app().await;
     app.given_product("p-1", 10, 2).await;
