@@ -79,10 +79,14 @@ impl Application {
                 }
             }
         });
+        let views = tokio::spawn({
+            let (token, pool, orders) = (background.clone(), self.pool.clone(), self.orders.clone());
+            async move { orders.follow_feed(pool, token).await }
+        });
         tracing::info!(port = self.port(), "order management service listening");
         let served = http_server::serve(self.listener, self.router, shutdown).await;
         background.cancel();
-        let _ = tokio::join!(relay, consumer);
+        let _ = tokio::join!(relay, consumer, views);
         served.context("serving HTTP")
     }
 }

@@ -5,7 +5,13 @@ use domain::OrderId;
 use domain::order::{Order, OrderCommand, OrderError};
 use eventstore::{AggregateStore, EventMetadata, ExecuteError, StoredEvent};
 use projections::{Cursor, OrderFilter, OrderView, OrderViews, Page, ProjectionError};
+use eventstore::{Aggregate, Feed};
+use projections::latest_versions;
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+/// The view follower's position in the event feed.
+pub const VIEW_FEED: &str = "view-catch-up";
 
 /// Why an order operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +69,25 @@ impl Orders {
             })
             .await?;
         view.ok_or(OrdersError::NotFound)
+    }
+
+    /// Keeps the order view up to date from the commit-ordered event feed until
+    /// `shutdown`: what a crash between a commit and its inline view update left behind
+    /// is caught up here, by itself. Idempotent: a view only moves forward.
+    pub async fn follow_feed(&self, pool: PgPool, shutdown: CancellationToken) {
+        let feed = Feed::new(pool, VIEW_FEED);
+        feed.follow(1000, &shutdown, |events| async move {
+            for (order_id, version) in latest_versions(&events, Order::TYPE) {
+                let Ok(order_id) = order_id.parse::<OrderId>() else { continue };
+                self.views
+                    .catch_up(order_id, version, &[], || async {
+                        self.store.load_events(&order_id.to_string()).await.map_err(|e| ProjectionError::EventStore(e.to_string()))
+                    })
+                    .await?;
+            }
+            Ok(())
+        })
+        .await;
     }
 
     /// The order as the view holds it.

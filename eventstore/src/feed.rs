@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// A place in the feed; readers resume after it.
@@ -169,6 +170,108 @@ impl Feed {
             }
         };
         FeedWaiter { listener, poll }
+    }
+}
+
+impl Feed {
+    /// Hands every committed event, batch by batch in feed order, to `handle`, and
+    /// saves the position after each batch `handle` finished; runs until `shutdown`.
+    ///
+    /// A failed batch is retried from the saved position (with backoff), so `handle`
+    /// sees every event at least once and must be idempotent. Only one follower per
+    /// feed name and schema runs at a time (a PostgreSQL advisory lock); others wait
+    /// and take over when it stops.
+    pub async fn follow<F, Fut>(&self, batch_size: i64, shutdown: &CancellationToken, mut handle: F)
+    where
+        F: FnMut(Vec<FeedEvent>) -> Fut,
+        Fut: Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>>,
+    {
+        let Some(_leadership) = self.lead(shutdown).await else { return };
+        tracing::info!(feed = %self.name, "following the event feed");
+        let mut position = loop {
+            match self.checkpoint().await {
+                Ok(position) => break position,
+                Err(error) => {
+                    tracing::warn!(%error, feed = %self.name, "cannot read the feed position; retrying");
+                    if sleep_or_cancel(Duration::from_secs(1), shutdown).await {
+                        return;
+                    }
+                }
+            }
+        };
+        let mut waiter = self.waiter(Duration::from_millis(100)).await;
+        let mut failures = 0u32;
+        while !shutdown.is_cancelled() {
+            let step = async {
+                let events = self.read_after(position, batch_size).await?;
+                let Some(last) = events.last().map(|e| e.position) else { return Ok(None) };
+                let full = events.len() as i64 == batch_size;
+                handle(events).await?;
+                self.save_checkpoint(last).await?;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Some((last, full)))
+            };
+            match step.await {
+                Ok(Some((last, full))) => {
+                    position = last;
+                    failures = 0;
+                    if full {
+                        continue;
+                    }
+                }
+                Ok(None) => failures = 0,
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(%error, failures, feed = %self.name, "a feed batch failed; retrying from the saved position");
+                    if sleep_or_cancel(Duration::from_millis(100 * 2u64.pow(failures.min(6))), shutdown).await {
+                        break;
+                    }
+                    continue;
+                }
+            }
+            tokio::select! {
+                () = waiter.wait() => {}
+                () = shutdown.cancelled() => {}
+            }
+        }
+        tracing::info!(feed = %self.name, "stopped following the event feed");
+    }
+
+    /// Waits until this process holds the feed's advisory lock (held by the returned
+    /// connection for as long as it lives), or shutdown.
+    async fn lead(&self, shutdown: &CancellationToken) -> Option<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+        let mut waiting_logged = false;
+        loop {
+            let attempt = async {
+                let mut connection = self.pool.acquire().await?;
+                // Advisory locks are database-wide: the schema is part of the key, so
+                // the followers of services sharing a database do not exclude each other.
+                let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext(current_schema() || ':feed:' || $1))")
+                    .bind(&self.name)
+                    .fetch_one(&mut *connection)
+                    .await?;
+                Ok::<_, sqlx::Error>(locked.then_some(connection))
+            };
+            match attempt.await {
+                Ok(Some(connection)) => return Some(connection),
+                Ok(None) if !waiting_logged => {
+                    tracing::info!(feed = %self.name, "another instance follows this feed; standing by");
+                    waiting_logged = true;
+                }
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, feed = %self.name, "cannot take the feed lock; retrying"),
+            }
+            if sleep_or_cancel(Duration::from_secs(1), shutdown).await {
+                return None;
+            }
+        }
+    }
+}
+
+/// Sleeps for `duration`; true when shutdown came first.
+pub async fn sleep_or_cancel(duration: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(duration) => false,
+        () = shutdown.cancelled() => true,
     }
 }
 

@@ -14,7 +14,7 @@ mod history;
 mod metadata;
 mod store;
 
-pub use feed::{Feed, FeedEvent, FeedPosition, FeedWaiter};
+pub use feed::{Feed, FeedEvent, FeedPosition, FeedWaiter, sleep_or_cancel};
 pub use history::{StoredEvent, load_history};
 pub use metadata::{EventMetadata, MetadataError};
 pub use store::{AggregateStore, Committed, ExecuteError};

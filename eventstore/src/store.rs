@@ -1,12 +1,15 @@
 //! Executing a command against one aggregate: load, handle, commit, with a bounded
 //! number of retries when another writer committed first.
 
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventRepository, PersistedEventStore, PersistenceError};
 use cqrs_es::{Aggregate, AggregateError, EventEnvelope, EventStore};
+use lru::LruCache;
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 
@@ -39,10 +42,18 @@ pub struct Committed<A: Aggregate> {
 }
 
 /// Loads and commits one aggregate type in the event store.
+///
+/// Keeps the latest folded state of recently used aggregates in memory: loading one
+/// then reads only the events committed after the cached version (usually none), so
+/// a busy aggregate with a long history costs the same as a new one. The event store
+/// stays the only source of truth: the cache is a prefix of it, brought up to date
+/// before every decision, and a conflict only means the next read finds more events.
 pub struct AggregateStore<A: Aggregate> {
     store: PersistedEventStore<PostgresEventRepository, A>,
+    events: PostgresEventRepository,
     pool: PgPool,
     retry: ExponentialBuilder,
+    cache: Mutex<LruCache<String, (A, u64)>>,
 }
 
 impl<A> AggregateStore<A>
@@ -62,7 +73,11 @@ where
         Self::with(PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone())), pool)
     }
 
+    /// Aggregates whose state is kept in memory.
+    pub const CACHED_AGGREGATES: usize = 10_000;
+
     fn with(store: PersistedEventStore<PostgresEventRepository, A>, pool: PgPool) -> Self {
+        let capacity = NonZeroUsize::new(Self::CACHED_AGGREGATES).unwrap_or(NonZeroUsize::MIN);
         // Short, jittered waits: a conflict means another writer just finished, so the
         // retry usually wins at once; jitter spreads a herd of writers on a hot aggregate.
         let retry = ExponentialBuilder::default()
@@ -70,13 +85,33 @@ where
             .with_max_delay(Duration::from_millis(100))
             .with_max_times(Self::MAX_RETRIES)
             .with_jitter();
-        Self { store, pool, retry }
+        Self { store, events: PostgresEventRepository::new(pool.clone()), pool, retry, cache: Mutex::new(LruCache::new(capacity)) }
     }
 
     /// The aggregate as its events fold now (a default aggregate if it has none).
     pub async fn load(&self, aggregate_id: &str) -> Result<(A, u64), ExecuteError<A::Error>> {
-        let context = self.store.load_aggregate(aggregate_id).await.map_err(into_execute_error)?;
-        Ok((context.aggregate, context.current_sequence as u64))
+        let cached = self.cache.lock().ok().and_then(|mut cache| cache.get(aggregate_id).cloned());
+        let (mut aggregate, mut version) = cached.unwrap_or_default();
+        let newer = self
+            .events
+            .get_last_events::<A>(aggregate_id, version as usize)
+            .await
+            .map_err(|e| into_execute_error(e.into()))?;
+        for event in newer {
+            let envelope = EventEnvelope::<A>::try_from(event).map_err(|e: PersistenceError| into_execute_error(e.into()))?;
+            version = envelope.sequence as u64;
+            aggregate.apply(envelope.payload);
+        }
+        self.remember(aggregate_id, &aggregate, version);
+        Ok((aggregate, version))
+    }
+
+    fn remember(&self, aggregate_id: &str, aggregate: &A, version: u64) {
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.peek(aggregate_id).is_none_or(|(_, cached)| *cached < version) {
+                cache.put(aggregate_id.to_owned(), (aggregate.clone(), version));
+            }
+        }
     }
 
     /// Every event of one aggregate, oldest first, upcast to the current versions.
@@ -112,8 +147,13 @@ where
         command: A::Command,
         metadata: &EventMetadata,
     ) -> Result<Committed<A>, ExecuteError<A::Error>> {
-        let mut context = self.store.load_aggregate(aggregate_id).await.map_err(into_execute_error)?;
-        let before = context.current_sequence as u64;
+        let (current, before) = self.load(aggregate_id).await?;
+        let mut context = EventStoreAggregateContext {
+            aggregate_id: aggregate_id.to_owned(),
+            aggregate: current,
+            current_sequence: before as usize,
+            current_snapshot: None,
+        };
         let sink = EventSink::default();
         context
             .aggregate
@@ -131,6 +171,7 @@ where
             .commit(events, context, metadata.to_map())
             .await
             .map_err(into_execute_error)?;
+        self.remember(aggregate_id, &aggregate, version);
         Ok(Committed { aggregate, events, version })
     }
 }

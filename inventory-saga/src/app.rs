@@ -80,10 +80,14 @@ impl Application {
                 }
             }
         });
+        let views = tokio::spawn({
+            let (token, pool, products) = (background.clone(), self.pool.clone(), self.products.clone());
+            async move { products.follow_feed(pool, token).await }
+        });
         tracing::info!(port = self.port(), "inventory service listening");
         let served = http_server::serve(self.listener, self.router, shutdown).await;
         background.cancel();
-        let _ = tokio::join!(relay, consumer);
+        let _ = tokio::join!(relay, consumer, views);
         served.context("serving HTTP")
     }
 }

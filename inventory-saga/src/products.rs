@@ -5,7 +5,13 @@ use domain::ProductId;
 use domain::inventory::{Product, ProductCommand, ProductError};
 use eventstore::{AggregateStore, EventMetadata, ExecuteError, StoredEvent};
 use projections::{Cursor, Page, ProductView, ProductViews, ProjectionError};
+use eventstore::{Aggregate, Feed};
+use projections::latest_versions;
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+/// The view follower's position in the event feed.
+pub const VIEW_FEED: &str = "view-catch-up";
 
 /// Why a product operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +74,24 @@ impl Products {
                 self.store.load_events(product_id.as_str()).await.map_err(|e| ProjectionError::EventStore(e.to_string()))
             })
             .await?)
+    }
+
+    /// Keeps the product view up to date from the commit-ordered event feed until
+    /// `shutdown`; see `Orders::follow_feed` in the OMS.
+    pub async fn follow_feed(&self, pool: PgPool, shutdown: CancellationToken) {
+        let feed = Feed::new(pool, VIEW_FEED);
+        feed.follow(1000, &shutdown, |events| async move {
+            for (product_id, version) in latest_versions(&events, Product::TYPE) {
+                let Ok(product_id) = ProductId::parse(product_id) else { continue };
+                self.views
+                    .catch_up(&product_id, version, &[], || async {
+                        self.store.load_events(product_id.as_str()).await.map_err(|e| ProjectionError::EventStore(e.to_string()))
+                    })
+                    .await?;
+            }
+            Ok(())
+        })
+        .await;
     }
 
     /// The product as the view holds it.

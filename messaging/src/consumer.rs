@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::relay::sleep_or_cancel;
+use eventstore::sleep_or_cancel;
 use crate::{KafkaSettings, Topics};
 
 /// A received message, detached from the consumer.

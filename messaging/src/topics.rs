@@ -42,7 +42,7 @@ pub async fn ensure_topics_patiently(settings: &KafkaSettings, topics: &[&str], 
                     tracing::warn!(error = format!("{error:#}"), failures, "cannot create topics yet; retrying");
                 }
                 let wait = Duration::from_millis(500 * u64::from(failures.min(10)));
-                if crate::relay::sleep_or_cancel(wait, shutdown).await {
+                if eventstore::sleep_or_cancel(wait, shutdown).await {
                     return false;
                 }
             }

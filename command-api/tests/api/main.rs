@@ -11,6 +11,7 @@
 
 mod bad_input;
 mod concurrency;
+mod healing;
 mod helpers;
 mod idempotency;
 mod place;
