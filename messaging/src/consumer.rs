@@ -77,6 +77,13 @@ pub async fn run_consumer<H: MessageHandler>(
     handler: Arc<H>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    // The dead-letter topics must exist before a poison message needs one: brokers
+    // without topic auto-creation would otherwise stall the partition for good.
+    let dead_letter_topics: Vec<String> = topics.iter().map(|t| Topics::dead_letter(t)).collect();
+    let dead_letter_names: Vec<&str> = dead_letter_topics.iter().map(String::as_str).collect();
+    if !crate::topics::ensure_topics_patiently(settings, &dead_letter_names, &shutdown).await {
+        return Ok(());
+    }
     let consumer: Arc<StreamConsumer> = Arc::new(settings.consumer_config(group).create().context("creating the Kafka consumer")?);
     consumer.subscribe(topics).context("subscribing")?;
     let dead_letters: FutureProducer = settings.producer_config().create().context("creating the dead-letter producer")?;

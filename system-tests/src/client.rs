@@ -63,6 +63,33 @@ impl Api {
         self.expect(self.http.post(format!("{}/oms/orders", self.oms)).json(&body), StatusCode::CREATED).await
     }
 
+    /// `POST /oms/orders` with an `Idempotency-Key`; returns the status and the envelope
+    /// whatever they are (an error only when no answer came).
+    pub async fn post_order_with_key(&self, user_id: &str, lines: &[(&str, u32)], idempotency_key: &str) -> anyhow::Result<(StatusCode, Value)> {
+        let items: Vec<Value> = lines.iter().map(|(p, q)| json!({"productId": p, "quantity": q})).collect();
+        let body = json!({"userId": user_id, "orderItems": items});
+        self.call(self.http.post(format!("{}/oms/orders", self.oms)).header("Idempotency-Key", idempotency_key).json(&body)).await
+    }
+
+    /// Every product, following the pages.
+    pub async fn all_products(&self) -> anyhow::Result<Vec<Value>> {
+        let mut products = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..10_000 {
+            let mut request = self.http.get(format!("{}/inventory/products", self.inventory)).query(&[("limit", "100")]);
+            if let Some(cursor) = &cursor {
+                request = request.query(&[("cursor", cursor)]);
+            }
+            let page = self.expect(request, StatusCode::OK).await?;
+            products.extend(page["items"].as_array().cloned().unwrap_or_default());
+            match page["nextCursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return Ok(products),
+            }
+        }
+        bail!("the product pages never ended")
+    }
+
     /// An order.
     pub async fn order(&self, order_id: &str) -> anyhow::Result<Value> {
         self.expect(self.http.get(format!("{}/oms/orders/{order_id}", self.oms)), StatusCode::OK).await

@@ -1,11 +1,17 @@
 //! Test support for end-to-end runs: both services started against one fresh
-//! database and the real broker, with topics and consumer groups of their own, plus
-//! a small HTTP client for the APIs. Also hosts the `loadgen` benchmark binary.
+//! database and the real broker, with topics and consumer groups of their own, in
+//! this process ([`system`]) or as child processes a test can kill and restart
+//! ([`processes`]); a small HTTP client for the APIs ([`client`]); direct access to
+//! the broker: offsets, reading topics ([`broker`]). Also hosts the `loadgen`
+//! benchmark binary.
 //!
 //! Depends on both service crates; nothing depends on it.
 
+pub mod broker;
 pub mod client;
+pub mod processes;
 pub mod system;
 
 pub use client::Api;
-pub use system::{System, SystemOptions};
+pub use processes::{ProcessSystem, ServiceProcess};
+pub use system::{Deployment, Service, System, SystemOptions};

@@ -10,6 +10,26 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Api;
 
+/// A running pair of services, whichever way it was started: what the invariant
+/// checks need.
+pub trait Deployment {
+    /// Clients of both APIs.
+    fn api(&self) -> &Api;
+    /// The OMS schema.
+    fn oms_pool(&self) -> &PgPool;
+    /// The inventory schema.
+    fn inventory_pool(&self) -> &PgPool;
+}
+
+/// One of the two services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// The order management service (`oms`).
+    Oms,
+    /// The inventory service (`inventory`).
+    Inventory,
+}
+
 /// How to start a system.
 #[derive(Debug, Clone)]
 pub struct SystemOptions {
@@ -35,6 +55,14 @@ pub struct System {
     pub oms_pool: PgPool,
     /// The inventory schema.
     pub inventory_pool: PgPool,
+    /// The run id in this system's topic and group names.
+    pub run: String,
+    /// The services' Kafka settings (topic names included, `KAFKA_PRODUCER_*` applied).
+    pub kafka: messaging::KafkaSettings,
+    /// Consumer group of the first OMS instance.
+    pub oms_group: String,
+    /// Consumer group of the first inventory instance.
+    pub inventory_group: String,
     stop: CancellationToken,
     services: Vec<JoinHandle<()>>,
 }
@@ -63,44 +91,73 @@ impl System {
             "--port=0".to_owned(),
         ];
         let stop = CancellationToken::new();
-
-        let oms_cli = command_api::Cli::try_parse_from(std::iter::once("oms".to_owned()).chain(shared_flags.iter().cloned()))?;
-        let mut oms_settings = oms_cli.serve;
-        oms_settings.consumer_group = format!("oms-g{run}");
-        oms_settings.kafka = oms_settings.kafka.with_env_properties(std::env::vars());
-        let oms = command_api::Application::build(&oms_settings).await.context("starting the OMS")?;
-
-        let inventory_cli = inventory_saga::Cli::try_parse_from(std::iter::once("inventory".to_owned()).chain(shared_flags.iter().cloned()))?;
-        let mut inventory_settings = inventory_cli.serve;
-        inventory_settings.consumer_group = format!("inventory-g{run}");
-        inventory_settings.kafka = inventory_settings.kafka.with_env_properties(std::env::vars());
-        let inventory = inventory_saga::Application::build(&inventory_settings).await.context("starting the inventory service")?;
-
-        let api = Api::new(format!("http://127.0.0.1:{}", oms.port()), format!("http://127.0.0.1:{}", inventory.port()));
-        let services = vec![
-            tokio::spawn({
-                let stop = stop.clone();
-                async move {
-                    let _ = oms.run_until(async move { stop.cancelled().await }).await;
-                }
-            }),
-            tokio::spawn({
-                let stop = stop.clone();
-                async move {
-                    let _ = inventory.run_until(async move { stop.cancelled().await }).await;
-                }
-            }),
-        ];
+        let oms_group = format!("oms-g{run}");
+        let inventory_group = format!("inventory-g{run}");
+        let (oms_port, oms) = spawn_service(Service::Oms, &shared_flags, &oms_group, stop.clone()).await?;
+        let (inventory_port, inventory) = spawn_service(Service::Inventory, &shared_flags, &inventory_group, stop.clone()).await?;
+        let api = Api::new(format!("http://127.0.0.1:{oms_port}"), format!("http://127.0.0.1:{inventory_port}"));
+        let services = vec![oms, inventory];
+        let kafka = crate::broker::kafka_settings(&shared_flags)?;
         let oms_pool = migrations::connect_and_migrate(&database_url, "oms", 4, &migrations::OMS).await?;
         let inventory_pool = migrations::connect_and_migrate(&database_url, "inventory", 4, &migrations::INVENTORY).await?;
-        Ok(Self { api, database_url, shared_flags, oms_pool, inventory_pool, stop, services })
+        Ok(Self { api, database_url, shared_flags, oms_pool, inventory_pool, run, kafka, oms_group, inventory_group, stop, services })
     }
 
-    /// Stops both services gracefully.
+    /// Starts one more instance of `service` in this process, on the same database and
+    /// topics, consuming as consumer group `group`; returns its base URL. A new group
+    /// reads its topic from the beginning. Stopped with the system.
+    pub async fn start_instance(&mut self, service: Service, group: &str) -> anyhow::Result<String> {
+        let (port, handle) = spawn_service(service, &self.shared_flags, group, self.stop.clone()).await?;
+        self.services.push(handle);
+        Ok(format!("http://127.0.0.1:{port}"))
+    }
+
+    /// Stops every service instance gracefully.
     pub async fn stop(self) {
         self.stop.cancel();
         for service in self.services {
             let _ = tokio::time::timeout(Duration::from_secs(20), service).await;
+        }
+    }
+}
+
+impl Deployment for System {
+    fn api(&self) -> &Api {
+        &self.api
+    }
+    fn oms_pool(&self) -> &PgPool {
+        &self.oms_pool
+    }
+    fn inventory_pool(&self) -> &PgPool {
+        &self.inventory_pool
+    }
+}
+
+/// Builds `service` from `flags` with consumer group `group` and serves it until `stop`;
+/// returns its port.
+async fn spawn_service(service: Service, flags: &[String], group: &str, stop: CancellationToken) -> anyhow::Result<(u16, JoinHandle<()>)> {
+    match service {
+        Service::Oms => {
+            let cli = command_api::Cli::try_parse_from(std::iter::once("oms".to_owned()).chain(flags.iter().cloned()))?;
+            let mut settings = cli.serve;
+            settings.consumer_group = group.to_owned();
+            settings.kafka = settings.kafka.with_env_properties(std::env::vars());
+            let app = command_api::Application::build(&settings).await.context("starting the OMS")?;
+            let port = app.port();
+            Ok((port, tokio::spawn(async move {
+                let _ = app.run_until(async move { stop.cancelled().await }).await;
+            })))
+        }
+        Service::Inventory => {
+            let cli = inventory_saga::Cli::try_parse_from(std::iter::once("inventory".to_owned()).chain(flags.iter().cloned()))?;
+            let mut settings = cli.serve;
+            settings.consumer_group = group.to_owned();
+            settings.kafka = settings.kafka.with_env_properties(std::env::vars());
+            let app = inventory_saga::Application::build(&settings).await.context("starting the inventory service")?;
+            let port = app.port();
+            Ok((port, tokio::spawn(async move {
+                let _ = app.run_until(async move { stop.cancelled().await }).await;
+            })))
         }
     }
 }

@@ -4,24 +4,24 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::Value;
-use system_tests::System;
+use system_tests::Deployment;
 
 /// Every order of the OMS view, as JSON.
-pub async fn all_orders(system: &System) -> Vec<Value> {
-    let rows: Vec<(serde_json::Value,)> = sqlx::query_as("SELECT to_jsonb(o) FROM order_view o").fetch_all(&system.oms_pool).await.expect("reading orders");
+pub async fn all_orders(system: &impl Deployment) -> Vec<Value> {
+    let rows: Vec<(serde_json::Value,)> = sqlx::query_as("SELECT to_jsonb(o) FROM order_view o").fetch_all(system.oms_pool()).await.expect("reading orders");
     let mut orders = Vec::new();
     for (row,) in rows {
-        orders.push(system.api.order(row["order_id"].as_str().expect("order id")).await.expect("GET order"));
+        orders.push(system.api().order(row["order_id"].as_str().expect("order id")).await.expect("GET order"));
     }
     orders
 }
 
 /// Waits until no order item is pending (invariant 2), failing after `timeout`.
-pub async fn wait_until_resolved(system: &System, timeout: Duration) {
+pub async fn wait_until_resolved(system: &impl Deployment, timeout: Duration) {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM order_view WHERE status = 'PENDING'")
-            .fetch_one(&system.oms_pool)
+            .fetch_one(system.oms_pool())
             .await
             .expect("counting pending orders");
         if pending == 0 {
@@ -33,7 +33,7 @@ pub async fn wait_until_resolved(system: &System, timeout: Duration) {
 }
 
 /// Units received per product: initial stock plus restocks, from the event store.
-async fn received(system: &System) -> HashMap<String, i64> {
+async fn received(system: &impl Deployment) -> HashMap<String, i64> {
     let rows: Vec<(String, i64)> = sqlx::query_as(
         "SELECT aggregate_id,
                 sum(CASE event_type WHEN 'ProductAdded' THEN (payload->'ProductAdded'->>'initialStock')::bigint
@@ -41,7 +41,7 @@ async fn received(system: &System) -> HashMap<String, i64> {
            FROM events WHERE aggregate_type = 'Product' AND event_type IN ('ProductAdded', 'StockRestocked')
           GROUP BY aggregate_id",
     )
-    .fetch_all(&system.inventory_pool)
+    .fetch_all(system.inventory_pool())
     .await
     .expect("reading received stock");
     rows.into_iter().collect()
@@ -49,7 +49,7 @@ async fn received(system: &System) -> HashMap<String, i64> {
 
 /// Checks invariants 1 (no oversell, reserved = executed units of live orders),
 /// 2 (every item resolved) and the views against each other, at rest.
-pub async fn assert_invariants(system: &System) {
+pub async fn assert_invariants(system: &impl Deployment) {
     let orders = all_orders(system).await;
     let mut executed_units: HashMap<String, i64> = HashMap::new();
     for order in &orders {
@@ -66,7 +66,7 @@ pub async fn assert_invariants(system: &System) {
     }
     let received = received(system).await;
     for (product_id, received) in &received {
-        let product = system.api.product(product_id).await.expect("GET product");
+        let product = system.api().product(product_id).await.expect("GET product");
         let available = product["available"].as_i64().expect("available");
         let reserved = product["reserved"].as_i64().expect("reserved");
         assert!(available >= 0, "{product_id}: available never negative ({available})");

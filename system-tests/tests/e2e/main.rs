@@ -1,7 +1,10 @@
 //! End-to-end tests: both services, the real PostgreSQL and the real broker.
 //! Each test starts its own system (database, topics and consumer groups of its own).
 
+mod broker;
+mod contention;
+mod publishing;
+mod crash;
 mod invariants;
 mod redelivery;
 mod scenarios;
-mod contention;

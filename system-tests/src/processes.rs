@@ -1,0 +1,241 @@
+//! Both services as child processes of the test (the real `oms` and `inventory`
+//! binaries), so a test can SIGKILL one and start it again on the same port.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use messaging::KafkaSettings;
+use sqlx::PgPool;
+
+use crate::Api;
+use crate::system::{Deployment, Service, brokers};
+
+impl Service {
+    /// The binary's name.
+    pub fn binary_name(self) -> &'static str {
+        match self {
+            Service::Oms => "oms",
+            Service::Inventory => "inventory",
+        }
+    }
+}
+
+/// The directory holding the service binaries of the profile this test was built
+/// with, after `cargo build` made sure they are current (once per test process).
+pub fn binaries_dir() -> anyhow::Result<PathBuf> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT.get_or_init(|| build_binaries().map_err(|error| format!("{error:#}"))).clone().map_err(anyhow::Error::msg)
+}
+
+fn build_binaries() -> anyhow::Result<PathBuf> {
+    // A test binary lives in <target-dir>/<profile>/deps/.
+    let exe = std::env::current_exe().context("locating the test binary")?;
+    let profile_dir = exe.parent().and_then(Path::parent).context("the test binary is not in <target>/<profile>/deps")?.to_path_buf();
+    let target_dir = profile_dir.parent().context("no target directory")?;
+    let profile = profile_dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("no workspace directory")?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut command = Command::new(cargo);
+    command.current_dir(workspace).args(["build", "--quiet", "--bin", "oms", "--bin", "inventory", "--target-dir"]).arg(target_dir);
+    match profile {
+        "debug" => {}
+        "release" => {
+            command.arg("--release");
+        }
+        other => {
+            command.args(["--profile", other]);
+        }
+    }
+    let status = command.status().context("running cargo build for the service binaries")?;
+    if !status.success() {
+        bail!("cargo build --bin oms --bin inventory failed: {status}");
+    }
+    for service in [Service::Oms, Service::Inventory] {
+        let binary = profile_dir.join(service.binary_name());
+        if !binary.is_file() {
+            bail!("{} missing after the build", binary.display());
+        }
+    }
+    Ok(profile_dir)
+}
+
+/// A port that was free a moment ago (bound and released), for a service that must
+/// come back on the same port after a restart.
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// One service binary running as a child process; killed when dropped.
+pub struct ServiceProcess {
+    service: Service,
+    binary: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    log: PathBuf,
+    /// The base URL, e.g. `http://127.0.0.1:40123`; the same across restarts.
+    pub base_url: String,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl ServiceProcess {
+    /// A process of `service` with `args` and extra environment `env`, listening on
+    /// `port` (one of `args`), logging to `log`; not started yet.
+    pub fn new(service: Service, args: Vec<String>, env: Vec<(String, String)>, port: u16, log: PathBuf) -> anyhow::Result<Self> {
+        let binary = binaries_dir()?.join(service.binary_name());
+        Ok(Self { service, binary, args, env, log, base_url: format!("http://127.0.0.1:{port}"), child: None, starts: 0 })
+    }
+
+    /// Starts the process (again).
+    pub fn start(&mut self) -> anyhow::Result<()> {
+        if self.child.is_some() {
+            bail!("{} is already running", self.service.binary_name());
+        }
+        self.starts += 1;
+        let mut log = OpenOptions::new().create(true).append(true).open(&self.log).context("opening the log file")?;
+        writeln!(log, "===== start #{} of {} =====", self.starts, self.service.binary_name())?;
+        let stderr: File = log.try_clone()?;
+        let mut command = Command::new(&self.binary);
+        command.args(&self.args).env("KAFKA_PRODUCER_BATCH_NUM_MESSAGES", "1").env("LOG_FORMAT", "text").envs(self.env.iter().cloned());
+        // LOG_LEVEL (and KAFKA_CONSUMER_DEBUG=cgrp, say) pass through for debugging.
+        if std::env::var_os("LOG_LEVEL").is_none() {
+            command.env("LOG_LEVEL", "info,sqlx=warn");
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .with_context(|| format!("starting {}", self.binary.display()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Kills the process with SIGKILL (no graceful shutdown) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether the process is running (it did not exit by itself).
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Waits until `/health/ready` answers 200, failing if the process exits or
+    /// `timeout` passes.
+    pub async fn wait_ready(&mut self, http: &reqwest::Client, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let url = format!("{}/health/ready", self.base_url);
+        loop {
+            if !self.is_running() {
+                bail!("{} exited; see {}", self.service.binary_name(), self.log.display());
+            }
+            if let Ok(response) = http.get(&url).timeout(Duration::from_secs(2)).send().await
+                && response.status().is_success()
+            {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("{} not ready after {timeout:?}; see {}", self.service.binary_name(), self.log.display());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The log file.
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Both services as processes, against one fresh database and topics and consumer
+/// groups of their own.
+pub struct ProcessSystem {
+    /// Clients of both APIs (stable across restarts: the ports are fixed).
+    pub api: Api,
+    /// The database URL both use.
+    pub database_url: String,
+    /// The services' Kafka settings (topic names included).
+    pub kafka: KafkaSettings,
+    /// The OMS process.
+    pub oms: ServiceProcess,
+    /// The inventory process.
+    pub inventory: ServiceProcess,
+    /// The OMS schema.
+    pub oms_pool: PgPool,
+    /// The inventory schema.
+    pub inventory_pool: PgPool,
+    /// Where the processes log.
+    pub log_dir: PathBuf,
+}
+
+impl ProcessSystem {
+    /// Builds the binaries if needed, starts both services with the extra environment
+    /// `env` (e.g. `KAFKA_CONSUMER_SESSION_TIMEOUT_MS`) and waits until both are ready.
+    pub async fn start(partitions: i32, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        tokio::task::spawn_blocking(binaries_dir).await.context("building the binaries")??;
+        let database_url = migrations::testing::create_database().await?;
+        let run = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+        let flags: Vec<String> = vec![
+            format!("--database-url={database_url}"),
+            format!("--kafka-brokers={}", brokers()),
+            format!("--kafka-partitions={partitions}"),
+            format!("--topic-order-events=t{run}.oms.order-events"),
+            format!("--topic-order-outcomes=t{run}.inventory.order-outcomes"),
+            format!("--topic-stock-alerts=t{run}.inventory.stock-alerts"),
+            "--host=127.0.0.1".to_owned(),
+        ];
+        let kafka = crate::broker::kafka_settings(&flags)?;
+        let log_dir = std::env::temp_dir().join(format!("order-processing-e2e-{run}"));
+        std::fs::create_dir_all(&log_dir).context("creating the log directory")?;
+        let args = |port: u16, group: String| {
+            let mut args = flags.clone();
+            args.push(format!("--port={port}"));
+            args.push(format!("--consumer-group={group}"));
+            args
+        };
+        let (oms_port, inventory_port) = (free_port()?, free_port()?);
+        let mut oms = ServiceProcess::new(Service::Oms, args(oms_port, format!("oms-g{run}")), env.clone(), oms_port, log_dir.join("oms.log"))?;
+        let mut inventory =
+            ServiceProcess::new(Service::Inventory, args(inventory_port, format!("inventory-g{run}")), env, inventory_port, log_dir.join("inventory.log"))?;
+        let api = Api::new(oms.base_url.clone(), inventory.base_url.clone());
+        oms.start()?;
+        inventory.start()?;
+        oms.wait_ready(&api.http, Duration::from_secs(60)).await?;
+        inventory.wait_ready(&api.http, Duration::from_secs(60)).await?;
+        let oms_pool = migrations::connect_and_migrate(&database_url, "oms", 4, &migrations::OMS).await?;
+        let inventory_pool = migrations::connect_and_migrate(&database_url, "inventory", 4, &migrations::INVENTORY).await?;
+        Ok(Self { api, database_url, kafka, oms, inventory, oms_pool, inventory_pool, log_dir })
+    }
+}
+
+impl Deployment for ProcessSystem {
+    fn api(&self) -> &Api {
+        &self.api
+    }
+    fn oms_pool(&self) -> &PgPool {
+        &self.oms_pool
+    }
+    fn inventory_pool(&self) -> &PgPool {
+        &self.inventory_pool
+    }
+}
