@@ -5,9 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use messaging::topics::ensure_topics_patiently;
-use messaging::{KafkaSettings, Relay, run_consumer};
-use rdkafka::producer::FutureProducer;
+use messaging::{KafkaSettings, Relay, spawn_consumer};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -57,28 +55,14 @@ impl Application {
     /// then stops the consumer (committing what it processed) and the relay (flushing).
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let background = CancellationToken::new();
-        let producer: FutureProducer = self.kafka.producer_config().create().context("creating the Kafka producer")?;
-        let topics = self.kafka.topics.clone();
-        let relay = tokio::spawn({
-            let (kafka, token, pool) = (self.kafka.clone(), background.clone(), self.pool.clone());
-            async move {
-                if ensure_topics_patiently(&kafka, &[&topics.order_events], &token).await {
-                    Relay::new(pool, RELAY_NAME, producer, OrderEventsRoute { topic: topics.order_events.clone() }).run(token).await;
-                }
-            }
-        });
-        let consumer = tokio::spawn({
-            let (kafka, token, group) = (self.kafka.clone(), background.clone(), self.consumer_group.clone());
-            let handler = Arc::new(OutcomeHandler::new(self.orders.clone()));
-            async move {
-                let outcomes = kafka.topics.order_outcomes.clone();
-                if ensure_topics_patiently(&kafka, &[&outcomes], &token).await {
-                    if let Err(error) = run_consumer(&kafka, &group, &[&outcomes], handler, token).await {
-                        tracing::error!(error = format!("{error:#}"), "outcome consumer failed");
-                    }
-                }
-            }
-        });
+        let relay = tokio::spawn(Relay::new(self.pool.clone(), RELAY_NAME, &self.kafka, OrderEventsRoute { topic: self.kafka.topics.order_events.clone() })?.run(background.clone()));
+        let consumer = spawn_consumer(
+            self.kafka.clone(),
+            self.consumer_group.clone(),
+            self.kafka.topics.order_outcomes.clone(),
+            Arc::new(OutcomeHandler::new(self.orders.clone())),
+            background.clone(),
+        );
         let views = tokio::spawn({
             let (token, pool, orders) = (background.clone(), self.pool.clone(), self.orders.clone());
             async move { orders.follow_feed(pool, token).await }

@@ -11,6 +11,10 @@ pub struct OrderEventsRoute {
 }
 
 impl Route for OrderEventsRoute {
+    fn topics(&self) -> Vec<String> {
+        vec![self.topic.clone()]
+    }
+
     fn route(&self, event: &FeedEvent) -> Vec<OutgoingMessage> {
         if event.aggregate_type != "Order" {
             return vec![];

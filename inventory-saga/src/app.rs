@@ -5,9 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use messaging::topics::ensure_topics_patiently;
-use messaging::{KafkaSettings, Relay, run_consumer};
-use rdkafka::producer::FutureProducer;
+use messaging::{KafkaSettings, Relay, spawn_consumer};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -57,29 +55,14 @@ impl Application {
     /// then stops the saga (committing what it processed) and the relay (flushing).
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let background = CancellationToken::new();
-        let producer: FutureProducer = self.kafka.producer_config().create().context("creating the Kafka producer")?;
-        let topics = self.kafka.topics.clone();
-        let relay = tokio::spawn({
-            let (kafka, token, pool) = (self.kafka.clone(), background.clone(), self.pool.clone());
-            async move {
-                if ensure_topics_patiently(&kafka, &[&topics.order_outcomes, &topics.stock_alerts], &token).await {
-                    let route = ProductEventsRoute { outcomes_topic: topics.order_outcomes.clone(), alerts_topic: topics.stock_alerts.clone() };
-                    Relay::new(pool, RELAY_NAME, producer, route).run(token).await;
-                }
-            }
-        });
-        let consumer = tokio::spawn({
-            let (kafka, token, group) = (self.kafka.clone(), background.clone(), self.consumer_group.clone());
-            let handler = Arc::new(ReservationSaga::new(self.products.clone()));
-            async move {
-                let orders = kafka.topics.order_events.clone();
-                if ensure_topics_patiently(&kafka, &[&orders], &token).await {
-                    if let Err(error) = run_consumer(&kafka, &group, &[&orders], handler, token).await {
-                        tracing::error!(error = format!("{error:#}"), "reservation saga failed");
-                    }
-                }
-            }
-        });
+        let relay = tokio::spawn(Relay::new(self.pool.clone(), RELAY_NAME, &self.kafka, ProductEventsRoute { outcomes_topic: self.kafka.topics.order_outcomes.clone(), alerts_topic: self.kafka.topics.stock_alerts.clone() })?.run(background.clone()));
+        let consumer = spawn_consumer(
+            self.kafka.clone(),
+            self.consumer_group.clone(),
+            self.kafka.topics.order_events.clone(),
+            Arc::new(ReservationSaga::new(self.products.clone())),
+            background.clone(),
+        );
         let views = tokio::spawn({
             let (token, pool, products) = (background.clone(), self.pool.clone(), self.products.clone());
             async move { products.follow_feed(pool, token).await }

@@ -21,6 +21,10 @@ pub struct ProductEventsRoute {
 }
 
 impl Route for ProductEventsRoute {
+    fn topics(&self) -> Vec<String> {
+        vec![self.outcomes_topic.clone(), self.alerts_topic.clone()]
+    }
+
     fn route(&self, event: &FeedEvent) -> Vec<OutgoingMessage> {
         if event.aggregate_type != "Product" {
             return vec![];

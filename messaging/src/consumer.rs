@@ -68,8 +68,9 @@ pub trait MessageHandler: Send + Sync + 'static {
     fn handle(&self, message: &IncomingMessage) -> impl Future<Output = Result<Handled, HandlerError>> + Send;
 }
 
-/// Consumes `topics` as `group` until `shutdown`, then finishes what is in hand,
-/// commits the stored offsets and returns.
+/// Consumes `topics` as `group` until `shutdown` (creating missing topics first, as soon
+/// as the broker answers), then finishes what is in hand, commits the stored offsets
+/// and returns.
 pub async fn run_consumer<H: MessageHandler>(
     settings: &KafkaSettings,
     group: &str,
@@ -77,11 +78,12 @@ pub async fn run_consumer<H: MessageHandler>(
     handler: Arc<H>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    // The dead-letter topics must exist before a poison message needs one: brokers
-    // without topic auto-creation would otherwise stall the partition for good.
-    let dead_letter_topics: Vec<String> = topics.iter().map(|t| Topics::dead_letter(t)).collect();
-    let dead_letter_names: Vec<&str> = dead_letter_topics.iter().map(String::as_str).collect();
-    if !crate::topics::ensure_topics_patiently(settings, &dead_letter_names, &shutdown).await {
+    // The consumed topics and their dead-letter topics must exist: brokers without
+    // topic auto-creation would otherwise stall a partition for good on its first
+    // poison message.
+    let needed: Vec<String> = topics.iter().flat_map(|t| [(*t).to_owned(), Topics::dead_letter(t)]).collect();
+    let needed: Vec<&str> = needed.iter().map(String::as_str).collect();
+    if !crate::topics::ensure_topics_patiently(settings, &needed, &shutdown).await {
         return Ok(());
     }
     let consumer: Arc<StreamConsumer> = Arc::new(settings.consumer_config(group).create().context("creating the Kafka consumer")?);
@@ -211,4 +213,19 @@ impl<H: MessageHandler> PartitionWorker<H> {
             }
         }
     }
+}
+
+/// Runs [`run_consumer`] in a task; a failure to start is logged there, once.
+pub fn spawn_consumer<H: MessageHandler>(
+    settings: KafkaSettings,
+    group: String,
+    topic: String,
+    handler: Arc<H>,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(error) = run_consumer(&settings, &group, &[&topic], handler, shutdown).await {
+            tracing::error!(error = format!("{error:#}"), group, "consumer failed");
+        }
+    })
 }

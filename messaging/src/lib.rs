@@ -19,7 +19,7 @@ pub mod relay;
 pub mod settings;
 pub mod topics;
 
-pub use consumer::{Handled, HandlerError, IncomingMessage, MessageHandler, run_consumer};
+pub use consumer::{Handled, HandlerError, IncomingMessage, MessageHandler, run_consumer, spawn_consumer};
 pub use envelope::{Envelope, OutgoingMessage};
 pub use relay::{Relay, Route};
 pub use settings::{KafkaSettings, Topics};

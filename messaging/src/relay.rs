@@ -12,10 +12,16 @@ use rdkafka::util::Timeout;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::OutgoingMessage;
+use anyhow::Context;
+
+use crate::topics::ensure_topics_patiently;
+use crate::{KafkaSettings, OutgoingMessage};
 
 /// Which messages a stored event becomes (none, one, or several).
 pub trait Route: Send + Sync + 'static {
+    /// Every topic this route may publish to (created at start when missing).
+    fn topics(&self) -> Vec<String>;
+
     /// The messages for `event`; an event of no interest outside maps to none.
     fn route(&self, event: &FeedEvent) -> Vec<OutgoingMessage>;
 }
@@ -23,6 +29,7 @@ pub trait Route: Send + Sync + 'static {
 /// Publishes one schema's events to Kafka.
 pub struct Relay<R> {
     feed: Feed,
+    kafka: KafkaSettings,
     producer: FutureProducer,
     route: R,
 }
@@ -32,13 +39,20 @@ impl<R: Route> Relay<R> {
     const BATCH_SIZE: i64 = 500;
 
     /// A relay reading the feed of `pool`'s schema under the checkpoint `name`.
-    pub fn new(pool: PgPool, name: &str, producer: FutureProducer, route: R) -> Self {
-        Self { feed: Feed::new(pool, name), producer, route }
+    pub fn new(pool: PgPool, name: &str, kafka: &KafkaSettings, route: R) -> anyhow::Result<Self> {
+        let producer = kafka.producer_config().create().context("creating the Kafka producer")?;
+        Ok(Self { feed: Feed::new(pool, name), kafka: kafka.clone(), producer, route })
     }
 
-    /// Runs until `shutdown` is cancelled, then flushes the producer. Only one relay per
-    /// feed publishes at a time; others stand by.
+    /// Creates the route's topics (waiting for the broker if need be), then publishes
+    /// until `shutdown` is cancelled and flushes the producer. Only one relay per feed
+    /// publishes at a time; others stand by.
     pub async fn run(self, shutdown: CancellationToken) {
+        let topics = self.route.topics();
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        if !ensure_topics_patiently(&self.kafka, &topics, &shutdown).await {
+            return;
+        }
         let relay = &self;
         self.feed
             .follow(Self::BATCH_SIZE, &shutdown, |events| async move { relay.publish(&events).await.map_err(Into::into) })
