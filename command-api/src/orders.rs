@@ -3,10 +3,8 @@
 
 use domain::OrderId;
 use domain::order::{Order, OrderCommand, OrderError};
-use eventstore::{AggregateStore, EventMetadata, ExecuteError, StoredEvent};
+use eventstore::{AggregateStore, Command, Committed, EventMetadata, ExecuteError, StoredEvent};
 use projections::{Cursor, OrderFilter, OrderView, OrderViews, Page, ProjectionError};
-use eventstore::{Aggregate, Feed};
-use projections::latest_versions;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -46,7 +44,8 @@ impl From<ProjectionError> for OrdersError {
     }
 }
 
-/// Orders: commands through the event store, queries from the view.
+/// Orders: commands through the event store (which keeps the view in the same
+/// transaction), queries from the view.
 pub struct Orders {
     store: AggregateStore<Order>,
     views: OrderViews,
@@ -55,39 +54,28 @@ pub struct Orders {
 impl Orders {
     /// Orders stored through `pool` (search path: the OMS schema).
     pub fn new(pool: PgPool) -> Self {
-        Self { store: AggregateStore::event_sourced(pool.clone()), views: OrderViews::new(pool) }
+        Self { store: AggregateStore::new(pool.clone()).with_projection(OrderViews::new(pool.clone())), views: OrderViews::new(pool) }
     }
 
     /// Executes `command` on order `order_id` and returns the order as it then is,
-    /// read-your-writes: the view is updated before this returns.
+    /// read-your-writes: the view is written in the same transaction as the events.
     pub async fn execute(&self, order_id: OrderId, command: OrderCommand, metadata: &EventMetadata) -> Result<OrderView, OrdersError> {
-        let committed = self.store.execute(&order_id.to_string(), command, metadata).await?;
-        let view = self
-            .views
-            .catch_up(order_id, committed.version, &committed.events, || async {
-                self.store.load_events(&order_id.to_string()).await.map_err(|e| ProjectionError::EventStore(e.to_string()))
-            })
-            .await?;
-        view.ok_or(OrdersError::NotFound)
+        self.store.execute(&order_id.to_string(), command, metadata).await?;
+        self.get(order_id).await
+    }
+
+    /// Executes `commands` in order, all committed in one transaction; a command a rule
+    /// refuses gets its error and decides nothing (the outcome consumer's batches).
+    pub async fn execute_all(&self, commands: &[Command<Order>]) -> Result<Vec<Result<Committed<Order>, OrderError>>, OrdersError> {
+        Ok(self.store.execute_all(commands).await?)
     }
 
     /// Keeps the order view up to date from the commit-ordered event feed until
-    /// `shutdown`: what a crash between a commit and its inline view update left behind
-    /// is caught up here, by itself. Idempotent: a view only moves forward.
+    /// `shutdown`: whatever was committed without the view (written by another tool,
+    /// or while the view was being rebuilt) is caught up here, by itself. Idempotent:
+    /// a view only moves forward.
     pub async fn follow_feed(&self, pool: PgPool, shutdown: CancellationToken) {
-        let feed = Feed::new(pool, VIEW_FEED);
-        feed.follow(1000, &shutdown, |events| async move {
-            for (order_id, version) in latest_versions(&events, Order::TYPE) {
-                let Ok(order_id) = order_id.parse::<OrderId>() else { continue };
-                self.views
-                    .catch_up(order_id, version, &[], || async {
-                        self.store.load_events(&order_id.to_string()).await.map_err(|e| ProjectionError::EventStore(e.to_string()))
-                    })
-                    .await?;
-            }
-            Ok(())
-        })
-        .await;
+        projections::catch_up::follow_feed(pool, VIEW_FEED, self.store.events().clone(), self.views.clone(), shutdown).await;
     }
 
     /// The order as the view holds it.

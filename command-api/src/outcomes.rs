@@ -5,13 +5,13 @@
 
 use std::sync::Arc;
 
-use domain::order::{ItemOutcome, OrderCommand, OrderError, RecordItemOutcome, RejectionReason};
+use domain::order::{ItemOutcome, Order, OrderCommand, RecordItemOutcome, RejectionReason};
 use domain::{OrderId, ProductId};
-use eventstore::EventMetadata;
-use messaging::{Envelope, Handled, HandlerError, IncomingMessage, MessageHandler};
+use eventstore::{Command, EventMetadata};
+use messaging::{Envelope, Handled, IncomingMessage, MessageHandler, Unprocessable, Verdict};
 use serde::Deserialize;
 
-use crate::orders::{Orders, OrdersError};
+use crate::orders::Orders;
 
 /// The message types of the outcomes topic.
 pub const ITEM_EXECUTED: &str = "OrderItemExecuted";
@@ -41,29 +41,52 @@ impl OutcomeHandler {
     }
 }
 
+/// The order command one outcome message asks for, or why it can never be handled.
+fn decode(message: &IncomingMessage) -> Result<Command<Order>, Unprocessable> {
+    let poison = |reason: String| Unprocessable(reason);
+    let body = message.payload.as_deref().ok_or_else(|| poison("empty message".into()))?;
+    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| poison(format!("not an envelope: {e}")))?;
+    let payload: OutcomePayload =
+        serde_json::from_value(envelope.payload.clone()).map_err(|e| poison(format!("{} payload: {e}", envelope.event_type)))?;
+    let outcome = match (envelope.event_type.as_str(), payload.reason) {
+        (ITEM_EXECUTED, _) => ItemOutcome::Executed,
+        (ITEM_CANCELED, Some(reason)) => ItemOutcome::Rejected(reason),
+        (ITEM_CANCELED, None) => return Err(poison("OrderItemCanceled without a reason".into())),
+        (other, _) => return Err(poison(format!("unknown message type {other}"))),
+    };
+    Ok(Command {
+        aggregate_id: payload.order_id.to_string(),
+        command: OrderCommand::RecordItemOutcome(RecordItemOutcome { product_id: payload.product_id, revision: payload.revision, outcome }),
+        metadata: EventMetadata::new(envelope.correlation_id, envelope.event_id.to_string(), ACTOR),
+    })
+}
+
 impl MessageHandler for OutcomeHandler {
-    async fn handle(&self, message: &IncomingMessage) -> Result<Handled, HandlerError> {
-        let body = message.payload.as_deref().ok_or_else(|| HandlerError::Poison("empty message".into()))?;
-        let envelope: Envelope = serde_json::from_slice(body).map_err(|e| HandlerError::Poison(format!("not an envelope: {e}")))?;
-        let payload: OutcomePayload = serde_json::from_value(envelope.payload.clone())
-            .map_err(|e| HandlerError::Poison(format!("{} payload: {e}", envelope.event_type)))?;
-        let outcome = match (envelope.event_type.as_str(), payload.reason) {
-            (ITEM_EXECUTED, _) => ItemOutcome::Executed,
-            (ITEM_CANCELED, Some(reason)) => ItemOutcome::Rejected(reason),
-            (ITEM_CANCELED, None) => return Err(HandlerError::Poison("OrderItemCanceled without a reason".into())),
-            (other, _) => return Err(HandlerError::Poison(format!("unknown message type {other}"))),
-        };
-        let command = OrderCommand::RecordItemOutcome(RecordItemOutcome { product_id: payload.product_id, revision: payload.revision, outcome });
-        let metadata = EventMetadata::new(envelope.correlation_id, envelope.event_id.to_string(), ACTOR);
-        match self.orders.execute(payload.order_id, command, &metadata).await {
-            Ok(_) => Ok(Handled::Applied),
-            Err(OrdersError::Rejected(rule @ (OrderError::NotFound | OrderError::ItemNotInOrder { .. }))) => {
-                Err(HandlerError::Poison(format!("outcome for order {}: {rule}", payload.order_id)))
-            }
-            Err(OrdersError::Rejected(rule)) => Err(HandlerError::Poison(format!("outcome refused: {rule}"))),
-            Err(error @ (OrdersError::Conflict | OrdersError::Storage(_) | OrdersError::NotFound)) => {
-                Err(HandlerError::Transient(anyhow::anyhow!("applying an outcome to order {}: {error}", payload.order_id)))
+    /// Applies every outcome of the batch to its order, in message order, committed in
+    /// one transaction.
+    async fn handle(&self, messages: &[IncomingMessage]) -> anyhow::Result<Vec<Verdict>> {
+        let mut verdicts: Vec<Verdict> = Vec::with_capacity(messages.len());
+        let mut commands = Vec::new();
+        let mut asked_by = Vec::new();
+        for (index, message) in messages.iter().enumerate() {
+            match decode(message) {
+                Ok(command) => {
+                    commands.push(command);
+                    asked_by.push(index);
+                    verdicts.push(Ok(Handled::Applied));
+                }
+                Err(poison) => verdicts.push(Err(poison)),
             }
         }
+        if commands.is_empty() {
+            return Ok(verdicts);
+        }
+        let results = self.orders.execute_all(&commands).await.map_err(|e| anyhow::anyhow!("applying outcomes: {e}"))?;
+        for ((result, command), index) in results.into_iter().zip(&commands).zip(asked_by) {
+            if let Err(rule) = result {
+                verdicts[index] = Err(Unprocessable(format!("outcome for order {} refused: {rule}", command.aggregate_id)));
+            }
+        }
+        Ok(verdicts)
     }
 }

@@ -57,6 +57,19 @@ impl FeedEvent {
         self.metadata.get(key).and_then(Value::as_str)
     }
 
+    /// The event in the form cqrs-es decodes (see [`crate::Events::decode`]).
+    pub fn to_serialized(&self) -> cqrs_es::persist::SerializedEvent {
+        cqrs_es::persist::SerializedEvent::new(
+            self.aggregate_id.clone(),
+            usize::try_from(self.sequence).unwrap_or_default(),
+            self.aggregate_type.clone(),
+            self.event_type.clone(),
+            self.event_version.clone(),
+            self.payload.clone(),
+            self.metadata.clone(),
+        )
+    }
+
     /// The payload without the enum tag postgres-es stores around it.
     pub fn fields(&self) -> Value {
         match &self.payload {

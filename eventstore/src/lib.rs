@@ -1,23 +1,35 @@
-//! The event store both services write through, on postgres-es.
+//! The event store both services write through, on the table layout of postgres-es.
 //!
-//! cqrs-es gives us load-and-commit with an optimistic lock per aggregate; this crate
-//! adds what a product needs around it: bounded retries on conflicts, the metadata
-//! every event carries (correlation, causation, actor, time), and reads of an
-//! aggregate's history with the columns our migrations add (event id, commit time),
-//! and the gap-safe, commit-ordered feed of all events that the outbox relay and
-//! self-healing projections read, each from its own persisted position.
+//! cqrs-es gives us the aggregate model (commands, events, `handle`/`apply`) and the
+//! stored event format; this crate adds what a product needs around it:
+//! - [`AggregateStore`]: commands executed one at a time or in batches, each batch
+//!   committed in one transaction together with the read model it keeps
+//!   ([`Projection`]), with bounded retries on optimistic-lock conflicts and an
+//!   in-memory cache of recent aggregates;
+//! - [`Events`]: set-at-a-time reads and appends of stored events, with upcasters;
+//! - [`EventMetadata`]: what every event records besides its payload (correlation,
+//!   causation, actor, time);
+//! - [`Feed`]: the gap-safe, commit-ordered feed of all events that the outbox relay
+//!   and projections read, each from its own persisted position;
+//! - [`load_history`]: an aggregate's events with their stored columns, for auditors.
 //!
 //! It must not depend on `axum`, `rdkafka`, or the read models.
 
+mod events;
 mod feed;
 mod history;
 mod metadata;
+mod projection;
 mod store;
 
+pub use events::{AppendError, Events, EventsError};
 pub use feed::{Feed, FeedEvent, FeedPosition, FeedWaiter, sleep_or_cancel};
 pub use history::{StoredEvent, load_history};
 pub use metadata::{EventMetadata, MetadataError};
-pub use store::{AggregateStore, Committed, ExecuteError};
+pub use projection::{Change, Projection, ProjectionFailure};
+pub use store::{AggregateStore, Command, Committed, ExecuteError};
 
-/// The envelope cqrs-es hands out for committed events, and the aggregate trait.
-pub use cqrs_es::{Aggregate, EventEnvelope};
+/// The aggregate model of cqrs-es.
+pub use cqrs_es::{Aggregate, DomainEvent, EventEnvelope};
+/// Stored events and upcasters of cqrs-es.
+pub use cqrs_es::persist::{EventUpcaster, SemanticVersionEventUpcaster, SerializedEvent};

@@ -1,21 +1,23 @@
-//! Executing a command against one aggregate: load, handle, commit, with a bounded
-//! number of retries when another writer committed first.
+//! Executing commands against aggregates: load, decide, append and project in one
+//! transaction, with a bounded number of retries when another writer committed first.
 
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventRepository, PersistedEventStore, PersistenceError};
-use cqrs_es::{Aggregate, AggregateError, EventEnvelope, EventStore};
+use cqrs_es::persist::EventUpcaster;
+use cqrs_es::{Aggregate, EventEnvelope};
 use lru::LruCache;
-use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 
-use crate::EventMetadata;
+use crate::events::AppendError;
+use crate::projection::Change;
+use crate::{EventMetadata, Events, EventsError, Projection};
 
-/// Why a command was not committed.
+/// Why commands were not committed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecuteError<E: std::error::Error> {
     /// A business rule refused it.
@@ -25,16 +27,37 @@ pub enum ExecuteError<E: std::error::Error> {
     /// retry budget allows.
     #[error("the aggregate kept changing concurrently; retry later")]
     Conflict,
-    /// The store failed (connection, serialization).
+    /// The store failed (connection, serialization, projection).
     #[error("event store failure: {0}")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-/// The result of a committed command.
+impl<E: std::error::Error> From<EventsError> for ExecuteError<E> {
+    fn from(error: EventsError) -> Self {
+        Self::Store(Box::new(error))
+    }
+}
+
+impl<E: std::error::Error> From<sqlx::Error> for ExecuteError<E> {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Store(Box::new(error))
+    }
+}
+
+/// A command for one aggregate, with the metadata its events will carry.
+#[derive(Debug, Clone)]
+pub struct Command<A: Aggregate> {
+    /// The aggregate it is for.
+    pub aggregate_id: String,
+    /// What is asked.
+    pub command: A::Command,
+    /// Who asked, why, when.
+    pub metadata: EventMetadata,
+}
+
+/// What one command committed.
 #[derive(Debug)]
 pub struct Committed<A: Aggregate> {
-    /// The aggregate after the new events.
-    pub aggregate: A,
     /// The events written, possibly none when the command was already satisfied.
     pub events: Vec<EventEnvelope<A>>,
     /// The aggregate's version (last sequence) after the command.
@@ -43,15 +66,15 @@ pub struct Committed<A: Aggregate> {
 
 /// Loads and commits one aggregate type in the event store.
 ///
-/// Keeps the latest folded state of recently used aggregates in memory: loading one
-/// then reads only the events committed after the cached version (usually none), so
-/// a busy aggregate with a long history costs the same as a new one. The event store
+/// Keeps the latest committed state of recently used aggregates in memory: loading one
+/// then reads only the events committed after the cached version (usually none), so a
+/// busy aggregate with a long history costs the same as a new one. The event store
 /// stays the only source of truth: the cache is a prefix of it, brought up to date
 /// before every decision, and a conflict only means the next read finds more events.
 pub struct AggregateStore<A: Aggregate> {
-    store: PersistedEventStore<PostgresEventRepository, A>,
-    events: PostgresEventRepository,
     pool: PgPool,
+    events: Events<A>,
+    projection: Option<Arc<dyn Projection<A>>>,
     retry: ExponentialBuilder,
     cache: Mutex<LruCache<String, (A, u64)>>,
 }
@@ -64,19 +87,11 @@ where
     /// Conflicts are retried this many times before giving up with `Conflict`.
     pub const MAX_RETRIES: usize = 8;
 
-    /// A store replaying full event streams.
-    ///
-    /// postgres-es snapshots are deliberately not offered: in 0.5 a snapshot update
-    /// that loses a race is reported as a conflict *after* the events committed, so a
-    /// retry would store the command twice.
-    pub fn event_sourced(pool: PgPool) -> Self {
-        Self::with(PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone())), pool)
-    }
-
     /// Aggregates whose state is kept in memory.
     pub const CACHED_AGGREGATES: usize = 10_000;
 
-    fn with(store: PersistedEventStore<PostgresEventRepository, A>, pool: PgPool) -> Self {
+    /// A store of `A` in `pool`'s schema, without a read model.
+    pub fn new(pool: PgPool) -> Self {
         let capacity = NonZeroUsize::new(Self::CACHED_AGGREGATES).unwrap_or(NonZeroUsize::MIN);
         // Short, jittered waits: a conflict means another writer just finished, so the
         // retry usually wins at once; jitter spreads a herd of writers on a hot aggregate.
@@ -85,25 +100,54 @@ where
             .with_max_delay(Duration::from_millis(100))
             .with_max_times(Self::MAX_RETRIES)
             .with_jitter();
-        Self { store, events: PostgresEventRepository::new(pool.clone()), pool, retry, cache: Mutex::new(LruCache::new(capacity)) }
+        Self { pool, events: Events::default(), projection: None, retry, cache: Mutex::new(LruCache::new(capacity)) }
+    }
+
+    /// Keeps `projection` up to date in every commit.
+    pub fn with_projection(mut self, projection: impl Projection<A> + 'static) -> Self {
+        self.projection = Some(Arc::new(projection));
+        self
+    }
+
+    /// Reads old event versions through `upcasters`.
+    pub fn with_upcasters(mut self, upcasters: Vec<Box<dyn EventUpcaster>>) -> Self {
+        self.events = Events::with_upcasters(upcasters);
+        self
+    }
+
+    /// How this store reads its events (with its upcasters).
+    pub fn events(&self) -> &Events<A> {
+        &self.events
     }
 
     /// The aggregate as its events fold now (a default aggregate if it has none).
     pub async fn load(&self, aggregate_id: &str) -> Result<(A, u64), ExecuteError<A::Error>> {
-        let cached = self.cache.lock().ok().and_then(|mut cache| cache.get(aggregate_id).cloned());
-        let (mut aggregate, mut version) = cached.unwrap_or_default();
-        let newer = self
-            .events
-            .get_last_events::<A>(aggregate_id, version as usize)
-            .await
-            .map_err(|e| into_execute_error(e.into()))?;
-        for event in newer {
-            let envelope = EventEnvelope::<A>::try_from(event).map_err(|e: PersistenceError| into_execute_error(e.into()))?;
-            version = envelope.sequence as u64;
-            aggregate.apply(envelope.payload);
+        let mut states = self.load_many(&[aggregate_id]).await?;
+        Ok(states.remove(aggregate_id).unwrap_or_default())
+    }
+
+    /// The current state of each of `aggregate_ids`: cached state plus newer events, read
+    /// in one query.
+    async fn load_many(&self, aggregate_ids: &[&str]) -> Result<HashMap<String, (A, u64)>, ExecuteError<A::Error>> {
+        let mut states: HashMap<String, (A, u64)> = HashMap::with_capacity(aggregate_ids.len());
+        if let Ok(mut cache) = self.cache.lock() {
+            for id in aggregate_ids {
+                states.insert((*id).to_owned(), cache.get(*id).cloned().unwrap_or_default());
+            }
         }
-        self.remember(aggregate_id, &aggregate, version);
-        Ok((aggregate, version))
+        let positions: Vec<(&str, u64)> = aggregate_ids.iter().map(|id| (*id, states.get(*id).map_or(0, |(_, v)| *v))).collect();
+        let mut connection = self.pool.acquire().await?;
+        let newer = self.events.read_after(&mut connection, &positions).await?;
+        drop(connection);
+        for (id, events) in newer {
+            let (aggregate, version) = states.entry(id.clone()).or_default();
+            for envelope in events {
+                *version = envelope.sequence as u64;
+                aggregate.apply(envelope.payload);
+            }
+            self.remember(&id, aggregate, *version);
+        }
+        Ok(states)
     }
 
     fn remember(&self, aggregate_id: &str, aggregate: &A, version: u64) {
@@ -116,72 +160,100 @@ where
 
     /// Every event of one aggregate, oldest first, upcast to the current versions.
     pub async fn load_events(&self, aggregate_id: &str) -> Result<Vec<EventEnvelope<A>>, ExecuteError<A::Error>> {
-        self.store.load_events(aggregate_id).await.map_err(into_execute_error)
+        let mut connection = self.pool.acquire().await?;
+        Ok(self.events.read_all(&mut connection, aggregate_id).await?)
     }
 
     /// Every event of one aggregate with its stored columns, for auditors.
     pub async fn history(&self, aggregate_id: &str) -> Result<Vec<crate::StoredEvent>, ExecuteError<A::Error>> {
-        crate::load_history(&self.pool, A::TYPE, aggregate_id)
-            .await
-            .map_err(|e| ExecuteError::Store(Box::new(e)))
+        Ok(crate::load_history(&self.pool, A::TYPE, aggregate_id).await?)
     }
 
     /// Runs `command` on the aggregate and commits what it decides, retrying on
     /// optimistic-lock conflicts with a fresh load each time.
-    pub async fn execute(
-        &self,
-        aggregate_id: &str,
-        command: A::Command,
-        metadata: &EventMetadata,
-    ) -> Result<Committed<A>, ExecuteError<A::Error>> {
-        (|| self.try_execute(aggregate_id, command.clone(), metadata))
+    pub async fn execute(&self, aggregate_id: &str, command: A::Command, metadata: &EventMetadata) -> Result<Committed<A>, ExecuteError<A::Error>> {
+        let command = Command { aggregate_id: aggregate_id.to_owned(), command, metadata: metadata.clone() };
+        let mut results = self.execute_all(std::slice::from_ref(&command)).await?;
+        results.pop().unwrap_or(Ok(Committed { events: vec![], version: 0 })).map_err(ExecuteError::Rejected)
+    }
+
+    /// Runs `commands` in order (each on the state its predecessors left) and commits
+    /// everything they decide in one transaction, retrying the whole batch on
+    /// conflicts. A command a business rule refuses gets its error in the result and
+    /// decides nothing; the others still commit.
+    pub async fn execute_all(&self, commands: &[Command<A>]) -> Result<Vec<Result<Committed<A>, A::Error>>, ExecuteError<A::Error>> {
+        (|| self.try_execute_all(commands))
             .retry(self.retry)
             .when(|error| matches!(error, ExecuteError::Conflict))
-            .notify(|_, wait| tracing::debug!(aggregate.id = aggregate_id, ?wait, "optimistic lock conflict, retrying"))
+            .notify(|_, wait| tracing::debug!(commands = commands.len(), ?wait, "optimistic lock conflict, retrying"))
             .await
     }
 
-    async fn try_execute(
-        &self,
-        aggregate_id: &str,
-        command: A::Command,
-        metadata: &EventMetadata,
-    ) -> Result<Committed<A>, ExecuteError<A::Error>> {
-        let (current, before) = self.load(aggregate_id).await?;
-        let mut context = EventStoreAggregateContext {
-            aggregate_id: aggregate_id.to_owned(),
-            aggregate: current,
-            current_sequence: before as usize,
-            current_snapshot: None,
-        };
-        let sink = EventSink::default();
-        context
-            .aggregate
-            .handle(command, &(), &sink)
-            .await
-            .map_err(ExecuteError::Rejected)?;
-        let events = sink.collect().await;
-        let aggregate = context.aggregate.clone();
-        if events.is_empty() {
-            return Ok(Committed { aggregate, events: vec![], version: before });
+    async fn try_execute_all(&self, commands: &[Command<A>]) -> Result<Vec<Result<Committed<A>, A::Error>>, ExecuteError<A::Error>> {
+        let mut ids: Vec<&str> = commands.iter().map(|c| c.aggregate_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut states = self.load_many(&ids).await?;
+        let mut changes: Vec<Change<A>> = Vec::new();
+        let mut results = Vec::with_capacity(commands.len());
+        for command in commands {
+            let (aggregate, version) = states.entry(command.aggregate_id.clone()).or_default();
+            let sink = EventSink::default();
+            if let Err(rule) = aggregate.handle(command.command.clone(), &(), &sink).await {
+                // A refusing `handle` may have applied events before it refused: start
+                // this aggregate again from what is committed and decided so far.
+                let (mut restored, mut restored_version) = self.load(&command.aggregate_id).await?;
+                for event in changes.iter().filter(|c| c.aggregate_id == command.aggregate_id).flat_map(|c| &c.events) {
+                    restored.apply(event.payload.clone());
+                    restored_version = event.sequence as u64;
+                }
+                (*aggregate, *version) = (restored, restored_version);
+                results.push(Err(rule));
+                continue;
+            }
+            let metadata = command.metadata.to_map();
+            let events: Vec<EventEnvelope<A>> = sink
+                .collect()
+                .await
+                .into_iter()
+                .map(|payload| {
+                    *version += 1;
+                    EventEnvelope { aggregate_id: command.aggregate_id.clone(), sequence: *version as usize, payload, metadata: metadata.clone() }
+                })
+                .collect();
+            if !events.is_empty() {
+                match changes.iter_mut().find(|c| c.aggregate_id == command.aggregate_id) {
+                    Some(change) => change.events.extend(events.iter().cloned()),
+                    None => changes.push(Change { aggregate_id: command.aggregate_id.clone(), events: events.clone() }),
+                }
+            }
+            results.push(Ok(Committed { events, version: *version }));
         }
-        let version = before + events.len() as u64;
-        let events = self
-            .store
-            .commit(events, context, metadata.to_map())
-            .await
-            .map_err(into_execute_error)?;
-        self.remember(aggregate_id, &aggregate, version);
-        Ok(Committed { aggregate, events, version })
+        if changes.is_empty() {
+            return Ok(results);
+        }
+        self.commit(&changes).await?;
+        for change in &changes {
+            if let Some((aggregate, version)) = states.get(&change.aggregate_id) {
+                self.remember(&change.aggregate_id, aggregate, *version);
+            }
+        }
+        Ok(results)
     }
-}
 
-fn into_execute_error<E: std::error::Error>(error: AggregateError<E>) -> ExecuteError<E> {
-    match error {
-        AggregateError::UserError(e) => ExecuteError::Rejected(e),
-        AggregateError::AggregateConflict => ExecuteError::Conflict,
-        AggregateError::DatabaseConnectionError(e)
-        | AggregateError::DeserializationError(e)
-        | AggregateError::UnexpectedError(e) => ExecuteError::Store(e),
+    /// Appends the changes and updates the projection, in one transaction.
+    async fn commit(&self, changes: &[Change<A>]) -> Result<(), ExecuteError<A::Error>> {
+        let mut transaction = self.pool.begin().await?;
+        let events: Vec<&EventEnvelope<A>> = changes.iter().flat_map(|c| &c.events).collect();
+        match self.events.append(&mut transaction, events).await {
+            Ok(()) => {}
+            Err(AppendError::Conflict) => return Err(ExecuteError::Conflict),
+            Err(AppendError::Events(error)) => return Err(error.into()),
+        }
+        if let Some(projection) = &self.projection {
+            projection.apply(&mut transaction, &self.events, changes).await.map_err(ExecuteError::Store)?;
+        }
+        transaction.commit().await?;
+        Ok(())
     }
 }

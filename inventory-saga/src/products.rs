@@ -3,10 +3,8 @@
 
 use domain::ProductId;
 use domain::inventory::{Product, ProductCommand, ProductError};
-use eventstore::{AggregateStore, EventMetadata, ExecuteError, StoredEvent};
+use eventstore::{AggregateStore, Command, Committed, EventMetadata, ExecuteError, StoredEvent};
 use projections::{Cursor, Page, ProductView, ProductViews, ProjectionError};
-use eventstore::{Aggregate, Feed};
-use projections::latest_versions;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -46,7 +44,8 @@ impl From<ProjectionError> for ProductsError {
     }
 }
 
-/// Products: commands through the event store, queries from the view.
+/// Products: commands through the event store (which keeps the view in the same
+/// transaction), queries from the view.
 pub struct Products {
     store: AggregateStore<Product>,
     views: ProductViews,
@@ -55,43 +54,27 @@ pub struct Products {
 impl Products {
     /// Products stored through `pool` (search path: the inventory schema).
     pub fn new(pool: PgPool) -> Self {
-        Self { store: AggregateStore::event_sourced(pool.clone()), views: ProductViews::new(pool) }
+        Self { store: AggregateStore::new(pool.clone()).with_projection(ProductViews::new(pool.clone())), views: ProductViews::new(pool) }
     }
 
     /// Executes `command` on product `product_id` and returns the product as it then
-    /// is; the view is updated before this returns.
+    /// is (read-your-writes: the view is written in the same transaction).
     pub async fn execute(&self, product_id: &ProductId, command: ProductCommand, metadata: &EventMetadata) -> Result<ProductView, ProductsError> {
-        self.apply(product_id, command, metadata).await?.ok_or(ProductsError::NotFound)
+        self.store.execute(product_id.as_str(), command, metadata).await?;
+        self.get(product_id).await
     }
 
-    /// Like [`Products::execute`], for callers that need no view: a product that does
-    /// not exist has none, yet records reservation requests (the saga's case).
-    pub async fn apply(&self, product_id: &ProductId, command: ProductCommand, metadata: &EventMetadata) -> Result<Option<ProductView>, ProductsError> {
-        let committed = self.store.execute(product_id.as_str(), command, metadata).await?;
-        Ok(self
-            .views
-            .catch_up(product_id, committed.version, &committed.events, || async {
-                self.store.load_events(product_id.as_str()).await.map_err(|e| ProjectionError::EventStore(e.to_string()))
-            })
-            .await?)
+    /// Executes `commands` in order, all committed in one transaction; a command a rule
+    /// refuses gets its error and decides nothing (the saga's batches). A product that
+    /// does not exist yet still records reservation requests.
+    pub async fn execute_all(&self, commands: &[Command<Product>]) -> Result<Vec<Result<Committed<Product>, ProductError>>, ProductsError> {
+        Ok(self.store.execute_all(commands).await?)
     }
 
     /// Keeps the product view up to date from the commit-ordered event feed until
     /// `shutdown`; see `Orders::follow_feed` in the OMS.
     pub async fn follow_feed(&self, pool: PgPool, shutdown: CancellationToken) {
-        let feed = Feed::new(pool, VIEW_FEED);
-        feed.follow(1000, &shutdown, |events| async move {
-            for (product_id, version) in latest_versions(&events, Product::TYPE) {
-                let Ok(product_id) = ProductId::parse(product_id) else { continue };
-                self.views
-                    .catch_up(&product_id, version, &[], || async {
-                        self.store.load_events(product_id.as_str()).await.map_err(|e| ProjectionError::EventStore(e.to_string()))
-                    })
-                    .await?;
-            }
-            Ok(())
-        })
-        .await;
+        projections::catch_up::follow_feed(pool, VIEW_FEED, self.store.events().clone(), self.views.clone(), shutdown).await;
     }
 
     /// The product as the view holds it.

@@ -9,13 +9,12 @@
 use std::sync::Arc;
 
 use domain::OrderId;
-use domain::inventory::ProductCommand;
+use domain::inventory::{Product, ProductCommand};
 use domain::order::{ItemStatus, OrderEvent};
-use eventstore::EventMetadata;
-use futures::future::try_join_all;
-use messaging::{Envelope, Handled, HandlerError, IncomingMessage, MessageHandler};
+use eventstore::{Command, EventMetadata};
+use messaging::{Envelope, Handled, IncomingMessage, MessageHandler, Unprocessable, Verdict};
 
-use crate::products::{Products, ProductsError};
+use crate::products::Products;
 
 const ACTOR: &str = "inventory-saga";
 
@@ -52,36 +51,56 @@ pub fn commands_for(order_id: OrderId, revision: u64, event: &OrderEvent) -> Vec
     }
 }
 
+/// The product commands one message asks for, or why it can never be handled.
+fn decode(message: &IncomingMessage) -> Result<Vec<Command<Product>>, Unprocessable> {
+    let poison = |reason: String| Unprocessable(reason);
+    let body = message.payload.as_deref().ok_or_else(|| poison("empty message".into()))?;
+    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| poison(format!("not an envelope: {e}")))?;
+    if envelope.aggregate_type != "Order" {
+        return Err(poison(format!("not an order event: {}", envelope.aggregate_type)));
+    }
+    if envelope.event_version != SUPPORTED_VERSION {
+        return Err(poison(format!("{} version {} is not supported", envelope.event_type, envelope.event_version)));
+    }
+    let order_id: OrderId = envelope.aggregate_id.parse().map_err(|_| poison(format!("bad order id {}", envelope.aggregate_id)))?;
+    let tagged = serde_json::json!({ envelope.event_type.clone(): envelope.payload });
+    let event: OrderEvent = serde_json::from_value(tagged).map_err(|e| poison(format!("{}: {e}", envelope.event_type)))?;
+    let revision = u64::try_from(envelope.sequence).map_err(|_| poison("negative sequence".into()))?;
+    let metadata = EventMetadata::new(envelope.correlation_id.clone(), envelope.event_id.to_string(), ACTOR);
+    Ok(commands_for(order_id, revision, &event)
+        .into_iter()
+        .map(|(product_id, command)| Command { aggregate_id: product_id.as_str().to_owned(), command, metadata: metadata.clone() })
+        .collect())
+}
+
 impl MessageHandler for ReservationSaga {
-    async fn handle(&self, message: &IncomingMessage) -> Result<Handled, HandlerError> {
-        let body = message.payload.as_deref().ok_or_else(|| HandlerError::Poison("empty message".into()))?;
-        let envelope: Envelope = serde_json::from_slice(body).map_err(|e| HandlerError::Poison(format!("not an envelope: {e}")))?;
-        if envelope.aggregate_type != "Order" {
-            return Err(HandlerError::Poison(format!("not an order event: {}", envelope.aggregate_type)));
-        }
-        if envelope.event_version != SUPPORTED_VERSION {
-            return Err(HandlerError::Poison(format!("{} version {} is not supported", envelope.event_type, envelope.event_version)));
-        }
-        let order_id: OrderId = envelope.aggregate_id.parse().map_err(|_| HandlerError::Poison(format!("bad order id {}", envelope.aggregate_id)))?;
-        let tagged = serde_json::json!({ envelope.event_type.clone(): envelope.payload });
-        let event: OrderEvent = serde_json::from_value(tagged).map_err(|e| HandlerError::Poison(format!("{}: {e}", envelope.event_type)))?;
-        let revision = u64::try_from(envelope.sequence).map_err(|_| HandlerError::Poison("negative sequence".into()))?;
-        let commands = commands_for(order_id, revision, &event);
-        if commands.is_empty() {
-            return Ok(Handled::Ignored);
-        }
-        let metadata = EventMetadata::new(envelope.correlation_id.clone(), envelope.event_id.to_string(), ACTOR);
-        // Items of one order touch different products: they can go in parallel.
-        try_join_all(commands.into_iter().map(|(product_id, command)| {
-            let metadata = &metadata;
-            async move {
-                self.products.apply(&product_id, command, metadata).await.map_err(|error| match error {
-                    ProductsError::Rejected(rule) => HandlerError::Poison(format!("product {product_id} refused: {rule}")),
-                    other => HandlerError::Transient(anyhow::anyhow!("product {product_id}: {other}")),
-                })
+    /// Decides every reservation of the batch on the products, in message order, and
+    /// commits them in one transaction: a hot product is loaded once per batch and
+    /// never contends with itself.
+    async fn handle(&self, messages: &[IncomingMessage]) -> anyhow::Result<Vec<Verdict>> {
+        let mut verdicts: Vec<Verdict> = Vec::with_capacity(messages.len());
+        let mut commands = Vec::new();
+        let mut asked_by = Vec::new();
+        for (index, message) in messages.iter().enumerate() {
+            match decode(message) {
+                Ok(asked) if asked.is_empty() => verdicts.push(Ok(Handled::Ignored)),
+                Ok(asked) => {
+                    asked_by.extend(std::iter::repeat_n(index, asked.len()));
+                    commands.extend(asked);
+                    verdicts.push(Ok(Handled::Applied));
+                }
+                Err(poison) => verdicts.push(Err(poison)),
             }
-        }))
-        .await?;
-        Ok(Handled::Applied)
+        }
+        if commands.is_empty() {
+            return Ok(verdicts);
+        }
+        let results = self.products.execute_all(&commands).await.map_err(|e| anyhow::anyhow!("reserving stock: {e}"))?;
+        for ((result, command), index) in results.into_iter().zip(&commands).zip(asked_by) {
+            if let Err(rule) = result {
+                verdicts[index] = Err(Unprocessable(format!("product {} refused: {rule}", command.aggregate_id)));
+            }
+        }
+        Ok(verdicts)
     }
 }

@@ -1,10 +1,13 @@
-//! The at-least-once consumer loop. Messages of one partition are handled one after
-//! the other, partitions in parallel. A message's offset is stored (and then committed
-//! in the background) only after its handler returned: after a crash or a rebalance,
-//! unfinished messages are delivered again, so handlers must be idempotent. A
-//! technical failure is retried, blocking its partition, never skipped; a message
-//! that can never be handled goes to the dead-letter topic with the reason and its
-//! origin, and the partition moves on.
+//! The at-least-once consumer loop, a batch at a time.
+//!
+//! Whatever has arrived (up to [`MAX_BATCH`] messages, across partitions, in partition
+//! order) is handed to the handler at once, so it can decide everything in one
+//! database transaction instead of one per message. Offsets are stored (and then
+//! committed in the background) only after the handler returned, so after a crash or
+//! a rebalance unfinished messages are delivered again: handlers must be idempotent. A
+//! technical failure retries the whole batch, never skipping a message; a message that
+//! can never be handled goes to the dead-letter topic with the reason and its origin,
+//! and the consumer moves on.
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -15,15 +18,16 @@ use anyhow::Context;
 use futures::FutureExt;
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use eventstore::sleep_or_cancel;
 use crate::{KafkaSettings, Topics};
+use eventstore::sleep_or_cancel;
+
+/// Most messages handed to a handler at once.
+pub const MAX_BATCH: usize = 500;
 
 /// A received message, detached from the consumer.
 #[derive(Debug, Clone)]
@@ -40,6 +44,22 @@ pub struct IncomingMessage {
     pub payload: Option<Vec<u8>>,
 }
 
+impl IncomingMessage {
+    fn from_kafka(message: &BorrowedMessage<'_>) -> Self {
+        Self {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            payload: message.payload().map(<[u8]>::to_vec),
+        }
+    }
+
+    fn origin(&self) -> String {
+        format!("{}/{}/{}", self.topic, self.partition, self.offset)
+    }
+}
+
 /// What a handler did with a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Handled {
@@ -49,27 +69,26 @@ pub enum Handled {
     Ignored,
 }
 
-/// Why a handler did not finish a message.
-#[derive(Debug, thiserror::Error)]
-pub enum HandlerError {
-    /// The message can never be handled (malformed, unknown type or version): it goes
-    /// to the dead-letter topic.
-    #[error("unprocessable message: {0}")]
-    Poison(String),
-    /// Something we depend on failed; retrying may succeed.
-    #[error(transparent)]
-    Transient(#[from] anyhow::Error),
-}
+/// A message that can never be handled (malformed, unknown type or version, refused
+/// for good), and why: it goes to the dead-letter topic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unprocessable message: {0}")]
+pub struct Unprocessable(pub String);
 
-/// Handles messages of one consumer group. Must be idempotent: a message may come
+/// The handler's answer for one message.
+pub type Verdict = Result<Handled, Unprocessable>;
+
+/// Handles the messages of one consumer group. Must be idempotent: a message may come
 /// again after a crash or rebalance.
 pub trait MessageHandler: Send + Sync + 'static {
-    /// Handles one message; returns only when its effect is durable.
-    fn handle(&self, message: &IncomingMessage) -> impl Future<Output = Result<Handled, HandlerError>> + Send;
+    /// Handles `messages` (each partition's in offset order) and returns one verdict
+    /// per message, in the same order, only once every effect is durable. An error
+    /// means something we depend on failed: the whole batch is tried again.
+    fn handle(&self, messages: &[IncomingMessage]) -> impl Future<Output = anyhow::Result<Vec<Verdict>>> + Send;
 }
 
 /// Consumes `topics` as `group` until `shutdown` (creating missing topics first, as soon
-/// as the broker answers), then finishes what is in hand, commits the stored offsets
+/// as the broker answers), then finishes the batch in hand, commits the stored offsets
 /// and returns.
 pub async fn run_consumer<H: MessageHandler>(
     settings: &KafkaSettings,
@@ -86,26 +105,19 @@ pub async fn run_consumer<H: MessageHandler>(
     if !crate::topics::ensure_topics_patiently(settings, &needed, &shutdown).await {
         return Ok(());
     }
-    let consumer: Arc<StreamConsumer> = Arc::new(settings.consumer_config(group).create().context("creating the Kafka consumer")?);
+    let consumer: StreamConsumer = settings.consumer_config(group).create().context("creating the Kafka consumer")?;
     consumer.subscribe(topics).context("subscribing")?;
     let dead_letters: FutureProducer = settings.producer_config().create().context("creating the dead-letter producer")?;
     tracing::info!(group, ?topics, "consumer started");
+    let worker = BatchWorker { handler, dead_letters, shutdown: shutdown.clone() };
 
-    let mut partitions: HashMap<(String, i32), mpsc::Sender<IncomingMessage>> = HashMap::new();
-    let mut workers = JoinSet::new();
     loop {
-        let received = tokio::select! {
+        let first = tokio::select! {
             () = shutdown.cancelled() => break,
             received = consumer.recv() => received,
         };
-        let message = match received {
-            Ok(message) => IncomingMessage {
-                topic: message.topic().to_owned(),
-                partition: message.partition(),
-                offset: message.offset(),
-                key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                payload: message.payload().map(<[u8]>::to_vec),
-            },
+        let mut batch = match first {
+            Ok(message) => vec![IncomingMessage::from_kafka(&message)],
             Err(error) => {
                 tracing::warn!(%error, group, "consumer error");
                 if sleep_or_cancel(Duration::from_millis(200), &shutdown).await {
@@ -114,83 +126,102 @@ pub async fn run_consumer<H: MessageHandler>(
                 continue;
             }
         };
-        let slot = (message.topic.clone(), message.partition);
-        let sender = partitions.entry(slot).or_insert_with(|| {
-            let (sender, receiver) = mpsc::channel(256);
-            let worker = PartitionWorker {
-                consumer: consumer.clone(),
-                handler: handler.clone(),
-                dead_letters: dead_letters.clone(),
-                shutdown: shutdown.clone(),
-            };
-            workers.spawn(worker.run(receiver));
-            sender
-        });
-        if sender.send(message).await.is_err() {
-            break;
+        // Take whatever else has already arrived, without waiting for more.
+        while batch.len() < MAX_BATCH {
+            match consumer.recv().now_or_never() {
+                Some(Ok(message)) => batch.push(IncomingMessage::from_kafka(&message)),
+                Some(Err(error)) => {
+                    tracing::warn!(%error, group, "consumer error");
+                    break;
+                }
+                None => break,
+            }
         }
+        if !worker.process(&batch).await {
+            break; // shutdown while retrying: left for redelivery
+        }
+        store_offsets(&consumer, &batch);
     }
-    partitions.clear();
-    while workers.join_next().await.is_some() {}
     if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
         tracing::debug!(%error, group, "final offset commit");
     }
-    let _ = dead_letters.flush(Timeout::After(Duration::from_secs(5)));
+    let _ = worker.dead_letters.flush(Timeout::After(Duration::from_secs(5)));
     tracing::info!(group, "consumer stopped");
     Ok(())
 }
 
-struct PartitionWorker<H> {
-    consumer: Arc<StreamConsumer>,
+/// Stores, per partition, the offset after the last message of `batch`.
+fn store_offsets(consumer: &StreamConsumer, batch: &[IncomingMessage]) {
+    let mut last: HashMap<(&str, i32), i64> = HashMap::new();
+    for message in batch {
+        let offset = last.entry((message.topic.as_str(), message.partition)).or_insert(message.offset);
+        *offset = (*offset).max(message.offset);
+    }
+    for ((topic, partition), offset) in last {
+        if let Err(error) = consumer.store_offset(topic, partition, offset) {
+            // The partition was revoked; its new owner will see the messages again.
+            tracing::debug!(%error, topic, partition, "offset not stored");
+        }
+    }
+}
+
+struct BatchWorker<H> {
     handler: Arc<H>,
     dead_letters: FutureProducer,
     shutdown: CancellationToken,
 }
 
-impl<H: MessageHandler> PartitionWorker<H> {
-    async fn run(self, mut messages: mpsc::Receiver<IncomingMessage>) {
-        while let Some(message) = messages.recv().await {
-            if !self.process(&message).await {
-                return; // shutdown while retrying: left for redelivery
-            }
-            if let Err(error) = self.consumer.store_offset(&message.topic, message.partition, message.offset) {
-                // The partition was revoked; its new owner will see the message again.
-                tracing::debug!(%error, topic = %message.topic, partition = message.partition, "offset not stored");
+impl<H: MessageHandler> BatchWorker<H> {
+    /// Handles `batch` until done (dead-lettering what can never be handled); false
+    /// when shutdown interrupted the retries.
+    async fn process(&self, batch: &[IncomingMessage]) -> bool {
+        let Some(verdicts) = self.verdicts(batch).await else { return false };
+        for (message, verdict) in batch.iter().zip(verdicts) {
+            if let Err(Unprocessable(reason)) = verdict {
+                tracing::error!(origin = %message.origin(), %reason, "dead-lettering a message");
+                if !self.dead_letter(message, &reason).await {
+                    return false;
+                }
             }
         }
+        true
     }
 
-    /// Handles one message until done; false when shutdown interrupted the retries.
-    async fn process(&self, message: &IncomingMessage) -> bool {
+    /// The handler's verdicts, retrying technical failures with backoff; `None` on
+    /// shutdown. A batch that makes the handler panic is handled again one message at
+    /// a time, and the message that panics alone is unprocessable.
+    async fn verdicts(&self, batch: &[IncomingMessage]) -> Option<Vec<Verdict>> {
         let mut failures = 0u32;
         loop {
-            // A panicking handler would take its partition (and the consumer) down
-            // silently; a message that makes us panic is treated as unprocessable.
-            let outcome = AssertUnwindSafe(self.handler.handle(message)).catch_unwind().await.unwrap_or_else(|panic| {
-                let reason = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()));
-                Err(HandlerError::Poison(format!("handler panicked: {}", reason.unwrap_or_default())))
-            });
-            match outcome {
-                Ok(_) => return true,
-                Err(HandlerError::Poison(reason)) => {
-                    tracing::error!(topic = %message.topic, partition = message.partition, offset = message.offset, %reason, "dead-lettering a message");
-                    return self.dead_letter(message, &reason).await;
+            match AssertUnwindSafe(self.handler.handle(batch)).catch_unwind().await {
+                Ok(Ok(verdicts)) if verdicts.len() == batch.len() => return Some(verdicts),
+                Ok(Ok(verdicts)) => {
+                    tracing::error!(verdicts = verdicts.len(), messages = batch.len(), "handler answered for the wrong number of messages; retrying");
                 }
-                Err(HandlerError::Transient(error)) => {
-                    failures += 1;
-                    tracing::warn!(error = format!("{error:#}"), failures, topic = %message.topic, offset = message.offset, "handling failed; retrying");
-                    let backoff = Duration::from_millis(50 * 2u64.pow(failures.min(7)));
-                    if sleep_or_cancel(backoff, &self.shutdown).await {
-                        return false;
+                Ok(Err(error)) => {
+                    tracing::warn!(error = format!("{error:#}"), failures, messages = batch.len(), origin = %batch[0].origin(), "handling failed; retrying");
+                }
+                Err(panic) if batch.len() > 1 => {
+                    tracing::error!(reason = panic_reason(&panic), messages = batch.len(), "handler panicked; handling the batch one message at a time");
+                    let mut verdicts = Vec::with_capacity(batch.len());
+                    for message in batch {
+                        verdicts.extend(Box::pin(self.verdicts(std::slice::from_ref(message))).await?);
                     }
+                    return Some(verdicts);
                 }
+                Err(panic) => return Some(vec![Err(Unprocessable(format!("handler panicked: {}", panic_reason(&panic))))]),
+            }
+            failures += 1;
+            let backoff = Duration::from_millis(50 * 2u64.pow(failures.min(7)));
+            if sleep_or_cancel(backoff, &self.shutdown).await {
+                return None;
             }
         }
     }
 
     async fn dead_letter(&self, message: &IncomingMessage, reason: &str) -> bool {
         let topic = Topics::dead_letter(&message.topic);
-        let origin = format!("{}/{}/{}", message.topic, message.partition, message.offset);
+        let origin = message.origin();
         loop {
             let headers = OwnedHeaders::new()
                 .insert(Header { key: "dlq-reason", value: Some(reason.as_bytes()) })
@@ -213,6 +244,14 @@ impl<H: MessageHandler> PartitionWorker<H> {
             }
         }
     }
+}
+
+fn panic_reason(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_default()
 }
 
 /// Runs [`run_consumer`] in a task; a failure to start is logged there, once.

@@ -8,8 +8,9 @@
 //! - [`topics`]: creating missing topics at start-up.
 //! - [`relay`]: the outbox relay: committed events from the feed to Kafka, with a
 //!   persisted checkpoint (never a dual write after commit).
-//! - [`consumer`]: the at-least-once consumer loop: offsets are stored only after a
-//!   message's effect is durable; poison messages go to a dead-letter topic.
+//! - [`consumer`]: the at-least-once consumer loop, a batch at a time: offsets are
+//!   stored only after the batch's effects are durable; poison messages go to a
+//!   dead-letter topic.
 //!
 //! Must not depend on `axum`.
 
@@ -19,7 +20,7 @@ pub mod relay;
 pub mod settings;
 pub mod topics;
 
-pub use consumer::{Handled, HandlerError, IncomingMessage, MessageHandler, run_consumer, spawn_consumer};
+pub use consumer::{Handled, IncomingMessage, MessageHandler, Unprocessable, Verdict, run_consumer, spawn_consumer};
 pub use envelope::{Envelope, OutgoingMessage};
 pub use relay::{Relay, Route};
 pub use settings::{KafkaSettings, Topics};

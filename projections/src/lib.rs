@@ -9,24 +9,16 @@
 //!
 //! Must not depend on `axum` or `rdkafka`.
 
+pub mod catch_up;
 mod orders;
 mod page;
 mod products;
+mod view;
 
 pub use orders::{OrderFilter, OrderItemView, OrderView, OrderViews};
 pub use page::{Cursor, InvalidCursor, Page};
 pub use products::{ProductView, ProductViews};
-
-/// The last version of each aggregate of `aggregate_type` among `events`, so a
-/// follower of the feed catches each view up once per batch.
-pub fn latest_versions(events: &[eventstore::FeedEvent], aggregate_type: &str) -> Vec<(String, u64)> {
-    let mut latest: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
-    for event in events.iter().filter(|e| e.aggregate_type == aggregate_type) {
-        let version = latest.entry(event.aggregate_id.as_str()).or_default();
-        *version = (*version).max(event.sequence as u64);
-    }
-    latest.into_iter().map(|(id, version)| (id.to_owned(), version)).collect()
-}
+pub use view::View;
 
 /// Why a view could not be read or written.
 #[derive(Debug, thiserror::Error)]

@@ -3,11 +3,15 @@
 use chrono::{DateTime, Utc};
 use domain::order::{CancelReason, ItemStatus, Order, OrderEvent, OrderStatus, TargetStatus};
 use domain::{OrderId, ProductId, Quantity, UserId};
-use eventstore::{EventEnvelope, EventMetadata};
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use eventstore::{Change, EventEnvelope, EventMetadata, Events, Projection, ProjectionFailure};
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::view::{View, advance, ids_to_read};
 use crate::{Cursor, InvalidCursor, Page, ProjectionError};
 
 /// An order as clients read it.
@@ -47,7 +51,7 @@ pub struct OrderItemView {
 impl OrderView {
     /// Folds one event onto the view (`None` before the order's first event). Uses
     /// nothing but the event, its sequence and the time it carries.
-    pub fn apply(view: Option<Self>, order_id: OrderId, event: &OrderEvent, sequence: u64, occurred_at: DateTime<Utc>) -> Option<Self> {
+    pub fn fold_event(view: Option<Self>, order_id: OrderId, event: &OrderEvent, sequence: u64, occurred_at: DateTime<Utc>) -> Option<Self> {
         if let OrderEvent::OrderPlaced { user_id, items } = event {
             return Some(Self {
                 order_id,
@@ -110,13 +114,6 @@ impl OrderView {
         Some(view)
     }
 
-    /// Folds a whole history, as a rebuild does.
-    pub fn fold<'a>(order_id: OrderId, events: impl IntoIterator<Item = &'a EventEnvelope<Order>>) -> Result<Option<Self>, ProjectionError> {
-        events.into_iter().try_fold(None, |view, envelope| {
-            Ok(Self::apply(view, order_id, &envelope.payload, envelope.sequence as u64, occurred_at(envelope)?))
-        })
-    }
-
     fn item_mut(&mut self, product_id: &ProductId) -> Option<&mut OrderItemView> {
         self.order_items.iter_mut().find(|item| &item.product_id == product_id)
     }
@@ -127,6 +124,22 @@ impl OrderView {
         if !matches!(self.status, OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Delivered) {
             self.status = OrderStatus::from_items(self.order_items.iter().map(|item| item.status));
         }
+    }
+}
+
+impl View for OrderView {
+    type Aggregate = Order;
+
+    fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn apply(view: Option<Self>, envelope: &EventEnvelope<Order>) -> Result<Option<Self>, ProjectionError> {
+        let order_id: OrderId = envelope
+            .aggregate_id
+            .parse()
+            .map_err(|_| ProjectionError::Corrupt(format!("order event of '{}': not an order id", envelope.aggregate_id)))?;
+        Ok(Self::fold_event(view, order_id, &envelope.payload, envelope.sequence as u64, occurred_at(envelope)?))
     }
 }
 
@@ -209,56 +222,53 @@ impl OrderViews {
         Ok(cursor)
     }
 
-    /// Brings the view of `order_id` up to `version` with the `new` events just
-    /// committed, refolding the whole `history` when the view is further behind.
-    /// Returns the view at (at least) `version`.
-    pub async fn catch_up<F, Fut>(&self, order_id: OrderId, version: u64, new: &[EventEnvelope<Order>], history: F) -> Result<Option<OrderView>, ProjectionError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<Vec<EventEnvelope<Order>>, ProjectionError>>,
-    {
-        let current = self.get(order_id).await?;
-        let current_version = current.as_ref().map_or(0, |v| v.version);
-        if current_version >= version {
-            return Ok(current);
-        }
-        let view = match new.first() {
-            Some(first) if first.sequence as u64 == current_version + 1 => {
-                new.iter().try_fold(current, |view, envelope| {
-                    Ok::<_, ProjectionError>(OrderView::apply(view, order_id, &envelope.payload, envelope.sequence as u64, occurred_at(envelope)?))
-                })?
-            }
-            _ => OrderView::fold(order_id, &history().await?)?,
-        };
-        match view {
-            Some(view) => {
-                self.save(&view).await?;
-                Ok(Some(view))
-            }
-            None => Ok(None),
-        }
+    /// The stored views of `order_ids`, by id.
+    async fn get_many(connection: &mut PgConnection, order_ids: &[&str]) -> Result<HashMap<String, OrderView>, ProjectionError> {
+        let ids: Vec<Uuid> = order_ids.iter().filter_map(|id| Uuid::parse_str(id).ok()).collect();
+        let rows: Vec<OrderRow> = sqlx::query_as(&format!("SELECT {ORDER_COLUMNS} FROM order_view WHERE order_id = ANY($1)"))
+            .bind(&ids)
+            .fetch_all(&mut *connection)
+            .await?;
+        rows.into_iter().map(|row| from_row(row).map(|view| (view.order_id.to_string(), view))).collect()
     }
 
-    /// Writes a view unless a newer one is stored already.
-    pub async fn save(&self, view: &OrderView) -> Result<(), ProjectionError> {
-        let items = serde_json::to_value(&view.order_items).map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
+    /// Writes `views` in one statement, each unless a newer one is stored already.
+    async fn save_all(connection: &mut PgConnection, views: &[OrderView]) -> Result<(), ProjectionError> {
+        if views.is_empty() {
+            return Ok(());
+        }
+        let items = views
+            .iter()
+            .map(|view| serde_json::to_value(&view.order_items))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
         sqlx::query(
             "INSERT INTO order_view (order_id, user_id, status, items, created_at, updated_at, version)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::timestamptz[], $6::timestamptz[], $7::bigint[])
              ON CONFLICT (order_id) DO UPDATE
                 SET user_id = EXCLUDED.user_id, status = EXCLUDED.status, items = EXCLUDED.items,
                     created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, version = EXCLUDED.version
               WHERE order_view.version < EXCLUDED.version",
         )
-        .bind(view.order_id.as_uuid())
-        .bind(view.user_id.as_str())
-        .bind(view.status.as_str())
+        .bind(views.iter().map(|v| v.order_id.as_uuid()).collect::<Vec<_>>())
+        .bind(views.iter().map(|v| v.user_id.as_str()).collect::<Vec<_>>())
+        .bind(views.iter().map(|v| v.status.as_str()).collect::<Vec<_>>())
         .bind(items)
-        .bind(view.created_at)
-        .bind(view.updated_at)
-        .bind(view.version as i64)
-        .execute(&self.pool)
+        .bind(views.iter().map(|v| v.created_at).collect::<Vec<_>>())
+        .bind(views.iter().map(|v| v.updated_at).collect::<Vec<_>>())
+        .bind(views.iter().map(|v| v.version as i64).collect::<Vec<_>>())
+        .execute(&mut *connection)
         .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Projection<Order> for OrderViews {
+    async fn apply(&self, connection: &mut PgConnection, events: &Events<Order>, changes: &[Change<Order>]) -> Result<(), ProjectionFailure> {
+        let current = Self::get_many(connection, &ids_to_read(changes)).await?;
+        let views = advance(connection, events, changes, current).await?;
+        Self::save_all(connection, &views).await?;
         Ok(())
     }
 }

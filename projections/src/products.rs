@@ -2,10 +2,14 @@
 
 use domain::ProductId;
 use domain::inventory::{Product, ProductEvent, StockStatus};
-use eventstore::EventEnvelope;
-use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
+use std::collections::HashMap;
 
+use async_trait::async_trait;
+use eventstore::{Change, EventEnvelope, Events, Projection, ProjectionFailure};
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool};
+
+use crate::view::{View, advance, ids_to_read};
 use crate::{Cursor, Page, ProjectionError};
 
 /// A product as clients read it.
@@ -30,7 +34,7 @@ pub struct ProductView {
 
 impl ProductView {
     /// Folds one event onto the view (`None` before the product's first event).
-    pub fn apply(view: Option<Self>, product_id: &ProductId, event: &ProductEvent, sequence: u64) -> Option<Self> {
+    pub fn fold_event(view: Option<Self>, product_id: &ProductId, event: &ProductEvent, sequence: u64) -> Option<Self> {
         let mut view = match (view, event) {
             (_, ProductEvent::ProductAdded { name, initial_stock, low_stock_threshold }) => Self {
                 product_id: product_id.clone(),
@@ -58,13 +62,6 @@ impl ProductView {
         view.stock_status = StockStatus::of(view.available, view.low_stock_threshold);
         view.version = sequence;
         Some(view)
-    }
-
-    /// Folds a whole history, as a rebuild does.
-    pub fn fold<'a>(product_id: &ProductId, events: impl IntoIterator<Item = &'a EventEnvelope<Product>>) -> Option<Self> {
-        events
-            .into_iter()
-            .fold(None, |view, envelope| Self::apply(view, product_id, &envelope.payload, envelope.sequence as u64))
     }
 
     /// Moves units between available and reserved. The aggregate guarantees they are
@@ -127,50 +124,62 @@ impl ProductViews {
         Ok(Page { items, next_cursor })
     }
 
-    /// Brings the view of `product_id` up to `version`; see `OrderViews::catch_up`.
-    pub async fn catch_up<F, Fut>(&self, product_id: &ProductId, version: u64, new: &[EventEnvelope<Product>], history: F) -> Result<Option<ProductView>, ProjectionError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<Vec<EventEnvelope<Product>>, ProjectionError>>,
-    {
-        let current = self.get(product_id).await?;
-        let current_version = current.as_ref().map_or(0, |v| v.version);
-        if current_version >= version {
-            return Ok(current);
-        }
-        let view = match new.first() {
-            Some(first) if first.sequence as u64 == current_version + 1 => {
-                new.iter().fold(current, |view, e| ProductView::apply(view, product_id, &e.payload, e.sequence as u64))
-            }
-            _ => ProductView::fold(product_id, &history().await?),
-        };
-        if let Some(view) = &view {
-            self.save(view).await?;
-        }
-        Ok(view)
+    /// The stored views of `product_ids`, by id.
+    async fn get_many(connection: &mut PgConnection, product_ids: &[&str]) -> Result<HashMap<String, ProductView>, ProjectionError> {
+        let rows: Vec<ProductRow> = sqlx::query_as(&format!("SELECT {PRODUCT_COLUMNS} FROM product_view WHERE product_id = ANY($1)"))
+            .bind(product_ids)
+            .fetch_all(&mut *connection)
+            .await?;
+        rows.into_iter().map(|row| from_row(row).map(|view| (view.product_id.as_str().to_owned(), view))).collect()
     }
 
-    /// Writes a view unless a newer one is stored already.
-    pub async fn save(&self, view: &ProductView) -> Result<(), ProjectionError> {
-        let status = serde_json::to_value(view.stock_status).map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
+    /// Writes `views` in one statement, each unless a newer one is stored already.
+    async fn save_all(connection: &mut PgConnection, views: &[ProductView]) -> Result<(), ProjectionError> {
+        if views.is_empty() {
+            return Ok(());
+        }
         sqlx::query(
             "INSERT INTO product_view (product_id, name, available, reserved, low_stock_threshold, stock_status, version)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::bigint[])
              ON CONFLICT (product_id) DO UPDATE
                 SET name = EXCLUDED.name, available = EXCLUDED.available, reserved = EXCLUDED.reserved,
                     low_stock_threshold = EXCLUDED.low_stock_threshold, stock_status = EXCLUDED.stock_status,
                     version = EXCLUDED.version
               WHERE product_view.version < EXCLUDED.version",
         )
-        .bind(view.product_id.as_str())
-        .bind(&view.name)
-        .bind(view.available as i64)
-        .bind(view.reserved as i64)
-        .bind(i64::from(view.low_stock_threshold))
-        .bind(status.as_str())
-        .bind(view.version as i64)
-        .execute(&self.pool)
+        .bind(views.iter().map(|v| v.product_id.as_str()).collect::<Vec<_>>())
+        .bind(views.iter().map(|v| v.name.as_str()).collect::<Vec<_>>())
+        .bind(views.iter().map(|v| v.available as i64).collect::<Vec<_>>())
+        .bind(views.iter().map(|v| v.reserved as i64).collect::<Vec<_>>())
+        .bind(views.iter().map(|v| i64::from(v.low_stock_threshold)).collect::<Vec<_>>())
+        .bind(views.iter().map(|v| v.stock_status.as_str()).collect::<Vec<_>>())
+        .bind(views.iter().map(|v| v.version as i64).collect::<Vec<_>>())
+        .execute(&mut *connection)
         .await?;
+        Ok(())
+    }
+}
+
+impl View for ProductView {
+    type Aggregate = Product;
+
+    fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn apply(view: Option<Self>, envelope: &EventEnvelope<Product>) -> Result<Option<Self>, ProjectionError> {
+        let product_id = ProductId::parse(envelope.aggregate_id.clone())
+            .map_err(|e| ProjectionError::Corrupt(format!("product event of '{}': {e}", envelope.aggregate_id)))?;
+        Ok(Self::fold_event(view, &product_id, &envelope.payload, envelope.sequence as u64))
+    }
+}
+
+#[async_trait]
+impl Projection<Product> for ProductViews {
+    async fn apply(&self, connection: &mut PgConnection, events: &Events<Product>, changes: &[Change<Product>]) -> Result<(), ProjectionFailure> {
+        let current = Self::get_many(connection, &ids_to_read(changes)).await?;
+        let views = advance(connection, events, changes, current).await?;
+        Self::save_all(connection, &views).await?;
         Ok(())
     }
 }

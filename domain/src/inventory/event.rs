@@ -30,6 +30,15 @@ impl StockStatus {
             Self::InStock
         }
     }
+
+    /// The wire name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InStock => "IN_STOCK",
+            Self::LowStock => "LOW_STOCK",
+            Self::OutOfStock => "OUT_OF_STOCK",
+        }
+    }
 }
 
 /// An event of the `Product` aggregate.

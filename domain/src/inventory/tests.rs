@@ -525,6 +525,9 @@ fn product_events_keep_their_wire_form() {
     }
     let statuses = [StockStatus::InStock, StockStatus::LowStock, StockStatus::OutOfStock];
     assert_eq!(serde_json::to_string(&statuses).unwrap(), r#"["IN_STOCK","LOW_STOCK","OUT_OF_STOCK"]"#);
+    for status in statuses {
+        assert_eq!(serde_json::to_value(status).unwrap(), status.as_str(), "as_str is the wire name");
+    }
 }
 
 #[test]

@@ -1,0 +1,156 @@
+//! Reading and writing one aggregate type's rows of the `events` table: the stored
+//! form is the one postgres-es uses (payload = the serialized event enum, metadata =
+//! a JSON object of strings), so the table stays readable by cqrs-es tooling.
+//!
+//! Everything here works on sets of aggregates with one statement, so a batch of
+//! commands costs one read and one write however many aggregates it touches.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cqrs_es::persist::{EventUpcaster, PersistenceError, SerializedEvent};
+use cqrs_es::{Aggregate, DomainEvent, EventEnvelope};
+use serde_json::Value;
+use sqlx::PgConnection;
+
+/// Why stored events could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum EventsError {
+    /// The database failed.
+    #[error("event store database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A stored event does not decode into the current event types (after upcasting).
+    #[error("event {aggregate_id}#{sequence} does not decode: {source}")]
+    Undecodable {
+        /// Its aggregate.
+        aggregate_id: String,
+        /// Its sequence.
+        sequence: usize,
+        /// Why.
+        source: PersistenceError,
+    },
+    /// An event does not encode.
+    #[error("event does not encode: {0}")]
+    Unencodable(#[from] serde_json::Error),
+}
+
+/// The `events` rows of aggregate type `A`, with the upcasters that bring old event
+/// versions to the current ones.
+pub struct Events<A: Aggregate> {
+    upcasters: Arc<[Box<dyn EventUpcaster>]>,
+    _aggregate: std::marker::PhantomData<fn() -> A>,
+}
+
+impl<A: Aggregate> Clone for Events<A> {
+    fn clone(&self) -> Self {
+        Self { upcasters: self.upcasters.clone(), _aggregate: std::marker::PhantomData }
+    }
+}
+
+impl<A: Aggregate> Default for Events<A> {
+    fn default() -> Self {
+        Self::with_upcasters(Vec::new())
+    }
+}
+
+type EventRow = (String, i64, String, String, Value, Value);
+
+impl<A: Aggregate> Events<A> {
+    /// Events decoded through `upcasters` (applied in order to every matching event).
+    pub fn with_upcasters(upcasters: Vec<Box<dyn EventUpcaster>>) -> Self {
+        Self { upcasters: upcasters.into(), _aggregate: std::marker::PhantomData }
+    }
+
+    /// Decodes one stored event, upcasting it first.
+    pub fn decode(&self, stored: SerializedEvent) -> Result<EventEnvelope<A>, EventsError> {
+        let stored = self.upcasters.iter().fold(stored, |event, upcaster| {
+            if upcaster.can_upcast(&event.event_type, &event.event_version) { upcaster.upcast(event) } else { event }
+        });
+        let (aggregate_id, sequence) = (stored.aggregate_id.clone(), stored.sequence);
+        EventEnvelope::try_from(stored).map_err(|source| EventsError::Undecodable { aggregate_id, sequence, source })
+    }
+
+    fn decode_row(&self, (aggregate_id, sequence, event_type, event_version, payload, metadata): EventRow) -> Result<EventEnvelope<A>, EventsError> {
+        let sequence = usize::try_from(sequence).unwrap_or_default();
+        self.decode(SerializedEvent::new(aggregate_id, sequence, A::TYPE.to_owned(), event_type, event_version, payload, metadata))
+    }
+
+    /// The events of each `(aggregate id, after)` pair with a sequence above `after`,
+    /// grouped by aggregate, oldest first.
+    pub async fn read_after(&self, connection: &mut PgConnection, positions: &[(&str, u64)]) -> Result<HashMap<String, Vec<EventEnvelope<A>>>, EventsError> {
+        let ids: Vec<&str> = positions.iter().map(|(id, _)| *id).collect();
+        let after: Vec<i64> = positions.iter().map(|(_, after)| i64::try_from(*after).unwrap_or(i64::MAX)).collect();
+        let rows: Vec<EventRow> = sqlx::query_as(
+            "SELECT e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload, e.metadata
+               FROM unnest($2::text[], $3::bigint[]) AS wanted (aggregate_id, after)
+               JOIN events e ON e.aggregate_type = $1 AND e.aggregate_id = wanted.aggregate_id AND e.sequence > wanted.after
+              ORDER BY e.aggregate_id, e.sequence",
+        )
+        .bind(A::TYPE)
+        .bind(&ids)
+        .bind(&after)
+        .fetch_all(&mut *connection)
+        .await?;
+        let mut grouped: HashMap<String, Vec<EventEnvelope<A>>> = HashMap::new();
+        for row in rows {
+            let envelope = self.decode_row(row)?;
+            grouped.entry(envelope.aggregate_id.clone()).or_default().push(envelope);
+        }
+        Ok(grouped)
+    }
+
+    /// Every event of one aggregate, oldest first.
+    pub async fn read_all(&self, connection: &mut PgConnection, aggregate_id: &str) -> Result<Vec<EventEnvelope<A>>, EventsError> {
+        Ok(self.read_after(connection, &[(aggregate_id, 0)]).await?.remove(aggregate_id).unwrap_or_default())
+    }
+
+    /// Appends `events` (of any aggregates of type `A`) in one statement, in the order
+    /// given (the global positions follow it). A sequence
+    /// already taken (another writer committed first) is [`AppendError::Conflict`].
+    pub async fn append<'a>(&self, connection: &mut PgConnection, events: impl IntoIterator<Item = &'a EventEnvelope<A>>) -> Result<(), AppendError>
+    where
+        A: 'a,
+    {
+        let (mut ids, mut sequences, mut types, mut versions, mut payloads, mut metadata) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+        for event in events {
+            ids.push(event.aggregate_id.as_str());
+            sequences.push(i64::try_from(event.sequence).unwrap_or(i64::MAX));
+            types.push(event.payload.event_type());
+            versions.push(event.payload.event_version());
+            payloads.push(serde_json::to_value(&event.payload).map_err(EventsError::from)?);
+            metadata.push(serde_json::to_value(&event.metadata).map_err(EventsError::from)?);
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+             SELECT $1, id, sequence, event_type, event_version, payload, metadata
+               FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])
+                    WITH ORDINALITY AS new (id, sequence, event_type, event_version, payload, metadata, n)
+              ORDER BY n",
+        )
+        .bind(A::TYPE)
+        .bind(&ids)
+        .bind(&sequences)
+        .bind(&types)
+        .bind(&versions)
+        .bind(&payloads)
+        .bind(&metadata)
+        .execute(&mut *connection)
+        .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => Err(AppendError::Conflict),
+            Err(error) => Err(AppendError::Events(error.into())),
+        }
+    }
+}
+
+/// Why an append failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// Another writer took one of the sequences first.
+    #[error("another writer appended to the same aggregate first")]
+    Conflict,
+    /// Storage failed.
+    #[error(transparent)]
+    Events(#[from] EventsError),
+}

@@ -1,0 +1,50 @@
+//! Projections fed from the commit-ordered event feed, each with its own position:
+//! whatever a view missed (it was added later, or rebuilt, or someone wrote events
+//! without it) is caught up here, by itself. Applying an event twice changes nothing,
+//! so the at-least-once feed is enough.
+
+use eventstore::{Aggregate, Change, Events, EventsError, Feed, FeedEvent, Projection};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+/// Events read per feed batch.
+const BATCH_SIZE: i64 = 1000;
+
+/// The changes to aggregates of type `A` among `batch`, one per aggregate, its events
+/// in feed order (which is sequence order).
+pub fn changes_of<A: Aggregate>(events: &Events<A>, batch: &[FeedEvent]) -> Result<Vec<Change<A>>, EventsError> {
+    let mut changes: Vec<Change<A>> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for event in batch.iter().filter(|e| e.aggregate_type == A::TYPE) {
+        let envelope = events.decode(event.to_serialized())?;
+        match index.get(event.aggregate_id.as_str()) {
+            Some(&at) => changes[at].events.push(envelope),
+            None => {
+                index.insert(&event.aggregate_id, changes.len());
+                changes.push(Change { aggregate_id: event.aggregate_id.clone(), events: vec![envelope] });
+            }
+        }
+    }
+    Ok(changes)
+}
+
+/// Keeps `projection` up to date with every event of type `A` committed in `pool`'s
+/// schema, reading the feed as `feed_name` from its saved position, until `shutdown`.
+pub async fn follow_feed<A, P>(pool: PgPool, feed_name: &str, events: Events<A>, projection: P, shutdown: CancellationToken)
+where
+    A: Aggregate,
+    P: Projection<A>,
+{
+    let feed = Feed::new(pool.clone(), feed_name);
+    let (pool, events, projection) = (&pool, &events, &projection);
+    feed.follow(BATCH_SIZE, &shutdown, |batch| async move {
+        let changes = changes_of(events, &batch)?;
+        if !changes.is_empty() {
+            let mut transaction = pool.begin().await?;
+            projection.apply(&mut transaction, events, &changes).await?;
+            transaction.commit().await?;
+        }
+        Ok(())
+    })
+    .await;
+}
