@@ -12,8 +12,6 @@ mod event;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
-
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
@@ -29,16 +27,49 @@ use crate::{OrderId, Quantity};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Product {
     version: u64,
-    details: Option<Details>,
-    received: u64,
-    reserved: u64,
-    reservations: BTreeMap<OrderId, Reservation>,
+    name: Option<ProductName>,
+    stock: Stock,
+    /// Every order that asked for this product. Persistent, so the copies taken by the
+    /// aggregate cache and by batch rollbacks cost nothing, however many orders.
+    reservations: imbl::OrdMap<OrderId, Reservation>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Details {
-    name: ProductName,
+/// The counters behind a product's stock status. `Product::apply` folds them; deciding
+/// folds a copy to see where new events lead, without copying the reservations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Stock {
+    received: u64,
+    reserved: u64,
     low_stock_threshold: u32,
+}
+
+impl Stock {
+    fn apply(&mut self, event: &ProductEvent) {
+        match event {
+            ProductEvent::ProductAdded { initial_stock, low_stock_threshold, .. } => {
+                self.received = (*initial_stock).into();
+                self.low_stock_threshold = *low_stock_threshold;
+            }
+            ProductEvent::StockRestocked { quantity } => self.received += u64::from(quantity.get()),
+            ProductEvent::StockReserved { quantity, .. } => self.reserved += u64::from(*quantity),
+            ProductEvent::ReservationReduced { quantity, .. } => self.reserved -= u64::from(quantity.get()),
+            ProductEvent::StockReleased { quantity, .. } => self.reserved -= u64::from(*quantity),
+            ProductEvent::ReservationRejected { .. }
+            | ProductEvent::LowStockReached { .. }
+            | ProductEvent::OutOfStock
+            | ProductEvent::BackInStock { .. } => {}
+        }
+    }
+
+    /// `decide` keeps `reserved <= received`; the saturation only keeps a corrupted
+    /// history from crashing whoever folds it.
+    fn available(&self) -> u64 {
+        self.received.saturating_sub(self.reserved)
+    }
+
+    fn status(&self) -> StockStatus {
+        StockStatus::of(self.available(), self.low_stock_threshold)
+    }
 }
 
 /// Units held for one order, and the revision of the request that set them.
@@ -58,33 +89,32 @@ impl Product {
 
     /// Whether the product exists.
     pub fn exists(&self) -> bool {
-        self.details.is_some()
+        self.name.is_some()
     }
 
     /// The product's name.
     pub fn name(&self) -> Option<&ProductName> {
-        self.details.as_ref().map(|d| &d.name)
+        self.name.as_ref()
     }
 
     /// The alert threshold: at or below it (and above zero) stock is low.
     pub fn low_stock_threshold(&self) -> u32 {
-        self.details.as_ref().map_or(0, |d| d.low_stock_threshold)
+        self.stock.low_stock_threshold
     }
 
     /// Units received in all: initial stock plus restocks.
     pub fn received(&self) -> u64 {
-        self.received
+        self.stock.received
     }
 
     /// Units held for orders.
     pub fn reserved(&self) -> u64 {
-        self.reserved
+        self.stock.reserved
     }
 
-    /// Units that can still be reserved. `decide` keeps `reserved <= received`; the
-    /// saturation only keeps a corrupted history from crashing whoever folds it.
+    /// Units that can still be reserved.
     pub fn available(&self) -> u64 {
-        self.received.saturating_sub(self.reserved)
+        self.stock.available()
     }
 
     /// What one order holds of this product.
@@ -94,7 +124,7 @@ impl Product {
 
     /// In stock, low or out, from what is available.
     pub fn stock_status(&self) -> StockStatus {
-        StockStatus::of(self.available(), self.low_stock_threshold())
+        self.stock.status()
     }
 
     /// Decides which events `command` leads to, or why it is refused. All rules live
@@ -185,12 +215,12 @@ impl Product {
         }
         // A new product starts from "in stock", so one added empty or low is announced.
         let before = if self.exists() { self.stock_status() } else { StockStatus::InStock };
-        let mut after = self.clone();
+        let mut after = self.stock;
         for event in &events {
-            after.apply(event.clone());
+            after.apply(event);
         }
         let available = after.available();
-        match (before, after.stock_status()) {
+        match (before, after.status()) {
             (b, StockStatus::OutOfStock) if b != StockStatus::OutOfStock => events.push(ProductEvent::OutOfStock),
             (StockStatus::InStock, StockStatus::LowStock) => events.push(ProductEvent::LowStockReached { available }),
             (StockStatus::OutOfStock, s) if s != StockStatus::OutOfStock => events.push(ProductEvent::BackInStock { available }),
@@ -216,29 +246,21 @@ impl Aggregate for Product {
 
     fn apply(&mut self, event: ProductEvent) {
         self.version += 1;
+        self.stock.apply(&event);
         match event {
-            ProductEvent::ProductAdded { name, initial_stock, low_stock_threshold } => {
-                self.details = Some(Details { name, low_stock_threshold });
-                self.received = initial_stock.into();
-            }
-            ProductEvent::StockRestocked { quantity } => self.received += u64::from(quantity.get()),
-            ProductEvent::StockReserved { order_id, quantity, reserved_for_order, revision } => {
-                self.reserved += u64::from(quantity);
-                self.reservations.insert(order_id, Reservation { quantity: reserved_for_order.get(), revision });
-            }
-            ProductEvent::ReservationReduced { order_id, quantity, reserved_for_order, revision } => {
-                self.reserved -= u64::from(quantity.get());
+            ProductEvent::ProductAdded { name, .. } => self.name = Some(name),
+            ProductEvent::StockReserved { order_id, reserved_for_order, revision, .. }
+            | ProductEvent::ReservationReduced { order_id, reserved_for_order, revision, .. } => {
                 self.reservations.insert(order_id, Reservation { quantity: reserved_for_order.get(), revision });
             }
             ProductEvent::ReservationRejected { order_id, revision, .. } => {
                 let held = self.reservations.entry(order_id).or_default();
                 held.revision = revision;
             }
-            ProductEvent::StockReleased { order_id, quantity, revision } => {
-                self.reserved -= u64::from(quantity);
+            ProductEvent::StockReleased { order_id, revision, .. } => {
                 self.reservations.insert(order_id, Reservation { quantity: 0, revision });
             }
-            ProductEvent::LowStockReached { .. } | ProductEvent::OutOfStock | ProductEvent::BackInStock { .. } => {}
+            ProductEvent::StockRestocked { .. } | ProductEvent::LowStockReached { .. } | ProductEvent::OutOfStock | ProductEvent::BackInStock { .. } => {}
         }
     }
 }
