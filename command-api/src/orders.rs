@@ -4,7 +4,7 @@
 use domain::OrderId;
 use domain::order::{Order, OrderCommand, OrderError};
 use eventstore::{AggregateStore, Command, Committed, EventMetadata, ExecuteError, StoredEvent};
-use projections::{Cursor, OrderFilter, OrderView, OrderViews, Page, ProjectionError};
+use projections::{Cursor, OrderFilter, OrderView, OrderViews, Page, ProjectionError, View};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -60,7 +60,24 @@ impl Orders {
     /// Executes `command` on order `order_id` and returns the order as it then is,
     /// read-your-writes: the view is written in the same transaction as the events.
     pub async fn execute(&self, order_id: OrderId, command: OrderCommand, metadata: &EventMetadata) -> Result<OrderView, OrdersError> {
-        self.store.execute(&order_id.to_string(), command, metadata).await?;
+        let committed = self.store.execute(&order_id.to_string(), command, metadata).await?;
+        self.view_after(order_id, &committed).await
+    }
+
+    /// Places an order under an id just generated, so known to be new: no read first.
+    pub async fn place_new(&self, order_id: OrderId, command: OrderCommand, metadata: &EventMetadata) -> Result<OrderView, OrdersError> {
+        let committed = self.store.execute_new(&order_id.to_string(), command, metadata).await?;
+        self.view_after(order_id, &committed).await
+    }
+
+    /// The view a commit left: folded from its events when they are the order's whole
+    /// history (exactly what the projection stored), else read back.
+    async fn view_after(&self, order_id: OrderId, committed: &Committed<Order>) -> Result<OrderView, OrdersError> {
+        if committed.events.first().is_some_and(|first| first.sequence == 1) {
+            if let Some(view) = OrderView::fold(&committed.events)? {
+                return Ok(view);
+            }
+        }
         self.get(order_id).await
     }
 

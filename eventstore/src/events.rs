@@ -81,10 +81,15 @@ impl<A: Aggregate> Events<A> {
         let ids: Vec<&str> = positions.iter().map(|(id, _)| *id).collect();
         let after: Vec<i64> = positions.iter().map(|(_, after)| i64::try_from(*after).unwrap_or(i64::MAX)).collect();
         let rows: Vec<EventRow> = sqlx::query_as(
+            // LATERAL: one primary-key range scan per aggregate, whatever the planner
+            // guesses about the array (a hash join would read every event of the type).
             "SELECT e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload, e.metadata
                FROM unnest($2::text[], $3::bigint[]) AS wanted (aggregate_id, after)
-               JOIN events e ON e.aggregate_type = $1 AND e.aggregate_id = wanted.aggregate_id AND e.sequence > wanted.after
-              ORDER BY e.aggregate_id, e.sequence",
+              CROSS JOIN LATERAL (
+                    SELECT aggregate_id, sequence, event_type, event_version, payload, metadata
+                      FROM events
+                     WHERE aggregate_type = $1 AND aggregate_id = wanted.aggregate_id AND sequence > wanted.after
+                     ORDER BY sequence) e",
         )
         .bind(A::TYPE)
         .bind(&ids)

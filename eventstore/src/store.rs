@@ -55,6 +55,15 @@ pub struct Command<A: Aggregate> {
     pub metadata: EventMetadata,
 }
 
+/// How a batch finds the state of its aggregates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Load {
+    /// Cached state plus newer events.
+    Current,
+    /// None: the aggregates have no events (a wrong guess is caught as a conflict).
+    AssumeNew,
+}
+
 /// What one command committed.
 #[derive(Debug)]
 pub struct Committed<A: Aggregate> {
@@ -177,23 +186,39 @@ where
         results.pop().unwrap_or(Ok(Committed { events: vec![], version: 0 })).map_err(ExecuteError::Rejected)
     }
 
+    /// Like [`AggregateStore::execute`], for an aggregate that has no events yet (its id
+    /// was just generated): the first attempt skips reading the store. Should it exist
+    /// after all, the append conflicts and the command is retried the normal way.
+    pub async fn execute_new(&self, aggregate_id: &str, command: A::Command, metadata: &EventMetadata) -> Result<Committed<A>, ExecuteError<A::Error>> {
+        let command = Command { aggregate_id: aggregate_id.to_owned(), command, metadata: metadata.clone() };
+        let batch = std::slice::from_ref(&command);
+        let mut results = match self.try_execute_all(batch, Load::AssumeNew).await {
+            Err(ExecuteError::Conflict) => self.execute_all(batch).await?,
+            other => other?,
+        };
+        results.pop().unwrap_or(Ok(Committed { events: vec![], version: 0 })).map_err(ExecuteError::Rejected)
+    }
+
     /// Runs `commands` in order (each on the state its predecessors left) and commits
     /// everything they decide in one transaction, retrying the whole batch on
     /// conflicts. A command a business rule refuses gets its error in the result and
     /// decides nothing; the others still commit.
     pub async fn execute_all(&self, commands: &[Command<A>]) -> Result<Vec<Result<Committed<A>, A::Error>>, ExecuteError<A::Error>> {
-        (|| self.try_execute_all(commands))
+        (|| self.try_execute_all(commands, Load::Current))
             .retry(self.retry)
             .when(|error| matches!(error, ExecuteError::Conflict))
             .notify(|_, wait| tracing::debug!(commands = commands.len(), ?wait, "optimistic lock conflict, retrying"))
             .await
     }
 
-    async fn try_execute_all(&self, commands: &[Command<A>]) -> Result<Vec<Result<Committed<A>, A::Error>>, ExecuteError<A::Error>> {
+    async fn try_execute_all(&self, commands: &[Command<A>], load: Load) -> Result<Vec<Result<Committed<A>, A::Error>>, ExecuteError<A::Error>> {
         let mut ids: Vec<&str> = commands.iter().map(|c| c.aggregate_id.as_str()).collect();
         ids.sort_unstable();
         ids.dedup();
-        let mut states = self.load_many(&ids).await?;
+        let mut states = match load {
+            Load::Current => self.load_many(&ids).await?,
+            Load::AssumeNew => HashMap::new(),
+        };
         let mut changes: Vec<Change<A>> = Vec::new();
         let mut results = Vec::with_capacity(commands.len());
         for command in commands {

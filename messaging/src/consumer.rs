@@ -137,9 +137,11 @@ pub async fn run_consumer<H: MessageHandler>(
                 None => break,
             }
         }
+        let started = std::time::Instant::now();
         if !worker.process(&batch).await {
             break; // shutdown while retrying: left for redelivery
         }
+        tracing::debug!(group, messages = batch.len(), handle_ms = started.elapsed().as_millis() as u64, "consumer handled a batch");
         store_offsets(&consumer, &batch);
     }
     if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {

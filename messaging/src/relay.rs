@@ -80,8 +80,10 @@ impl<R: Route> Relay<R> {
                     .map_err(|(error, _)| anyhow::anyhow!("publishing to {}: {error}", message.topic))
             }
         });
+        let started = std::time::Instant::now();
         try_join_all(deliveries).await?;
-        tracing::debug!(events = events.len(), messages = messages.len(), "relay published a batch");
+        let oldest = events.first().map(|e| (chrono::Utc::now() - e.recorded_at).num_milliseconds());
+        tracing::debug!(events = events.len(), messages = messages.len(), oldest_age_ms = oldest, publish_ms = started.elapsed().as_millis() as u64, "relay published a batch");
         Ok(())
     }
 }

@@ -36,6 +36,10 @@ pub async fn connect_and_migrate(
 
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
+        // No ping before every use: it would double the round trips of short
+        // statements. A connection the server dropped fails its one query (answered
+        // 503, or retried by the consumers and relays) and is replaced.
+        .test_before_acquire(false)
         .acquire_timeout(std::time::Duration::from_secs(5))
         .connect_with(options.options([("search_path", schema)]))
         .await

@@ -64,4 +64,8 @@ provision_kafka() {
   # one message per batch avoids it. Development broker only: production keeps
   # librdkafka's defaults.
   export KAFKA_PRODUCER_BATCH_NUM_MESSAGES=${KAFKA_PRODUCER_BATCH_NUM_MESSAGES:-1}
+  # tansu holds every fetch for the consumer's whole fetch.wait.max.ms, data or not
+  # (Apache Kafka answers as soon as data arrives): a short wait keeps each Kafka hop
+  # at a few milliseconds, for some idle polling.
+  export KAFKA_CONSUMER_FETCH_WAIT_MAX_MS=${KAFKA_CONSUMER_FETCH_WAIT_MAX_MS:-5}
 }

@@ -43,7 +43,7 @@ start_throwaway_postgres() {
   "${as[@]}" "$STARTED_PG_BIN/initdb" -D "$STARTED_PG_DIR/data" -U postgres --auth=trust >/dev/null
   "${as[@]}" "$STARTED_PG_BIN/pg_ctl" -D "$STARTED_PG_DIR/data" -l "$STARTED_PG_DIR/log" -w \
     -o "-p $port -k $STARTED_PG_DIR -c listen_addresses=127.0.0.1 -c fsync=on" start >/dev/null
-  PG_SERVER_URL="postgres://postgres@127.0.0.1:$port/postgres"
+  PG_SERVER_URL="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
   echo "started a throwaway PostgreSQL on 127.0.0.1:$port ($STARTED_PG_DIR)" >&2
 }
 
@@ -61,7 +61,8 @@ provision_postgres() {
     PG_SERVER_URL=$(pg_url_with_database "$DATABASE_URL" postgres)
     echo "using PostgreSQL from DATABASE_URL" >&2
   elif pg_answers "postgres://postgres@127.0.0.1:5432/postgres"; then
-    PG_SERVER_URL="postgres://postgres@127.0.0.1:5432/postgres"
+    # Loopback: no TLS (the server may offer it; encrypting to ourselves costs CPU).
+    PG_SERVER_URL="postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
     echo "using PostgreSQL on 127.0.0.1:5432" >&2
   else
     start_throwaway_postgres

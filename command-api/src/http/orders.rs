@@ -36,11 +36,14 @@ pub async fn place(
     ApiJson(request): ApiJson<PlaceOrderRequest>,
 ) -> Result<OrderView> {
     let command = request.into_command();
-    let order_id = match headers.get("idempotency-key") {
-        Some(value) => OrderId::for_idempotency_key(&command.user_id, &idempotency_key(value)?),
-        None => OrderId::generate(),
+    let command_metadata = metadata(&context);
+    let order = match headers.get("idempotency-key") {
+        Some(value) => {
+            let order_id = OrderId::for_idempotency_key(&command.user_id, &idempotency_key(value)?);
+            orders.execute(order_id, OrderCommand::PlaceOrder(command), &command_metadata).await?
+        }
+        None => orders.place_new(OrderId::generate(), OrderCommand::PlaceOrder(command), &command_metadata).await?,
     };
-    let order = orders.execute(order_id, OrderCommand::PlaceOrder(command), &metadata(&context)).await?;
     Ok(ApiResponse::created(order))
 }
 
