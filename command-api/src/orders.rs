@@ -4,7 +4,7 @@
 use domain::OrderId;
 use domain::order::{Order, OrderCommand, OrderError};
 use eventstore::{AggregateStore, Command, Committed, EventMetadata, ExecuteError, StoredEvent};
-use projections::{Cursor, OrderFilter, OrderView, OrderViews, Page, ProjectionError, View};
+use projections::{Cursor, OrderFilter, OrderView, OrderViews, Page, ProjectionError, Projector, View};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -54,7 +54,7 @@ pub struct Orders {
 impl Orders {
     /// Orders stored through `pool` (search path: the OMS schema).
     pub fn new(pool: PgPool) -> Self {
-        Self { store: AggregateStore::new(pool.clone()).with_projection(OrderViews::new(pool.clone())), views: OrderViews::new(pool) }
+        Self { store: AggregateStore::new(pool.clone()).with_projection(Projector::<OrderViews>::live()), views: OrderViews::new(pool) }
     }
 
     /// Executes `command` on order `order_id` and returns the order as it then is,
@@ -92,7 +92,7 @@ impl Orders {
     /// or while the view was being rebuilt) is caught up here, by itself. Idempotent:
     /// a view only moves forward.
     pub async fn follow_feed(&self, pool: PgPool, shutdown: CancellationToken) {
-        projections::catch_up::follow_feed(pool, VIEW_FEED, self.store.events().clone(), self.views.clone(), shutdown).await;
+        projections::catch_up::follow_feed(pool, VIEW_FEED, self.store.events().clone(), Projector::<OrderViews>::live(), shutdown).await;
     }
 
     /// The order as the view holds it.
