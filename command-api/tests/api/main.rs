@@ -8,12 +8,14 @@
 //! - `bad_input`: tables of refused requests; none leaves an event behind.
 //! - `idempotency`: the `Idempotency-Key` of `POST`.
 //! - `concurrency`: many writers on one order; no lost update, no 5xx.
+//! - `operations`: the operator commands (history, export, rebuild) as a process.
 
 mod bad_input;
 mod concurrency;
 mod healing;
 mod helpers;
 mod idempotency;
+mod operations;
 mod place;
 mod queries;
 mod transitions;
