@@ -157,12 +157,14 @@ impl Feed {
     /// Up to `limit` committed events after `after`, in feed order.
     pub async fn read_after(&self, after: FeedPosition, limit: i64) -> Result<Vec<FeedEvent>, sqlx::Error> {
         let rows: Vec<FeedRow> = sqlx::query_as(
-            "SELECT transaction_id::text, global_position, event_id, aggregate_type, aggregate_id, sequence,
-                    event_type, event_version, payload, metadata, recorded_at
-               FROM events
-              WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
-                AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-              ORDER BY transaction_id, global_position
+            // Ordered by the columns themselves: a bare `transaction_id` here would name
+            // the text output column, and text order is not transaction order.
+            "SELECT e.transaction_id::text AS transaction_text, e.global_position, e.event_id, e.aggregate_type, e.aggregate_id,
+                    e.sequence, e.event_type, e.event_version, e.payload, e.metadata, e.recorded_at
+               FROM events e
+              WHERE (e.transaction_id, e.global_position) > ($1::text::xid8, $2)
+                AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+              ORDER BY e.transaction_id, e.global_position
               LIMIT $3",
         )
         .bind(after.transaction_id.to_string())
