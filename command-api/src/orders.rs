@@ -52,9 +52,14 @@ pub struct Orders {
 }
 
 impl Orders {
-    /// Orders stored through `pool` (search path: the OMS schema).
+    /// Orders stored through `pool` (search path: the OMS schema). Events stored at
+    /// older versions are read through the domain's upcasters, here and in the feed
+    /// catch-up, which decodes with this store's events.
     pub fn new(pool: PgPool) -> Self {
-        Self { store: AggregateStore::new(pool.clone()).with_projection(OrderViews::new(pool.clone())), views: OrderViews::new(pool) }
+        let store = AggregateStore::new(pool.clone())
+            .with_upcasters(domain::order::upcasters())
+            .with_projection(OrderViews::new(pool.clone()));
+        Self { store, views: OrderViews::new(pool) }
     }
 
     /// Executes `command` on order `order_id` and returns the order as it then is,

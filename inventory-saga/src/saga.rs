@@ -5,21 +5,23 @@
 //!
 //! Idempotent through the domain: each request carries the order event's sequence as
 //! the item revision, and a product decides nothing for a revision it has seen.
+//!
+//! Order events arrive as the OMS stored them, at whatever version they were written
+//! (`OrderPlaced` 1.0 of orders placed by an older release, 2.0 since): each is upcast
+//! with the domain's upcasters before it is decoded, and a version this code does not
+//! know (a newer release's) is dead-lettered, never guessed at.
 
 use std::sync::Arc;
 
 use domain::OrderId;
 use domain::inventory::{Product, ProductCommand};
-use domain::order::{ItemStatus, OrderEvent};
+use domain::order::{ItemStatus, OrderEvent, decode_event};
 use eventstore::{Command, EventMetadata};
 use messaging::{Envelope, Handled, IncomingMessage, MessageHandler, Unprocessable, Verdict};
 
 use crate::products::Products;
 
 const ACTOR: &str = "inventory-saga";
-
-/// The order event versions this saga understands.
-const SUPPORTED_VERSION: &str = "1.0";
 
 /// Turns order events into product commands.
 pub struct ReservationSaga {
@@ -59,12 +61,8 @@ fn decode(message: &IncomingMessage) -> Result<Vec<Command<Product>>, Unprocessa
     if envelope.aggregate_type != "Order" {
         return Err(poison(format!("not an order event: {}", envelope.aggregate_type)));
     }
-    if envelope.event_version != SUPPORTED_VERSION {
-        return Err(poison(format!("{} version {} is not supported", envelope.event_type, envelope.event_version)));
-    }
     let order_id: OrderId = envelope.aggregate_id.parse().map_err(|_| poison(format!("bad order id {}", envelope.aggregate_id)))?;
-    let tagged = serde_json::json!({ envelope.event_type.clone(): envelope.payload });
-    let event: OrderEvent = serde_json::from_value(tagged).map_err(|e| poison(format!("{}: {e}", envelope.event_type)))?;
+    let event = decode_event(&envelope.event_type, &envelope.event_version, envelope.payload).map_err(|e| poison(e.to_string()))?;
     let revision = u64::try_from(envelope.sequence).map_err(|_| poison("negative sequence".into()))?;
     let metadata = EventMetadata::new(envelope.correlation_id.clone(), envelope.event_id.to_string(), ACTOR);
     Ok(commands_for(order_id, revision, &event)
