@@ -8,6 +8,7 @@
 //! - `bad_input`: tables of refused requests; none leaves an event behind.
 //! - `idempotency`: the `Idempotency-Key` of `POST`.
 //! - `concurrency`: many writers on one order; no lost update, no 5xx.
+//! - `versioning`: orders whose placement is stored as `OrderPlaced` 1.0; the key in 2.0.
 
 mod bad_input;
 mod concurrency;
@@ -18,3 +19,4 @@ mod place;
 mod queries;
 mod transitions;
 mod update;
+mod versioning;
