@@ -4,7 +4,7 @@
 use domain::OrderId;
 use domain::order::{Order, OrderCommand, OrderError};
 use eventstore::{AggregateStore, Command, Committed, EventMetadata, ExecuteError, StoredEvent};
-use projections::{Cursor, OrderFilter, OrderView, OrderViews, Page, ProjectionError, View};
+use projections::{Cursor, OrderFilter, OrderView, OrderViews, Page, ProjectionError, Projector, View};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -53,12 +53,12 @@ pub struct Orders {
 
 impl Orders {
     /// Orders stored through `pool` (search path: the OMS schema). Events stored at
-    /// older versions are read through the domain's upcasters, here and in the feed
-    /// catch-up, which decodes with this store's events.
+    /// older versions are read through the domain's upcasters, here and wherever this
+    /// store's events are used: the feed catch-up and the offline rebuild.
     pub fn new(pool: PgPool) -> Self {
         let store = AggregateStore::new(pool.clone())
             .with_upcasters(domain::order::upcasters())
-            .with_projection(OrderViews::new(pool.clone()));
+            .with_projection(Projector::<OrderViews>::live());
         Self { store, views: OrderViews::new(pool) }
     }
 
@@ -97,7 +97,7 @@ impl Orders {
     /// or while the view was being rebuilt) is caught up here, by itself. Idempotent:
     /// a view only moves forward.
     pub async fn follow_feed(&self, pool: PgPool, shutdown: CancellationToken) {
-        projections::catch_up::follow_feed(pool, VIEW_FEED, self.store.events().clone(), self.views.clone(), shutdown).await;
+        projections::catch_up::follow_feed(pool, VIEW_FEED, self.store.events().clone(), Projector::<OrderViews>::live(), shutdown).await;
     }
 
     /// The order as the view holds it.

@@ -58,15 +58,15 @@ impl FeedEvent {
     }
 
     /// The event in the form cqrs-es decodes (see [`crate::Events::decode`]).
-    pub fn to_serialized(&self) -> cqrs_es::persist::SerializedEvent {
+    pub fn into_serialized(self) -> cqrs_es::persist::SerializedEvent {
         cqrs_es::persist::SerializedEvent::new(
-            self.aggregate_id.clone(),
+            self.aggregate_id,
             usize::try_from(self.sequence).unwrap_or_default(),
-            self.aggregate_type.clone(),
-            self.event_type.clone(),
-            self.event_version.clone(),
-            self.payload.clone(),
-            self.metadata.clone(),
+            self.aggregate_type,
+            self.event_type,
+            self.event_version,
+            self.payload,
+            self.metadata,
         )
     }
 
@@ -112,6 +112,13 @@ impl Feed {
 
     /// Records that everything up to `position` is done.
     pub async fn save_checkpoint(&self, position: FeedPosition) -> Result<(), sqlx::Error> {
+        let mut connection = self.pool.acquire().await?;
+        self.save_checkpoint_in(&mut connection, position).await
+    }
+
+    /// Records the position on `connection`, so a reader can save it in the same
+    /// transaction as what it did with the events.
+    pub async fn save_checkpoint_in(&self, connection: &mut sqlx::PgConnection, position: FeedPosition) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO feed_checkpoints (name, transaction_id, global_position) VALUES ($1, $2::text::xid8, $3)
              ON CONFLICT (name) DO UPDATE SET transaction_id = EXCLUDED.transaction_id,
@@ -120,9 +127,31 @@ impl Feed {
         .bind(&self.name)
         .bind(position.transaction_id.to_string())
         .bind(position.global_position)
-        .execute(&self.pool)
+        .execute(&mut *connection)
         .await?;
         Ok(())
+    }
+
+    /// Forgets the position: the reader starts again from the beginning.
+    pub async fn reset(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM feed_checkpoints WHERE name = $1").bind(&self.name).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The id the next transaction will get: every transaction that gets an id from
+    /// now on is above it.
+    pub async fn next_transaction_id(&self) -> Result<u64, sqlx::Error> {
+        let next: String = sqlx::query_scalar("SELECT pg_snapshot_xmax(pg_current_snapshot())::text").fetch_one(&self.pool).await?;
+        Ok(next.parse().unwrap_or(u64::MAX))
+    }
+
+    /// Whether every transaction with an id below `horizon` has ended, so that the feed
+    /// now shows all the events they committed.
+    pub async fn has_passed(&self, horizon: u64) -> Result<bool, sqlx::Error> {
+        sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot()) >= $1::text::xid8")
+            .bind(horizon.to_string())
+            .fetch_one(&self.pool)
+            .await
     }
 
     /// Up to `limit` committed events after `after`, in feed order.

@@ -4,7 +4,7 @@
 use domain::ProductId;
 use domain::inventory::{Product, ProductCommand, ProductError};
 use eventstore::{AggregateStore, Command, Committed, EventMetadata, ExecuteError, StoredEvent};
-use projections::{Cursor, Page, ProductView, ProductViews, ProjectionError};
+use projections::{Cursor, Page, ProductView, ProductViews, ProjectionError, Projector};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -54,7 +54,7 @@ pub struct Products {
 impl Products {
     /// Products stored through `pool` (search path: the inventory schema).
     pub fn new(pool: PgPool) -> Self {
-        Self { store: AggregateStore::new(pool.clone()).with_projection(ProductViews::new(pool.clone())), views: ProductViews::new(pool) }
+        Self { store: AggregateStore::new(pool.clone()).with_projection(Projector::<ProductViews>::live()), views: ProductViews::new(pool) }
     }
 
     /// Executes `command` on product `product_id` and returns the product as it then
@@ -74,7 +74,7 @@ impl Products {
     /// Keeps the product view up to date from the commit-ordered event feed until
     /// `shutdown`; see `Orders::follow_feed` in the OMS.
     pub async fn follow_feed(&self, pool: PgPool, shutdown: CancellationToken) {
-        projections::catch_up::follow_feed(pool, VIEW_FEED, self.store.events().clone(), self.views.clone(), shutdown).await;
+        projections::catch_up::follow_feed(pool, VIEW_FEED, self.store.events().clone(), Projector::<ProductViews>::live(), shutdown).await;
     }
 
     /// The product as the view holds it.

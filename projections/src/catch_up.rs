@@ -12,16 +12,17 @@ const BATCH_SIZE: i64 = 1000;
 
 /// The changes to aggregates of type `A` among `batch`, one per aggregate, its events
 /// in feed order (which is sequence order).
-pub fn changes_of<A: Aggregate>(events: &Events<A>, batch: &[FeedEvent]) -> Result<Vec<Change<A>>, EventsError> {
+pub fn changes_of<A: Aggregate>(events: &Events<A>, batch: Vec<FeedEvent>) -> Result<Vec<Change<A>>, EventsError> {
     let mut changes: Vec<Change<A>> = Vec::new();
-    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    for event in batch.iter().filter(|e| e.aggregate_type == A::TYPE) {
-        let envelope = events.decode(event.to_serialized())?;
-        match index.get(event.aggregate_id.as_str()) {
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for event in batch.into_iter().filter(|e| e.aggregate_type == A::TYPE) {
+        let aggregate_id = event.aggregate_id.clone();
+        let envelope = events.decode(event.into_serialized())?;
+        match index.get(&aggregate_id) {
             Some(&at) => changes[at].events.push(envelope),
             None => {
-                index.insert(&event.aggregate_id, changes.len());
-                changes.push(Change { aggregate_id: event.aggregate_id.clone(), events: vec![envelope] });
+                index.insert(aggregate_id.clone(), changes.len());
+                changes.push(Change { aggregate_id, events: vec![envelope] });
             }
         }
     }
@@ -38,7 +39,7 @@ where
     let feed = Feed::new(pool.clone(), feed_name);
     let (pool, events, projection) = (&pool, &events, &projection);
     feed.follow(BATCH_SIZE, &shutdown, |batch| async move {
-        let changes = changes_of(events, &batch)?;
+        let changes = changes_of(events, batch)?;
         if !changes.is_empty() {
             let mut transaction = pool.begin().await?;
             projection.apply(&mut transaction, events, &changes).await?;

@@ -10,14 +10,17 @@
 //! Must not depend on `axum` or `rdkafka`.
 
 pub mod catch_up;
+pub mod model;
 mod orders;
 mod page;
 mod products;
+pub mod rebuild;
 mod view;
 
 pub use orders::{OrderFilter, OrderItemView, OrderView, OrderViews};
 pub use page::{Cursor, InvalidCursor, Page};
 pub use products::{ProductView, ProductViews};
+pub use model::{Projector, ViewTable};
 pub use view::View;
 
 /// Why a view could not be read or written.

@@ -6,12 +6,13 @@ use domain::{OrderId, ProductId, Quantity, UserId};
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use eventstore::{Change, EventEnvelope, EventMetadata, Events, Projection, ProjectionFailure};
+use eventstore::{EventEnvelope, EventMetadata};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::view::{View, advance, ids_to_read};
+use crate::model::ViewTable;
+use crate::view::View;
 use crate::{Cursor, InvalidCursor, Page, ProjectionError};
 
 /// An order as clients read it.
@@ -222,18 +223,24 @@ impl OrderViews {
         Ok(cursor)
     }
 
-    /// The stored views of `order_ids`, by id.
-    async fn get_many(connection: &mut PgConnection, order_ids: &[&str]) -> Result<HashMap<String, OrderView>, ProjectionError> {
+}
+
+#[async_trait]
+impl ViewTable for OrderViews {
+    type View = OrderView;
+    const MODEL: &'static str = "order_view";
+    const KEY: &'static str = "order_id";
+
+    async fn get_many(connection: &mut PgConnection, table: &str, order_ids: &[&str]) -> Result<HashMap<String, OrderView>, ProjectionError> {
         let ids: Vec<Uuid> = order_ids.iter().filter_map(|id| Uuid::parse_str(id).ok()).collect();
-        let rows: Vec<OrderRow> = sqlx::query_as(&format!("SELECT {ORDER_COLUMNS} FROM order_view WHERE order_id = ANY($1)"))
+        let rows: Vec<OrderRow> = sqlx::query_as(&format!("SELECT {ORDER_COLUMNS} FROM {table} WHERE order_id = ANY($1)"))
             .bind(&ids)
             .fetch_all(&mut *connection)
             .await?;
         rows.into_iter().map(|row| from_row(row).map(|view| (view.order_id.to_string(), view))).collect()
     }
 
-    /// Writes `views` in one statement, each unless a newer one is stored already.
-    async fn save_all(connection: &mut PgConnection, views: &[OrderView]) -> Result<(), ProjectionError> {
+    async fn save_all(connection: &mut PgConnection, table: &str, views: &[OrderView]) -> Result<(), ProjectionError> {
         if views.is_empty() {
             return Ok(());
         }
@@ -242,14 +249,14 @@ impl OrderViews {
             .map(|view| serde_json::to_value(&view.order_items))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO order_view (order_id, user_id, status, items, created_at, updated_at, version)
+        sqlx::query(&format!(
+            "INSERT INTO {table} (order_id, user_id, status, items, created_at, updated_at, version)
              SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::timestamptz[], $6::timestamptz[], $7::bigint[])
              ON CONFLICT (order_id) DO UPDATE
                 SET user_id = EXCLUDED.user_id, status = EXCLUDED.status, items = EXCLUDED.items,
                     created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, version = EXCLUDED.version
-              WHERE order_view.version < EXCLUDED.version",
-        )
+              WHERE {table}.version < EXCLUDED.version"
+        ))
         .bind(views.iter().map(|v| v.order_id.as_uuid()).collect::<Vec<_>>())
         .bind(views.iter().map(|v| v.user_id.as_str()).collect::<Vec<_>>())
         .bind(views.iter().map(|v| v.status.as_str()).collect::<Vec<_>>())
@@ -263,15 +270,6 @@ impl OrderViews {
     }
 }
 
-#[async_trait]
-impl Projection<Order> for OrderViews {
-    async fn apply(&self, connection: &mut PgConnection, events: &Events<Order>, changes: &[Change<Order>]) -> Result<(), ProjectionFailure> {
-        let current = Self::get_many(connection, &ids_to_read(changes)).await?;
-        let views = advance(connection, events, changes, current).await?;
-        Self::save_all(connection, &views).await?;
-        Ok(())
-    }
-}
 
 fn decode_position(cursor: &Cursor) -> Result<(DateTime<Utc>, Uuid), InvalidCursor> {
     let (micros, id) = cursor.position().split_once('|').ok_or(InvalidCursor)?;

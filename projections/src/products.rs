@@ -5,11 +5,12 @@ use domain::inventory::{Product, ProductEvent, StockStatus};
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use eventstore::{Change, EventEnvelope, Events, Projection, ProjectionFailure};
+use eventstore::EventEnvelope;
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 
-use crate::view::{View, advance, ids_to_read};
+use crate::model::ViewTable;
+use crate::view::View;
 use crate::{Cursor, Page, ProjectionError};
 
 /// A product as clients read it.
@@ -124,29 +125,35 @@ impl ProductViews {
         Ok(Page { items, next_cursor })
     }
 
-    /// The stored views of `product_ids`, by id.
-    async fn get_many(connection: &mut PgConnection, product_ids: &[&str]) -> Result<HashMap<String, ProductView>, ProjectionError> {
-        let rows: Vec<ProductRow> = sqlx::query_as(&format!("SELECT {PRODUCT_COLUMNS} FROM product_view WHERE product_id = ANY($1)"))
+}
+
+#[async_trait]
+impl ViewTable for ProductViews {
+    type View = ProductView;
+    const MODEL: &'static str = "product_view";
+    const KEY: &'static str = "product_id";
+
+    async fn get_many(connection: &mut PgConnection, table: &str, product_ids: &[&str]) -> Result<HashMap<String, ProductView>, ProjectionError> {
+        let rows: Vec<ProductRow> = sqlx::query_as(&format!("SELECT {PRODUCT_COLUMNS} FROM {table} WHERE product_id = ANY($1)"))
             .bind(product_ids)
             .fetch_all(&mut *connection)
             .await?;
         rows.into_iter().map(|row| from_row(row).map(|view| (view.product_id.as_str().to_owned(), view))).collect()
     }
 
-    /// Writes `views` in one statement, each unless a newer one is stored already.
-    async fn save_all(connection: &mut PgConnection, views: &[ProductView]) -> Result<(), ProjectionError> {
+    async fn save_all(connection: &mut PgConnection, table: &str, views: &[ProductView]) -> Result<(), ProjectionError> {
         if views.is_empty() {
             return Ok(());
         }
-        sqlx::query(
-            "INSERT INTO product_view (product_id, name, available, reserved, low_stock_threshold, stock_status, version)
+        sqlx::query(&format!(
+            "INSERT INTO {table} (product_id, name, available, reserved, low_stock_threshold, stock_status, version)
              SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::bigint[])
              ON CONFLICT (product_id) DO UPDATE
                 SET name = EXCLUDED.name, available = EXCLUDED.available, reserved = EXCLUDED.reserved,
                     low_stock_threshold = EXCLUDED.low_stock_threshold, stock_status = EXCLUDED.stock_status,
                     version = EXCLUDED.version
-              WHERE product_view.version < EXCLUDED.version",
-        )
+              WHERE {table}.version < EXCLUDED.version"
+        ))
         .bind(views.iter().map(|v| v.product_id.as_str()).collect::<Vec<_>>())
         .bind(views.iter().map(|v| v.name.as_str()).collect::<Vec<_>>())
         .bind(views.iter().map(|v| v.available as i64).collect::<Vec<_>>())
@@ -174,15 +181,6 @@ impl View for ProductView {
     }
 }
 
-#[async_trait]
-impl Projection<Product> for ProductViews {
-    async fn apply(&self, connection: &mut PgConnection, events: &Events<Product>, changes: &[Change<Product>]) -> Result<(), ProjectionFailure> {
-        let current = Self::get_many(connection, &ids_to_read(changes)).await?;
-        let views = advance(connection, events, changes, current).await?;
-        Self::save_all(connection, &views).await?;
-        Ok(())
-    }
-}
 
 fn from_row((product_id, name, available, reserved, threshold, status, version): ProductRow) -> Result<ProductView, ProjectionError> {
     let corrupt = |what: &str, e: &dyn std::fmt::Display| ProjectionError::Corrupt(format!("product_view {product_id} {what}: {e}"));

@@ -1,7 +1,8 @@
 //! An order whose placement an older release stored as `OrderPlaced` 1.0, against a
 //! real PostgreSQL: it loads, decides new commands as any order does, and its view —
-//! kept inline, rebuilt from history, or caught up from the feed — is the view of the
-//! same order placed today (2.0). Stored events are never rewritten: the row stays 1.0.
+//! kept inline, folded from history, caught up from the feed, or rebuilt offline — is
+//! the view of the same order placed today (2.0). Stored events are never rewritten:
+//! the row stays 1.0.
 
 use std::time::Duration;
 
@@ -9,7 +10,8 @@ use chrono::{DateTime, Utc};
 use domain::order::{ItemOutcome, ItemUpdate, Order, OrderCommand, OrderError, OrderLine, PlaceOrder, RecordItemOutcome, RejectionReason, TargetStatus, UpdateOrder};
 use domain::{OrderId, ProductId, Quantity, UserId};
 use eventstore::{AggregateStore, Committed, EventMetadata, ExecuteError};
-use projections::{OrderView, OrderViews, View};
+use projections::rebuild;
+use projections::{OrderView, OrderViews, Projector, View};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -21,7 +23,7 @@ async fn pool() -> PgPool {
 
 /// The store as the OMS wires it: upcasters, and the order view in every commit.
 fn store(pool: &PgPool) -> AggregateStore<Order> {
-    AggregateStore::new(pool.clone()).with_upcasters(domain::order::upcasters()).with_projection(OrderViews::new(pool.clone()))
+    AggregateStore::new(pool.clone()).with_upcasters(domain::order::upcasters()).with_projection(Projector::<OrderViews>::live())
 }
 
 /// Minute `minute` of a fixed morning: both orders' events happen at the same times.
@@ -170,7 +172,7 @@ async fn the_feed_catch_up_builds_the_view_of_an_order_placed_as_1_0() {
     assert!(views.get(legacy).await.expect("read").is_none(), "nothing has projected the 1.0 order yet");
 
     let shutdown = CancellationToken::new();
-    let follower = tokio::spawn(projections::catch_up::follow_feed(pool.clone(), "versioning-test", store.events().clone(), views.clone(), shutdown.clone()));
+    let follower = tokio::spawn(projections::catch_up::follow_feed(pool.clone(), "versioning-test", store.events().clone(), Projector::<OrderViews>::live(), shutdown.clone()));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let caught_up = loop {
         match views.get(legacy).await.expect("read") {
@@ -185,6 +187,24 @@ async fn the_feed_catch_up_builds_the_view_of_an_order_placed_as_1_0() {
     let twin_view = views.get(twin).await.expect("read").expect("the 2.0 order's view");
     assert_eq!(caught_up, renamed(twin_view, legacy), "caught up from the feed, the 1.0 order's view is its 2.0 twin's");
     assert_eq!(caught_up.status.as_str(), "PARTIALLY_EXECUTED");
+}
+
+#[tokio::test]
+async fn an_offline_rebuild_and_its_verification_read_a_1_0_history() {
+    let pool = pool().await;
+    let store = store(&pool);
+    let views = OrderViews::new(pool.clone());
+    let (legacy, twin) = (OrderId::generate(), OrderId::generate());
+    given_an_order_stored_by_the_old_release(&pool, legacy).await;
+    given_the_same_order_placed_today(&store, twin).await;
+
+    let rebuilt = rebuild::rebuild::<OrderViews>(&pool, store.events(), |_| {}).await.expect("the rebuild reads the 1.0 placement");
+    assert_eq!(rebuilt.events, 6, "both orders' events folded");
+    let legacy_view = views.get(legacy).await.expect("read").expect("the rebuilt model holds the 1.0 order");
+    let twin_view = views.get(twin).await.expect("read").expect("and the 2.0 one");
+    assert_eq!(legacy_view, renamed(twin_view, legacy), "rebuilt, the 1.0 order's view is its 2.0 twin's");
+    let differences = rebuild::verify::<OrderViews>(&pool, store.events(), |_| {}).await.expect("the verification reads the 1.0 placement");
+    assert!(differences.is_empty(), "a fresh fold agrees with the rebuilt model: {differences:?}");
 }
 
 #[tokio::test]

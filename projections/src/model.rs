@@ -1,0 +1,120 @@
+//! Read models as generations of tables behind one name.
+//!
+//! A model (`order_view`) is queried through an SQL view of that name over the table of
+//! its active generation (`order_view_v3`). While a rebuild fills the next generation,
+//! every commit writes both tables, so the new one can take over at any moment after
+//! it has covered what was committed before the rebuild began (see [`crate::rebuild`]).
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+
+use async_trait::async_trait;
+use eventstore::{Change, Events, Projection, ProjectionFailure};
+use sqlx::PgConnection;
+
+use crate::ProjectionError;
+use crate::view::{View, advance, ids_to_read};
+
+/// A table of views of one model, whichever generation.
+#[async_trait]
+pub trait ViewTable: Send + Sync + 'static {
+    /// The rows it holds.
+    type View: View + Sync;
+    /// The model's name: the SQL view clients' queries read, and the tables' prefix.
+    const MODEL: &'static str;
+    /// The primary-key column.
+    const KEY: &'static str;
+
+    /// The stored views of `ids` in `table`, by id.
+    async fn get_many(connection: &mut PgConnection, table: &str, ids: &[&str]) -> Result<HashMap<String, Self::View>, ProjectionError>;
+
+    /// Writes `views` into `table` in one statement, each unless a newer one is there.
+    async fn save_all(connection: &mut PgConnection, table: &str, views: &[Self::View]) -> Result<(), ProjectionError>;
+}
+
+/// The table of generation `generation` of `model`.
+pub fn table_name(model: &str, generation: i32) -> String {
+    format!("{model}_v{generation}")
+}
+
+/// Where a model stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Generations {
+    /// The generation queries read.
+    pub active: i32,
+    /// The generation being built, if any.
+    pub building: Option<i32>,
+    /// Transactions below this id may have skipped the building table.
+    pub horizon: Option<u64>,
+}
+
+impl Generations {
+    /// The tables a commit must keep up to date.
+    pub fn live_tables(&self, model: &str) -> Vec<String> {
+        std::iter::once(self.active).chain(self.building).map(|g| table_name(model, g)).collect()
+    }
+}
+
+/// Reads where `model` stands.
+pub async fn generations(connection: &mut PgConnection, model: &str) -> Result<Generations, ProjectionError> {
+    let row: Option<(i32, Option<i32>, Option<String>)> =
+        sqlx::query_as("SELECT active_generation, building_generation, horizon::text FROM read_models WHERE name = $1")
+            .bind(model)
+            .fetch_optional(&mut *connection)
+            .await?;
+    let (active, building, horizon) = row.ok_or_else(|| ProjectionError::Corrupt(format!("read model {model} is not registered")))?;
+    Ok(Generations { active, building, horizon: horizon.and_then(|h| h.parse().ok()) })
+}
+
+/// Which tables a [`Projector`] writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The model's live tables (active, and the one being built), read in each
+    /// transaction: what commands write.
+    Live,
+    /// One table: what a rebuild writes.
+    Table(String),
+}
+
+/// The projection of a [`ViewTable`] model, for the event store's commits and for
+/// rebuilds.
+pub struct Projector<T> {
+    target: Target,
+    table: PhantomData<fn() -> T>,
+}
+
+impl<T: ViewTable> Projector<T> {
+    /// Writes the live tables.
+    pub fn live() -> Self {
+        Self { target: Target::Live, table: PhantomData }
+    }
+
+    /// Writes `table` only.
+    pub fn into_table(table: impl Into<String>) -> Self {
+        Self { target: Target::Table(table.into()), table: PhantomData }
+    }
+}
+
+#[async_trait]
+impl<T: ViewTable> Projection<<T::View as View>::Aggregate> for Projector<T> {
+    async fn apply(
+        &self,
+        connection: &mut PgConnection,
+        events: &Events<<T::View as View>::Aggregate>,
+        changes: &[Change<<T::View as View>::Aggregate>],
+    ) -> Result<(), ProjectionFailure> {
+        // Read after the events were appended (the transaction has its id by now): a
+        // rebuild that registered later covers this transaction from the feed.
+        let tables = match &self.target {
+            Target::Live => generations(connection, T::MODEL).await?.live_tables(T::MODEL),
+            Target::Table(table) => vec![table.clone()],
+        };
+        let to_read = ids_to_read(changes);
+        for table in tables {
+            let current = T::get_many(connection, &table, &to_read).await?;
+            let views = advance(connection, events, changes, current).await?;
+            T::save_all(connection, &table, &views).await?;
+        }
+        Ok(())
+    }
+}
