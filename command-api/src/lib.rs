@@ -14,11 +14,13 @@
 //! - [`publishing`]: the outbox relay's route: order events to `oms.order-events`.
 //! - [`outcomes`]: the consumer of `inventory.order-outcomes`.
 //! - [`app`]: wiring: connect, migrate, bind, serve.
+//! - [`operations`]: the operator commands: history, export, rebuild.
 //!
 //! Must not depend on `inventory-saga`.
 
 pub mod app;
 pub mod http;
+pub mod operations;
 pub mod orders;
 pub mod outcomes;
 pub mod publishing;

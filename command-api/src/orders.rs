@@ -4,7 +4,7 @@
 use domain::OrderId;
 use domain::order::{Order, OrderCommand, OrderError};
 use eventstore::{AggregateStore, Command, Committed, EventMetadata, ExecuteError, StoredEvent};
-use projections::{Cursor, OrderFilter, OrderView, OrderViews, Page, ProjectionError, Projector, View};
+use projections::{AsOf, Cursor, OrderFilter, OrderView, OrderViews, Page, ProjectionError, Projector, View};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -92,12 +92,22 @@ impl Orders {
         Ok(self.store.execute_all(commands).await?)
     }
 
+    /// How this service reads its events (with the upcasters of old event versions).
+    pub fn events(&self) -> &eventstore::Events<Order> {
+        self.store.events()
+    }
+
     /// Keeps the order view up to date from the commit-ordered event feed until
     /// `shutdown`: whatever was committed without the view (written by another tool,
     /// or while the view was being rebuilt) is caught up here, by itself. Idempotent:
     /// a view only moves forward.
     pub async fn follow_feed(&self, pool: PgPool, shutdown: CancellationToken) {
         projections::catch_up::follow_feed(pool, VIEW_FEED, self.store.events().clone(), Projector::<OrderViews>::live(), shutdown).await;
+    }
+
+    /// The order as it was at `as_of`, folded from its events (not read from the view).
+    pub async fn as_of(&self, order_id: OrderId, as_of: AsOf) -> Result<OrderView, OrdersError> {
+        projections::view_as_of(&self.store, &order_id.to_string(), as_of).await?.ok_or(OrdersError::NotFound)
     }
 
     /// The order as the view holds it.

@@ -24,6 +24,53 @@ pub struct Cli {
 pub enum Command {
     /// Serve the HTTP API (the default).
     Serve(Settings),
+    /// Print one order's events, oldest first, for audits.
+    History {
+        /// The order's id.
+        order_id: String,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        store: StoreSettings,
+    },
+    /// Write every event to standard output as JSON lines, in commit order (an audit
+    /// archive).
+    Export {
+        /// Only events recorded at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        store: StoreSettings,
+    },
+    /// Rebuild a read model from the event store: the new table is filled beside the
+    /// served one and takes over atomically (safe with the services running); an
+    /// interrupted rebuild resumes.
+    Rebuild {
+        /// The read model.
+        #[arg(long, default_value = "order_view", value_parser = ["order_view"])]
+        projection: String,
+        /// Fold the events into a scratch table and list every row that differs from
+        /// the served one, changing nothing; exits with status 1 when rows differ.
+        #[arg(long)]
+        verify: bool,
+        #[command(flatten)]
+        #[allow(missing_docs)]
+        store: StoreSettings,
+    },
+}
+
+/// Where the operator commands find the service's data.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreSettings {
+    /// PostgreSQL schema of the service's event store and views.
+    #[arg(long, env = "OMS_DATABASE_SCHEMA", default_value = "oms")]
+    pub database_schema: String,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub database: DatabaseSettings,
 }
 
 /// Settings of the running service.

@@ -9,11 +9,13 @@
 //! - [`saga`]: the consumer of `oms.order-events` that reserves and releases stock.
 //! - [`publishing`]: the outbox relay's route: outcomes and stock alerts.
 //! - [`app`]: wiring: connect, migrate, bind, serve.
+//! - [`operations`]: the operator commands: history, export, rebuild.
 //!
 //! Must not depend on `command-api`.
 
 pub mod app;
 pub mod http;
+pub mod operations;
 pub mod products;
 pub mod publishing;
 pub mod saga;

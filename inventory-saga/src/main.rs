@@ -1,10 +1,10 @@
 //! `inventory`: the inventory service.
 
 use clap::Parser;
-use inventory_saga::{Application, Cli, Command};
+use inventory_saga::{Application, Cli, Command, operations};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(mut settings) => {
@@ -13,7 +13,8 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(?settings, "starting the inventory service");
             let app = Application::build(&settings).await?;
             app.run_until(http_server::shutdown_signal()).await?;
-            Ok(())
+            Ok(std::process::ExitCode::SUCCESS)
         }
+        operation => operations::run(operation).await,
     }
 }

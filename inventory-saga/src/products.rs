@@ -4,7 +4,7 @@
 use domain::ProductId;
 use domain::inventory::{Product, ProductCommand, ProductError};
 use eventstore::{AggregateStore, Command, Committed, EventMetadata, ExecuteError, StoredEvent};
-use projections::{Cursor, Page, ProductView, ProductViews, ProjectionError, Projector};
+use projections::{AsOf, Cursor, Page, ProductView, ProductViews, ProjectionError, Projector};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -71,10 +71,20 @@ impl Products {
         Ok(self.store.execute_all(commands).await?)
     }
 
+    /// How this service reads its events (with the upcasters of old event versions).
+    pub fn events(&self) -> &eventstore::Events<Product> {
+        self.store.events()
+    }
+
     /// Keeps the product view up to date from the commit-ordered event feed until
     /// `shutdown`; see `Orders::follow_feed` in the OMS.
     pub async fn follow_feed(&self, pool: PgPool, shutdown: CancellationToken) {
         projections::catch_up::follow_feed(pool, VIEW_FEED, self.store.events().clone(), Projector::<ProductViews>::live(), shutdown).await;
+    }
+
+    /// The product as it was at `as_of`, folded from its events (not read from the view).
+    pub async fn as_of(&self, product_id: &ProductId, as_of: AsOf) -> Result<ProductView, ProductsError> {
+        projections::view_as_of(&self.store, product_id.as_str(), as_of).await?.ok_or(ProductsError::NotFound)
     }
 
     /// The product as the view holds it.

@@ -9,6 +9,7 @@
 //!
 //! Must not depend on `axum` or `rdkafka`.
 
+mod as_of;
 pub mod catch_up;
 pub mod model;
 mod orders;
@@ -20,6 +21,7 @@ mod view;
 pub use orders::{OrderFilter, OrderItemView, OrderView, OrderViews};
 pub use page::{Cursor, InvalidCursor, Page};
 pub use products::{ProductView, ProductViews};
+pub use as_of::{AsOf, view_as_of};
 pub use model::{Projector, ViewTable};
 pub use view::View;
 

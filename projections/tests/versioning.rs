@@ -11,7 +11,7 @@ use domain::order::{ItemOutcome, ItemUpdate, Order, OrderCommand, OrderError, Or
 use domain::{OrderId, ProductId, Quantity, UserId};
 use eventstore::{AggregateStore, Committed, EventMetadata, ExecuteError};
 use projections::rebuild;
-use projections::{OrderView, OrderViews, Projector, View};
+use projections::{AsOf, OrderView, OrderViews, Projector, View, view_as_of};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -154,6 +154,11 @@ async fn an_order_placed_as_1_0_loads_decides_and_projects_like_the_same_order_p
     let history = store.load_events(&legacy.to_string()).await.expect("the history reads");
     let rebuilt = OrderView::fold(&history).expect("the history folds");
     assert_eq!(rebuilt, Some(old_view), "rebuilding from the events gives the live view");
+    for version in 1..=6 {
+        let old = view_as_of::<OrderView>(&store, &legacy.to_string(), AsOf::Version(version)).await.expect("folds");
+        let new = view_as_of::<OrderView>(&store, &twin.to_string(), AsOf::Version(version)).await.expect("folds");
+        assert_eq!(old, new.map(|v| renamed(v, legacy)), "as of version {version}, the 1.0 order is its 2.0 twin");
+    }
 
     let legacy_versions = stored_versions(&pool, legacy).await;
     assert_eq!(legacy_versions[0], ("OrderPlaced".to_owned(), "1.0".to_owned()), "the 1.0 event is history: read as 2.0, never rewritten");

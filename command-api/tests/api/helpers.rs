@@ -24,6 +24,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The app's database, search path `oms`, to look behind the API.
     pub pool: PgPool,
+    /// The app's database URL, for the operator commands.
+    pub database_url: String,
 }
 
 /// Starts an OMS on a fresh database. Logs only with `TEST_LOG=1`.
@@ -57,7 +59,7 @@ pub async fn spawn_app() -> TestApp {
     let pool = migrations::connect_and_migrate(&database_url, "oms", 2, &migrations::OMS)
         .await
         .expect("connecting the test pool");
-    TestApp { address, client: reqwest::Client::new(), pool }
+    TestApp { address, client: reqwest::Client::new(), pool, database_url }
 }
 
 /// A request body as a test sends it.

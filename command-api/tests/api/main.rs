@@ -8,6 +8,7 @@
 //! - `bad_input`: tables of refused requests; none leaves an event behind.
 //! - `idempotency`: the `Idempotency-Key` of `POST`.
 //! - `concurrency`: many writers on one order; no lost update, no 5xx.
+//! - `operations`: the operator commands (history, export, rebuild) as a process.
 //! - `versioning`: orders whose placement is stored as `OrderPlaced` 1.0; the key in 2.0.
 
 mod bad_input;
@@ -15,6 +16,7 @@ mod concurrency;
 mod healing;
 mod helpers;
 mod idempotency;
+mod operations;
 mod place;
 mod queries;
 mod transitions;

@@ -1,6 +1,6 @@
 //! Orders the previous release placed, whose `OrderPlaced` is stored as 1.0 (no
-//! `idempotencyKey`), are served, changed and canceled like any other; their history
-//! shows them as stored. Orders placed now record their key in `OrderPlaced` 2.0.
+//! `idempotencyKey`), are served, changed, canceled and rebuilt like any other; their
+//! history shows them as stored. Orders placed now record their key in `OrderPlaced` 2.0.
 
 use std::time::Duration;
 
@@ -46,6 +46,16 @@ async fn served(app: &TestApp, order_id: &str) -> Value {
     panic!("order {order_id}, stored as OrderPlaced 1.0, is never served");
 }
 
+/// Runs the `oms` binary's operator command `args` against `app`'s database.
+fn oms(app: &TestApp, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_oms"))
+        .args(args)
+        .args(["--database-url", &app.database_url, "--database-schema", "oms"])
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("running oms")
+}
+
 async fn stored_placement(app: &TestApp, order_id: &str) -> (String, Value) {
     sqlx::query_as("SELECT event_version, payload FROM events WHERE aggregate_id = $1 AND sequence = 1")
         .bind(order_id)
@@ -79,6 +89,12 @@ async fn an_order_placed_as_1_0_is_served_changed_and_canceled() {
     assert_eq!(versions, [("OrderPlaced", "1.0"), ("OrderItemsChanged", "1.0"), ("OrderCanceled", "1.0")], "history shows each event as stored");
     assert_eq!(history[0]["payload"], order_placed_1_0()["OrderPlaced"], "the 1.0 payload as stored, not upcast");
     assert_eq!(stored_placement(&app, &id).await, ("1.0".to_owned(), order_placed_1_0()), "the stored event is never rewritten");
+
+    let verified = oms(&app, &["rebuild", "--verify"]);
+    assert!(verified.status.success(), "a fresh fold of the 1.0 history equals the served order: {verified:?}");
+    let rebuilt = oms(&app, &["rebuild"]);
+    assert!(rebuilt.status.success(), "the offline rebuild reads the 1.0 placement: {rebuilt:?}");
+    assert_eq!(app.get_order(&id).await.data(StatusCode::OK), &canceled, "served from the rebuilt model, unchanged");
 }
 
 #[tokio::test]

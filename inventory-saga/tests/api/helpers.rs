@@ -26,6 +26,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The app's database, search path `inventory`, to look behind the API.
     pub pool: PgPool,
+    /// The app's database URL, for the operator commands.
+    pub database_url: String,
 }
 
 /// Starts an inventory service on a fresh database. Logs only with `TEST_LOG=1`.
@@ -65,7 +67,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let pool = migrations::connect_and_migrate(&database_url, &settings.database_schema, 2, &migrations::INVENTORY)
         .await
         .expect("connecting the test pool");
-    TestApp { address, client: reqwest::Client::new(), pool }
+    TestApp { address, client: reqwest::Client::new(), pool, database_url }
 }
 
 /// A request body as a test sends it.

@@ -8,10 +8,12 @@
 //! - `history`: `/events`, its metadata and alerts; the read model is its fold.
 //! - `bad_input`: a table of refused requests; none leaves an event behind.
 //! - `concurrency`: many writers on one product.
+//! - `operations`: the operator commands (history, export, rebuild) as a process.
 
 mod bad_input;
 mod concurrency;
 mod helpers;
 mod history;
 mod listing;
+mod operations;
 mod products;

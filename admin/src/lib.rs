@@ -1,0 +1,25 @@
+//! Operator commands both binaries offer beside `serve`: an aggregate's history for
+//! auditors, an export of all events as JSON lines, and rebuilding or verifying a
+//! read model from the event store.
+//!
+//! # Layout
+//! - [`history`]: one aggregate's events as a table or as JSON lines.
+//! - [`export`]: every event in commit order as JSON lines, for audit archives.
+//! - [`rebuild`]: blue/green rebuild with a progress bar, and verify.
+//!
+//! Works on the service's database schema through `eventstore` and `projections`;
+//! must not depend on `axum` or `rdkafka`.
+
+pub mod export;
+pub mod history;
+pub mod rebuild;
+
+/// How a listing is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    /// An aligned table for people.
+    #[default]
+    Table,
+    /// One JSON object per line, for tools.
+    Json,
+}
