@@ -52,9 +52,14 @@ pub struct Orders {
 }
 
 impl Orders {
-    /// Orders stored through `pool` (search path: the OMS schema).
+    /// Orders stored through `pool` (search path: the OMS schema). Events stored at
+    /// older versions are read through the domain's upcasters, here and wherever this
+    /// store's events are used: the feed catch-up and the offline rebuild.
     pub fn new(pool: PgPool) -> Self {
-        Self { store: AggregateStore::new(pool.clone()).with_projection(Projector::<OrderViews>::live()), views: OrderViews::new(pool) }
+        let store = AggregateStore::new(pool.clone())
+            .with_upcasters(domain::order::upcasters())
+            .with_projection(Projector::<OrderViews>::live());
+        Self { store, views: OrderViews::new(pool) }
     }
 
     /// Executes `command` on order `order_id` and returns the order as it then is,

@@ -9,7 +9,8 @@
 //!
 //! # Layout
 //! - [`ids`], [`quantity`]: value types that cannot hold invalid values.
-//! - [`order`]: the order lifecycle, item outcomes, idempotent placement.
+//! - [`order`]: the order lifecycle, item outcomes, idempotent placement, and the
+//!   upcasters that read past versions of its events.
 //! - [`inventory`]: stock, reservations per (order, product), stock alerts.
 
 pub mod ids;

@@ -5,21 +5,23 @@
 //!
 //! Idempotent through the domain: each request carries the order event's sequence as
 //! the item revision, and a product decides nothing for a revision it has seen.
+//!
+//! Order events arrive as the OMS stored them, at whatever version they were written
+//! (`OrderPlaced` 1.0 of orders placed by an older release, 2.0 since): each is upcast
+//! with the domain's upcasters before it is decoded, and a version this code does not
+//! know (a newer release's) is dead-lettered, never guessed at.
 
 use std::sync::Arc;
 
 use domain::OrderId;
 use domain::inventory::{Product, ProductCommand};
-use domain::order::{ItemStatus, OrderEvent};
+use domain::order::{ItemStatus, OrderEvent, decode_event};
 use eventstore::{Command, EventMetadata};
 use messaging::{Envelope, Handled, IncomingMessage, MessageHandler, Unprocessable, Verdict};
 
 use crate::products::Products;
 
 const ACTOR: &str = "inventory-saga";
-
-/// The order event versions this saga understands.
-const SUPPORTED_VERSION: &str = "1.0";
 
 /// Turns order events into product commands.
 pub struct ReservationSaga {
@@ -59,12 +61,8 @@ fn decode(message: &IncomingMessage) -> Result<Vec<Command<Product>>, Unprocessa
     if envelope.aggregate_type != "Order" {
         return Err(poison(format!("not an order event: {}", envelope.aggregate_type)));
     }
-    if envelope.event_version != SUPPORTED_VERSION {
-        return Err(poison(format!("{} version {} is not supported", envelope.event_type, envelope.event_version)));
-    }
     let order_id: OrderId = envelope.aggregate_id.parse().map_err(|_| poison(format!("bad order id {}", envelope.aggregate_id)))?;
-    let tagged = serde_json::json!({ envelope.event_type.clone(): envelope.payload });
-    let event: OrderEvent = serde_json::from_value(tagged).map_err(|e| poison(format!("{}: {e}", envelope.event_type)))?;
+    let event = decode_event(&envelope.event_type, &envelope.event_version, envelope.payload).map_err(|e| poison(e.to_string()))?;
     let revision = u64::try_from(envelope.sequence).map_err(|_| poison("negative sequence".into()))?;
     let metadata = EventMetadata::new(envelope.correlation_id.clone(), envelope.event_id.to_string(), ACTOR);
     Ok(commands_for(order_id, revision, &event)
@@ -102,5 +100,124 @@ impl MessageHandler for ReservationSaga {
             }
         }
         Ok(verdicts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Decoding order-event messages as the OMS relay publishes them: stored events as
+    //! stored, so `OrderPlaced` arrives at 1.0 (orders of the previous release) or 2.0.
+
+    use domain::{ProductId, Quantity};
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn message(order_id: OrderId, sequence: i64, event_type: &str, event_version: &str, payload: Value) -> IncomingMessage {
+        let envelope = json!({
+            "eventId": uuid::Uuid::new_v4(), "aggregateType": "Order", "aggregateId": order_id.to_string(), "sequence": sequence,
+            "eventType": event_type, "eventVersion": event_version, "occurredAt": "2024-05-01T10:00:00Z",
+            "correlationId": "checkout-42", "causationId": "req-1", "payload": payload,
+        });
+        IncomingMessage {
+            topic: "oms.order-events".into(),
+            partition: 0,
+            offset: 0,
+            key: Some(order_id.to_string()),
+            payload: Some(serde_json::to_vec(&envelope).expect("an envelope encodes")),
+        }
+    }
+
+    /// What the saga asks of the products: (product, command), metadata aside.
+    fn asked(message: &IncomingMessage) -> Result<Vec<(String, ProductCommand)>, Unprocessable> {
+        Ok(decode(message)?.into_iter().map(|c| (c.aggregate_id, c.command)).collect())
+    }
+
+    fn reserve(order_id: OrderId, product: &str, quantity: u32, revision: u64) -> (String, ProductCommand) {
+        let quantity = Quantity::new(quantity.into()).expect("a quantity");
+        (ProductId::parse(product).expect("a product id").as_str().to_owned(), ProductCommand::ReserveStock { order_id, quantity, revision })
+    }
+
+    fn placed_1_0() -> Value {
+        json!({"userId": "alice", "items": [{"productId": "mug", "quantity": 2}, {"productId": "tea", "quantity": 1}]})
+    }
+
+    fn placed_2_0(key: Value) -> Value {
+        let mut fields = placed_1_0();
+        fields["idempotencyKey"] = key;
+        fields
+    }
+
+    #[test]
+    fn an_order_placed_at_1_0_and_at_2_0_ask_for_the_same_reservations() {
+        let order_id = OrderId::generate();
+        let expected = vec![reserve(order_id, "mug", 2, 1), reserve(order_id, "tea", 1, 1)];
+        let cases = [
+            ("1.0, as the previous release stored it", message(order_id, 1, "OrderPlaced", "1.0", placed_1_0())),
+            ("2.0 without a key", message(order_id, 1, "OrderPlaced", "2.0", placed_2_0(Value::Null))),
+            ("2.0 with a key", message(order_id, 1, "OrderPlaced", "2.0", placed_2_0(json!("checkout-42")))),
+        ];
+        for (label, message) in cases {
+            assert_eq!(asked(&message), Ok(expected.clone()), "[{label}]");
+        }
+    }
+
+    #[test]
+    fn the_reservations_of_an_upcast_placement_are_caused_by_its_message() {
+        let order_id = OrderId::generate();
+        let message = message(order_id, 1, "OrderPlaced", "1.0", placed_1_0());
+        let envelope: Value = serde_json::from_slice(message.payload.as_deref().expect("a body")).expect("JSON");
+        let commands = decode(&message).expect("decodes");
+        assert_eq!(commands.len(), 2);
+        for command in &commands {
+            let metadata = &command.metadata;
+            assert_eq!(
+                (metadata.correlation_id.as_str(), metadata.causation_id.as_str(), metadata.actor.as_str()),
+                ("checkout-42", envelope["eventId"].as_str().expect("eventId"), ACTOR),
+                "the customer's correlation, caused by the order event"
+            );
+        }
+    }
+
+    #[test]
+    fn an_order_event_of_a_version_this_saga_does_not_know_is_unprocessable() {
+        let order_id = OrderId::generate();
+        let cases = [
+            ("OrderPlaced 3.0, even with fields that fit 2.0", "OrderPlaced", "3.0", placed_2_0(Value::Null)),
+            ("OrderCanceled 2.0: only OrderPlaced has a 2.0", "OrderCanceled", "2.0", json!({"items": ["mug"]})),
+        ];
+        for (label, event_type, event_version, payload) in cases {
+            let verdict = asked(&message(order_id, 1, event_type, event_version, payload));
+            let expected = format!("{event_type} version {event_version} is not supported");
+            assert_eq!(verdict, Err(Unprocessable(expected)), "[{label}]");
+        }
+    }
+
+    #[test]
+    fn a_placement_that_does_not_fit_its_version_is_unprocessable() {
+        let order_id = OrderId::generate();
+        let cases = [
+            ("2.0 without its key", "OrderPlaced", "2.0", placed_1_0()),
+            ("1.0 with a zero quantity", "OrderPlaced", "1.0", json!({"userId": "alice", "items": [{"productId": "mug", "quantity": 0}]})),
+            ("an unknown type", "OrderTeleported", "1.0", json!({"to": "mars"})),
+        ];
+        for (label, event_type, event_version, payload) in cases {
+            let Err(Unprocessable(reason)) = asked(&message(order_id, 1, event_type, event_version, payload)) else {
+                panic!("[{label}] must be unprocessable");
+            };
+            assert!(reason.contains(event_type) && reason.contains(event_version), "[{label}] the reason names type and version: {reason}");
+        }
+    }
+
+    #[test]
+    fn the_other_order_events_are_still_read_at_1_0() {
+        let order_id = OrderId::generate();
+        let release = |product: &str| (product.to_owned(), ProductCommand::ReleaseStock { order_id, revision: 3 });
+        let canceled = message(order_id, 3, "OrderCanceled", "1.0", json!({"items": ["mug", "tea"]}));
+        assert_eq!(asked(&canceled), Ok(vec![release("mug"), release("tea")]));
+        let changed = message(order_id, 2, "OrderItemsChanged", "1.0", json!({"items": [{"productId": "mug", "quantity": 5, "status": "PENDING"}]}));
+        assert_eq!(asked(&changed), Ok(vec![reserve(order_id, "mug", 5, 2)]));
+        let executed = message(order_id, 2, "ItemExecuted", "1.0", json!({"productId": "mug", "quantity": 2, "revision": 1}));
+        assert_eq!(asked(&executed), Ok(vec![]), "an outcome asks nothing of the products");
     }
 }

@@ -53,7 +53,7 @@ impl OrderView {
     /// Folds one event onto the view (`None` before the order's first event). Uses
     /// nothing but the event, its sequence and the time it carries.
     pub fn fold_event(view: Option<Self>, order_id: OrderId, event: &OrderEvent, sequence: u64, occurred_at: DateTime<Utc>) -> Option<Self> {
-        if let OrderEvent::OrderPlaced { user_id, items } = event {
+        if let OrderEvent::OrderPlaced { user_id, items, .. } = event {
             return Some(Self {
                 order_id,
                 user_id: user_id.clone(),

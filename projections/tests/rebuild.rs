@@ -36,6 +36,7 @@ fn place(i: usize) -> OrderCommand {
     OrderCommand::PlaceOrder(PlaceOrder {
         user_id: UserId::parse(format!("u-{}", i % 5)).expect("user id"),
         items: vec![OrderLine { product_id: product(i), quantity: units(1 + (i % 3) as u32) }, OrderLine { product_id: product(i + 1), quantity: units(2) }],
+        idempotency_key: None,
     })
 }
 

@@ -25,9 +25,11 @@ pub struct OrderLineRequest {
 }
 
 impl PlaceOrderRequest {
-    pub fn into_command(self) -> PlaceOrder {
+    /// The command, carrying the request's `Idempotency-Key` (already checked).
+    pub fn into_command(self, idempotency_key: Option<String>) -> PlaceOrder {
         PlaceOrder {
             user_id: self.user_id,
+            idempotency_key,
             items: self
                 .order_items
                 .into_iter()

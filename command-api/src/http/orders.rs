@@ -35,11 +35,12 @@ pub async fn place(
     headers: HeaderMap,
     ApiJson(request): ApiJson<PlaceOrderRequest>,
 ) -> Result<OrderView> {
-    let command = request.into_command();
+    let key = headers.get("idempotency-key").map(idempotency_key).transpose()?;
+    let command = request.into_command(key.clone());
     let command_metadata = metadata(&context);
-    let order = match headers.get("idempotency-key") {
-        Some(value) => {
-            let order_id = OrderId::for_idempotency_key(&command.user_id, &idempotency_key(value)?);
+    let order = match key {
+        Some(key) => {
+            let order_id = OrderId::for_idempotency_key(&command.user_id, &key);
             orders.execute(order_id, OrderCommand::PlaceOrder(command), &command_metadata).await?
         }
         None => orders.place_new(OrderId::generate(), OrderCommand::PlaceOrder(command), &command_metadata).await?,

@@ -9,6 +9,7 @@
 //! - `idempotency`: the `Idempotency-Key` of `POST`.
 //! - `concurrency`: many writers on one order; no lost update, no 5xx.
 //! - `operations`: the operator commands (history, export, rebuild) as a process.
+//! - `versioning`: orders whose placement is stored as `OrderPlaced` 1.0; the key in 2.0.
 
 mod bad_input;
 mod concurrency;
@@ -20,3 +21,4 @@ mod place;
 mod queries;
 mod transitions;
 mod update;
+mod versioning;

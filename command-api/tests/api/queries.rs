@@ -147,7 +147,8 @@ async fn the_history_lists_every_event_oldest_first_with_its_metadata() {
         }
         let event_id = event["eventId"].as_str().expect("eventId is a string");
         assert!(uuid::Uuid::parse_str(event_id).is_ok(), "eventId {event_id} is a UUID");
-        assert_eq!(event["eventVersion"], "1.0");
+        let version = if event["eventType"] == "OrderPlaced" { "2.0" } else { "1.0" };
+        assert_eq!(event["eventVersion"], version, "each event type has its own version: {event}");
     }
     let summary: Vec<(i64, &str, &str, &str)> = history
         .iter()
@@ -170,7 +171,7 @@ async fn the_history_lists_every_event_oldest_first_with_its_metadata() {
         ],
         "oldest first; the client's x-correlation-id is the correlationId, the request id the causationId"
     );
-    assert_eq!(history[0]["payload"], json!({"userId": "alice", "items": [{"productId": "mug", "quantity": 2}]}));
+    assert_eq!(history[0]["payload"], json!({"userId": "alice", "items": [{"productId": "mug", "quantity": 2}], "idempotencyKey": null}));
     assert_eq!(history[1]["payload"], json!({"items": [{"productId": "tea", "quantity": 3, "status": "PENDING"}]}));
     assert_eq!(history[2]["payload"], json!({"items": ["mug", "tea"]}));
     assert_eq!(

@@ -25,6 +25,8 @@ pub struct PlaceOrder {
     pub user_id: crate::UserId,
     /// What, one line per product.
     pub items: Vec<OrderLine>,
+    /// The client's `Idempotency-Key`, when it sent one; recorded in the event.
+    pub idempotency_key: Option<String>,
 }
 
 /// Change items, then set a status; all of it applies or none.

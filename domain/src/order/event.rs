@@ -1,5 +1,5 @@
 //! What happened to an order. Names and fields are stored forever: add a version and an
-//! upcaster rather than change one.
+//! upcaster rather than change one (see [`super::upcast`]).
 
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
@@ -35,11 +35,20 @@ pub struct ItemChange {
 #[serde(rename_all_fields = "camelCase")]
 pub enum OrderEvent {
     /// A customer placed the order; every item is pending.
+    ///
+    /// Version 2.0 added `idempotency_key`; 1.0 events are upcast with it `null`.
     OrderPlaced {
         /// The customer.
         user_id: UserId,
         /// The lines, one per product.
         items: Vec<OrderLine>,
+        /// The `Idempotency-Key` the client placed the order with, if any: which client
+        /// request created the order, for auditors. Not part of what makes a retry the
+        /// same placement (the key already chose the order id). Always written, `null`
+        /// when absent; a 2.0 payload without it is malformed, so that only the
+        /// upcaster turns 1.0 into 2.0.
+        #[serde(deserialize_with = "Option::deserialize")]
+        idempotency_key: Option<String>,
     },
     /// The customer added, resized or canceled items.
     OrderItemsChanged {
@@ -91,7 +100,17 @@ impl DomainEvent for OrderEvent {
         .to_owned()
     }
 
+    /// Each event type has its own version; bump it (and add an upcaster) when its
+    /// fields change, never the others'.
     fn event_version(&self) -> String {
-        "1.0".to_owned()
+        match self {
+            Self::OrderPlaced { .. } => "2.0",
+            Self::OrderItemsChanged { .. }
+            | Self::ItemExecuted { .. }
+            | Self::ItemRejected { .. }
+            | Self::OrderStatusChanged { .. }
+            | Self::OrderCanceled { .. } => "1.0",
+        }
+        .to_owned()
     }
 }

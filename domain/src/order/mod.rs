@@ -12,6 +12,7 @@ mod event;
 mod status;
 #[cfg(test)]
 mod tests;
+mod upcast;
 
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
@@ -21,6 +22,7 @@ pub use command::{ItemOutcome, ItemUpdate, OrderCommand, PlaceOrder, RecordItemO
 pub use error::OrderError;
 pub use event::{ItemChange, OrderEvent, OrderLine};
 pub use status::{CancelReason, ItemStatus, OrderStatus, RejectionReason, TargetStatus};
+pub use upcast::{UnreadableEvent, decode_event, upcasters};
 
 use crate::{ProductId, Quantity, UserId};
 
@@ -124,7 +126,9 @@ impl Order {
     fn decide_place(&self, cmd: PlaceOrder) -> Result<Vec<OrderEvent>, OrderError> {
         if let Some(placement) = &self.placement {
             // Same id means same idempotency key: a retry of the same request is
-            // answered with the order as it is; anything else is a misused key.
+            // answered with the order as it is; anything else is a misused key. The
+            // recorded key is not compared: orders placed before it was recorded
+            // (OrderPlaced 1.0) hold none, and their retries must still be retries.
             return if placement.user_id == cmd.user_id && placement.lines == cmd.items {
                 Ok(vec![])
             } else {
@@ -141,6 +145,7 @@ impl Order {
         Ok(vec![OrderEvent::OrderPlaced {
             user_id: cmd.user_id,
             items: cmd.items,
+            idempotency_key: cmd.idempotency_key,
         }])
     }
 
@@ -287,7 +292,7 @@ impl Aggregate for Order {
         self.version += 1;
         let revision = self.version;
         match event {
-            OrderEvent::OrderPlaced { user_id, items } => {
+            OrderEvent::OrderPlaced { user_id, items, .. } => {
                 self.items = items
                     .iter()
                     .map(|line| OrderItem {

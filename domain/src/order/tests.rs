@@ -2,6 +2,7 @@
 //! asks `decide`, and each test asserts the exact events or the exact error.
 #![expect(clippy::unwrap_used, reason = "a fixture that does not parse should fail the test loudly")]
 
+use cqrs_es::persist::SerializedEvent;
 use cqrs_es::test::TestFramework;
 use cqrs_es::{Aggregate, DomainEvent};
 use proptest::prelude::*;
@@ -31,7 +32,11 @@ fn lines(items: &[(&str, u32)]) -> Vec<OrderLine> {
 }
 
 fn placed(items: &[(&str, u32)]) -> OrderEvent {
-    OrderEvent::OrderPlaced { user_id: alice(), items: lines(items) }
+    OrderEvent::OrderPlaced { user_id: alice(), items: lines(items), idempotency_key: None }
+}
+
+fn placed_with_key(items: &[(&str, u32)], key: &str) -> OrderEvent {
+    OrderEvent::OrderPlaced { user_id: alice(), items: lines(items), idempotency_key: Some(key.to_owned()) }
 }
 
 fn executed(id: &str, n: u32, revision: u64) -> OrderEvent {
@@ -64,7 +69,11 @@ fn place(items: &[(&str, u32)]) -> OrderCommand {
 }
 
 fn place_for(user_id: UserId, items: &[(&str, u32)]) -> OrderCommand {
-    OrderCommand::PlaceOrder(PlaceOrder { user_id, items: lines(items) })
+    OrderCommand::PlaceOrder(PlaceOrder { user_id, items: lines(items), idempotency_key: None })
+}
+
+fn place_with_key(items: &[(&str, u32)], key: &str) -> OrderCommand {
+    OrderCommand::PlaceOrder(PlaceOrder { user_id: alice(), items: lines(items), idempotency_key: Some(key.to_owned()) })
 }
 
 fn update(items: Vec<ItemUpdate>, status: Option<TargetStatus>) -> OrderCommand {
@@ -231,6 +240,28 @@ fn reusing_an_order_id_for_other_content_is_refused() {
     for (label, command) in other_content {
         assert_eq!(given(vec![mug_and_tea()]).when(command), Err(OrderError::PlacedWithOtherContent), "{label}");
     }
+}
+
+#[test]
+fn placing_an_order_with_an_idempotency_key_records_the_key() {
+    assert_eq!(
+        given(vec![]).when(place_with_key(&[("mug", 2), ("tea", 1)], "checkout-42")),
+        Ok(vec![placed_with_key(&[("mug", 2), ("tea", 1)], "checkout-42")])
+    );
+}
+
+#[test]
+fn the_recorded_key_changes_nothing_of_the_order_it_placed() {
+    assert_eq!(fold(vec![placed_with_key(&[("mug", 2), ("tea", 1)], "checkout-42")]), fold(vec![mug_and_tea()]));
+}
+
+#[test]
+fn retrying_with_its_key_a_placement_stored_before_keys_were_recorded_decides_nothing() {
+    // An order placed under key k by a release that wrote OrderPlaced 1.0 (upcast: no
+    // key); the client retries under k after the upgrade: same order id, same request.
+    let stored_as_1_0 = mug_and_tea();
+    assert_eq!(given(vec![stored_as_1_0.clone()]).when(place_with_key(&[("mug", 2), ("tea", 1)], "k")), Ok(vec![]));
+    assert_eq!(given(vec![stored_as_1_0]).when(place_with_key(&[("mug", 3), ("tea", 1)], "k")), Err(OrderError::PlacedWithOtherContent));
 }
 
 #[test]
@@ -728,8 +759,9 @@ fn every_order_event_survives_a_json_round_trip() {
         let json = serde_json::to_value(&event).unwrap();
         let back: OrderEvent = serde_json::from_value(json.clone()).unwrap();
         assert_eq!(back, event, "{json}");
-        assert_eq!(event.event_version(), "1.0");
     }
+    let with_key = placed_with_key(&[("mug", 2)], "checkout-42");
+    assert_eq!(serde_json::from_value::<OrderEvent>(serde_json::to_value(&with_key).unwrap()).unwrap(), with_key);
     for target in [TargetStatus::Shipped, TargetStatus::Delivered, TargetStatus::Canceled] {
         let event = status_changed(target);
         assert_eq!(serde_json::from_str::<OrderEvent>(&serde_json::to_string(&event).unwrap()).unwrap(), event);
@@ -748,7 +780,14 @@ fn the_stored_event_type_is_the_json_tag() {
 #[test]
 fn order_events_keep_their_wire_form() {
     let pinned = [
-        (mug_and_tea(), r#"{"OrderPlaced":{"userId":"alice","items":[{"productId":"mug","quantity":2},{"productId":"tea","quantity":1}]}}"#),
+        (
+            mug_and_tea(),
+            r#"{"OrderPlaced":{"userId":"alice","items":[{"productId":"mug","quantity":2},{"productId":"tea","quantity":1}],"idempotencyKey":null}}"#,
+        ),
+        (
+            placed_with_key(&[("mug", 2)], "checkout-42"),
+            r#"{"OrderPlaced":{"userId":"alice","items":[{"productId":"mug","quantity":2}],"idempotencyKey":"checkout-42"}}"#,
+        ),
         (
             items_changed(&[("mug", 5, ItemStatus::Pending), ("tea", 1, ItemStatus::Canceled)]),
             r#"{"OrderItemsChanged":{"items":[{"productId":"mug","quantity":5,"status":"PENDING"},{"productId":"tea","quantity":1,"status":"CANCELED"}]}}"#,
@@ -770,12 +809,130 @@ fn order_events_keep_their_wire_form() {
 #[test]
 fn a_stored_event_with_an_invalid_value_does_not_deserialize() {
     for bad in [
-        r#"{"OrderPlaced":{"userId":"alice","items":[{"productId":"mug","quantity":0}]}}"#,
-        r#"{"OrderPlaced":{"userId":"alice","items":[{"productId":"a b","quantity":1}]}}"#,
+        r#"{"OrderPlaced":{"userId":"alice","items":[{"productId":"mug","quantity":0}],"idempotencyKey":null}}"#,
+        r#"{"OrderPlaced":{"userId":"alice","items":[{"productId":"a b","quantity":1}],"idempotencyKey":null}}"#,
+        r#"{"OrderPlaced":{"userId":"alice","items":[{"productId":"mug","quantity":1}],"idempotencyKey":42}}"#,
         r#"{"OrderStatusChanged":{"status":"PENDING"}}"#,
         r#"{"ItemRejected":{"productId":"tea","quantity":1,"revision":3,"reason":"CANCELED_BY_CUSTOMER"}}"#,
     ] {
         assert!(serde_json::from_str::<OrderEvent>(bad).is_err(), "{bad}");
+    }
+}
+
+// ----- versions -------------------------------------------------------------------
+
+/// What a release before OrderPlaced 2.0 stored: no `idempotencyKey`.
+const ORDER_PLACED_1_0: &str = r#"{"OrderPlaced":{"userId":"alice","items":[{"productId":"mug","quantity":2},{"productId":"tea","quantity":1}]}}"#;
+
+fn stored(event_type: &str, event_version: &str, payload: &str) -> SerializedEvent {
+    let payload = serde_json::from_str(payload).unwrap();
+    SerializedEvent::new("o-1".into(), 1, "Order".into(), event_type.into(), event_version.into(), payload, serde_json::json!({}))
+}
+
+/// As the event store reads: every upcaster that applies, in order.
+fn upcast(event: SerializedEvent) -> SerializedEvent {
+    upcasters().iter().fold(event, |event, upcaster| {
+        if upcaster.can_upcast(&event.event_type, &event.event_version) { upcaster.upcast(event) } else { event }
+    })
+}
+
+#[test]
+fn only_order_placed_is_at_version_2_0() {
+    let versions: Vec<(String, String)> = one_of_each_event().iter().map(|e| (e.event_type(), e.event_version())).collect();
+    let expected = [
+        ("OrderPlaced", "2.0"),
+        ("OrderItemsChanged", "1.0"),
+        ("ItemExecuted", "1.0"),
+        ("ItemRejected", "1.0"),
+        ("OrderStatusChanged", "1.0"),
+        ("OrderCanceled", "1.0"),
+    ];
+    assert_eq!(versions, expected.map(|(t, v)| (t.to_owned(), v.to_owned())));
+}
+
+#[test]
+fn a_stored_order_placed_1_0_decodes_after_upcasting_with_no_key() {
+    let upcast = upcast(stored("OrderPlaced", "1.0", ORDER_PLACED_1_0));
+    assert_eq!(upcast.event_version, "2.0.0", "the upcaster names the version it produced");
+    assert_eq!(
+        upcast.payload,
+        serde_json::json!({"OrderPlaced": {"userId": "alice", "items": [{"productId": "mug", "quantity": 2}, {"productId": "tea", "quantity": 1}], "idempotencyKey": null}}),
+        "1.0 becomes the 2.0 form, the key unknown"
+    );
+    assert_eq!(serde_json::from_value::<OrderEvent>(upcast.payload).unwrap(), mug_and_tea());
+}
+
+#[test]
+fn a_stored_order_placed_1_0_does_not_decode_without_its_upcaster() {
+    // The 2.0 form requires the field: a reader that forgot the upcasters fails loudly
+    // instead of reading 1.0 as if it were 2.0.
+    let error = serde_json::from_str::<OrderEvent>(ORDER_PLACED_1_0).unwrap_err();
+    assert!(error.to_string().contains("idempotencyKey"), "{error}");
+}
+
+#[test]
+fn events_at_their_current_version_are_not_upcast() {
+    for event in one_of_each_event().into_iter().chain([placed_with_key(&[("mug", 1)], "k")]) {
+        let payload = serde_json::to_value(&event).unwrap();
+        for upcaster in upcasters() {
+            assert!(!upcaster.can_upcast(&event.event_type(), &event.event_version()), "{payload}");
+        }
+        let serialized = SerializedEvent::new("o-1".into(), 1, "Order".into(), event.event_type(), event.event_version(), payload.clone(), serde_json::json!({}));
+        assert_eq!(upcast(serialized).payload, payload);
+    }
+}
+
+#[test]
+fn the_upcaster_leaves_a_1_0_payload_it_cannot_read_to_decoding() {
+    for odd in [r#"{"OrderPlaced":"not fields"}"#, r#"{"OrderCanceled":{"items":[]}}"#, r#"[1,2]"#] {
+        let upcast = upcast(stored("OrderPlaced", "1.0", odd));
+        assert_eq!(upcast.payload, serde_json::from_str::<serde_json::Value>(odd).unwrap(), "{odd}");
+    }
+}
+
+#[test]
+fn a_received_order_placed_reads_the_same_at_1_0_and_at_2_0() {
+    let fields_1_0 = serde_json::json!({"userId": "alice", "items": [{"productId": "mug", "quantity": 2}, {"productId": "tea", "quantity": 1}]});
+    let mut fields_2_0 = fields_1_0.clone();
+    fields_2_0["idempotencyKey"] = serde_json::json!(null);
+    assert_eq!(decode_event("OrderPlaced", "1.0", fields_1_0), Ok(mug_and_tea()));
+    assert_eq!(decode_event("OrderPlaced", "2.0", fields_2_0), Ok(mug_and_tea()));
+    let with_key = serde_json::json!({"userId": "alice", "items": [{"productId": "mug", "quantity": 2}], "idempotencyKey": "checkout-42"});
+    assert_eq!(decode_event("OrderPlaced", "2.0", with_key), Ok(placed_with_key(&[("mug", 2)], "checkout-42")));
+    assert_eq!(decode_event("OrderCanceled", "1.0", serde_json::json!({"items": ["mug"]})), Ok(canceled(&["mug"])));
+}
+
+#[test]
+fn a_received_event_of_a_version_this_code_does_not_know_is_refused() {
+    let placed_2_0 = serde_json::json!({"userId": "alice", "items": [{"productId": "mug", "quantity": 2}], "idempotencyKey": null});
+    let cases = [
+        ("a newer OrderPlaced, even with fields that fit", "OrderPlaced", "3.0", placed_2_0.clone()),
+        ("OrderPlaced 2.1", "OrderPlaced", "2.1", placed_2_0),
+        ("a version only OrderPlaced has", "OrderCanceled", "2.0", serde_json::json!({"items": ["mug"]})),
+        ("not a version", "OrderCanceled", "latest", serde_json::json!({"items": ["mug"]})),
+    ];
+    for (label, event_type, event_version, fields) in cases {
+        assert_eq!(
+            decode_event(event_type, event_version, fields),
+            Err(UnreadableEvent::UnsupportedVersion { event_type: event_type.into(), event_version: event_version.into() }),
+            "{label}"
+        );
+    }
+}
+
+#[test]
+fn a_received_event_that_does_not_fit_its_type_is_malformed_and_says_so() {
+    let cases = [
+        ("an unknown type", "OrderTeleported", "1.0", serde_json::json!({"to": "mars"})),
+        ("a 1.0 placement with a zero quantity", "OrderPlaced", "1.0", serde_json::json!({"userId": "alice", "items": [{"productId": "mug", "quantity": 0}]})),
+        ("a 2.0 placement without its key", "OrderPlaced", "2.0", serde_json::json!({"userId": "alice", "items": [{"productId": "mug", "quantity": 1}]})),
+        ("a newer placement with other fields", "OrderPlaced", "3.0", serde_json::json!({"customer": "alice"})),
+    ];
+    for (label, event_type, event_version, fields) in cases {
+        let error = decode_event(event_type, event_version, fields).unwrap_err();
+        assert!(matches!(error, UnreadableEvent::Malformed { .. }), "[{label}] {error:?}");
+        let message = error.to_string();
+        assert!(message.contains(event_type) && message.contains(event_version), "[{label}] the message names type and version: {message}");
     }
 }
 

@@ -8,3 +8,4 @@ mod crash;
 mod invariants;
 mod redelivery;
 mod scenarios;
+mod versioning;
