@@ -9,6 +9,7 @@
 //! # Layout
 //! - [`settings`]: flags and environment, read once.
 //! - [`orders`]: the application service: one command in, events committed, view out.
+//! - [`metrics`]: command type names and results for the command counter.
 //! - [`http`]: routes, request/response shapes, and the one mapping of errors to
 //!   statuses.
 //! - [`publishing`]: the outbox relay's route: order events to `oms.order-events`.
@@ -19,6 +20,7 @@
 
 pub mod app;
 pub mod http;
+pub mod metrics;
 pub mod orders;
 pub mod outcomes;
 pub mod publishing;

@@ -10,6 +10,8 @@ use projections::latest_versions;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics;
+
 /// The view follower's position in the event feed.
 pub const VIEW_FEED: &str = "view-catch-up";
 
@@ -61,7 +63,7 @@ impl Orders {
     /// Executes `command` on order `order_id` and returns the order as it then is,
     /// read-your-writes: the view is updated before this returns.
     pub async fn execute(&self, order_id: OrderId, command: OrderCommand, metadata: &EventMetadata) -> Result<OrderView, OrdersError> {
-        let committed = self.store.execute(&order_id.to_string(), command, metadata).await?;
+        let committed = telemetry::counted(Order::TYPE, metrics::command_type(&command), metrics::failure, self.store.execute(&order_id.to_string(), command, metadata)).await?;
         let view = self
             .views
             .catch_up(order_id, committed.version, &committed.events, || async {

@@ -1,9 +1,11 @@
 //! Settings both binaries share, read once at start-up from flags and environment.
 
 use std::fmt;
+use std::num::NonZeroU32;
 use std::str::FromStr;
+use std::time::Duration;
 
-use crate::server::LogFormat;
+pub use telemetry::{LogFormat, TelemetrySettings};
 
 /// A PostgreSQL URL whose password never appears in `Debug` output or logs.
 #[derive(Clone, PartialEq, Eq)]
@@ -55,15 +57,39 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
 }
 
-/// Logging settings.
+/// HTTP settings both services share.
 #[derive(Debug, Clone, clap::Args)]
-pub struct LogSettings {
-    /// Log filter: a level (`info`) or per-target directives (`info,sqlx=warn`).
-    #[arg(long = "log-level", env = "LOG_LEVEL", default_value = "info")]
-    pub level: String,
-    /// Log line format.
-    #[arg(long = "log-format", env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
-    pub format: LogFormat,
+pub struct HttpSettings {
+    /// Largest request body accepted, in bytes; larger ones are answered 413.
+    #[arg(long, env = "HTTP_BODY_LIMIT_BYTES", default_value_t = 64 * 1024)]
+    pub body_limit_bytes: usize,
+    /// Longest a request may take, in milliseconds; a slower one is answered 503 (a
+    /// command may still have been committed: retry with the same `Idempotency-Key`).
+    #[arg(long = "request-timeout-ms", env = "HTTP_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
+    /// Origins allowed to call the API from a browser (CORS), comma-separated, e.g.
+    /// `https://shop.example.com`; `*` allows any. No CORS headers when empty.
+    #[arg(long = "cors-allowed-origins", env = "HTTP_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<String>,
+    /// Requests per second this instance serves, all clients together; beyond it and
+    /// its burst, requests are answered 429. No limit when unset.
+    #[arg(long = "rate-limit-per-second", env = "HTTP_RATE_LIMIT_PER_SECOND")]
+    pub rate_limit_per_second: Option<NonZeroU32>,
+    /// Requests accepted at once above the steady rate; the rate itself when unset.
+    #[arg(long = "rate-limit-burst", env = "HTTP_RATE_LIMIT_BURST")]
+    pub rate_limit_burst: Option<NonZeroU32>,
+}
+
+impl HttpSettings {
+    /// The request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// The allowed CORS origins, blanks dropped.
+    pub fn cors_origins(&self) -> Vec<&str> {
+        self.cors_allowed_origins.iter().map(|o| o.trim()).filter(|o| !o.is_empty()).collect()
+    }
 }
 
 #[cfg(test)]

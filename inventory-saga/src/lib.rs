@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`settings`]: flags and environment, read once.
 //! - [`products`]: the application service: one command in, events committed, view out.
+//! - [`metrics`]: command type names and results for the command counter.
 //! - [`http`]: routes, request shapes, and the one mapping of errors to statuses.
 //! - [`saga`]: the consumer of `oms.order-events` that reserves and releases stock.
 //! - [`publishing`]: the outbox relay's route: outcomes and stock alerts.
@@ -14,6 +15,7 @@
 
 pub mod app;
 pub mod http;
+pub mod metrics;
 pub mod products;
 pub mod publishing;
 pub mod saga;

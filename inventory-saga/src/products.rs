@@ -10,6 +10,8 @@ use projections::latest_versions;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics;
+
 /// The view follower's position in the event feed.
 pub const VIEW_FEED: &str = "view-catch-up";
 
@@ -67,7 +69,7 @@ impl Products {
     /// Like [`Products::execute`], for callers that need no view: a product that does
     /// not exist has none, yet records reservation requests (the saga's case).
     pub async fn apply(&self, product_id: &ProductId, command: ProductCommand, metadata: &EventMetadata) -> Result<Option<ProductView>, ProductsError> {
-        let committed = self.store.execute(product_id.as_str(), command, metadata).await?;
+        let committed = telemetry::counted(Product::TYPE, metrics::command_type(&command), metrics::failure, self.store.execute(product_id.as_str(), command, metadata)).await?;
         Ok(self
             .views
             .catch_up(product_id, committed.version, &committed.events, || async {

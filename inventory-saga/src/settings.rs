@@ -1,7 +1,7 @@
 //! Command line and environment of the `inventory` binary.
 
 use clap::{Parser, Subcommand};
-use http_server::{DatabaseSettings, HttpSettings, LogSettings};
+use http_server::{DatabaseSettings, HttpSettings, TelemetrySettings};
 use messaging::KafkaSettings;
 
 /// The inventory service: products and stock, event-sourced in PostgreSQL; reserves
@@ -51,6 +51,6 @@ pub struct Settings {
     #[allow(missing_docs)]
     pub http: HttpSettings,
     #[command(flatten)]
-    #[allow(missing_docs)]
-    pub log: LogSettings,
+    #[expect(missing_docs, reason = "clap shows a flattened group's own docs; a comment here would be ignored")]
+    pub telemetry: TelemetrySettings,
 }

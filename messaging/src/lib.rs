@@ -6,6 +6,7 @@
 //! - [`settings`]: brokers, security, topic names, librdkafka pass-through properties.
 //! - [`envelope`]: the JSON message every topic carries, and its headers.
 //! - [`topics`]: creating missing topics at start-up.
+//! - [`probe`]: whether the brokers answer, for readiness.
 //! - [`relay`]: the outbox relay: committed events from the feed to Kafka, with a
 //!   persisted checkpoint (never a dual write after commit).
 //! - [`consumer`]: the at-least-once consumer loop: offsets are stored only after a
@@ -15,11 +16,13 @@
 
 pub mod consumer;
 pub mod envelope;
+pub mod probe;
 pub mod relay;
 pub mod settings;
 pub mod topics;
 
 pub use consumer::{Handled, HandlerError, IncomingMessage, MessageHandler, run_consumer, spawn_consumer};
 pub use envelope::{Envelope, OutgoingMessage};
+pub use probe::BrokerProbe;
 pub use relay::{Relay, Route};
 pub use settings::{KafkaSettings, Topics};

@@ -10,10 +10,16 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 pub use opentelemetry::Context as TraceContext;
 
 /// Writes the trace context of the current `tracing` span through `set(name,
-/// value)`. Writes nothing when no trace is being recorded (no exporter set up).
-pub fn inject_trace_context(set: impl FnMut(&str, String)) {
+/// value)`, skipping empty values (no `tracestate` when there is none). Writes
+/// nothing when no trace is being recorded (no exporter set up).
+pub fn inject_trace_context(mut set: impl FnMut(&str, String)) {
     let context = tracing::Span::current().context();
-    TraceContextPropagator::new().inject_context(&context, &mut SetWith(set));
+    let non_empty = |name: &str, value: String| {
+        if !value.is_empty() {
+            set(name, value);
+        }
+    };
+    TraceContextPropagator::new().inject_context(&context, &mut SetWith(non_empty));
 }
 
 /// Reads a trace context through `get(name)`; an empty context when the headers
