@@ -12,7 +12,8 @@ use utoipa::openapi::path::Operation;
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 
 /// The envelope of a successful answer: `data` holds the result, `error` is null.
-#[derive(ToSchema)]
+#[derive(serde::Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Success<T> {
     /// Always `true`.
     #[schema(example = true)]
@@ -26,7 +27,8 @@ pub struct Success<T> {
 
 /// The envelope of a failed answer: `data` is null, `error` says what went wrong
 /// (and, for a client's mistake, which field or state).
-#[derive(ToSchema)]
+#[derive(serde::Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Failure {
     /// Always `false`.
     #[schema(example = false)]
@@ -87,8 +89,8 @@ fn add_common_answers(operation: &mut Operation) {
 }
 
 /// A page of a list: the items, and the cursor of the next page.
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
+#[derive(serde::Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Page<T> {
     /// The items of this page.
     pub items: Vec<T>,
@@ -98,8 +100,9 @@ pub struct Page<T> {
 }
 
 /// One stored event of an aggregate's history (`…/{id}/events`), oldest first.
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase", example = json!({
+#[derive(serde::Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({
     "sequence": 1, "eventType": "OrderPlaced", "eventVersion": "1.0",
     "eventId": "0b9f5c1e-8a51-4c1a-9d3e-2f1d0c7b6a55", "occurredAt": "2026-12-01T17:00:00.000000Z",
     "recordedAt": "2026-12-01T17:00:00.001234Z", "correlationId": "checkout-42", "causationId": "5f0c9e3a-1b2d-4e6f-8a7b-9c0d1e2f3a4b",

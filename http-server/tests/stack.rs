@@ -175,7 +175,7 @@ async fn readiness_names_what_is_down_and_liveness_does_not_care() {
 
 #[tokio::test]
 async fn a_hanging_check_counts_as_down() {
-    let readiness = Readiness::new().check("broker", || std::future::pending());
+    let readiness = Readiness::new().check("broker", std::future::pending);
     let address = serve(defaults(), readiness).await;
     assert_failure(&get(&format!("{address}/health/ready"), &[]).await, StatusCode::SERVICE_UNAVAILABLE, "broker is down");
 }

@@ -72,7 +72,7 @@ pub enum CancelReasonSchema {
 
 /// One item of an order.
 #[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(as = OrderItem)]
 pub struct OrderItemSchema {
     /// The product.
@@ -89,7 +89,7 @@ pub struct OrderItemSchema {
 
 /// An order as clients read it.
 #[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(as = Order, example = json!(order_example("PENDING", "PENDING")))]
 pub struct OrderSchema {
     /// The order's id (a UUID).

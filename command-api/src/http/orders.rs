@@ -72,7 +72,7 @@ pub async fn get(State(orders): State<Arc<Orders>>, path: ApiPath) -> Result<Ord
 /// `PUT /oms/orders/{orderId}`: change items and/or the status.
 #[utoipa::path(put, path = "/oms/orders/{orderId}", tag = "orders",
     params(("orderId" = String, Path, description = "The order's id (a UUID).")),
-    request_body(content = UpdateOrderRequest, example = json!({"orderItems": [{"productId": "mug", "quantity": 3}, {"productId": "tea", "status": "CANCELED"}]})),
+    request_body(content = UpdateOrderRequest, example = json!({"orderItems": [{"productId": "mug", "quantity": 3}, {"productId": "tea", "quantity": 1}]})),
     responses(
         (status = 200, description = "The order as it now is; changed items are `PENDING` again.", body = Success<OrderSchema>,
             example = json!(success(order_example("PAID", "EXECUTED")))),

@@ -8,12 +8,16 @@
 //! - `bad_input`: tables of refused requests; none leaves an event behind.
 //! - `idempotency`: the `Idempotency-Key` of `POST`.
 //! - `concurrency`: many writers on one order; no lost update, no 5xx.
+//! - `documentation`: `/openapi.json` lists the routes; examples and answers fit it.
+//! - `operations`: metrics, readiness, `--help`.
 
 mod bad_input;
 mod concurrency;
+mod documentation;
 mod healing;
 mod helpers;
 mod idempotency;
+mod operations;
 mod place;
 mod queries;
 mod transitions;

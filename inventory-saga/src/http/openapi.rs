@@ -37,7 +37,7 @@ pub enum StockStatusSchema {
 
 /// A product as clients read it.
 #[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(as = Product, example = json!(product_example(100, 0)))]
 pub struct ProductSchema {
     /// The product's id.
