@@ -8,10 +8,14 @@
 //! - `history`: `/events`, its metadata and alerts; the read model is its fold.
 //! - `bad_input`: a table of refused requests; none leaves an event behind.
 //! - `concurrency`: many writers on one product.
+//! - `documentation`: `/openapi.json` lists the routes; examples and answers fit it.
+//! - `operations`: metrics, readiness, `--help`.
 
 mod bad_input;
 mod concurrency;
+mod documentation;
 mod helpers;
 mod history;
 mod listing;
+mod operations;
 mod products;
