@@ -1,7 +1,7 @@
 //! `POST /oms/orders`, `GET /oms/orders/{id}`, the envelope, ids and probes.
 
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::{Body, object_keys, order_id, pending, spawn_app};
 
