@@ -6,5 +6,6 @@ mod contention;
 mod publishing;
 mod crash;
 mod invariants;
+mod operations;
 mod redelivery;
 mod scenarios;
