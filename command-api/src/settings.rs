@@ -39,16 +39,16 @@ pub struct Settings {
     #[arg(long, env = "OMS_DATABASE_SCHEMA", default_value = "oms")]
     pub database_schema: String,
     #[command(flatten)]
-    #[allow(missing_docs)]
+    #[expect(missing_docs, reason = "clap shows a flattened group's own docs; a comment here would be ignored")]
     pub database: DatabaseSettings,
     /// Consumer group of the outcome consumer.
     #[arg(long, env = "OMS_CONSUMER_GROUP", default_value = "oms-outcomes")]
     pub consumer_group: String,
     #[command(flatten)]
-    #[allow(missing_docs)]
+    #[expect(missing_docs, reason = "clap shows a flattened group's own docs; a comment here would be ignored")]
     pub kafka: KafkaSettings,
     #[command(flatten)]
-    #[allow(missing_docs)]
+    #[expect(missing_docs, reason = "clap shows a flattened group's own docs; a comment here would be ignored")]
     pub http: HttpSettings,
     #[command(flatten)]
     #[expect(missing_docs, reason = "clap shows a flattened group's own docs; a comment here would be ignored")]

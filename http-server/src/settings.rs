@@ -46,11 +46,34 @@ impl fmt::Debug for DatabaseUrl {
     }
 }
 
+/// Parses a [`DatabaseUrl`] for clap without echoing a refused value: clap's own
+/// message would quote it, password included.
+#[derive(Debug, Clone, Copy)]
+struct DatabaseUrlParser;
+
+impl clap::builder::TypedValueParser for DatabaseUrlParser {
+    type Value = DatabaseUrl;
+
+    fn parse_ref(&self, command: &clap::Command, argument: Option<&clap::Arg>, value: &std::ffi::OsStr) -> Result<DatabaseUrl, clap::Error> {
+        value.to_str().and_then(|v| v.parse().ok()).ok_or_else(|| {
+            let name = argument.map_or_else(|| "the database URL".to_owned(), |a| format!("--{}", a.get_long().unwrap_or("database-url")));
+            let message = format!("{name} must be a postgres:// URL (the value is not shown: it may hold a password)\n");
+            clap::Error::raw(clap::error::ErrorKind::ValueValidation, message).with_cmd(command)
+        })
+    }
+}
+
 /// Database connection settings.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DatabaseSettings {
     /// PostgreSQL URL of the event store and read models.
-    #[arg(long = "database-url", env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/order_processing", hide_env_values = true)]
+    #[arg(
+        long = "database-url",
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/order_processing",
+        hide_env_values = true,
+        value_parser = DatabaseUrlParser
+    )]
     pub url: DatabaseUrl,
     /// Most connections in this process's pool.
     #[arg(long = "database-max-connections", env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
@@ -98,10 +121,26 @@ mod tests {
 
     #[test]
     fn database_passwords_never_show_in_debug_output() {
-        let url: DatabaseUrl = "postgres://app:hunter2@db:5432/orders".parse().unwrap();
+        let url: DatabaseUrl = "postgres://app:hunter2@db:5432/orders".parse().expect("a postgres URL");
         assert_eq!(format!("{url:?}"), "postgres://app:***@db:5432/orders");
-        let url: DatabaseUrl = "postgres://postgres@127.0.0.1/x".parse().unwrap();
+        let url: DatabaseUrl = "postgres://postgres@127.0.0.1/x".parse().expect("a postgres URL");
         assert_eq!(format!("{url:?}"), "postgres://postgres@127.0.0.1/x");
         assert!("mysql://x".parse::<DatabaseUrl>().is_err());
+    }
+
+    #[test]
+    fn a_refused_database_url_is_not_echoed() {
+        use clap::Parser;
+        #[derive(Debug, Parser)]
+        struct Cli {
+            #[command(flatten)]
+            database: DatabaseSettings,
+        }
+        let error = Cli::try_parse_from(["x", "--database-url", "mysql://app:hunter2@db/orders"]).expect_err("not a postgres URL");
+        let text = error.to_string();
+        assert!(text.contains("must be a postgres:// URL"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+        let parsed = Cli::try_parse_from(["x", "--database-url", "postgres://app:hunter2@db/orders"]).expect("a postgres URL");
+        assert_eq!(parsed.database.url.expose(), "postgres://app:hunter2@db/orders");
     }
 }

@@ -53,7 +53,13 @@ impl BrokerProbe {
             return outcome.clone();
         }
         let client = self.client.clone();
-        let outcome = tokio::task::spawn_blocking(move || client.fetch_metadata(None, METADATA_TIMEOUT).map(|_| ()))
+        let outcome = tokio::task::spawn_blocking(move || {
+            let answer = client.fetch_metadata(None, METADATA_TIMEOUT).map(|_| ());
+            // Nothing else polls this client: serve what queued up since the last check
+            // (connection errors, logs), or it would pile up while the broker is away.
+            while client.poll(Duration::ZERO).is_some() {}
+            answer
+        })
             .await
             .map_err(|e| format!("the metadata request did not complete: {e}"))
             .and_then(|answer| answer.map_err(|e| format!("no metadata from the brokers: {e}")));

@@ -58,6 +58,7 @@ mod tests {
 
     #[tokio::test]
     async fn each_execution_is_counted_under_its_result() {
+        crate::prometheus();
         let classify = |error: &&str| if *error == "conflict" { CommandResult::Conflict } else { CommandResult::Rejected };
         let accepted = counted("Tally", "Count", classify, async { Ok::<_, &str>(1) }).await;
         let conflict = counted("Tally", "Count", classify, async { Err::<u8, _>("conflict") }).await;

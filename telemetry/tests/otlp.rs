@@ -52,3 +52,23 @@ async fn an_unreachable_collector_neither_fails_set_up_nor_blocks_shutdown() {
     let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await.expect("join");
     assert!(started.elapsed() < Duration::from_secs(10), "shutdown gave up in {:?}", started.elapsed());
 }
+
+/// The only test here that installs the global subscriber.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_endpoint_configured_tracing_spans_are_exported_and_flushed_on_drop() {
+    let (endpoint, received) = collector().await;
+    let settings = telemetry::TelemetrySettings {
+        otlp_endpoint: Some(endpoint),
+        ..telemetry::TelemetrySettings::logs_only("info", telemetry::LogFormat::Json)
+    };
+    let guard = telemetry::init(&settings, "inventory-under-test").expect("set up");
+    assert!(guard.exports_traces());
+    tracing::info_span!("reserve-stock", order.id = "o-1").in_scope(|| tracing::info!("reserving"));
+    tokio::task::spawn_blocking(move || drop(guard)).await.expect("flushed");
+
+    let received = received.lock().expect("lock");
+    let bodies: Vec<&Bytes> = received.iter().filter(|(path, _, _)| path == "/v1/traces").map(|(_, _, body)| body).collect();
+    let contains = |needle: &[u8]| bodies.iter().any(|body| body.windows(needle.len()).any(|w| w == needle));
+    assert!(contains(b"reserve-stock"), "the span reached the collector");
+    assert!(contains(b"inventory-under-test"), "named after the service");
+}
