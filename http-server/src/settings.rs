@@ -88,7 +88,7 @@ pub struct HttpSettings {
     pub body_limit_bytes: usize,
     /// Longest a request may take, in milliseconds; a slower one is answered 503 (a
     /// command may still have been committed: retry with the same `Idempotency-Key`).
-    #[arg(long = "request-timeout-ms", env = "HTTP_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(long = "request-timeout-ms", env = "HTTP_REQUEST_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout_ms: u64,
     /// Origins allowed to call the API from a browser (CORS), comma-separated, e.g.
     /// `https://shop.example.com`; `*` allows any. No CORS headers when empty.
@@ -98,7 +98,8 @@ pub struct HttpSettings {
     /// its burst, requests are answered 429. No limit when unset.
     #[arg(long = "rate-limit-per-second", env = "HTTP_RATE_LIMIT_PER_SECOND")]
     pub rate_limit_per_second: Option<NonZeroU32>,
-    /// Requests accepted at once above the steady rate; the rate itself when unset.
+    /// Requests accepted at once (the size of the token bucket); the rate itself when
+    /// unset.
     #[arg(long = "rate-limit-burst", env = "HTTP_RATE_LIMIT_BURST")]
     pub rate_limit_burst: Option<NonZeroU32>,
 }
