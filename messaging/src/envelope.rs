@@ -85,10 +85,19 @@ pub fn header<'a>(headers: Option<&'a rdkafka::message::BorrowedHeaders>, name: 
 /// `headers` plus the W3C trace context (`traceparent`, `tracestate`) of the current
 /// `tracing` span, so the consumer's work joins the producer's trace. Unchanged when
 /// no trace is being recorded.
+///
+/// For a publisher that runs inside the span that caused the message. The outbox
+/// relay does not: it sends what a request committed earlier, so it should use
+/// [`with_trace_headers`] with the headers kept (by `telemetry::current_trace_headers`)
+/// when the event was recorded.
 pub fn with_trace_context(headers: OwnedHeaders) -> OwnedHeaders {
-    let mut fields: Vec<(String, String)> = Vec::new();
-    telemetry::inject_trace_context(|name, value| fields.push((name.to_owned(), value)));
-    fields.iter().fold(headers, |headers, (key, value)| headers.insert(Header { key, value: Some(value.as_bytes()) }))
+    with_trace_headers(headers, &telemetry::current_trace_headers())
+}
+
+/// `headers` plus the trace headers `trace` (name, value), e.g. those kept in an
+/// event's metadata when its command ran.
+pub fn with_trace_headers(headers: OwnedHeaders, trace: &[(String, String)]) -> OwnedHeaders {
+    trace.iter().fold(headers, |headers, (key, value)| headers.insert(Header { key, value: Some(value.as_bytes()) }))
 }
 
 /// The trace context a message's headers carry; empty when they carry none.
@@ -149,6 +158,21 @@ mod tests {
             let handle = tracing::info_span!("handle");
             follow_trace(&handle, message.headers());
             assert_eq!(trace_id(&handle), trace_id(&publish), "the consumer's span is in the producer's trace");
+        });
+    }
+
+    #[test]
+    fn trace_headers_kept_at_command_time_are_sent_by_a_later_publisher() {
+        with_tracing(|| {
+            let request = tracing::info_span!("request");
+            let kept = request.in_scope(telemetry::current_trace_headers);
+            let relay = tracing::info_span!("relay");
+            let headers = relay.in_scope(|| with_trace_headers(OwnedHeaders::new(), &kept));
+
+            let handle = tracing::info_span!("handle");
+            follow_trace(&handle, received(headers).headers());
+            assert_eq!(trace_id(&handle), trace_id(&request), "the request's trace, not the relay's");
+            assert_ne!(trace_id(&relay), trace_id(&request), "the relay runs in a trace of its own");
         });
     }
 

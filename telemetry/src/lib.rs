@@ -19,6 +19,6 @@ pub mod recorder;
 pub mod tracing_setup;
 
 pub use commands::{CommandResult, counted, record_command};
-pub use propagation::{TraceContext, extract_trace_context, inject_trace_context, set_parent};
+pub use propagation::{TraceContext, current_trace_headers, extract_trace_context, inject_trace_context, set_parent};
 pub use recorder::prometheus;
 pub use tracing_setup::{LogFormat, Telemetry, TelemetrySettings, init, init_logging};

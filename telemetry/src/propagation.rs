@@ -22,6 +22,16 @@ pub fn inject_trace_context(mut set: impl FnMut(&str, String)) {
     TraceContextPropagator::new().inject_context(&context, &mut SetWith(non_empty));
 }
 
+/// The current span's trace context as W3C header pairs (`traceparent`, and
+/// `tracestate` when there is one); empty when no trace is being recorded. Keep
+/// them with what the span causes but sends later (an event's metadata, for the
+/// outbox relay) to continue the trace from there.
+pub fn current_trace_headers() -> Vec<(String, String)> {
+    let mut headers = Vec::new();
+    inject_trace_context(|name, value| headers.push((name.to_owned(), value)));
+    headers
+}
+
 /// Reads a trace context through `get(name)`; an empty context when the headers
 /// carry none, or a malformed one.
 pub fn extract_trace_context<'a>(get: impl Fn(&str) -> Option<&'a str>) -> TraceContext {
@@ -118,6 +128,19 @@ mod tests {
             let context = extract_trace_context(|name| if name == "traceparent" { traceparent } else { None });
             assert!(!context.span().span_context().is_valid(), "{traceparent:?}");
         }
+    }
+
+    #[test]
+    fn kept_trace_headers_continue_the_trace_later() {
+        let (kept, sent) = with_tracing(|| {
+            let command = tracing::info_span!("command");
+            let kept = command.in_scope(current_trace_headers);
+            (kept, command.context().span().span_context().trace_id())
+        });
+        assert_eq!(kept.len(), 1, "a traceparent, no empty tracestate: {kept:?}");
+        let context = extract_trace_context(|name| kept.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()));
+        assert_eq!(context.span().span_context().trace_id(), sent);
+        assert!(tracing::info_span!("elsewhere").in_scope(current_trace_headers).is_empty(), "none without a recorded trace");
     }
 
     #[test]
