@@ -8,8 +8,9 @@
 
 use serde_json::json;
 use utoipa::ToSchema;
-use utoipa::openapi::path::Operation;
-use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
+use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Required, ResponseBuilder};
 
 /// The envelope of a successful answer: `data` holds the result, `error` is null.
 #[derive(serde::Serialize, ToSchema)]
@@ -59,18 +60,47 @@ const COMMON_ANSWERS: &[CommonAnswer] = &[
     CommonAnswer { status: "503", description: "A dependency (the database) is down, or the request took longer than `HTTP_REQUEST_TIMEOUT_MS`; retry later.", example: "the request took longer than 10000 ms; retry later", body_only: false },
 ];
 
-/// Adds to every operation of `api` the [`COMMON_ANSWERS`] it does not document
-/// itself, and the envelope schemas they refer to. Operations tagged `operations`
-/// (probes, metrics) read no body and are left as they are.
+/// Adds to every operation of `api` what the shared stack gives every route: the
+/// request-id and correlation-id headers, and the [`COMMON_ANSWERS`] it does not
+/// document itself (with the envelope schema they refer to). Operations tagged
+/// `operations` (probes, metrics) get the headers only.
 pub fn document_common_answers(api: &mut OpenApi) {
     let components = api.components.get_or_insert_with(Default::default);
     components.schemas.entry("Failure".to_owned()).or_insert_with(<Failure as utoipa::PartialSchema>::schema);
     for item in api.paths.paths.values_mut() {
         for operation in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch].into_iter().flatten() {
-            if operation.tags.as_ref().is_some_and(|tags| tags.iter().any(|t| t == "operations")) {
-                continue;
+            if !operation.tags.as_ref().is_some_and(|tags| tags.iter().any(|t| t == "operations")) {
+                add_common_answers(operation);
             }
-            add_common_answers(operation);
+            add_id_headers(operation);
+        }
+    }
+}
+
+/// `x-request-id` and `x-correlation-id` on the way in, `x-request-id` on every answer.
+fn add_id_headers(operation: &mut Operation) {
+    let header = |name: &str, description: &str| {
+        RefOr::T(
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(description))
+                .schema(Some(utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::Type::String).max_length(Some(128))))
+                .build(),
+        )
+    };
+    let parameters = operation.parameters.get_or_insert_with(Vec::new);
+    parameters.push(header("x-request-id", "This request's id, 1 to 128 visible ASCII characters; generated when absent or unusable. Echoed in the answer."));
+    parameters.push(header(
+        "x-correlation-id",
+        "Ties requests (and the events and messages they cause) together; the request id when absent.",
+    ));
+    for answer in operation.responses.responses.values_mut() {
+        if let RefOr::T(answer) = answer {
+            answer.headers.entry("x-request-id".to_owned()).or_insert_with(|| {
+                RefOr::T(HeaderBuilder::new().description(Some("The request's id, as sent or generated.")).build())
+            });
         }
     }
 }

@@ -206,6 +206,10 @@ async fn the_document_and_the_docs_page_are_served_without_internet() {
     for path in ["/items/{id}", "/health/live", "/health/ready", "/metrics"] {
         assert!(document["paths"][path]["get"].is_object(), "{path} documented");
     }
+    let operation = &document["paths"]["/items/{id}"]["get"];
+    let parameters: Vec<&str> = operation["parameters"].as_array().into_iter().flatten().filter_map(|p| p["name"].as_str()).collect();
+    assert!(parameters.contains(&"x-request-id") && parameters.contains(&"x-correlation-id"), "{parameters:?}");
+    assert!(operation["responses"]["200"]["headers"]["x-request-id"].is_object(), "answers document the echoed id");
     let timeout = &document["paths"]["/items/{id}"]["get"]["responses"]["503"];
     assert!(timeout["description"].as_str().is_some_and(|d| d.contains("HTTP_REQUEST_TIMEOUT_MS")), "shared answers are documented: {timeout}");
 
