@@ -1,6 +1,7 @@
-//! Is the broker there? A cheap metadata request with a short timeout, its answer
-//! kept for a few seconds so that frequent readiness probes (several instances,
-//! several probers) do not turn into load on the brokers.
+//! Is the broker there? A cheap metadata request (one topic's, whatever the size of
+//! the cluster) with a short timeout, its answer kept for a few seconds so that
+//! frequent readiness probes (several instances, several probers) do not turn into
+//! load on the brokers.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ pub const ANSWER_TTL: Duration = Duration::from_secs(5);
 /// Checks that the bootstrap brokers answer.
 pub struct BrokerProbe {
     client: Arc<BaseConsumer>,
+    topic: String,
     ttl: Duration,
     last: Mutex<Option<(Instant, Result<(), String>)>>,
 }
@@ -40,7 +42,10 @@ impl BrokerProbe {
     /// Like [`BrokerProbe::new`], reusing answers for `ttl`.
     pub fn with_ttl(settings: &KafkaSettings, ttl: Duration) -> anyhow::Result<Self> {
         let client: BaseConsumer = settings.admin_config().create().context("creating the Kafka client of the readiness probe")?;
-        Ok(Self { client: Arc::new(client), ttl, last: Mutex::new(None) })
+        // Asking for one topic keeps the answer small; a topic that does not exist yet
+        // is answered too (consumers never ask the broker to create it).
+        let topic = settings.topics.order_events.clone();
+        Ok(Self { client: Arc::new(client), topic, ttl, last: Mutex::new(None) })
     }
 
     /// `Ok` when a broker answered a metadata request (now or within the TTL), else
@@ -52,9 +57,9 @@ impl BrokerProbe {
         {
             return outcome.clone();
         }
-        let client = self.client.clone();
+        let (client, topic) = (self.client.clone(), self.topic.clone());
         let outcome = tokio::task::spawn_blocking(move || {
-            let answer = client.fetch_metadata(None, METADATA_TIMEOUT).map(|_| ());
+            let answer = client.fetch_metadata(Some(&topic), METADATA_TIMEOUT).map(|_| ());
             // Nothing else polls this client: serve what queued up since the last check
             // (connection errors, logs), or it would pile up while the broker is away.
             while client.poll(Duration::ZERO).is_some() {}

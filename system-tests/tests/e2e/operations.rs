@@ -1,5 +1,5 @@
 //! What operators see of a running system with the broker up: both services ready,
-//! naming what they checked, and the saga's commands counted.
+//! naming what they checked, and the saga's commands counted; the broker probe.
 
 use std::time::{Duration, Instant};
 
@@ -46,4 +46,22 @@ async fn with_the_broker_up_both_services_are_ready_and_the_saga_is_counted() {
         assert!(value >= 1.0, "{series} counted: {metrics}");
     }
     system.stop().await;
+}
+
+#[tokio::test]
+async fn the_broker_probe_answers_for_a_topic_not_created_yet_and_does_not_create_it() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+
+    let topic = format!("t{}.not-created", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let settings = system_tests::broker::kafka_settings(&[
+        format!("--kafka-brokers={}", system_tests::system::brokers()),
+        format!("--topic-order-events={topic}"),
+    ])
+    .expect("settings");
+    let probe = messaging::BrokerProbe::new(&settings).expect("probe");
+    assert_eq!(probe.check().await, Ok(()), "the broker answered");
+
+    let client: BaseConsumer = settings.admin_config().create().expect("client");
+    let metadata = tokio::task::spawn_blocking(move || client.fetch_metadata(None, Duration::from_secs(5)).expect("metadata")).await.expect("join");
+    assert!(metadata.topics().iter().all(|t| t.name() != topic), "probing created {topic}");
 }
