@@ -39,7 +39,7 @@ pub fn with_common_layers(routes: OpenApiRouter, readiness: Readiness, settings:
     let (router, mut api) = routes.merge(operations).split_for_parts();
     openapi::document_common_answers(&mut api);
     let router = router
-        .merge(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, api))
+        .merge(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, api).config(docs_page()))
         .fallback(|| async { ErrorResponse::new(StatusCode::NOT_FOUND, "no such route") })
         .method_not_allowed_fallback(|| async { ErrorResponse::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route") })
         .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
@@ -51,6 +51,12 @@ pub fn with_common_layers(routes: OpenApiRouter, readiness: Readiness, settings:
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
         .layer(axum::middleware::from_fn(drop_unusable_request_id))
+}
+
+/// How the docs page behaves: requests can be tried from it, and nothing is fetched
+/// from elsewhere (no online spec validator).
+fn docs_page() -> utoipa_swagger_ui::Config<'static> {
+    utoipa_swagger_ui::Config::default().validator_url("none").try_it_out_enabled(true).display_request_duration(true)
 }
 
 /// The span of one request: its route, request id and correlation id, and, when the

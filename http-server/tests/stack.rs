@@ -220,6 +220,7 @@ async fn the_document_and_the_docs_page_are_served_without_internet() {
     let (status, _, config) = get(&format!("{address}/docs/swagger-initializer.js"), &[]).await;
     assert_eq!(status, StatusCode::OK);
     assert!(config.contains("/openapi.json"), "the page shows our document: {config}");
+    assert!(config.contains(r#""validatorUrl": "none""#), "no online validator: {config}");
     let (status, _, script) = get(&format!("{address}/docs/swagger-ui-bundle.js"), &[]).await;
     assert_eq!(status, StatusCode::OK);
     assert!(script.len() > 100_000, "the bundle is served from the binary ({} bytes)", script.len());
