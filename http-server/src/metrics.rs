@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::header;
+use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use telemetry::names;
@@ -16,13 +16,21 @@ pub const UNMATCHED_ROUTE: &str = "unmatched";
 /// Middleware: counts and times the request under its route template.
 pub(crate) async fn record(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let route = request.extensions().get::<MatchedPath>().map_or(UNMATCHED_ROUTE.to_owned(), |path| path.as_str().to_owned());
     let response = next.run(request).await;
-    let labels = [("method", method), ("route", route), ("status", response.status().as_str().to_owned())];
+    let labels = [("method", method.to_owned()), ("route", route), ("status", response.status().as_str().to_owned())];
     metrics::counter!(names::HTTP_REQUESTS, &labels).increment(1);
     metrics::histogram!(names::HTTP_REQUEST_DURATION, &labels).record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The `method` label: a standard method's name, else `OTHER`, so invented methods
+/// cannot grow the number of series either.
+fn method_label(method: &Method) -> &'static str {
+    const STANDARD: [Method; 9] =
+        [Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::PATCH, Method::HEAD, Method::OPTIONS, Method::TRACE, Method::CONNECT];
+    STANDARD.iter().find(|m| *m == method).map_or("OTHER", Method::as_str)
 }
 
 /// `GET /metrics`: Prometheus text.

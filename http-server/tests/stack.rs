@@ -147,6 +147,8 @@ async fn metrics_count_requests_by_route_template_and_status_with_latency_bucket
         get(&format!("{address}/items/{marker}"), &[]).await;
     }
     get(&format!("{address}/no/such/{marker}"), &[]).await;
+    let invented = Method::from_bytes(format!("M{}", &marker[..8].to_uppercase()).as_bytes()).expect("a method token");
+    reqwest::Client::new().request(invented, format!("{address}/items/a")).send().await.expect("request");
     let (status, headers, text) = get(&format!("{address}/metrics"), &[]).await;
     assert_eq!(status, StatusCode::OK);
     assert!(headers.get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/plain")), "{headers:?}");
@@ -159,6 +161,7 @@ async fn metrics_count_requests_by_route_template_and_status_with_latency_bucket
     assert!(count("unmatched", "404") >= 1.0, "{text}");
     assert!(text.contains(r#"http_request_duration_seconds_bucket{method="GET",route="/items/{id}",status="200",le="0.005"}"#), "{text}");
     assert!(text.contains("# HELP http_requests_total"), "described");
+    assert!(text.contains(r#"http_requests_total{method="OTHER",route="/items/{id}",status="405"}"#), "invented methods share one label: {text}");
 }
 
 #[tokio::test]
