@@ -90,7 +90,7 @@ pub struct Health {
 }
 
 /// `GET /health/live`: the process serves requests.
-#[utoipa::path(get, path = "/health/live", tag = "operations",
+#[utoipa::path(get, path = "/health/live", tag = "operations", summary = "Liveness",
     responses((status = 200, description = "The process serves requests; nothing else is checked.", body = crate::openapi::Success<Health>,
         example = json!({"success": true, "data": {"status": "live", "checks": {}}, "error": null}))))]
 pub(crate) async fn live() -> ApiResponse<Health> {
@@ -98,7 +98,7 @@ pub(crate) async fn live() -> ApiResponse<Health> {
 }
 
 /// `GET /health/ready`: every dependency is usable; 503 naming those that are not.
-#[utoipa::path(get, path = "/health/ready", tag = "operations",
+#[utoipa::path(get, path = "/health/ready", tag = "operations", summary = "Readiness: database and broker",
     responses(
         (status = 200, description = "Every dependency is usable.", body = crate::openapi::Success<Health>,
             example = json!({"success": true, "data": {"status": "ready", "checks": {"database": "up", "broker": "up"}}, "error": null})),

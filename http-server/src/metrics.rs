@@ -34,7 +34,7 @@ fn method_label(method: &Method) -> &'static str {
 }
 
 /// `GET /metrics`: Prometheus text.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", tag = "operations", summary = "Prometheus metrics",
     responses((status = 200, description = "This process's metrics in the Prometheus text format (not the envelope).",
         content_type = "text/plain; version=0.0.4", body = String,
         example = "# TYPE http_requests_total counter\nhttp_requests_total{method=\"GET\",route=\"/health/live\",status=\"200\"} 3\n")))]

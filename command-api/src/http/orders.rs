@@ -33,7 +33,7 @@ fn order_id(ApiPath(raw): ApiPath) -> std::result::Result<OrderId, ApiError> {
 
 /// `POST /oms/orders`: place an order. With an `Idempotency-Key`, retries return the
 /// same order and never create a second one.
-#[utoipa::path(post, path = "/oms/orders", tag = "orders",
+#[utoipa::path(post, path = "/oms/orders", tag = "orders", summary = "Place an order",
     params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters. Retries with the same key (and user) return the same order, even concurrently; the same key with a different body is 422.")),
     request_body(content = PlaceOrderRequest, example = json!({"userId": "u-1", "orderItems": [{"productId": "mug", "quantity": 2}]})),
     responses(
@@ -58,7 +58,7 @@ pub async fn place(
 }
 
 /// `GET /oms/orders/{orderId}`.
-#[utoipa::path(get, path = "/oms/orders/{orderId}", tag = "orders",
+#[utoipa::path(get, path = "/oms/orders/{orderId}", tag = "orders", summary = "Get an order",
     params(("orderId" = String, Path, description = "The order's id (a UUID).")),
     responses(
         (status = 200, description = "The order.", body = Success<OrderSchema>, example = json!(success(order_example("EXECUTED", "EXECUTED")))),
@@ -70,7 +70,7 @@ pub async fn get(State(orders): State<Arc<Orders>>, path: ApiPath) -> Result<Ord
 }
 
 /// `PUT /oms/orders/{orderId}`: change items and/or the status.
-#[utoipa::path(put, path = "/oms/orders/{orderId}", tag = "orders",
+#[utoipa::path(put, path = "/oms/orders/{orderId}", tag = "orders", summary = "Change items and/or the status",
     params(("orderId" = String, Path, description = "The order's id (a UUID).")),
     request_body(content = UpdateOrderRequest, example = json!({"orderItems": [{"productId": "mug", "quantity": 3}, {"productId": "tea", "quantity": 1}]})),
     responses(
@@ -95,7 +95,7 @@ pub async fn update(
 }
 
 /// `GET /oms/orders?userId=&status=&limit=&cursor=`: newest first.
-#[utoipa::path(get, path = "/oms/orders", tag = "orders",
+#[utoipa::path(get, path = "/oms/orders", tag = "orders", summary = "List orders, newest first",
     params(ListOrdersQuery),
     responses(
         (status = 200, description = "A page of orders, newest first.", body = Success<PageSchema<OrderSchema>>,
@@ -109,7 +109,7 @@ pub async fn list(State(orders): State<Arc<Orders>>, ApiQuery(query): ApiQuery<L
 }
 
 /// `GET /oms/orders/{orderId}/events`: the order's history, oldest first.
-#[utoipa::path(get, path = "/oms/orders/{orderId}/events", tag = "orders",
+#[utoipa::path(get, path = "/oms/orders/{orderId}/events", tag = "orders", summary = "An order's history",
     params(("orderId" = String, Path, description = "The order's id (a UUID).")),
     responses(
         (status = 200, description = "Every event of the order, oldest first; folding them gives the order.", body = Success<Vec<HistoryEvent>>),

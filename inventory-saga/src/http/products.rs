@@ -31,7 +31,7 @@ fn product_id(ApiPath(raw): ApiPath) -> std::result::Result<ProductId, ApiError>
 }
 
 /// `POST /inventory/products`: add a product with its first stock.
-#[utoipa::path(post, path = "/inventory/products", tag = "products",
+#[utoipa::path(post, path = "/inventory/products", tag = "products", summary = "Add a product",
     request_body(content = AddProductRequest, example = json!({"productId": "mug", "name": "Mug", "quantity": 100, "lowStockThreshold": 10})),
     responses(
         (status = 201, description = "The product.", body = Success<ProductSchema>, example = json!(success(product_example(100, 0)))),
@@ -49,7 +49,7 @@ pub async fn add(State(products): State<Arc<Products>>, context: RequestContext,
 }
 
 /// `GET /inventory/products/{productId}`.
-#[utoipa::path(get, path = "/inventory/products/{productId}", tag = "products",
+#[utoipa::path(get, path = "/inventory/products/{productId}", tag = "products", summary = "Get a product",
     params(("productId" = String, Path, description = "The product's id.")),
     responses(
         (status = 200, description = "The product.", body = Success<ProductSchema>, example = json!(success(product_example(98, 2)))),
@@ -62,7 +62,7 @@ pub async fn get(State(products): State<Arc<Products>>, path: ApiPath) -> Result
 }
 
 /// `POST /inventory/products/{productId}/restock`: receive units.
-#[utoipa::path(post, path = "/inventory/products/{productId}/restock", tag = "products",
+#[utoipa::path(post, path = "/inventory/products/{productId}/restock", tag = "products", summary = "Receive units",
     params(("productId" = String, Path, description = "The product's id.")),
     request_body(content = RestockRequest, example = json!({"quantity": 50})),
     responses(
@@ -87,7 +87,7 @@ pub async fn restock(
 }
 
 /// `GET /inventory/products?limit=&cursor=`: by product id.
-#[utoipa::path(get, path = "/inventory/products", tag = "products",
+#[utoipa::path(get, path = "/inventory/products", tag = "products", summary = "List products, by id",
     params(ListProductsQuery),
     responses(
         (status = 200, description = "A page of products, by id.", body = Success<PageSchema<ProductSchema>>,
@@ -101,7 +101,7 @@ pub async fn list(State(products): State<Arc<Products>>, ApiQuery(query): ApiQue
 }
 
 /// `GET /inventory/products/{productId}/events`: the product's history, oldest first.
-#[utoipa::path(get, path = "/inventory/products/{productId}/events", tag = "products",
+#[utoipa::path(get, path = "/inventory/products/{productId}/events", tag = "products", summary = "A product's history",
     params(("productId" = String, Path, description = "The product's id.")),
     responses(
         (status = 200, description = "Every event of the product, oldest first.", body = Success<Vec<HistoryEvent>>),
