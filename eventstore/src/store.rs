@@ -13,6 +13,8 @@ use cqrs_es::{Aggregate, EventEnvelope};
 use lru::LruCache;
 use sqlx::PgPool;
 
+use telemetry::CommandResult;
+
 use crate::events::AppendError;
 use crate::projection::Change;
 use crate::{EventMetadata, Events, EventsError, Projection};
@@ -55,6 +57,9 @@ pub struct Command<A: Aggregate> {
     pub metadata: EventMetadata,
 }
 
+/// What a batch of commands came to: each command's result, or why none committed.
+type Batch<A> = Result<Vec<Result<Committed<A>, <A as Aggregate>::Error>>, ExecuteError<<A as Aggregate>::Error>>;
+
 /// How a batch finds the state of its aggregates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Load {
@@ -84,6 +89,7 @@ pub struct AggregateStore<A: Aggregate> {
     pool: PgPool,
     events: Events<A>,
     projection: Option<Arc<dyn Projection<A>>>,
+    command_name: fn(&A::Command) -> &'static str,
     retry: ExponentialBuilder,
     cache: Mutex<LruCache<String, (A, u64)>>,
 }
@@ -109,7 +115,13 @@ where
             .with_max_delay(Duration::from_millis(100))
             .with_max_times(Self::MAX_RETRIES)
             .with_jitter();
-        Self { pool, events: Events::default(), projection: None, retry, cache: Mutex::new(LruCache::new(capacity)) }
+        Self { pool, events: Events::default(), projection: None, command_name: |_| "command", retry, cache: Mutex::new(LruCache::new(capacity)) }
+    }
+
+    /// Names commands this way in the `commands_total` metric.
+    pub fn with_command_names(mut self, command_name: fn(&A::Command) -> &'static str) -> Self {
+        self.command_name = command_name;
+        self
     }
 
     /// Keeps `projection` up to date in every commit.
@@ -194,7 +206,7 @@ where
         let batch = std::slice::from_ref(&command);
         let mut results = match self.try_execute_all(batch, Load::AssumeNew).await {
             Err(ExecuteError::Conflict) => self.execute_all(batch).await?,
-            other => other?,
+            other => self.counted(batch, other)?,
         };
         results.pop().unwrap_or(Ok(Committed { events: vec![], version: 0 })).map_err(ExecuteError::Rejected)
     }
@@ -204,11 +216,35 @@ where
     /// conflicts. A command a business rule refuses gets its error in the result and
     /// decides nothing; the others still commit.
     pub async fn execute_all(&self, commands: &[Command<A>]) -> Result<Vec<Result<Committed<A>, A::Error>>, ExecuteError<A::Error>> {
-        (|| self.try_execute_all(commands, Load::Current))
+        let outcome = (|| self.try_execute_all(commands, Load::Current))
             .retry(self.retry)
             .when(|error| matches!(error, ExecuteError::Conflict))
             .notify(|_, wait| tracing::debug!(commands = commands.len(), ?wait, "optimistic lock conflict, retrying"))
-            .await
+            .await;
+        self.counted(commands, outcome)
+    }
+
+    /// Counts each of `commands` under how it ended, and the events appended.
+    fn counted(&self, commands: &[Command<A>], outcome: Batch<A>) -> Batch<A> {
+        for (index, command) in commands.iter().enumerate() {
+            let result = match &outcome {
+                Ok(results) => match results.get(index) {
+                    Some(Ok(committed)) => {
+                        let appended = committed.events.len();
+                        if appended > 0 {
+                            telemetry::record_events_appended(A::TYPE, appended as u64);
+                        }
+                        CommandResult::Accepted
+                    }
+                    _ => CommandResult::Rejected,
+                },
+                Err(ExecuteError::Rejected(_)) => CommandResult::Rejected,
+                Err(ExecuteError::Conflict) => CommandResult::Conflict,
+                Err(ExecuteError::Store(_)) => CommandResult::Failed,
+            };
+            telemetry::record_command(A::TYPE, (self.command_name)(&command.command), result);
+        }
+        outcome
     }
 
     async fn try_execute_all(&self, commands: &[Command<A>], load: Load) -> Result<Vec<Result<Committed<A>, A::Error>>, ExecuteError<A::Error>> {

@@ -7,20 +7,32 @@
 //!   leave a service.
 //! - [`extract`]: JSON body, query and path extractors that reject in the envelope.
 //! - [`context`]: request and correlation ids.
-//! - [`settings`]: database and logging settings both binaries take.
-//! - [`server`]: the middleware stack, fallbacks, health probes, serving and
-//!   graceful shutdown, and logging set-up.
+//! - [`settings`]: database, HTTP and telemetry settings both binaries take.
+//! - [`server`]: the middleware stack, fallbacks, the operations routes, serving and
+//!   graceful shutdown.
+//! - [`health`]: `/health/live` and `/health/ready`, with the checks a service
+//!   passes in.
+//! - [`metrics`]: HTTP metrics and `/metrics`.
+//! - [`limits`]: request timeout, rate limit, CORS.
+//! - [`openapi`]: the envelope schemas and the answers every route documents.
 //!
 //! Knows nothing of orders or products; must not depend on `rdkafka`.
 
 pub mod context;
 pub mod envelope;
 pub mod extract;
+pub mod health;
+pub mod limits;
+pub mod metrics;
+pub mod openapi;
 pub mod server;
 pub mod settings;
 
 pub use context::RequestContext;
 pub use envelope::{ApiResponse, ErrorResponse};
 pub use extract::{ApiJson, ApiPath, ApiQuery};
-pub use server::{HttpSettings, LogFormat, init_logging, serve, shutdown_signal, with_common_layers};
-pub use settings::{DatabaseSettings, DatabaseUrl, LogSettings};
+pub use health::Readiness;
+pub use openapi::{Failure, HistoryEvent, Page, Success};
+pub use server::{DOCS_PATH, OPENAPI_PATH, serve, shutdown_signal, with_common_layers};
+pub use settings::{DatabaseSettings, DatabaseUrl, HttpSettings, LogFormat, TelemetrySettings};
+pub use telemetry::init_logging;

@@ -1,75 +1,83 @@
-//! Serving: the middleware stack, envelope fallbacks, health probes, graceful
-//! shutdown, and logging set-up.
-
-use std::io::IsTerminal;
-use std::time::Duration;
+//! Serving: the middleware stack every route runs through, envelope fallbacks,
+//! the operations routes (probes, metrics, API document), graceful shutdown.
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::http::{HeaderName, Request, StatusCode};
-use axum::routing::get;
-use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
-use tracing_subscriber::EnvFilter;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
 
-use crate::{ApiResponse, ErrorResponse};
+use crate::context::{CORRELATION_ID, usable_id};
+use crate::health::{self, Readiness};
+use crate::{ErrorResponse, HttpSettings, limits, metrics, openapi};
 
 /// The header carrying a request's id, generated when the client sends none.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// HTTP settings both services share.
-#[derive(Debug, Clone, clap::Args)]
-pub struct HttpSettings {
-    /// Largest request body accepted, in bytes.
-    #[arg(long, env = "HTTP_BODY_LIMIT_BYTES", default_value_t = 64 * 1024)]
-    pub body_limit_bytes: usize,
-}
+/// Where the API document is served.
+pub const OPENAPI_PATH: &str = "/openapi.json";
 
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// JSON when standard output is not a terminal, else human-readable text.
-    Auto,
-    /// One JSON object per line.
-    Json,
-    /// Human-readable text.
-    Text,
-}
+/// Where the browsable API page is served.
+pub const DOCS_PATH: &str = "/docs";
 
-/// Sets up `tracing` once per process; `filter` is an `EnvFilter` directive such as
-/// `info` or `oms=debug,sqlx=warn`.
-pub fn init_logging(filter: &str, format: LogFormat) {
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = match format {
-        LogFormat::Json => true,
-        LogFormat::Text => false,
-        LogFormat::Auto => !std::io::stdout().is_terminal(),
-    };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
-}
-
-/// Wraps a service's routes with what every route needs: envelope fallbacks for
-/// unknown routes and methods, health probes, a body limit, request ids and
-/// request tracing.
-pub fn with_common_layers(routes: Router, pool: PgPool, settings: &HttpSettings) -> Router {
-    routes
-        .route("/health/live", get(live))
-        .route("/health/ready", get(ready).with_state(pool))
+/// Completes a service's router: its documented `routes`, plus `/health/live`,
+/// `/health/ready` (running `readiness`), `/metrics`, `/openapi.json` and `/docs`;
+/// envelope fallbacks for unknown routes and methods; and, around every route, from
+/// the outside in: request ids, a tracing span, metrics, CORS, the rate limit, the
+/// request timeout and the body limit.
+pub fn with_common_layers(routes: OpenApiRouter, readiness: Readiness, settings: &HttpSettings) -> Router {
+    telemetry::prometheus();
+    let operations = OpenApiRouter::new()
+        .routes(routes!(health::live))
+        .routes(routes!(health::ready))
+        .routes(routes!(metrics::render))
+        .with_state(readiness);
+    let (router, mut api) = routes.merge(operations).split_for_parts();
+    openapi::document_common_answers(&mut api);
+    let router = router
+        .merge(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, api).config(docs_page()))
         .fallback(|| async { ErrorResponse::new(StatusCode::NOT_FOUND, "no such route") })
         .method_not_allowed_fallback(|| async { ErrorResponse::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route") })
         .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                let request_id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
-                tracing::info_span!("http", method = %request.method(), uri = %request.uri(), request.id = %request_id)
-            }),
-        )
+        .layer(axum::middleware::from_fn_with_state(settings.request_timeout(), limits::time_limit));
+    let router = limits::with_rate_limit(router, settings);
+    limits::with_cors(router, settings)
+        .layer(axum::middleware::from_fn(metrics::record))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
         .layer(axum::middleware::from_fn(drop_unusable_request_id))
+}
+
+/// How the docs page behaves: requests can be tried from it, and nothing is fetched
+/// from elsewhere (no online spec validator).
+fn docs_page() -> utoipa_swagger_ui::Config<'static> {
+    utoipa_swagger_ui::Config::default().validator_url("none").try_it_out_enabled(true).display_request_duration(true)
+}
+
+/// The span of one request: its route, request id and correlation id, and, when the
+/// caller sent W3C trace headers, a child of the caller's trace.
+fn request_span<B>(request: &Request<B>) -> tracing::Span {
+    let headers = request.headers();
+    let request_id = headers.get(&REQUEST_ID).and_then(usable_id).unwrap_or_default();
+    let correlation_id = headers.get(&CORRELATION_ID).and_then(usable_id).unwrap_or_else(|| request_id.clone());
+    let route = request.extensions().get::<MatchedPath>().map_or(metrics::UNMATCHED_ROUTE, MatchedPath::as_str);
+    let span = tracing::info_span!(
+        "http",
+        method = %request.method(),
+        route,
+        uri = %request.uri(),
+        request.id = %request_id,
+        correlation.id = %correlation_id,
+        otel.name = format!("{} {route}", request.method()),
+        otel.kind = "server",
+    );
+    telemetry::set_parent(&span, telemetry::extract_trace_context(|name| headers.get(name).and_then(|v| v.to_str().ok())));
+    span
 }
 
 /// Removes a client's `x-request-id` that we would not record (see
@@ -81,27 +89,6 @@ async fn drop_unusable_request_id(mut request: Request<axum::body::Body>, next: 
         request.headers_mut().remove(&REQUEST_ID);
     }
     next.run(request).await
-}
-
-#[derive(serde::Serialize)]
-struct Health {
-    status: &'static str,
-    database: &'static str,
-}
-
-async fn live() -> ApiResponse<Health> {
-    ApiResponse::ok(Health { status: "live", database: "not checked" })
-}
-
-async fn ready(State(pool): State<PgPool>) -> Result<ApiResponse<Health>, ErrorResponse> {
-    match tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(&pool)).await {
-        Ok(Ok(_)) => Ok(ApiResponse::ok(Health { status: "ready", database: "up" })),
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "readiness: database unreachable");
-            Err(ErrorResponse::unavailable("the database"))
-        }
-        Err(_) => Err(ErrorResponse::unavailable("the database")),
-    }
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then finishes requests in

@@ -40,7 +40,14 @@ impl Application {
         )
         .await?;
         let products = Arc::new(Products::new(pool.clone()));
-        let router = http_server::with_common_layers(crate::http::routes(products.clone()), pool.clone(), &settings.http);
+        let broker = Arc::new(messaging::BrokerProbe::new(&settings.kafka)?);
+        let readiness = http_server::Readiness::new()
+            .database(pool.clone(), &migrations::INVENTORY)
+            .check("broker", move || {
+                let broker = broker.clone();
+                async move { broker.check().await }
+            });
+        let router = http_server::with_common_layers(crate::http::routes(products.clone()), readiness, &settings.http);
         let address = format!("{}:{}", settings.host, settings.port);
         let listener = TcpListener::bind(&address).await.with_context(|| format!("binding {address}"))?;
         Ok(Self { listener, router, pool, products, kafka: settings.kafka.clone(), consumer_group: settings.consumer_group.clone() })

@@ -9,7 +9,7 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
     match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(mut settings) => {
             settings.kafka = settings.kafka.with_env_properties(std::env::vars());
-            http_server::init_logging(&settings.log.level, settings.log.format);
+            let _telemetry = telemetry::init(&settings.telemetry, "inventory")?;
             tracing::info!(?settings, "starting the inventory service");
             let app = Application::build(&settings).await?;
             app.run_until(http_server::shutdown_signal()).await?;

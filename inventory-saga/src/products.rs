@@ -54,7 +54,8 @@ pub struct Products {
 impl Products {
     /// Products stored through `pool` (search path: the inventory schema).
     pub fn new(pool: PgPool) -> Self {
-        Self { store: AggregateStore::new(pool.clone()).with_projection(Projector::<ProductViews>::live()), views: ProductViews::new(pool) }
+        let store = AggregateStore::new(pool.clone()).with_projection(Projector::<ProductViews>::live()).with_command_names(ProductCommand::name);
+        Self { store, views: ProductViews::new(pool) }
     }
 
     /// Executes `command` on product `product_id` and returns the product as it then

@@ -6,6 +6,7 @@
 //! - [`settings`]: brokers, security, topic names, librdkafka pass-through properties.
 //! - [`envelope`]: the JSON message every topic carries, and its headers.
 //! - [`topics`]: creating missing topics at start-up.
+//! - [`probe`]: whether the brokers answer, for readiness.
 //! - [`relay`]: the outbox relay: committed events from the feed to Kafka, with a
 //!   persisted checkpoint (never a dual write after commit).
 //! - [`consumer`]: the at-least-once consumer loop, a batch at a time: offsets are
@@ -16,11 +17,13 @@
 
 pub mod consumer;
 pub mod envelope;
+pub mod probe;
 pub mod relay;
 pub mod settings;
 pub mod topics;
 
 pub use consumer::{Handled, IncomingMessage, MessageHandler, Unprocessable, Verdict, run_consumer, spawn_consumer};
 pub use envelope::{Envelope, OutgoingMessage};
+pub use probe::BrokerProbe;
 pub use relay::{Relay, Route};
 pub use settings::{KafkaSettings, Topics};

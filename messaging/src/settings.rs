@@ -33,7 +33,7 @@ pub struct KafkaSettings {
     #[arg(long = "kafka-replication-factor", env = "KAFKA_REPLICATION_FACTOR", default_value_t = 1)]
     pub replication_factor: i32,
     #[command(flatten)]
-    #[allow(missing_docs)]
+    #[expect(missing_docs, reason = "clap shows a flattened group's own docs; a comment here would be ignored")]
     pub topics: Topics,
     /// Extra librdkafka producer properties, `key=value`, repeatable. Also read from
     /// every `KAFKA_PRODUCER_<NAME>` variable (`KAFKA_PRODUCER_LINGER_MS=5` is `linger.ms=5`).

@@ -5,22 +5,34 @@ use domain::order::{ItemStatus, ItemUpdate, OrderLine, OrderStatus, PlaceOrder, 
 use domain::{ProductId, Quantity, UserId};
 use projections::{Cursor, OrderFilter, OrderViews};
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
 use super::ApiError;
+use super::openapi::{ItemChangeStatusSchema, TargetStatusSchema};
 
 /// `POST /oms/orders`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = PlaceOrder)]
 pub struct PlaceOrderRequest {
+    /// Who orders: 1 to 128 characters.
+    #[schema(value_type = String, min_length = 1, max_length = 128, example = "u-1")]
     pub user_id: UserId,
+    /// One line per product (a product given twice is refused), 1 to 100 lines.
+    #[schema(min_items = 1, max_items = 100)]
     pub order_items: Vec<OrderLineRequest>,
 }
 
 /// One line of a new order.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = OrderLine)]
 pub struct OrderLineRequest {
+    /// The product: 1 to 64 letters, digits and `. _ : -`.
+    #[schema(value_type = String, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._:-]+$", example = "mug")]
     pub product_id: ProductId,
+    /// Units, from 1 to 1,000,000.
+    #[schema(value_type = u32, minimum = 1, maximum = 1_000_000, example = 2)]
     pub quantity: Quantity,
 }
 
@@ -39,20 +51,33 @@ impl PlaceOrderRequest {
     }
 }
 
-/// `PUT /oms/orders/{id}`.
-#[derive(Debug, Deserialize)]
+/// `PUT /oms/orders/{orderId}`: item changes, a status, or both (items first, all or
+/// nothing).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = UpdateOrder)]
 pub struct UpdateOrderRequest {
+    /// The status to move to; asking for the current one changes nothing.
+    #[schema(value_type = Option<TargetStatusSchema>)]
     pub status: Option<OrderStatus>,
+    /// Item changes, at most one per product.
     pub order_items: Option<Vec<ItemUpdateRequest>>,
 }
 
-/// One item change.
-#[derive(Debug, Deserialize)]
+/// One item change: a quantity to set (adding the item if new), or status
+/// `CANCELED` to cancel it.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = ItemUpdate)]
 pub struct ItemUpdateRequest {
+    /// The product.
+    #[schema(value_type = String, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._:-]+$", example = "mug")]
     pub product_id: ProductId,
+    /// Units the item should have, from 1 to 1,000,000.
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 1_000_000, example = 3)]
     pub quantity: Option<Quantity>,
+    /// `CANCELED` to cancel the item; a client cannot set `EXECUTED`.
+    #[schema(value_type = Option<ItemChangeStatusSchema>)]
     pub status: Option<ItemStatus>,
 }
 
@@ -101,12 +126,20 @@ impl ItemUpdateRequest {
 }
 
 /// `GET /oms/orders` query parameters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct ListOrdersQuery {
+    /// Only this customer's orders.
+    #[param(value_type = Option<String>, example = "u-1")]
     pub user_id: Option<UserId>,
+    /// Only orders with this status.
+    #[param(value_type = Option<super::openapi::OrderStatusSchema>)]
     pub status: Option<OrderStatus>,
+    /// Page size, from 1 to 100; 20 when omitted.
+    #[param(minimum = 1, maximum = 100, example = 20)]
     pub limit: Option<u32>,
+    /// The `nextCursor` of the previous page.
     pub cursor: Option<String>,
 }
 

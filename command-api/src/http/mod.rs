@@ -3,22 +3,25 @@
 
 mod dto;
 mod error;
+pub mod openapi;
 mod orders;
 
 use std::sync::Arc;
 
-use axum::Router;
-use axum::routing::get;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use error::ApiError;
 
 use crate::orders::Orders;
 
-/// The OMS routes (without the common layers).
-pub fn routes(orders: Arc<Orders>) -> Router {
-    Router::new()
-        .route("/oms/orders", get(orders::list).post(orders::place))
-        .route("/oms/orders/{order_id}", get(orders::get).put(orders::update))
-        .route("/oms/orders/{order_id}/events", get(orders::history))
+/// The OMS routes (without the common layers), each registered with its
+/// documentation, so a route cannot be served undocumented.
+pub fn routes(orders: Arc<Orders>) -> OpenApiRouter {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(orders::list, orders::place))
+        .routes(routes!(orders::get, orders::update))
+        .routes(routes!(orders::history))
         .with_state(orders)
 }

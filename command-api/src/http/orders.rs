@@ -10,8 +10,12 @@ use eventstore::{EventMetadata, StoredEvent};
 use http_server::{ApiJson, ApiPath, ApiQuery, ApiResponse, RequestContext};
 use projections::{OrderView, Page};
 
+use http_server::{Failure, HistoryEvent, Page as PageSchema, Success};
+use serde_json::json;
+
 use super::ApiError;
 use super::dto::{ListOrdersQuery, PlaceOrderRequest, UpdateOrderRequest, idempotency_key};
+use super::openapi::{OrderSchema, failure, order_example, success};
 use crate::orders::Orders;
 
 type Result<T> = std::result::Result<ApiResponse<T>, ApiError>;
@@ -29,6 +33,15 @@ fn order_id(ApiPath(raw): ApiPath) -> std::result::Result<OrderId, ApiError> {
 
 /// `POST /oms/orders`: place an order. With an `Idempotency-Key`, retries return the
 /// same order and never create a second one.
+#[utoipa::path(post, path = "/oms/orders", tag = "orders", summary = "Place an order",
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters. Retries with the same key (and user) return the same order, even concurrently; the same key with a different body is 422.")),
+    request_body(content = PlaceOrderRequest, example = json!({"userId": "u-1", "orderItems": [{"productId": "mug", "quantity": 2}]})),
+    responses(
+        (status = 201, description = "The order; every item `PENDING` until the inventory service answers.", body = Success<OrderSchema>,
+            example = json!(success(order_example("PENDING", "PENDING")))),
+        (status = 422, description = "A value breaks a rule: no items, too many, a product twice, a bad quantity or id, a bad `Idempotency-Key`, or the key reused with another body.", body = Failure,
+            example = json!(failure("orderItems[0].quantity: must be a whole number from 1 to 1000000, got 0"))),
+    ))]
 pub async fn place(
     State(orders): State<Arc<Orders>>,
     context: RequestContext,
@@ -49,12 +62,30 @@ pub async fn place(
 }
 
 /// `GET /oms/orders/{orderId}`.
+#[utoipa::path(get, path = "/oms/orders/{orderId}", tag = "orders", summary = "Get an order",
+    params(("orderId" = String, Path, description = "The order's id (a UUID).")),
+    responses(
+        (status = 200, description = "The order.", body = Success<OrderSchema>, example = json!(success(order_example("EXECUTED", "EXECUTED")))),
+        (status = 404, description = "No such order.", body = Failure, example = json!(failure("order '6f1c2a9e-3b4d-4e5f-8a6b-7c8d9e0f1a2b' not found"))),
+    ))]
 pub async fn get(State(orders): State<Arc<Orders>>, path: ApiPath) -> Result<OrderView> {
     let order = orders.get(order_id(path)?).await?;
     Ok(ApiResponse::ok(order))
 }
 
 /// `PUT /oms/orders/{orderId}`: change items and/or the status.
+#[utoipa::path(put, path = "/oms/orders/{orderId}", tag = "orders", summary = "Change items and/or the status",
+    params(("orderId" = String, Path, description = "The order's id (a UUID).")),
+    request_body(content = UpdateOrderRequest, example = json!({"orderItems": [{"productId": "mug", "quantity": 3}, {"productId": "tea", "quantity": 1}]})),
+    responses(
+        (status = 200, description = "The order as it now is; changed items are `PENDING` again.", body = Success<OrderSchema>,
+            example = json!(success(order_example("PAID", "EXECUTED")))),
+        (status = 404, description = "No such order.", body = Failure, example = json!(failure("order '6f1c2a9e-3b4d-4e5f-8a6b-7c8d9e0f1a2b' not found"))),
+        (status = 409, description = "The order's state forbids it: the transition is not allowed, the items are locked (paid or canceled), or concurrent writers kept winning.", body = Failure,
+            example = json!(failure("cannot move an order from SHIPPED to CANCELED"))),
+        (status = 422, description = "A value breaks a rule: nothing to update, a status the system sets, `EXECUTED` for an item, a quantity with `CANCELED`, a product twice.", body = Failure,
+            example = json!(failure("orderItems[0].status: a client cannot set an item to EXECUTED; the inventory service does"))),
+    ))]
 pub async fn update(
     State(orders): State<Arc<Orders>>,
     context: RequestContext,
@@ -68,12 +99,26 @@ pub async fn update(
 }
 
 /// `GET /oms/orders?userId=&status=&limit=&cursor=`: newest first.
+#[utoipa::path(get, path = "/oms/orders", tag = "orders", summary = "List orders, newest first",
+    params(ListOrdersQuery),
+    responses(
+        (status = 200, description = "A page of orders, newest first.", body = Success<PageSchema<OrderSchema>>,
+            example = json!(success(json!({"items": [order_example("EXECUTED", "EXECUTED")], "nextCursor": null})))),
+        (status = 422, description = "A parameter does not fit: a bad status or limit, or a cursor this service did not give.", body = Failure,
+            example = json!(failure("limit must be from 1 to 100, got 0"))),
+    ))]
 pub async fn list(State(orders): State<Arc<Orders>>, ApiQuery(query): ApiQuery<ListOrdersQuery>) -> Result<Page<OrderView>> {
     let (filter, limit, cursor) = query.into_parts()?;
     Ok(ApiResponse::ok(orders.list(&filter, limit, cursor.as_ref()).await?))
 }
 
 /// `GET /oms/orders/{orderId}/events`: the order's history, oldest first.
+#[utoipa::path(get, path = "/oms/orders/{orderId}/events", tag = "orders", summary = "An order's history",
+    params(("orderId" = String, Path, description = "The order's id (a UUID).")),
+    responses(
+        (status = 200, description = "Every event of the order, oldest first; folding them gives the order.", body = Success<Vec<HistoryEvent>>),
+        (status = 404, description = "No such order.", body = Failure, example = json!(failure("order '6f1c2a9e-3b4d-4e5f-8a6b-7c8d9e0f1a2b' not found"))),
+    ))]
 pub async fn history(State(orders): State<Arc<Orders>>, path: ApiPath) -> Result<Vec<StoredEvent>> {
     Ok(ApiResponse::ok(orders.history(order_id(path)?).await?))
 }

@@ -5,7 +5,7 @@ use std::sync::Once;
 
 use clap::Parser;
 use command_api::{Application, Cli, Settings};
-use http_server::{DatabaseSettings, HttpSettings, LogFormat, LogSettings};
+use http_server::{DatabaseSettings, LogFormat, TelemetrySettings};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -30,6 +30,12 @@ pub struct TestApp {
 
 /// Starts an OMS on a fresh database. Logs only with `TEST_LOG=1`.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts an OMS on a fresh database, with `configure` applied to the test settings
+/// first.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     LOGGING.call_once(|| {
         if std::env::var("TEST_LOG").is_ok_and(|v| v == "1") {
             http_server::init_logging("debug", LogFormat::Text);
@@ -46,13 +52,14 @@ pub async fn spawn_app() -> TestApp {
         url: database_url.parse().expect("the test database URL is a postgres:// URL"),
         max_connections: 10,
     };
-    settings.http = HttpSettings { body_limit_bytes: BODY_LIMIT_BYTES };
-    settings.log = LogSettings { level: "debug".to_owned(), format: LogFormat::Text };
+    settings.http.body_limit_bytes = BODY_LIMIT_BYTES;
+    settings.telemetry = TelemetrySettings::logs_only("debug", LogFormat::Text);
     // These tests check the HTTP contract, which must hold without a broker. A port
     // nothing listens on keeps the relay and the outcome consumer of every test app
     // away from any broker shared with other tests; the end-to-end tests use Kafka.
     settings.kafka.brokers = "127.0.0.1:1".to_owned();
     settings.consumer_group = format!("oms-api-test-{}", uuid::Uuid::new_v4().simple());
+    configure(&mut settings);
     let app = Application::build(&settings).await.expect("building the application");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until(std::future::pending()));

@@ -10,12 +10,16 @@
 //! - `concurrency`: many writers on one order; no lost update, no 5xx.
 //! - `operations`: the operator commands (history, export, rebuild) as a process.
 //! - `versioning`: orders whose placement is stored as `OrderPlaced` 1.0; the key in 2.0.
+//! - `documentation`: `/openapi.json` lists the routes; examples and answers fit it.
+//! - `observability`: metrics, readiness, `--help`.
 
 mod bad_input;
 mod concurrency;
+mod documentation;
 mod healing;
 mod helpers;
 mod idempotency;
+mod observability;
 mod operations;
 mod place;
 mod queries;

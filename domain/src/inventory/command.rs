@@ -85,3 +85,15 @@ pub enum ProductCommand {
         revision: u64,
     },
 }
+
+impl ProductCommand {
+    /// The command's name, e.g. for metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::AddProduct(_) => "AddProduct",
+            Self::Restock { .. } => "Restock",
+            Self::ReserveStock { .. } => "ReserveStock",
+            Self::ReleaseStock { .. } => "ReleaseStock",
+        }
+    }
+}

@@ -56,6 +56,17 @@ pub enum ItemUpdate {
     },
 }
 
+impl OrderCommand {
+    /// The command's name, e.g. for metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::PlaceOrder(_) => "PlaceOrder",
+            Self::UpdateOrder(_) => "UpdateOrder",
+            Self::RecordItemOutcome(_) => "RecordItemOutcome",
+        }
+    }
+}
+
 impl ItemUpdate {
     /// The product this change is about.
     pub fn product_id(&self) -> &ProductId {

@@ -5,18 +5,27 @@ use domain::inventory::{AddProduct, ProductName};
 use domain::{ProductId, Quantity};
 use projections::Cursor;
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
 use super::ApiError;
 
 /// `POST /inventory/products`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = AddProduct)]
 pub struct AddProductRequest {
+    /// The product's id: 1 to 64 letters, digits and `. _ : -`.
+    #[schema(value_type = String, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._:-]+$", example = "mug")]
     pub product_id: ProductId,
+    /// Display name: 1 to 200 characters, not blank.
+    #[schema(value_type = String, min_length = 1, max_length = 200, example = "Mug")]
     pub name: ProductName,
     /// Units on hand; zero is allowed (announced as out of stock).
+    #[schema(example = 100)]
     pub quantity: u32,
+    /// At or below this many available units, stock is low; 0 when omitted.
     #[serde(default)]
+    #[schema(example = 10)]
     pub low_stock_threshold: u32,
 }
 
@@ -27,18 +36,25 @@ impl AddProductRequest {
     }
 }
 
-/// `POST /inventory/products/{id}/restock`.
-#[derive(Debug, Deserialize)]
+/// `POST /inventory/products/{productId}/restock`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = Restock)]
 pub struct RestockRequest {
+    /// Units received, from 1 to 1,000,000.
+    #[schema(value_type = u32, minimum = 1, maximum = 1_000_000, example = 50)]
     pub quantity: Quantity,
 }
 
 /// `GET /inventory/products` query parameters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct ListProductsQuery {
+    /// Page size, from 1 to 100; 20 when omitted.
+    #[param(minimum = 1, maximum = 100, example = 20)]
     pub limit: Option<u32>,
+    /// The `nextCursor` of the previous page.
     pub cursor: Option<String>,
 }
 

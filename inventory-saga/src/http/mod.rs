@@ -3,23 +3,26 @@
 
 mod dto;
 mod error;
+pub mod openapi;
 mod products;
 
 use std::sync::Arc;
 
-use axum::Router;
-use axum::routing::{get, post};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use error::ApiError;
 
 use crate::products::Products;
 
-/// The inventory routes (without the common layers).
-pub fn routes(products: Arc<Products>) -> Router {
-    Router::new()
-        .route("/inventory/products", get(products::list).post(products::add))
-        .route("/inventory/products/{product_id}", get(products::get))
-        .route("/inventory/products/{product_id}/restock", post(products::restock))
-        .route("/inventory/products/{product_id}/events", get(products::history))
+/// The inventory routes (without the common layers), each registered with its
+/// documentation, so a route cannot be served undocumented.
+pub fn routes(products: Arc<Products>) -> OpenApiRouter {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(products::list, products::add))
+        .routes(routes!(products::get))
+        .routes(routes!(products::restock))
+        .routes(routes!(products::history))
         .with_state(products)
 }

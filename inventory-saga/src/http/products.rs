@@ -9,8 +9,12 @@ use eventstore::{EventMetadata, StoredEvent};
 use http_server::{ApiJson, ApiPath, ApiQuery, ApiResponse, RequestContext};
 use projections::{Page, ProductView};
 
+use http_server::{Failure, HistoryEvent, Page as PageSchema, Success};
+use serde_json::json;
+
 use super::ApiError;
 use super::dto::{AddProductRequest, ListProductsQuery, RestockRequest};
+use super::openapi::{ProductSchema, failure, product_example, success};
 use crate::products::Products;
 
 type Result<T> = std::result::Result<ApiResponse<T>, ApiError>;
@@ -27,6 +31,14 @@ fn product_id(ApiPath(raw): ApiPath) -> std::result::Result<ProductId, ApiError>
 }
 
 /// `POST /inventory/products`: add a product with its first stock.
+#[utoipa::path(post, path = "/inventory/products", tag = "products", summary = "Add a product",
+    request_body(content = AddProductRequest, example = json!({"productId": "mug", "name": "Mug", "quantity": 100, "lowStockThreshold": 10})),
+    responses(
+        (status = 201, description = "The product.", body = Success<ProductSchema>, example = json!(success(product_example(100, 0)))),
+        (status = 409, description = "A product with this id exists.", body = Failure, example = json!(failure("product 'mug' already exists"))),
+        (status = 422, description = "A value breaks a rule: a bad id or name, a negative quantity.", body = Failure,
+            example = json!(failure("productId: must be at most 64 characters long"))),
+    ))]
 pub async fn add(State(products): State<Arc<Products>>, context: RequestContext, ApiJson(request): ApiJson<AddProductRequest>) -> Result<ProductView> {
     let (product_id, add) = request.into_command();
     let product = products
@@ -37,6 +49,12 @@ pub async fn add(State(products): State<Arc<Products>>, context: RequestContext,
 }
 
 /// `GET /inventory/products/{productId}`.
+#[utoipa::path(get, path = "/inventory/products/{productId}", tag = "products", summary = "Get a product",
+    params(("productId" = String, Path, description = "The product's id.")),
+    responses(
+        (status = 200, description = "The product.", body = Success<ProductSchema>, example = json!(success(product_example(98, 2)))),
+        (status = 404, description = "No such product.", body = Failure, example = json!(failure("product 'mug' not found"))),
+    ))]
 pub async fn get(State(products): State<Arc<Products>>, path: ApiPath) -> Result<ProductView> {
     let product_id = product_id(path)?;
     let product = products.get(&product_id).await.map_err(|e| ApiError::about(&product_id, e))?;
@@ -44,6 +62,16 @@ pub async fn get(State(products): State<Arc<Products>>, path: ApiPath) -> Result
 }
 
 /// `POST /inventory/products/{productId}/restock`: receive units.
+#[utoipa::path(post, path = "/inventory/products/{productId}/restock", tag = "products", summary = "Receive units",
+    params(("productId" = String, Path, description = "The product's id.")),
+    request_body(content = RestockRequest, example = json!({"quantity": 50})),
+    responses(
+        (status = 200, description = "The product with the units added.", body = Success<ProductSchema>, example = json!(success(product_example(148, 2)))),
+        (status = 404, description = "No such product.", body = Failure, example = json!(failure("product 'mug' not found"))),
+        (status = 409, description = "Concurrent writers kept winning; retry.", body = Failure, example = json!(failure("the product kept changing concurrently"))),
+        (status = 422, description = "The quantity is not from 1 to 1,000,000.", body = Failure,
+            example = json!(failure("quantity: must be a whole number from 1 to 1000000, got 0"))),
+    ))]
 pub async fn restock(
     State(products): State<Arc<Products>>,
     context: RequestContext,
@@ -59,12 +87,26 @@ pub async fn restock(
 }
 
 /// `GET /inventory/products?limit=&cursor=`: by product id.
+#[utoipa::path(get, path = "/inventory/products", tag = "products", summary = "List products, by id",
+    params(ListProductsQuery),
+    responses(
+        (status = 200, description = "A page of products, by id.", body = Success<PageSchema<ProductSchema>>,
+            example = json!(success(json!({"items": [product_example(100, 0)], "nextCursor": null})))),
+        (status = 422, description = "A parameter does not fit: a bad limit, or a cursor this service did not give.", body = Failure,
+            example = json!(failure("limit must be from 1 to 100, got 0"))),
+    ))]
 pub async fn list(State(products): State<Arc<Products>>, ApiQuery(query): ApiQuery<ListProductsQuery>) -> Result<Page<ProductView>> {
     let (limit, cursor) = query.into_parts()?;
     Ok(ApiResponse::ok(products.list(limit, cursor.as_ref()).await?))
 }
 
 /// `GET /inventory/products/{productId}/events`: the product's history, oldest first.
+#[utoipa::path(get, path = "/inventory/products/{productId}/events", tag = "products", summary = "A product's history",
+    params(("productId" = String, Path, description = "The product's id.")),
+    responses(
+        (status = 200, description = "Every event of the product, oldest first.", body = Success<Vec<HistoryEvent>>),
+        (status = 404, description = "No such product.", body = Failure, example = json!(failure("product 'mug' not found"))),
+    ))]
 pub async fn history(State(products): State<Arc<Products>>, path: ApiPath) -> Result<Vec<StoredEvent>> {
     let product_id = product_id(path)?;
     let events = products.history(&product_id).await.map_err(|e| ApiError::about(&product_id, e))?;

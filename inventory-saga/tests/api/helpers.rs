@@ -5,7 +5,7 @@
 use std::sync::Once;
 
 use clap::Parser;
-use http_server::{DatabaseSettings, HttpSettings, LogFormat, LogSettings};
+use http_server::{DatabaseSettings, LogFormat, TelemetrySettings};
 use inventory_saga::{Application, Cli, Settings};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
@@ -52,8 +52,8 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     settings.database_schema = "inventory".to_owned();
     settings.database =
         DatabaseSettings { url: database_url.parse().expect("the test database URL is a postgres:// URL"), max_connections: 10 };
-    settings.http = HttpSettings { body_limit_bytes: BODY_LIMIT_BYTES };
-    settings.log = LogSettings { level: "debug".to_owned(), format: LogFormat::Text };
+    settings.http.body_limit_bytes = BODY_LIMIT_BYTES;
+    settings.telemetry = TelemetrySettings::logs_only("debug", LogFormat::Text);
     // These tests check the HTTP contract, which must hold without a broker. A port
     // nothing listens on keeps the relay and the saga of every test app away from any
     // broker shared with other tests (a saga there would answer other tests' orders);

@@ -9,11 +9,15 @@
 //! - `bad_input`: a table of refused requests; none leaves an event behind.
 //! - `concurrency`: many writers on one product.
 //! - `operations`: the operator commands (history, export, rebuild) as a process.
+//! - `documentation`: `/openapi.json` lists the routes; examples and answers fit it.
+//! - `observability`: metrics, readiness, `--help`.
 
 mod bad_input;
 mod concurrency;
+mod documentation;
 mod helpers;
 mod history;
 mod listing;
+mod observability;
 mod operations;
 mod products;

@@ -6,6 +6,7 @@ mod contention;
 mod publishing;
 mod crash;
 mod invariants;
+mod operations;
 mod redelivery;
 mod scenarios;
 mod versioning;

@@ -1,0 +1,153 @@
+//! The API document at `/openapi.json`: it lists exactly the routes served, its
+//! examples fit its schemas, and the service's real answers fit them too.
+
+use reqwest::Method;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{Body, TestApp, spawn_app};
+
+/// Every operation the OMS serves, as `(method, path template)`.
+const OPERATIONS: &[(&str, &str)] = &[
+    ("get", "/oms/orders"),
+    ("post", "/oms/orders"),
+    ("get", "/oms/orders/{orderId}"),
+    ("put", "/oms/orders/{orderId}"),
+    ("get", "/oms/orders/{orderId}/events"),
+    ("get", "/health/live"),
+    ("get", "/health/ready"),
+    ("get", "/metrics"),
+];
+
+async fn document(app: &TestApp) -> Value {
+    let response = app.client.get(format!("{}/openapi.json", app.address)).send().await.expect("GET /openapi.json");
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.expect("the document is JSON")
+}
+
+/// The documented operations of `document`, as `(method, path)`.
+fn documented(document: &Value) -> Vec<(String, String)> {
+    let mut operations: Vec<(String, String)> = document["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object().expect("path item").keys().filter(|k| ["get", "put", "post", "delete", "patch"].contains(&k.as_str())).map(move |m| (m.clone(), path.clone()))
+        })
+        .collect();
+    operations.sort();
+    operations
+}
+
+/// Validates `instance` against `schema`, whose `$ref`s point into `document`'s components.
+fn check(document: &Value, schema: &Value, instance: &Value, label: &str) {
+    let mut root = schema.clone();
+    root.as_object_mut().expect("a schema object").insert("components".to_owned(), document["components"].clone());
+    let validator = jsonschema::draft202012::new(&root).unwrap_or_else(|e| panic!("[{label}] the schema does not compile: {e}\n{schema}"));
+    let errors: Vec<String> = validator.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "[{label}] {instance}\ndoes not fit {schema}:\n{}", errors.join("\n"));
+}
+
+/// The JSON schema of the `status` answer of `method path`.
+fn answer_schema<'a>(document: &'a Value, method: &str, path: &str, status: u16) -> &'a Value {
+    let schema = &document["paths"][path][method]["responses"][status.to_string()]["content"]["application/json"]["schema"];
+    assert!(schema.is_object(), "{method} {path} documents no {status} answer");
+    schema
+}
+
+#[tokio::test]
+async fn the_document_lists_exactly_the_routes_served() {
+    let app = spawn_app().await;
+    let document = document(&app).await;
+    assert!(document["openapi"].as_str().is_some_and(|v| v.starts_with("3.1.")), "OpenAPI 3.1: {}", document["openapi"]);
+    let mut expected: Vec<(String, String)> = OPERATIONS.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    expected.sort();
+    assert_eq!(documented(&document), expected);
+
+    for (method, path) in documented(&document) {
+        let concrete = path.replace("{orderId}", "00000000-0000-4000-8000-000000000000");
+        let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+        let response = app.client.request(method.clone(), format!("{}{concrete}", app.address)).send().await.expect("request");
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        assert!(
+            !text.contains("no such route") && status != StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path} is documented but not served: {status} {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_documented_example_fits_its_schema() {
+    let app = spawn_app().await;
+    let document = document(&app).await;
+    let mut checked = 0;
+    for (method, path) in documented(&document) {
+        let operation = &document["paths"][&path][&method];
+        let mut media = vec![(format!("{method} {path} request"), &operation["requestBody"]["content"]["application/json"])];
+        for (status, answer) in operation["responses"].as_object().expect("responses") {
+            media.push((format!("{method} {path} {status}"), &answer["content"]["application/json"]));
+        }
+        for (label, media) in media {
+            if let Some(example) = media.get("example") {
+                check(&document, &media["schema"], example, &label);
+                checked += 1;
+            }
+        }
+    }
+    for (name, schema) in document["components"]["schemas"].as_object().expect("schemas") {
+        if let Some(example) = schema.get("example") {
+            check(&document, schema, example, name);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 25, "only {checked} examples: most answers should show one");
+    let placing = &document["paths"]["/oms/orders"]["post"]["responses"];
+    for status in ["201", "400", "413", "415", "422", "429", "503"] {
+        assert!(placing[status]["content"]["application/json"]["example"].is_object(), "POST /oms/orders documents {status} with an example");
+    }
+}
+
+#[tokio::test]
+async fn the_documented_request_examples_are_accepted_and_every_answer_fits_its_schema() {
+    let app = spawn_app().await;
+    let document = document(&app).await;
+    let example = |method: &str, path: &str| document["paths"][path][method]["requestBody"]["content"]["application/json"]["example"].clone();
+
+    let placed = app.send(Method::POST, "/oms/orders", &[], Body::Json(example("post", "/oms/orders"))).await;
+    check(&document, answer_schema(&document, "post", "/oms/orders", 201), &placed.body, "placed");
+    let order_id = placed.data(StatusCode::CREATED)["orderId"].as_str().expect("orderId").to_owned();
+    let order_path = format!("/oms/orders/{order_id}");
+
+    let updated = app.send(Method::PUT, &order_path, &[], Body::Json(example("put", "/oms/orders/{orderId}"))).await;
+    check(&document, answer_schema(&document, "put", "/oms/orders/{orderId}", 200), &updated.body, "updated");
+    assert_eq!(updated.data(StatusCode::OK)["orderItems"].as_array().map(Vec::len), Some(2), "the example resizes one item and adds one");
+
+    let answers = [
+        ("get", "/oms/orders/{orderId}", order_path.clone(), 200),
+        ("get", "/oms/orders", "/oms/orders?limit=5".to_owned(), 200),
+        ("get", "/oms/orders/{orderId}/events", format!("{order_path}/events"), 200),
+        ("get", "/oms/orders/{orderId}", "/oms/orders/00000000-0000-4000-8000-000000000000".to_owned(), 404),
+        ("get", "/oms/orders", "/oms/orders?limit=0".to_owned(), 422),
+        ("get", "/health/live", "/health/live".to_owned(), 200),
+        ("get", "/health/ready", "/health/ready".to_owned(), 503),
+    ];
+    for (method, template, path, status) in answers {
+        let answer = app.send(Method::GET, &path, &[], Body::None).await;
+        assert_eq!(answer.status.as_u16(), status, "GET {path}: {}", answer.body);
+        check(&document, answer_schema(&document, method, template, status), &answer.body, &path);
+    }
+    let refused = app.send(Method::POST, "/oms/orders", &[], Body::Json(json!({"userId": "u-1", "orderItems": []}))).await;
+    check(&document, answer_schema(&document, "post", "/oms/orders", 422), &refused.body, "refused");
+    let shipped_cancel = app.send(Method::PUT, &order_path, &[], Body::Json(json!({"status": "SHIPPED"}))).await;
+    assert_eq!(shipped_cancel.status, StatusCode::CONFLICT, "{}", shipped_cancel.body);
+    check(&document, answer_schema(&document, "put", "/oms/orders/{orderId}", 409), &shipped_cancel.body, "conflict");
+}
+
+#[tokio::test]
+async fn the_docs_page_is_served() {
+    let app = spawn_app().await;
+    let page = app.client.get(format!("{}/docs/", app.address)).send().await.expect("GET /docs/");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap_or_default().contains("swagger-ui"));
+}

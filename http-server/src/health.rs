@@ -1,0 +1,127 @@
+//! Health probes: `/health/live` (the process serves) and `/health/ready` (every
+//! dependency this instance needs is usable: the database with its migrations
+//! applied, the broker, whatever a service adds). Kept free of `rdkafka`: a service
+//! passes its broker check in as a closure.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use futures::future::{BoxFuture, join_all};
+use serde::Serialize;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use utoipa::ToSchema;
+
+use crate::{ApiResponse, ErrorResponse};
+
+/// How long one check may take before it counts as down.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+type Check = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// The named checks `/health/ready` runs, all at once, on every probe.
+#[derive(Clone, Default)]
+pub struct Readiness {
+    checks: Vec<(&'static str, Check)>,
+}
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.checks.iter().map(|(name, _)| name)).finish()
+    }
+}
+
+impl Readiness {
+    /// No checks: always ready.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the check `name`: `Ok` when usable, else why not (logged, not answered).
+    /// A check that takes longer than two seconds is down.
+    pub fn check<F, Fut>(mut self, name: &'static str, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.checks.push((name, Arc::new(move || Box::pin(check()))));
+        self
+    }
+
+    /// Adds the check `database`: `pool` answers, and every migration of `migrator`
+    /// is applied to the schema the pool works in.
+    pub fn database(self, pool: PgPool, migrator: &'static Migrator) -> Self {
+        self.check("database", move || database_ready(pool.clone(), migrator))
+    }
+
+    /// Runs every check; the names of those down, with why.
+    async fn run(&self) -> Vec<(&'static str, Result<(), String>)> {
+        join_all(self.checks.iter().map(|(name, check)| async move {
+            let outcome = tokio::time::timeout(CHECK_TIMEOUT, check()).await.unwrap_or_else(|_| Err(format!("no answer within {CHECK_TIMEOUT:?}")));
+            (*name, outcome)
+        }))
+        .await
+    }
+}
+
+async fn database_ready(pool: PgPool, migrator: &'static Migrator) -> Result<(), String> {
+    let latest = migrator.iter().map(|m| m.version).max();
+    let applied: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&pool)
+        .await
+        .map_err(|e| format!("cannot read the migration history: {e}"))?;
+    match (latest, applied) {
+        (Some(latest), Some(applied)) if applied >= latest => Ok(()),
+        (None, _) => Ok(()),
+        (Some(latest), applied) => Err(format!("migrations pending: latest is {latest}, applied {applied:?}")),
+    }
+}
+
+/// The answer of a health probe.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `live` or `ready`.
+    #[schema(example = "ready")]
+    pub status: &'static str,
+    /// Each dependency checked, and `up`.
+    #[schema(example = json!({"database": "up", "broker": "up"}))]
+    pub checks: std::collections::BTreeMap<&'static str, &'static str>,
+}
+
+/// `GET /health/live`: the process serves requests.
+#[utoipa::path(get, path = "/health/live", tag = "operations", summary = "Liveness",
+    responses((status = 200, description = "The process serves requests; nothing else is checked.", body = crate::openapi::Success<Health>,
+        example = json!({"success": true, "data": {"status": "live", "checks": {}}, "error": null}))))]
+pub(crate) async fn live() -> ApiResponse<Health> {
+    ApiResponse::ok(Health { status: "live", checks: Default::default() })
+}
+
+/// `GET /health/ready`: every dependency is usable; 503 naming those that are not.
+#[utoipa::path(get, path = "/health/ready", tag = "operations", summary = "Readiness: database and broker",
+    responses(
+        (status = 200, description = "Every dependency is usable.", body = crate::openapi::Success<Health>,
+            example = json!({"success": true, "data": {"status": "ready", "checks": {"database": "up", "broker": "up"}}, "error": null})),
+        (status = 503, description = "A dependency is down; the message names it.", body = crate::openapi::Failure,
+            example = json!({"success": false, "data": null, "error": "not ready: broker is down (database is up)"})),
+    ))]
+pub(crate) async fn ready(State(readiness): State<Readiness>) -> Result<ApiResponse<Health>, ErrorResponse> {
+    let outcomes = readiness.run().await;
+    let down: Vec<&str> = outcomes.iter().filter(|(_, o)| o.is_err()).map(|(name, _)| *name).collect();
+    if down.is_empty() {
+        let checks = outcomes.iter().map(|(name, _)| (*name, "up")).collect();
+        return Ok(ApiResponse::ok(Health { status: "ready", checks }));
+    }
+    for (name, outcome) in &outcomes {
+        if let Err(reason) = outcome {
+            tracing::warn!(dependency = name, %reason, "not ready");
+        }
+    }
+    let up: Vec<&str> = outcomes.iter().filter(|(_, o)| o.is_ok()).map(|(name, _)| *name).collect();
+    let verb = if down.len() == 1 { "is" } else { "are" };
+    let mut message = format!("not ready: {} {verb} down", down.join(" and "));
+    if !up.is_empty() {
+        message.push_str(&format!(" ({} {} up)", up.join(" and "), if up.len() == 1 { "is" } else { "are" }));
+    }
+    Err(ErrorResponse::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, message))
+}

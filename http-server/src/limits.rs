@@ -1,0 +1,93 @@
+//! What protects an instance from slow and abundant requests: the request timeout,
+//! the optional rate limit, and the cross-origin (CORS) policy.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tower_governor::GovernorError;
+use tower_governor::governor::GovernorConfigBuilder;
+use tower_governor::key_extractor::GlobalKeyExtractor;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::{ErrorResponse, HttpSettings};
+
+/// Middleware: answers 503 in the envelope when the rest of the stack takes longer
+/// than `limit`. The handler's future is dropped: an in-flight database transaction
+/// rolls back, a committed one stays committed.
+pub(crate) async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(timeout_ms = limit.as_millis() as u64, "request timed out");
+            ErrorResponse::new(StatusCode::SERVICE_UNAVAILABLE, format!("the request took longer than {} ms; retry later", limit.as_millis()))
+                .into_response()
+        }
+    }
+}
+
+/// `router` behind the rate limit of `settings`, if one is set: one token bucket for
+/// the whole instance (per-client limits belong in front of it, at the gateway).
+pub(crate) fn with_rate_limit(router: Router, settings: &HttpSettings) -> Router {
+    let Some(per_second) = settings.rate_limit_per_second else { return router };
+    let burst = settings.rate_limit_burst.unwrap_or(per_second);
+    let config = GovernorConfigBuilder::default()
+        .key_extractor(GlobalKeyExtractor)
+        .period(Duration::from_secs(1) / per_second.get())
+        .burst_size(burst.get())
+        .finish();
+    match config {
+        Some(config) => router.layer(tower_governor::GovernorLayer::new(config).error_handler(too_many_requests)),
+        None => router,
+    }
+}
+
+fn too_many_requests(error: GovernorError) -> Response {
+    match error {
+        GovernorError::TooManyRequests { wait_time, .. } => {
+            let mut response = ErrorResponse::new(StatusCode::TOO_MANY_REQUESTS, format!("too many requests; retry in {} s", wait_time.max(1))).into_response();
+            if let Ok(value) = HeaderValue::from_str(&wait_time.max(1).to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            response
+        }
+        GovernorError::UnableToExtractKey | GovernorError::Other { .. } => ErrorResponse::internal().into_response(),
+    }
+}
+
+/// `router` with the CORS policy of `settings`, if any origin is allowed.
+pub(crate) fn with_cors(router: Router, settings: &HttpSettings) -> Router {
+    let origins = settings.cors_origins();
+    if origins.is_empty() {
+        return router;
+    }
+    let allow_origin = if origins.contains(&"*") {
+        AllowOrigin::any()
+    } else {
+        let values: Vec<HeaderValue> = origins
+            .iter()
+            .filter_map(|origin| {
+                HeaderValue::from_str(origin).map_err(|_| tracing::warn!(%origin, "ignoring a CORS origin that is not a valid header value")).ok()
+            })
+            .collect();
+        AllowOrigin::list(values)
+    };
+    router.layer(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([Method::GET, Method::POST, Method::PUT])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                HeaderName::from_static("idempotency-key"),
+                HeaderName::from_static("x-request-id"),
+                HeaderName::from_static("x-correlation-id"),
+                HeaderName::from_static("traceparent"),
+                HeaderName::from_static("tracestate"),
+            ])
+            .expose_headers([HeaderName::from_static("x-request-id")])
+            .max_age(Duration::from_secs(600)),
+    )
+}

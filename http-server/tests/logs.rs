@@ -1,0 +1,73 @@
+//! Log lines written while serving a request carry its request id and correlation
+//! id, as JSON fields of the request's span. Its own test binary: it installs the
+//! process's global subscriber.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use clap::Parser;
+use http_server::{ApiResponse, HttpSettings, Readiness};
+use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// `GET /work`: logs one line.
+#[utoipa::path(get, path = "/work", responses((status = 200, description = "Done.")))]
+async fn work() -> ApiResponse<&'static str> {
+    tracing::info!(step = "work", "handling the request");
+    ApiResponse::ok("done")
+}
+
+/// Collects what the subscriber writes.
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Lines {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    http: HttpSettings,
+}
+
+#[tokio::test]
+async fn log_lines_of_a_request_carry_its_request_and_correlation_ids_as_json() {
+    let lines = Lines::default();
+    let writer = lines.clone();
+    tracing_subscriber::fmt().json().with_writer(move || writer.clone()).with_env_filter("info").init();
+
+    let settings = Cli::try_parse_from(["test"]).expect("defaults").http;
+    let app = http_server::with_common_layers(OpenApiRouter::new().routes(routes!(work)), Readiness::new(), &settings);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(http_server::serve(listener, app, std::future::pending()));
+
+    let response = reqwest::Client::new()
+        .get(format!("{address}/work"))
+        .header("x-request-id", "req-log-1")
+        .header("x-correlation-id", "checkout-7")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+
+    let written = String::from_utf8(lines.0.lock().expect("lock").clone()).expect("UTF-8");
+    let line: Value = written
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["fields"]["step"] == "work")
+        .unwrap_or_else(|| panic!("the handler's line is JSON: {written}"));
+    let span = &line["span"];
+    assert_eq!(span["name"], "http");
+    assert_eq!(span["request.id"], "req-log-1");
+    assert_eq!(span["correlation.id"], "checkout-7");
+    assert_eq!(span["route"], "/work", "the route template, not the raw path");
+}

@@ -1,0 +1,24 @@
+//! What the services tell operators, in one place both the HTTP side and the Kafka
+//! side can reach: metric names and the Prometheus recorder, structured logs, and
+//! OpenTelemetry traces with W3C trace-context propagation.
+//!
+//! # Layout
+//! - [`names`]: every metric name, with its labels; a new metric is added there.
+//! - [`recorder`]: the process's Prometheus recorder, installed once.
+//! - [`commands`]: counting commands by aggregate, type and result.
+//! - [`tracing_setup`]: log and trace settings, and the subscriber built from them.
+//! - [`propagation`]: carrying a trace across a process boundary in W3C headers.
+//!
+//! Depends on no crate of ours and on neither `axum` nor `rdkafka`, so every crate
+//! may use it.
+
+pub mod commands;
+pub mod names;
+pub mod propagation;
+pub mod recorder;
+pub mod tracing_setup;
+
+pub use commands::{CommandResult, counted, record_command, record_events_appended};
+pub use propagation::{TraceContext, current_trace_headers, extract_trace_context, inject_trace_context, set_parent};
+pub use recorder::prometheus;
+pub use tracing_setup::{LogFormat, Telemetry, TelemetrySettings, init, init_logging};

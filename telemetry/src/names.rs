@@ -1,0 +1,53 @@
+//! Metric names, one constant each, with the labels it carries. Names follow the
+//! Prometheus conventions: `snake_case`, a unit suffix (`_seconds`), `_total` on
+//! counters. Histograms whose name ends in `_seconds` get [`LATENCY_BUCKETS`].
+//!
+//! Both services export every metric here that they record; the Kafka-side metrics
+//! (relay lag, consumer lag, saga outcomes, dead letters, projection lag) join this
+//! module.
+
+/// Counter of HTTP requests answered. Labels: `method`, `route` (the route template,
+/// e.g. `/oms/orders/{order_id}`, or `unmatched`), `status` (e.g. `404`).
+pub const HTTP_REQUESTS: &str = "http_requests_total";
+
+/// Histogram of the time from receiving a request to answering it, in seconds.
+/// Labels: `method`, `route`, `status`.
+pub const HTTP_REQUEST_DURATION: &str = "http_request_duration_seconds";
+
+/// Counter of commands executed on aggregates. Labels: `aggregate` (`Order`,
+/// `Product`), `command` (e.g. `PlaceOrder`), `result` (see
+/// [`crate::CommandResult`]).
+pub const COMMANDS: &str = "commands_total";
+
+/// Counter of events appended to the event store. Labels: `aggregate`.
+pub const EVENTS_APPENDED: &str = "events_appended_total";
+
+/// Gauge of events committed but not yet published by the outbox relay. Labels:
+/// `feed` (the relay's checkpoint name).
+pub const RELAY_LAG: &str = "relay_lag_events";
+
+/// Counter of messages the outbox relay published. Labels: `topic`.
+pub const RELAY_PUBLISHED: &str = "relay_published_total";
+
+/// Gauge of messages in a partition after the consumer group's position. Labels:
+/// `group`, `topic`, `partition`.
+pub const CONSUMER_LAG: &str = "consumer_lag_messages";
+
+/// Counter of messages consumed, by what became of them. Labels: `group`, `topic`,
+/// `result` (`applied`, `ignored`, `dead_lettered`).
+pub const MESSAGES_CONSUMED: &str = "messages_consumed_total";
+
+/// Counter of messages sent to a dead-letter topic. Labels: `group`, `topic`.
+pub const DEAD_LETTERS: &str = "dead_letters_total";
+
+/// Counter of reservation outcomes the saga decided. Labels: `outcome`
+/// (`reserved`, `reduced`, `rejected`, `released`), `reason` for rejections.
+pub const SAGA_OUTCOMES: &str = "saga_outcomes_total";
+
+/// Gauge of events committed but not yet folded by a feed-fed read model. Labels:
+/// `feed`.
+pub const PROJECTION_LAG: &str = "projection_lag_events";
+
+/// Bucket bounds, in seconds, of every `_seconds` histogram: from a cached read to
+/// a request that waits on a slow database.
+pub const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];

@@ -1,0 +1,67 @@
+//! The Prometheus recorder: installed once per process, however many services (or
+//! test instances of them) run in it.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::names;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The handle that renders this process's metrics in the Prometheus text format.
+/// The first call installs the recorder; later calls return the same handle.
+///
+/// If another recorder was installed first (by an embedding program), metrics go to
+/// that one and this handle renders nothing recorded through the `metrics` macros.
+pub fn prometheus() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), names::LATENCY_BUCKETS)
+            .expect("the latency buckets are not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics will not show this service's metrics");
+        }
+        describe();
+        handle
+    })
+}
+
+/// The `# HELP` lines.
+fn describe() {
+    metrics::describe_counter!(names::HTTP_REQUESTS, "HTTP requests answered, by method, route template and status");
+    metrics::describe_histogram!(names::HTTP_REQUEST_DURATION, metrics::Unit::Seconds, "Time to answer an HTTP request");
+    metrics::describe_counter!(names::COMMANDS, "Commands executed on aggregates, by aggregate, command type and result");
+}
+
+/// The current metrics as Prometheus text.
+pub fn render() -> String {
+    let handle = prometheus();
+    handle.run_upkeep();
+    handle.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn installing_twice_gives_one_recorder_that_sees_every_metric() {
+        let first = prometheus() as *const PrometheusHandle;
+        let second = prometheus() as *const PrometheusHandle;
+        assert_eq!(first, second, "one handle per process");
+        metrics::counter!(names::COMMANDS, "aggregate" => "Test", "command" => "Recount", "result" => "accepted").increment(2);
+        metrics::histogram!(names::HTTP_REQUEST_DURATION, "method" => "GET", "route" => "/test", "status" => "200").record(0.003);
+        let text = render();
+        assert!(
+            text.contains(r#"commands_total{aggregate="Test",command="Recount",result="accepted"} 2"#),
+            "the counter is rendered: {text}"
+        );
+        assert!(
+            text.contains(r#"http_request_duration_seconds_bucket{method="GET",route="/test",status="200",le="0.005"} 1"#),
+            "seconds histograms have buckets: {text}"
+        );
+    }
+}
