@@ -6,8 +6,9 @@ use eventstore::{Aggregate, AggregateStore};
 
 use crate::{ProjectionError, View};
 
-/// A point in an aggregate's history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A point in an aggregate's history: a version (`3`) or an RFC 3339 time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub enum AsOf {
     /// Right after the event with this sequence.
     Version(u64),
@@ -21,11 +22,18 @@ impl std::str::FromStr for AsOf {
     /// A version (a whole number from 1) or an RFC 3339 time.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         if let Ok(version) = text.parse::<u64>() {
-            return if version >= 1 { Ok(Self::Version(version)) } else { Err("asOf: versions start at 1".to_owned()) };
+            return if version >= 1 { Ok(Self::Version(version)) } else { Err("versions start at 1".to_owned()) };
         }
         DateTime::parse_from_rfc3339(text)
             .map(|time| Self::Time(time.with_timezone(&Utc)))
-            .map_err(|_| format!("asOf: give a version (1, 2, ...) or an RFC 3339 time such as 2026-12-01T10:00:00Z, got '{text}'"))
+            .map_err(|_| format!("give a version (1, 2, ...) or an RFC 3339 time such as 2026-12-01T10:00:00Z, got '{text}'"))
+    }
+}
+
+impl TryFrom<String> for AsOf {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
     }
 }
 
@@ -61,9 +69,10 @@ mod tests {
         assert_eq!("3".parse::<AsOf>(), Ok(AsOf::Version(3)));
         let time = "2026-12-01T10:00:00+01:00".parse::<AsOf>().expect("a time");
         assert_eq!(time, AsOf::Time(DateTime::parse_from_rfc3339("2026-12-01T09:00:00Z").expect("utc").with_timezone(&Utc)));
-        for bad in ["0", "-1", "yesterday", "", "2026-13-01T00:00:00Z"] {
+        assert_eq!("0".parse::<AsOf>(), Err("versions start at 1".to_owned()));
+        for bad in ["-1", "yesterday", "", "2026-13-01T00:00:00Z"] {
             let error = bad.parse::<AsOf>().expect_err(bad);
-            assert!(error.starts_with("asOf:"), "{bad}: {error}");
+            assert!(error.starts_with("give a version") && error.ends_with(&format!("got '{bad}'")), "{bad}: {error}");
         }
     }
 }

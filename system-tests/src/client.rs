@@ -95,6 +95,12 @@ impl Api {
         self.expect(self.http.get(format!("{}/oms/orders/{order_id}", self.oms)), StatusCode::OK).await
     }
 
+    /// An order as it was at `as_of` (a version or an RFC 3339 time).
+    pub async fn order_as_of(&self, order_id: &str, as_of: &str) -> anyhow::Result<Value> {
+        let url = format!("{}/oms/orders/{order_id}", self.oms);
+        self.expect(self.http.get(url).query(&[("asOf", as_of)]), StatusCode::OK).await
+    }
+
     /// `PUT` on an order; returns the status and the envelope.
     pub async fn update_order(&self, order_id: &str, body: Value) -> anyhow::Result<(StatusCode, Value)> {
         self.call(self.http.put(format!("{}/oms/orders/{order_id}", self.oms)).json(&body)).await

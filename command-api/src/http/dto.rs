@@ -3,7 +3,7 @@
 
 use domain::order::{ItemStatus, ItemUpdate, OrderLine, OrderStatus, PlaceOrder, TargetStatus, UpdateOrder};
 use domain::{ProductId, Quantity, UserId};
-use projections::{Cursor, OrderFilter, OrderViews};
+use projections::{AsOf, Cursor, OrderFilter, OrderViews};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
@@ -123,6 +123,17 @@ impl ItemUpdateRequest {
             ))),
         }
     }
+}
+
+/// `GET /oms/orders/{orderId}` query parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct GetOrderQuery {
+    /// The order as it was, folded from its events: right after this version (1, 2,
+    /// ...), or with every event recorded by this RFC 3339 time.
+    #[param(value_type = Option<String>, example = "2")]
+    pub as_of: Option<AsOf>,
 }
 
 /// `GET /oms/orders` query parameters.

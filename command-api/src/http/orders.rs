@@ -14,7 +14,7 @@ use http_server::{Failure, HistoryEvent, Page as PageSchema, Success};
 use serde_json::json;
 
 use super::ApiError;
-use super::dto::{ListOrdersQuery, PlaceOrderRequest, UpdateOrderRequest, idempotency_key};
+use super::dto::{GetOrderQuery, ListOrdersQuery, PlaceOrderRequest, UpdateOrderRequest, idempotency_key};
 use super::openapi::{OrderSchema, failure, order_example, success};
 use crate::orders::Orders;
 
@@ -62,14 +62,20 @@ pub async fn place(
 }
 
 /// `GET /oms/orders/{orderId}`.
-#[utoipa::path(get, path = "/oms/orders/{orderId}", tag = "orders", summary = "Get an order",
-    params(("orderId" = String, Path, description = "The order's id (a UUID).")),
+/// With `asOf`, the order as it was then, folded from its events (not the view).
+#[utoipa::path(get, path = "/oms/orders/{orderId}", tag = "orders", summary = "Get an order, now or as it was",
+    params(("orderId" = String, Path, description = "The order's id (a UUID)."), GetOrderQuery),
     responses(
         (status = 200, description = "The order.", body = Success<OrderSchema>, example = json!(success(order_example("EXECUTED", "EXECUTED")))),
-        (status = 404, description = "No such order.", body = Failure, example = json!(failure("order '6f1c2a9e-3b4d-4e5f-8a6b-7c8d9e0f1a2b' not found"))),
+        (status = 404, description = "No such order (or it had no such version, or did not exist yet at that time).", body = Failure, example = json!(failure("order '6f1c2a9e-3b4d-4e5f-8a6b-7c8d9e0f1a2b' not found"))),
+        (status = 422, description = "`asOf` is neither a version nor an RFC 3339 time.", body = Failure, example = json!(failure("invalid query parameter 'asOf': versions start at 1"))),
     ))]
-pub async fn get(State(orders): State<Arc<Orders>>, path: ApiPath) -> Result<OrderView> {
-    let order = orders.get(order_id(path)?).await?;
+pub async fn get(State(orders): State<Arc<Orders>>, path: ApiPath, ApiQuery(query): ApiQuery<GetOrderQuery>) -> Result<OrderView> {
+    let order_id = order_id(path)?;
+    let order = match query.as_of {
+        Some(as_of) => orders.as_of(order_id, as_of).await?,
+        None => orders.get(order_id).await?,
+    };
     Ok(ApiResponse::ok(order))
 }
 

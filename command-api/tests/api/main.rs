@@ -4,6 +4,7 @@
 //! # Layout
 //! - `helpers`: `spawn_app()`, requests, envelope checks, the history fold.
 //! - `place`, `update`, `queries`: the contract, route by route.
+//! - `as_of`: `GET ?asOf=` at every version and every event time.
 //! - `transitions`: every status move reachable without the inventory saga.
 //! - `bad_input`: tables of refused requests; none leaves an event behind.
 //! - `idempotency`: the `Idempotency-Key` of `POST`.
@@ -13,6 +14,7 @@
 //! - `documentation`: `/openapi.json` lists the routes; examples and answers fit it.
 //! - `observability`: metrics, readiness, `--help`.
 
+mod as_of;
 mod bad_input;
 mod concurrency;
 mod documentation;

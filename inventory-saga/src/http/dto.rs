@@ -3,7 +3,7 @@
 
 use domain::inventory::{AddProduct, ProductName};
 use domain::{ProductId, Quantity};
-use projections::Cursor;
+use projections::{AsOf, Cursor};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
@@ -44,6 +44,17 @@ pub struct RestockRequest {
     /// Units received, from 1 to 1,000,000.
     #[schema(value_type = u32, minimum = 1, maximum = 1_000_000, example = 50)]
     pub quantity: Quantity,
+}
+
+/// `GET /inventory/products/{productId}` query parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct GetProductQuery {
+    /// The product as it was, folded from its events: right after this version (1,
+    /// 2, ...), or with every event recorded by this RFC 3339 time.
+    #[param(value_type = Option<String>, example = "2")]
+    pub as_of: Option<AsOf>,
 }
 
 /// `GET /inventory/products` query parameters.

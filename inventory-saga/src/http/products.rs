@@ -13,7 +13,7 @@ use http_server::{Failure, HistoryEvent, Page as PageSchema, Success};
 use serde_json::json;
 
 use super::ApiError;
-use super::dto::{AddProductRequest, ListProductsQuery, RestockRequest};
+use super::dto::{AddProductRequest, GetProductQuery, ListProductsQuery, RestockRequest};
 use super::openapi::{ProductSchema, failure, product_example, success};
 use crate::products::Products;
 
@@ -49,16 +49,21 @@ pub async fn add(State(products): State<Arc<Products>>, context: RequestContext,
 }
 
 /// `GET /inventory/products/{productId}`.
-#[utoipa::path(get, path = "/inventory/products/{productId}", tag = "products", summary = "Get a product",
-    params(("productId" = String, Path, description = "The product's id.")),
+/// With `asOf`, the product as it was then, folded from its events (not the view).
+#[utoipa::path(get, path = "/inventory/products/{productId}", tag = "products", summary = "Get a product, now or as it was",
+    params(("productId" = String, Path, description = "The product's id."), GetProductQuery),
     responses(
         (status = 200, description = "The product.", body = Success<ProductSchema>, example = json!(success(product_example(98, 2)))),
-        (status = 404, description = "No such product.", body = Failure, example = json!(failure("product 'mug' not found"))),
+        (status = 404, description = "No such product (or it had no such version, or did not exist yet at that time).", body = Failure, example = json!(failure("product 'mug' not found"))),
+        (status = 422, description = "`asOf` is neither a version nor an RFC 3339 time.", body = Failure, example = json!(failure("invalid query parameter 'asOf': versions start at 1"))),
     ))]
-pub async fn get(State(products): State<Arc<Products>>, path: ApiPath) -> Result<ProductView> {
+pub async fn get(State(products): State<Arc<Products>>, path: ApiPath, ApiQuery(query): ApiQuery<GetProductQuery>) -> Result<ProductView> {
     let product_id = product_id(path)?;
-    let product = products.get(&product_id).await.map_err(|e| ApiError::about(&product_id, e))?;
-    Ok(ApiResponse::ok(product))
+    let product = match query.as_of {
+        Some(as_of) => products.as_of(&product_id, as_of).await,
+        None => products.get(&product_id).await,
+    };
+    Ok(ApiResponse::ok(product.map_err(|e| ApiError::about(&product_id, e))?))
 }
 
 /// `POST /inventory/products/{productId}/restock`: receive units.

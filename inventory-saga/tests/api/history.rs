@@ -6,7 +6,9 @@ use std::collections::HashSet;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{event_types, fold_history, object_keys, spawn_app};
+use reqwest::Method;
+
+use crate::helpers::{Body, event_types, fold_history, object_keys, spawn_app};
 
 #[tokio::test]
 async fn history_lists_events_oldest_first_with_their_metadata() {
@@ -201,4 +203,28 @@ async fn every_product_read_model_is_the_fold_of_its_history_through_alerts() {
         total += app.assert_history_explains_product(id).await.len();
     }
     assert_eq!(app.count_events().await as usize, total);
+}
+
+#[tokio::test]
+async fn as_of_a_version_or_a_time_is_the_product_as_it_was_then() {
+    let app = spawn_app().await;
+    app.add_product(&json!({"productId": "mug", "name": "Mug", "quantity": 3, "lowStockThreshold": 5})).await.data(StatusCode::CREATED);
+    app.restock("mug", 10).await.data(StatusCode::OK);
+    let history = app.assert_history_explains_product("mug").await;
+    let get = |query: String| {
+        let app = &app;
+        async move { app.send(Method::GET, &format!("/inventory/products/mug?asOf={query}"), &[], Body::None).await }
+    };
+    for version in 1..=history.len() {
+        let then = get(version.to_string()).await.data(StatusCode::OK).clone();
+        assert_eq!(then, fold_history("mug", &history[..version]), "asOf={version}");
+        // Events of one transaction share their time: a time never splits them.
+        let at = history[version - 1]["recordedAt"].clone();
+        let through = history.iter().filter(|e| e["recordedAt"] == at).map(|e| e["sequence"].as_u64().expect("sequence")).max().expect("this event");
+        let by_time = get(at.as_str().expect("recordedAt").replace('+', "%2B")).await.data(StatusCode::OK).clone();
+        assert_eq!(by_time, fold_history("mug", &history[..through as usize]), "asOf the time of event {version}");
+    }
+    get((history.len() + 1).to_string()).await.error(StatusCode::NOT_FOUND, "a version the product never had");
+    let message = get("soon".to_owned()).await.error(StatusCode::UNPROCESSABLE_ENTITY, "not a version nor a time").to_owned();
+    assert!(message.contains("asOf"), "{message}");
 }

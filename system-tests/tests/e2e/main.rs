@@ -5,6 +5,7 @@ mod broker;
 mod contention;
 mod publishing;
 mod crash;
+mod history;
 mod invariants;
 mod operations;
 mod redelivery;

@@ -1,0 +1,142 @@
+//! Invariants 4 and 5 on a system at rest: folding each order's `/events` gives its
+//! `GET`, `asOf` gives it at every version, and rebuilding the read models from the
+//! event store gives the same models, order for order and product for product.
+
+use chrono::{DateTime, Utc};
+use command_api::orders::Orders;
+use inventory_saga::products::Products;
+use projections::rebuild;
+use projections::{OrderViews, ProductViews};
+use serde_json::{Value, json};
+use system_tests::Deployment;
+
+use crate::invariants::all_orders;
+
+/// PENDING while any item is; then EXECUTED, PARTIALLY_EXECUTED or CANCELED.
+fn status_of_open_order(items: &[Value]) -> &'static str {
+    let executed = items.iter().filter(|i| i["status"] == "EXECUTED").count();
+    if items.iter().any(|i| i["status"] == "PENDING") {
+        "PENDING"
+    } else if executed == 0 {
+        "CANCELED"
+    } else if executed == items.len() {
+        "EXECUTED"
+    } else {
+        "PARTIALLY_EXECUTED"
+    }
+}
+
+/// The same instant however many digits of the fraction are written.
+fn instant(text: &Value) -> Value {
+    let time: DateTime<Utc> = text.as_str().and_then(|t| t.parse().ok()).unwrap_or_else(|| panic!("{text} is not a time"));
+    json!(time.timestamp_micros())
+}
+
+/// The order after `history`, computed here from the `/events` payloads alone (not with
+/// the service's code), following DESIGN.md; times as microseconds.
+pub fn fold_order(order_id: &str, history: &[Value]) -> Value {
+    let mut order = Value::Null;
+    // Open while items resolve; then what the client moved it to with PUT.
+    let mut stage = "OPEN".to_owned();
+    for event in history {
+        let payload = &event["payload"];
+        let item_status = |order: &mut Value, product: &Value, status: &str, reason: Value| {
+            let items = order["orderItems"].as_array_mut().expect("items");
+            if let Some(item) = items.iter_mut().find(|i| i["productId"] == *product) {
+                item["status"] = json!(status);
+                item["reason"] = reason;
+            }
+        };
+        match event["eventType"].as_str().expect("eventType") {
+            "OrderPlaced" => {
+                let items: Vec<Value> = payload["items"]
+                    .as_array()
+                    .expect("items")
+                    .iter()
+                    .map(|line| json!({"productId": line["productId"], "quantity": line["quantity"], "status": "PENDING", "reason": null}))
+                    .collect();
+                order = json!({"orderId": order_id, "userId": payload["userId"], "status": "PENDING", "orderItems": items, "createdAt": instant(&event["occurredAt"])});
+            }
+            "OrderItemsChanged" => {
+                for change in payload["items"].as_array().expect("items") {
+                    let reason = if change["status"] == "CANCELED" { json!("CANCELED_BY_CUSTOMER") } else { Value::Null };
+                    let item = json!({"productId": change["productId"], "quantity": change["quantity"], "status": change["status"], "reason": reason});
+                    let items = order["orderItems"].as_array_mut().expect("items");
+                    match items.iter_mut().find(|i| i["productId"] == change["productId"]) {
+                        Some(existing) => *existing = item,
+                        None => items.push(item),
+                    }
+                }
+            }
+            "ItemExecuted" => item_status(&mut order, &payload["productId"], "EXECUTED", Value::Null),
+            "ItemRejected" => item_status(&mut order, &payload["productId"], "CANCELED", payload["reason"].clone()),
+            "OrderStatusChanged" => stage = payload["status"].as_str().expect("status").to_owned(),
+            "OrderCanceled" => {
+                stage = "CANCELED".to_owned();
+                for item in order["orderItems"].as_array_mut().expect("items") {
+                    if item["status"] != "CANCELED" {
+                        item["status"] = json!("CANCELED");
+                        item["reason"] = json!("CANCELED_BY_CUSTOMER");
+                    }
+                }
+            }
+            other => panic!("unknown order event {other}"),
+        }
+        order["status"] = if stage == "OPEN" { json!(status_of_open_order(order["orderItems"].as_array().expect("items"))) } else { json!(stage) };
+        order["updatedAt"] = instant(&event["occurredAt"]);
+        order["version"] = event["sequence"].clone();
+    }
+    order
+}
+
+/// An order as served, with its times as microseconds.
+fn comparable(order: &Value) -> Value {
+    let mut order = order.clone();
+    for key in ["createdAt", "updatedAt"] {
+        order[key] = instant(&order[key]);
+    }
+    order
+}
+
+/// Invariant 5 for every order; `asOf` at every version for every `sample`-th order.
+pub async fn assert_history_explains_every_order(system: &impl Deployment, sample: usize) {
+    let api = system.api();
+    for (index, order) in all_orders(system).await.iter().enumerate() {
+        let id = order["orderId"].as_str().expect("orderId");
+        let history = api.order_events(id).await.expect("GET events");
+        assert_eq!(fold_order(id, &history), comparable(order), "folding /events gives GET; history: {history:?}");
+        let version = order["version"].as_u64().expect("version");
+        let versions: Vec<u64> = if index % sample == 0 { (1..=version).collect() } else { vec![version] };
+        for at in versions {
+            let then = api.order_as_of(id, &at.to_string()).await.expect("GET asOf");
+            assert_eq!(comparable(&then), fold_order(id, &history[..at as usize]), "order {id} asOf={at}");
+        }
+    }
+}
+
+/// Invariant 4: a fresh fold of each schema's events equals its served model, and a
+/// rebuild takes over with the same orders and products.
+pub async fn assert_rebuild_is_exact(system: &impl Deployment) {
+    let (oms, inventory) = (system.oms_pool(), system.inventory_pool());
+    let orders = Orders::new(oms.clone());
+    let products = Products::new(inventory.clone());
+    let order_differences = rebuild::verify::<OrderViews>(oms, orders.events(), |_| {}).await.expect("verify orders");
+    assert!(order_differences.is_empty(), "orders differ from the fold of their events: {order_differences:#?}");
+    let product_differences = rebuild::verify::<ProductViews>(inventory, products.events(), |_| {}).await.expect("verify products");
+    assert!(product_differences.is_empty(), "products differ from the fold of their events: {product_differences:#?}");
+
+    let by_id = |mut orders: Vec<Value>| {
+        orders.sort_by(|a, b| a["orderId"].as_str().cmp(&b["orderId"].as_str()));
+        orders
+    };
+    let orders_before = by_id(all_orders(system).await);
+    let products_before = system.api().all_products().await.expect("products");
+    rebuild::rebuild::<OrderViews>(oms, orders.events(), |_| {}).await.expect("rebuild orders");
+    rebuild::rebuild::<ProductViews>(inventory, products.events(), |_| {}).await.expect("rebuild products");
+    let orders_after = by_id(all_orders(system).await);
+    assert_eq!(orders_after.len(), orders_before.len());
+    for (after, before) in orders_after.iter().zip(&orders_before) {
+        assert_eq!(after, before, "the rebuilt order view, order for order");
+    }
+    assert_eq!(system.api().all_products().await.expect("products"), products_before, "the rebuilt product view, product for product");
+}
