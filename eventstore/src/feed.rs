@@ -14,8 +14,16 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
+use telemetry::FeedReader;
+use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+/// How often a follower's lag is measured at most. The count reads the index of the
+/// events after the position, so a follower far behind waits longer between two
+/// counts: at least ten times what the last one took.
+const LAG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A place in the feed; readers resume after it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -70,6 +78,12 @@ impl FeedEvent {
         )
     }
 
+    /// The trace headers the command that wrote it kept (see
+    /// [`crate::EventMetadata::trace_headers`]); empty when it kept none.
+    pub fn trace_headers(&self) -> Vec<(String, String)> {
+        crate::metadata::trace_headers_in(|key| self.metadata_field(key))
+    }
+
     /// The payload without the enum tag postgres-es stores around it.
     pub fn fields(&self) -> Value {
         match &self.payload {
@@ -85,6 +99,7 @@ impl FeedEvent {
 pub struct Feed {
     pool: PgPool,
     name: String,
+    lag_reported_as: Option<FeedReader>,
 }
 
 type FeedRow = (String, i64, Uuid, String, String, i64, String, String, Value, Value, DateTime<Utc>);
@@ -92,7 +107,14 @@ type FeedRow = (String, i64, Uuid, String, String, i64, String, String, Value, V
 impl Feed {
     /// The reader `name` of the feed in `pool`'s schema.
     pub fn new(pool: PgPool, name: impl Into<String>) -> Self {
-        Self { pool, name: name.into() }
+        Self { pool, name: name.into(), lag_reported_as: None }
+    }
+
+    /// While [`Feed::follow`] runs, reports how many committed events lie after this
+    /// reader's position on the lag gauge of `reader`, labelled with the feed's name.
+    pub fn reporting_lag_as(mut self, reader: FeedReader) -> Self {
+        self.lag_reported_as = Some(reader);
+        self
     }
 
     /// The reader's name.
@@ -232,7 +254,7 @@ impl Feed {
     {
         let Some(_leadership) = self.lead(shutdown).await else { return };
         tracing::info!(feed = %self.name, "following the event feed");
-        let mut position = loop {
+        let position = loop {
             match self.checkpoint().await {
                 Ok(position) => break position,
                 Err(error) => {
@@ -243,6 +265,18 @@ impl Feed {
                 }
             }
         };
+        let (reached, position_seen) = watch::channel(position);
+        tokio::join!(self.follow_from(position, reached, batch_size, shutdown, &mut handle), self.report_lag(position_seen, shutdown));
+        tracing::info!(feed = %self.name, "stopped following the event feed");
+    }
+
+    /// The follower's loop, from `position`; publishes every position it saved on
+    /// `reached`.
+    async fn follow_from<F, Fut>(&self, mut position: FeedPosition, reached: watch::Sender<FeedPosition>, batch_size: i64, shutdown: &CancellationToken, handle: &mut F)
+    where
+        F: FnMut(Vec<FeedEvent>) -> Fut,
+        Fut: Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>>,
+    {
         let mut waiter = self.waiter(Duration::from_millis(100)).await;
         let mut failures = 0u32;
         while !shutdown.is_cancelled() {
@@ -257,6 +291,7 @@ impl Feed {
             match step.await {
                 Ok(Some((last, full))) => {
                     position = last;
+                    reached.send_replace(last);
                     failures = 0;
                     if full {
                         continue;
@@ -277,7 +312,24 @@ impl Feed {
                 () = shutdown.cancelled() => {}
             }
         }
-        tracing::info!(feed = %self.name, "stopped following the event feed");
+    }
+
+    /// Reports the lag after the latest position `position` saw, if this reader
+    /// reports it, until shutdown. Measured apart from the follower's loop, so that a
+    /// follower stuck on a batch (the broker away, say) shows its lag growing.
+    async fn report_lag(&self, position: watch::Receiver<FeedPosition>, shutdown: &CancellationToken) {
+        let Some(reader) = self.lag_reported_as else { return };
+        loop {
+            let started = Instant::now();
+            let after = *position.borrow();
+            match self.lag(after).await {
+                Ok(lag) => telemetry::pipeline::record_feed_lag(reader, &self.name, u64::try_from(lag).unwrap_or(0)),
+                Err(error) => tracing::debug!(%error, feed = %self.name, "cannot measure the feed lag"),
+            }
+            if sleep_or_cancel(LAG_INTERVAL.max(started.elapsed() * 10), shutdown).await {
+                return;
+            }
+        }
     }
 
     /// Waits until this process holds the feed's advisory lock (held by the returned

@@ -10,7 +10,7 @@
 //! - [`EventMetadata`]: what every event records besides its payload (correlation,
 //!   causation, actor, time);
 //! - [`Feed`]: the gap-safe, commit-ordered feed of all events that the outbox relay
-//!   and projections read, each from its own persisted position;
+//!   and projections read, each from its own persisted position, reporting its lag;
 //! - [`load_history`]: an aggregate's events with their stored columns, for auditors.
 //!
 //! It must not depend on `axum`, `rdkafka`, or the read models.
@@ -24,6 +24,8 @@ mod store;
 
 pub use events::{AppendError, Events, EventsError};
 pub use feed::{Feed, FeedEvent, FeedPosition, FeedWaiter, sleep_or_cancel};
+/// Which lag gauge a feed reader reports on (see [`Feed::reporting_lag_as`]).
+pub use telemetry::FeedReader;
 pub use history::{StoredEvent, load_history};
 pub use metadata::{EventMetadata, MetadataError};
 pub use projection::{Change, Projection, ProjectionFailure};

@@ -3,7 +3,7 @@
 //! without it) is caught up here, by itself. Applying an event twice changes nothing,
 //! so the at-least-once feed is enough.
 
-use eventstore::{Aggregate, Change, Events, EventsError, Feed, FeedEvent, Projection};
+use eventstore::{Aggregate, Change, Events, EventsError, Feed, FeedEvent, FeedReader, Projection};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -30,13 +30,14 @@ pub fn changes_of<A: Aggregate>(events: &Events<A>, batch: Vec<FeedEvent>) -> Re
 }
 
 /// Keeps `projection` up to date with every event of type `A` committed in `pool`'s
-/// schema, reading the feed as `feed_name` from its saved position, until `shutdown`.
+/// schema, reading the feed as `feed_name` from its saved position, until `shutdown`;
+/// reports its lag as `projection_lag_events`.
 pub async fn follow_feed<A, P>(pool: PgPool, feed_name: &str, events: Events<A>, projection: P, shutdown: CancellationToken)
 where
     A: Aggregate,
     P: Projection<A>,
 {
-    let feed = Feed::new(pool.clone(), feed_name);
+    let feed = Feed::new(pool.clone(), feed_name).reporting_lag_as(FeedReader::Projection);
     let (pool, events, projection) = (&pool, &events, &projection);
     feed.follow(BATCH_SIZE, &shutdown, |batch| async move {
         let changes = changes_of(events, batch)?;

@@ -32,7 +32,7 @@ fn at(minute: u32) -> DateTime<Utc> {
 }
 
 fn metadata(minute: u32) -> EventMetadata {
-    EventMetadata { correlation_id: "corr".into(), causation_id: format!("cause-{minute}"), actor: "test".into(), occurred_at: at(minute) }
+    EventMetadata { correlation_id: "corr".into(), causation_id: format!("cause-{minute}"), actor: "test".into(), occurred_at: at(minute), trace_headers: Vec::new() }
 }
 
 fn product(id: &str) -> ProductId {

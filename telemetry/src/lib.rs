@@ -6,6 +6,8 @@
 //! - [`names`]: every metric name, with its labels; a new metric is added there.
 //! - [`recorder`]: the process's Prometheus recorder, installed once.
 //! - [`commands`]: counting commands by aggregate, type and result.
+//! - [`pipeline`]: the event pipeline: feed lags, relay output, consumer lag and
+//!   results, dead letters, saga outcomes.
 //! - [`tracing_setup`]: log and trace settings, and the subscriber built from them.
 //! - [`propagation`]: carrying a trace across a process boundary in W3C headers.
 //!
@@ -14,11 +16,13 @@
 
 pub mod commands;
 pub mod names;
+pub mod pipeline;
 pub mod propagation;
 pub mod recorder;
 pub mod tracing_setup;
 
 pub use commands::{CommandResult, counted, record_command, record_events_appended};
-pub use propagation::{TraceContext, current_trace_headers, extract_trace_context, inject_trace_context, set_parent};
+pub use pipeline::{ConsumeResult, FeedReader, SagaOutcome};
+pub use propagation::{TRACE_HEADERS, TraceContext, current_trace_headers, extract_trace_context, inject_trace_context, set_parent};
 pub use recorder::prometheus;
 pub use tracing_setup::{LogFormat, Telemetry, TelemetrySettings, init, init_logging};

@@ -2,9 +2,9 @@
 //! Prometheus conventions: `snake_case`, a unit suffix (`_seconds`), `_total` on
 //! counters. Histograms whose name ends in `_seconds` get [`LATENCY_BUCKETS`].
 //!
-//! Both services export every metric here that they record; the Kafka-side metrics
-//! (relay lag, consumer lag, saga outcomes, dead letters, projection lag) join this
-//! module.
+//! Both services export every metric here that they record. The HTTP and command
+//! metrics are recorded by `http-server` and `eventstore`, the pipeline metrics
+//! (feed lags, relay, consumers, saga) through [`crate::pipeline`].
 
 /// Counter of HTTP requests answered. Labels: `method`, `route` (the route template,
 /// e.g. `/oms/orders/{order_id}`, or `unmatched`), `status` (e.g. `404`).

@@ -9,6 +9,10 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 /// A trace context: which trace, and which span in it, something belongs to.
 pub use opentelemetry::Context as TraceContext;
 
+/// The names of the W3C Trace Context headers, the only ones
+/// [`current_trace_headers`] writes: whoever keeps trace headers may keep just these.
+pub const TRACE_HEADERS: [&str; 2] = ["traceparent", "tracestate"];
+
 /// Writes the trace context of the current `tracing` span through `set(name,
 /// value)`, skipping empty values (no `tracestate` when there is none). Writes
 /// nothing when no trace is being recorded (no exporter set up).
@@ -64,7 +68,7 @@ impl<'a, F: Fn(&str) -> Option<&'a str>> Extractor for GetWith<'a, F> {
     }
 
     fn keys(&self) -> Vec<&str> {
-        vec!["traceparent", "tracestate"]
+        TRACE_HEADERS.to_vec()
     }
 }
 

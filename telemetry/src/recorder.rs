@@ -34,6 +34,14 @@ fn describe() {
     metrics::describe_counter!(names::HTTP_REQUESTS, "HTTP requests answered, by method, route template and status");
     metrics::describe_histogram!(names::HTTP_REQUEST_DURATION, metrics::Unit::Seconds, "Time to answer an HTTP request");
     metrics::describe_counter!(names::COMMANDS, "Commands executed on aggregates, by aggregate, command type and result");
+    metrics::describe_counter!(names::EVENTS_APPENDED, "Events appended to the event store, by aggregate");
+    metrics::describe_gauge!(names::RELAY_LAG, "Events committed but not yet published by the outbox relay, by feed");
+    metrics::describe_counter!(names::RELAY_PUBLISHED, "Messages the outbox relay published (acknowledged by the broker), by topic");
+    metrics::describe_gauge!(names::CONSUMER_LAG, "Messages after the consumer group's committed position, by group, topic and partition");
+    metrics::describe_counter!(names::MESSAGES_CONSUMED, "Messages consumed, by group, topic and result");
+    metrics::describe_counter!(names::DEAD_LETTERS, "Messages sent to a dead-letter topic, by group and topic");
+    metrics::describe_counter!(names::SAGA_OUTCOMES, "Reservation outcomes the saga committed, by outcome (and reason for rejections)");
+    metrics::describe_gauge!(names::PROJECTION_LAG, "Events committed but not yet folded by a feed-fed read model, by feed");
 }
 
 /// The current metrics as Prometheus text.

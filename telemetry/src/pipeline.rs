@@ -1,0 +1,144 @@
+//! Metrics of the event pipeline behind the HTTP side: how far each feed reader (the
+//! outbox relay, the feed-fed read models) is behind the event store, what the relay
+//! published, how far consumers are behind their partitions, what became of consumed
+//! messages, and what the saga decided.
+
+use crate::names;
+
+/// A reader of the commit-ordered event feed, by the gauge its lag is reported on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedReader {
+    /// The outbox relay: its lag is [`names::RELAY_LAG`].
+    Relay,
+    /// A read model caught up from the feed: its lag is [`names::PROJECTION_LAG`].
+    Projection,
+}
+
+impl FeedReader {
+    /// The gauge this reader's lag is reported on.
+    pub fn lag_gauge(self) -> &'static str {
+        match self {
+            Self::Relay => names::RELAY_LAG,
+            Self::Projection => names::PROJECTION_LAG,
+        }
+    }
+}
+
+/// Reports that `events` committed events lie after the position of `reader`, reading
+/// the feed under the checkpoint name `feed`.
+pub fn record_feed_lag(reader: FeedReader, feed: &str, events: u64) {
+    metrics::gauge!(reader.lag_gauge(), "feed" => feed.to_owned()).set(events as f64);
+}
+
+/// Counts `messages` the relay published to `topic` (acknowledged by the broker).
+pub fn record_published(topic: &str, messages: u64) {
+    metrics::counter!(names::RELAY_PUBLISHED, "topic" => topic.to_owned()).increment(messages);
+}
+
+/// Reports that `messages` lie after consumer group `group`'s committed position in
+/// `partition` of `topic`.
+pub fn record_consumer_lag(group: &str, topic: &str, partition: i32, messages: u64) {
+    metrics::gauge!(names::CONSUMER_LAG, "group" => group.to_owned(), "topic" => topic.to_owned(), "partition" => partition.to_string())
+        .set(messages as f64);
+}
+
+/// What became of a consumed message; the `result` label of [`names::MESSAGES_CONSUMED`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConsumeResult {
+    /// Its effect is durable (or already was).
+    Applied,
+    /// It is of no interest to the consumer.
+    Ignored,
+    /// It can never be handled and went to the dead-letter topic.
+    DeadLettered,
+}
+
+impl ConsumeResult {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Ignored => "ignored",
+            Self::DeadLettered => "dead_lettered",
+        }
+    }
+}
+
+/// Counts `messages` of `topic` consumer group `group` finished with `result`.
+pub fn record_consumed(group: &str, topic: &str, result: ConsumeResult, messages: u64) {
+    metrics::counter!(names::MESSAGES_CONSUMED, "group" => group.to_owned(), "topic" => topic.to_owned(), "result" => result.as_str())
+        .increment(messages);
+}
+
+/// Counts one message of `topic` that consumer group `group` sent to the dead-letter
+/// topic.
+pub fn record_dead_letter(group: &str, topic: &str) {
+    metrics::counter!(names::DEAD_LETTERS, "group" => group.to_owned(), "topic" => topic.to_owned()).increment(1);
+}
+
+/// A reservation outcome the saga committed; the labels of [`names::SAGA_OUTCOMES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SagaOutcome {
+    /// Units are held for the item (also when it already held exactly what it asks).
+    Reserved,
+    /// The item shrank: it holds fewer units, the difference is available again.
+    Reduced,
+    /// The item cannot be served, for the reason given (its wire name, e.g.
+    /// `INSUFFICIENT_STOCK`).
+    Rejected(&'static str),
+    /// Everything held for the item was released (canceled item or order).
+    Released,
+}
+
+impl SagaOutcome {
+    /// The `outcome` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reserved => "reserved",
+            Self::Reduced => "reduced",
+            Self::Rejected(_) => "rejected",
+            Self::Released => "released",
+        }
+    }
+}
+
+/// Counts one outcome the saga committed. Rejections carry a `reason` label; the
+/// other outcomes have none.
+pub fn record_saga_outcome(outcome: SagaOutcome) {
+    match outcome {
+        SagaOutcome::Rejected(reason) => metrics::counter!(names::SAGA_OUTCOMES, "outcome" => outcome.as_str(), "reason" => reason).increment(1),
+        _ => metrics::counter!(names::SAGA_OUTCOMES, "outcome" => outcome.as_str()).increment(1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipeline_metrics_are_rendered_under_their_names_and_labels() {
+        crate::prometheus();
+        record_feed_lag(FeedReader::Relay, "test-relay", 7);
+        record_feed_lag(FeedReader::Projection, "test-view", 3);
+        record_feed_lag(FeedReader::Relay, "test-relay", 2);
+        record_published("test.topic", 5);
+        record_consumer_lag("test-group", "test.topic", 4, 11);
+        record_consumed("test-group", "test.topic", ConsumeResult::DeadLettered, 1);
+        record_dead_letter("test-group", "test.topic");
+        record_saga_outcome(SagaOutcome::Rejected("TEST_REASON"));
+        record_saga_outcome(SagaOutcome::Released);
+        let text = crate::recorder::render();
+        for line in [
+            r#"relay_lag_events{feed="test-relay"} 2"#,
+            r#"projection_lag_events{feed="test-view"} 3"#,
+            r#"relay_published_total{topic="test.topic"} 5"#,
+            r#"consumer_lag_messages{group="test-group",topic="test.topic",partition="4"} 11"#,
+            r#"messages_consumed_total{group="test-group",topic="test.topic",result="dead_lettered"} 1"#,
+            r#"dead_letters_total{group="test-group",topic="test.topic"} 1"#,
+            r#"saga_outcomes_total{outcome="rejected",reason="TEST_REASON"} 1"#,
+            r#"saga_outcomes_total{outcome="released"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in {text}");
+        }
+    }
+}
