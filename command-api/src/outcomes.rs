@@ -2,6 +2,9 @@
 //! orders. Idempotent through the domain: a redelivered or superseded outcome decides
 //! nothing; one for a canceled order changes nothing (the inventory service releases
 //! what the cancellation covers).
+//!
+//! Each outcome is decoded in its message's span, in the trace its headers carry: the
+//! order events it leads to stay in the trace of the request that placed the order.
 
 use std::sync::Arc;
 
@@ -41,8 +44,13 @@ impl OutcomeHandler {
     }
 }
 
-/// The order command one outcome message asks for, or why it can never be handled.
+/// The order command one outcome message asks for, or why it can never be handled;
+/// decided in the message's span, so the command's metadata keep its trace.
 fn decode(message: &IncomingMessage) -> Result<Command<Order>, Unprocessable> {
+    message.span().in_scope(|| decode_in_span(message))
+}
+
+fn decode_in_span(message: &IncomingMessage) -> Result<Command<Order>, Unprocessable> {
     let poison = |reason: String| Unprocessable(reason);
     let body = message.payload.as_deref().ok_or_else(|| poison("empty message".into()))?;
     let envelope: Envelope = serde_json::from_slice(body).map_err(|e| poison(format!("not an envelope: {e}")))?;

@@ -10,14 +10,20 @@
 //! (`OrderPlaced` 1.0 of orders placed by an older release, 2.0 since): each is upcast
 //! with the domain's upcasters before it is decoded, and a version this code does not
 //! know (a newer release's) is dead-lettered, never guessed at.
+//!
+//! Each message is decoded in its own span, in the trace its headers carry, so the
+//! product events it leads to keep the trace of the request that placed the order
+//! (and the outcomes the relay publishes from them carry it on). What the saga
+//! committed is counted by outcome.
 
 use std::sync::Arc;
 
 use domain::OrderId;
-use domain::inventory::{Product, ProductCommand};
-use domain::order::{ItemStatus, OrderEvent, decode_event};
+use domain::inventory::{Product, ProductCommand, ProductEvent};
+use domain::order::{ItemStatus, OrderEvent, RejectionReason, decode_event};
 use eventstore::{Command, EventMetadata};
 use messaging::{Envelope, Handled, IncomingMessage, MessageHandler, Unprocessable, Verdict};
+use telemetry::SagaOutcome;
 
 use crate::products::Products;
 
@@ -53,8 +59,31 @@ pub fn commands_for(order_id: OrderId, revision: u64, event: &OrderEvent) -> Vec
     }
 }
 
-/// The product commands one message asks for, or why it can never be handled.
+/// The outcome a committed product event records for an order's item, if it is one.
+pub fn outcome_of(event: &ProductEvent) -> Option<SagaOutcome> {
+    match event {
+        ProductEvent::StockReserved { .. } => Some(SagaOutcome::Reserved),
+        ProductEvent::ReservationReduced { .. } => Some(SagaOutcome::Reduced),
+        ProductEvent::ReservationRejected { reason, .. } => Some(SagaOutcome::Rejected(match reason {
+            RejectionReason::InsufficientStock => "INSUFFICIENT_STOCK",
+            RejectionReason::UnknownProduct => "UNKNOWN_PRODUCT",
+        })),
+        ProductEvent::StockReleased { .. } => Some(SagaOutcome::Released),
+        ProductEvent::ProductAdded { .. }
+        | ProductEvent::StockRestocked { .. }
+        | ProductEvent::LowStockReached { .. }
+        | ProductEvent::OutOfStock
+        | ProductEvent::BackInStock { .. } => None,
+    }
+}
+
+/// The product commands one message asks for, or why it can never be handled;
+/// decided in the message's span, so the commands' metadata keep its trace.
 fn decode(message: &IncomingMessage) -> Result<Vec<Command<Product>>, Unprocessable> {
+    message.span().in_scope(|| decode_in_span(message))
+}
+
+fn decode_in_span(message: &IncomingMessage) -> Result<Vec<Command<Product>>, Unprocessable> {
     let poison = |reason: String| Unprocessable(reason);
     let body = message.payload.as_deref().ok_or_else(|| poison("empty message".into()))?;
     let envelope: Envelope = serde_json::from_slice(body).map_err(|e| poison(format!("not an envelope: {e}")))?;
@@ -95,8 +124,10 @@ impl MessageHandler for ReservationSaga {
         }
         let results = self.products.execute_all(&commands).await.map_err(|e| anyhow::anyhow!("reserving stock: {e}"))?;
         for ((result, command), index) in results.into_iter().zip(&commands).zip(asked_by) {
-            if let Err(rule) = result {
-                verdicts[index] = Err(Unprocessable(format!("product {} refused: {rule}", command.aggregate_id)));
+            match result {
+                // Committed: a redelivered request decided no events, so counts nothing.
+                Ok(committed) => committed.events.iter().filter_map(|e| outcome_of(&e.payload)).for_each(telemetry::pipeline::record_saga_outcome),
+                Err(rule) => verdicts[index] = Err(Unprocessable(format!("product {} refused: {rule}", command.aggregate_id))),
             }
         }
         Ok(verdicts)
@@ -125,6 +156,7 @@ mod tests {
             offset: 0,
             key: Some(order_id.to_string()),
             payload: Some(serde_json::to_vec(&envelope).expect("an envelope encodes")),
+            headers: None,
         }
     }
 
@@ -206,6 +238,28 @@ mod tests {
                 panic!("[{label}] must be unprocessable");
             };
             assert!(reason.contains(event_type) && reason.contains(event_version), "[{label}] the reason names type and version: {reason}");
+        }
+    }
+
+    #[test]
+    fn every_reservation_event_is_an_outcome_and_a_rejection_is_labelled_with_its_wire_reason() {
+        let order_id = OrderId::generate();
+        let units = Quantity::new(2).expect("a quantity");
+        let cases = [
+            (ProductEvent::StockReserved { order_id, quantity: 2, reserved_for_order: units, revision: 1 }, Some(SagaOutcome::Reserved)),
+            (ProductEvent::ReservationReduced { order_id, quantity: units, reserved_for_order: units, revision: 2 }, Some(SagaOutcome::Reduced)),
+            (ProductEvent::StockReleased { order_id, quantity: 0, revision: 3 }, Some(SagaOutcome::Released)),
+            (ProductEvent::OutOfStock, None),
+            (ProductEvent::StockRestocked { quantity: units }, None),
+        ];
+        for (event, expected) in cases {
+            assert_eq!(outcome_of(&event), expected, "{event:?}");
+        }
+        for reason in [RejectionReason::InsufficientStock, RejectionReason::UnknownProduct] {
+            let event = ProductEvent::ReservationRejected { order_id, requested: units, available: 0, revision: 1, reason };
+            let wire = serde_json::to_value(reason).expect("a reason encodes");
+            let Some(SagaOutcome::Rejected(label)) = outcome_of(&event) else { panic!("{reason:?} is a rejection") };
+            assert_eq!(Some(label), wire.as_str(), "{reason:?}: the label is the wire name");
         }
     }
 

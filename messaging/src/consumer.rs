@@ -8,6 +8,11 @@
 //! technical failure retries the whole batch, never skipping a message; a message that
 //! can never be handled goes to the dead-letter topic with the reason and its origin,
 //! and the consumer moves on.
+//!
+//! Each message keeps its headers, so a handler can do its work in the trace the
+//! producer started ([`IncomingMessage::span`]). Messages are counted by what became
+//! of them, dead letters apart, and the lag per assigned partition is measured beside
+//! the loop (see [`crate::lag`]).
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -18,13 +23,14 @@ use anyhow::Context;
 use futures::FutureExt;
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use tokio_util::sync::CancellationToken;
 
 use crate::{KafkaSettings, Topics};
 use eventstore::sleep_or_cancel;
+use telemetry::ConsumeResult;
 
 /// Most messages handed to a handler at once.
 pub const MAX_BATCH: usize = 500;
@@ -42,6 +48,8 @@ pub struct IncomingMessage {
     pub key: Option<String>,
     /// Its body.
     pub payload: Option<Vec<u8>>,
+    /// Its headers (ids, trace context), if it has any.
+    pub headers: Option<OwnedHeaders>,
 }
 
 impl IncomingMessage {
@@ -52,7 +60,30 @@ impl IncomingMessage {
             offset: message.offset(),
             key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
             payload: message.payload().map(<[u8]>::to_vec),
+            headers: message.headers().map(|h| h.detach()),
         }
+    }
+
+    /// The value of header `name`, as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let headers = self.headers.as_ref()?;
+        headers.iter().find(|h| h.key == name).and_then(|h| h.value).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// A span for handling this message, in the trace its headers carry (when they
+    /// carry one): what a handler does inside it, such as building the metadata of the
+    /// commands the message asks for, joins the producer's trace.
+    pub fn span(&self) -> tracing::Span {
+        let span = tracing::info_span!(
+            "message",
+            topic = %self.topic,
+            partition = self.partition,
+            offset = self.offset,
+            otel.name = format!("{} process", self.topic),
+            otel.kind = "consumer",
+        );
+        crate::envelope::follow_trace(&span, self.headers.as_ref());
+        span
     }
 
     fn origin(&self) -> String {
@@ -105,14 +136,20 @@ pub async fn run_consumer<H: MessageHandler>(
     if !crate::topics::ensure_topics_patiently(settings, &needed, &shutdown).await {
         return Ok(());
     }
-    let consumer: StreamConsumer = settings.consumer_config(group).create().context("creating the Kafka consumer")?;
+    let consumer: Arc<StreamConsumer> = Arc::new(settings.consumer_config(group).create().context("creating the Kafka consumer")?);
     consumer.subscribe(topics).context("subscribing")?;
     let dead_letters: FutureProducer = settings.producer_config().create().context("creating the dead-letter producer")?;
     tracing::info!(group, ?topics, "consumer started");
-    let worker = BatchWorker { handler, dead_letters, shutdown: shutdown.clone() };
+    let lag = (settings.lag_interval_ms > 0).then(|| {
+        let interval = Duration::from_millis(settings.lag_interval_ms);
+        tokio::spawn(crate::lag::report_consumer_lag(consumer.clone(), group.to_owned(), interval, shutdown.clone()))
+    });
+    let worker = BatchWorker { handler, dead_letters, group: group.to_owned(), shutdown: shutdown.clone() };
 
     loop {
         let first = tokio::select! {
+            // Shutdown first: a stream of ready messages must not delay it.
+            biased;
             () = shutdown.cancelled() => break,
             received = consumer.recv() => received,
         };
@@ -144,10 +181,15 @@ pub async fn run_consumer<H: MessageHandler>(
         tracing::debug!(group, messages = batch.len(), handle_ms = started.elapsed().as_millis() as u64, "consumer handled a batch");
         store_offsets(&consumer, &batch);
     }
+    // What was processed is committed now, not at the next auto-commit: the partitions'
+    // next owner (this service restarted, or another instance) resumes right after it.
     if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
         tracing::debug!(%error, group, "final offset commit");
     }
     let _ = worker.dead_letters.flush(Timeout::After(Duration::from_secs(5)));
+    if let Some(lag) = lag {
+        let _ = lag.await;
+    }
     tracing::info!(group, "consumer stopped");
     Ok(())
 }
@@ -170,21 +212,34 @@ fn store_offsets(consumer: &StreamConsumer, batch: &[IncomingMessage]) {
 struct BatchWorker<H> {
     handler: Arc<H>,
     dead_letters: FutureProducer,
+    group: String,
     shutdown: CancellationToken,
 }
 
 impl<H: MessageHandler> BatchWorker<H> {
-    /// Handles `batch` until done (dead-lettering what can never be handled); false
-    /// when shutdown interrupted the retries.
+    /// Handles `batch` until done (dead-lettering what can never be handled) and counts
+    /// its messages by result; false when shutdown interrupted the retries (nothing
+    /// counted: the batch will come again).
     async fn process(&self, batch: &[IncomingMessage]) -> bool {
         let Some(verdicts) = self.verdicts(batch).await else { return false };
+        let mut results: HashMap<(&str, ConsumeResult), u64> = HashMap::new();
         for (message, verdict) in batch.iter().zip(verdicts) {
-            if let Err(Unprocessable(reason)) = verdict {
-                tracing::error!(origin = %message.origin(), %reason, "dead-lettering a message");
-                if !self.dead_letter(message, &reason).await {
-                    return false;
+            let result = match verdict {
+                Ok(Handled::Applied) => ConsumeResult::Applied,
+                Ok(Handled::Ignored) => ConsumeResult::Ignored,
+                Err(Unprocessable(reason)) => {
+                    tracing::error!(origin = %message.origin(), %reason, "dead-lettering a message");
+                    if !self.dead_letter(message, &reason).await {
+                        return false;
+                    }
+                    telemetry::pipeline::record_dead_letter(&self.group, &message.topic);
+                    ConsumeResult::DeadLettered
                 }
-            }
+            };
+            *results.entry((message.topic.as_str(), result)).or_default() += 1;
+        }
+        for ((topic, result), messages) in results {
+            telemetry::pipeline::record_consumed(&self.group, topic, result, messages);
         }
         true
     }

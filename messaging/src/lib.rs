@@ -12,11 +12,13 @@
 //! - [`consumer`]: the at-least-once consumer loop, a batch at a time: offsets are
 //!   stored only after the batch's effects are durable; poison messages go to a
 //!   dead-letter topic.
+//! - `lag`: the consumer lag per partition, measured beside the consumer loop.
 //!
 //! Must not depend on `axum`.
 
 pub mod consumer;
 pub mod envelope;
+mod lag;
 pub mod probe;
 pub mod relay;
 pub mod settings;

@@ -2,7 +2,13 @@
 //! Kafka; advances its checkpoint only after the broker acknowledged every message of
 //! a batch. A crash anywhere means some messages are published again (at least once,
 //! in per-aggregate order), never that one is skipped.
+//!
+//! Each message carries, besides the envelope's id headers, the W3C trace context its
+//! event kept when its command ran, so its consumers continue the request's trace,
+//! not the relay's. The relay's lag (committed events not yet published) and what it
+//! published per topic are metrics.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use eventstore::{Feed, FeedEvent};
@@ -14,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use anyhow::Context;
 
+use crate::envelope::with_trace_headers;
 use crate::topics::ensure_topics_patiently;
 use crate::{KafkaSettings, OutgoingMessage};
 
@@ -41,7 +48,8 @@ impl<R: Route> Relay<R> {
     /// A relay reading the feed of `pool`'s schema under the checkpoint `name`.
     pub fn new(pool: PgPool, name: &str, kafka: &KafkaSettings, route: R) -> anyhow::Result<Self> {
         let producer = kafka.producer_config().create().context("creating the Kafka producer")?;
-        Ok(Self { feed: Feed::new(pool, name), kafka: kafka.clone(), producer, route })
+        let feed = Feed::new(pool, name).reporting_lag_as(telemetry::FeedReader::Relay);
+        Ok(Self { feed, kafka: kafka.clone(), producer, route })
     }
 
     /// Creates the route's topics (waiting for the broker if need be), then publishes
@@ -62,17 +70,18 @@ impl<R: Route> Relay<R> {
 
     /// Publishes the messages of `events` and waits until the broker acknowledged all.
     async fn publish(&self, events: &[FeedEvent]) -> anyhow::Result<()> {
-        let messages: Vec<(OutgoingMessage, Vec<u8>)> = events
-            .iter()
-            .flat_map(|event| self.route.route(event))
-            .map(|message| {
+        let mut messages: Vec<(OutgoingMessage, Vec<u8>, Vec<(String, String)>)> = Vec::new();
+        for event in events {
+            let trace = event.trace_headers();
+            for message in self.route.route(event) {
                 let body = serde_json::to_vec(&message.envelope)?;
-                Ok::<_, serde_json::Error>((message, body))
-            })
-            .collect::<Result<_, _>>()?;
+                messages.push((message, body, trace.clone()));
+            }
+        }
         // Queued in feed order; the idempotent producer keeps that order per partition.
-        let deliveries = messages.iter().map(|(message, body)| {
-            let record = FutureRecord::to(&message.topic).key(&message.key).payload(body).headers(message.envelope.headers());
+        let deliveries = messages.iter().map(|(message, body, trace)| {
+            let headers = with_trace_headers(message.envelope.headers(), trace);
+            let record = FutureRecord::to(&message.topic).key(&message.key).payload(body).headers(headers);
             async move {
                 self.producer
                     .send(record, Timeout::After(Duration::from_secs(30)))
@@ -82,6 +91,13 @@ impl<R: Route> Relay<R> {
         });
         let started = std::time::Instant::now();
         try_join_all(deliveries).await?;
+        let mut per_topic: BTreeMap<&str, u64> = BTreeMap::new();
+        for (message, ..) in &messages {
+            *per_topic.entry(message.topic.as_str()).or_default() += 1;
+        }
+        for (topic, published) in per_topic {
+            telemetry::pipeline::record_published(topic, published);
+        }
         let oldest = events.first().map(|e| (chrono::Utc::now() - e.recorded_at).num_milliseconds());
         tracing::debug!(events = events.len(), messages = messages.len(), oldest_age_ms = oldest, publish_ms = started.elapsed().as_millis() as u64, "relay published a batch");
         Ok(())

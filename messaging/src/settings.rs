@@ -32,6 +32,11 @@ pub struct KafkaSettings {
     /// Replication factor of topics this service creates.
     #[arg(long = "kafka-replication-factor", env = "KAFKA_REPLICATION_FACTOR", default_value_t = 1)]
     pub replication_factor: i32,
+    /// How often, in milliseconds, consumers measure their lag per partition (the
+    /// `consumer_lag_messages` metric: a request for the group's offsets and one per
+    /// assigned partition); 0 measures nothing.
+    #[arg(long = "kafka-lag-interval-ms", env = "KAFKA_LAG_INTERVAL_MS", default_value_t = 5000)]
+    pub lag_interval_ms: u64,
     #[command(flatten)]
     #[expect(missing_docs, reason = "clap shows a flattened group's own docs; a comment here would be ignored")]
     pub topics: Topics,
@@ -83,6 +88,7 @@ impl fmt::Debug for KafkaSettings {
             .field("sasl_password", &self.sasl_password.as_ref().map(|_| "***"))
             .field("topics", &self.topics)
             .field("partitions", &self.partitions)
+            .field("lag_interval_ms", &self.lag_interval_ms)
             .field("producer_properties", &self.producer_properties)
             .field("consumer_properties", &self.consumer_properties)
             .finish()
