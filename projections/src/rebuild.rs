@@ -21,7 +21,7 @@
 
 use std::time::{Duration, Instant};
 
-use eventstore::{Events, Feed, FeedPosition, Projection};
+use eventstore::{Events, Feed, FeedEvent, FeedPosition, Projection};
 use sqlx::PgPool;
 
 use crate::catch_up::changes_of;
@@ -30,7 +30,7 @@ use crate::view::View;
 use crate::ProjectionError;
 
 /// Events folded per transaction.
-pub const BATCH_SIZE: i64 = 5_000;
+pub const BATCH_SIZE: i64 = 10_000;
 
 type Aggregate<T> = <<T as ViewTable>::View as View>::Aggregate;
 
@@ -81,7 +81,7 @@ async fn count_events(pool: &PgPool) -> Result<u64, ProjectionError> {
 /// every batch.
 pub async fn rebuild<T: ViewTable>(pool: &PgPool, events: &Events<Aggregate<T>>, mut progress: impl FnMut(Progress)) -> Result<Rebuilt, ProjectionError> {
     let started = Instant::now();
-    let (generation, resumed) = register(pool, T::MODEL).await?;
+    let (generation, resumed) = register(pool, T::MODEL, T::KEY).await?;
     let table = table_name(T::MODEL, generation);
     let feed = Feed::new(pool.clone(), feed_name(&table));
     let registered = {
@@ -103,6 +103,7 @@ pub async fn rebuild<T: ViewTable>(pool: &PgPool, events: &Events<Aggregate<T>>,
     };
     let total = count_events(pool).await?;
     let folded = fold_feed::<T>(pool, events, &feed, &table, Some(horizon), total, &mut progress).await?;
+    copy_secondary_indexes(pool, &table_name(T::MODEL, registered.active), &table).await?;
     switch(pool, T::MODEL, generation).await?;
     feed.reset().await?;
     tracing::info!(model = T::MODEL, generation, events = folded, resumed, "read model rebuilt and switched");
@@ -111,7 +112,7 @@ pub async fn rebuild<T: ViewTable>(pool: &PgPool, events: &Events<Aggregate<T>>,
 
 /// Registers the next generation (creating its empty table) or finds the one being
 /// built; returns it and whether it was already there.
-async fn register(pool: &PgPool, model: &str) -> Result<(i32, bool), ProjectionError> {
+async fn register(pool: &PgPool, model: &str, key: &str) -> Result<(i32, bool), ProjectionError> {
     let mut transaction = pool.begin().await?;
     let (active, building): (i32, Option<i32>) =
         sqlx::query_as("SELECT active_generation, building_generation FROM read_models WHERE name = $1 FOR UPDATE")
@@ -125,7 +126,15 @@ async fn register(pool: &PgPool, model: &str) -> Result<(i32, bool), ProjectionE
     let generation = active + 1;
     let (previous, active_table, new) = (table_name(model, active - 1), table_name(model, active), table_name(model, generation));
     // The table of the generation before the active one is no longer read by anyone.
-    for ddl in [format!("DROP TABLE IF EXISTS {previous}"), format!("DROP TABLE IF EXISTS {new}"), format!("CREATE TABLE {new} (LIKE {active_table} INCLUDING ALL)")] {
+    // The new one starts with its primary key only (upserts need it); its other
+    // indexes are built once it is filled, which is much faster than keeping them up
+    // to date row by row.
+    for ddl in [
+        format!("DROP TABLE IF EXISTS {previous}"),
+        format!("DROP TABLE IF EXISTS {new}"),
+        format!("CREATE TABLE {new} (LIKE {active_table} INCLUDING ALL EXCLUDING INDEXES)"),
+        format!("ALTER TABLE {new} ADD PRIMARY KEY ({key})"),
+    ] {
         sqlx::query(&ddl).persistent(false).execute(&mut *transaction).await?;
     }
     sqlx::query("UPDATE read_models SET building_generation = $2, horizon = NULL WHERE name = $1")
@@ -140,6 +149,9 @@ async fn register(pool: &PgPool, model: &str) -> Result<(i32, bool), ProjectionE
 
 /// Folds the feed from `feed`'s position into `table` until it is drained and, when
 /// a horizon is given, every transaction below it has ended. Returns the events read.
+///
+/// While batches come full, the next one is read while the current one is folded and
+/// written, so the database reads and the folding overlap.
 async fn fold_feed<T: ViewTable>(
     pool: &PgPool,
     events: &Events<Aggregate<T>>,
@@ -153,32 +165,55 @@ async fn fold_feed<T: ViewTable>(
     let mut position: FeedPosition = feed.checkpoint().await?;
     let mut done = if position == FeedPosition::default() { 0 } else { count_until(pool, position).await? };
     let mut folded = 0u64;
-    loop {
-        // Checked before reading: if every transaction below the horizon had ended
-        // then, the read that follows sees all they committed.
+    // Whether every transaction below the horizon had ended before the batch was read:
+    // then that read saw everything they committed.
+    let read = |after: FeedPosition| async move {
         let passed = match horizon {
             Some(horizon) => feed.has_passed(horizon).await?,
             None => true,
         };
-        let batch = feed.read_after(position, BATCH_SIZE).await?;
-        let read = batch.len() as i64;
-        if let Some(last) = batch.last().map(|e| e.position) {
+        Ok::<_, ProjectionError>((passed, feed.read_after(after, BATCH_SIZE).await?))
+    };
+    let fold = |batch: Vec<FeedEvent>, last: FeedPosition| {
+        let projector = &projector;
+        async move {
             let changes = changes_of(events, batch).map_err(|e| ProjectionError::EventStore(e.to_string()))?;
             let mut transaction = pool.begin().await?;
             projector.apply(&mut transaction, events, &changes).await.map_err(|e| ProjectionError::EventStore(e.to_string()))?;
             feed.save_checkpoint_in(&mut transaction, last).await?;
             transaction.commit().await?;
-            position = last;
-            done += read as u64;
-            folded += read as u64;
-            progress(Progress { events: done, total: total.max(done) });
+            Ok::<_, ProjectionError>(())
         }
-        if read < BATCH_SIZE {
+    };
+    let (mut passed, mut batch) = read(position).await?;
+    loop {
+        let Some(last) = batch.last().map(|e| e.position) else {
             if passed {
                 return Ok(folded);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            (passed, batch) = read(position).await?;
+            continue;
+        };
+        let count = batch.len() as u64;
+        let full = count == BATCH_SIZE as u64;
+        let next = if full {
+            let (folded_batch, next) = tokio::join!(fold(batch, last), read(last));
+            folded_batch?;
+            Some(next?)
+        } else {
+            fold(batch, last).await?;
+            None
+        };
+        position = last;
+        done += count;
+        folded += count;
+        progress(Progress { events: done, total: total.max(done) });
+        (passed, batch) = match next {
+            Some(next) => next,
+            None if passed => return Ok(folded),
+            None => read(position).await?,
+        };
     }
 }
 
@@ -189,6 +224,39 @@ async fn count_until(pool: &PgPool, position: FeedPosition) -> Result<u64, Proje
         .fetch_one(pool)
         .await?;
     Ok(done.max(0) as u64)
+}
+
+/// Builds on `to` every index of `from` that `to` lacks (all but the primary key),
+/// without blocking the commands that write `to` meanwhile.
+async fn copy_secondary_indexes(pool: &PgPool, from: &str, to: &str) -> Result<(), ProjectionError> {
+    // An interrupted concurrent build leaves an invalid index: drop it, build again.
+    let invalid: Vec<String> = sqlx::query_scalar("SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = $1::regclass AND NOT indisvalid")
+        .bind(to)
+        .fetch_all(pool)
+        .await?;
+    for index in invalid {
+        sqlx::query(&format!("DROP INDEX CONCURRENTLY IF EXISTS {index}")).persistent(false).execute(pool).await?;
+    }
+    let definitions: Vec<String> = sqlx::query_scalar(
+        "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
+          WHERE i.indrelid = $1::regclass AND NOT i.indisprimary
+            AND NOT EXISTS (SELECT 1 FROM pg_index mine WHERE mine.indrelid = $2::regclass AND mine.indkey = i.indkey
+                            AND pg_get_expr(mine.indexprs, mine.indrelid) IS NOT DISTINCT FROM pg_get_expr(i.indexprs, i.indrelid)
+                            AND mine.indoption = i.indoption)",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?;
+    for definition in definitions {
+        // "CREATE [UNIQUE] INDEX name ON schema.table USING ..." -> an unnamed index on `to`.
+        let (head, rest) = definition.split_once(" ON ").ok_or_else(|| ProjectionError::Corrupt(format!("index definition {definition}")))?;
+        let using = rest.split_once(" USING ").map(|(_, using)| using).ok_or_else(|| ProjectionError::Corrupt(format!("index definition {definition}")))?;
+        let unique = if head.starts_with("CREATE UNIQUE") { "UNIQUE " } else { "" };
+        let ddl = format!("CREATE {unique}INDEX CONCURRENTLY ON {to} USING {using}");
+        sqlx::query(&ddl).persistent(false).execute(pool).await?;
+    }
+    Ok(())
 }
 
 /// Makes `generation` the active one: the model's view reads its table from the
@@ -225,7 +293,11 @@ pub async fn verify<T: ViewTable>(pool: &PgPool, events: &Events<Aggregate<T>>, 
         table_name(T::MODEL, generations(&mut connection, T::MODEL).await?.active)
     };
     let scratch = format!("{}_verify", T::MODEL);
-    for ddl in [format!("DROP TABLE IF EXISTS {scratch}"), format!("CREATE TABLE {scratch} (LIKE {active} INCLUDING ALL)")] {
+    for ddl in [
+        format!("DROP TABLE IF EXISTS {scratch}"),
+        format!("CREATE TABLE {scratch} (LIKE {active} INCLUDING ALL EXCLUDING INDEXES)"),
+        format!("ALTER TABLE {scratch} ADD PRIMARY KEY ({})", T::KEY),
+    ] {
         sqlx::query(&ddl).persistent(false).execute(pool).await?;
     }
     let feed = Feed::new(pool.clone(), feed_name(&scratch));
