@@ -21,7 +21,7 @@
 
 use std::time::{Duration, Instant};
 
-use eventstore::{Events, Feed, FeedEvent, FeedPosition, Projection};
+use eventstore::{Events, Feed, FeedPosition, Projection};
 use sqlx::PgPool;
 
 use crate::catch_up::changes_of;
@@ -150,8 +150,8 @@ async fn register(pool: &PgPool, model: &str, key: &str) -> Result<(i32, bool), 
 /// Folds the feed from `feed`'s position into `table` until it is drained and, when
 /// a horizon is given, every transaction below it has ended. Returns the events read.
 ///
-/// While batches come full, the next one is read while the current one is folded and
-/// written, so the database reads and the folding overlap.
+/// Reading and decoding run in a task of their own, a batch or two ahead of the
+/// folding and writing, so the two halves of the work use two cores.
 async fn fold_feed<T: ViewTable>(
     pool: &PgPool,
     events: &Events<Aggregate<T>>,
@@ -162,58 +162,88 @@ async fn fold_feed<T: ViewTable>(
     progress: &mut impl FnMut(Progress),
 ) -> Result<u64, ProjectionError> {
     let projector = Projector::<T>::into_table(table);
-    let mut position: FeedPosition = feed.checkpoint().await?;
+    let position: FeedPosition = feed.checkpoint().await?;
     let mut done = if position == FeedPosition::default() { 0 } else { count_until(pool, position).await? };
     let mut folded = 0u64;
-    // Whether every transaction below the horizon had ended before the batch was read:
-    // then that read saw everything they committed.
-    let read = |after: FeedPosition| async move {
-        let passed = match horizon {
-            Some(horizon) => feed.has_passed(horizon).await?,
-            None => true,
-        };
-        Ok::<_, ProjectionError>((passed, feed.read_after(after, BATCH_SIZE).await?))
-    };
-    let fold = |batch: Vec<FeedEvent>, last: FeedPosition| {
-        let projector = &projector;
-        async move {
-            let changes = changes_of(events, batch).map_err(|e| ProjectionError::EventStore(e.to_string()))?;
-            let mut transaction = pool.begin().await?;
-            projector.apply(&mut transaction, events, &changes).await.map_err(|e| ProjectionError::EventStore(e.to_string()))?;
-            feed.save_checkpoint_in(&mut transaction, last).await?;
-            transaction.commit().await?;
-            Ok::<_, ProjectionError>(())
-        }
-    };
-    let (mut passed, mut batch) = read(position).await?;
-    loop {
-        let Some(last) = batch.last().map(|e| e.position) else {
-            if passed {
-                return Ok(folded);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            (passed, batch) = read(position).await?;
-            continue;
-        };
-        let count = batch.len() as u64;
-        let full = count == BATCH_SIZE as u64;
-        let next = if full {
-            let (folded_batch, next) = tokio::join!(fold(batch, last), read(last));
-            folded_batch?;
-            Some(next?)
-        } else {
-            fold(batch, last).await?;
-            None
-        };
-        position = last;
+    let (batches, mut decoded) = tokio::sync::mpsc::channel(2);
+    let reader = tokio::spawn(read_decoded(feed.clone(), events.clone(), position, horizon, batches));
+    // Stops the reader however this returns.
+    let _reader = AbortOnDrop(reader);
+    while let Some(batch) = decoded.recv().await {
+        let DecodedBatch { changes, last, count } = batch?;
+        let mut transaction = pool.begin().await?;
+        projector.apply(&mut transaction, events, &changes).await.map_err(|e| ProjectionError::EventStore(e.to_string()))?;
+        feed.save_checkpoint_in(&mut transaction, last).await?;
+        transaction.commit().await?;
         done += count;
         folded += count;
         progress(Progress { events: done, total: total.max(done) });
-        (passed, batch) = match next {
-            Some(next) => next,
-            None if passed => return Ok(folded),
-            None => read(position).await?,
+    }
+    Ok(folded)
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// One batch of the feed, decoded into changes per aggregate.
+struct DecodedBatch<A: eventstore::Aggregate> {
+    changes: Vec<eventstore::Change<A>>,
+    /// The position of its last event.
+    last: FeedPosition,
+    /// Its events.
+    count: u64,
+}
+
+/// Reads `feed` after `position` batch by batch and sends each, decoded, to `batches`,
+/// until the feed is drained and, when a horizon is given, every transaction below
+/// it has ended; or until the receiver goes away.
+async fn read_decoded<A: eventstore::Aggregate>(
+    feed: Feed,
+    events: Events<A>,
+    mut position: FeedPosition,
+    horizon: Option<u64>,
+    batches: tokio::sync::mpsc::Sender<Result<DecodedBatch<A>, ProjectionError>>,
+) {
+    loop {
+        let read = async {
+            // Checked before reading: if every transaction below the horizon had
+            // ended then, the read that follows sees all they committed.
+            let passed = match horizon {
+                Some(horizon) => feed.has_passed(horizon).await?,
+                None => true,
+            };
+            let batch = feed.read_after(position, BATCH_SIZE).await?;
+            let full = batch.len() as i64 == BATCH_SIZE;
+            let (count, last) = (batch.len() as u64, batch.last().map(|e| e.position));
+            let changes = changes_of(&events, batch).map_err(|e| ProjectionError::EventStore(e.to_string()))?;
+            Ok::<_, ProjectionError>((passed && !full, last.map(|last| DecodedBatch { changes, last, count })))
         };
+        let (finished, batch) = match read.await {
+            Ok(read) => read,
+            Err(error) => {
+                let _ = batches.send(Err(error)).await;
+                return;
+            }
+        };
+        match batch {
+            Some(batch) => {
+                position = batch.last;
+                if batches.send(Ok(batch)).await.is_err() {
+                    return;
+                }
+            }
+            None if !finished => tokio::time::sleep(Duration::from_millis(20)).await,
+            None => {}
+        }
+        if finished {
+            return;
+        }
     }
 }
 

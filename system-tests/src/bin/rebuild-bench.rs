@@ -56,6 +56,11 @@ fn commands(i: usize, id: &str) -> Vec<Command<Order>> {
     commands
 }
 
+// Events are JSON: decoding and folding them allocates a lot, and mimalloc is much
+// faster at that than the system allocator (see docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
