@@ -76,6 +76,29 @@ pub fn group_lag(settings: &KafkaSettings, group: &str, topic: &str) -> anyhow::
     Ok(lag)
 }
 
+/// Consumer group `group`'s committed offset in each partition of `topic` (none where
+/// it never committed).
+pub fn committed_offsets(settings: &KafkaSettings, group: &str, topic: &str) -> anyhow::Result<std::collections::BTreeMap<i32, Option<i64>>> {
+    // Not subscribed, so it never joins the group: it only asks for the group's offsets.
+    let consumer: BaseConsumer = manual_consumer_config(settings, group).create().context("creating an offset reader")?;
+    let mut list = TopicPartitionList::new();
+    for partition in partitions(&consumer, topic)? {
+        list.add_partition(topic, partition);
+    }
+    let committed = consumer.committed_offsets(list, REQUEST).context("fetching committed offsets")?;
+    Ok(committed
+        .elements()
+        .iter()
+        .map(|element| {
+            let offset = match element.offset() {
+                Offset::Offset(offset) => Some(offset),
+                _ => None,
+            };
+            (element.partition(), offset)
+        })
+        .collect())
+}
+
 /// A message read back from a topic.
 #[derive(Debug, Clone)]
 pub struct ReadMessage {

@@ -2,16 +2,19 @@
 //! database and the real broker, with topics and consumer groups of their own, in
 //! this process ([`system`]) or as child processes a test can kill and restart
 //! ([`processes`]); a small HTTP client for the APIs ([`client`]); direct access to
-//! the broker: offsets, reading topics ([`broker`]). Also hosts the `loadgen`
+//! the broker: offsets, reading topics ([`broker`]); a private broker a test may pause
+//! ([`dev_broker`]). Also hosts the `loadgen`
 //! benchmark binary.
 //!
 //! Depends on both service crates; nothing depends on it.
 
 pub mod broker;
 pub mod client;
+pub mod dev_broker;
 pub mod processes;
 pub mod system;
 
 pub use client::Api;
+pub use dev_broker::DevBroker;
 pub use processes::{ProcessSystem, ServiceProcess};
 pub use system::{Deployment, Service, System, SystemOptions};

@@ -1,15 +1,18 @@
 //! Both services as child processes of the test (the real `oms` and `inventory`
-//! binaries), so a test can SIGKILL one and start it again on the same port.
+//! binaries), so a test can stop one (SIGTERM), kill it (SIGKILL), start it again on
+//! the same port, or start more instances of it.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use messaging::KafkaSettings;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use sqlx::PgPool;
 
 use crate::Api;
@@ -117,6 +120,35 @@ impl ServiceProcess {
         Ok(())
     }
 
+    /// Asks the process to stop (SIGTERM) and waits until it exits; returns how it
+    /// exited and how long after the signal. Fails, killing it, if it is still
+    /// running after `timeout`.
+    pub async fn terminate(&mut self, timeout: Duration) -> anyhow::Result<(ExitStatus, Duration)> {
+        let name = self.service.binary_name();
+        let Some(mut child) = self.child.take() else { bail!("{name} is not running") };
+        let pid = Pid::from_raw(i32::try_from(child.id()).context("a process id")?);
+        kill(pid, Signal::SIGTERM).with_context(|| format!("sending SIGTERM to {name}"))?;
+        let asked = tokio::time::Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().with_context(|| format!("waiting for {name}"))? {
+                return Ok((status, asked.elapsed()));
+            }
+            if asked.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("{name} still running {timeout:?} after SIGTERM; see {}", self.log.display());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Its `/metrics` text.
+    pub async fn metrics(&self, http: &reqwest::Client) -> anyhow::Result<String> {
+        let url = format!("{}/metrics", self.base_url);
+        let response = http.get(&url).timeout(Duration::from_secs(5)).send().await.with_context(|| format!("GET {url}"))?;
+        response.error_for_status()?.text().await.context("reading /metrics")
+    }
+
     /// Kills the process with SIGKILL (no graceful shutdown) and reaps it.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -185,6 +217,16 @@ pub struct ProcessSystem {
     pub inventory_pool: PgPool,
     /// Where the processes log.
     pub log_dir: PathBuf,
+    /// The OMS instances' consumer group.
+    pub oms_group: String,
+    /// The inventory instances' consumer group.
+    pub inventory_group: String,
+    /// Flags every instance gets (database, broker, topics, host).
+    flags: Vec<String>,
+    /// Extra environment every instance gets.
+    env: Vec<(String, String)>,
+    /// Instances started so far, for log file names.
+    instances: u32,
 }
 
 impl ProcessSystem {
@@ -207,16 +249,16 @@ impl ProcessSystem {
         let kafka = crate::broker::kafka_settings(&flags)?;
         let log_dir = std::env::temp_dir().join(format!("order-processing-e2e-{run}"));
         std::fs::create_dir_all(&log_dir).context("creating the log directory")?;
-        let args = |port: u16, group: String| {
-            let mut args = flags.clone();
-            args.push(format!("--port={port}"));
-            args.push(format!("--consumer-group={group}"));
-            args
-        };
+        let (oms_group, inventory_group) = (format!("oms-g{run}"), format!("inventory-g{run}"));
         let (oms_port, inventory_port) = (free_port()?, free_port()?);
-        let mut oms = ServiceProcess::new(Service::Oms, args(oms_port, format!("oms-g{run}")), env.clone(), oms_port, log_dir.join("oms.log"))?;
-        let mut inventory =
-            ServiceProcess::new(Service::Inventory, args(inventory_port, format!("inventory-g{run}")), env, inventory_port, log_dir.join("inventory.log"))?;
+        let mut oms = ServiceProcess::new(Service::Oms, instance_args(&flags, oms_port, &oms_group), env.clone(), oms_port, log_dir.join("oms.log"))?;
+        let mut inventory = ServiceProcess::new(
+            Service::Inventory,
+            instance_args(&flags, inventory_port, &inventory_group),
+            env.clone(),
+            inventory_port,
+            log_dir.join("inventory.log"),
+        )?;
         let api = Api::new(oms.base_url.clone(), inventory.base_url.clone());
         oms.start()?;
         inventory.start()?;
@@ -224,8 +266,32 @@ impl ProcessSystem {
         inventory.wait_ready(&api.http, Duration::from_secs(60)).await?;
         let oms_pool = migrations::connect_and_migrate(&database_url, "oms", 4, &migrations::OMS).await?;
         let inventory_pool = migrations::connect_and_migrate(&database_url, "inventory", 4, &migrations::INVENTORY).await?;
-        Ok(Self { api, database_url, kafka, oms, inventory, oms_pool, inventory_pool, log_dir })
+        Ok(Self { api, database_url, kafka, oms, inventory, oms_pool, inventory_pool, log_dir, oms_group, inventory_group, flags, env, instances: 2 })
     }
+
+    /// Starts one more instance of `service` on a port of its own, against the same
+    /// database and topics, in the same consumer group as the first; does not wait
+    /// until it is ready.
+    pub fn start_instance(&mut self, service: Service) -> anyhow::Result<ServiceProcess> {
+        self.instances += 1;
+        let port = free_port()?;
+        let group = match service {
+            Service::Oms => &self.oms_group,
+            Service::Inventory => &self.inventory_group,
+        };
+        let log = self.log_dir.join(format!("{}-{}.log", service.binary_name(), self.instances));
+        let mut instance = ServiceProcess::new(service, instance_args(&self.flags, port, group), self.env.clone(), port, log)?;
+        instance.start()?;
+        Ok(instance)
+    }
+}
+
+/// The arguments of one instance: the shared `flags`, its port and consumer group.
+fn instance_args(flags: &[String], port: u16, group: &str) -> Vec<String> {
+    let mut args = flags.to_vec();
+    args.push(format!("--port={port}"));
+    args.push(format!("--consumer-group={group}"));
+    args
 }
 
 impl Deployment for ProcessSystem {

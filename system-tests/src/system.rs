@@ -35,11 +35,13 @@ pub enum Service {
 pub struct SystemOptions {
     /// Partitions of the topics.
     pub partitions: i32,
+    /// Bootstrap brokers; the suite's broker ([`brokers`]) when none.
+    pub brokers: Option<String>,
 }
 
 impl Default for SystemOptions {
     fn default() -> Self {
-        Self { partitions: 3 }
+        Self { partitions: 3, brokers: None }
     }
 }
 
@@ -82,7 +84,7 @@ impl System {
         let run = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
         let shared_flags: Vec<String> = vec![
             format!("--database-url={database_url}"),
-            format!("--kafka-brokers={}", brokers()),
+            format!("--kafka-brokers={}", options.brokers.unwrap_or_else(brokers)),
             format!("--kafka-partitions={}", options.partitions),
             format!("--topic-order-events=t{run}.oms.order-events"),
             format!("--topic-order-outcomes=t{run}.inventory.order-outcomes"),
