@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use messaging::KafkaSettings;
 use sqlx::PgPool;
-use system_tests::{Api, broker};
+use system_tests::{Api, Deployment, broker};
+
+use crate::invariants::{assert_invariants, wait_until_resolved};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -132,7 +134,7 @@ pub fn accepted_orders(attempts: &[Attempt], orders: usize) -> HashMap<String, S
 /// Checks that nothing was processed twice or lost, for orders placed and never
 /// changed: one `OrderPlaced` per order; for every item, exactly one reservation
 /// outcome on its product (reserved or rejected) and exactly one outcome on its order.
-pub async fn assert_each_order_placed_and_served_once(oms: &PgPool, inventory: &PgPool, orders: usize) {
+async fn assert_each_order_placed_and_served_once(oms: &PgPool, inventory: &PgPool, orders: usize) {
     let placements: Vec<(String, i64)> =
         sqlx::query_as("SELECT aggregate_id, count(*) FROM events WHERE event_type = 'OrderPlaced' GROUP BY aggregate_id").fetch_all(oms).await.expect("placements");
     assert_eq!(placements.len(), orders, "one placement per key in the event store");
@@ -181,7 +183,7 @@ async fn published_event_ids(kafka: &KafkaSettings, topic: &str) -> BTreeSet<Str
 
 /// Checks invariant 3's "every committed event reaches Kafka": each stored event that
 /// its service publishes is on its topic (perhaps more than once).
-pub async fn assert_every_event_published(kafka: &KafkaSettings, oms: &PgPool, inventory: &PgPool) {
+async fn assert_every_event_published(kafka: &KafkaSettings, oms: &PgPool, inventory: &PgPool) {
     let topics = &kafka.topics;
     let on_order_events = published_event_ids(kafka, &topics.order_events).await;
     let stored: Vec<(uuid::Uuid,)> = sqlx::query_as("SELECT event_id FROM events WHERE aggregate_type = 'Order'").fetch_all(oms).await.expect("order events");
@@ -209,7 +211,7 @@ pub async fn assert_every_event_published(kafka: &KafkaSettings, oms: &PgPool, i
 
 /// Checks that every accepted order is one `GET` returns, as placed, and that
 /// retrying its key once more answers the same order.
-pub async fn assert_accepted_orders_are_served(api: &Api, run: &str, accepted: &HashMap<String, String>) {
+async fn assert_accepted_orders_are_served(api: &Api, run: &str, accepted: &HashMap<String, String>) {
     use futures::StreamExt;
     futures::stream::iter(0..accepted.len())
         .for_each_concurrent(16, |i| async move {
@@ -226,4 +228,20 @@ pub async fn assert_accepted_orders_are_served(api: &Api, run: &str, accepted: &
             assert_eq!(body["data"]["orderId"].as_str(), Some(order_id.as_str()), "a retry answers the same order");
         })
         .await;
+}
+
+/// What must hold after a run of clients named `run` whose orders were `accepted`:
+/// every order resolves within `timeout`, every invariant holds, every accepted order
+/// is served as placed, none was lost or processed twice, and every event that is
+/// published reached its topic.
+pub async fn assert_nothing_lost_or_doubled(system: &impl Deployment, kafka: &KafkaSettings, run: &str, accepted: &HashMap<String, String>, timeout: Duration) {
+    let started = Instant::now();
+    wait_until_resolved(system, timeout).await;
+    eprintln!("every order resolved {:?} after the last client", started.elapsed());
+    assert_invariants(system).await;
+    assert_accepted_orders_are_served(system.api(), run, accepted).await;
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM order_view").fetch_one(system.oms_pool()).await.expect("counting orders");
+    assert_eq!(orders, accepted.len() as i64, "one order per idempotency key in the view");
+    assert_each_order_placed_and_served_once(system.oms_pool(), system.inventory_pool(), accepted.len()).await;
+    assert_every_event_published(kafka, system.oms_pool(), system.inventory_pool()).await;
 }
