@@ -15,4 +15,5 @@ mod scale_out;
 mod scenarios;
 mod scrape;
 mod shutdown;
+mod trace_context;
 mod versioning;

@@ -45,6 +45,23 @@ async fn with_the_broker_up_both_services_are_ready_and_the_saga_is_counted() {
         let value: f64 = metrics.lines().find_map(|l| l.strip_prefix(series)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0);
         assert!(value >= 1.0, "{series} counted: {metrics}");
     }
+    // The pipeline between them: published, consumed, reserved (both services record
+    // into this process's one recorder).
+    let topics = &system.kafka.topics;
+    for (name, labels) in [
+        ("relay_published_total", vec![format!("topic=\"{}\"", topics.order_events)]),
+        ("relay_published_total", vec![format!("topic=\"{}\"", topics.order_outcomes)]),
+        ("messages_consumed_total", vec![format!("topic=\"{}\"", topics.order_events), "result=\"applied\"".to_owned()]),
+        ("messages_consumed_total", vec![format!("topic=\"{}\"", topics.order_outcomes), "result=\"applied\"".to_owned()]),
+        ("saga_outcomes_total", vec!["outcome=\"reserved\"".to_owned()]),
+    ] {
+        let value: f64 = metrics
+            .lines()
+            .filter(|line| line.strip_prefix(name).is_some_and(|rest| rest.starts_with('{')) && labels.iter().all(|label| line.contains(label.as_str())))
+            .filter_map(|line| line.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+            .sum();
+        assert!(value >= 1.0, "{name} {labels:?} counted: {metrics}");
+    }
     system.stop().await;
 }
 
