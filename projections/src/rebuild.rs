@@ -102,7 +102,7 @@ pub async fn rebuild<T: ViewTable>(pool: &PgPool, events: &Events<Aggregate<T>>,
         }
     };
     let total = count_events(pool).await?;
-    let folded = fold_feed::<T>(pool, events, &feed, &table, Some(horizon), total, &mut progress).await?;
+    let folded = fold_feed::<T>(pool, events, &feed, &table, horizon, total, &mut progress).await?;
     copy_secondary_indexes(pool, &table_name(T::MODEL, registered.active), &table).await?;
     switch(pool, T::MODEL, generation).await?;
     feed.reset().await?;
@@ -147,8 +147,8 @@ async fn register(pool: &PgPool, model: &str, key: &str) -> Result<(i32, bool), 
     Ok((generation, false))
 }
 
-/// Folds the feed from `feed`'s position into `table` until it is drained and, when
-/// a horizon is given, every transaction below it has ended. Returns the events read.
+/// Folds the feed from `feed`'s position into `table` until it is drained and every
+/// transaction below `horizon` has ended. Returns the events read.
 ///
 /// Reading and decoding run in a task of their own, a batch or two ahead of the
 /// folding and writing, so the two halves of the work use two cores.
@@ -157,7 +157,7 @@ async fn fold_feed<T: ViewTable>(
     events: &Events<Aggregate<T>>,
     feed: &Feed,
     table: &str,
-    horizon: Option<u64>,
+    horizon: u64,
     total: u64,
     progress: &mut impl FnMut(Progress),
 ) -> Result<u64, ProjectionError> {
@@ -201,23 +201,20 @@ struct DecodedBatch<A: eventstore::Aggregate> {
 }
 
 /// Reads `feed` after `position` batch by batch and sends each, decoded, to `batches`,
-/// until the feed is drained and, when a horizon is given, every transaction below
-/// it has ended; or until the receiver goes away.
+/// until the feed is drained and every transaction below `horizon` has ended; or
+/// until the receiver goes away.
 async fn read_decoded<A: eventstore::Aggregate>(
     feed: Feed,
     events: Events<A>,
     mut position: FeedPosition,
-    horizon: Option<u64>,
+    horizon: u64,
     batches: tokio::sync::mpsc::Sender<Result<DecodedBatch<A>, ProjectionError>>,
 ) {
     loop {
         let read = async {
             // Checked before reading: if every transaction below the horizon had
             // ended then, the read that follows sees all they committed.
-            let passed = match horizon {
-                Some(horizon) => feed.has_passed(horizon).await?,
-                None => true,
-            };
+            let passed = feed.has_passed(horizon).await?;
             let batch = feed.read_after(position, BATCH_SIZE).await?;
             let full = batch.len() as i64 == BATCH_SIZE;
             let (count, last) = (batch.len() as u64, batch.last().map(|e| e.position));
@@ -332,8 +329,11 @@ pub async fn verify<T: ViewTable>(pool: &PgPool, events: &Events<Aggregate<T>>, 
     }
     let feed = Feed::new(pool.clone(), feed_name(&scratch));
     feed.reset().await?;
+    // Whatever committed before now must be folded, even if the feed does not show it
+    // yet: the feed holds back behind any transaction still running in the cluster.
+    let horizon = feed.next_transaction_id().await?;
     let total = count_events(pool).await?;
-    let folded = fold_feed::<T>(pool, events, &feed, &scratch, None, total, &mut progress).await;
+    let folded = fold_feed::<T>(pool, events, &feed, &scratch, horizon, total, &mut progress).await;
     let differences = match folded {
         Ok(_) => differences(pool, &active, &scratch, T::KEY).await,
         Err(error) => Err(error),

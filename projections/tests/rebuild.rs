@@ -244,3 +244,23 @@ async fn a_rebuild_while_orders_are_written_never_shows_a_missing_or_older_row()
     assert!(passes > 10 && !written.is_empty(), "reads ({passes}) and writes ({}) ran across the switch", written.len());
     assert!(rebuild::verify::<OrderViews>(&pool, store.events(), |_| {}).await.expect("verified").is_empty(), "nothing was missed");
 }
+
+#[tokio::test]
+async fn verify_folds_what_committed_before_it_even_behind_an_older_open_transaction() {
+    let pool = oms_pool().await;
+    let store = store(&pool);
+    // An older transaction that is still open holds the feed back (any database's
+    // would: transaction ids are the cluster's), so the orders below are committed but
+    // not yet in the feed when verify starts.
+    let mut older = pool.begin().await.expect("begin");
+    let _: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text").fetch_one(&mut *older).await.expect("an id for the older transaction");
+    let ids: Vec<OrderId> = (0..10).map(|_| OrderId::generate()).collect();
+    write_orders(&store, &ids, 0).await;
+    let ending = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        older.commit().await.expect("commit");
+    });
+    let differences = rebuild::verify::<OrderViews>(&pool, store.events(), |_| {}).await.expect("verified");
+    ending.await.expect("the older transaction ended");
+    assert!(differences.is_empty(), "every committed order was folded: {differences:?}");
+}
