@@ -75,16 +75,22 @@ impl EventMetadata {
     /// Reads metadata back from its stored form.
     pub fn from_map(map: &HashMap<String, String>) -> Result<Self, MetadataError> {
         let get = |key: &str| map.get(key).cloned().ok_or_else(|| MetadataError(format!("lacks '{key}'")));
-        let occurred_at = get(OCCURRED_AT)?;
         Ok(Self {
             correlation_id: get(CORRELATION_ID)?,
             causation_id: get(CAUSATION_ID)?,
             actor: get(ACTOR)?,
-            occurred_at: DateTime::parse_from_rfc3339(&occurred_at)
-                .map_err(|e| MetadataError(format!("has an unreadable occurred_at '{occurred_at}': {e}")))?
-                .with_timezone(&Utc),
+            occurred_at: Self::occurred_at_in(map)?,
             trace_headers: trace_headers_in(|key| map.get(key).map(String::as_str)),
         })
+    }
+
+    /// Only the time the command was accepted, from the stored form: what folds need,
+    /// without copying the rest (rebuilds read it for every event).
+    pub fn occurred_at_in(map: &HashMap<String, String>) -> Result<DateTime<Utc>, MetadataError> {
+        let occurred_at = map.get(OCCURRED_AT).ok_or_else(|| MetadataError(format!("lacks '{OCCURRED_AT}'")))?;
+        DateTime::parse_from_rfc3339(occurred_at)
+            .map(|time| time.with_timezone(&Utc))
+            .map_err(|e| MetadataError(format!("has an unreadable occurred_at '{occurred_at}': {e}")))
     }
 }
 

@@ -145,9 +145,7 @@ impl View for OrderView {
 }
 
 fn occurred_at<A: cqrs_es::Aggregate>(envelope: &EventEnvelope<A>) -> Result<DateTime<Utc>, ProjectionError> {
-    EventMetadata::from_map(&envelope.metadata)
-        .map(|m| m.occurred_at)
-        .map_err(|e| ProjectionError::Corrupt(format!("event {} of {}: {e}", envelope.sequence, envelope.aggregate_id)))
+    EventMetadata::occurred_at_in(&envelope.metadata).map_err(|e| ProjectionError::Corrupt(format!("event {} of {}: {e}", envelope.sequence, envelope.aggregate_id)))
 }
 
 // `TargetStatus` is how the lifecycle events name statuses; the view shows them as
