@@ -8,11 +8,14 @@
 //! order is its sequence order, since each command writes one aggregate in one
 //! transaction after the previous one committed.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use sqlx::PgPool;
+use sqlx::types::Json;
 use sqlx::postgres::PgListener;
 use telemetry::FeedReader;
 use tokio::sync::watch;
@@ -35,7 +38,7 @@ pub struct FeedPosition {
 }
 
 /// One event as the feed delivers it: the stored columns, untouched.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct FeedEvent {
     /// Where it is in the feed.
     pub position: FeedPosition,
@@ -51,10 +54,11 @@ pub struct FeedEvent {
     pub event_type: String,
     /// The payload's schema version.
     pub event_version: String,
-    /// The payload as stored (tagged with the event name).
-    pub payload: Value,
+    /// The payload as stored (tagged with the event name), as JSON text: decoded
+    /// only by whoever needs it, into whatever type it needs.
+    pub payload: Box<RawValue>,
     /// The metadata as stored.
-    pub metadata: Value,
+    pub metadata: HashMap<String, String>,
     /// When the writing transaction began.
     pub recorded_at: DateTime<Utc>,
 }
@@ -62,20 +66,12 @@ pub struct FeedEvent {
 impl FeedEvent {
     /// A metadata field, when present.
     pub fn metadata_field(&self, key: &str) -> Option<&str> {
-        self.metadata.get(key).and_then(Value::as_str)
+        self.metadata.get(key).map(String::as_str)
     }
 
-    /// The event in the form cqrs-es decodes (see [`crate::Events::decode`]).
-    pub fn into_serialized(self) -> cqrs_es::persist::SerializedEvent {
-        cqrs_es::persist::SerializedEvent::new(
-            self.aggregate_id,
-            usize::try_from(self.sequence).unwrap_or_default(),
-            self.aggregate_type,
-            self.event_type,
-            self.event_version,
-            self.payload,
-            self.metadata,
-        )
+    /// Decodes it as an event of `A` (see [`crate::Events::decode_stored`]).
+    pub fn decode<A: cqrs_es::Aggregate>(self, events: &crate::Events<A>) -> Result<cqrs_es::EventEnvelope<A>, crate::EventsError> {
+        events.decode_stored(self.aggregate_id, self.sequence, self.event_type, self.event_version, &self.payload, self.metadata)
     }
 
     /// The trace headers the command that wrote it kept (see
@@ -86,10 +82,11 @@ impl FeedEvent {
 
     /// The payload without the enum tag postgres-es stores around it.
     pub fn fields(&self) -> Value {
-        match &self.payload {
-            Value::Object(tagged) if tagged.len() == 1 => tagged.get(&self.event_type).cloned().unwrap_or(Value::Null),
+        // The column is jsonb, so the text always parses.
+        match serde_json::from_str(self.payload.get()).unwrap_or(Value::Null) {
+            Value::Object(mut tagged) if tagged.len() == 1 => tagged.remove(&self.event_type).unwrap_or(Value::Null),
             Value::String(_) => Value::Object(Default::default()),
-            other => other.clone(),
+            other => other,
         }
     }
 }
@@ -102,7 +99,7 @@ pub struct Feed {
     lag_reported_as: Option<FeedReader>,
 }
 
-type FeedRow = (String, i64, Uuid, String, String, i64, String, String, Value, Value, DateTime<Utc>);
+type FeedRow = (String, i64, Uuid, String, String, i64, String, String, Json<Box<RawValue>>, Json<HashMap<String, String>>, DateTime<Utc>);
 
 impl Feed {
     /// The reader `name` of the feed in `pool`'s schema.
@@ -204,8 +201,8 @@ impl Feed {
                 sequence,
                 event_type,
                 event_version,
-                payload,
-                metadata,
+                payload: payload.0,
+                metadata: metadata.0,
                 recorded_at,
             })
             .collect())

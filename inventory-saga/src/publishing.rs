@@ -30,7 +30,7 @@ impl Route for ProductEventsRoute {
             return vec![];
         }
         let product_id = &event.aggregate_id;
-        let Ok(decoded) = serde_json::from_value::<ProductEvent>(event.payload.clone()) else {
+        let Ok(decoded) = serde_json::from_str::<ProductEvent>(event.payload.get()) else {
             tracing::error!(event.id = %event.event_id, event_type = %event.event_type, "stored product event does not decode; not published");
             return vec![];
         };

@@ -17,7 +17,7 @@ pub fn changes_of<A: Aggregate>(events: &Events<A>, batch: Vec<FeedEvent>) -> Re
     let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for event in batch.into_iter().filter(|e| e.aggregate_type == A::TYPE) {
         let aggregate_id = event.aggregate_id.clone();
-        let envelope = events.decode(event.into_serialized())?;
+        let envelope = event.decode(events)?;
         match index.get(&aggregate_id) {
             Some(&at) => changes[at].events.push(envelope),
             None => {
