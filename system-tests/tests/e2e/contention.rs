@@ -65,7 +65,7 @@ async fn a_thousand_orders_with_skewed_demand_and_cancels_keep_every_invariant()
     assert_invariants(&system).await;
     let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM order_view").fetch_one(&system.oms_pool).await.unwrap();
     assert_eq!(orders, 1000, "every 2xx POST is an order");
-    assert_history_explains_every_order(&system, 10).await;
+    assert_history_explains_every_order(&system).await;
     assert_rebuild_is_exact(&system).await;
     system.stop().await;
 }
