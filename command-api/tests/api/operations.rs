@@ -9,13 +9,14 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, order_id, spawn_app};
 
 /// Runs `oms <args>` against `app`'s database.
-fn oms(app: &TestApp, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_oms"))
-        .args(args)
-        .args(["--database-url", &app.database_url, "--database-schema", "oms"])
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("running oms")
+/// Runs the `oms` binary with `args` against `app`'s database. On a blocking
+/// thread: the service under test runs on this test's runtime and must go on
+/// serving (and committing) while the command runs, or a rebuild would wait forever
+/// for the transaction it left open.
+async fn oms(app: &TestApp, args: &[&str]) -> Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_oms"));
+    command.args(args).args(["--database-url", &app.database_url, "--database-schema", "oms"]).env_remove("DATABASE_URL");
+    tokio::task::spawn_blocking(move || command.output()).await.expect("the command's thread").expect("running oms")
 }
 
 fn stdout(output: &Output) -> String {
@@ -36,16 +37,16 @@ async fn history_prints_the_events_the_api_shows_as_json_lines_or_a_table() {
     let id = place_and_cancel(&app, "alice").await;
     let served = app.events(&id).await.data(StatusCode::OK).clone();
 
-    let output = oms(&app, &["history", &id, "--json"]);
+    let output = oms(&app, &["history", &id, "--json"]).await;
     assert!(output.status.success(), "{output:?}");
     let printed: Vec<Value> = stdout(&output).lines().map(|line| serde_json::from_str(line).expect("a JSON line")).collect();
     assert_eq!(Value::Array(printed), served, "the CLI prints exactly the audit history of the API");
 
-    let table = stdout(&oms(&app, &["history", &id]));
+    let table = stdout(&oms(&app, &["history", &id]).await);
     for expected in ["OrderPlaced", "OrderItemsChanged", "OrderCanceled", "oms-http"] {
         assert!(table.contains(expected), "{expected} missing from\n{table}");
     }
-    let unknown = oms(&app, &["history", &uuid::Uuid::new_v4().to_string()]);
+    let unknown = oms(&app, &["history", &uuid::Uuid::new_v4().to_string()]).await;
     assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("has no events"), "{unknown:?}");
 }
 
@@ -56,7 +57,7 @@ async fn export_streams_every_event_in_commit_order_since_a_time() {
     let first = place_and_cancel(&app, "alice").await;
     let second = place_and_cancel(&app, "bob").await;
 
-    let output = oms(&app, &["export"]);
+    let output = oms(&app, &["export"]).await;
     assert!(output.status.success(), "{output:?}");
     let lines: Vec<Value> = stdout(&output).lines().map(|line| serde_json::from_str(line).expect("a JSON line")).collect();
     assert_eq!(lines.len() as i64, app.count_events().await, "every event, once");
@@ -64,9 +65,9 @@ async fn export_streams_every_event_in_commit_order_since_a_time() {
     assert_eq!((order_of(&first), order_of(&second)), (vec![1, 2, 3], vec![1, 2, 3]), "each order's events in order");
     assert!(lines.iter().all(|l| l["eventId"].is_string() && l["correlationId"].is_string() && l["aggregateType"] == "Order"));
 
-    let since = |time: chrono::DateTime<chrono::Utc>| stdout(&oms(&app, &["export", "--since", &time.to_rfc3339()])).lines().count();
-    assert_eq!(since(before), lines.len());
-    assert_eq!(since(chrono::Utc::now() + chrono::Duration::hours(1)), 0);
+    let since = async |time: chrono::DateTime<chrono::Utc>| stdout(&oms(&app, &["export", "--since", &time.to_rfc3339()]).await).lines().count();
+    assert_eq!(since(before).await, lines.len());
+    assert_eq!(since(chrono::Utc::now() + chrono::Duration::hours(1)).await, 0);
 }
 
 #[tokio::test]
@@ -75,24 +76,24 @@ async fn rebuild_takes_over_with_the_same_orders_and_verify_finds_what_differs()
     let ids = [place_and_cancel(&app, "alice").await, place_and_cancel(&app, "bob").await];
     let before: Vec<Value> = served_orders(&app, &ids).await;
 
-    let verified = oms(&app, &["rebuild", "--verify"]);
+    let verified = oms(&app, &["rebuild", "--verify"]).await;
     assert!(verified.status.success() && stdout(&verified).contains("equals the fold"), "{verified:?}");
 
     sqlx::query("UPDATE order_view_v1 SET status = 'DELIVERED' WHERE order_id = $1::uuid").bind(&ids[0]).execute(&app.pool).await.expect("damage");
-    let verified = oms(&app, &["rebuild", "--verify"]);
+    let verified = oms(&app, &["rebuild", "--verify"]).await;
     assert_eq!(verified.status.code(), Some(1), "differences exit with status 1: {verified:?}");
     assert!(stdout(&verified).contains(&ids[0]) && stdout(&verified).contains("1 rows differ"), "{}", stdout(&verified));
 
-    let rebuilt = oms(&app, &["rebuild"]);
+    let rebuilt = oms(&app, &["rebuild"]).await;
     assert!(rebuilt.status.success() && stdout(&rebuilt).contains("generation 2 is active"), "{rebuilt:?}");
     assert_eq!(served_orders(&app, &ids).await, before, "the service answers from the rebuilt model, repaired");
-    assert!(oms(&app, &["rebuild", "--verify"]).status.success());
+    assert!(oms(&app, &["rebuild", "--verify"]).await.status.success());
     // The service keeps writing the new generation.
     app.put_order(&ids[1], &json!({"status": "CANCELED"})).await.data(StatusCode::OK);
     let placed = app.post_order(&json!({"userId": "carol", "orderItems": [{"productId": "mug", "quantity": 1}]})).await;
     let id = order_id(placed.data(StatusCode::CREATED));
     app.get_order(&id).await.data(StatusCode::OK);
-    assert!(oms(&app, &["rebuild", "--verify"]).status.success());
+    assert!(oms(&app, &["rebuild", "--verify"]).await.status.success());
 }
 
 async fn served_orders(app: &TestApp, ids: &[String]) -> Vec<Value> {

@@ -8,13 +8,14 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_app};
 
-fn inventory(app: &TestApp, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_inventory"))
-        .args(args)
-        .args(["--database-url", &app.database_url, "--database-schema", "inventory"])
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("running inventory")
+/// Runs the `inventory` binary with `args` against `app`'s database. On a blocking
+/// thread: the service under test runs on this test's runtime and must go on
+/// serving (and committing) while the command runs, or a rebuild would wait forever
+/// for the transaction it left open.
+async fn inventory(app: &TestApp, args: &[&str]) -> Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_inventory"));
+    command.args(args).args(["--database-url", &app.database_url, "--database-schema", "inventory"]).env_remove("DATABASE_URL");
+    tokio::task::spawn_blocking(move || command.output()).await.expect("the command's thread").expect("running inventory")
 }
 
 #[tokio::test]
@@ -24,20 +25,20 @@ async fn history_export_rebuild_and_verify_work_on_the_products_of_a_running_ser
     app.restock("mug", 10).await.data(StatusCode::OK);
     app.add_product(&json!({"productId": "cup", "name": "Cup", "quantity": 0})).await.data(StatusCode::CREATED);
 
-    let history = inventory(&app, &["history", "mug", "--json"]);
+    let history = inventory(&app, &["history", "mug", "--json"]).await;
     assert!(history.status.success(), "{history:?}");
     let printed: Vec<Value> = String::from_utf8_lossy(&history.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
     assert_eq!(Value::Array(printed), Value::Array(app.history("mug").await), "the CLI prints the audit history of the API");
 
-    let export = inventory(&app, &["export"]);
+    let export = inventory(&app, &["export"]).await;
     assert_eq!(String::from_utf8_lossy(&export.stdout).lines().count() as i64, app.count_events().await);
 
-    assert!(inventory(&app, &["rebuild", "--verify"]).status.success());
+    assert!(inventory(&app, &["rebuild", "--verify"]).await.status.success());
     let before = app.get_product("mug").await.data(StatusCode::OK).clone();
-    let rebuilt = inventory(&app, &["rebuild"]);
+    let rebuilt = inventory(&app, &["rebuild"]).await;
     assert!(String::from_utf8_lossy(&rebuilt.stdout).contains("product_view: generation 2 is active"), "{rebuilt:?}");
     assert_eq!(app.get_product("mug").await.data(StatusCode::OK), &before);
     app.restock("cup", 2).await.data(StatusCode::OK);
     assert_eq!(app.get_product("cup").await.data(StatusCode::OK)["available"], 2, "writes reach the new generation");
-    assert!(inventory(&app, &["rebuild", "--verify"]).status.success());
+    assert!(inventory(&app, &["rebuild", "--verify"]).await.status.success());
 }
