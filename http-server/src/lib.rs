@@ -15,6 +15,8 @@
 //! - [`metrics`]: HTTP metrics and `/metrics`.
 //! - [`limits`]: request timeout, rate limit, CORS.
 //! - [`openapi`]: the envelope schemas and the answers every route documents.
+//! - `openapi_checks` (feature `test-support`): checks of a served document, for
+//!   the services' tests.
 //!
 //! Knows nothing of orders or products; must not depend on `rdkafka`.
 
@@ -25,6 +27,8 @@ pub mod health;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+#[cfg(feature = "test-support")]
+pub mod openapi_checks;
 pub mod server;
 pub mod settings;
 

@@ -5,6 +5,8 @@ use reqwest::Method;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use http_server::openapi_checks::{answer_schema, check, check_every_example, documented};
+
 use crate::helpers::{Body, TestApp, spawn_app};
 
 /// Every operation the OMS serves, as `(method, path template)`.
@@ -23,36 +25,6 @@ async fn document(app: &TestApp) -> Value {
     let response = app.client.get(format!("{}/openapi.json", app.address)).send().await.expect("GET /openapi.json");
     assert_eq!(response.status(), StatusCode::OK);
     response.json().await.expect("the document is JSON")
-}
-
-/// The documented operations of `document`, as `(method, path)`.
-fn documented(document: &Value) -> Vec<(String, String)> {
-    let mut operations: Vec<(String, String)> = document["paths"]
-        .as_object()
-        .expect("paths")
-        .iter()
-        .flat_map(|(path, item)| {
-            item.as_object().expect("path item").keys().filter(|k| ["get", "put", "post", "delete", "patch"].contains(&k.as_str())).map(move |m| (m.clone(), path.clone()))
-        })
-        .collect();
-    operations.sort();
-    operations
-}
-
-/// Validates `instance` against `schema`, whose `$ref`s point into `document`'s components.
-fn check(document: &Value, schema: &Value, instance: &Value, label: &str) {
-    let mut root = schema.clone();
-    root.as_object_mut().expect("a schema object").insert("components".to_owned(), document["components"].clone());
-    let validator = jsonschema::draft202012::new(&root).unwrap_or_else(|e| panic!("[{label}] the schema does not compile: {e}\n{schema}"));
-    let errors: Vec<String> = validator.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-    assert!(errors.is_empty(), "[{label}] {instance}\ndoes not fit {schema}:\n{}", errors.join("\n"));
-}
-
-/// The JSON schema of the `status` answer of `method path`.
-fn answer_schema<'a>(document: &'a Value, method: &str, path: &str, status: u16) -> &'a Value {
-    let schema = &document["paths"][path][method]["responses"][status.to_string()]["content"]["application/json"]["schema"];
-    assert!(schema.is_object(), "{method} {path} documents no {status} answer");
-    schema
 }
 
 #[tokio::test]
@@ -81,26 +53,7 @@ async fn the_document_lists_exactly_the_routes_served() {
 async fn every_documented_example_fits_its_schema() {
     let app = spawn_app().await;
     let document = document(&app).await;
-    let mut checked = 0;
-    for (method, path) in documented(&document) {
-        let operation = &document["paths"][&path][&method];
-        let mut media = vec![(format!("{method} {path} request"), &operation["requestBody"]["content"]["application/json"])];
-        for (status, answer) in operation["responses"].as_object().expect("responses") {
-            media.push((format!("{method} {path} {status}"), &answer["content"]["application/json"]));
-        }
-        for (label, media) in media {
-            if let Some(example) = media.get("example") {
-                check(&document, &media["schema"], example, &label);
-                checked += 1;
-            }
-        }
-    }
-    for (name, schema) in document["components"]["schemas"].as_object().expect("schemas") {
-        if let Some(example) = schema.get("example") {
-            check(&document, schema, example, name);
-            checked += 1;
-        }
-    }
+    let checked = check_every_example(&document);
     assert!(checked >= 25, "only {checked} examples: most answers should show one");
     let placing = &document["paths"]["/oms/orders"]["post"]["responses"];
     for status in ["201", "400", "413", "415", "422", "429", "503"] {
