@@ -72,7 +72,16 @@ async fn canceling_releases_every_reserved_unit_before_and_after_reservation() {
     let (status, _) = api.update_order(early["orderId"].as_str().unwrap(), json!({"status": "CANCELED"})).await.unwrap();
     assert_eq!(status, 200);
 
-    wait_for(|| async { api.product("mug").await.unwrap()["reserved"] == 0 }).await;
+    // Both orders reserve (there is stock for both) and both are released; `reserved`
+    // alone can read 0 between the first release and the second reservation.
+    wait_for(|| async {
+        let releases: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = 'mug' AND event_type = 'StockReleased'")
+            .fetch_one(&system.inventory_pool)
+            .await
+            .expect("counting releases");
+        releases == 2
+    })
+    .await;
     let mug = api.product("mug").await.unwrap();
     assert_eq!((mug["available"].as_i64(), mug["reserved"].as_i64()), (Some(10), Some(0)), "every unit released");
     // A late outcome never executes an item of a canceled order.
