@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
+use eventstore::CommitNotifier;
 use messaging::{KafkaSettings, Relay, spawn_consumer};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -23,6 +24,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     pool: PgPool,
+    notifier: CommitNotifier,
     orders: Arc<Orders>,
     kafka: KafkaSettings,
     consumer_group: String,
@@ -39,7 +41,8 @@ impl Application {
             &migrations::OMS,
         )
         .await?;
-        let orders = Arc::new(Orders::new(pool.clone()));
+        let notifier = CommitNotifier::new(pool.clone(), &settings.database_schema);
+        let orders = Arc::new(Orders::new(pool.clone()).notifying(notifier.clone()));
         let broker = Arc::new(messaging::BrokerProbe::new(&settings.kafka)?);
         let readiness = http_server::Readiness::new()
             .database(pool.clone(), &migrations::OMS)
@@ -50,7 +53,7 @@ impl Application {
         let router = http_server::with_common_layers(crate::http::routes(orders.clone()), readiness, &settings.http);
         let address = format!("{}:{}", settings.host, settings.port);
         let listener = TcpListener::bind(&address).await.with_context(|| format!("binding {address}"))?;
-        Ok(Self { listener, router, pool, orders, kafka: settings.kafka.clone(), consumer_group: settings.consumer_group.clone() })
+        Ok(Self { listener, router, pool, notifier, orders, kafka: settings.kafka.clone(), consumer_group: settings.consumer_group.clone() })
     }
 
     /// The port actually bound.
@@ -62,7 +65,7 @@ impl Application {
     /// then stops the consumer (committing what it processed) and the relay (flushing).
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let background = CancellationToken::new();
-        let relay = tokio::spawn(Relay::new(self.pool.clone(), RELAY_NAME, &self.kafka, OrderEventsRoute { topic: self.kafka.topics.order_events.clone() })?.run(background.clone()));
+        let relay = tokio::spawn(Relay::new(self.pool.clone(), RELAY_NAME, &self.kafka, OrderEventsRoute { topic: self.kafka.topics.order_events.clone() })?.woken_by(self.notifier.clone()).run(background.clone()));
         let consumer = spawn_consumer(
             self.kafka.clone(),
             self.consumer_group.clone(),

@@ -3,7 +3,7 @@
 
 use domain::OrderId;
 use domain::order::{Order, OrderCommand, OrderError};
-use eventstore::{AggregateStore, Command, Committed, EventMetadata, ExecuteError, StoredEvent};
+use eventstore::{AggregateStore, CommitNotifier, Command, Committed, EventMetadata, ExecuteError, StoredEvent};
 use projections::{AsOf, Cursor, OrderFilter, OrderView, OrderViews, Page, ProjectionError, Projector, View};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -61,6 +61,12 @@ impl Orders {
             .with_projection(Projector::<OrderViews>::live())
             .with_command_names(OrderCommand::name);
         Self { store, views: OrderViews::new(pool) }
+    }
+
+    /// Rings `notifier` after every commit, so the outbox relay publishes at once.
+    pub fn notifying(mut self, notifier: CommitNotifier) -> Self {
+        self.store = self.store.with_commit_notifier(notifier);
+        self
     }
 
     /// Executes `command` on order `order_id` and returns the order as it then is,

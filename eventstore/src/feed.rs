@@ -23,6 +23,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::CommitNotifier;
+
 /// How often a follower's lag is measured at most. The count reads the index of the
 /// events after the position, so a follower far behind waits longer between two
 /// counts: at least ten times what the last one took.
@@ -97,14 +99,57 @@ pub struct Feed {
     pool: PgPool,
     name: String,
     lag_reported_as: Option<FeedReader>,
+    woken_by: Option<CommitNotifier>,
+    poll: Duration,
 }
 
-type FeedRow = (String, i64, Uuid, String, String, i64, String, String, Json<Box<RawValue>>, Json<HashMap<String, String>>, DateTime<Utc>);
+/// One page of the feed as [`Feed::read_page`] reads it.
+#[derive(Debug, Default)]
+pub struct FeedPage {
+    /// The events, in feed order.
+    pub events: Vec<FeedEvent>,
+    /// Whether committed events lie beyond what the page could show, held back by an
+    /// older transaction still open: reading again soon will find them.
+    pub held_back: bool,
+}
+
+type FeedRow = (
+    bool,
+    Option<String>,
+    Option<i64>,
+    Option<Uuid>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<Json<Box<RawValue>>>,
+    Option<Json<HashMap<String, String>>>,
+    Option<DateTime<Utc>>,
+);
+
+/// The shortest wait before reading again when events are held back by an older open
+/// transaction; it doubles while they stay held back, up to the poll interval.
+const HELD_BACK_WAIT: Duration = Duration::from_millis(1);
 
 impl Feed {
     /// The reader `name` of the feed in `pool`'s schema.
     pub fn new(pool: PgPool, name: impl Into<String>) -> Self {
-        Self { pool, name: name.into(), lag_reported_as: None }
+        Self { pool, name: name.into(), lag_reported_as: None, woken_by: None, poll: Duration::from_millis(100) }
+    }
+
+    /// While [`Feed::follow`] runs, reads as soon as `notifier` rings (a commit in this
+    /// process or, through PostgreSQL, in another), besides polling.
+    pub fn woken_by(mut self, notifier: CommitNotifier) -> Self {
+        self.woken_by = Some(notifier);
+        self
+    }
+
+    /// While [`Feed::follow`] runs, looks for new events this often when nothing wakes
+    /// it earlier (100 ms unless set).
+    pub fn polling_every(mut self, poll: Duration) -> Self {
+        self.poll = poll;
+        self
     }
 
     /// While [`Feed::follow`] runs, reports how many committed events lie after this
@@ -129,10 +174,22 @@ impl Feed {
         Ok(row.map(|(tx, position)| FeedPosition { transaction_id: tx.parse().unwrap_or(0), global_position: position }).unwrap_or_default())
     }
 
-    /// Records that everything up to `position` is done.
+    /// Records that everything up to `position` is done, committed asynchronously (no
+    /// wait for the WAL flush): a position lost in a crash only means events handled
+    /// again, which every reader must bear anyway.
     pub async fn save_checkpoint(&self, position: FeedPosition) -> Result<(), sqlx::Error> {
-        let mut connection = self.pool.acquire().await?;
-        self.save_checkpoint_in(&mut connection, position).await
+        sqlx::query(
+            "INSERT INTO feed_checkpoints (name, transaction_id, global_position)
+             SELECT $1, $2::text::xid8, $3 FROM (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous_commit
+             ON CONFLICT (name) DO UPDATE SET transaction_id = EXCLUDED.transaction_id,
+                    global_position = EXCLUDED.global_position, updated_at = now()",
+        )
+        .bind(&self.name)
+        .bind(position.transaction_id.to_string())
+        .bind(position.global_position)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Records the position on `connection`, so a reader can save it in the same
@@ -175,37 +232,56 @@ impl Feed {
 
     /// Up to `limit` committed events after `after`, in feed order.
     pub async fn read_after(&self, after: FeedPosition, limit: i64) -> Result<Vec<FeedEvent>, sqlx::Error> {
+        Ok(self.read_page(after, limit).await?.events)
+    }
+
+    /// Up to `limit` committed events after `after`, in feed order, and whether more
+    /// are committed but held back by an older open transaction.
+    pub async fn read_page(&self, after: FeedPosition, limit: i64) -> Result<FeedPage, sqlx::Error> {
         let rows: Vec<FeedRow> = sqlx::query_as(
-            // Ordered by the columns themselves: a bare `transaction_id` here would name
-            // the text output column, and text order is not transaction order.
-            "SELECT e.transaction_id::text AS transaction_text, e.global_position, e.event_id, e.aggregate_type, e.aggregate_id,
+            // One snapshot for both parts. The outer row always exists, so the flag comes
+            // back with an empty page too; its subquery is ordered so that it walks the
+            // commit-order index (as an EXISTS it was planned as a table scan). Ordered
+            // by the columns themselves: a bare
+            // `transaction_id` would name the text output column, and text order is not
+            // transaction order.
+            "SELECT horizon.held_back, e.transaction_text, e.global_position, e.event_id, e.aggregate_type, e.aggregate_id,
                     e.sequence, e.event_type, e.event_version, e.payload, e.metadata, e.recorded_at
-               FROM events e
-              WHERE (e.transaction_id, e.global_position) > ($1::text::xid8, $2)
-                AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-              ORDER BY e.transaction_id, e.global_position
-              LIMIT $3",
+               FROM (SELECT (SELECT transaction_id FROM events WHERE transaction_id >= pg_snapshot_xmin(pg_current_snapshot())
+                              ORDER BY transaction_id LIMIT 1) IS NOT NULL AS held_back) horizon
+               LEFT JOIN LATERAL (
+                    SELECT e.transaction_id::text AS transaction_text, e.global_position, e.event_id, e.aggregate_type, e.aggregate_id,
+                           e.sequence, e.event_type, e.event_version, e.payload, e.metadata, e.recorded_at
+                      FROM events e
+                     WHERE (e.transaction_id, e.global_position) > ($1::text::xid8, $2)
+                       AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+                     ORDER BY e.transaction_id, e.global_position
+                     LIMIT $3) e ON true",
         )
         .bind(after.transaction_id.to_string())
         .bind(after.global_position)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
+        let held_back = rows.first().is_some_and(|row| row.0);
+        let events = rows
             .into_iter()
-            .map(|(tx, global_position, event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at)| FeedEvent {
-                position: FeedPosition { transaction_id: tx.parse().unwrap_or(0), global_position },
-                event_id,
-                aggregate_type,
-                aggregate_id,
-                sequence,
-                event_type,
-                event_version,
-                payload: payload.0,
-                metadata: metadata.0,
-                recorded_at,
+            .filter_map(|(_, tx, global_position, event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at)| {
+                Some(FeedEvent {
+                    position: FeedPosition { transaction_id: tx?.parse().unwrap_or(0), global_position: global_position? },
+                    event_id: event_id?,
+                    aggregate_type: aggregate_type?,
+                    aggregate_id: aggregate_id?,
+                    sequence: sequence?,
+                    event_type: event_type?,
+                    event_version: event_version?,
+                    payload: payload?.0,
+                    metadata: metadata?.0,
+                    recorded_at: recorded_at?,
+                })
             })
-            .collect())
+            .collect();
+        Ok(FeedPage { events, held_back })
     }
 
     /// How many committed events lie after `after` (the reader's lag).
@@ -217,22 +293,23 @@ impl Feed {
             .await
     }
 
-    /// A wake-up source: completes when events were appended, or after `poll`.
-    pub async fn waiter(&self, poll: Duration) -> FeedWaiter {
-        let listener = match PgListener::connect_with(&self.pool).await {
-            Ok(mut listener) => match listener.listen("events_appended").await {
-                Ok(()) => Some(listener),
+    /// A wake-up source for [`Feed::follow`]: the notifier, if any, and the poll.
+    async fn waiter(&self) -> FeedWaiter {
+        let Some(notifier) = &self.woken_by else { return FeedWaiter { local: None, remote: None, poll: self.poll } };
+        let remote = match PgListener::connect_with(&self.pool).await {
+            Ok(mut listener) => match listener.listen(notifier.channel_name()).await {
+                Ok(()) => Some((listener, notifier.clone())),
                 Err(error) => {
-                    tracing::warn!(%error, feed = %self.name, "cannot LISTEN for new events; polling only");
+                    tracing::warn!(%error, feed = %self.name, "cannot LISTEN for commits of other processes; polling for them");
                     None
                 }
             },
             Err(error) => {
-                tracing::warn!(%error, feed = %self.name, "cannot LISTEN for new events; polling only");
+                tracing::warn!(%error, feed = %self.name, "cannot LISTEN for commits of other processes; polling for them");
                 None
             }
         };
-        FeedWaiter { listener, poll }
+        FeedWaiter { local: Some(notifier.subscribe()), remote, poll: self.poll }
     }
 }
 
@@ -274,27 +351,39 @@ impl Feed {
         F: FnMut(Vec<FeedEvent>) -> Fut,
         Fut: Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>>,
     {
-        let mut waiter = self.waiter(Duration::from_millis(100)).await;
+        let mut waiter = self.waiter().await;
         let mut failures = 0u32;
+        let mut held_back_wait = HELD_BACK_WAIT;
         while !shutdown.is_cancelled() {
             let step = async {
-                let events = self.read_after(position, batch_size).await?;
-                let Some(last) = events.last().map(|e| e.position) else { return Ok(None) };
-                let full = events.len() as i64 == batch_size;
-                handle(events).await?;
+                let page = self.read_page(position, batch_size).await?;
+                let (full, held_back) = (page.events.len() as i64 == batch_size, page.held_back);
+                let Some(last) = page.events.last().map(|e| e.position) else { return Ok((None, full, held_back)) };
+                handle(page.events).await?;
                 self.save_checkpoint(last).await?;
-                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Some((last, full)))
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>((Some(last), full, held_back))
             };
             match step.await {
-                Ok(Some((last, full))) => {
-                    position = last;
-                    reached.send_replace(last);
+                Ok((last, full, held_back)) => {
+                    if let Some(last) = last {
+                        position = last;
+                        reached.send_replace(last);
+                    }
                     failures = 0;
                     if full {
                         continue;
                     }
+                    if held_back {
+                        // Committed events wait behind an older transaction; it is
+                        // usually about to end, and no commit may ring for it.
+                        if sleep_or_cancel(held_back_wait, shutdown).await {
+                            break;
+                        }
+                        held_back_wait = (held_back_wait * 2).min(self.poll);
+                        continue;
+                    }
+                    held_back_wait = HELD_BACK_WAIT;
                 }
-                Ok(None) => failures = 0,
                 Err(error) => {
                     failures += 1;
                     tracing::warn!(%error, failures, feed = %self.name, "a feed batch failed; retrying from the saved position");
@@ -368,20 +457,41 @@ pub async fn sleep_or_cancel(duration: Duration, shutdown: &CancellationToken) -
     }
 }
 
-/// Waits for new events: a notification, or the poll interval, whichever comes first.
-pub struct FeedWaiter {
-    listener: Option<PgListener>,
+/// Waits for new events: a commit in this process, one in another process (a
+/// PostgreSQL notification), or the poll interval, whichever comes first.
+struct FeedWaiter {
+    local: Option<watch::Receiver<u64>>,
+    remote: Option<(PgListener, CommitNotifier)>,
     poll: Duration,
 }
 
 impl FeedWaiter {
     /// Returns when there may be new events to read.
-    pub async fn wait(&mut self) {
-        match &mut self.listener {
-            Some(listener) => {
-                let _ = tokio::time::timeout(self.poll, listener.try_recv()).await;
+    async fn wait(&mut self) {
+        let local = async {
+            let Some(commits) = &mut self.local else { return std::future::pending().await };
+            if commits.changed().await.is_err() {
+                // Nothing can ring any more (the service is stopping): poll only.
+                std::future::pending::<()>().await;
             }
-            None => tokio::time::sleep(self.poll).await,
+        };
+        let remote = async {
+            let Some((listener, notifier)) = &mut self.remote else { return std::future::pending().await };
+            loop {
+                match listener.try_recv().await {
+                    // This process's own commits ring locally already.
+                    Ok(Some(notification)) if notifier.is_own(notification.payload()) => continue,
+                    // Another process committed, or the connection was re-established
+                    // (notifications may have been missed meanwhile).
+                    Ok(_) => return,
+                    Err(_) => return std::future::pending().await,
+                }
+            }
+        };
+        tokio::select! {
+            () = local => {}
+            () = remote => {}
+            () = tokio::time::sleep(self.poll) => {}
         }
     }
 }

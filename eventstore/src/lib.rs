@@ -11,6 +11,8 @@
 //!   causation, actor, time);
 //! - [`Feed`]: the gap-safe, commit-ordered feed of all events that the outbox relay
 //!   and projections read, each from its own persisted position, reporting its lag;
+//! - [`CommitNotifier`]: wakes feed readers when events commit (without a `NOTIFY`
+//!   inside the writing transaction, which would serialize all commits);
 //! - [`load_history`]: an aggregate's events with their stored columns, for auditors.
 //!
 //! It must not depend on `axum`, `rdkafka`, or the read models.
@@ -19,11 +21,13 @@ mod events;
 mod feed;
 mod history;
 mod metadata;
+mod notifier;
 mod projection;
 mod store;
 
 pub use events::{AppendError, Events, EventsError};
-pub use feed::{Feed, FeedEvent, FeedPosition, FeedWaiter, sleep_or_cancel};
+pub use feed::{Feed, FeedEvent, FeedPage, FeedPosition, sleep_or_cancel};
+pub use notifier::CommitNotifier;
 /// Which lag gauge a feed reader reports on (see [`Feed::reporting_lag_as`]).
 pub use telemetry::FeedReader;
 pub use history::{StoredEvent, load_history};

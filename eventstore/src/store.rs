@@ -17,7 +17,7 @@ use telemetry::CommandResult;
 
 use crate::events::AppendError;
 use crate::projection::Change;
-use crate::{EventMetadata, Events, EventsError, Projection};
+use crate::{CommitNotifier, EventMetadata, Events, EventsError, Projection};
 
 /// Why commands were not committed.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +92,7 @@ pub struct AggregateStore<A: Aggregate> {
     command_name: fn(&A::Command) -> &'static str,
     retry: ExponentialBuilder,
     cache: Mutex<LruCache<String, (A, u64)>>,
+    notifier: Option<CommitNotifier>,
 }
 
 impl<A> AggregateStore<A>
@@ -115,7 +116,14 @@ where
             .with_max_delay(Duration::from_millis(100))
             .with_max_times(Self::MAX_RETRIES)
             .with_jitter();
-        Self { pool, events: Events::default(), projection: None, command_name: |_| "command", retry, cache: Mutex::new(LruCache::new(capacity)) }
+        Self { pool, events: Events::default(), projection: None, command_name: |_| "command", retry, cache: Mutex::new(LruCache::new(capacity)), notifier: None }
+    }
+
+    /// Rings `notifier` after every commit, so that feed readers (the outbox relay)
+    /// read the new events at once.
+    pub fn with_commit_notifier(mut self, notifier: CommitNotifier) -> Self {
+        self.notifier = Some(notifier);
+        self
     }
 
     /// Names commands this way in the `commands_total` metric.
@@ -315,6 +323,9 @@ where
             projection.apply(&mut transaction, &self.events, changes).await.map_err(ExecuteError::Store)?;
         }
         transaction.commit().await?;
+        if let Some(notifier) = &self.notifier {
+            notifier.committed();
+        }
         Ok(())
     }
 }

@@ -3,7 +3,7 @@
 
 use domain::ProductId;
 use domain::inventory::{Product, ProductCommand, ProductError};
-use eventstore::{AggregateStore, Command, Committed, EventMetadata, ExecuteError, StoredEvent};
+use eventstore::{AggregateStore, CommitNotifier, Command, Committed, EventMetadata, ExecuteError, StoredEvent};
 use projections::{AsOf, Cursor, Page, ProductView, ProductViews, ProjectionError, Projector};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -56,6 +56,12 @@ impl Products {
     pub fn new(pool: PgPool) -> Self {
         let store = AggregateStore::new(pool.clone()).with_projection(Projector::<ProductViews>::live()).with_command_names(ProductCommand::name);
         Self { store, views: ProductViews::new(pool) }
+    }
+
+    /// Rings `notifier` after every commit, so the outbox relay publishes at once.
+    pub fn notifying(mut self, notifier: CommitNotifier) -> Self {
+        self.store = self.store.with_commit_notifier(notifier);
+        self
     }
 
     /// Executes `command` on product `product_id` and returns the product as it then

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use eventstore::{Feed, FeedEvent};
+use eventstore::{CommitNotifier, Feed, FeedEvent};
 use futures::future::try_join_all;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
@@ -50,6 +50,12 @@ impl<R: Route> Relay<R> {
         let producer = kafka.producer_config().create().context("creating the Kafka producer")?;
         let feed = Feed::new(pool, name).reporting_lag_as(telemetry::FeedReader::Relay);
         Ok(Self { feed, kafka: kafka.clone(), producer, route })
+    }
+
+    /// Publishes as soon as `notifier` rings, instead of at the next poll.
+    pub fn woken_by(mut self, notifier: CommitNotifier) -> Self {
+        self.feed = self.feed.woken_by(notifier);
+        self
     }
 
     /// Creates the route's topics (waiting for the broker if need be), then publishes

@@ -10,6 +10,11 @@ use tokio_util::sync::CancellationToken;
 /// Events read per feed batch.
 const BATCH_SIZE: i64 = 1000;
 
+/// How often the feed is read for what views lack. Commands keep their views in the
+/// same transaction as their events, so this is a safety net, not the path by which
+/// views are updated: it polls, and commits do not wake it.
+pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The changes to aggregates of type `A` among `batch`, one per aggregate, its events
 /// in feed order (which is sequence order).
 pub fn changes_of<A: Aggregate>(events: &Events<A>, batch: Vec<FeedEvent>) -> Result<Vec<Change<A>>, EventsError> {
@@ -37,7 +42,7 @@ where
     A: Aggregate,
     P: Projection<A>,
 {
-    let feed = Feed::new(pool.clone(), feed_name).reporting_lag_as(FeedReader::Projection);
+    let feed = Feed::new(pool.clone(), feed_name).reporting_lag_as(FeedReader::Projection).polling_every(POLL_INTERVAL);
     let (pool, events, projection) = (&pool, &events, &projection);
     feed.follow(BATCH_SIZE, &shutdown, |batch| async move {
         let changes = changes_of(events, batch)?;

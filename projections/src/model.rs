@@ -111,7 +111,7 @@ impl<T: ViewTable> Projection<<T::View as View>::Aggregate> for Projector<T> {
         };
         let to_read = ids_to_read(changes);
         for table in tables {
-            let current = T::get_many(connection, &table, &to_read).await?;
+            let current = if to_read.is_empty() { HashMap::new() } else { T::get_many(connection, &table, &to_read).await? };
             let views = advance(connection, events, changes, current).await?;
             T::save_all(connection, &table, &views).await?;
         }

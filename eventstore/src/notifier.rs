@@ -1,0 +1,90 @@
+//! Waking feed readers when events commit, without a `NOTIFY` in the writing
+//! transaction.
+//!
+//! PostgreSQL serializes the commits of every transaction that notifies, cluster-wide,
+//! under a lock held until its commit record is flushed: a trigger notifying from each
+//! append would switch group commit off for all writers. So a writer rings a
+//! [`CommitNotifier`] after it committed: readers in the same process wake at once
+//! (through memory), readers in other processes (other instances of the service)
+//! through a `NOTIFY` that a background task sends in a transaction of its own, with
+//! asynchronous commit, at most one per [`CommitNotifier::NOTIFY_INTERVAL`].
+//! Readers also poll, so a lost wake-up only delays.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+/// Tells the readers of one schema's feed that events were committed.
+#[derive(Debug, Clone)]
+pub struct CommitNotifier {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// How many commits this process rang for; readers wait for it to change.
+    commits: watch::Sender<u64>,
+    /// The PostgreSQL channel of the schema.
+    channel: String,
+    /// This process's notifications carry it, so its own readers skip them.
+    origin: String,
+}
+
+impl CommitNotifier {
+    /// Most notifications sent to other processes per interval: they wake other
+    /// instances' relays, which then read everything committed meanwhile.
+    pub const NOTIFY_INTERVAL: Duration = Duration::from_millis(5);
+
+    /// A notifier for the feed of `schema` in `pool`'s database. Starts the task that
+    /// notifies other processes; it ends when the last clone of the notifier is dropped.
+    pub fn new(pool: PgPool, schema: &str) -> Self {
+        let (commits, rung) = watch::channel(0);
+        let inner = Arc::new(Inner { commits, channel: Self::channel(schema), origin: uuid::Uuid::new_v4().to_string() });
+        tokio::spawn(notify_other_processes(pool, inner.channel.clone(), inner.origin.clone(), rung));
+        Self { inner }
+    }
+
+    /// The PostgreSQL channel on which commits in `schema` are announced.
+    pub fn channel(schema: &str) -> String {
+        format!("events_committed:{schema}")
+    }
+
+    /// Rings: events were just committed.
+    pub fn committed(&self) {
+        self.inner.commits.send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    /// A receiver that changes on every commit of this process.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inner.commits.subscribe()
+    }
+
+    pub(crate) fn channel_name(&self) -> &str {
+        &self.inner.channel
+    }
+
+    /// Whether a notification's payload came from this process.
+    pub(crate) fn is_own(&self, payload: &str) -> bool {
+        payload == self.inner.origin
+    }
+}
+
+/// Sends one `NOTIFY` per burst of commits, until the notifier is dropped.
+async fn notify_other_processes(pool: PgPool, channel: String, origin: String, mut rung: watch::Receiver<u64>) {
+    while rung.changed().await.is_ok() {
+        rung.borrow_and_update();
+        // Its own transaction, committed asynchronously: the notification lock is held
+        // for microseconds, not for a WAL flush.
+        let sent = sqlx::query("SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)")
+            .bind(&channel)
+            .bind(&origin)
+            .execute(&pool)
+            .await;
+        if let Err(error) = sent {
+            tracing::debug!(%error, %channel, "cannot notify other processes of a commit; they will poll");
+        }
+        tokio::time::sleep(CommitNotifier::NOTIFY_INTERVAL).await;
+    }
+}
