@@ -129,8 +129,10 @@ type FeedRow = (
 );
 
 /// The shortest wait before reading again when events are held back by an older open
-/// transaction; it doubles while they stay held back, up to the poll interval.
+/// transaction; it doubles while they stay held back, up to [`HELD_BACK_MAX_WAIT`]
+/// (or the poll interval, if shorter).
 const HELD_BACK_WAIT: Duration = Duration::from_millis(1);
+const HELD_BACK_MAX_WAIT: Duration = Duration::from_millis(50);
 
 impl Feed {
     /// The reader `name` of the feed in `pool`'s schema.
@@ -379,7 +381,7 @@ impl Feed {
                         if sleep_or_cancel(held_back_wait, shutdown).await {
                             break;
                         }
-                        held_back_wait = (held_back_wait * 2).min(self.poll);
+                        held_back_wait = (held_back_wait * 2).min(HELD_BACK_MAX_WAIT).min(self.poll);
                         continue;
                     }
                     held_back_wait = HELD_BACK_WAIT;

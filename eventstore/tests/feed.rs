@@ -1,6 +1,8 @@
 //! The commit-ordered feed against a real PostgreSQL.
 
-use eventstore::{Feed, FeedPosition};
+use std::time::Duration;
+
+use eventstore::{CommitNotifier, Feed, FeedPosition};
 use sqlx::PgPool;
 
 async fn pool() -> PgPool {
@@ -19,6 +21,16 @@ async fn insert(pool: &PgPool, aggregate_id: &str, sequence: i64, transaction_id
     .execute(pool)
     .await
     .expect("insert");
+}
+
+/// Appends an event in a transaction of its own, as writers do.
+async fn append<'c>(connection: impl sqlx::PgExecutor<'c>, aggregate_id: &str) {
+    sqlx::query("INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+                 VALUES ('Order', $1, 1, 'OrderCanceled', '1.0', '{}', '{}')")
+        .bind(aggregate_id)
+        .execute(connection)
+        .await
+        .expect("append");
 }
 
 #[tokio::test]
@@ -56,4 +68,105 @@ async fn a_reader_resumes_after_its_saved_position() {
     assert_eq!(rest.iter().map(|e| e.sequence).collect::<Vec<_>>(), [3]);
     again.reset().await.expect("reset");
     assert_eq!(again.checkpoint().await.expect("checkpoint"), FeedPosition::default());
+}
+
+#[tokio::test]
+async fn events_committed_behind_an_older_open_transaction_are_held_back_until_it_ends() {
+    let pool = pool().await;
+    let feed = Feed::new(pool.clone(), "relay");
+    // The older transaction takes its id first and commits last.
+    let mut older = pool.begin().await.expect("begin");
+    append(&mut *older, "o-older").await;
+    append(&pool, "o-newer").await;
+
+    let page = feed.read_page(FeedPosition::default(), 10).await.expect("read");
+    assert!(page.events.is_empty(), "nothing passes the older open transaction: {:?}", page.events);
+    assert!(page.held_back, "the newer committed event is reported as held back");
+
+    older.commit().await.expect("commit");
+    // Other tests' transactions anywhere in the cluster may still hold both back a while.
+    let mut read = Vec::new();
+    for _ in 0..100 {
+        read = feed.read_page(FeedPosition::default(), 10).await.expect("read").events;
+        if read.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(read.iter().map(|e| e.aggregate_id.as_str()).collect::<Vec<_>>(), ["o-older", "o-newer"], "both, in transaction order");
+}
+
+/// Follows `feed` in a task, sending the ids of the aggregates it reads.
+fn follow(feed: Feed, shutdown: &tokio_util::sync::CancellationToken) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let (read, received) = tokio::sync::mpsc::unbounded_channel();
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        feed.follow(100, &shutdown, |events| {
+            let read = read.clone();
+            async move {
+                for event in events {
+                    let _ = read.send(event.aggregate_id);
+                }
+                Ok(())
+            }
+        })
+        .await;
+    });
+    received
+}
+
+async fn next_within(received: &mut tokio::sync::mpsc::UnboundedReceiver<String>, limit: Duration) -> Option<String> {
+    tokio::time::timeout(limit, received.recv()).await.ok().flatten()
+}
+
+const NEVER: Duration = Duration::from_secs(3600);
+
+#[tokio::test]
+async fn a_follower_reads_at_once_when_a_commit_rings_in_its_process_or_in_another() {
+    let pool = pool().await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let here = CommitNotifier::new(pool.clone(), "oms");
+    // Polling once an hour: only the notifiers can make it read in time.
+    let mut received = follow(Feed::new(pool.clone(), "relay").woken_by(here.clone()).polling_every(NEVER), &shutdown);
+    tokio::time::sleep(Duration::from_millis(500)).await; // it has read the empty feed and waits
+
+    append(&pool, "o-here").await;
+    here.committed();
+    assert_eq!(next_within(&mut received, Duration::from_secs(5)).await.as_deref(), Some("o-here"), "woken in its own process");
+
+    // Another instance of the service: its own notifier, on the same schema.
+    let elsewhere = CommitNotifier::new(pool.clone(), "oms");
+    append(&pool, "o-elsewhere").await;
+    elsewhere.committed();
+    assert_eq!(next_within(&mut received, Duration::from_secs(5)).await.as_deref(), Some("o-elsewhere"), "woken through PostgreSQL");
+
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_follower_reads_events_held_back_by_an_older_transaction_soon_after_it_ends() {
+    let pool = pool().await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let mut older = pool.begin().await.expect("begin");
+    sqlx::query("SELECT pg_current_xact_id()").execute(&mut *older).await.expect("the older transaction takes its id");
+    append(&pool, "o-held").await;
+    // Nothing rings and it polls once an hour: only noticing that events are held back
+    // makes it look again.
+    let mut received = follow(Feed::new(pool.clone(), "relay").polling_every(NEVER), &shutdown);
+    assert_eq!(next_within(&mut received, Duration::from_millis(300)).await, None, "held back while the older transaction runs");
+    older.commit().await.expect("commit");
+    assert_eq!(next_within(&mut received, Duration::from_secs(5)).await.as_deref(), Some("o-held"), "read soon after it ended");
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn appending_events_notifies_nobody_inside_the_writing_transaction() {
+    // A NOTIFY in the writing transaction would hold PostgreSQL's cluster-wide
+    // notification lock through the commit's WAL flush, serializing every writer.
+    let pool = pool().await;
+    let triggers: Vec<String> = sqlx::query_scalar("SELECT tgname::text FROM pg_trigger WHERE tgrelid = 'events'::regclass AND NOT tgisinternal")
+        .fetch_all(&pool)
+        .await
+        .expect("triggers");
+    assert_eq!(triggers, Vec::<String>::new(), "no trigger on events");
 }
