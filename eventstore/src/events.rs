@@ -11,7 +11,7 @@ use std::sync::Arc;
 use cqrs_es::persist::{EventUpcaster, PersistenceError, SerializedEvent};
 use cqrs_es::{Aggregate, DomainEvent, EventEnvelope};
 use serde_json::value::RawValue;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgExecutor};
 use sqlx::types::Json;
 
 /// Why stored events could not be read or written.
@@ -134,9 +134,24 @@ impl<A: Aggregate> Events<A> {
     }
 
     /// Appends `events` (of any aggregates of type `A`) in one statement, in the order
-    /// given (the global positions follow it). A sequence
-    /// already taken (another writer committed first) is [`AppendError::Conflict`].
-    pub async fn append<'a>(&self, connection: &mut PgConnection, events: impl IntoIterator<Item = &'a EventEnvelope<A>>) -> Result<(), AppendError>
+    /// given (the global positions follow it). A sequence already taken (another writer
+    /// committed first) is [`AppendError::Conflict`].
+    pub async fn append<'a, 'c>(&self, connection: impl PgExecutor<'c>, events: impl IntoIterator<Item = &'a EventEnvelope<A>>) -> Result<(), AppendError>
+    where
+        A: 'a,
+    {
+        self.append_with_rows(connection, events, None).await
+    }
+
+    /// Like [`Events::append`], and writes `rows` of new aggregates into every live
+    /// table of their read model in the same statement (see [`NewRows`]): on a pool,
+    /// the whole commit is one round trip.
+    pub async fn append_with_rows<'a, 'c>(
+        &self,
+        connection: impl PgExecutor<'c>,
+        events: impl IntoIterator<Item = &'a EventEnvelope<A>>,
+        rows: Option<&NewRows>,
+    ) -> Result<(), AppendError>
     where
         A: 'a,
     {
@@ -149,28 +164,35 @@ impl<A: Aggregate> Events<A> {
             payloads.push(serde_json::to_value(&event.payload).map_err(EventsError::from)?);
             metadata.push(serde_json::to_value(&event.metadata).map_err(EventsError::from)?);
         }
-        let inserted = sqlx::query(
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-             SELECT $1, id, sequence, event_type, event_version, payload, metadata
-               FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])
-                    WITH ORDINALITY AS new (id, sequence, event_type, event_version, payload, metadata, n)
-              ORDER BY n",
-        )
-        .bind(A::TYPE)
-        .bind(&ids)
-        .bind(&sequences)
-        .bind(&types)
-        .bind(&versions)
-        .bind(&payloads)
-        .bind(&metadata)
-        .execute(&mut *connection)
-        .await;
-        match inserted {
+        // `append_events` (migration 0006) inserts in the order given, then the rows.
+        let appended = sqlx::query("SELECT append_events($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+            .bind(A::TYPE)
+            .bind(&ids)
+            .bind(&sequences)
+            .bind(&types)
+            .bind(&versions)
+            .bind(&payloads)
+            .bind(&metadata)
+            .bind(rows.map(|r| r.model.as_str()))
+            .bind(rows.map(|r| Json(&r.rows)))
+            .execute(connection)
+            .await;
+        match appended {
             Ok(_) => Ok(()),
             Err(sqlx::Error::Database(error)) if error.is_unique_violation() => Err(AppendError::Conflict),
             Err(error) => Err(AppendError::Events(error.into())),
         }
     }
+}
+
+/// Read-model rows of aggregates created by the events they are appended with, as
+/// JSON objects keyed by column name (see [`crate::Projection::rows_of_new`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRows {
+    /// The read model (its SQL view's name; its tables are `<model>_v<generation>`).
+    pub model: String,
+    /// A JSON array of rows.
+    pub rows: serde_json::Value,
 }
 
 /// Why an append failed.

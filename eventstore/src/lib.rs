@@ -25,7 +25,7 @@ mod notifier;
 mod projection;
 mod store;
 
-pub use events::{AppendError, Events, EventsError};
+pub use events::{AppendError, Events, EventsError, NewRows};
 pub use feed::{Feed, FeedEvent, FeedPage, FeedPosition, sleep_or_cancel};
 pub use notifier::CommitNotifier;
 /// Which lag gauge a feed reader reports on (see [`Feed::reporting_lag_as`]).

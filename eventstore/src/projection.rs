@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use cqrs_es::{Aggregate, EventEnvelope};
 use sqlx::PgConnection;
 
-use crate::Events;
+use crate::{Events, NewRows};
 
 /// What a failed projection reports; the whole transaction is rolled back.
 pub type ProjectionFailure = Box<dyn std::error::Error + Send + Sync>;
@@ -30,4 +30,12 @@ pub struct Change<A: Aggregate> {
 pub trait Projection<A: Aggregate>: Send + Sync {
     /// Folds `changes` into the model, using only `connection`.
     async fn apply(&self, connection: &mut PgConnection, events: &Events<A>, changes: &[Change<A>]) -> Result<(), ProjectionFailure>;
+
+    /// The model's rows of `changes` when every change creates its aggregate (starts
+    /// at its first event), computed without reading anything, so that they are
+    /// written in the statement that appends the events. `None` when this projection
+    /// cannot, or does not write the live model: [`Projection::apply`] does it then.
+    fn rows_of_new(&self, _changes: &[Change<A>]) -> Result<Option<NewRows>, ProjectionFailure> {
+        Ok(None)
+    }
 }

@@ -310,22 +310,39 @@ where
         Ok(results)
     }
 
-    /// Appends the changes and updates the projection, in one transaction.
+    /// Appends the changes and updates the projection, atomically: in one statement
+    /// when there is no projection, or when the changes only create aggregates and the
+    /// projection can tell their rows up front (placing an order); otherwise in one
+    /// transaction.
     async fn commit(&self, changes: &[Change<A>]) -> Result<(), ExecuteError<A::Error>> {
-        let mut transaction = self.pool.begin().await?;
-        let events: Vec<&EventEnvelope<A>> = changes.iter().flat_map(|c| &c.events).collect();
-        match self.events.append(&mut transaction, events).await {
-            Ok(()) => {}
-            Err(AppendError::Conflict) => return Err(ExecuteError::Conflict),
-            Err(AppendError::Events(error)) => return Err(error.into()),
+        let events = || changes.iter().flat_map(|c| &c.events);
+        let creates_only = changes.iter().all(|c| c.events.first().is_some_and(|e| e.sequence == 1));
+        let single_statement = match &self.projection {
+            None => Some(None),
+            Some(projection) if creates_only => projection.rows_of_new(changes).map_err(ExecuteError::Store)?.map(Some),
+            Some(_) => None,
+        };
+        if let Some(rows) = single_statement {
+            appended(self.events.append_with_rows(&self.pool, events(), rows.as_ref()).await)?;
+        } else {
+            let mut transaction = self.pool.begin().await?;
+            appended(self.events.append(&mut *transaction, events()).await)?;
+            if let Some(projection) = &self.projection {
+                projection.apply(&mut transaction, &self.events, changes).await.map_err(ExecuteError::Store)?;
+            }
+            transaction.commit().await?;
         }
-        if let Some(projection) = &self.projection {
-            projection.apply(&mut transaction, &self.events, changes).await.map_err(ExecuteError::Store)?;
-        }
-        transaction.commit().await?;
         if let Some(notifier) = &self.notifier {
             notifier.committed();
         }
         Ok(())
+    }
+}
+
+fn appended<E: std::error::Error>(result: Result<(), AppendError>) -> Result<(), ExecuteError<E>> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(AppendError::Conflict) => Err(ExecuteError::Conflict),
+        Err(AppendError::Events(error)) => Err(error.into()),
     }
 }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::marker::PhantomData;
 
 use async_trait::async_trait;
-use eventstore::{Change, Events, Projection, ProjectionFailure};
+use eventstore::{Change, Events, NewRows, Projection, ProjectionFailure};
 use sqlx::PgConnection;
 
 use crate::ProjectionError;
@@ -30,6 +30,11 @@ pub trait ViewTable: Send + Sync + 'static {
 
     /// Writes `views` into `table` in one statement, each unless a newer one is there.
     async fn save_all(connection: &mut PgConnection, table: &str, views: &[Self::View]) -> Result<(), ProjectionError>;
+
+    /// The row of `view` as a JSON object keyed by column name, as the event store
+    /// writes the rows of new aggregates (`jsonb_populate_recordset`); it must store
+    /// what [`ViewTable::save_all`] stores.
+    fn to_row(view: &Self::View) -> serde_json::Value;
 }
 
 /// The table of generation `generation` of `model`.
@@ -116,5 +121,17 @@ impl<T: ViewTable> Projection<<T::View as View>::Aggregate> for Projector<T> {
             T::save_all(connection, &table, &views).await?;
         }
         Ok(())
+    }
+
+    fn rows_of_new(&self, changes: &[Change<<T::View as View>::Aggregate>]) -> Result<Option<NewRows>, ProjectionFailure> {
+        // A rebuild's table is written by the rebuild alone, through `apply`.
+        if self.target != Target::Live || changes.iter().any(|c| c.events.first().is_none_or(|e| e.sequence != 1)) {
+            return Ok(None);
+        }
+        let mut rows = Vec::with_capacity(changes.len());
+        for change in changes {
+            rows.extend(T::View::fold(&change.events)?.as_ref().map(T::to_row));
+        }
+        Ok(Some(NewRows { model: T::MODEL.to_owned(), rows: serde_json::Value::Array(rows) }))
     }
 }

@@ -238,6 +238,18 @@ impl ViewTable for OrderViews {
         rows.into_iter().map(|row| from_row(row).map(|view| (view.order_id.to_string(), view))).collect()
     }
 
+    fn to_row(view: &OrderView) -> serde_json::Value {
+        serde_json::json!({
+            "order_id": view.order_id,
+            "user_id": view.user_id,
+            "status": view.status,
+            "items": view.order_items,
+            "created_at": view.created_at,
+            "updated_at": view.updated_at,
+            "version": view.version,
+        })
+    }
+
     async fn save_all(connection: &mut PgConnection, table: &str, views: &[OrderView]) -> Result<(), ProjectionError> {
         if views.is_empty() {
             return Ok(());

@@ -141,6 +141,18 @@ impl ViewTable for ProductViews {
         rows.into_iter().map(|row| from_row(row).map(|view| (view.product_id.as_str().to_owned(), view))).collect()
     }
 
+    fn to_row(view: &ProductView) -> serde_json::Value {
+        serde_json::json!({
+            "product_id": view.product_id,
+            "name": view.name,
+            "available": view.available,
+            "reserved": view.reserved,
+            "low_stock_threshold": view.low_stock_threshold,
+            "stock_status": view.stock_status,
+            "version": view.version,
+        })
+    }
+
     async fn save_all(connection: &mut PgConnection, table: &str, views: &[ProductView]) -> Result<(), ProjectionError> {
         if views.is_empty() {
             return Ok(());
