@@ -114,10 +114,21 @@ impl<T: ViewTable> Projection<<T::View as View>::Aggregate> for Projector<T> {
             Target::Live => generations(connection, T::MODEL).await?.live_tables(T::MODEL),
             Target::Table(table) => vec![table.clone()],
         };
-        let to_read = ids_to_read(changes);
+        // Rows are locked in one order, by aggregate id, whoever writes them (commands,
+        // the feed catch-up, a rebuild): two writers can never wait for each other.
+        let mut changes: Vec<&Change<_>> = changes.iter().collect();
+        changes.sort_by(|a, b| a.aggregate_id.cmp(&b.aggregate_id));
+        // A live table may hold a row even for a change that starts at the aggregate's
+        // first event (the catch-up replays what commands already wrote): read it, so
+        // that nothing is written, nor locked, for rows already up to date. A table of
+        // its own (a rebuild's) is only read for aggregates it must have seen before.
+        let to_read: Vec<&str> = match &self.target {
+            Target::Live => changes.iter().map(|c| c.aggregate_id.as_str()).collect(),
+            Target::Table(_) => ids_to_read(&changes),
+        };
         for table in tables {
             let current = if to_read.is_empty() { HashMap::new() } else { T::get_many(connection, &table, &to_read).await? };
-            let views = advance(connection, events, changes, current).await?;
+            let views = advance(connection, events, &changes, current).await?;
             T::save_all(connection, &table, &views).await?;
         }
         Ok(())

@@ -37,7 +37,7 @@ pub trait View: Sized + Send {
 pub(crate) async fn advance<V: View>(
     connection: &mut PgConnection,
     events: &Events<V::Aggregate>,
-    changes: &[Change<V::Aggregate>],
+    changes: &[&Change<V::Aggregate>],
     mut current: HashMap<String, V>,
 ) -> Result<Vec<V>, ProjectionError> {
     let mut advanced = Vec::with_capacity(changes.len());
@@ -63,6 +63,6 @@ pub(crate) async fn advance<V: View>(
 
 /// The ids of `changes` whose current row must be read first: a change starting at
 /// the aggregate's first event needs none.
-pub(crate) fn ids_to_read<A: Aggregate>(changes: &[Change<A>]) -> Vec<&str> {
+pub(crate) fn ids_to_read<'a, A: Aggregate>(changes: &[&'a Change<A>]) -> Vec<&'a str> {
     changes.iter().filter(|c| c.events.first().is_some_and(|e| e.sequence > 1)).map(|c| c.aggregate_id.as_str()).collect()
 }
