@@ -141,7 +141,9 @@ impl Feed {
     }
 
     /// While [`Feed::follow`] runs, reads as soon as `notifier` rings (a commit in this
-    /// process or, through PostgreSQL, in another), besides polling.
+    /// process or, through PostgreSQL, in another), besides polling, and re-reads
+    /// within milliseconds when committed events are held back by an older open
+    /// transaction.
     pub fn woken_by(mut self, notifier: CommitNotifier) -> Self {
         self.woken_by = Some(notifier);
         self
@@ -375,9 +377,10 @@ impl Feed {
                     if full {
                         continue;
                     }
-                    if held_back {
+                    if held_back && self.woken_by.is_some() {
                         // Committed events wait behind an older transaction; it is
-                        // usually about to end, and no commit may ring for it.
+                        // usually about to end, and no commit may ring for it. (A
+                        // follower that only polls is in no hurry: it waits its poll.)
                         if sleep_or_cancel(held_back_wait, shutdown).await {
                             break;
                         }

@@ -152,7 +152,8 @@ async fn a_follower_reads_events_held_back_by_an_older_transaction_soon_after_it
     append(&pool, "o-held").await;
     // Nothing rings and it polls once an hour: only noticing that events are held back
     // makes it look again.
-    let mut received = follow(Feed::new(pool.clone(), "relay").polling_every(NEVER), &shutdown);
+    let silent = CommitNotifier::new(pool.clone(), "oms");
+    let mut received = follow(Feed::new(pool.clone(), "relay").woken_by(silent).polling_every(NEVER), &shutdown);
     assert_eq!(next_within(&mut received, Duration::from_millis(300)).await, None, "held back while the older transaction runs");
     older.commit().await.expect("commit");
     assert_eq!(next_within(&mut received, Duration::from_secs(5)).await.as_deref(), Some("o-held"), "read soon after it ended");
