@@ -18,6 +18,8 @@ use sqlx::PgPool;
 use sqlx::types::Json;
 use sqlx::postgres::PgListener;
 use telemetry::FeedReader;
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -319,16 +321,32 @@ impl Feed {
 
 impl Feed {
     /// Hands every committed event, batch by batch in feed order, to `handle`, and
-    /// saves the position after each batch `handle` finished; runs until `shutdown`.
+    /// saves the position after each batch `handle` finished; runs until `shutdown`,
+    /// then finishes the batch in hand.
     ///
     /// A failed batch is retried from the saved position (with backoff), so `handle`
     /// sees every event at least once and must be idempotent. Only one follower per
     /// feed name and schema runs at a time (a PostgreSQL advisory lock); others wait
     /// and take over when it stops.
-    pub async fn follow<F, Fut>(&self, batch_size: i64, shutdown: &CancellationToken, mut handle: F)
+    pub async fn follow<F, Fut>(&self, batch_size: i64, shutdown: &CancellationToken, handle: F)
     where
         F: FnMut(Vec<FeedEvent>) -> Fut,
-        Fut: Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>>,
+        Fut: Future<Output = Result<(), BoxError>>,
+    {
+        self.follow_pipelined(batch_size, 1, shutdown, handle).await;
+    }
+
+    /// Like [`Feed::follow`], with up to `in_flight` batches handled at once: the next
+    /// batch is read and handed over while earlier ones are still being handled (a
+    /// relay reads on while the broker acknowledges). `start` is called in feed order
+    /// and must begin the work at once (queue the messages, say), returning a future
+    /// that completes when it is done; positions are saved in feed order, each once
+    /// its batch and every batch before it are done. A failure drops the batches in
+    /// flight and starts again after the saved position.
+    pub async fn follow_pipelined<F, Fut>(&self, batch_size: i64, in_flight: usize, shutdown: &CancellationToken, mut start: F)
+    where
+        F: FnMut(Vec<FeedEvent>) -> Fut,
+        Fut: Future<Output = Result<(), BoxError>>,
     {
         let Some(_leadership) = self.lead(shutdown).await else { return };
         tracing::info!(feed = %self.name, "following the event feed");
@@ -344,63 +362,89 @@ impl Feed {
             }
         };
         let (reached, position_seen) = watch::channel(position);
-        tokio::join!(self.follow_from(position, reached, batch_size, shutdown, &mut handle), self.report_lag(position_seen, shutdown));
+        let depth = in_flight.max(1);
+        tokio::join!(self.follow_from(position, reached, batch_size, depth, shutdown, &mut start), self.report_lag(position_seen, shutdown));
         tracing::info!(feed = %self.name, "stopped following the event feed");
     }
 
-    /// The follower's loop, from `position`; publishes every position it saved on
+    /// The follower's loop, from `saved`; publishes every position it saved on
     /// `reached`.
-    async fn follow_from<F, Fut>(&self, mut position: FeedPosition, reached: watch::Sender<FeedPosition>, batch_size: i64, shutdown: &CancellationToken, handle: &mut F)
+    async fn follow_from<F, Fut>(&self, mut saved: FeedPosition, reached: watch::Sender<FeedPosition>, batch_size: i64, depth: usize, shutdown: &CancellationToken, start: &mut F)
     where
         F: FnMut(Vec<FeedEvent>) -> Fut,
-        Fut: Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>>,
+        Fut: Future<Output = Result<(), BoxError>>,
     {
         let mut waiter = self.waiter().await;
+        // The batches handed over and not yet done, oldest first, each with its last
+        // position; everything up to `handed` has been handed over.
+        let mut batches = FuturesOrdered::new();
+        let mut handed = saved;
         let mut failures = 0u32;
         let mut held_back_wait = HELD_BACK_WAIT;
-        while !shutdown.is_cancelled() {
-            let step = async {
-                let page = self.read_page(position, batch_size).await?;
-                let (full, held_back) = (page.events.len() as i64 == batch_size, page.held_back);
-                let Some(last) = page.events.last().map(|e| e.position) else { return Ok((None, full, held_back)) };
-                handle(page.events).await?;
-                self.save_checkpoint(last).await?;
-                Ok::<_, Box<dyn std::error::Error + Send + Sync>>((Some(last), full, held_back))
-            };
-            match step.await {
-                Ok((last, full, held_back)) => {
-                    if let Some(last) = last {
-                        position = last;
-                        reached.send_replace(last);
-                    }
-                    failures = 0;
-                    if full {
-                        continue;
-                    }
-                    if held_back && self.woken_by.is_some() {
-                        // Committed events wait behind an older transaction; it is
-                        // usually about to end, and no commit may ring for it. (A
-                        // follower that only polls is in no hurry: it waits its poll.)
-                        if sleep_or_cancel(held_back_wait, shutdown).await {
-                            break;
+        loop {
+            let stopping = shutdown.is_cancelled();
+            if stopping && batches.is_empty() {
+                break;
+            }
+            let mut next = Next::WaitForCommits;
+            if !stopping && batches.len() < depth {
+                match self.read_page(handed, batch_size).await {
+                    Ok(page) => {
+                        let full = page.events.len() as i64 == batch_size;
+                        if let Some(last) = page.events.last().map(|e| e.position) {
+                            let work = start(page.events);
+                            batches.push_back(async move { (last, work.await) });
+                            handed = last;
                         }
-                        held_back_wait = (held_back_wait * 2).min(HELD_BACK_MAX_WAIT).min(self.poll);
+                        // Committed events waiting behind an older transaction: it is
+                        // usually about to end, and no commit may ring for them. A
+                        // follower that only polls is in no hurry: it waits its poll.
+                        next = if full {
+                            Next::ReadAgain
+                        } else if page.held_back && self.woken_by.is_some() {
+                            Next::ReadSoon
+                        } else {
+                            held_back_wait = HELD_BACK_WAIT;
+                            Next::WaitForCommits
+                        };
+                    }
+                    Err(error) => {
+                        failures += 1;
+                        tracing::warn!(%error, failures, feed = %self.name, "cannot read the feed; retrying");
+                        sleep_or_cancel(failure_backoff(failures), shutdown).await;
                         continue;
                     }
-                    held_back_wait = HELD_BACK_WAIT;
-                }
-                Err(error) => {
-                    failures += 1;
-                    tracing::warn!(%error, failures, feed = %self.name, "a feed batch failed; retrying from the saved position");
-                    if sleep_or_cancel(Duration::from_millis(100 * 2u64.pow(failures.min(6))), shutdown).await {
-                        break;
-                    }
-                    continue;
                 }
             }
+            let room = !stopping && batches.len() < depth;
             tokio::select! {
-                () = waiter.wait() => {}
-                () = shutdown.cancelled() => {}
+                biased;
+                Some((last, done)) = batches.next(), if !batches.is_empty() => {
+                    let saved_now = match done {
+                        Ok(()) => self.save_checkpoint(last).await.map_err(BoxError::from),
+                        Err(error) => Err(error),
+                    };
+                    match saved_now {
+                        Ok(()) => {
+                            saved = last;
+                            reached.send_replace(last);
+                            failures = 0;
+                        }
+                        Err(error) => {
+                            failures += 1;
+                            tracing::warn!(%error, failures, feed = %self.name, "a feed batch failed; retrying from the saved position");
+                            batches = FuturesOrdered::new();
+                            handed = saved;
+                            sleep_or_cancel(failure_backoff(failures), shutdown).await;
+                        }
+                    }
+                }
+                () = std::future::ready(()), if room && next == Next::ReadAgain => {}
+                () = tokio::time::sleep(held_back_wait), if room && next == Next::ReadSoon => {
+                    held_back_wait = (held_back_wait * 2).min(HELD_BACK_MAX_WAIT).min(self.poll);
+                }
+                () = waiter.wait(), if room && next == Next::WaitForCommits => {}
+                () = shutdown.cancelled(), if !stopping => {}
             }
         }
     }
@@ -499,4 +543,18 @@ impl FeedWaiter {
             () = tokio::time::sleep(self.poll) => {}
         }
     }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a follower does once it has read: read on, read again shortly, or wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    ReadAgain,
+    ReadSoon,
+    WaitForCommits,
+}
+
+fn failure_backoff(failures: u32) -> Duration {
+    Duration::from_millis(100 * 2u64.pow(failures.min(6)))
 }

@@ -171,3 +171,64 @@ async fn appending_events_notifies_nobody_inside_the_writing_transaction() {
         .expect("triggers");
     assert_eq!(triggers, Vec::<String>::new(), "no trigger on events");
 }
+
+async fn next(started: &mut tokio::sync::mpsc::UnboundedReceiver<Started>) -> Started {
+    tokio::time::timeout(Duration::from_secs(5), started.recv()).await.expect("a batch is handed over").expect("open")
+}
+
+/// A batch a pipelined follower handed over, waiting for the test to finish it.
+struct Started {
+    aggregates: Vec<String>,
+    finish: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+#[tokio::test]
+async fn a_pipelined_follower_saves_positions_in_feed_order_and_restarts_after_a_failed_batch() {
+    let pool = pool().await;
+    for i in 0..6 {
+        append(&pool, &format!("o-{i}")).await;
+    }
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel::<Started>();
+    let follower = tokio::spawn({
+        let (pool, shutdown) = (pool.clone(), shutdown.clone());
+        async move {
+            Feed::new(pool, "pipelined")
+                .follow_pipelined(2, 3, &shutdown, |events| {
+                    let (finish, finished) = tokio::sync::oneshot::channel();
+                    let _ = started_tx.send(Started { aggregates: events.into_iter().map(|e| e.aggregate_id).collect(), finish });
+                    async move { finished.await.unwrap_or(Ok(())).map_err(Into::into) }
+                })
+                .await;
+        }
+    });
+    let feed = Feed::new(pool.clone(), "pipelined");
+    let saved = || async { feed.read_after(feed.checkpoint().await.expect("checkpoint"), 10).await.expect("read").len() };
+
+    // Three batches at once, each handed over before the one before it is done.
+    let (first, second, third) = (next(&mut started).await, next(&mut started).await, next(&mut started).await);
+    assert_eq!([first.aggregates.clone(), second.aggregates.clone(), third.aggregates.clone()], [["o-0", "o-1"], ["o-2", "o-3"], ["o-4", "o-5"]]);
+    // The second is done first: nothing can be saved while the first is not.
+    second.finish.send(Ok(())).expect("finish");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(saved().await, 6, "no position saved past an unfinished batch");
+    // The first fails: everything after the saved position is handed over again.
+    first.finish.send(Err("the broker refused".into())).expect("finish");
+    drop(third);
+    let again = next(&mut started).await;
+    assert_eq!(again.aggregates, ["o-0", "o-1"], "handed over again after the failure");
+    again.finish.send(Ok(())).expect("finish");
+    let (fourth, fifth) = (next(&mut started).await, next(&mut started).await);
+    assert_eq!([fourth.aggregates.clone(), fifth.aggregates.clone()], [["o-2", "o-3"], ["o-4", "o-5"]]);
+    fourth.finish.send(Ok(())).expect("finish");
+    fifth.finish.send(Ok(())).expect("finish");
+    for _ in 0..100 {
+        if saved().await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(saved().await, 0, "everything done is saved");
+    shutdown.cancel();
+    follower.await.expect("the follower stops");
+}

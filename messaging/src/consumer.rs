@@ -53,7 +53,12 @@ pub struct IncomingMessage {
 }
 
 impl IncomingMessage {
-    fn from_kafka(message: &BorrowedMessage<'_>) -> Self {
+    /// The message as received by `group`, whose age it records.
+    fn received(message: &BorrowedMessage<'_>, group: &str) -> Self {
+        if let Some(created) = message.timestamp().to_millis() {
+            let age = chrono::Utc::now().timestamp_millis().saturating_sub(created);
+            telemetry::pipeline::record_message_age(group, message.topic(), Duration::from_millis(u64::try_from(age).unwrap_or(0)));
+        }
         Self {
             topic: message.topic().to_owned(),
             partition: message.partition(),
@@ -154,7 +159,7 @@ pub async fn run_consumer<H: MessageHandler>(
             received = consumer.recv() => received,
         };
         let mut batch = match first {
-            Ok(message) => vec![IncomingMessage::from_kafka(&message)],
+            Ok(message) => vec![IncomingMessage::received(&message, group)],
             Err(error) => {
                 tracing::warn!(%error, group, "consumer error");
                 if sleep_or_cancel(Duration::from_millis(200), &shutdown).await {
@@ -166,7 +171,7 @@ pub async fn run_consumer<H: MessageHandler>(
         // Take whatever else has already arrived, without waiting for more.
         while batch.len() < MAX_BATCH {
             match consumer.recv().now_or_never() {
-                Some(Ok(message)) => batch.push(IncomingMessage::from_kafka(&message)),
+                Some(Ok(message)) => batch.push(IncomingMessage::received(&message, group)),
                 Some(Err(error)) => {
                     tracing::warn!(%error, group, "consumer error");
                     break;

@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use eventstore::{CommitNotifier, Feed, FeedEvent};
-use futures::future::try_join_all;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use sqlx::PgPool;
@@ -45,6 +44,10 @@ impl<R: Route> Relay<R> {
     /// Events per batch: one checkpoint write per batch.
     const BATCH_SIZE: i64 = 500;
 
+    /// Batches published at once: the relay reads and queues the next batch while the
+    /// broker acknowledges earlier ones (the idempotent producer keeps their order).
+    const BATCHES_IN_FLIGHT: usize = 4;
+
     /// A relay reading the feed of `pool`'s schema under the checkpoint `name`.
     pub fn new(pool: PgPool, name: &str, kafka: &KafkaSettings, route: R) -> anyhow::Result<Self> {
         let producer = kafka.producer_config().create().context("creating the Kafka producer")?;
@@ -59,8 +62,9 @@ impl<R: Route> Relay<R> {
     }
 
     /// Creates the route's topics (waiting for the broker if need be), then publishes
-    /// until `shutdown` is cancelled and flushes the producer. Only one relay per feed
-    /// publishes at a time; others stand by.
+    /// until `shutdown` is cancelled, waits for the acknowledgements of what it queued,
+    /// and flushes the producer. Only one relay per feed publishes at a time; others
+    /// stand by.
     pub async fn run(self, shutdown: CancellationToken) {
         let topics = self.route.topics();
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
@@ -69,43 +73,49 @@ impl<R: Route> Relay<R> {
         }
         let relay = &self;
         self.feed
-            .follow(Self::BATCH_SIZE, &shutdown, |events| async move { relay.publish(&events).await.map_err(Into::into) })
+            .follow_pipelined(Self::BATCH_SIZE, Self::BATCHES_IN_FLIGHT, &shutdown, |events| {
+                let queued = relay.publish(&events);
+                async move { queued?.await.map_err(Into::into) }
+            })
             .await;
         let _ = self.producer.flush(Timeout::After(Duration::from_secs(10)));
     }
 
-    /// Publishes the messages of `events` and waits until the broker acknowledged all.
-    async fn publish(&self, events: &[FeedEvent]) -> anyhow::Result<()> {
-        let mut messages: Vec<(OutgoingMessage, Vec<u8>, Vec<(String, String)>)> = Vec::new();
+    /// Queues the messages of `events` with the producer, in feed order, at once; the
+    /// returned future completes when the broker acknowledged them all.
+    fn publish(&self, events: &[FeedEvent]) -> anyhow::Result<impl Future<Output = anyhow::Result<()>> + use<R>> {
+        let now = chrono::Utc::now();
+        let mut deliveries = Vec::new();
+        let mut per_topic: BTreeMap<String, u64> = BTreeMap::new();
+        let feed = self.feed.name().to_owned();
         for event in events {
+            telemetry::pipeline::record_relay_delay(&feed, (now - event.recorded_at).to_std().unwrap_or_default());
             let trace = event.trace_headers();
             for message in self.route.route(event) {
                 let body = serde_json::to_vec(&message.envelope)?;
-                messages.push((message, body, trace.clone()));
+                let headers = with_trace_headers(message.envelope.headers(), &trace);
+                let record = FutureRecord::to(&message.topic).key(&message.key).payload(&body).headers(headers);
+                let delivery = self.producer.send_result(record).map_err(|(error, _)| anyhow::anyhow!("queueing for {}: {error}", message.topic))?;
+                deliveries.push((message.topic.clone(), delivery));
+                *per_topic.entry(message.topic).or_default() += 1;
             }
         }
-        // Queued in feed order; the idempotent producer keeps that order per partition.
-        let deliveries = messages.iter().map(|(message, body, trace)| {
-            let headers = with_trace_headers(message.envelope.headers(), trace);
-            let record = FutureRecord::to(&message.topic).key(&message.key).payload(body).headers(headers);
-            async move {
-                self.producer
-                    .send(record, Timeout::After(Duration::from_secs(30)))
-                    .await
-                    .map_err(|(error, _)| anyhow::anyhow!("publishing to {}: {error}", message.topic))
-            }
-        });
+        let (messages, events) = (deliveries.len(), events.len());
         let started = std::time::Instant::now();
-        try_join_all(deliveries).await?;
-        let mut per_topic: BTreeMap<&str, u64> = BTreeMap::new();
-        for (message, ..) in &messages {
-            *per_topic.entry(message.topic.as_str()).or_default() += 1;
-        }
-        for (topic, published) in per_topic {
-            telemetry::pipeline::record_published(topic, published);
-        }
-        let oldest = events.first().map(|e| (chrono::Utc::now() - e.recorded_at).num_milliseconds());
-        tracing::debug!(events = events.len(), messages = messages.len(), oldest_age_ms = oldest, publish_ms = started.elapsed().as_millis() as u64, "relay published a batch");
-        Ok(())
+        Ok(async move {
+            for (topic, delivery) in deliveries {
+                match delivery.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err((error, _))) => anyhow::bail!("publishing to {topic}: {error}"),
+                    Err(_) => anyhow::bail!("publishing to {topic}: the producer went away"),
+                }
+            }
+            for (topic, published) in per_topic {
+                telemetry::pipeline::record_published(&topic, published);
+            }
+            telemetry::pipeline::record_relay_publish_duration(&feed, started.elapsed());
+            tracing::debug!(events, messages, publish_ms = started.elapsed().as_millis() as u64, "relay published a batch");
+            Ok(())
+        })
     }
 }

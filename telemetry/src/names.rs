@@ -29,6 +29,18 @@ pub const RELAY_LAG: &str = "relay_lag_events";
 /// Counter of messages the outbox relay published. Labels: `topic`.
 pub const RELAY_PUBLISHED: &str = "relay_published_total";
 
+/// Histogram of the time from the start of the transaction that wrote an event to
+/// the relay queueing its messages for the broker, in seconds. Labels: `feed`.
+pub const RELAY_DELAY: &str = "relay_delay_seconds";
+
+/// Histogram of the time from the relay queueing a batch to the broker acknowledging
+/// all of it, in seconds. Labels: `feed`.
+pub const RELAY_PUBLISH_DURATION: &str = "relay_publish_duration_seconds";
+
+/// Histogram of the age of messages when the consumer receives them (from the
+/// message's timestamp, set by its producer), in seconds. Labels: `group`, `topic`.
+pub const CONSUMER_MESSAGE_AGE: &str = "consumer_message_age_seconds";
+
 /// Gauge of messages in a partition after the consumer group's position. Labels:
 /// `group`, `topic`, `partition`.
 pub const CONSUMER_LAG: &str = "consumer_lag_messages";

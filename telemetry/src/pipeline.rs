@@ -35,6 +35,22 @@ pub fn record_published(topic: &str, messages: u64) {
     metrics::counter!(names::RELAY_PUBLISHED, "topic" => topic.to_owned()).increment(messages);
 }
 
+/// Records how long after the start of its writing transaction an event of `feed`
+/// was queued for the broker.
+pub fn record_relay_delay(feed: &str, delay: std::time::Duration) {
+    metrics::histogram!(names::RELAY_DELAY, "feed" => feed.to_owned()).record(delay.as_secs_f64());
+}
+
+/// Records how long the broker took to acknowledge a batch the relay of `feed` queued.
+pub fn record_relay_publish_duration(feed: &str, duration: std::time::Duration) {
+    metrics::histogram!(names::RELAY_PUBLISH_DURATION, "feed" => feed.to_owned()).record(duration.as_secs_f64());
+}
+
+/// Records the age of a message of `topic` when consumer group `group` received it.
+pub fn record_message_age(group: &str, topic: &str, age: std::time::Duration) {
+    metrics::histogram!(names::CONSUMER_MESSAGE_AGE, "group" => group.to_owned(), "topic" => topic.to_owned()).record(age.as_secs_f64());
+}
+
 /// Reports that `messages` lie after consumer group `group`'s committed position in
 /// `partition` of `topic`.
 pub fn record_consumer_lag(group: &str, topic: &str, partition: i32, messages: u64) {
@@ -127,6 +143,9 @@ mod tests {
         record_dead_letter("test-group", "test.topic");
         record_saga_outcome(SagaOutcome::Rejected("TEST_REASON"));
         record_saga_outcome(SagaOutcome::Released);
+        record_relay_delay("test-relay", std::time::Duration::from_millis(3));
+        record_relay_publish_duration("test-relay", std::time::Duration::from_millis(7));
+        record_message_age("test-group", "test.topic", std::time::Duration::from_millis(20));
         let text = crate::recorder::render();
         for line in [
             r#"relay_lag_events{feed="test-relay"} 2"#,
@@ -137,6 +156,10 @@ mod tests {
             r#"dead_letters_total{group="test-group",topic="test.topic"} 1"#,
             r#"saga_outcomes_total{outcome="rejected",reason="TEST_REASON"} 1"#,
             r#"saga_outcomes_total{outcome="released"} 1"#,
+            r#"relay_delay_seconds_bucket{feed="test-relay",le="0.005"} 1"#,
+            r#"relay_publish_duration_seconds_bucket{feed="test-relay",le="0.005"} 0"#,
+            r#"relay_publish_duration_seconds_bucket{feed="test-relay",le="0.01"} 1"#,
+            r#"consumer_message_age_seconds_bucket{group="test-group",topic="test.topic",le="0.025"} 1"#,
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in {text}");
         }
