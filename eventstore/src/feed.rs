@@ -14,7 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use serde_json::value::RawValue;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use sqlx::types::Json;
 use sqlx::postgres::PgListener;
 use telemetry::FeedReader;
@@ -172,10 +172,14 @@ impl Feed {
 
     /// Where this reader stopped; the start of the feed if it never read.
     pub async fn checkpoint(&self) -> Result<FeedPosition, sqlx::Error> {
+        self.checkpoint_on(&self.pool).await
+    }
+
+    async fn checkpoint_on<'c>(&self, executor: impl PgExecutor<'c>) -> Result<FeedPosition, sqlx::Error> {
         let row: Option<(String, i64)> =
             sqlx::query_as("SELECT transaction_id::text, global_position FROM feed_checkpoints WHERE name = $1")
                 .bind(&self.name)
-                .fetch_optional(&self.pool)
+                .fetch_optional(executor)
                 .await?;
         Ok(row.map(|(tx, position)| FeedPosition { transaction_id: tx.parse().unwrap_or(0), global_position: position }).unwrap_or_default())
     }
@@ -184,6 +188,10 @@ impl Feed {
     /// wait for the WAL flush): a position lost in a crash only means events handled
     /// again, which every reader must bear anyway.
     pub async fn save_checkpoint(&self, position: FeedPosition) -> Result<(), sqlx::Error> {
+        self.save_checkpoint_asynchronously(&self.pool, position).await
+    }
+
+    async fn save_checkpoint_asynchronously<'c>(&self, executor: impl PgExecutor<'c>, position: FeedPosition) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO feed_checkpoints (name, transaction_id, global_position)
              SELECT $1, $2::text::xid8, $3 FROM (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous_commit
@@ -193,7 +201,7 @@ impl Feed {
         .bind(&self.name)
         .bind(position.transaction_id.to_string())
         .bind(position.global_position)
-        .execute(&self.pool)
+        .execute(executor)
         .await?;
         Ok(())
     }
@@ -244,6 +252,10 @@ impl Feed {
     /// Up to `limit` committed events after `after`, in feed order, and whether more
     /// are committed but held back by an older open transaction.
     pub async fn read_page(&self, after: FeedPosition, limit: i64) -> Result<FeedPage, sqlx::Error> {
+        self.read_page_on(&self.pool, after, limit).await
+    }
+
+    async fn read_page_on<'c>(&self, executor: impl PgExecutor<'c>, after: FeedPosition, limit: i64) -> Result<FeedPage, sqlx::Error> {
         let rows: Vec<FeedRow> = sqlx::query_as(
             // One snapshot for both parts. The outer row always exists, so the flag comes
             // back with an empty page too; its subquery is ordered so that it walks the
@@ -267,7 +279,7 @@ impl Feed {
         .bind(after.transaction_id.to_string())
         .bind(after.global_position)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(executor)
         .await?;
         let held_back = rows.first().is_some_and(|row| row.0);
         let events = rows
@@ -348,28 +360,60 @@ impl Feed {
         F: FnMut(Vec<FeedEvent>) -> Fut,
         Fut: Future<Output = Result<(), BoxError>>,
     {
-        let Some(_leadership) = self.lead(shutdown).await else { return };
-        tracing::info!(feed = %self.name, "following the event feed");
-        let position = loop {
-            match self.checkpoint().await {
-                Ok(position) => break position,
+        let depth = in_flight.max(1);
+        // Leading means holding the feed's advisory lock on a connection; the follower
+        // reads and saves its position on that connection (no pool round trips), and
+        // should it fail, lets go and leads again (or stands by, if another instance
+        // took over meanwhile).
+        while let Some(mut leadership) = self.lead(shutdown).await {
+            tracing::info!(feed = %self.name, "following the event feed");
+            let position = match self.checkpoint_on(&mut *leadership).await {
+                Ok(position) => position,
                 Err(error) => {
-                    tracing::warn!(%error, feed = %self.name, "cannot read the feed position; retrying");
+                    tracing::warn!(%error, feed = %self.name, "cannot read the feed position; leading again");
+                    let _ = leadership.close().await;
+                    sleep_or_cancel(Duration::from_secs(1), shutdown).await;
+                    continue;
+                }
+            };
+            let (reached, position_seen) = watch::channel(position);
+            let lag_stops = shutdown.child_token();
+            let follow = async {
+                let ended = self.follow_from(&mut leadership, position, reached, batch_size, depth, shutdown, &mut start).await;
+                lag_stops.cancel();
+                ended
+            };
+            let (ended, ()) = tokio::join!(follow, self.report_lag(position_seen, &lag_stops));
+            // Closing the session gives up the lock at once (a connection given back to
+            // the pool would keep holding it).
+            let _ = leadership.close().await;
+            match ended {
+                Ok(()) => break,
+                Err(error) => {
+                    tracing::warn!(%error, feed = %self.name, "the feed connection failed; leading again");
                     if sleep_or_cancel(Duration::from_secs(1), shutdown).await {
-                        return;
+                        break;
                     }
                 }
             }
-        };
-        let (reached, position_seen) = watch::channel(position);
-        let depth = in_flight.max(1);
-        tokio::join!(self.follow_from(position, reached, batch_size, depth, shutdown, &mut start), self.report_lag(position_seen, shutdown));
+        }
         tracing::info!(feed = %self.name, "stopped following the event feed");
     }
 
-    /// The follower's loop, from `saved`; publishes every position it saved on
-    /// `reached`.
-    async fn follow_from<F, Fut>(&self, mut saved: FeedPosition, reached: watch::Sender<FeedPosition>, batch_size: i64, depth: usize, shutdown: &CancellationToken, start: &mut F)
+    /// The follower's loop, from `saved`, reading and saving on `connection`;
+    /// publishes every position it saved on `reached`. Returns at shutdown, once the
+    /// batches in flight are done, or when `connection` fails.
+    #[allow(clippy::too_many_arguments)]
+    async fn follow_from<F, Fut>(
+        &self,
+        connection: &mut PgConnection,
+        mut saved: FeedPosition,
+        reached: watch::Sender<FeedPosition>,
+        batch_size: i64,
+        depth: usize,
+        shutdown: &CancellationToken,
+        start: &mut F,
+    ) -> Result<(), sqlx::Error>
     where
         F: FnMut(Vec<FeedEvent>) -> Fut,
         Fut: Future<Output = Result<(), BoxError>>,
@@ -384,61 +428,47 @@ impl Feed {
         loop {
             let stopping = shutdown.is_cancelled();
             if stopping && batches.is_empty() {
-                break;
+                return Ok(());
             }
             let mut next = Next::WaitForCommits;
             if !stopping && batches.len() < depth {
-                match self.read_page(handed, batch_size).await {
-                    Ok(page) => {
-                        let full = page.events.len() as i64 == batch_size;
-                        if let Some(last) = page.events.last().map(|e| e.position) {
-                            let work = start(page.events);
-                            batches.push_back(async move { (last, work.await) });
-                            handed = last;
-                        }
-                        // Committed events waiting behind an older transaction: it is
-                        // usually about to end, and no commit may ring for them. A
-                        // follower that only polls is in no hurry: it waits its poll.
-                        next = if full {
-                            Next::ReadAgain
-                        } else if page.held_back && self.woken_by.is_some() {
-                            Next::ReadSoon
-                        } else {
-                            held_back_wait = HELD_BACK_WAIT;
-                            Next::WaitForCommits
-                        };
-                    }
-                    Err(error) => {
-                        failures += 1;
-                        tracing::warn!(%error, failures, feed = %self.name, "cannot read the feed; retrying");
-                        sleep_or_cancel(failure_backoff(failures), shutdown).await;
-                        continue;
-                    }
+                let page = self.read_page_on(&mut *connection, handed, batch_size).await?;
+                let full = page.events.len() as i64 == batch_size;
+                if let Some(last) = page.events.last().map(|e| e.position) {
+                    let work = start(page.events);
+                    batches.push_back(async move { (last, work.await) });
+                    handed = last;
                 }
+                // Committed events waiting behind an older transaction: it is usually
+                // about to end, and no commit may ring for them. A follower that only
+                // polls is in no hurry: it waits its poll.
+                next = if full {
+                    Next::ReadAgain
+                } else if page.held_back && self.woken_by.is_some() {
+                    Next::ReadSoon
+                } else {
+                    held_back_wait = HELD_BACK_WAIT;
+                    Next::WaitForCommits
+                };
             }
             let room = !stopping && batches.len() < depth;
             tokio::select! {
                 biased;
-                Some((last, done)) = batches.next(), if !batches.is_empty() => {
-                    let saved_now = match done {
-                        Ok(()) => self.save_checkpoint(last).await.map_err(BoxError::from),
-                        Err(error) => Err(error),
-                    };
-                    match saved_now {
-                        Ok(()) => {
-                            saved = last;
-                            reached.send_replace(last);
-                            failures = 0;
-                        }
-                        Err(error) => {
-                            failures += 1;
-                            tracing::warn!(%error, failures, feed = %self.name, "a feed batch failed; retrying from the saved position");
-                            batches = FuturesOrdered::new();
-                            handed = saved;
-                            sleep_or_cancel(failure_backoff(failures), shutdown).await;
-                        }
+                Some((last, done)) = batches.next(), if !batches.is_empty() => match done {
+                    Ok(()) => {
+                        self.save_checkpoint_asynchronously(&mut *connection, last).await?;
+                        saved = last;
+                        reached.send_replace(last);
+                        failures = 0;
                     }
-                }
+                    Err(error) => {
+                        failures += 1;
+                        tracing::warn!(%error, failures, feed = %self.name, "a feed batch failed; retrying from the saved position");
+                        batches = FuturesOrdered::new();
+                        handed = saved;
+                        sleep_or_cancel(failure_backoff(failures), shutdown).await;
+                    }
+                },
                 () = std::future::ready(()), if room && next == Next::ReadAgain => {}
                 () = tokio::time::sleep(held_back_wait), if room && next == Next::ReadSoon => {
                     held_back_wait = (held_back_wait * 2).min(HELD_BACK_MAX_WAIT).min(self.poll);

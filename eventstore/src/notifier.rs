@@ -13,7 +13,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
+use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
 
 /// Tells the readers of one schema's feed that events were committed.
@@ -71,19 +72,28 @@ impl CommitNotifier {
     }
 }
 
-/// Sends one `NOTIFY` per burst of commits, until the notifier is dropped.
+/// Sends one `NOTIFY` per burst of commits, until the notifier is dropped, on a
+/// connection of its own (taken out of the pool: every connection given back to the
+/// pool costs a round trip).
 async fn notify_other_processes(pool: PgPool, channel: String, origin: String, mut rung: watch::Receiver<u64>) {
+    let mut connection: Option<PgConnection> = None;
     while rung.changed().await.is_ok() {
         rung.borrow_and_update();
-        // Its own transaction, committed asynchronously: the notification lock is held
-        // for microseconds, not for a WAL flush.
-        let sent = sqlx::query("SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)")
-            .bind(&channel)
-            .bind(&origin)
-            .execute(&pool)
-            .await;
-        if let Err(error) = sent {
-            tracing::debug!(%error, %channel, "cannot notify other processes of a commit; they will poll");
+        if connection.is_none() {
+            connection = pool.acquire().await.map(PoolConnection::detach).inspect_err(|error| tracing::debug!(%error, "no connection to notify on")).ok();
+        }
+        if let Some(open) = &mut connection {
+            // Its own transaction, committed asynchronously: the notification lock is
+            // held for microseconds, not for a WAL flush.
+            let sent = sqlx::query("SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, $2)")
+                .bind(&channel)
+                .bind(&origin)
+                .execute(&mut *open)
+                .await;
+            if let Err(error) = sent {
+                tracing::debug!(%error, %channel, "cannot notify other processes of a commit; they will poll");
+                connection = None;
+            }
         }
         tokio::time::sleep(CommitNotifier::NOTIFY_INTERVAL).await;
     }

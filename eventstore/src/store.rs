@@ -11,7 +11,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::EventUpcaster;
 use cqrs_es::{Aggregate, EventEnvelope};
 use lru::LruCache;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use telemetry::CommandResult;
 
@@ -151,13 +151,14 @@ where
 
     /// The aggregate as its events fold now (a default aggregate if it has none).
     pub async fn load(&self, aggregate_id: &str) -> Result<(A, u64), ExecuteError<A::Error>> {
-        let mut states = self.load_many(&[aggregate_id]).await?;
+        let mut connection = self.pool.acquire().await?;
+        let mut states = self.load_many(&mut connection, &[aggregate_id]).await?;
         Ok(states.remove(aggregate_id).unwrap_or_default())
     }
 
     /// The current state of each of `aggregate_ids`: cached state plus newer events, read
     /// in one query.
-    async fn load_many(&self, aggregate_ids: &[&str]) -> Result<HashMap<String, (A, u64)>, ExecuteError<A::Error>> {
+    async fn load_many(&self, connection: &mut PgConnection, aggregate_ids: &[&str]) -> Result<HashMap<String, (A, u64)>, ExecuteError<A::Error>> {
         let mut states: HashMap<String, (A, u64)> = HashMap::with_capacity(aggregate_ids.len());
         if let Ok(mut cache) = self.cache.lock() {
             for id in aggregate_ids {
@@ -165,9 +166,7 @@ where
             }
         }
         let positions: Vec<(&str, u64)> = aggregate_ids.iter().map(|id| (*id, states.get(*id).map_or(0, |(_, v)| *v))).collect();
-        let mut connection = self.pool.acquire().await?;
-        let newer = self.events.read_after(&mut connection, &positions).await?;
-        drop(connection);
+        let newer = self.events.read_after(connection, &positions).await?;
         for (id, events) in newer {
             let (aggregate, version) = states.entry(id.clone()).or_default();
             for envelope in events {
@@ -259,8 +258,11 @@ where
         let mut ids: Vec<&str> = commands.iter().map(|c| c.aggregate_id.as_str()).collect();
         ids.sort_unstable();
         ids.dedup();
+        // One connection for the whole attempt: every connection given back to the pool
+        // costs a round trip (sqlx checks it on release).
+        let mut connection = self.pool.acquire().await?;
         let mut states = match load {
-            Load::Current => self.load_many(&ids).await?,
+            Load::Current => self.load_many(&mut connection, &ids).await?,
             Load::AssumeNew => HashMap::new(),
         };
         let mut changes: Vec<Change<A>> = Vec::new();
@@ -271,7 +273,8 @@ where
             if let Err(rule) = aggregate.handle(command.command.clone(), &(), &sink).await {
                 // A refusing `handle` may have applied events before it refused: start
                 // this aggregate again from what is committed and decided so far.
-                let (mut restored, mut restored_version) = self.load(&command.aggregate_id).await?;
+                let mut restored_state = self.load_many(&mut connection, &[command.aggregate_id.as_str()]).await?;
+                let (mut restored, mut restored_version) = restored_state.remove(&command.aggregate_id).unwrap_or_default();
                 for event in changes.iter().filter(|c| c.aggregate_id == command.aggregate_id).flat_map(|c| &c.events) {
                     restored.apply(event.payload.clone());
                     restored_version = event.sequence as u64;
@@ -301,7 +304,7 @@ where
         if changes.is_empty() {
             return Ok(results);
         }
-        self.commit(&changes).await?;
+        self.commit(&mut connection, &changes).await?;
         for change in &changes {
             if let Some((aggregate, version)) = states.get(&change.aggregate_id) {
                 self.remember(&change.aggregate_id, aggregate, *version);
@@ -314,7 +317,7 @@ where
     /// when there is no projection, or when the changes only create aggregates and the
     /// projection can tell their rows up front (placing an order); otherwise in one
     /// transaction.
-    async fn commit(&self, changes: &[Change<A>]) -> Result<(), ExecuteError<A::Error>> {
+    async fn commit(&self, connection: &mut PgConnection, changes: &[Change<A>]) -> Result<(), ExecuteError<A::Error>> {
         let events = || changes.iter().flat_map(|c| &c.events);
         let creates_only = changes.iter().all(|c| c.events.first().is_some_and(|e| e.sequence == 1));
         let single_statement = match &self.projection {
@@ -323,9 +326,9 @@ where
             Some(_) => None,
         };
         if let Some(rows) = single_statement {
-            appended(self.events.append_with_rows(&self.pool, events(), rows.as_ref()).await)?;
+            appended(self.events.append_with_rows(&mut *connection, events(), rows.as_ref()).await)?;
         } else {
-            let mut transaction = self.pool.begin().await?;
+            let mut transaction = sqlx::Connection::begin(&mut *connection).await?;
             appended(self.events.append(&mut *transaction, events()).await)?;
             if let Some(projection) = &self.projection {
                 projection.apply(&mut transaction, &self.events, changes).await.map_err(ExecuteError::Store)?;

@@ -232,3 +232,36 @@ async fn a_pipelined_follower_saves_positions_in_feed_order_and_restarts_after_a
     shutdown.cancel();
     follower.await.expect("the follower stops");
 }
+
+#[tokio::test]
+async fn a_follower_whose_connection_dies_leads_again_and_resumes_after_its_saved_position() {
+    let pool = pool().await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let notifier = CommitNotifier::new(pool.clone(), "oms");
+    let mut received = follow(Feed::new(pool.clone(), "relay").woken_by(notifier.clone()).polling_every(Duration::from_millis(100)), &shutdown);
+    append(&pool, "o-before").await;
+    notifier.committed();
+    assert_eq!(next_within(&mut received, Duration::from_secs(5)).await.as_deref(), Some("o-before"));
+    tokio::time::sleep(Duration::from_millis(200)).await; // its position is saved
+
+    // The session holding the feed's lock (the follower's connection) is killed.
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("terminate");
+    assert_eq!(killed, 1, "one session held the lock");
+    append(&pool, "o-after").await;
+    notifier.committed();
+    assert_eq!(next_within(&mut received, Duration::from_secs(10)).await.as_deref(), Some("o-after"), "it leads again and reads on");
+    assert_eq!(next_within(&mut received, Duration::from_millis(500)).await, None, "nothing read twice");
+    let leaders: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("locks");
+    assert_eq!(leaders, 1, "it holds the feed's lock again, so no other instance publishes beside it");
+    shutdown.cancel();
+}
