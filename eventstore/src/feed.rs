@@ -103,6 +103,7 @@ pub struct Feed {
     lag_reported_as: Option<FeedReader>,
     woken_by: Option<CommitNotifier>,
     poll: Duration,
+    linger: Duration,
 }
 
 /// One page of the feed as [`Feed::read_page`] reads it.
@@ -139,7 +140,7 @@ const HELD_BACK_MAX_WAIT: Duration = Duration::from_millis(50);
 impl Feed {
     /// The reader `name` of the feed in `pool`'s schema.
     pub fn new(pool: PgPool, name: impl Into<String>) -> Self {
-        Self { pool, name: name.into(), lag_reported_as: None, woken_by: None, poll: Duration::from_millis(100) }
+        Self { pool, name: name.into(), lag_reported_as: None, woken_by: None, poll: Duration::from_millis(100), linger: Duration::ZERO }
     }
 
     /// While [`Feed::follow`] runs, reads as soon as `notifier` rings (a commit in this
@@ -148,6 +149,15 @@ impl Feed {
     /// transaction.
     pub fn woken_by(mut self, notifier: CommitNotifier) -> Self {
         self.woken_by = Some(notifier);
+        self
+    }
+
+    /// While [`Feed::follow`] runs, a commit that wakes it is read no sooner than
+    /// `linger` after its previous read, so that a stream of commits is read (and
+    /// handled) in batches rather than one by one: fewer, larger batches for at most
+    /// `linger` of latency. After a quiet spell it reads at once. None unless set.
+    pub fn lingering(mut self, linger: Duration) -> Self {
+        self.linger = linger;
         self
     }
 
@@ -425,6 +435,7 @@ impl Feed {
         let mut handed = saved;
         let mut failures = 0u32;
         let mut held_back_wait = HELD_BACK_WAIT;
+        let mut last_read = Instant::now();
         loop {
             let stopping = shutdown.is_cancelled();
             if stopping && batches.is_empty() {
@@ -432,6 +443,7 @@ impl Feed {
             }
             let mut next = Next::WaitForCommits;
             if !stopping && batches.len() < depth {
+                last_read = Instant::now();
                 let page = self.read_page_on(&mut *connection, handed, batch_size).await?;
                 let full = page.events.len() as i64 == batch_size;
                 if let Some(last) = page.events.last().map(|e| e.position) {
@@ -473,7 +485,14 @@ impl Feed {
                 () = tokio::time::sleep(held_back_wait), if room && next == Next::ReadSoon => {
                     held_back_wait = (held_back_wait * 2).min(HELD_BACK_MAX_WAIT).min(self.poll);
                 }
-                () = waiter.wait(), if room && next == Next::WaitForCommits => {}
+                () = waiter.wait(), if room && next == Next::WaitForCommits => {
+                    // Under a stream of commits, read at most once per linger, so that
+                    // they gather into batches; after a quiet spell, read at once.
+                    let since = last_read.elapsed();
+                    if since < self.linger {
+                        tokio::time::sleep(self.linger - since).await;
+                    }
+                }
                 () = shutdown.cancelled(), if !stopping => {}
             }
         }

@@ -265,3 +265,41 @@ async fn a_follower_whose_connection_dies_leads_again_and_resumes_after_its_save
     assert_eq!(leaders, 1, "it holds the feed's lock again, so no other instance publishes beside it");
     shutdown.cancel();
 }
+
+#[tokio::test]
+async fn a_lingering_follower_reads_a_stream_of_commits_in_one_batch_and_a_lone_commit_at_once() {
+    let pool = pool().await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let notifier = CommitNotifier::new(pool.clone(), "oms");
+    let (read, mut batches) = tokio::sync::mpsc::unbounded_channel::<Vec<String>>();
+    let feed = Feed::new(pool.clone(), "relay").woken_by(notifier.clone()).polling_every(NEVER).lingering(Duration::from_secs(1));
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            feed.follow(100, &shutdown, |events| {
+                let _ = read.send(events.into_iter().map(|e| e.aggregate_id).collect());
+                async { Ok(()) }
+            })
+            .await;
+        }
+    });
+    // Longer than the linger since its first read of the empty feed: a quiet spell.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+
+    append(&pool, "o-lone").await;
+    notifier.committed();
+    let lone = tokio::time::timeout(Duration::from_millis(700), batches.recv()).await.expect("read well within the linger").expect("open");
+    assert_eq!(lone, ["o-lone"]);
+    // Its batch done, it reads once more (the feed is empty now) and waits.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // Commits soon after a read wait for the rest of the linger, and come together.
+    for id in ["o-1", "o-2", "o-3"] {
+        append(&pool, id).await;
+        notifier.committed();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let together = tokio::time::timeout(Duration::from_secs(5), batches.recv()).await.expect("read after the linger").expect("open");
+    assert_eq!(together, ["o-1", "o-2", "o-3"], "one batch, not one per commit");
+    shutdown.cancel();
+}

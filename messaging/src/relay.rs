@@ -51,7 +51,8 @@ impl<R: Route> Relay<R> {
     /// A relay reading the feed of `pool`'s schema under the checkpoint `name`.
     pub fn new(pool: PgPool, name: &str, kafka: &KafkaSettings, route: R) -> anyhow::Result<Self> {
         let producer = kafka.producer_config().create().context("creating the Kafka producer")?;
-        let feed = Feed::new(pool, name).reporting_lag_as(telemetry::FeedReader::Relay);
+        let linger = Duration::from_millis(kafka.relay_linger_ms);
+        let feed = Feed::new(pool, name).reporting_lag_as(telemetry::FeedReader::Relay).lingering(linger);
         Ok(Self { feed, kafka: kafka.clone(), producer, route })
     }
 

@@ -37,6 +37,12 @@ pub struct KafkaSettings {
     /// assigned partition); 0 measures nothing.
     #[arg(long = "kafka-lag-interval-ms", env = "KAFKA_LAG_INTERVAL_MS", default_value_t = 5000)]
     pub lag_interval_ms: u64,
+    /// While commits keep coming, the outbox relay reads the event store at most once
+    /// per this many milliseconds, so that it publishes batches rather than single
+    /// events (fewer produce requests, and fewer, larger batches for the consumers);
+    /// after a quiet spell it reads at once. 0 reads after every commit.
+    #[arg(long = "relay-linger-ms", env = "RELAY_LINGER_MS", default_value_t = 5)]
+    pub relay_linger_ms: u64,
     #[command(flatten)]
     #[expect(missing_docs, reason = "clap shows a flattened group's own docs; a comment here would be ignored")]
     pub topics: Topics,
@@ -89,6 +95,7 @@ impl fmt::Debug for KafkaSettings {
             .field("topics", &self.topics)
             .field("partitions", &self.partitions)
             .field("lag_interval_ms", &self.lag_interval_ms)
+            .field("relay_linger_ms", &self.relay_linger_ms)
             .field("producer_properties", &self.producer_properties)
             .field("consumer_properties", &self.consumer_properties)
             .finish()
@@ -135,13 +142,14 @@ impl KafkaSettings {
     }
 
     /// A producer configuration: idempotent, acknowledged by all in-sync replicas,
-    /// then the pass-through properties.
+    /// sending at once (the relay queues whole batches, see `relay_linger_ms`), then
+    /// the pass-through properties.
     pub fn producer_config(&self) -> ClientConfig {
         let mut config = self.base();
         config
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("linger.ms", "2")
+            .set("linger.ms", "0")
             .set("message.timeout.ms", "30000");
         apply(&mut config, &self.producer_properties);
         config
