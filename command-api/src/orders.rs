@@ -85,10 +85,10 @@ impl Orders {
     /// The view a commit left: folded from its events when they are the order's whole
     /// history (exactly what the projection stored), else read back.
     async fn view_after(&self, order_id: OrderId, committed: &Committed<Order>) -> Result<OrderView, OrdersError> {
-        if committed.events.first().is_some_and(|first| first.sequence == 1) {
-            if let Some(view) = OrderView::fold(&committed.events)? {
-                return Ok(view);
-            }
+        if committed.events.first().is_some_and(|first| first.sequence == 1)
+            && let Some(view) = OrderView::fold(&committed.events)?
+        {
+            return Ok(view);
         }
         self.get(order_id).await
     }

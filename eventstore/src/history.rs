@@ -33,9 +33,13 @@ pub struct StoredEvent {
     pub payload: Value,
 }
 
+/// An event as `load_history` reads it: sequence, type, version, id, recorded at,
+/// metadata, payload.
+type HistoryRow = (i64, String, String, Uuid, DateTime<Utc>, Value, Value);
+
 /// Every event of one aggregate, oldest first. Empty when it has none.
 pub async fn load_history(pool: &PgPool, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    let rows: Vec<(i64, String, String, Uuid, DateTime<Utc>, Value, Value)> = sqlx::query_as(
+    let rows: Vec<HistoryRow> = sqlx::query_as(
         "SELECT sequence, event_type, event_version, event_id, recorded_at, metadata, payload
            FROM events
           WHERE aggregate_type = $1 AND aggregate_id = $2

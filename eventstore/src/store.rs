@@ -179,10 +179,10 @@ where
     }
 
     fn remember(&self, aggregate_id: &str, aggregate: &A, version: u64) {
-        if let Ok(mut cache) = self.cache.lock() {
-            if cache.peek(aggregate_id).is_none_or(|(_, cached)| *cached < version) {
-                cache.put(aggregate_id.to_owned(), (aggregate.clone(), version));
-            }
+        if let Ok(mut cache) = self.cache.lock()
+            && cache.peek(aggregate_id).is_none_or(|(_, cached)| *cached < version)
+        {
+            cache.put(aggregate_id.to_owned(), (aggregate.clone(), version));
         }
     }
 

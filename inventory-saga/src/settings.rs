@@ -21,6 +21,7 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once at start-up; boxing buys nothing")]
 pub enum Command {
     /// Serve the HTTP API (the default).
     Serve(Settings),

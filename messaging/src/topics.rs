@@ -38,7 +38,7 @@ pub async fn ensure_topics_patiently(settings: &KafkaSettings, topics: &[&str], 
             Ok(()) => return true,
             Err(error) => {
                 failures += 1;
-                if failures == 1 || failures % 10 == 0 {
+                if failures == 1 || failures.is_multiple_of(10) {
                     tracing::warn!(error = format!("{error:#}"), failures, "cannot create topics yet; retrying");
                 }
                 let wait = Duration::from_millis(500 * u64::from(failures.min(10)));

@@ -1,6 +1,5 @@
 //! The product's rules, given/when/then: `given` folds past events with `apply`, `when`
 //! asks `decide`, and each test asserts the exact events or the exact error.
-#![expect(clippy::unwrap_used, reason = "a fixture that does not parse should fail the test loudly")]
 
 use crate::order::RejectionReason;
 use std::collections::BTreeMap;

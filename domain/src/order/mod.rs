@@ -166,10 +166,10 @@ impl Order {
                 events.push(event);
             }
         }
-        if let Some(target) = cmd.status {
-            if let Some(event) = after.status_change(target)? {
-                events.push(event);
-            }
+        if let Some(target) = cmd.status
+            && let Some(event) = after.status_change(target)?
+        {
+            events.push(event);
         }
         Ok(events)
     }

@@ -1,6 +1,5 @@
 //! The order's rules, given/when/then: `given` folds past events with `apply`, `when`
 //! asks `decide`, and each test asserts the exact events or the exact error.
-#![expect(clippy::unwrap_used, reason = "a fixture that does not parse should fail the test loudly")]
 
 use cqrs_es::persist::SerializedEvent;
 use cqrs_es::test::TestFramework;

@@ -39,7 +39,7 @@ pub type AttemptLog = Arc<Mutex<Vec<Attempt>>>;
 /// unknown product.
 pub fn lines(i: usize) -> Vec<(String, u32)> {
     let mut lines = vec![("hot".to_owned(), 1 + (i % 2) as u32), (format!("p-{}", i % 5), 1 + (i % 3) as u32)];
-    if i % 20 == 0 {
+    if i.is_multiple_of(20) {
         lines.push(("ghost".to_owned(), 1));
     }
     lines

@@ -102,7 +102,7 @@ async fn replaying_every_topic_to_new_consumer_groups_changes_nothing() {
     };
     let api_ref = &api;
     let placed: Vec<String> = futures::stream::iter(0..50usize)
-        .map(|i| async move { api_ref.place_order(&format!("u-{}", i % 7), &lines(i)).await.expect("POST")["orderId"].as_str().unwrap().to_owned() })
+        .map(|i| async move { api_ref.place_order(&format!("u-{}", i % 7), &lines(i)).await.expect("POST")["orderId"].as_str().expect("an order id").to_owned() })
         .buffered(8)
         .collect()
         .await;
@@ -172,10 +172,10 @@ async fn read_until(system: &System, topic: &str, count: usize, timeout: Duratio
 /// must go through the same partitions.
 async fn dead_letter_check(system: &System) {
     let api = &system.api;
-    api.add_product("mug", 100, 0).await.unwrap();
+    api.add_product("mug", 100, 0).await.expect("product added");
     // One order through first: both consumers are in their groups and working.
-    let first = api.place_order("u-0", &[("mug", 1)]).await.unwrap();
-    api.resolved_order(first["orderId"].as_str().unwrap(), RESOLVE).await.unwrap();
+    let first = api.place_order("u-0", &[("mug", 1)]).await.expect("POST");
+    api.resolved_order(first["orderId"].as_str().expect("an order id"), RESOLVE).await.expect("the first order resolves");
 
     let topics = &system.kafka.topics;
     let partitions = system.kafka.partitions;
@@ -186,14 +186,14 @@ async fn dead_letter_check(system: &System) {
         "eventType": "OrderTeleported", "eventVersion": "1.0", "occurredAt": "2024-01-01T00:00:00Z",
         "correlationId": "poison", "causationId": "poison", "payload": {"to": "mars"},
     });
-    let teleported = serde_json::to_vec(&teleported).unwrap();
+    let teleported = serde_json::to_vec(&teleported).expect("serializable");
     produce_everywhere(&producer, &topics.order_events, partitions, "malformed", malformed).await;
     produce_everywhere(&producer, &topics.order_events, partitions, "teleported", &teleported).await;
     produce_everywhere(&producer, &topics.order_outcomes, partitions, "malformed", malformed).await;
 
     // Orders placed afterwards resolve: no partition is stuck behind a poison message.
     let placed: Vec<String> = futures::stream::iter(0..12)
-        .map(|i| async move { api.place_order(&format!("u-{i}"), &[("mug", 1)]).await.expect("POST")["orderId"].as_str().unwrap().to_owned() })
+        .map(|i| async move { api.place_order(&format!("u-{i}"), &[("mug", 1)]).await.expect("POST")["orderId"].as_str().expect("an order id").to_owned() })
         .buffered(4)
         .collect()
         .await;
