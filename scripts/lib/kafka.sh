@@ -10,7 +10,6 @@
 TANSU_VERSION=0.6.0
 TANSU_ROOT=${TANSU_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/order-processing/tansu-$TANSU_VERSION}
 STARTED_KAFKA_PID=""
-INSTALLING_TANSU_PID=""
 
 tcp_open() {
   local host=${1%:*} port=${1##*:}
@@ -19,37 +18,8 @@ tcp_open() {
 
 install_tansu() {
   if [[ -x $TANSU_ROOT/bin/tansu ]]; then return 0; fi
-  echo "installing the development broker tansu $TANSU_VERSION into $TANSU_ROOT (once; about 10 minutes)..." >&2
+  echo "installing the development broker tansu $TANSU_VERSION into $TANSU_ROOT (once; 10-20 minutes)..." >&2
   cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore --root "$TANSU_ROOT" >&2
-}
-
-# Runs "$@" (a cargo build) while the development broker installs beside it, when it
-# is not installed yet: either build alone leaves a core idle much of the time.
-build_beside_tansu_install() {
-  if [[ -x $TANSU_ROOT/bin/tansu ]]; then "$@"; return; fi
-  local log
-  log=$(mktemp)
-  echo "installing the development broker tansu $TANSU_VERSION into $TANSU_ROOT beside the build (once; 10-20 minutes; log: $log)" >&2
-  install_tansu >"$log" 2>&1 &
-  INSTALLING_TANSU_PID=$!
-  local status=0
-  "$@" || status=$?
-  if ((status != 0)); then
-    stop_started_kafka # stops the install
-    return "$status"
-  fi
-  if ! wait "$INSTALLING_TANSU_PID"; then
-    INSTALLING_TANSU_PID=""
-    tail -n 30 "$log" >&2
-    echo "installing the development broker failed; see $log" >&2
-    return 1
-  fi
-  INSTALLING_TANSU_PID=""
-}
-
-# True when provision_kafka would start the development broker.
-dev_broker_needed() {
-  ! { [[ -n ${KAFKA_BROKERS:-} ]] && tcp_open "${KAFKA_BROKERS%%,*}"; } && ! tcp_open 127.0.0.1:9092
 }
 
 start_tansu() {
@@ -72,11 +42,6 @@ start_tansu() {
 }
 
 stop_started_kafka() {
-  if [[ -n $INSTALLING_TANSU_PID ]]; then
-    pkill -TERM -P "$INSTALLING_TANSU_PID" 2>/dev/null || true
-    kill -TERM "$INSTALLING_TANSU_PID" 2>/dev/null || true
-    INSTALLING_TANSU_PID=""
-  fi
   [[ -n $STARTED_KAFKA_PID ]] || return 0
   kill -TERM "$STARTED_KAFKA_PID" 2>/dev/null || true
   # Wait for it to exit so that the next start finds the port free.
