@@ -436,13 +436,13 @@ impl Feed {
         let mut failures = 0u32;
         let mut held_back_wait = HELD_BACK_WAIT;
         let mut last_read = Instant::now();
+        let mut next = Next::ReadAgain;
         loop {
             let stopping = shutdown.is_cancelled();
             if stopping && batches.is_empty() {
                 return Ok(());
             }
-            let mut next = Next::WaitForCommits;
-            if !stopping && batches.len() < depth {
+            if !stopping && batches.len() < depth && next.is_due(Instant::now()) {
                 last_read = Instant::now();
                 let page = self.read_page_on(&mut *connection, handed, batch_size).await?;
                 let full = page.events.len() as i64 == batch_size;
@@ -464,6 +464,10 @@ impl Feed {
                 };
             }
             let room = !stopping && batches.len() < depth;
+            let read_at = match next {
+                Next::ReadAt(at) => Some(at),
+                _ => None,
+            };
             tokio::select! {
                 biased;
                 Some((last, done)) = batches.next(), if !batches.is_empty() => match done {
@@ -478,21 +482,19 @@ impl Feed {
                         tracing::warn!(%error, failures, feed = %self.name, "a feed batch failed; retrying from the saved position");
                         batches = FuturesOrdered::new();
                         handed = saved;
+                        next = Next::ReadAgain;
                         sleep_or_cancel(failure_backoff(failures), shutdown).await;
                     }
                 },
                 () = std::future::ready(()), if room && next == Next::ReadAgain => {}
                 () = tokio::time::sleep(held_back_wait), if room && next == Next::ReadSoon => {
                     held_back_wait = (held_back_wait * 2).min(HELD_BACK_MAX_WAIT).min(self.poll);
+                    next = Next::ReadAgain;
                 }
-                () = waiter.wait(), if room && next == Next::WaitForCommits => {
-                    // Under a stream of commits, read at most once per linger, so that
-                    // they gather into batches; after a quiet spell, read at once.
-                    let since = last_read.elapsed();
-                    if since < self.linger {
-                        tokio::time::sleep(self.linger - since).await;
-                    }
-                }
+                // Under a stream of commits, read at most once per linger, so that they
+                // gather into batches; after a quiet spell, read at once.
+                () = waiter.wait(), if room && next == Next::WaitForCommits => next = Next::ReadAt(last_read + self.linger),
+                () = tokio::time::sleep_until(read_at.unwrap_or(last_read)), if room && read_at.is_some() => next = Next::ReadAgain,
                 () = shutdown.cancelled(), if !stopping => {}
             }
         }
@@ -596,12 +598,27 @@ impl FeedWaiter {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// What a follower does once it has read: read on, read again shortly, or wait.
+/// When a follower reads next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Next {
+    /// At once: the last page was full, or reading starts (again).
     ReadAgain,
+    /// Shortly: committed events are held back by an older open transaction.
     ReadSoon,
+    /// When a commit rings, or at the next poll.
     WaitForCommits,
+    /// At this instant: a commit rang, and the linger since the last read ends then.
+    ReadAt(Instant),
+}
+
+impl Next {
+    fn is_due(self, now: Instant) -> bool {
+        match self {
+            Next::ReadAgain => true,
+            Next::ReadAt(at) => at <= now,
+            Next::ReadSoon | Next::WaitForCommits => false,
+        }
+    }
 }
 
 fn failure_backoff(failures: u32) -> Duration {

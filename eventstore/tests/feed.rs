@@ -290,7 +290,7 @@ async fn a_lingering_follower_reads_a_stream_of_commits_in_one_batch_and_a_lone_
     notifier.committed();
     let lone = tokio::time::timeout(Duration::from_millis(700), batches.recv()).await.expect("read well within the linger").expect("open");
     assert_eq!(lone, ["o-lone"]);
-    // Its batch done, it reads once more (the feed is empty now) and waits.
+    // Its batch done, it waits for the next commit.
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     // Commits soon after a read wait for the rest of the linger, and come together.
