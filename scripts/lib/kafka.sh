@@ -18,7 +18,7 @@ tcp_open() {
 
 install_tansu() {
   if [[ -x $TANSU_ROOT/bin/tansu ]]; then return 0; fi
-  echo "installing the development broker tansu $TANSU_VERSION into $TANSU_ROOT (once; 10-20 minutes)..." >&2
+  echo "installing the development broker tansu $TANSU_VERSION into $TANSU_ROOT (once; 8-20 minutes)..." >&2
   cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore --root "$TANSU_ROOT" >&2
 }
 
