@@ -77,4 +77,19 @@ pub mod testing {
         admin.close().await.ok();
         Ok(server.database(&name).to_url_lossy().to_string())
     }
+
+    /// Drops the database of `url` (made by [`create_database`]), closing whatever
+    /// sessions it still has.
+    pub async fn drop_database(url: &str) -> anyhow::Result<()> {
+        let database: PgConnectOptions = url.parse().context("parsing the database URL")?;
+        let name = database.get_database().context("the URL names no database")?.to_owned();
+        let server: PgConnectOptions = server_url().parse().context("parsing the test database URL")?;
+        let mut admin = server.connect().await.context("connecting to the test database server")?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name)))
+            .execute(&mut admin)
+            .await
+            .context("dropping the database")?;
+        admin.close().await.ok();
+        Ok(())
+    }
 }

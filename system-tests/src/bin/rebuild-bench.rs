@@ -25,6 +25,9 @@ struct Args {
     /// Commands per write transaction while filling.
     #[arg(long, default_value_t = 2_000)]
     batch: usize,
+    /// Keep the filled database (for a look at it) instead of dropping it at the end.
+    #[arg(long)]
+    keep_database: bool,
 }
 
 fn product(i: usize) -> ProductId {
@@ -65,8 +68,19 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let url = migrations::testing::create_database().await?;
-    let pool = migrations::connect_and_migrate(&url, "oms", 8, &migrations::OMS).await?;
     println!("database: {url}");
+    let measured = measure(&args, &url).await;
+    // A filled database takes about a gigabyte: dropped however the run ended.
+    if args.keep_database {
+        println!("kept the database");
+    } else {
+        migrations::testing::drop_database(&url).await?;
+    }
+    measured
+}
+
+async fn measure(args: &Args, url: &str) -> anyhow::Result<()> {
+    let pool = migrations::connect_and_migrate(url, "oms", 8, &migrations::OMS).await?;
 
     // Filled without the inline view, so the rebuild has everything to do.
     let started = Instant::now();
@@ -93,5 +107,6 @@ async fn main() -> anyhow::Result<()> {
     println!("verify: {events} events folded and compared in {seconds:.2} s = {:.0} events/s, {} differences", events as f64 / seconds, differences.len());
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM order_view").fetch_one(&pool).await?;
     println!("order_view rows: {rows}");
+    pool.close().await;
     Ok(())
 }
