@@ -303,3 +303,23 @@ async fn a_lingering_follower_reads_a_stream_of_commits_in_one_batch_and_a_lone_
     assert_eq!(together, ["o-1", "o-2", "o-3"], "one batch, not one per commit");
     shutdown.cancel();
 }
+
+#[tokio::test]
+async fn a_lingering_follower_stops_at_once_when_shutdown_comes_during_its_linger() {
+    let pool = pool().await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let notifier = CommitNotifier::new(pool.clone(), "oms");
+    let feed = Feed::new(pool.clone(), "relay").woken_by(notifier.clone()).polling_every(NEVER).lingering(Duration::from_secs(30));
+    let follower = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { feed.follow(100, &shutdown, |_| async { Ok(()) }).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await; // it has read the empty feed
+    // A commit right after that read waits for the rest of the linger...
+    append(&pool, "o-lingering").await;
+    notifier.committed();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // ...which must not hold up shutdown.
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), follower).await.expect("stops well within the linger").expect("the follower task");
+}
