@@ -35,10 +35,15 @@ start_tansu() {
       STARTED_KAFKA_PID=""
       return 1
     fi
-    if tcp_open "$address"; then break; fi
+    if tcp_open "$address"; then
+      echo "started the development broker (tansu) on $address" >&2
+      return 0
+    fi
     sleep 0.1
   done
-  echo "started the development broker (tansu) on $address" >&2
+  echo "the development broker did not open $address within 10 s; see ${TANSU_LOG:-/tmp/order-processing-tansu.log}" >&2
+  stop_started_kafka
+  return 1
 }
 
 stop_started_kafka() {
