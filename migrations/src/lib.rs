@@ -65,31 +65,31 @@ pub mod testing {
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
     }
 
+    fn server() -> anyhow::Result<PgConnectOptions> {
+        server_url().parse().context("parsing the test database URL")
+    }
+
+    /// Runs `statement` (one that cannot run inside a database's own session, such as
+    /// CREATE or DROP DATABASE) on the test server.
+    async fn administer(statement: &str, doing: &'static str) -> anyhow::Result<()> {
+        let mut admin = server()?.connect().await.context("connecting to the test database server")?;
+        sqlx::query(statement).execute(&mut admin).await.context(doing)?;
+        admin.close().await.ok();
+        Ok(())
+    }
+
     /// Creates an empty database named `test_<uuid>` on the test server and returns its URL.
     pub async fn create_database() -> anyhow::Result<String> {
-        let server: PgConnectOptions = server_url().parse().context("parsing the test database URL")?;
         let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = server.clone().connect().await.context("connecting to the test database server")?;
-        sqlx::query(&format!("CREATE DATABASE {}", quote_ident(&name)))
-            .execute(&mut admin)
-            .await
-            .context("creating the test database")?;
-        admin.close().await.ok();
-        Ok(server.database(&name).to_url_lossy().to_string())
+        administer(&format!("CREATE DATABASE {}", quote_ident(&name)), "creating the test database").await?;
+        Ok(server()?.database(&name).to_url_lossy().to_string())
     }
 
     /// Drops the database of `url` (made by [`create_database`]), closing whatever
     /// sessions it still has.
     pub async fn drop_database(url: &str) -> anyhow::Result<()> {
         let database: PgConnectOptions = url.parse().context("parsing the database URL")?;
-        let name = database.get_database().context("the URL names no database")?.to_owned();
-        let server: PgConnectOptions = server_url().parse().context("parsing the test database URL")?;
-        let mut admin = server.connect().await.context("connecting to the test database server")?;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name)))
-            .execute(&mut admin)
-            .await
-            .context("dropping the database")?;
-        admin.close().await.ok();
-        Ok(())
+        let name = database.get_database().context("the URL names no database")?;
+        administer(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name)), "dropping the database").await
     }
 }
