@@ -14,7 +14,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use serde_json::value::RawValue;
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use sqlx::pool::PoolConnection;
+use sqlx::{PgExecutor, PgPool, Postgres};
 use sqlx::types::Json;
 use sqlx::postgres::PgListener;
 use telemetry::FeedReader;
@@ -31,6 +32,33 @@ use crate::CommitNotifier;
 /// events after the position, so a follower far behind waits longer between two
 /// counts: at least ten times what the last one took.
 const LAG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long one statement on a leader's connection (or one lag count) may take. A
+/// connection that died half-open (its traffic blackholed, not closed) answers
+/// nothing and reports no error: past this, it is presumed dead, dropped (never given
+/// back to the pool, where the lock would stay held) and the follower leads again.
+/// Every statement there reads an index range or writes one row: seconds are plenty.
+const LEADERSHIP_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A leader that has not used its connection for this long runs a cheap statement on
+/// it: that keeps its session from the server's idle timeout (a relay waiting minutes
+/// for the broker must keep its lock) and finds a dead connection while it waits.
+const LEADERSHIP_KEEPALIVE: Duration = Duration::from_secs(5);
+
+/// Session settings of the leader's connection only (the pool's sessions keep theirs).
+/// The server ends a leader session it has heard nothing from for 25 s (PostgreSQL
+/// 14+), which releases the lock when the client vanished behind a blackhole: the
+/// keep-alive above speaks every 5 s, so a live leader is never idle that long. TCP
+/// keepalive (a probe after 10 s of silence, every 5 s, dead after 3 unanswered) and
+/// the TCP user timeout (unacknowledged data for 25 s) let the server's kernel find
+/// the dead peer too, also while the session waits to send a result.
+const LEADER_SESSION_SETTINGS: [(&str, &str); 5] = [
+    ("idle_session_timeout", "25s"),
+    ("tcp_keepalives_idle", "10"),
+    ("tcp_keepalives_interval", "5"),
+    ("tcp_keepalives_count", "3"),
+    ("tcp_user_timeout", "25000"),
+];
 
 /// A place in the feed; readers resume after it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -314,24 +342,40 @@ impl Feed {
 
     /// How many committed events lie after `after` (the reader's lag).
     pub async fn lag(&self, after: FeedPosition) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar("SELECT count(*) FROM events WHERE (transaction_id, global_position) > ($1::text::xid8, $2)")
-            .bind(after.transaction_id.to_string())
-            .bind(after.global_position)
-            .fetch_one(&self.pool)
-            .await
+        lag_on(&self.pool, after).await
+    }
+
+    /// How long ago the first committed event after `after` (in feed order) was
+    /// recorded, by the database's clock; `None` when no event lies after it.
+    pub async fn oldest_age_after(&self, after: FeedPosition) -> Result<Option<Duration>, sqlx::Error> {
+        let seconds: Option<f64> = sqlx::query_scalar(
+            "SELECT extract(epoch FROM clock_timestamp() - recorded_at)::float8 FROM events
+              WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
+              ORDER BY transaction_id, global_position LIMIT 1",
+        )
+        .bind(after.transaction_id.to_string())
+        .bind(after.global_position)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(seconds.map(|s| Duration::try_from_secs_f64(s).unwrap_or_default()))
+    }
+
+    /// How long ago the first event after this reader's saved position was recorded;
+    /// `None` when it has handled everything.
+    pub async fn oldest_unhandled_age(&self) -> Result<Option<Duration>, sqlx::Error> {
+        self.oldest_age_after(self.checkpoint().await?).await
     }
 
     /// A wake-up source for [`Feed::follow`]: the notifier, if any, and the poll.
     async fn waiter(&self) -> FeedWaiter {
         let Some(notifier) = &self.woken_by else { return FeedWaiter { local: None, remote: None, poll: self.poll } };
-        let remote = match PgListener::connect_with(&self.pool).await {
-            Ok(mut listener) => match listener.listen(notifier.channel_name()).await {
-                Ok(()) => Some((listener, notifier.clone())),
-                Err(error) => {
-                    tracing::warn!(%error, feed = %self.name, "cannot LISTEN for commits of other processes; polling for them");
-                    None
-                }
-            },
+        let listening = async {
+            let mut listener = PgListener::connect_with(&self.pool).await?;
+            listener.listen(notifier.channel_name()).await?;
+            Ok(listener)
+        };
+        let remote = match within_timeout("listening for commits", listening).await {
+            Ok(listener) => Some((listener, notifier.clone())),
             Err(error) => {
                 tracing::warn!(%error, feed = %self.name, "cannot LISTEN for commits of other processes; polling for them");
                 None
@@ -373,15 +417,17 @@ impl Feed {
         let depth = in_flight.max(1);
         // Leading means holding the feed's advisory lock on a connection; the follower
         // reads and saves its position on that connection (no pool round trips), and
-        // should it fail, lets go and leads again (or stands by, if another instance
-        // took over meanwhile).
+        // should it fail or hang, lets go and leads again (or stands by, if another
+        // instance took over meanwhile). Each leadership starts from the position saved
+        // in the database, never from one remembered here: a save lost with the
+        // connection means a batch handled again, never one skipped.
         while let Some(mut leadership) = self.lead(shutdown).await {
             tracing::info!(feed = %self.name, "following the event feed");
-            let position = match self.checkpoint_on(&mut *leadership).await {
+            let position = match leadership.checkpoint(self).await {
                 Ok(position) => position,
                 Err(error) => {
                     tracing::warn!(%error, feed = %self.name, "cannot read the feed position; leading again");
-                    let _ = leadership.close().await;
+                    leadership.abandon();
                     sleep_or_cancel(Duration::from_secs(1), shutdown).await;
                     continue;
                 }
@@ -394,13 +440,14 @@ impl Feed {
                 ended
             };
             let (ended, ()) = tokio::join!(follow, self.report_lag(position_seen, &lag_stops));
-            // Closing the session gives up the lock at once (a connection given back to
-            // the pool would keep holding it).
-            let _ = leadership.close().await;
             match ended {
-                Ok(()) => break,
+                Ok(()) => {
+                    leadership.close().await;
+                    break;
+                }
                 Err(error) => {
                     tracing::warn!(%error, feed = %self.name, "the feed connection failed; leading again");
+                    leadership.abandon();
                     if sleep_or_cancel(Duration::from_secs(1), shutdown).await {
                         break;
                     }
@@ -410,20 +457,21 @@ impl Feed {
         tracing::info!(feed = %self.name, "stopped following the event feed");
     }
 
-    /// The follower's loop, from `saved`, reading and saving on `connection`;
-    /// publishes every position it saved on `reached`. Returns at shutdown, once the
-    /// batches in flight are done, or when `connection` fails.
+    /// The follower's loop, from `saved`, reading and saving on `leadership`'s
+    /// connection; publishes every position it saved on `reached`. Returns at
+    /// shutdown, once the batches in flight are done, or when the connection fails or
+    /// stops answering.
     #[allow(clippy::too_many_arguments)]
     async fn follow_from<F, Fut>(
         &self,
-        connection: &mut PgConnection,
+        leadership: &mut Leadership,
         mut saved: FeedPosition,
         reached: watch::Sender<FeedPosition>,
         batch_size: i64,
         depth: usize,
         shutdown: &CancellationToken,
         start: &mut F,
-    ) -> Result<(), sqlx::Error>
+    ) -> Result<(), LeadershipLost>
     where
         F: FnMut(Vec<FeedEvent>) -> Fut,
         Fut: Future<Output = Result<(), BoxError>>,
@@ -444,7 +492,7 @@ impl Feed {
             }
             if !stopping && batches.len() < depth && next.is_due(Instant::now()) {
                 last_read = Instant::now();
-                let page = self.read_page_on(&mut *connection, handed, batch_size).await?;
+                let page = leadership.read_page(self, handed, batch_size).await?;
                 let full = page.events.len() as i64 == batch_size;
                 if let Some(last) = page.events.last().map(|e| e.position) {
                     let work = start(page.events);
@@ -468,11 +516,12 @@ impl Feed {
                 Next::ReadAt(at) => Some(at),
                 _ => None,
             };
+            let keep_alive_at = leadership.last_used + LEADERSHIP_KEEPALIVE;
             tokio::select! {
                 biased;
                 Some((last, done)) = batches.next(), if !batches.is_empty() => match done {
                     Ok(()) => {
-                        self.save_checkpoint_asynchronously(&mut *connection, last).await?;
+                        leadership.save_checkpoint(self, last).await?;
                         saved = last;
                         reached.send_replace(last);
                         failures = 0;
@@ -495,6 +544,9 @@ impl Feed {
                 // gather into batches; after a quiet spell, read at once.
                 () = waiter.wait(), if room && next == Next::WaitForCommits => next = Next::ReadAt(last_read + self.linger),
                 () = tokio::time::sleep_until(read_at.unwrap_or(last_read)), if room && read_at.is_some() => next = Next::ReadAgain,
+                // Waiting for batches (a broker away) or for commits, the connection
+                // idles: say something, so that the session lives and a dead one shows.
+                () = tokio::time::sleep_until(keep_alive_at) => leadership.keep_alive().await?,
                 () = shutdown.cancelled(), if !stopping => {}
             }
         }
@@ -508,7 +560,13 @@ impl Feed {
         loop {
             let started = Instant::now();
             let after = *position.borrow();
-            match self.lag(after).await {
+            // A count that hangs on a dead connection must not hold up the follower's
+            // end (it waits for this to stop).
+            let counted = tokio::select! {
+                counted = self.lag_within_timeout(after) => counted,
+                () = shutdown.cancelled() => return,
+            };
+            match counted {
                 Ok(lag) => telemetry::pipeline::record_feed_lag(reader, &self.name, u64::try_from(lag).unwrap_or(0)),
                 Err(error) => tracing::debug!(%error, feed = %self.name, "cannot measure the feed lag"),
             }
@@ -518,23 +576,25 @@ impl Feed {
         }
     }
 
+    /// [`Feed::lag`] on a connection of its own, bounded by [`LEADERSHIP_CALL_TIMEOUT`];
+    /// a connection that does not answer in time is dropped, not given back to the pool.
+    async fn lag_within_timeout(&self, after: FeedPosition) -> Result<i64, LeadershipLost> {
+        let mut connection = within_timeout("taking a connection for the lag count", self.pool.acquire()).await?;
+        let counted = within_timeout("counting the lag", lag_on(&mut *connection, after)).await;
+        if counted.is_err() {
+            abandon(connection);
+        }
+        counted
+    }
+
     /// Waits until this process holds the feed's advisory lock (held by the returned
     /// connection for as long as it lives), or shutdown.
-    async fn lead(&self, shutdown: &CancellationToken) -> Option<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+    async fn lead(&self, shutdown: &CancellationToken) -> Option<Leadership> {
         let mut waiting_logged = false;
         loop {
-            let attempt = async {
-                let mut connection = self.pool.acquire().await?;
-                // Advisory locks are database-wide: the schema is part of the key, so
-                // the followers of services sharing a database do not exclude each other.
-                let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext(current_schema() || ':feed:' || $1))")
-                    .bind(&self.name)
-                    .fetch_one(&mut *connection)
-                    .await?;
-                Ok::<_, sqlx::Error>(locked.then_some(connection))
-            };
-            match attempt.await {
-                Ok(Some(connection)) => return Some(connection),
+            match self.try_to_lead(shutdown).await {
+                Ok(Some(leadership)) => return Some(leadership),
+                Ok(None) if shutdown.is_cancelled() => return None,
                 Ok(None) if !waiting_logged => {
                     tracing::info!(feed = %self.name, "another instance follows this feed; standing by");
                     waiting_logged = true;
@@ -547,6 +607,154 @@ impl Feed {
             }
         }
     }
+
+    /// One attempt at the feed's advisory lock: the leadership, or `None` when another
+    /// session holds it (or shutdown came).
+    async fn try_to_lead(&self, shutdown: &CancellationToken) -> Result<Option<Leadership>, LeadershipLost> {
+        let mut connection = tokio::select! {
+            connection = within_timeout("taking a connection", self.pool.acquire()) => connection?,
+            () = shutdown.cancelled() => return Ok(None),
+        };
+        // Advisory locks are database-wide: the schema is part of the key, so the
+        // followers of services sharing a database do not exclude each other.
+        let lock = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext(current_schema() || ':feed:' || $1))").bind(&self.name);
+        let locked = tokio::select! {
+            locked = within_timeout("taking the feed lock", lock.fetch_one(&mut *connection)) => locked,
+            () = shutdown.cancelled() => Err(LeadershipLost::Stopped),
+        };
+        match locked {
+            Ok(true) => {}
+            // Untouched: the pool may have it back.
+            Ok(false) => return Ok(None),
+            // The lock may yet be granted to this session, should the statement reach
+            // the server late: a session that cannot be trusted is dropped, so that the
+            // lock goes with it, and never given back to the pool.
+            Err(LeadershipLost::Stopped) => {
+                abandon(connection);
+                return Ok(None);
+            }
+            Err(error) => {
+                abandon(connection);
+                return Err(error);
+            }
+        }
+        let mut leadership = Leadership { connection, last_used: Instant::now() };
+        if let Err(error) = leadership.configure_session(&self.name).await {
+            leadership.abandon();
+            return Err(error);
+        }
+        Ok(Some(leadership))
+    }
+}
+
+/// The connection that holds a feed's advisory lock, and when it was last used.
+struct Leadership {
+    connection: PoolConnection<Postgres>,
+    last_used: Instant,
+}
+
+impl Leadership {
+    /// Gives the leader's session its own settings (see [`LEADER_SESSION_SETTINGS`]).
+    /// A server that does not know one (older than PostgreSQL 14, say) runs without it.
+    async fn configure_session(&mut self, feed: &str) -> Result<(), LeadershipLost> {
+        for (name, value) in LEADER_SESSION_SETTINGS {
+            let set = sqlx::query("SELECT set_config($1, $2, false)").bind(name).bind(value);
+            let set = within_timeout("configuring the leader's session", set.execute(&mut *self.connection)).await;
+            match self.used(set) {
+                Ok(_) => {}
+                Err(LeadershipLost::Failed { error: sqlx::Error::Database(error), .. }) => {
+                    tracing::warn!(%error, feed, setting = name, "the server refused a session setting of the feed leader; leading without it");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
+
+    /// The position `feed` saved.
+    async fn checkpoint(&mut self, feed: &Feed) -> Result<FeedPosition, LeadershipLost> {
+        let read = within_timeout("reading the feed position", feed.checkpoint_on(&mut *self.connection)).await;
+        self.used(read)
+    }
+
+    /// A page of `feed` after `after`.
+    async fn read_page(&mut self, feed: &Feed, after: FeedPosition, limit: i64) -> Result<FeedPage, LeadershipLost> {
+        let read = within_timeout("reading the feed", feed.read_page_on(&mut *self.connection, after, limit)).await;
+        self.used(read)
+    }
+
+    /// Saves `feed`'s position.
+    async fn save_checkpoint(&mut self, feed: &Feed, position: FeedPosition) -> Result<(), LeadershipLost> {
+        let saved = within_timeout("saving the feed position", feed.save_checkpoint_asynchronously(&mut *self.connection, position)).await;
+        self.used(saved)
+    }
+
+    /// The cheapest statement there is.
+    async fn keep_alive(&mut self) -> Result<(), LeadershipLost> {
+        let answered = within_timeout("keeping the feed connection alive", sqlx::query("SELECT 1").execute(&mut *self.connection)).await;
+        self.used(answered).map(drop)
+    }
+
+    /// Notes that the connection was just used, passing on what it answered.
+    fn used<T>(&mut self, result: T) -> T {
+        self.last_used = Instant::now();
+        result
+    }
+
+    /// Ends the session gracefully, which gives up the lock at once (a connection
+    /// given back to the pool would keep holding it).
+    async fn close(self) {
+        let _ = tokio::time::timeout(LEADERSHIP_CALL_TIMEOUT, self.connection.close()).await;
+    }
+
+    /// Drops a connection that failed or stopped answering, without a word to the
+    /// server (which may never hear it): the server ends the session, and the lock
+    /// with it, when the socket closes or its idle timeout strikes.
+    fn abandon(self) {
+        abandon(self.connection);
+    }
+}
+
+/// Drops `connection` out of the pool: its socket closes at once, and the pool opens
+/// another in its place when needed.
+fn abandon(connection: PoolConnection<Postgres>) {
+    drop(connection.detach());
+}
+
+/// Why a leader gave up its connection (or could not get one).
+#[derive(Debug, thiserror::Error)]
+enum LeadershipLost {
+    /// A statement failed.
+    #[error("{doing}: {error}")]
+    Failed {
+        doing: &'static str,
+        #[source]
+        error: sqlx::Error,
+    },
+    /// A statement got no answer in time: the connection is presumed dead.
+    #[error("{doing}: no answer within {LEADERSHIP_CALL_TIMEOUT:?}, the connection is presumed dead")]
+    TimedOut { doing: &'static str },
+    /// Shutdown came first.
+    #[error("shutting down")]
+    Stopped,
+}
+
+/// Runs `call`, giving up after [`LEADERSHIP_CALL_TIMEOUT`].
+async fn within_timeout<T>(doing: &'static str, call: impl Future<Output = Result<T, sqlx::Error>>) -> Result<T, LeadershipLost> {
+    match tokio::time::timeout(LEADERSHIP_CALL_TIMEOUT, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(LeadershipLost::Failed { doing, error }),
+        Err(_) => Err(LeadershipLost::TimedOut { doing }),
+    }
+}
+
+/// How many committed events lie after `after`.
+async fn lag_on<'c>(executor: impl PgExecutor<'c>, after: FeedPosition) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM events WHERE (transaction_id, global_position) > ($1::text::xid8, $2)")
+        .bind(after.transaction_id.to_string())
+        .bind(after.global_position)
+        .fetch_one(executor)
+        .await
 }
 
 /// Sleeps for `duration`; true when shutdown came first.

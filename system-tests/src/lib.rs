@@ -13,8 +13,10 @@ pub mod client;
 pub mod dev_broker;
 pub mod processes;
 pub mod system;
+pub mod tcp_proxy;
 
 pub use client::Api;
 pub use dev_broker::DevBroker;
 pub use processes::{ProcessSystem, ServiceProcess};
 pub use system::{Deployment, Service, System, SystemOptions};
+pub use tcp_proxy::TcpProxy;
