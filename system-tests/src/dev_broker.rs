@@ -28,6 +28,8 @@ fn binary() -> anyhow::Result<PathBuf> {
 /// A tansu broker on a port of its own; killed when dropped.
 pub struct DevBroker {
     child: Child,
+    /// False once killed: its process id may belong to another process by then.
+    alive: bool,
     /// Its bootstrap address, `127.0.0.1:<port>`.
     pub address: String,
 }
@@ -35,29 +37,19 @@ pub struct DevBroker {
 impl DevBroker {
     /// Starts one and waits until it accepts connections.
     pub async fn start() -> anyhow::Result<Self> {
-        let address = format!("127.0.0.1:{}", free_port()?);
-        let url = format!("tcp://{address}");
-        let child = Command::new(binary()?)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting the development broker")?;
-        let mut broker = Self { child, address };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(&broker.address).await.is_err() {
-            if let Some(status) = broker.child.try_wait()? {
-                bail!("the development broker exited at start-up with {status}");
-            }
-            if tokio::time::Instant::now() > deadline {
-                bail!("the development broker did not listen on {} within 10 s", broker.address);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Ok(broker)
+        Self::start_on(format!("127.0.0.1:{}", free_port()?)).await
+    }
+
+    /// Starts one on `address` and waits until it accepts connections.
+    async fn start_on(address: String) -> anyhow::Result<Self> {
+        let child = spawn_listening(&address).await?;
+        Ok(Self { child, address, alive: true })
     }
 
     fn signal(&self, signal: Signal) -> anyhow::Result<()> {
+        if !self.alive {
+            bail!("the development broker was killed");
+        }
         let pid = Pid::from_raw(i32::try_from(self.child.id()).context("a process id")?);
         kill(pid, signal).with_context(|| format!("sending {signal} to the development broker"))
     }
@@ -72,6 +64,61 @@ impl DevBroker {
     pub fn resume(&self) -> anyhow::Result<()> {
         self.signal(Signal::SIGCONT)
     }
+
+    /// Kills it (SIGKILL), as a crashed broker: connections are refused until
+    /// [`DevBroker::start_empty`]. Everything it held is gone (in-memory storage).
+    pub fn kill(&mut self) {
+        let _ = self.resume();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.alive = false;
+    }
+
+    /// Starts a new, empty broker on the same address (after [`DevBroker::kill`], or
+    /// killing this one first): topics, offsets, groups and messages are forgotten, as
+    /// when the development broker restarts.
+    pub async fn start_empty(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match spawn_listening(&self.address).await {
+                Ok(child) => {
+                    // The old child is reaped; the new one takes its place.
+                    self.child = child;
+                    self.alive = true;
+                    return Ok(());
+                }
+                // The port may linger a moment after the kill.
+                Err(error) if tokio::time::Instant::now() > deadline => return Err(error.context(format!("restarting the broker on {}", self.address))),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+}
+
+/// Starts tansu on `address` with in-memory storage and waits until it accepts
+/// connections; kills it if it never does.
+async fn spawn_listening(address: &str) -> anyhow::Result<Child> {
+    let url = format!("tcp://{address}");
+    let mut child = Command::new(binary()?)
+        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting the development broker")?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(address).await.is_err() {
+        if let Some(status) = child.try_wait()? {
+            bail!("the development broker exited at start-up with {status}");
+        }
+        if tokio::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("the development broker did not listen on {address} within 10 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(child)
 }
 
 impl Drop for DevBroker {

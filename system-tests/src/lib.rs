@@ -3,20 +3,22 @@
 //! this process ([`system`]) or as child processes a test can kill and restart
 //! ([`processes`]); a small HTTP client for the APIs ([`client`]); direct access to
 //! the broker: offsets, reading topics ([`broker`]); a private broker a test may pause
-//! ([`dev_broker`]). Also hosts the `loadgen`
-//! benchmark binary.
+//! or restart empty ([`dev_broker`]); a private PostgreSQL cluster a test may crash
+//! ([`pg_cluster`]). Also hosts the `loadgen` benchmark binary.
 //!
 //! Depends on both service crates; nothing depends on it.
 
 pub mod broker;
 pub mod client;
 pub mod dev_broker;
+pub mod pg_cluster;
 pub mod processes;
 pub mod system;
 pub mod tcp_proxy;
 
 pub use client::Api;
 pub use dev_broker::DevBroker;
-pub use processes::{ProcessSystem, ServiceProcess};
+pub use pg_cluster::PgCluster;
+pub use processes::{ProcessOptions, ProcessSystem, ServiceProcess};
 pub use system::{Deployment, Service, System, SystemOptions};
 pub use tcp_proxy::TcpProxy;

@@ -157,6 +157,24 @@ impl ServiceProcess {
         }
     }
 
+    /// Freezes the process (SIGSTOP), as a service that hangs: its connections stay
+    /// open and nothing is answered or consumed until [`ServiceProcess::resume`].
+    pub fn pause(&self) -> anyhow::Result<()> {
+        self.signal(Signal::SIGSTOP)
+    }
+
+    /// Lets a paused process go on (SIGCONT).
+    pub fn resume(&self) -> anyhow::Result<()> {
+        self.signal(Signal::SIGCONT)
+    }
+
+    fn signal(&self, signal: Signal) -> anyhow::Result<()> {
+        let name = self.service.binary_name();
+        let Some(child) = &self.child else { bail!("{name} is not running") };
+        let pid = Pid::from_raw(i32::try_from(child.id()).context("a process id")?);
+        kill(pid, signal).with_context(|| format!("sending {signal} to {name}"))
+    }
+
     /// Whether the process is running (it did not exit by itself).
     pub fn is_running(&mut self) -> bool {
         match &mut self.child {
@@ -198,6 +216,26 @@ impl Drop for ServiceProcess {
     }
 }
 
+/// How to start a [`ProcessSystem`] beyond the defaults.
+#[derive(Debug, Clone)]
+pub struct ProcessOptions<'a> {
+    /// Partitions of the topics.
+    pub partitions: i32,
+    /// Extra environment of every instance.
+    pub env: &'a [(&'a str, &'a str)],
+    /// Bootstrap brokers; the suite's broker when none (e.g. a private `DevBroker`).
+    pub brokers: Option<String>,
+    /// The database both use; a fresh database on the test server when none (e.g. one
+    /// on a private `PgCluster`).
+    pub database_url: Option<String>,
+}
+
+impl Default for ProcessOptions<'_> {
+    fn default() -> Self {
+        Self { partitions: 3, env: &[], brokers: None, database_url: None }
+    }
+}
+
 /// Both services as processes, against one fresh database and topics and consumer
 /// groups of their own.
 pub struct ProcessSystem {
@@ -233,13 +271,22 @@ impl ProcessSystem {
     /// Builds the binaries if needed, starts both services with the extra environment
     /// `env` (e.g. `KAFKA_CONSUMER_SESSION_TIMEOUT_MS`) and waits until both are ready.
     pub async fn start(partitions: i32, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::start_with(ProcessOptions { partitions, env, ..ProcessOptions::default() }).await
+    }
+
+    /// [`ProcessSystem::start`] with a broker and database of the caller's choice.
+    pub async fn start_with(options: ProcessOptions<'_>) -> anyhow::Result<Self> {
+        let ProcessOptions { partitions, env, brokers: chosen_brokers, database_url } = options;
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         tokio::task::spawn_blocking(binaries_dir).await.context("building the binaries")??;
-        let database_url = migrations::testing::create_database().await?;
+        let database_url = match database_url {
+            Some(url) => url,
+            None => migrations::testing::create_database().await?,
+        };
         let run = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
         let flags: Vec<String> = vec![
             format!("--database-url={database_url}"),
-            format!("--kafka-brokers={}", brokers()),
+            format!("--kafka-brokers={}", chosen_brokers.unwrap_or_else(brokers)),
             format!("--kafka-partitions={partitions}"),
             format!("--topic-order-events=t{run}.oms.order-events"),
             format!("--topic-order-outcomes=t{run}.inventory.order-outcomes"),

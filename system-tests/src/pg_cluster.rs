@@ -1,0 +1,160 @@
+//! A private PostgreSQL cluster for a test that must crash or restart its database
+//! without disturbing the tests sharing the suite's server: `initdb` into a temporary
+//! directory with the installed server binaries, trust authentication, a port of its
+//! own; stopped and removed when dropped.
+//!
+//! PostgreSQL refuses to run as root: when the tests run as root, every server command
+//! runs as the `postgres` system user (with `runuser`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::processes::free_port;
+
+/// The directory of the newest installed server binaries: `PG_BIN_DIR`, else the
+/// highest version under `/usr/lib/postgresql/*/bin`.
+fn binaries() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("PG_BIN_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .context("no PostgreSQL server binaries under /usr/lib/postgresql (set PG_BIN_DIR)")?
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("pg_ctl").is_file().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin).context("no pg_ctl under /usr/lib/postgresql/*/bin (set PG_BIN_DIR)")
+}
+
+/// Whether this process runs as root (PostgreSQL then runs as `postgres`).
+fn running_as_root() -> bool {
+    // /proc/self belongs to the process's effective user.
+    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+}
+
+/// A PostgreSQL cluster of the test's own; stopped (immediately) and deleted when dropped.
+pub struct PgCluster {
+    bin: PathBuf,
+    data: PathBuf,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl PgCluster {
+    /// Creates a cluster in a fresh temporary directory and starts it.
+    pub async fn start() -> anyhow::Result<Self> {
+        let bin = binaries()?;
+        let port = free_port()?;
+        let data = std::env::temp_dir().join(format!("order-processing-pg-{}", uuid::Uuid::new_v4().simple()));
+        let cluster = Self { bin, data, port };
+        let data_dir = cluster.data.to_str().context("a temporary directory that is UTF-8")?.to_owned();
+        let init = ["-D", &data_dir, "-U", "postgres", "--auth=trust", "--no-sync", "--encoding=UTF8", "--locale=C"];
+        tokio::task::spawn_blocking({
+            let command = cluster.command("initdb", &init);
+            move || run(command, "initdb")
+        })
+        .await
+        .context("initdb task")??;
+        cluster.pg_ctl(&["start", "-w", "-t", "60", "-l", &cluster.log().to_string_lossy(), "-o", &cluster.server_options()]).await?;
+        Ok(cluster)
+    }
+
+    /// The options the server runs with: its port, TCP on 127.0.0.1 only, its socket in
+    /// its own directory, enough connections for several service instances. No fsync:
+    /// the test crashes the server, not the machine, and WAL replay only needs what
+    /// reached the operating system.
+    fn server_options(&self) -> String {
+        format!(
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c max_connections=200 -c fsync=off -c full_page_writes=off",
+            self.port,
+            self.data.display()
+        )
+    }
+
+    /// The URL of its `postgres` database.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// The server's log file.
+    pub fn log(&self) -> PathBuf {
+        self.data.with_extension("log")
+    }
+
+    /// Crashes and restarts the server as `pg_ctl -m immediate restart` does: every
+    /// backend is killed without a checkpoint, and the server recovers from its WAL at
+    /// the next start. Returns once it accepts connections again.
+    pub async fn crash_restart(&self) -> anyhow::Result<()> {
+        self.pg_ctl(&["restart", "-m", "immediate", "-w", "-t", "60", "-l", &self.log().to_string_lossy(), "-o", &self.server_options()]).await
+    }
+
+    fn command(&self, program: &str, args: &[&str]) -> Command {
+        let path = self.bin.join(program);
+        let mut command = if running_as_root() {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(path);
+            command
+        } else {
+            Command::new(path)
+        };
+        // A directory the postgres user may stand in (the test's may be root's).
+        command.args(args).current_dir("/tmp").stdin(Stdio::null());
+        command
+    }
+
+    async fn pg_ctl(&self, args: &[&str]) -> anyhow::Result<()> {
+        let mut full = vec!["-D", self.data.to_str().context("a UTF-8 data directory")?];
+        full.extend_from_slice(args);
+        let command = self.command("pg_ctl", &full);
+        let what = format!("pg_ctl {}", args.first().copied().unwrap_or_default());
+        tokio::task::spawn_blocking(move || run(command, &what)).await.context("pg_ctl task")?
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+}
+
+/// Runs `command`, failing with its output when it fails.
+fn run(mut command: Command, what: &str) -> anyhow::Result<()> {
+    let output = command.output().with_context(|| format!("running {what}"))?;
+    if !output.status.success() {
+        bail!("{what} failed with {}: {}{}", output.status, String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(())
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        if let Some(data) = self.data.to_str() {
+            let mut stop = self.command("pg_ctl", &["-D", data, "stop", "-m", "immediate", "-w", "-t", "30"]);
+            let _ = stop.stdout(Stdio::null()).stderr(Stdio::null()).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.data);
+        let _ = std::fs::remove_file(self.log());
+    }
+}
+
+/// Waits until `url` accepts a connection, failing after `timeout`.
+pub async fn wait_until_accepting(url: &str, timeout: Duration) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match sqlx::PgConnection::connect(url).await {
+            Ok(connection) => {
+                let _ = connection.close().await;
+                return Ok(());
+            }
+            Err(error) if tokio::time::Instant::now() > deadline => return Err(error).with_context(|| format!("connecting to {url}")),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
