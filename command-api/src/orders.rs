@@ -23,9 +23,10 @@ pub enum OrdersError {
     /// No such order.
     #[error("order not found")]
     NotFound,
-    /// The database failed.
+    /// The database failed; the cause is kept as the source, so callers can tell a
+    /// transient failure from a permanent one.
     #[error("storage failure: {0}")]
-    Storage(String),
+    Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl From<ExecuteError<OrderError>> for OrdersError {
@@ -33,14 +34,14 @@ impl From<ExecuteError<OrderError>> for OrdersError {
         match error {
             ExecuteError::Rejected(e) => Self::Rejected(e),
             ExecuteError::Conflict => Self::Conflict,
-            ExecuteError::Store(e) => Self::Storage(e.to_string()),
+            ExecuteError::Store(e) => Self::Storage(e),
         }
     }
 }
 
 impl From<ProjectionError> for OrdersError {
     fn from(error: ProjectionError) -> Self {
-        Self::Storage(error.to_string())
+        Self::Storage(Box::new(error))
     }
 }
 
@@ -97,6 +98,12 @@ impl Orders {
     /// refuses gets its error and decides nothing (the outcome consumer's batches).
     pub async fn execute_all(&self, commands: &[Command<Order>]) -> Result<Vec<Result<Committed<Order>, OrderError>>, OrdersError> {
         Ok(self.store.execute_all(commands).await?)
+    }
+
+    /// The order's aggregate state as its events fold now (cached: reads only newer
+    /// events); a default order when it has none.
+    pub async fn state(&self, order_id: OrderId) -> Result<Order, OrdersError> {
+        Ok(self.store.load(&order_id.to_string()).await?.0)
     }
 
     /// How this service reads its events (with the upcasters of old event versions).

@@ -74,3 +74,41 @@ pub async fn load_history(pool: &PgPool, aggregate_type: &str, aggregate_id: &st
         })
         .collect())
 }
+
+/// An event as `load_events_at` reads it (the feed's columns).
+type EventAtRow = (String, i64, Uuid, String, String, i64, String, String, sqlx::types::Json<Box<serde_json::value::RawValue>>, sqlx::types::Json<std::collections::HashMap<String, String>>, DateTime<Utc>);
+
+/// The events of one aggregate at `sequences`, oldest first, with their stored columns
+/// exactly as the feed delivers them: for republishing one event as the relay did
+/// (re-requests, re-announcements) without reading the aggregate's whole history.
+pub async fn load_events_at(pool: &PgPool, aggregate_type: &str, aggregate_id: &str, sequences: &[i64]) -> Result<Vec<crate::FeedEvent>, sqlx::Error> {
+    let rows: Vec<EventAtRow> = sqlx::query_as(
+        "SELECT transaction_id::text, global_position, event_id, aggregate_type, aggregate_id, sequence, event_type, event_version,
+                payload, metadata, recorded_at
+           FROM events
+          WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = ANY($3)
+          ORDER BY sequence",
+    )
+    .bind(aggregate_type)
+    .bind(aggregate_id)
+    .bind(sequences)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(tx, global_position, event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at)| {
+            crate::FeedEvent {
+                position: crate::FeedPosition { transaction_id: tx.parse().unwrap_or(0), global_position },
+                event_id,
+                aggregate_type,
+                aggregate_id,
+                sequence,
+                event_type,
+                event_version,
+                payload: payload.0,
+                metadata: metadata.0,
+                recorded_at,
+            }
+        })
+        .collect())
+}

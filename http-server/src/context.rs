@@ -21,13 +21,10 @@ pub struct RequestContext {
     pub correlation_id: String,
 }
 
-/// An id header we record: 1 to 128 visible ASCII characters.
+/// An id header we record: 1 to 128 visible ASCII characters (the rule Kafka
+/// consumers apply too, `telemetry::is_usable_id`).
 pub fn usable_id(value: &axum::http::HeaderValue) -> Option<String> {
-    value
-        .to_str()
-        .ok()
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
-        .map(str::to_owned)
+    value.to_str().ok().filter(|v| telemetry::is_usable_id(v)).map(str::to_owned)
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestContext {

@@ -8,6 +8,7 @@
 //! - [`http`]: routes, request shapes, and the one mapping of errors to statuses.
 //! - [`saga`]: the consumer of `oms.order-events` that reserves and releases stock.
 //! - [`publishing`]: the outbox relay's route: outcomes and stock alerts.
+//! - [`reannounce`]: announcing a decided outcome again when the OMS re-requests it.
 //! - [`app`]: wiring: connect, migrate, bind, serve.
 //! - [`operations`]: the operator commands: history, export, rebuild.
 //!
@@ -18,6 +19,7 @@ pub mod http;
 pub mod operations;
 pub mod products;
 pub mod publishing;
+pub mod reannounce;
 pub mod saga;
 pub mod settings;
 

@@ -23,9 +23,10 @@ pub enum ProductsError {
     /// No such product.
     #[error("product not found")]
     NotFound,
-    /// The database failed.
+    /// The database failed; the cause is kept as the source, so callers can tell a
+    /// transient failure from a permanent one.
     #[error("storage failure: {0}")]
-    Storage(String),
+    Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl From<ExecuteError<ProductError>> for ProductsError {
@@ -33,14 +34,14 @@ impl From<ExecuteError<ProductError>> for ProductsError {
         match error {
             ExecuteError::Rejected(e) => Self::Rejected(e),
             ExecuteError::Conflict => Self::Conflict,
-            ExecuteError::Store(e) => Self::Storage(e.to_string()),
+            ExecuteError::Store(e) => Self::Storage(e),
         }
     }
 }
 
 impl From<ProjectionError> for ProductsError {
     fn from(error: ProjectionError) -> Self {
-        Self::Storage(error.to_string())
+        Self::Storage(Box::new(error))
     }
 }
 
@@ -76,6 +77,12 @@ impl Products {
     /// does not exist yet still records reservation requests.
     pub async fn execute_all(&self, commands: &[Command<Product>]) -> Result<Vec<Result<Committed<Product>, ProductError>>, ProductsError> {
         Ok(self.store.execute_all(commands).await?)
+    }
+
+    /// The product's aggregate state as its events fold now (cached: reads only newer
+    /// events); a default product when it has none.
+    pub async fn state(&self, product_id: &str) -> Result<Product, ProductsError> {
+        Ok(self.store.load(product_id).await?.0)
     }
 
     /// How this service reads its events (with the upcasters of old event versions).

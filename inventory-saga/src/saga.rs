@@ -11,6 +11,13 @@
 //! with the domain's upcasters before it is decoded, and a version this code does not
 //! know (a newer release's) is dead-lettered, never guessed at.
 //!
+//! Every field taken from a message is validated before it reaches the store, like
+//! HTTP input; a message that fails is unprocessable (dead-lettered) with a reason
+//! naming the field. A re-request (the OMS republishing the order event of an item
+//! still pending) is handled like the first request; what it finds already decided
+//! has its outcome announced again ([`crate::reannounce`]), since the first
+//! announcement may have been lost by the broker.
+//!
 //! Each message is decoded in its own span, in the trace its headers carry, so the
 //! product events it leads to keep the trace of the request that placed the order
 //! (and the outcomes the relay publishes from them carry it on). What the saga
@@ -18,26 +25,37 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use domain::OrderId;
 use domain::inventory::{Product, ProductCommand, ProductEvent};
-use domain::order::{ItemStatus, OrderEvent, RejectionReason, decode_event};
+use domain::order::{ItemStatus, OrderEvent, RejectionReason, UnreadableEvent, decode_event};
 use eventstore::{Command, EventMetadata};
+use messaging::envelope::{RE_REQUEST_HEADER, bounded, quote};
 use messaging::{Envelope, Handled, IncomingMessage, MessageHandler, Unprocessable, Verdict};
 use telemetry::SagaOutcome;
 
 use crate::products::Products;
+use crate::reannounce::Reannouncer;
 
 const ACTOR: &str = "inventory-saga";
 
 /// Turns order events into product commands.
 pub struct ReservationSaga {
     products: Arc<Products>,
+    reannouncer: Option<Reannouncer>,
 }
 
 impl ReservationSaga {
     /// A saga writing through `products`.
     pub fn new(products: Arc<Products>) -> Self {
-        Self { products }
+        Self { products, reannouncer: None }
+    }
+
+    /// Announces again, through `reannouncer`, the outcomes that re-requests find
+    /// already decided.
+    pub fn reannouncing(mut self, reannouncer: Reannouncer) -> Self {
+        self.reannouncer = Some(reannouncer);
+        self
     }
 }
 
@@ -77,43 +95,66 @@ pub fn outcome_of(event: &ProductEvent) -> Option<SagaOutcome> {
     }
 }
 
+/// What one message asks of the products.
+struct Asked {
+    /// The product commands, in the order the event lists the items.
+    commands: Vec<Command<Product>>,
+    /// Whether the OMS asked again for items still pending (header `re-request`):
+    /// outcomes already decided are then announced again.
+    rerequest: bool,
+}
+
 /// The product commands one message asks for, or why it can never be handled;
 /// decided in the message's span, so the commands' metadata keep its trace.
-fn decode(message: &IncomingMessage) -> Result<Vec<Command<Product>>, Unprocessable> {
+fn decode(message: &IncomingMessage) -> Result<Asked, Unprocessable> {
     message.span().in_scope(|| decode_in_span(message))
 }
 
-fn decode_in_span(message: &IncomingMessage) -> Result<Vec<Command<Product>>, Unprocessable> {
+/// Every field the saga takes from a message is checked before anything reaches the
+/// store: the envelope's (ids, sequence, names, size: see [`Envelope::parse`]), the
+/// order id (a UUID), the items' product ids and quantities (domain types). A reason
+/// names the field and quotes at most a short prefix of the offending value.
+fn decode_in_span(message: &IncomingMessage) -> Result<Asked, Unprocessable> {
     let poison = |reason: String| Unprocessable(reason);
-    let body = message.payload.as_deref().ok_or_else(|| poison("empty message".into()))?;
-    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| poison(format!("not an envelope: {e}")))?;
+    let body = message.payload.as_deref().ok_or_else(|| poison("message: empty".into()))?;
+    let envelope = Envelope::parse(body).map_err(|e| poison(e.to_string()))?;
     if envelope.aggregate_type != "Order" {
-        return Err(poison(format!("not an order event: {}", envelope.aggregate_type)));
+        return Err(poison(format!("aggregateType: not an order event: {}", quote(&envelope.aggregate_type))));
     }
-    let order_id: OrderId = envelope.aggregate_id.parse().map_err(|_| poison(format!("bad order id {}", envelope.aggregate_id)))?;
-    let event = decode_event(&envelope.event_type, &envelope.event_version, envelope.payload).map_err(|e| poison(e.to_string()))?;
-    let revision = u64::try_from(envelope.sequence).map_err(|_| poison("negative sequence".into()))?;
+    let order_id: OrderId = envelope.aggregate_id.parse().map_err(|_| poison(format!("aggregateId: an order id must be a UUID, got {}", quote(&envelope.aggregate_id))))?;
+    let event = decode_event(&envelope.event_type, &envelope.event_version, envelope.payload).map_err(|e| match e {
+        UnreadableEvent::UnsupportedVersion { .. } => poison(format!("eventVersion: {e}")),
+        UnreadableEvent::Malformed { .. } => poison(format!("payload: {}", bounded(&e.to_string()))),
+    })?;
+    // Bounded by `Envelope::parse` (1 to `MAX_SEQUENCE`), so a forged message cannot
+    // put a revision out of reach of the order's real requests.
+    let revision = u64::try_from(envelope.sequence).map_err(|_| poison("sequence: negative".into()))?;
     let metadata = EventMetadata::new(envelope.correlation_id.clone(), envelope.event_id.to_string(), ACTOR);
-    Ok(commands_for(order_id, revision, &event)
+    let commands = commands_for(order_id, revision, &event)
         .into_iter()
         .map(|(product_id, command)| Command { aggregate_id: product_id.as_str().to_owned(), command, metadata: metadata.clone() })
-        .collect())
+        .collect();
+    Ok(Asked { commands, rerequest: message.header(RE_REQUEST_HEADER) == Some("1") })
 }
 
 impl MessageHandler for ReservationSaga {
     /// Decides every reservation of the batch on the products, in message order, and
     /// commits them in one transaction: a hot product is loaded once per batch and
-    /// never contends with itself.
+    /// never contends with itself. For a re-request, each reservation already decided
+    /// (decided nothing now) has its outcome announced again.
     async fn handle(&self, messages: &[IncomingMessage]) -> anyhow::Result<Vec<Verdict>> {
         let mut verdicts: Vec<Verdict> = Vec::with_capacity(messages.len());
         let mut commands = Vec::new();
         let mut asked_by = Vec::new();
+        let mut rerequests = Vec::with_capacity(messages.len());
         for (index, message) in messages.iter().enumerate() {
-            match decode(message) {
-                Ok(asked) if asked.is_empty() => verdicts.push(Ok(Handled::Ignored)),
+            let decoded = decode(message);
+            rerequests.push(decoded.as_ref().is_ok_and(|asked| asked.rerequest));
+            match decoded {
+                Ok(asked) if asked.commands.is_empty() => verdicts.push(Ok(Handled::Ignored)),
                 Ok(asked) => {
-                    asked_by.extend(std::iter::repeat_n(index, asked.len()));
-                    commands.extend(asked);
+                    asked_by.extend(std::iter::repeat_n(index, asked.commands.len()));
+                    commands.extend(asked.commands);
                     verdicts.push(Ok(Handled::Applied));
                 }
                 Err(poison) => verdicts.push(Err(poison)),
@@ -122,13 +163,24 @@ impl MessageHandler for ReservationSaga {
         if commands.is_empty() {
             return Ok(verdicts);
         }
-        let results = self.products.execute_all(&commands).await.map_err(|e| anyhow::anyhow!("reserving stock: {e}"))?;
+        let results = self.products.execute_all(&commands).await.context("reserving stock")?;
+        let mut decided_before = Vec::new();
         for ((result, command), index) in results.into_iter().zip(&commands).zip(asked_by) {
             match result {
                 // Committed: a redelivered request decided no events, so counts nothing.
-                Ok(committed) => committed.events.iter().filter_map(|e| outcome_of(&e.payload)).for_each(telemetry::pipeline::record_saga_outcome),
+                Ok(committed) => {
+                    committed.events.iter().filter_map(|e| outcome_of(&e.payload)).for_each(telemetry::pipeline::record_saga_outcome);
+                    if let (true, true, ProductCommand::ReserveStock { order_id, .. }) = (committed.events.is_empty(), rerequests[index], &command.command) {
+                        decided_before.push((command.aggregate_id.clone(), *order_id));
+                    }
+                }
                 Err(rule) => verdicts[index] = Err(Unprocessable(format!("product {} refused: {rule}", command.aggregate_id))),
             }
+        }
+        if let Some(reannouncer) = &self.reannouncer
+            && !decided_before.is_empty()
+        {
+            reannouncer.reannounce(&decided_before).await;
         }
         Ok(verdicts)
     }
@@ -162,7 +214,91 @@ mod tests {
 
     /// What the saga asks of the products: (product, command), metadata aside.
     fn asked(message: &IncomingMessage) -> Result<Vec<(String, ProductCommand)>, Unprocessable> {
-        Ok(decode(message)?.into_iter().map(|c| (c.aggregate_id, c.command)).collect())
+        Ok(decode(message)?.commands.into_iter().map(|c| (c.aggregate_id, c.command)).collect())
+    }
+
+    /// A message whose body is `body`, as received.
+    fn raw(body: Vec<u8>) -> IncomingMessage {
+        IncomingMessage { topic: "oms.order-events".into(), partition: 0, offset: 7, key: Some("k".into()), payload: Some(body), headers: None }
+    }
+
+    /// A valid `OrderPlaced` envelope, as JSON, for tests to spoil.
+    fn placed_envelope() -> Value {
+        let message = message(OrderId::generate(), 1, "OrderPlaced", "2.0", placed_2_0(Value::Null));
+        serde_json::from_slice(message.payload.as_deref().expect("a body")).expect("JSON")
+    }
+
+    #[test]
+    fn hostile_messages_are_unprocessable_with_a_short_reason_naming_the_field() {
+        let spoiled = |pointer: &str, value: Value| {
+            let mut envelope = placed_envelope();
+            *envelope.pointer_mut(pointer).expect(pointer) = value;
+            raw(serde_json::to_vec(&envelope).expect("encodes"))
+        };
+        let huge = "x".repeat(700_000);
+        let cases: Vec<(&str, IncomingMessage, &str)> = vec![
+            ("a NUL in the correlation id", spoiled("/correlationId", json!("checkout\0-42")), "correlationId"),
+            ("a NUL in the causation id", spoiled("/causationId", json!("req\0")), "causationId"),
+            ("a NUL in the aggregate id", spoiled("/aggregateId", json!("\0")), "aggregateId"),
+            ("a NUL in the aggregate type", spoiled("/aggregateType", json!("Order\0")), "aggregateType"),
+            ("a NUL in the event type", spoiled("/eventType", json!("OrderPlaced\0")), "eventType"),
+            ("a NUL in the event version", spoiled("/eventVersion", json!("2.0\0")), "eventVersion"),
+            ("a NUL in the time", spoiled("/occurredAt", json!("2024-05-01T10:00:00Z\0")), "occurredAt"),
+            ("a NUL in a product id", spoiled("/payload/items/0/productId", json!("mug\0")), "payload"),
+            ("a NUL in the user id", spoiled("/payload/userId", json!("alice\0")), "payload"),
+            ("a 700 kB correlation id", spoiled("/correlationId", json!(huge)), "message"),
+            ("a 1 kB correlation id", spoiled("/correlationId", json!("c".repeat(1000))), "correlationId"),
+            ("a 1 kB causation id", spoiled("/causationId", json!("c".repeat(1000))), "causationId"),
+            ("a correlation id with a space", spoiled("/correlationId", json!("check out")), "correlationId"),
+            ("an empty correlation id", spoiled("/correlationId", json!("")), "correlationId"),
+            ("an event type of 1 kB", spoiled("/eventType", json!("E".repeat(1000))), "eventType"),
+            ("an order id that is no UUID", spoiled("/aggregateId", json!("order-1")), "aggregateId"),
+            ("a product event", spoiled("/aggregateType", json!("Product")), "aggregateType"),
+            ("a forged huge revision", spoiled("/sequence", json!(4_000_000_000_000_i64)), "sequence"),
+            ("a revision just past the bound", spoiled("/sequence", json!(messaging::envelope::MAX_SEQUENCE + 1)), "sequence"),
+            ("a zero sequence", spoiled("/sequence", json!(0)), "sequence"),
+            ("a negative sequence", spoiled("/sequence", json!(-1)), "sequence"),
+            ("a sequence that is text", spoiled("/sequence", json!(huge)), "message"),
+            ("a text sequence", spoiled("/sequence", json!("1")), "sequence"),
+            ("an event id that is no UUID", spoiled("/eventId", json!("e-1")), "eventId"),
+            ("the nil event id", spoiled("/eventId", json!(uuid::Uuid::nil())), "eventId"),
+            ("an unknown version", spoiled("/eventVersion", json!("9.0")), "eventVersion"),
+            ("a negative quantity", spoiled("/payload/items/0/quantity", json!(-3)), "payload"),
+            ("a zero quantity", spoiled("/payload/items/0/quantity", json!(0)), "payload"),
+            ("a quantity beyond the maximum", spoiled("/payload/items/0/quantity", json!(u64::MAX)), "payload"),
+            ("a product id too long", spoiled("/payload/items/0/productId", json!("p".repeat(65))), "payload"),
+            ("a payload that is no object", spoiled("/payload", json!([1, 2])), "payload"),
+            ("malformed JSON", raw(b"{\"eventId\": ".to_vec()), "message"),
+            ("not JSON at all", raw(vec![0xff, 0x00, 0x01]), "message"),
+            ("a body of 700 kB", raw(vec![b' '; 700_000]), "message"),
+            ("no body", IncomingMessage { payload: None, ..raw(vec![]) }, "message"),
+        ];
+        for (label, message, field) in cases {
+            let Err(Unprocessable(reason)) = asked(&message) else { panic!("[{label}] must be unprocessable") };
+            assert!(reason.contains(field), "[{label}] the reason names {field}: {reason}");
+            assert!(reason.len() < 500, "[{label}] the reason quotes a short prefix at most ({} bytes)", reason.len());
+            assert!(!reason.chars().any(char::is_control), "[{label}] no control character in the reason: {reason:?}");
+        }
+    }
+
+    #[test]
+    fn ids_and_revisions_at_their_bounds_are_accepted() {
+        let mut envelope = placed_envelope();
+        envelope["correlationId"] = json!("c".repeat(telemetry::ids::MAX_ID_LEN));
+        envelope["sequence"] = json!(messaging::envelope::MAX_SEQUENCE);
+        envelope["payload"]["items"][0]["productId"] = json!("p".repeat(domain::ProductId::MAX_LEN));
+        let commands = decode(&raw(serde_json::to_vec(&envelope).expect("encodes"))).expect("valid").commands;
+        assert_eq!(commands.len(), 2);
+        assert_eq!(commands[0].metadata.correlation_id.len(), telemetry::ids::MAX_ID_LEN);
+        assert!(matches!(commands[0].command, ProductCommand::ReserveStock { revision, .. } if revision == messaging::envelope::MAX_SEQUENCE as u64));
+    }
+
+    #[test]
+    fn a_message_with_the_re_request_header_is_a_re_request() {
+        let mut message = message(OrderId::generate(), 1, "OrderPlaced", "2.0", placed_2_0(Value::Null));
+        assert!(!decode(&message).expect("valid").rerequest);
+        message.headers = Some(messaging::envelope::owned_headers(&[(messaging::envelope::RE_REQUEST_HEADER, "1")]));
+        assert!(decode(&message).expect("valid").rerequest);
     }
 
     fn reserve(order_id: OrderId, product: &str, quantity: u32, revision: u64) -> (String, ProductCommand) {
@@ -199,7 +335,7 @@ mod tests {
         let order_id = OrderId::generate();
         let message = message(order_id, 1, "OrderPlaced", "1.0", placed_1_0());
         let envelope: Value = serde_json::from_slice(message.payload.as_deref().expect("a body")).expect("JSON");
-        let commands = decode(&message).expect("decodes");
+        let commands = decode(&message).expect("decodes").commands;
         assert_eq!(commands.len(), 2);
         for command in &commands {
             let metadata = &command.metadata;
@@ -220,7 +356,7 @@ mod tests {
         ];
         for (label, event_type, event_version, payload) in cases {
             let verdict = asked(&message(order_id, 1, event_type, event_version, payload));
-            let expected = format!("{event_type} version {event_version} is not supported");
+            let expected = format!("eventVersion: {event_type} version {event_version} is not supported");
             assert_eq!(verdict, Err(Unprocessable(expected)), "[{label}]");
         }
     }

@@ -2,11 +2,24 @@
 //! the headers beside it: ids for routing and tracing without parsing the body, and
 //! the W3C trace context, so one order's trace spans both services.
 
+use std::time::Duration;
+
 use eventstore::FeedEvent;
 use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::producer::FutureRecord;
+use rdkafka::util::Timeout;
+
+/// The producer [`OutgoingMessage::send`] sends with (create it with
+/// `KafkaSettings::producer_config`), so the services need not name `rdkafka`.
+pub use rdkafka::producer::FutureProducer;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
+
+/// The Kafka header that marks a message as a re-request: the OMS republishing the
+/// order event that made an item pending, because the item is still pending long
+/// after (value `1`).
+pub const RE_REQUEST_HEADER: &str = "re-request";
 
 /// The message body on every topic (DESIGN.md, "Kafka topics").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,6 +86,31 @@ pub struct OutgoingMessage {
     pub envelope: Envelope,
 }
 
+impl OutgoingMessage {
+    /// Sends it as the relay does (the envelope as JSON, its id headers, the trace
+    /// headers `trace` its event kept), plus the headers `extra`, and waits up to
+    /// `timeout` for the broker's acknowledgement. For the few messages sent beside the
+    /// relay: re-requests and re-announcements of what the relay published before.
+    pub async fn send(&self, producer: &FutureProducer, trace: &[(String, String)], extra: &[(&str, &str)], timeout: Duration) -> anyhow::Result<()> {
+        let body = serde_json::to_vec(&self.envelope)?;
+        let headers = extra.iter().fold(with_trace_headers(self.envelope.headers(), trace), |headers, (key, value)| {
+            headers.insert(Header { key, value: Some(value.as_bytes()) })
+        });
+        let record = FutureRecord::to(&self.topic).key(&self.key).payload(&body).headers(headers);
+        producer
+            .send(record, Timeout::After(timeout))
+            .await
+            .map_err(|(error, _)| anyhow::Error::from(error).context(format!("publishing to {}", self.topic)))?;
+        Ok(())
+    }
+}
+
+/// Headers holding `pairs` (name, value), in order: e.g. for building an
+/// [`crate::IncomingMessage`] in a test without naming `rdkafka`.
+pub fn owned_headers(pairs: &[(&str, &str)]) -> OwnedHeaders {
+    pairs.iter().fold(OwnedHeaders::new(), |headers, (key, value)| headers.insert(Header { key, value: Some(value.as_bytes()) }))
+}
+
 /// The value of header `name`, as text.
 pub fn header<'a>(headers: Option<&'a rdkafka::message::BorrowedHeaders>, name: &str) -> Option<&'a str> {
     headers?
@@ -116,6 +154,127 @@ pub fn trace_context<H: Headers + ?Sized>(headers: Option<&H>) -> telemetry::Tra
 /// headers carry, if any.
 pub fn follow_trace<H: Headers + ?Sized>(span: &tracing::Span, headers: Option<&H>) {
     telemetry::set_parent(span, trace_context(headers));
+}
+
+/// The largest message body a consumer reads. The largest legitimate message, an
+/// order event of 100 items with 64-character product ids, is about 10 kB; anything
+/// far larger is not ours and would be copied on (metadata, outcomes) if accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The largest `sequence` accepted. Consumers use it as a revision that newer requests
+/// must exceed (the saga's reservations, the OMS's item outcomes), so one forged huge
+/// value would make a product ignore every real request of that order forever. No
+/// aggregate of ours comes near a million events (an order has at most 100 items).
+pub const MAX_SEQUENCE: i64 = 1_000_000;
+
+/// The longest `aggregateType`, `eventType` or `eventVersion` accepted.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// How much of an offending value a reason quotes at most, in characters.
+const QUOTE_CHARS: usize = 40;
+
+/// Why a consumed message is not an envelope we accept; the message names the field
+/// and quotes at most a short prefix of the offending value, so the reason stays
+/// small enough to log, park and send on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct InvalidEnvelope {
+    /// The envelope field (as on the wire, e.g. `correlationId`), or `message`.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl InvalidEnvelope {
+    /// `field` is refused because of `problem`.
+    pub fn new(field: &'static str, problem: impl Into<String>) -> Self {
+        Self { field, problem: problem.into() }
+    }
+}
+
+/// At most [`QUOTE_CHARS`] characters of `value`, control characters escaped, with an
+/// ellipsis and the full length when cut: safe to put into a reason.
+pub fn quote(value: &str) -> String {
+    let mut quoted: String = value.chars().take(QUOTE_CHARS).flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] }).collect();
+    let length = value.chars().count();
+    if length > QUOTE_CHARS {
+        quoted.push_str(&format!("… ({length} characters)"));
+    }
+    format!("\"{quoted}\"")
+}
+
+/// `text` (e.g. a parser's error message, which may quote input) cut to a bounded
+/// length, control characters escaped.
+pub fn bounded(text: &str) -> String {
+    const MAX_CHARS: usize = 300;
+    let mut bounded: String = text.chars().take(MAX_CHARS).flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] }).collect();
+    if text.chars().count() > MAX_CHARS {
+        bounded.push('…');
+    }
+    bounded
+}
+
+impl Envelope {
+    /// Reads a consumed message's body as an envelope and checks every field as the
+    /// HTTP side checks its input (see [`Envelope::validate`]): whatever a consumer takes
+    /// from it is then safe to store and to copy into the messages that follow.
+    pub fn parse(body: &[u8]) -> Result<Self, InvalidEnvelope> {
+        if body.len() > MAX_BODY_BYTES {
+            return Err(InvalidEnvelope::new("message", format!("{} bytes, more than the {MAX_BODY_BYTES} accepted", body.len())));
+        }
+        // The path names the field a value does not fit (`sequence`, `eventId`).
+        let envelope: Self = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(body)).map_err(|e| {
+            let field = e.path().to_string();
+            let field = if field == "." { "message".to_owned() } else { field };
+            InvalidEnvelope::new("message", format!("not an envelope: {}: {}", quote(&field), bounded(&e.inner().to_string())))
+        })?;
+        envelope.validate()?;
+        Ok(envelope)
+    }
+
+    /// Checks the fields every consumer relies on: a non-nil event id; aggregate type,
+    /// event type and version short names; an aggregate id, correlation id and
+    /// causation id by the rule for ids ([`telemetry::is_usable_id`]); a sequence from 1
+    /// to [`MAX_SEQUENCE`]; an RFC 3339 time; an object payload. What the payload's
+    /// fields must be is the consumer's to check (domain types).
+    pub fn validate(&self) -> Result<(), InvalidEnvelope> {
+        if self.event_id.is_nil() {
+            return Err(InvalidEnvelope::new("eventId", "must not be the nil UUID"));
+        }
+        name("aggregateType", &self.aggregate_type, |c| c.is_ascii_alphanumeric())?;
+        id("aggregateId", &self.aggregate_id)?;
+        if !(1..=MAX_SEQUENCE).contains(&self.sequence) {
+            return Err(InvalidEnvelope::new("sequence", format!("must be from 1 to {MAX_SEQUENCE}, got {}", self.sequence)));
+        }
+        name("eventType", &self.event_type, |c| c.is_ascii_alphanumeric())?;
+        name("eventVersion", &self.event_version, |c| c.is_ascii_digit() || c == '.')?;
+        if self.occurred_at.len() > MAX_NAME_LEN || chrono::DateTime::parse_from_rfc3339(&self.occurred_at).is_err() {
+            return Err(InvalidEnvelope::new("occurredAt", format!("must be an RFC 3339 time, got {}", quote(&self.occurred_at))));
+        }
+        id("correlationId", &self.correlation_id)?;
+        id("causationId", &self.causation_id)?;
+        if !self.payload.is_object() {
+            return Err(InvalidEnvelope::new("payload", "must be a JSON object"));
+        }
+        Ok(())
+    }
+}
+
+/// A name field: 1 to [`MAX_NAME_LEN`] characters, each `allowed`.
+fn name(field: &'static str, value: &str, allowed: fn(char) -> bool) -> Result<(), InvalidEnvelope> {
+    if value.is_empty() || value.len() > MAX_NAME_LEN || !value.chars().all(allowed) {
+        return Err(InvalidEnvelope::new(field, format!("must be 1 to {MAX_NAME_LEN} letters, digits or dots, got {}", quote(value))));
+    }
+    Ok(())
+}
+
+/// An id field, by the rule for ids.
+fn id(field: &'static str, value: &str) -> Result<(), InvalidEnvelope> {
+    if !telemetry::is_usable_id(value) {
+        let max = telemetry::ids::MAX_ID_LEN;
+        return Err(InvalidEnvelope::new(field, format!("must be 1 to {max} visible ASCII characters, got {}", quote(value))));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -9,18 +9,21 @@
 //! - [`pipeline`]: the event pipeline: feed lags, relay output, consumer lag and
 //!   results, dead letters, saga outcomes.
 //! - [`tracing_setup`]: log and trace settings, and the subscriber built from them.
+//! - [`ids`]: the rule for correlation, request and causation ids.
 //! - [`propagation`]: carrying a trace across a process boundary in W3C headers.
 //!
 //! Depends on no crate of ours and on neither `axum` nor `rdkafka`, so every crate
 //! may use it.
 
 pub mod commands;
+pub mod ids;
 pub mod names;
 pub mod pipeline;
 pub mod propagation;
 pub mod recorder;
 pub mod tracing_setup;
 
+pub use ids::is_usable_id;
 pub use commands::{CommandResult, counted, record_command, record_events_appended};
 pub use pipeline::{ConsumeResult, FeedReader, SagaOutcome};
 pub use propagation::{TRACE_HEADERS, TraceContext, current_trace_headers, extract_trace_context, inject_trace_context, set_parent};

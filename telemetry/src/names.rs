@@ -60,6 +60,18 @@ pub const SAGA_OUTCOMES: &str = "saga_outcomes_total";
 /// `feed`.
 pub const PROJECTION_LAG: &str = "projection_lag_events";
 
+/// Counter of stuck order items asked for again: the order event that made them
+/// pending, republished by the OMS. Labels: none.
+pub const REREQUESTS: &str = "rerequests_total";
+
+/// Gauge, in seconds, of how long the oldest pending order has waited since its last
+/// change (0 when none is pending). Labels: none.
+pub const PENDING_OLDEST_AGE: &str = "pending_oldest_age_seconds";
+
+/// Counter of item outcomes the saga announced again, from the product's state, for
+/// re-requests of decided items. Labels: none.
+pub const REANNOUNCED_OUTCOMES: &str = "reannounced_outcomes_total";
+
 /// Bucket bounds, in seconds, of every `_seconds` histogram: from a cached read to
 /// a request that waits on a slow database.
 pub const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];

@@ -127,6 +127,21 @@ pub fn record_saga_outcome(outcome: SagaOutcome) {
     }
 }
 
+/// Counts order events republished by the OMS to ask again for stuck items.
+pub fn record_rerequests(messages: u64) {
+    metrics::counter!(names::REREQUESTS).increment(messages);
+}
+
+/// Sets how long the oldest pending order has waited (zero when none is pending).
+pub fn record_pending_oldest_age(age: std::time::Duration) {
+    metrics::gauge!(names::PENDING_OLDEST_AGE).set(age.as_secs_f64());
+}
+
+/// Counts item outcomes the saga announced again for a re-request.
+pub fn record_reannounced_outcomes(messages: u64) {
+    metrics::counter!(names::REANNOUNCED_OUTCOMES).increment(messages);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,6 +32,12 @@ pub struct Product {
     /// Every order that asked for this product. Persistent, so the copies taken by the
     /// aggregate cache and by batch rollbacks cost nothing, however many orders.
     reservations: imbl::OrdMap<OrderId, Reservation>,
+    /// Per order, the sequence of this product's event that announced the outcome of
+    /// the order's last decided reservation request (reserved, reduced or rejected);
+    /// none once a later release decided it. Derived, for announcing that outcome again
+    /// when a re-request finds it decided (the first announcement may have been lost).
+    #[serde(default)]
+    announcements: imbl::OrdMap<OrderId, u64>,
 }
 
 /// The counters behind a product's stock status. `Product::apply` folds them; deciding
@@ -120,6 +126,12 @@ impl Product {
     /// What one order holds of this product.
     pub fn reservation(&self, order_id: &OrderId) -> Reservation {
         self.reservations.get(order_id).copied().unwrap_or_default()
+    }
+
+    /// The sequence of the event that announced the outcome of `order_id`'s last
+    /// decided reservation request, if its last decision was one (see the field).
+    pub fn announcement(&self, order_id: &OrderId) -> Option<u64> {
+        self.announcements.get(order_id).copied()
     }
 
     /// In stock, low or out, from what is available.
@@ -252,12 +264,19 @@ impl Aggregate for Product {
             ProductEvent::StockReserved { order_id, reserved_for_order, revision, .. }
             | ProductEvent::ReservationReduced { order_id, reserved_for_order, revision, .. } => {
                 self.reservations.insert(order_id, Reservation { quantity: reserved_for_order.get(), revision });
+                self.announcements.insert(order_id, self.version);
             }
             ProductEvent::ReservationRejected { order_id, revision, .. } => {
                 let held = self.reservations.entry(order_id).or_default();
                 held.revision = revision;
+                self.announcements.insert(order_id, self.version);
             }
             ProductEvent::StockReleased { order_id, revision, .. } => {
+                // A release of the same revision completes a rejection (what the item
+                // held before is given back): the rejection stays its announcement.
+                if self.reservation(&order_id).revision != revision {
+                    self.announcements.remove(&order_id);
+                }
                 self.reservations.insert(order_id, Reservation { quantity: 0, revision });
             }
             ProductEvent::StockRestocked { .. } | ProductEvent::LowStockReached { .. } | ProductEvent::OutOfStock | ProductEvent::BackInStock { .. } => {}

@@ -731,3 +731,28 @@ proptest! {
         prop_assert_eq!(product.decide(command), Ok(vec![]), "first time: {:?}", first);
     }
 }
+
+// ----- announcements (for re-announcing a decided outcome) ----------------------------
+
+#[test]
+fn the_event_that_announced_an_orders_outcome_is_remembered_until_a_release_decides_it() {
+    // Sequences: 1 added, 2 reserved for order 1, 3 rejected for order 2.
+    let history = vec![ten_mugs(), reserved(order(1), 3, 3, 1), rejected(order(2), 20, 7, 1)];
+    let product = fold(history.clone());
+    assert_eq!((product.announcement(&order(1)), product.announcement(&order(2)), product.announcement(&order(3))), (Some(2), Some(3), None));
+
+    // A bigger request rejected, with what the order held released in the same decision:
+    // the rejection (sequence 4) is the announcement.
+    let mut rejected_later = history.clone();
+    rejected_later.extend([rejected(order(1), 9, 7, 2), released(order(1), 3, 2)]);
+    assert_eq!(fold(rejected_later).announcement(&order(1)), Some(4));
+
+    // A cancellation's release announces nothing: there is no outcome to repeat.
+    let mut canceled = history.clone();
+    canceled.push(released(order(1), 3, 2));
+    assert_eq!(fold(canceled).announcement(&order(1)), None);
+
+    let mut reduced_later = history;
+    reduced_later.push(reduced(order(1), 1, 2, 2));
+    assert_eq!(fold(reduced_later).announcement(&order(1)), Some(4));
+}

@@ -1,0 +1,89 @@
+//! Announcing again the outcome of an item already decided, when the OMS asks for it
+//! again (a re-request: the item is still pending there long after its request, so
+//! the first announcement may have been lost, e.g. by a broker that restarted empty).
+//!
+//! The outcome is the very message the relay published: the product event that
+//! announced the decision (the product remembers its sequence per order, derived
+//! state) is read back from the event store and routed by the relay's route, so its
+//! shape is defined once and the OMS sees the same event id, revision and reason. The
+//! OMS applies an outcome only while it matches the item's pending revision, so
+//! announcing again is idempotent. A failed announcement is logged and left to the
+//! next re-request (the OMS asks again, with backoff, until the item resolves).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use domain::OrderId;
+use domain::inventory::Product;
+use messaging::envelope::FutureProducer;
+use messaging::{KafkaSettings, OutgoingMessage, Route};
+use sqlx::PgPool;
+
+use crate::products::Products;
+use crate::publishing::ProductEventsRoute;
+
+/// How long one announcement may wait for the broker.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Announces decided outcomes again on the outcomes topic.
+pub struct Reannouncer {
+    pool: PgPool,
+    products: Arc<Products>,
+    producer: FutureProducer,
+    route: ProductEventsRoute,
+}
+
+impl Reannouncer {
+    /// Reads products through `products` and their events through `pool` (search path:
+    /// the inventory schema); publishes as the relay does, with `kafka`'s producer
+    /// settings and topics.
+    pub fn new(pool: PgPool, products: Arc<Products>, kafka: &KafkaSettings) -> anyhow::Result<Self> {
+        let producer = kafka.producer_config().create().context("creating the re-announcement producer")?;
+        let route = ProductEventsRoute { outcomes_topic: kafka.topics.order_outcomes.clone(), alerts_topic: kafka.topics.stock_alerts.clone() };
+        Ok(Self { pool, products, producer, route })
+    }
+
+    /// Announces again the outcome of each (product, order) the product has decided;
+    /// returns how many outcomes were sent. Failures are logged: the next re-request
+    /// tries again.
+    pub async fn reannounce(&self, items: &[(String, OrderId)]) -> usize {
+        let mut sent = 0;
+        for (product_id, order_id) in items {
+            match self.announce(product_id, *order_id).await {
+                Ok(messages) => sent += messages,
+                Err(error) => tracing::warn!(error = format!("{error:#}"), product_id, %order_id, "outcome not announced again; the next re-request retries"),
+            }
+        }
+        if sent > 0 {
+            telemetry::pipeline::record_reannounced_outcomes(sent as u64);
+        }
+        sent
+    }
+
+    async fn announce(&self, product_id: &str, order_id: OrderId) -> anyhow::Result<usize> {
+        let messages = self.outcome(product_id, order_id).await?;
+        for (message, trace) in &messages {
+            message.send(&self.producer, trace, &[], SEND_TIMEOUT).await?;
+            tracing::info!(product_id, %order_id, event_type = %message.envelope.event_type, revision = message.envelope.payload["revision"].as_u64(), "outcome announced again");
+        }
+        Ok(messages.len())
+    }
+
+    /// The outcome message(s) the relay published for the product's last decision on
+    /// the order, with the trace headers their event kept; none when there is no
+    /// outcome to repeat (never decided, or released by a cancellation).
+    pub async fn outcome(&self, product_id: &str, order_id: OrderId) -> anyhow::Result<Vec<(OutgoingMessage, Vec<(String, String)>)>> {
+        let product: Product = self.products.state(product_id).await.context("loading the product")?;
+        let Some(sequence) = product.announcement(&order_id) else { return Ok(vec![]) };
+        let sequence = i64::try_from(sequence).context("sequence out of range")?;
+        let events = eventstore::load_events_at(&self.pool, "Product", product_id, &[sequence]).await.context("reading the announcing event")?;
+        let mut outcomes = Vec::new();
+        for event in &events {
+            let messages = self.route.route(event).context("routing the announcing event")?;
+            let trace = event.trace_headers();
+            outcomes.extend(messages.into_iter().filter(|m| m.topic == self.route.outcomes_topic).map(|m| (m, trace.clone())));
+        }
+        Ok(outcomes)
+    }
+}
