@@ -6,10 +6,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use eventstore::CommitNotifier;
-use messaging::{KafkaSettings, Relay, spawn_consumer};
+use http_server::{Pipeline, Supervisor};
+use messaging::{KafkaSettings, Relay, run_consumer};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::Settings;
 use crate::orders::Orders;
@@ -28,24 +28,33 @@ pub struct Application {
     orders: Arc<Orders>,
     kafka: KafkaSettings,
     consumer_group: String,
+    pipeline: Pipeline,
+    shutdown_grace: std::time::Duration,
 }
 
 impl Application {
     /// Connects to the database (applying migrations) and binds the listener, so the
     /// port is known (and taken) before serving starts. The broker need not be up.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let pool = migrations::connect_and_migrate(
+        let pool = migrations::connect_and_migrate_with(
             settings.database.url.expose(),
             &settings.database_schema,
             settings.database.max_connections,
+            &settings.database_sessions.sessions(),
             &migrations::OMS,
         )
         .await?;
         let notifier = CommitNotifier::new(pool.clone(), &settings.database_schema);
         let orders = Arc::new(Orders::new(pool.clone()).notifying(notifier.clone()));
         let broker = Arc::new(messaging::BrokerProbe::new(&settings.kafka)?);
+        let pipeline = Pipeline::new();
+        let relay_feed = eventstore::Feed::new(pool.clone(), RELAY_NAME);
         let readiness = http_server::Readiness::new()
             .database(pool.clone(), &migrations::OMS)
+            .pipeline(pipeline.clone(), settings.lifecycle.pipeline_stall_after(), move || {
+                let feed = relay_feed.clone();
+                async move { feed.oldest_unhandled_age().await.map_err(|e| e.to_string()) }
+            })
             .check("broker", move || {
                 let broker = broker.clone();
                 async move { broker.check().await }
@@ -53,7 +62,7 @@ impl Application {
         let router = http_server::with_common_layers(crate::http::routes(orders.clone()), readiness, &settings.http);
         let address = format!("{}:{}", settings.host, settings.port);
         let listener = TcpListener::bind(&address).await.with_context(|| format!("binding {address}"))?;
-        Ok(Self { listener, router, pool, notifier, orders, kafka: settings.kafka.clone(), consumer_group: settings.consumer_group.clone() })
+        Ok(Self { listener, router, pool, notifier, orders, kafka: settings.kafka.clone(), consumer_group: settings.consumer_group.clone(), pipeline, shutdown_grace: settings.lifecycle.shutdown_grace() })
     }
 
     /// The port actually bound.
@@ -61,26 +70,42 @@ impl Application {
         self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
     }
 
-    /// Serves until `shutdown` completes: stops accepting, finishes requests in flight,
-    /// then stops the consumer (committing what it processed) and the relay (flushing).
+    /// Serves until `shutdown` completes while the relay, the outcome consumer and the
+    /// view follower run supervised beside it (restarted when one ends or panics);
+    /// then, within the shutdown grace, stops accepting, finishes requests in flight,
+    /// and stops the consumer (committing what it processed), the relay (flushing)
+    /// and the follower.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let background = CancellationToken::new();
-        let relay = tokio::spawn(Relay::new(self.pool.clone(), RELAY_NAME, &self.kafka, OrderEventsRoute { topic: self.kafka.topics.order_events.clone() })?.woken_by(self.notifier.clone()).run(background.clone()));
-        let consumer = spawn_consumer(
-            self.kafka.clone(),
-            self.consumer_group.clone(),
-            self.kafka.topics.order_outcomes.clone(),
-            Arc::new(OutcomeHandler::new(self.orders.clone())),
-            background.clone(),
-        );
-        let views = tokio::spawn({
-            let (token, pool, orders) = (background.clone(), self.pool.clone(), self.orders.clone());
-            async move { orders.follow_feed(pool, token).await }
+        let mut tasks = Supervisor::new(&self.pipeline);
+        tasks.spawn("relay", {
+            let (pool, kafka, notifier) = (self.pool.clone(), self.kafka.clone(), self.notifier.clone());
+            move |stop| {
+                let relay = Relay::new(pool.clone(), RELAY_NAME, &kafka, OrderEventsRoute { topic: kafka.topics.order_events.clone() });
+                let notifier = notifier.clone();
+                async move {
+                    relay?.woken_by(notifier).run(stop).await;
+                    Ok(())
+                }
+            }
+        });
+        tasks.spawn("outcome consumer", {
+            let (kafka, pool, group, handler) = (self.kafka.clone(), self.pool.clone(), self.consumer_group.clone(), Arc::new(OutcomeHandler::new(self.orders.clone())));
+            move |stop| {
+                let (kafka, pool, group, handler) = (kafka.clone(), pool.clone(), group.clone(), handler.clone());
+                async move { run_consumer(&kafka, pool, &group, &[&kafka.topics.order_outcomes], handler, stop).await }
+            }
+        });
+        tasks.spawn("view follower", {
+            let (pool, orders) = (self.pool.clone(), self.orders.clone());
+            move |stop| {
+                let (pool, orders) = (pool.clone(), orders.clone());
+                async move {
+                    orders.follow_feed(pool, stop).await;
+                    Ok(())
+                }
+            }
         });
         tracing::info!(port = self.port(), "order management service listening");
-        let served = http_server::serve(self.listener, self.router, shutdown).await;
-        background.cancel();
-        let _ = tokio::join!(relay, consumer, views);
-        served.context("serving HTTP")
+        http_server::serve_supervised(self.listener, self.router, shutdown, tasks, self.shutdown_grace).await.context("serving HTTP")
     }
 }

@@ -14,11 +14,15 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
     match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(mut settings) => {
             settings.kafka = settings.kafka.with_env_properties(std::env::vars());
-            let _telemetry = telemetry::init(&settings.telemetry, "oms")?;
+            let telemetry = telemetry::init(&settings.telemetry, "oms")?;
             tracing::info!(?settings, "starting the order management service");
             let app = Application::build(&settings).await?;
-            app.run_until(http_server::shutdown_signal()).await?;
-            Ok(std::process::ExitCode::SUCCESS)
+            app.run_until(http_server::shutdown_signal_within(settings.lifecycle.shutdown_grace())).await?;
+            drop(telemetry);
+            // Exit now rather than wait, while the runtime drops them, for tasks given
+            // up at the end of the grace (a Kafka client closing towards a broker
+            // that is down can block for minutes).
+            std::process::exit(0)
         }
         operation => operations::run(operation).await,
     }

@@ -1,7 +1,7 @@
 //! Command line and environment of the `oms` binary.
 
 use clap::{Parser, Subcommand};
-use http_server::{DatabaseSettings, HttpSettings, TelemetrySettings};
+use http_server::{DatabaseSessionSettings, DatabaseSettings, HttpSettings, LifecycleSettings, TelemetrySettings};
 use messaging::KafkaSettings;
 
 /// The Order Management Service: REST commands and queries on orders, event-sourced
@@ -89,6 +89,12 @@ pub struct Settings {
     #[command(flatten)]
     #[expect(missing_docs, reason = "clap shows a flattened group's own docs; a comment here would be ignored")]
     pub database: DatabaseSettings,
+    #[command(flatten)]
+    #[expect(missing_docs, reason = "clap shows a flattened group's own docs; a comment here would be ignored")]
+    pub database_sessions: DatabaseSessionSettings,
+    #[command(flatten)]
+    #[expect(missing_docs, reason = "clap shows a flattened group's own docs; a comment here would be ignored")]
+    pub lifecycle: LifecycleSettings,
     /// Consumer group of the outcome consumer.
     #[arg(long, env = "OMS_CONSUMER_GROUP", default_value = "oms-outcomes")]
     pub consumer_group: String,

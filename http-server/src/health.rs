@@ -1,24 +1,44 @@
 //! Health probes: `/health/live` (the process serves) and `/health/ready` (every
 //! dependency this instance needs is usable: the database with its migrations
-//! applied, the broker, whatever a service adds). Kept free of `rdkafka`: a service
+//! applied, the broker, the event pipeline, whatever a service adds). Kept free of `rdkafka`: a service
 //! passes its broker check in as a closure.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
+use futures::FutureExt;
 use futures::future::{BoxFuture, join_all};
 use serde::Serialize;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use utoipa::ToSchema;
 
+use crate::supervisor::Pipeline;
 use crate::{ApiResponse, ErrorResponse};
 
 /// How long one check may take before it counts as down.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-type Check = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+type Check = Arc<dyn Fn() -> BoxFuture<'static, Result<(), Down>> + Send + Sync>;
+
+/// Why a check is down: `reason` is logged; `detail`, when there is one, is safe to
+/// show the prober (task names, ages) and is answered too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Down {
+    reason: String,
+    detail: Option<String>,
+}
+
+impl Down {
+    fn logged(reason: String) -> Self {
+        Self { reason, detail: None }
+    }
+
+    fn answered(detail: String) -> Self {
+        Self { reason: detail.clone(), detail: Some(detail) }
+    }
+}
 
 /// The named checks `/health/ready` runs, all at once, on every probe.
 #[derive(Clone, Default)]
@@ -45,7 +65,43 @@ impl Readiness {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
-        self.checks.push((name, Arc::new(move || Box::pin(check()))));
+        self.checks.push((name, Arc::new(move || Box::pin(check().map(|outcome| outcome.map_err(Down::logged))))));
+        self
+    }
+
+    /// Adds the check `pipeline`: down while a background task of `pipeline` is down
+    /// (see [`Pipeline::supervise`]), or while the oldest event the relay has not
+    /// published, as `oldest_unpublished` measures it, was committed longer than
+    /// `stall_after` ago: the relay is then not publishing, whatever its task says. A
+    /// measurement that fails (the database away) counts as no stall: the `database`
+    /// check reports that. The answer names the tasks down and the age.
+    pub fn pipeline<F, Fut>(mut self, pipeline: Pipeline, stall_after: Duration, oldest_unpublished: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Option<Duration>, String>> + Send + 'static,
+    {
+        let oldest_unpublished = Arc::new(oldest_unpublished);
+        let check = move || {
+            let (pipeline, oldest_unpublished) = (pipeline.clone(), oldest_unpublished.clone());
+            async move {
+                let mut problems = Vec::new();
+                if let Err(tasks) = pipeline.check() {
+                    problems.push(tasks);
+                }
+                match oldest_unpublished().await {
+                    Ok(Some(age)) if age > stall_after => problems.push(format!(
+                        "the oldest unpublished event was committed {} s ago (bound {} s)",
+                        age.as_secs(),
+                        stall_after.as_secs_f64()
+                    )),
+                    Ok(_) => {}
+                    Err(error) => tracing::debug!(%error, "cannot measure the age of the oldest unpublished event"),
+                }
+                if problems.is_empty() { Ok(()) } else { Err(Down::answered(problems.join("; "))) }
+            }
+            .boxed()
+        };
+        self.checks.push(("pipeline", Arc::new(check)));
         self
     }
 
@@ -56,9 +112,11 @@ impl Readiness {
     }
 
     /// Runs every check; the names of those down, with why.
-    async fn run(&self) -> Vec<(&'static str, Result<(), String>)> {
+    async fn run(&self) -> Vec<(&'static str, Result<(), Down>)> {
         join_all(self.checks.iter().map(|(name, check)| async move {
-            let outcome = tokio::time::timeout(CHECK_TIMEOUT, check()).await.unwrap_or_else(|_| Err(format!("no answer within {CHECK_TIMEOUT:?}")));
+            let outcome = tokio::time::timeout(CHECK_TIMEOUT, check())
+                .await
+                .unwrap_or_else(|_| Err(Down::logged(format!("no answer within {CHECK_TIMEOUT:?}"))));
             (*name, outcome)
         }))
         .await
@@ -113,8 +171,8 @@ pub(crate) async fn ready(State(readiness): State<Readiness>) -> Result<ApiRespo
         return Ok(ApiResponse::ok(Health { status: "ready", checks }));
     }
     for (name, outcome) in &outcomes {
-        if let Err(reason) = outcome {
-            tracing::warn!(dependency = name, %reason, "not ready");
+        if let Err(down) = outcome {
+            tracing::warn!(dependency = name, reason = %down.reason, "not ready");
         }
     }
     let up: Vec<&str> = outcomes.iter().filter(|(_, o)| o.is_ok()).map(|(name, _)| *name).collect();
@@ -122,6 +180,11 @@ pub(crate) async fn ready(State(readiness): State<Readiness>) -> Result<ApiRespo
     let mut message = format!("not ready: {} {verb} down", down.join(" and "));
     if !up.is_empty() {
         message.push_str(&format!(" ({} {} up)", up.join(" and "), if up.len() == 1 { "is" } else { "are" }));
+    }
+    for (name, outcome) in &outcomes {
+        if let Err(Down { detail: Some(detail), .. }) = outcome {
+            message.push_str(&format!("; {name}: {detail}"));
+        }
     }
     Err(ErrorResponse::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, message))
 }

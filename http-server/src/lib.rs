@@ -13,7 +13,9 @@
 //! - [`health`]: `/health/live` and `/health/ready`, with the checks a service
 //!   passes in.
 //! - [`metrics`]: HTTP metrics and `/metrics`.
-//! - [`limits`]: request timeout, rate limit, CORS.
+//! - [`limits`]: request timeout, rate limit (never on the probes), CORS.
+//! - [`supervisor`]: background tasks restarted when they end or panic, their
+//!   states for readiness, and stopping them within the shutdown grace.
 //! - [`openapi`]: the envelope schemas and the answers every route documents.
 //! - `openapi_checks` (feature `test-support`): checks of a served document, for
 //!   the services' tests.
@@ -31,12 +33,14 @@ pub mod openapi;
 pub mod openapi_checks;
 pub mod server;
 pub mod settings;
+pub mod supervisor;
 
 pub use context::RequestContext;
 pub use envelope::{ApiResponse, ErrorResponse};
 pub use extract::{ApiJson, ApiPath, ApiQuery};
 pub use health::Readiness;
 pub use openapi::{Failure, HistoryEvent, Page, Success};
-pub use server::{DOCS_PATH, OPENAPI_PATH, serve, shutdown_signal, with_common_layers};
-pub use settings::{DatabaseSettings, DatabaseUrl, HttpSettings, LogFormat, TelemetrySettings};
+pub use server::{DOCS_PATH, OPENAPI_PATH, serve, serve_supervised, shutdown_signal, shutdown_signal_within, with_common_layers};
+pub use settings::{DatabaseSessionSettings, DatabaseSettings, DatabaseUrl, HttpSettings, LifecycleSettings, LogFormat, TelemetrySettings};
+pub use supervisor::{Pipeline, Supervisor};
 pub use telemetry::init_logging;

@@ -1,6 +1,7 @@
 //! What protects an instance from slow and abundant requests: the request timeout,
 //! the optional rate limit, and the cross-origin (CORS) policy.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -8,9 +9,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use tower_governor::GovernorError;
-use tower_governor::governor::GovernorConfigBuilder;
-use tower_governor::key_extractor::GlobalKeyExtractor;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{ErrorResponse, HttpSettings};
@@ -29,33 +27,42 @@ pub(crate) async fn time_limit(State(limit): State<Duration>, request: Request, 
     }
 }
 
+/// Paths never rate-limited: probes and scrapes must get through a loaded instance,
+/// or the orchestrator restarts (or stops routing to) a pod that is merely busy.
+const UNLIMITED_PATHS: [&str; 2] = ["/health/", "/metrics"];
+
+type Limiter = governor::DefaultDirectRateLimiter;
+
 /// `router` behind the rate limit of `settings`, if one is set: one token bucket for
-/// the whole instance (per-client limits belong in front of it, at the gateway).
+/// the whole instance (per-client limits belong in front of it, at the gateway). The
+/// probes and `/metrics` are not counted and never refused.
 pub(crate) fn with_rate_limit(router: Router, settings: &HttpSettings) -> Router {
     let Some(per_second) = settings.rate_limit_per_second else { return router };
     let burst = settings.rate_limit_burst.unwrap_or(per_second);
-    let config = GovernorConfigBuilder::default()
-        .key_extractor(GlobalKeyExtractor)
-        .period(Duration::from_secs(1) / per_second.get())
-        .burst_size(burst.get())
-        .finish();
-    match config {
-        Some(config) => router.layer(tower_governor::GovernorLayer::new(config).error_handler(too_many_requests)),
-        None => router,
+    let limiter = Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(per_second).allow_burst(burst)));
+    router.layer(axum::middleware::from_fn_with_state(limiter, rate_limit))
+}
+
+async fn rate_limit(State(limiter): State<Arc<Limiter>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if UNLIMITED_PATHS.iter().any(|unlimited| path.starts_with(unlimited)) {
+        return next.run(request).await;
+    }
+    match limiter.check() {
+        Ok(()) => next.run(request).await,
+        Err(not_until) => {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+            too_many_requests(wait.as_secs_f64().ceil().max(1.0) as u64)
+        }
     }
 }
 
-fn too_many_requests(error: GovernorError) -> Response {
-    match error {
-        GovernorError::TooManyRequests { wait_time, .. } => {
-            let mut response = ErrorResponse::new(StatusCode::TOO_MANY_REQUESTS, format!("too many requests; retry in {} s", wait_time.max(1))).into_response();
-            if let Ok(value) = HeaderValue::from_str(&wait_time.max(1).to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
-            response
-        }
-        GovernorError::UnableToExtractKey | GovernorError::Other { .. } => ErrorResponse::internal().into_response(),
+fn too_many_requests(wait_seconds: u64) -> Response {
+    let mut response = ErrorResponse::new(StatusCode::TOO_MANY_REQUESTS, format!("too many requests; retry in {wait_seconds} s")).into_response();
+    if let Ok(value) = HeaderValue::from_str(&wait_seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
     }
+    response
 }
 
 /// `router` with the CORS policy of `settings`, if any origin is allowed.

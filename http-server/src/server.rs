@@ -1,10 +1,13 @@
 //! Serving: the middleware stack every route runs through, envelope fallbacks,
 //! the operations routes (probes, metrics, API document), graceful shutdown.
 
+use std::time::Duration;
+
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::http::{HeaderName, Request, StatusCode};
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
@@ -13,6 +16,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::context::{CORRELATION_ID, usable_id};
 use crate::health::{self, Readiness};
+use crate::supervisor::Supervisor;
 use crate::{ErrorResponse, HttpSettings, limits, metrics, openapi};
 
 /// The header carrying a request's id, generated when the client sends none.
@@ -95,6 +99,72 @@ async fn drop_unusable_request_id(mut request: Request<axum::body::Body>, next: 
 /// flight.
 pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then, within `grace` of
+/// it: stops accepting, finishes the requests in flight, stops the tasks of
+/// `supervisor` (each finishes what it has in hand: the consumers commit their
+/// offsets, the relay flushes) and returns. Whatever has not finished when the grace
+/// is nearly over is given up, and named in a log line: the process is expected to
+/// exit then (see [`shutdown_signal_within`]), and what was not flushed is redone at
+/// the next start (uncommitted offsets are redelivered, the relay republishes from
+/// its checkpoint).
+pub async fn serve_supervised(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    supervisor: Supervisor,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let (signalled, signal) = tokio::sync::oneshot::channel::<Instant>();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = signalled.send(Instant::now());
+    };
+    let serving = std::pin::pin!(axum::serve(listener, app).with_graceful_shutdown(shutdown).into_future());
+    // The process must be gone by the grace: stop waiting a little before it.
+    let reserve = (grace / 5).min(Duration::from_secs(1));
+    let deadline = async {
+        match signal.await {
+            Ok(at) => at + grace.saturating_sub(reserve),
+            Err(_) => std::future::pending().await,
+        }
+    };
+    let deadline = std::pin::pin!(deadline);
+    let (served, deadline) = match futures::future::select(serving, deadline).await {
+        futures::future::Either::Left((served, deadline)) => (served, deadline.await),
+        futures::future::Either::Right((deadline, _still_serving)) => {
+            tracing::warn!(grace_ms = grace.as_millis() as u64, "requests still in flight when the shutdown grace ran out; closing their connections");
+            (Ok(()), deadline)
+        }
+    };
+    let unfinished = supervisor.stop(deadline).await;
+    if unfinished.is_empty() {
+        tracing::info!("stopped");
+    } else {
+        tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            unfinished = unfinished.join(", "),
+            "the shutdown grace ran out; exiting without waiting for these tasks (what they had not committed or flushed is redone at the next start)"
+        );
+    }
+    served
+}
+
+/// Completes on Ctrl-C or SIGTERM, like [`shutdown_signal`], and then makes sure the
+/// process exits within `grace`, whatever still runs or blocks (a Kafka client
+/// waiting for a broker that is down, say): a watchdog thread exits the process then,
+/// with status 0, logging that it did.
+pub async fn shutdown_signal_within(grace: Duration) {
+    shutdown_signal().await;
+    let watchdog = std::thread::Builder::new().name("shutdown-watchdog".to_owned()).spawn(move || {
+        std::thread::sleep(grace);
+        tracing::warn!(grace_ms = grace.as_millis() as u64, "still running at the end of the shutdown grace; exiting now");
+        std::process::exit(0);
+    });
+    if let Err(error) = watchdog {
+        tracing::warn!(%error, "cannot start the shutdown watchdog; shutdown is not bounded");
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

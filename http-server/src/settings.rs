@@ -5,24 +5,35 @@ use std::num::NonZeroU32;
 use std::str::FromStr;
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
 pub use telemetry::{LogFormat, TelemetrySettings};
 
-/// A PostgreSQL URL whose password never appears in `Debug` output or logs.
-#[derive(Clone, PartialEq, Eq)]
-pub struct DatabaseUrl(String);
+/// A PostgreSQL URL whose password never appears in `Debug` output or logs: it is
+/// held as a [`SecretString`] and shown with every password redacted (the one in
+/// the user info and a `password` query parameter alike).
+#[derive(Clone)]
+pub struct DatabaseUrl(SecretString);
 
 impl DatabaseUrl {
     /// The full URL, password included: pass it to the driver, never to a log.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 }
+
+impl PartialEq for DatabaseUrl {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for DatabaseUrl {}
 
 impl FromStr for DatabaseUrl {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s.starts_with("postgres://") || s.starts_with("postgresql://") {
-            Ok(Self(s.to_owned()))
+            Ok(Self(SecretString::from(s.to_owned())))
         } else {
             Err("must be a postgres:// URL".to_owned())
         }
@@ -31,19 +42,36 @@ impl FromStr for DatabaseUrl {
 
 impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // postgres://user:secret@host/db -> postgres://user:***@host/db
-        let redacted = match (self.0.find("://"), self.0.rfind('@')) {
-            (Some(scheme), Some(at)) if at > scheme => {
-                let credentials = &self.0[scheme + 3..at];
-                match credentials.split_once(':') {
-                    Some((user, _)) => format!("{}{user}:***{}", &self.0[..scheme + 3], &self.0[at..]),
-                    None => self.0.clone(),
-                }
-            }
-            _ => self.0.clone(),
-        };
-        f.write_str(&redacted)
+        f.write_str(&redact_database_url(self.expose()))
     }
+}
+
+/// `url` with its passwords replaced by `***`: postgres://user:secret@host/db ->
+/// postgres://user:***@host/db, and `?password=secret` -> `?password=***`.
+fn redact_database_url(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut redacted = match (base.find("://"), base.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match base[scheme + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &base[..scheme + 3], &base[at..]),
+            None => base.to_owned(),
+        },
+        _ => base.to_owned(),
+    };
+    if let Some(query) = query {
+        let parameters: Vec<String> = query
+            .split('&')
+            .map(|parameter| match parameter.split_once('=') {
+                Some((key, _)) if key.to_ascii_lowercase().contains("password") => format!("{key}=***"),
+                _ => parameter.to_owned(),
+            })
+            .collect();
+        redacted.push('?');
+        redacted.push_str(&parameters.join("&"));
+    }
+    redacted
 }
 
 /// Parses a [`DatabaseUrl`] for clap without echoing a refused value: clap's own
@@ -78,6 +106,83 @@ pub struct DatabaseSettings {
     /// Most connections in this process's pool.
     #[arg(long = "database-max-connections", env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
     pub max_connections: u32,
+}
+
+/// How the sessions of a service's database pool behave, so that no statement, open
+/// transaction or dead connection can hang the pipeline (0 turns a timeout off).
+/// Operator commands (rebuild, export) run without the statement timeout.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseSessionSettings {
+    /// Longest a statement may run, in milliseconds, before the server cancels it (the
+    /// failure is transient: requests answer 503, consumers and the relay retry).
+    #[arg(long = "database-statement-timeout-ms", env = "DATABASE_STATEMENT_TIMEOUT_MS", default_value_t = 30_000)]
+    pub statement_timeout_ms: u64,
+    /// Longest a session may sit idle inside a transaction, in milliseconds, before the
+    /// server ends it (and rolls the transaction back): an abandoned transaction would
+    /// otherwise hold back the feed of every service on the server.
+    #[arg(long = "database-idle-in-transaction-timeout-ms", env = "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", default_value_t = 60_000)]
+    pub idle_in_transaction_timeout_ms: u64,
+    /// Seconds of silence on a connection before the server's TCP keepalive probes it,
+    /// so that the server finds (and ends) the sessions of clients that vanished.
+    #[arg(long = "database-tcp-keepalives-idle-secs", env = "DATABASE_TCP_KEEPALIVES_IDLE_SECS", default_value_t = 30)]
+    pub tcp_keepalives_idle_secs: u32,
+    /// Seconds between two unanswered keepalive probes.
+    #[arg(long = "database-tcp-keepalives-interval-secs", env = "DATABASE_TCP_KEEPALIVES_INTERVAL_SECS", default_value_t = 10)]
+    pub tcp_keepalives_interval_secs: u32,
+    /// Unanswered keepalive probes after which the server drops the connection.
+    #[arg(long = "database-tcp-keepalives-count", env = "DATABASE_TCP_KEEPALIVES_COUNT", default_value_t = 3)]
+    pub tcp_keepalives_count: u32,
+    /// Longest a pooled connection lives, in seconds, before it is replaced (after its
+    /// current use).
+    #[arg(long = "database-max-lifetime-secs", env = "DATABASE_MAX_LIFETIME_SECS", default_value_t = 1800)]
+    pub max_lifetime_secs: u64,
+    /// Longest a pooled connection may stay unused, in seconds, before it is closed.
+    #[arg(long = "database-idle-timeout-secs", env = "DATABASE_IDLE_TIMEOUT_SECS", default_value_t = 600)]
+    pub idle_timeout_secs: u64,
+}
+
+impl DatabaseSessionSettings {
+    /// The session settings for the migrations crate's pool.
+    pub fn sessions(&self) -> migrations::Sessions {
+        let off_if_zero = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
+        migrations::Sessions {
+            statement_timeout: off_if_zero(self.statement_timeout_ms),
+            idle_in_transaction_timeout: off_if_zero(self.idle_in_transaction_timeout_ms),
+            tcp_keepalives_idle_secs: self.tcp_keepalives_idle_secs,
+            tcp_keepalives_interval_secs: self.tcp_keepalives_interval_secs,
+            tcp_keepalives_count: self.tcp_keepalives_count,
+            max_lifetime: off_if_zero(self.max_lifetime_secs.saturating_mul(1000)),
+            idle_timeout: off_if_zero(self.idle_timeout_secs.saturating_mul(1000)),
+        }
+    }
+}
+
+/// How a service watches its background tasks and how long it may take to stop.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LifecycleSettings {
+    /// Longest the service takes to stop after SIGTERM or Ctrl-C, in milliseconds:
+    /// past it, it exits anyway, logging what had not finished (offsets not committed
+    /// are redelivered and the relay republishes from its checkpoint at the next
+    /// start). Keep it below the orchestrator's grace period.
+    #[arg(long = "shutdown-grace-ms", env = "SHUTDOWN_GRACE_MS", default_value_t = 25_000)]
+    pub shutdown_grace_ms: u64,
+    /// Readiness reports the pipeline down when the oldest event the relay has not
+    /// published was committed longer ago than this, in milliseconds (the relay is
+    /// stuck: the broker unreachable, say).
+    #[arg(long = "pipeline-stall-after-ms", env = "PIPELINE_STALL_AFTER_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub pipeline_stall_after_ms: u64,
+}
+
+impl LifecycleSettings {
+    /// The shutdown grace.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+
+    /// The age of the oldest unpublished event past which the pipeline counts as stalled.
+    pub fn pipeline_stall_after(&self) -> Duration {
+        Duration::from_millis(self.pipeline_stall_after_ms)
+    }
 }
 
 /// HTTP settings both services share.
@@ -126,6 +231,10 @@ mod tests {
         assert_eq!(format!("{url:?}"), "postgres://app:***@db:5432/orders");
         let url: DatabaseUrl = "postgres://postgres@127.0.0.1/x".parse().expect("a postgres URL");
         assert_eq!(format!("{url:?}"), "postgres://postgres@127.0.0.1/x");
+        let url: DatabaseUrl = "postgres://db/orders?user=app&password=hunter2&sslmode=require".parse().expect("a postgres URL");
+        assert_eq!(format!("{url:?}"), "postgres://db/orders?user=app&password=***&sslmode=require");
+        let url: DatabaseUrl = "postgresql://app:p%40ss@db/orders?sslpassword=hunter2".parse().expect("a postgres URL");
+        assert_eq!(format!("{url:?}"), "postgresql://app:***@db/orders?sslpassword=***");
         assert!("mysql://x".parse::<DatabaseUrl>().is_err());
     }
 

@@ -228,3 +228,103 @@ async fn the_document_and_the_docs_page_are_served_without_internet() {
     assert_eq!(status, StatusCode::OK);
     assert!(script.len() > 100_000, "the bundle is served from the binary ({} bytes)", script.len());
 }
+
+#[tokio::test]
+async fn probes_and_metrics_are_never_rate_limited() {
+    let settings = HttpSettings { rate_limit_per_second: NonZeroU32::new(1), rate_limit_burst: NonZeroU32::new(1), ..defaults() };
+    let address = serve(settings, Readiness::new()).await;
+    assert_eq!(get(&format!("{address}/items/a"), &[]).await.0, StatusCode::OK, "the one token");
+    assert_eq!(get(&format!("{address}/items/a"), &[]).await.0, StatusCode::TOO_MANY_REQUESTS, "the bucket is empty");
+    let emptied = std::time::Instant::now();
+    for round in 0..3 {
+        for path in ["/health/live", "/health/ready", "/metrics"] {
+            let answer = get(&format!("{address}{path}"), &[]).await;
+            assert_eq!(answer.0, StatusCode::OK, "{path}, round {round}, with the bucket empty: {}", answer.2);
+        }
+    }
+    // The next token comes a second after the bucket emptied: before that, the probes
+    // must have left it empty (they neither take nor give tokens).
+    let after_probes = get(&format!("{address}/items/a"), &[]).await.0;
+    if emptied.elapsed() < Duration::from_millis(900) {
+        assert_eq!(after_probes, StatusCode::TOO_MANY_REQUESTS, "probes gave no token back");
+    }
+}
+
+#[tokio::test]
+async fn the_pipeline_is_down_while_a_task_is_restarting_naming_it() {
+    let pipeline = http_server::Pipeline::new();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let gate = std::sync::Arc::new(tokio::sync::Notify::new());
+    let supervised = pipeline.supervise("relay", &stop, {
+        let (gate, stop) = (gate.clone(), stop.clone());
+        move || {
+            let (gate, stop) = (gate.clone(), stop.clone());
+            // Runs until the gate opens, then fails: restarted after a backoff, and
+            // from then on runs until shutdown.
+            async move {
+                tokio::select! {
+                    () = gate.notified() => anyhow::bail!("the broker fenced the producer"),
+                    () = stop.cancelled() => Ok(()),
+                }
+            }
+        }
+    });
+    let readiness = Readiness::new().pipeline(pipeline.clone(), Duration::from_secs(60), || async { Ok(None) });
+    let address = serve(defaults(), readiness).await;
+    let ready = get(&format!("{address}/health/ready"), &[]).await;
+    assert_eq!(ready.0, StatusCode::OK, "every task runs: {}", ready.2);
+    assert!(scrape_line(&address, r#"pipeline_stalled{task="relay"}"#).await == Some(0.0));
+
+    gate.notify_one();
+    let started = std::time::Instant::now();
+    let down = loop {
+        let answer = get(&format!("{address}/health/ready"), &[]).await;
+        if answer.0 != StatusCode::OK {
+            break answer;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "never reported down");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_failure(&down, StatusCode::SERVICE_UNAVAILABLE, "not ready: pipeline is down; pipeline: relay failed: the broker fenced the producer; restarting");
+    assert_eq!(scrape_line(&address, r#"pipeline_stalled{task="relay"}"#).await, Some(1.0));
+
+    // Restarted after its backoff: ready again, the gauge back to 0.
+    loop {
+        if get(&format!("{address}/health/ready"), &[]).await.0 == StatusCode::OK {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "never restarted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(scrape_line(&address, r#"pipeline_stalled{task="relay"}"#).await, Some(0.0));
+    stop.cancel();
+    supervised.await.expect("stops");
+}
+
+#[tokio::test]
+async fn the_pipeline_is_down_while_the_oldest_unpublished_event_is_older_than_the_bound() {
+    let age = std::sync::Arc::new(std::sync::Mutex::new(Some(Duration::from_secs(5))));
+    let readiness = Readiness::new().check("database", || async { Ok(()) }).pipeline(http_server::Pipeline::new(), Duration::from_secs(60), {
+        let age = age.clone();
+        move || {
+            let age = *age.lock().expect("lock");
+            async move { Ok(age) }
+        }
+    });
+    let address = serve(defaults(), readiness).await;
+    assert_eq!(get(&format!("{address}/health/ready"), &[]).await.0, StatusCode::OK, "5 s behind is within the bound");
+    *age.lock().expect("lock") = Some(Duration::from_secs(75));
+    assert_failure(
+        &get(&format!("{address}/health/ready"), &[]).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not ready: pipeline is down (database is up); pipeline: the oldest unpublished event was committed 75 s ago (bound 60 s)",
+    );
+    *age.lock().expect("lock") = None;
+    assert_eq!(get(&format!("{address}/health/ready"), &[]).await.0, StatusCode::OK, "nothing waits");
+}
+
+/// The value of the metric line starting with `series` on `/metrics`.
+async fn scrape_line(address: &str, series: &str) -> Option<f64> {
+    let text = get(&format!("{address}/metrics"), &[]).await.2;
+    text.lines().find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}

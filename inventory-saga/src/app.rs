@@ -6,10 +6,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use eventstore::CommitNotifier;
-use messaging::{KafkaSettings, Relay, spawn_consumer};
+use http_server::{Pipeline, Supervisor};
+use messaging::{KafkaSettings, Relay, run_consumer};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::Settings;
 use crate::products::Products;
@@ -28,24 +28,33 @@ pub struct Application {
     products: Arc<Products>,
     kafka: KafkaSettings,
     consumer_group: String,
+    pipeline: Pipeline,
+    shutdown_grace: std::time::Duration,
 }
 
 impl Application {
     /// Connects to the database (applying migrations) and binds the listener, so the
     /// port is known (and taken) before serving starts. The broker need not be up.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let pool = migrations::connect_and_migrate(
+        let pool = migrations::connect_and_migrate_with(
             settings.database.url.expose(),
             &settings.database_schema,
             settings.database.max_connections,
+            &settings.database_sessions.sessions(),
             &migrations::INVENTORY,
         )
         .await?;
         let notifier = CommitNotifier::new(pool.clone(), &settings.database_schema);
         let products = Arc::new(Products::new(pool.clone()).notifying(notifier.clone()));
         let broker = Arc::new(messaging::BrokerProbe::new(&settings.kafka)?);
+        let pipeline = Pipeline::new();
+        let relay_feed = eventstore::Feed::new(pool.clone(), RELAY_NAME);
         let readiness = http_server::Readiness::new()
             .database(pool.clone(), &migrations::INVENTORY)
+            .pipeline(pipeline.clone(), settings.lifecycle.pipeline_stall_after(), move || {
+                let feed = relay_feed.clone();
+                async move { feed.oldest_unhandled_age().await.map_err(|e| e.to_string()) }
+            })
             .check("broker", move || {
                 let broker = broker.clone();
                 async move { broker.check().await }
@@ -53,7 +62,7 @@ impl Application {
         let router = http_server::with_common_layers(crate::http::routes(products.clone()), readiness, &settings.http);
         let address = format!("{}:{}", settings.host, settings.port);
         let listener = TcpListener::bind(&address).await.with_context(|| format!("binding {address}"))?;
-        Ok(Self { listener, router, pool, notifier, products, kafka: settings.kafka.clone(), consumer_group: settings.consumer_group.clone() })
+        Ok(Self { listener, router, pool, notifier, products, kafka: settings.kafka.clone(), consumer_group: settings.consumer_group.clone(), pipeline, shutdown_grace: settings.lifecycle.shutdown_grace() })
     }
 
     /// The port actually bound.
@@ -61,26 +70,43 @@ impl Application {
         self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
     }
 
-    /// Serves until `shutdown` completes: stops accepting, finishes requests in flight,
-    /// then stops the saga (committing what it processed) and the relay (flushing).
+    /// Serves until `shutdown` completes while the relay, the saga's consumer and the
+    /// view follower run supervised beside it (restarted when one ends or panics);
+    /// then, within the shutdown grace, stops accepting, finishes requests in flight,
+    /// and stops the saga (committing what it processed), the relay (flushing) and the
+    /// follower.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let background = CancellationToken::new();
-        let relay = tokio::spawn(Relay::new(self.pool.clone(), RELAY_NAME, &self.kafka, ProductEventsRoute { outcomes_topic: self.kafka.topics.order_outcomes.clone(), alerts_topic: self.kafka.topics.stock_alerts.clone() })?.woken_by(self.notifier.clone()).run(background.clone()));
-        let consumer = spawn_consumer(
-            self.kafka.clone(),
-            self.consumer_group.clone(),
-            self.kafka.topics.order_events.clone(),
-            Arc::new(ReservationSaga::new(self.products.clone())),
-            background.clone(),
-        );
-        let views = tokio::spawn({
-            let (token, pool, products) = (background.clone(), self.pool.clone(), self.products.clone());
-            async move { products.follow_feed(pool, token).await }
+        let mut tasks = Supervisor::new(&self.pipeline);
+        tasks.spawn("relay", {
+            let (pool, kafka, notifier) = (self.pool.clone(), self.kafka.clone(), self.notifier.clone());
+            move |stop| {
+                let route = ProductEventsRoute { outcomes_topic: kafka.topics.order_outcomes.clone(), alerts_topic: kafka.topics.stock_alerts.clone() };
+                let relay = Relay::new(pool.clone(), RELAY_NAME, &kafka, route);
+                let notifier = notifier.clone();
+                async move {
+                    relay?.woken_by(notifier).run(stop).await;
+                    Ok(())
+                }
+            }
+        });
+        tasks.spawn("saga consumer", {
+            let (kafka, pool, group, handler) = (self.kafka.clone(), self.pool.clone(), self.consumer_group.clone(), Arc::new(ReservationSaga::new(self.products.clone()).reannouncing(crate::reannounce::Reannouncer::new(self.pool.clone(), self.products.clone(), &self.kafka)?)));
+            move |stop| {
+                let (kafka, pool, group, handler) = (kafka.clone(), pool.clone(), group.clone(), handler.clone());
+                async move { run_consumer(&kafka, pool, &group, &[&kafka.topics.order_events], handler, stop).await }
+            }
+        });
+        tasks.spawn("view follower", {
+            let (pool, products) = (self.pool.clone(), self.products.clone());
+            move |stop| {
+                let (pool, products) = (pool.clone(), products.clone());
+                async move {
+                    products.follow_feed(pool, stop).await;
+                    Ok(())
+                }
+            }
         });
         tracing::info!(port = self.port(), "inventory service listening");
-        let served = http_server::serve(self.listener, self.router, shutdown).await;
-        background.cancel();
-        let _ = tokio::join!(relay, consumer, views);
-        served.context("serving HTTP")
+        http_server::serve_supervised(self.listener, self.router, shutdown, tasks, self.shutdown_grace).await.context("serving HTTP")
     }
 }

@@ -1,7 +1,7 @@
 //! Command line and environment of the `inventory` binary.
 
 use clap::{Parser, Subcommand};
-use http_server::{DatabaseSettings, HttpSettings, TelemetrySettings};
+use http_server::{DatabaseSessionSettings, DatabaseSettings, HttpSettings, LifecycleSettings, TelemetrySettings};
 use messaging::KafkaSettings;
 
 /// The inventory service: products and stock, event-sourced in PostgreSQL; reserves
@@ -89,6 +89,12 @@ pub struct Settings {
     #[command(flatten)]
     #[expect(missing_docs, reason = "clap shows a flattened group's own docs; a comment here would be ignored")]
     pub database: DatabaseSettings,
+    #[command(flatten)]
+    #[expect(missing_docs, reason = "clap shows a flattened group's own docs; a comment here would be ignored")]
+    pub database_sessions: DatabaseSessionSettings,
+    #[command(flatten)]
+    #[expect(missing_docs, reason = "clap shows a flattened group's own docs; a comment here would be ignored")]
+    pub lifecycle: LifecycleSettings,
     /// Consumer group of the reservation saga; instances sharing it split partitions.
     #[arg(long, env = "INVENTORY_CONSUMER_GROUP", default_value = "inventory-saga")]
     pub consumer_group: String,

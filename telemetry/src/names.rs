@@ -72,6 +72,16 @@ pub const PENDING_OLDEST_AGE: &str = "pending_oldest_age_seconds";
 /// re-requests of decided items. Labels: none.
 pub const REANNOUNCED_OUTCOMES: &str = "reannounced_outcomes_total";
 
+/// Gauge, 1 while a supervised background task of the service (the relay, a
+/// consumer, the view follower) is down and waiting to be restarted, else 0. Labels:
+/// `task`.
+pub const PIPELINE_STALLED: &str = "pipeline_stalled";
+
+/// Gauge of the age, in seconds, of the oldest committed event the outbox relay has
+/// not yet published (from the start of the transaction that wrote it); 0 when none
+/// waits. Only the instance leading the relay reports it. Labels: `feed`.
+pub const RELAY_OLDEST_UNPUBLISHED: &str = "relay_oldest_unpublished_seconds";
+
 /// Bucket bounds, in seconds, of every `_seconds` histogram: from a cached read to
 /// a request that waits on a slow database.
 pub const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];

@@ -30,6 +30,18 @@ pub fn record_feed_lag(reader: FeedReader, feed: &str, events: u64) {
     metrics::gauge!(reader.lag_gauge(), "feed" => feed.to_owned()).set(events as f64);
 }
 
+/// Reports the age of the oldest committed event after the relay `feed`'s position
+/// (`None`: none waits), as the relay's leader measures it beside its lag.
+pub fn record_oldest_unpublished(feed: &str, age: Option<std::time::Duration>) {
+    metrics::gauge!(names::RELAY_OLDEST_UNPUBLISHED, "feed" => feed.to_owned()).set(age.map_or(0.0, |age| age.as_secs_f64()));
+}
+
+/// Reports whether the supervised background task `task` is down (ended or
+/// panicked, and waiting to be restarted).
+pub fn record_task_stalled(task: &str, stalled: bool) {
+    metrics::gauge!(names::PIPELINE_STALLED, "task" => task.to_owned()).set(if stalled { 1.0 } else { 0.0 });
+}
+
 /// Counts `messages` the relay published to `topic` (acknowledged by the broker).
 pub fn record_published(topic: &str, messages: u64) {
     metrics::counter!(names::RELAY_PUBLISHED, "topic" => topic.to_owned()).increment(messages);
@@ -161,6 +173,11 @@ mod tests {
         record_relay_delay("test-relay", std::time::Duration::from_millis(3));
         record_relay_publish_duration("test-relay", std::time::Duration::from_millis(7));
         record_message_age("test-group", "test.topic", std::time::Duration::from_millis(20));
+        record_oldest_unpublished("test-relay", Some(std::time::Duration::from_millis(1500)));
+        record_oldest_unpublished("test-idle-relay", None);
+        record_task_stalled("test-task", true);
+        record_task_stalled("test-healthy-task", true);
+        record_task_stalled("test-healthy-task", false);
         let text = crate::recorder::render();
         for line in [
             r#"relay_lag_events{feed="test-relay"} 2"#,
@@ -175,6 +192,10 @@ mod tests {
             r#"relay_publish_duration_seconds_bucket{feed="test-relay",le="0.005"} 0"#,
             r#"relay_publish_duration_seconds_bucket{feed="test-relay",le="0.01"} 1"#,
             r#"consumer_message_age_seconds_bucket{group="test-group",topic="test.topic",le="0.025"} 1"#,
+            r#"relay_oldest_unpublished_seconds{feed="test-relay"} 1.5"#,
+            r#"relay_oldest_unpublished_seconds{feed="test-idle-relay"} 0"#,
+            r#"pipeline_stalled{task="test-task"} 1"#,
+            r#"pipeline_stalled{task="test-healthy-task"} 0"#,
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in {text}");
         }

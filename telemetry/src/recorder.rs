@@ -42,6 +42,12 @@ fn describe() {
     metrics::describe_counter!(names::DEAD_LETTERS, "Messages sent to a dead-letter topic, by group and topic");
     metrics::describe_counter!(names::SAGA_OUTCOMES, "Reservation outcomes the saga committed, by outcome (and reason for rejections)");
     metrics::describe_gauge!(names::PROJECTION_LAG, "Events committed but not yet folded by a feed-fed read model, by feed");
+    metrics::describe_gauge!(names::PIPELINE_STALLED, "1 while a background task (relay, consumer, view follower) is down and being restarted, by task");
+    metrics::describe_gauge!(
+        names::RELAY_OLDEST_UNPUBLISHED,
+        metrics::Unit::Seconds,
+        "Age of the oldest committed event the relay has not published yet (0: none waits), by feed"
+    );
     metrics::describe_counter!(names::REREQUESTS, "Order events republished to ask again for items still pending");
     metrics::describe_gauge!(names::PENDING_OLDEST_AGE, metrics::Unit::Seconds, "How long the oldest pending order has waited since its last change");
     metrics::describe_counter!(names::REANNOUNCED_OUTCOMES, "Item outcomes announced again for re-requests of decided items");

@@ -36,7 +36,7 @@ async fn readiness_reports_the_database_down_when_a_migration_is_missing() {
         .await
         .expect("forgetting the latest migration");
     let ready = app.send(Method::GET, "/health/ready", &[], Body::None).await;
-    assert_eq!(ready.error(StatusCode::SERVICE_UNAVAILABLE, "migration missing"), "not ready: database and broker are down");
+    assert_eq!(ready.error(StatusCode::SERVICE_UNAVAILABLE, "migration missing"), "not ready: database and broker are down (pipeline is up)");
 }
 
 #[test]

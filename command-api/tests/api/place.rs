@@ -100,7 +100,7 @@ async fn liveness_is_200_and_readiness_names_the_broker_when_it_is_down() {
     assert_eq!(live.data(StatusCode::OK)["status"], "live");
     let ready = app.send(Method::GET, "/health/ready", &[], Body::None).await;
     let message = ready.error(StatusCode::SERVICE_UNAVAILABLE, "broker down");
-    assert_eq!(message, "not ready: broker is down (database is up)");
+    assert_eq!(message, "not ready: broker is down (database and pipeline are up)");
 }
 
 #[tokio::test]

@@ -183,5 +183,5 @@ async fn liveness_is_200_and_readiness_names_the_broker_when_it_is_down() {
 
     assert_eq!(live.data(StatusCode::OK)["status"], "live");
     // Test apps point at a port where no broker listens; the database is theirs.
-    assert_eq!(ready.error(StatusCode::SERVICE_UNAVAILABLE, "broker down"), "not ready: broker is down (database is up)");
+    assert_eq!(ready.error(StatusCode::SERVICE_UNAVAILABLE, "broker down"), "not ready: broker is down (database and pipeline are up)");
 }
