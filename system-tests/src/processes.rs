@@ -331,6 +331,26 @@ impl ProcessSystem {
         instance.start()?;
         Ok(instance)
     }
+
+    /// [`ProcessSystem::start_instance`] reaching the database at `database_url`
+    /// instead: the same database another way (through a proxy, say).
+    pub fn start_instance_reaching(&mut self, service: Service, database_url: &str) -> anyhow::Result<ServiceProcess> {
+        let flags: Vec<String> = self
+            .flags
+            .iter()
+            .map(|flag| if flag.starts_with("--database-url=") { format!("--database-url={database_url}") } else { flag.clone() })
+            .collect();
+        self.instances += 1;
+        let port = free_port()?;
+        let group = match service {
+            Service::Oms => &self.oms_group,
+            Service::Inventory => &self.inventory_group,
+        };
+        let log = self.log_dir.join(format!("{}-{}.log", service.binary_name(), self.instances));
+        let mut instance = ServiceProcess::new(service, instance_args(&flags, port, group), self.env.clone(), port, log)?;
+        instance.start()?;
+        Ok(instance)
+    }
 }
 
 /// The arguments of one instance: the shared `flags`, its port and consumer group.

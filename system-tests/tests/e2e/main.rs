@@ -1,6 +1,7 @@
 //! End-to-end tests: both services, the real PostgreSQL and the real broker.
 //! Each test starts its own system (database, topics and consumer groups of its own).
 
+mod blackhole;
 mod broker;
 mod contention;
 mod publishing;
