@@ -2,7 +2,7 @@
 //! order id so each order's events stay in order.
 
 use eventstore::FeedEvent;
-use messaging::{Envelope, OutgoingMessage, Route};
+use messaging::{Envelope, OutgoingMessage, Route, Unroutable};
 
 /// Routes order events to `topic`.
 pub struct OrderEventsRoute {
@@ -15,14 +15,16 @@ impl Route for OrderEventsRoute {
         vec![self.topic.clone()]
     }
 
-    fn route(&self, event: &FeedEvent) -> Vec<OutgoingMessage> {
+    /// Every order event becomes one message with its stored fields as the payload;
+    /// no decoding is needed, so none is unroutable.
+    fn route(&self, event: &FeedEvent) -> Result<Vec<OutgoingMessage>, Unroutable> {
         if event.aggregate_type != "Order" {
-            return vec![];
+            return Ok(vec![]);
         }
-        vec![OutgoingMessage {
+        Ok(vec![OutgoingMessage {
             topic: self.topic.clone(),
             key: event.aggregate_id.clone(),
             envelope: Envelope::from_feed(event, event.event_type.clone(), event.fields()),
-        }]
+        }])
     }
 }

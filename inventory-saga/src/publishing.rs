@@ -4,7 +4,7 @@
 
 use domain::inventory::ProductEvent;
 use eventstore::FeedEvent;
-use messaging::{Envelope, OutgoingMessage, Route};
+use messaging::{Envelope, OutgoingMessage, Route, Unroutable};
 use serde_json::json;
 
 /// Message type of an item whose units are reserved.
@@ -25,15 +25,17 @@ impl Route for ProductEventsRoute {
         vec![self.outcomes_topic.clone(), self.alerts_topic.clone()]
     }
 
-    fn route(&self, event: &FeedEvent) -> Vec<OutgoingMessage> {
+    /// A product event that does not decode is unroutable (parked for the outcomes
+    /// topic, where most product events go), never skipped.
+    fn route(&self, event: &FeedEvent) -> Result<Vec<OutgoingMessage>, Unroutable> {
         if event.aggregate_type != "Product" {
-            return vec![];
+            return Ok(vec![]);
         }
         let product_id = &event.aggregate_id;
-        let Ok(decoded) = serde_json::from_str::<ProductEvent>(event.payload.get()) else {
-            tracing::error!(event.id = %event.event_id, event_type = %event.event_type, "stored product event does not decode; not published");
-            return vec![];
-        };
+        let decoded = serde_json::from_str::<ProductEvent>(event.payload.get()).map_err(|error| Unroutable {
+            topic: self.outcomes_topic.clone(),
+            reason: format!("stored product event {} v{} does not decode: {error}", event.event_type, event.event_version),
+        })?;
         let outcome = |event_type: &str, order_id: String, payload| OutgoingMessage {
             topic: self.outcomes_topic.clone(),
             key: order_id,
@@ -44,7 +46,7 @@ impl Route for ProductEventsRoute {
             key: product_id.clone(),
             envelope: Envelope::from_feed(event, event.event_type.clone(), json!({ "productId": product_id, "available": available })),
         };
-        match decoded {
+        Ok(match decoded {
             ProductEvent::StockReserved { order_id, reserved_for_order, revision, .. }
             | ProductEvent::ReservationReduced { order_id, reserved_for_order, revision, .. } => vec![outcome(
                 ITEM_EXECUTED,
@@ -60,6 +62,6 @@ impl Route for ProductEventsRoute {
             ProductEvent::LowStockReached { available } | ProductEvent::BackInStock { available } => vec![alert(available)],
             ProductEvent::OutOfStock => vec![alert(0)],
             ProductEvent::ProductAdded { .. } | ProductEvent::StockRestocked { .. } | ProductEvent::StockReleased { .. } => vec![],
-        }
+        })
     }
 }

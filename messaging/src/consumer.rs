@@ -5,9 +5,13 @@
 //! database transaction instead of one per message. Offsets are stored (and then
 //! committed in the background) only after the handler returned, so after a crash or
 //! a rebalance unfinished messages are delivered again: handlers must be idempotent. A
-//! technical failure retries the whole batch, never skipping a message; a message that
-//! can never be handled goes to the dead-letter topic with the reason and its origin,
-//! and the consumer moves on.
+//! transient failure (connection lost, timeout) retries the whole batch with backoff,
+//! never skipping a message. A batch that fails permanently (the database refuses the
+//! data itself, see [`crate::failure`]) is handled again in halves down to the message
+//! responsible; that message, like one the handler calls unprocessable, is parked in
+//! the `dead_letters` table with its reason and origin, copied to the dead-letter topic,
+//! and the consumer moves on. A consumer or dead-letter producer whose client failed
+//! for good is replaced.
 //!
 //! Each message keeps its headers, so a handler can do its work in the trace the
 //! producer started ([`IncomingMessage::span`]). Messages are counted by what became
@@ -23,11 +27,16 @@ use anyhow::Context;
 use futures::FutureExt;
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use crate::dead_letters::sanitize_reason;
+use crate::failure::{self, Failure, KafkaFailure};
+use crate::producer::ReplaceableProducer;
 use crate::{KafkaSettings, Topics};
 use eventstore::sleep_or_cancel;
 use telemetry::ConsumeResult;
@@ -91,7 +100,8 @@ impl IncomingMessage {
         span
     }
 
-    fn origin(&self) -> String {
+    /// Where it came from: `topic/partition/offset`.
+    pub fn origin(&self) -> String {
         format!("{}/{}/{}", self.topic, self.partition, self.offset)
     }
 }
@@ -125,9 +135,11 @@ pub trait MessageHandler: Send + Sync + 'static {
 
 /// Consumes `topics` as `group` until `shutdown` (creating missing topics first, as soon
 /// as the broker answers), then finishes the batch in hand, commits the stored offsets
-/// and returns.
+/// and returns. Messages that can never be handled are parked in `pool`'s
+/// `dead_letters` table and copied to their topic's dead-letter topic.
 pub async fn run_consumer<H: MessageHandler>(
     settings: &KafkaSettings,
+    pool: PgPool,
     group: &str,
     topics: &[&str],
     handler: Arc<H>,
@@ -141,39 +153,76 @@ pub async fn run_consumer<H: MessageHandler>(
     if !crate::topics::ensure_topics_patiently(settings, &needed, &shutdown).await {
         return Ok(());
     }
-    let consumer: Arc<StreamConsumer> = Arc::new(settings.consumer_config(group).create().context("creating the Kafka consumer")?);
-    consumer.subscribe(topics).context("subscribing")?;
-    let dead_letters: FutureProducer = settings.producer_config().create().context("creating the dead-letter producer")?;
-    tracing::info!(group, ?topics, "consumer started");
-    let lag = (settings.lag_interval_ms > 0).then(|| {
-        let interval = Duration::from_millis(settings.lag_interval_ms);
-        tokio::spawn(crate::lag::report_consumer_lag(consumer.clone(), group.to_owned(), interval, shutdown.clone()))
-    });
+    let dead_letters = DeadLetters {
+        pool,
+        producer: ReplaceableProducer::new(settings.producer_config(), "dead-letter")?,
+        settings: settings.clone(),
+        shutdown: shutdown.clone(),
+    };
     let worker = BatchWorker { handler, dead_letters, group: group.to_owned(), shutdown: shutdown.clone() };
+    // A consumer whose client failed for good is replaced by a new one, subscribed
+    // alike; what it had stored but not committed comes again.
+    while !shutdown.is_cancelled() {
+        let consumer: Arc<StreamConsumer> = Arc::new(settings.consumer_config(group).create().context("creating the Kafka consumer")?);
+        consumer.subscribe(topics).context("subscribing")?;
+        tracing::info!(group, ?topics, "consumer started");
+        let lag_stops = shutdown.child_token();
+        let lag = (settings.lag_interval_ms > 0).then(|| {
+            let interval = Duration::from_millis(settings.lag_interval_ms);
+            tokio::spawn(crate::lag::report_consumer_lag(consumer.clone(), group.to_owned(), interval, lag_stops.clone()))
+        });
+        consume(&consumer, &worker).await;
+        // What was processed is committed now, not at the next auto-commit: the
+        // partitions' next owner (this service restarted, or another instance)
+        // resumes right after it.
+        if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::debug!(%error, group, "final offset commit");
+        }
+        lag_stops.cancel();
+        if let Some(lag) = lag {
+            let _ = lag.await;
+        }
+        // Destroying a client blocks while it leaves the group.
+        let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+    }
+    worker.dead_letters.producer.flush(Duration::from_secs(5));
+    tracing::info!(group, "consumer stopped");
+    Ok(())
+}
 
+/// Consumes with `consumer` until shutdown, or until its client failed for good.
+async fn consume<H: MessageHandler>(consumer: &StreamConsumer, worker: &BatchWorker<H>) {
+    let (group, shutdown) = (worker.group.as_str(), &worker.shutdown);
+    let mut errors = ErrorLog::default();
     loop {
         let first = tokio::select! {
             // Shutdown first: a stream of ready messages must not delay it.
             biased;
-            () = shutdown.cancelled() => break,
+            () = shutdown.cancelled() => return,
             received = consumer.recv() => received,
         };
         let mut batch = match first {
             Ok(message) => vec![IncomingMessage::received(&message, group)],
             Err(error) => {
-                tracing::warn!(%error, group, "consumer error");
-                if sleep_or_cancel(Duration::from_millis(200), &shutdown).await {
-                    break;
+                if is_fatal(consumer, &error) {
+                    tracing::warn!(%error, fatal = ?consumer.client().fatal_error(), group, "the Kafka consumer failed for good; replacing it");
+                    return;
+                }
+                // The broker away: librdkafka reconnects by itself and says so often.
+                errors.failed(&error, group);
+                if sleep_or_cancel(errors.pause(), shutdown).await {
+                    return;
                 }
                 continue;
             }
         };
+        errors.recovered(group);
         // Take whatever else has already arrived, without waiting for more.
         while batch.len() < MAX_BATCH {
             match consumer.recv().now_or_never() {
                 Some(Ok(message)) => batch.push(IncomingMessage::received(&message, group)),
                 Some(Err(error)) => {
-                    tracing::warn!(%error, group, "consumer error");
+                    tracing::debug!(%error, group, "consumer error");
                     break;
                 }
                 None => break,
@@ -181,22 +230,46 @@ pub async fn run_consumer<H: MessageHandler>(
         }
         let started = std::time::Instant::now();
         if !worker.process(&batch).await {
-            break; // shutdown while retrying: left for redelivery
+            return; // shutdown while retrying: left for redelivery
         }
         tracing::debug!(group, messages = batch.len(), handle_ms = started.elapsed().as_millis() as u64, "consumer handled a batch");
-        store_offsets(&consumer, &batch);
+        store_offsets(consumer, &batch);
     }
-    // What was processed is committed now, not at the next auto-commit: the partitions'
-    // next owner (this service restarted, or another instance) resumes right after it.
-    if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
-        tracing::debug!(%error, group, "final offset commit");
+}
+
+/// Whether `consumer` has failed for good (only a new client can go on).
+fn is_fatal(consumer: &StreamConsumer, error: &KafkaError) -> bool {
+    matches!(error, KafkaError::MessageConsumptionFatal(_)) || consumer.client().fatal_error().is_some()
+}
+
+/// Consumer errors in a row, logged once when they start, then every minute, and once
+/// when they end, so that an absent broker does not flood the log.
+#[derive(Default)]
+struct ErrorLog {
+    in_a_row: u32,
+    last_logged: Option<std::time::Instant>,
+}
+
+impl ErrorLog {
+    fn failed(&mut self, error: &KafkaError, group: &str) {
+        self.in_a_row += 1;
+        if self.last_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+            tracing::warn!(%error, group, errors = self.in_a_row, "consumer error; retrying");
+            self.last_logged = Some(std::time::Instant::now());
+        }
     }
-    let _ = worker.dead_letters.flush(Timeout::After(Duration::from_secs(5)));
-    if let Some(lag) = lag {
-        let _ = lag.await;
+
+    /// How long to wait before receiving again.
+    fn pause(&self) -> Duration {
+        Duration::from_millis(200 * u64::from(self.in_a_row.min(10)))
     }
-    tracing::info!(group, "consumer stopped");
-    Ok(())
+
+    fn recovered(&mut self, group: &str) {
+        if self.in_a_row > 0 {
+            tracing::info!(group, errors = self.in_a_row, "consumer receiving again");
+        }
+        *self = Self::default();
+    }
 }
 
 /// Stores, per partition, the offset after the last message of `batch`.
@@ -214,9 +287,21 @@ fn store_offsets(consumer: &StreamConsumer, batch: &[IncomingMessage]) {
     }
 }
 
+/// The longest wait between two attempts at a batch that failed transiently.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How often a single message must fail permanently in a row before it is
+/// unprocessable: once more than needed, so that a failure that only looked permanent
+/// (two writers racing for one unique key) gets a second chance.
+const PERMANENT_ATTEMPTS: u32 = 2;
+
+fn backoff(failures: u32) -> Duration {
+    Duration::from_millis(50 * 2u64.pow(failures.min(7))).min(MAX_BACKOFF)
+}
+
 struct BatchWorker<H> {
     handler: Arc<H>,
-    dead_letters: FutureProducer,
+    dead_letters: DeadLetters,
     group: String,
     shutdown: CancellationToken,
 }
@@ -233,8 +318,9 @@ impl<H: MessageHandler> BatchWorker<H> {
                 Ok(Handled::Applied) => ConsumeResult::Applied,
                 Ok(Handled::Ignored) => ConsumeResult::Ignored,
                 Err(Unprocessable(reason)) => {
-                    tracing::error!(origin = %message.origin(), %reason, "dead-lettering a message");
-                    if !self.dead_letter(message, &reason).await {
+                    let reason = sanitize_reason(&reason);
+                    tracing::error!(origin = %message.origin(), %reason, group = %self.group, "dead-lettering a message");
+                    if !self.dead_letters.park(message, &reason).await {
                         return false;
                     }
                     telemetry::pipeline::record_dead_letter(&self.group, &message.topic);
@@ -249,41 +335,102 @@ impl<H: MessageHandler> BatchWorker<H> {
         true
     }
 
-    /// The handler's verdicts, retrying technical failures with backoff; `None` on
-    /// shutdown. A batch that makes the handler panic is handled again one message at
-    /// a time, and the message that panics alone is unprocessable.
+    /// The handler's verdicts; `None` on shutdown. Transient failures are retried
+    /// with backoff (capped at [`MAX_BACKOFF`]) for as long as they last. A batch that
+    /// fails permanently, or makes the handler panic, is handled again in halves, down
+    /// to the message responsible, which alone is unprocessable: the others are
+    /// applied.
     async fn verdicts(&self, batch: &[IncomingMessage]) -> Option<Vec<Verdict>> {
         let mut failures = 0u32;
+        let mut permanent = 0u32;
         loop {
             match AssertUnwindSafe(self.handler.handle(batch)).catch_unwind().await {
                 Ok(Ok(verdicts)) if verdicts.len() == batch.len() => return Some(verdicts),
                 Ok(Ok(verdicts)) => {
                     tracing::error!(verdicts = verdicts.len(), messages = batch.len(), "handler answered for the wrong number of messages; retrying");
                 }
-                Ok(Err(error)) => {
-                    tracing::warn!(error = format!("{error:#}"), failures, messages = batch.len(), origin = %batch[0].origin(), "handling failed; retrying");
-                }
-                Err(panic) if batch.len() > 1 => {
-                    tracing::error!(reason = panic_reason(&panic), messages = batch.len(), "handler panicked; handling the batch one message at a time");
-                    let mut verdicts = Vec::with_capacity(batch.len());
-                    for message in batch {
-                        verdicts.extend(Box::pin(self.verdicts(std::slice::from_ref(message))).await?);
+                Ok(Err(error)) => match failure::classify(&error) {
+                    Failure::Transient => {
+                        tracing::warn!(error = format!("{error:#}"), failures, messages = batch.len(), origin = %batch[0].origin(), "handling failed; retrying");
                     }
-                    return Some(verdicts);
+                    Failure::Permanent if batch.len() > 1 => {
+                        tracing::warn!(error = format!("{error:#}"), sqlstate = failure::sqlstate(&error), messages = batch.len(), "a message of the batch can never be stored; handling the batch in halves");
+                        return self.halves(batch).await;
+                    }
+                    Failure::Permanent => {
+                        permanent += 1;
+                        if permanent >= PERMANENT_ATTEMPTS {
+                            let reason = match failure::sqlstate(&error) {
+                                Some(code) => format!("{error:#} (SQLSTATE {code})"),
+                                None => format!("{error:#}"),
+                            };
+                            return Some(vec![Err(Unprocessable(reason))]);
+                        }
+                        tracing::warn!(error = format!("{error:#}"), sqlstate = failure::sqlstate(&error), origin = %batch[0].origin(), "handling failed for good, it seems; trying once more");
+                    }
+                },
+                Err(panic) if batch.len() > 1 => {
+                    tracing::error!(reason = panic_reason(&panic), messages = batch.len(), "handler panicked; handling the batch in halves");
+                    return self.halves(batch).await;
                 }
                 Err(panic) => return Some(vec![Err(Unprocessable(format!("handler panicked: {}", panic_reason(&panic))))]),
             }
             failures += 1;
-            let backoff = Duration::from_millis(50 * 2u64.pow(failures.min(7)));
-            if sleep_or_cancel(backoff, &self.shutdown).await {
+            if sleep_or_cancel(backoff(failures), &self.shutdown).await {
                 return None;
             }
         }
     }
 
-    async fn dead_letter(&self, message: &IncomingMessage, reason: &str) -> bool {
-        let topic = Topics::dead_letter(&message.topic);
+    /// The verdicts of `batch`'s first half, then of its second: each partition's
+    /// messages stay in order.
+    async fn halves(&self, batch: &[IncomingMessage]) -> Option<Vec<Verdict>> {
+        let (first, second) = batch.split_at(batch.len() / 2);
+        let mut verdicts = Box::pin(self.verdicts(first)).await?;
+        verdicts.extend(Box::pin(self.verdicts(second)).await?);
+        Some(verdicts)
+    }
+}
+
+/// Where unprocessable messages go: the `dead_letters` table first (the record
+/// operators work from), then a copy on the message topic's dead-letter topic.
+struct DeadLetters {
+    pool: PgPool,
+    producer: ReplaceableProducer,
+    settings: KafkaSettings,
+    shutdown: CancellationToken,
+}
+
+impl DeadLetters {
+    /// Parks `message` with `reason` (sanitized); false when shutdown interrupted it
+    /// (the message will come again, and parking it again changes nothing).
+    async fn park(&self, message: &IncomingMessage, reason: &str) -> bool {
         let origin = message.origin();
+        let mut failures = 0u32;
+        loop {
+            match crate::dead_letters::park_message(&self.pool, message, reason).await {
+                Ok(()) => break,
+                Err(error) if failure::classify_sqlx(&error) == Failure::Permanent => {
+                    // Cannot happen with a sanitized reason; the copy on the topic is
+                    // then the only record, and the flow must go on.
+                    tracing::error!(%error, %origin, "the dead letter cannot be stored; only its copy on the dead-letter topic remains");
+                    break;
+                }
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(%error, failures, %origin, "cannot store the dead letter yet; retrying");
+                    if sleep_or_cancel(backoff(failures), &self.shutdown).await {
+                        return false;
+                    }
+                }
+            }
+        }
+        self.copy_to_topic(message, reason, &origin).await
+    }
+
+    async fn copy_to_topic(&self, message: &IncomingMessage, reason: &str, origin: &str) -> bool {
+        let topic = Topics::dead_letter(&message.topic);
+        let mut failures = 0u32;
         loop {
             let headers = OwnedHeaders::new()
                 .insert(Header { key: "dlq-reason", value: Some(reason.as_bytes()) })
@@ -295,14 +442,30 @@ impl<H: MessageHandler> BatchWorker<H> {
             if let Some(payload) = &message.payload {
                 record = record.payload(payload.as_slice());
             }
-            match self.dead_letters.send(record, Timeout::After(Duration::from_secs(30))).await {
+            let used = self.producer.current();
+            let error = match used.producer.send(record, Timeout::After(Duration::from_secs(30))).await {
                 Ok(_) => return true,
-                Err((error, _)) => {
-                    tracing::warn!(%error, %topic, "dead-letter publish failed; retrying");
-                    if sleep_or_cancel(Duration::from_secs(1), &self.shutdown).await {
-                        return false;
+                Err((error, _)) => error,
+            };
+            match failure::classify_kafka(&error) {
+                KafkaFailure::Permanent => {
+                    tracing::error!(%error, %topic, %origin, "the broker refuses the dead letter's copy; it stays parked in the database only");
+                    return true;
+                }
+                KafkaFailure::UnknownTopic => {
+                    if let Err(error) = crate::topics::ensure_topics(&self.settings, &[&topic]).await {
+                        tracing::debug!(error = format!("{error:#}"), %topic, "cannot create the dead-letter topic yet");
                     }
                 }
+                KafkaFailure::Fatal | KafkaFailure::Transient => {}
+            }
+            self.producer.recover(&used, Some(&error));
+            failures += 1;
+            if failures == 1 || failures.is_multiple_of(10) {
+                tracing::warn!(%error, failures, %topic, "dead-letter publish failed; retrying");
+            }
+            if sleep_or_cancel(backoff(failures + 3), &self.shutdown).await {
+                return false;
             }
         }
     }
@@ -319,13 +482,14 @@ fn panic_reason(panic: &Box<dyn std::any::Any + Send>) -> String {
 /// Runs [`run_consumer`] in a task; a failure to start is logged there, once.
 pub fn spawn_consumer<H: MessageHandler>(
     settings: KafkaSettings,
+    pool: PgPool,
     group: String,
     topic: String,
     handler: Arc<H>,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        if let Err(error) = run_consumer(&settings, &group, &[&topic], handler, shutdown).await {
+        if let Err(error) = run_consumer(&settings, pool, &group, &[&topic], handler, shutdown).await {
             tracing::error!(error = format!("{error:#}"), group, "consumer failed");
         }
     })

@@ -12,13 +12,20 @@
 //! - [`consumer`]: the at-least-once consumer loop, a batch at a time: offsets are
 //!   stored only after the batch's effects are durable; poison messages go to a
 //!   dead-letter topic.
+//! - [`failure`]: telling permanent failures (park) from transient ones (retry).
+//! - [`dead_letters`]: parking what can never be processed or published in the
+//!   `dead_letters` table.
+//! - `producer`: a producer replaced when its client fails for good.
 //! - `lag`: the consumer lag per partition, measured beside the consumer loop.
 //!
 //! Must not depend on `axum`.
 
 pub mod consumer;
+pub mod dead_letters;
 pub mod envelope;
+pub mod failure;
 mod lag;
+mod producer;
 pub mod probe;
 pub mod relay;
 pub mod settings;
@@ -27,5 +34,5 @@ pub mod topics;
 pub use consumer::{Handled, IncomingMessage, MessageHandler, Unprocessable, Verdict, run_consumer, spawn_consumer};
 pub use envelope::{Envelope, OutgoingMessage};
 pub use probe::BrokerProbe;
-pub use relay::{Relay, Route};
+pub use relay::{Relay, Route, Unroutable};
 pub use settings::{KafkaSettings, Topics};

@@ -142,15 +142,21 @@ impl KafkaSettings {
     }
 
     /// A producer configuration: idempotent, acknowledged by all in-sync replicas,
-    /// sending at once (the relay queues whole batches, see `relay_linger_ms`), then
-    /// the pass-through properties.
+    /// sending at once (the relay queues whole batches, see `relay_linger_ms`), with a
+    /// bounded queue, then the pass-through properties.
+    ///
+    /// The queue bounds memory during a broker outage: the relay keeps at most a few
+    /// batches in flight (far below the bounds), and a full queue is a transient
+    /// failure that is retried, never a reason to buffer more.
     pub fn producer_config(&self) -> ClientConfig {
         let mut config = self.base();
         config
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "0")
-            .set("message.timeout.ms", "30000");
+            .set("message.timeout.ms", "30000")
+            .set("queue.buffering.max.messages", "50000")
+            .set("queue.buffering.max.kbytes", "131072");
         apply(&mut config, &self.producer_properties);
         config
     }
@@ -204,6 +210,7 @@ mod tests {
         let cli = Cli::parse_from(["x", "--kafka-producer-property", "compression.type=zstd"]);
         let settings = cli.kafka.with_env_properties([
             ("KAFKA_PRODUCER_BATCH_NUM_MESSAGES".to_owned(), "1".to_owned()),
+            ("KAFKA_PRODUCER_QUEUE_BUFFERING_MAX_MESSAGES".to_owned(), "500".to_owned()),
             ("KAFKA_CONSUMER_FETCH_WAIT_MAX_MS".to_owned(), "5".to_owned()),
             ("KAFKA_BROKERS".to_owned(), "ignored:1".to_owned()),
         ]);
@@ -211,6 +218,8 @@ mod tests {
         assert_eq!(producer.get("batch.num.messages").map(String::as_str), Some("1"));
         assert_eq!(producer.get("compression.type").map(String::as_str), Some("zstd"));
         assert_eq!(producer.get("enable.idempotence").map(String::as_str), Some("true"));
+        assert_eq!(producer.get("queue.buffering.max.kbytes").map(String::as_str), Some("131072"), "the producer queue is bounded");
+        assert_eq!(producer.get("queue.buffering.max.messages").map(String::as_str), Some("500"), "pass-through wins over the bound");
         let consumer = describe(&settings.consumer_config("g"));
         assert_eq!(consumer.get("fetch.wait.max.ms").map(String::as_str), Some("5"), "pass-through wins over defaults");
         assert_eq!(consumer.get("enable.auto.offset.store").map(String::as_str), Some("false"));

@@ -52,6 +52,11 @@ pub const MESSAGES_CONSUMED: &str = "messages_consumed_total";
 /// Counter of messages sent to a dead-letter topic. Labels: `group`, `topic`.
 pub const DEAD_LETTERS: &str = "dead_letters_total";
 
+/// Counter of messages the outbox relay parked in `dead_letters` because they can
+/// never be published (refused by the broker, or their event not routable). Labels:
+/// `topic`.
+pub const RELAY_PARKED: &str = "relay_parked_total";
+
 /// Counter of reservation outcomes the saga decided. Labels: `outcome`
 /// (`reserved`, `reduced`, `rejected`, `released`), `reason` for rejections.
 pub const SAGA_OUTCOMES: &str = "saga_outcomes_total";

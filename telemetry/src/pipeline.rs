@@ -47,6 +47,11 @@ pub fn record_published(topic: &str, messages: u64) {
     metrics::counter!(names::RELAY_PUBLISHED, "topic" => topic.to_owned()).increment(messages);
 }
 
+/// Counts one message for `topic` the relay parked because it can never be published.
+pub fn record_relay_parked(topic: &str) {
+    metrics::counter!(names::RELAY_PARKED, "topic" => topic.to_owned()).increment(1);
+}
+
 /// Records how long after the start of its writing transaction an event of `feed`
 /// was queued for the broker.
 pub fn record_relay_delay(feed: &str, delay: std::time::Duration) {

@@ -40,6 +40,7 @@ fn describe() {
     metrics::describe_gauge!(names::CONSUMER_LAG, "Messages after the consumer group's committed position, by group, topic and partition");
     metrics::describe_counter!(names::MESSAGES_CONSUMED, "Messages consumed, by group, topic and result");
     metrics::describe_counter!(names::DEAD_LETTERS, "Messages sent to a dead-letter topic, by group and topic");
+    metrics::describe_counter!(names::RELAY_PARKED, "Messages the outbox relay parked in dead_letters because they can never be published, by topic");
     metrics::describe_counter!(names::SAGA_OUTCOMES, "Reservation outcomes the saga committed, by outcome (and reason for rejections)");
     metrics::describe_gauge!(names::PROJECTION_LAG, "Events committed but not yet folded by a feed-fed read model, by feed");
     metrics::describe_gauge!(names::PIPELINE_STALLED, "1 while a background task (relay, consumer, view follower) is down and being restarted, by task");

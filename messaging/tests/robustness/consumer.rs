@@ -1,0 +1,142 @@
+//! The consumer loop against the real broker and PostgreSQL: a message the database
+//! refuses for good is parked alone (a row in `dead_letters` and a copy on the
+//! dead-letter topic) and the rest of its batch is applied; a transient failure is
+//! retried until it passes, and parks nothing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Context;
+use messaging::{Handled, IncomingMessage, MessageHandler, Topics, Verdict, run_consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{database, dead_letters, eventually, kafka, read_topic, topic};
+
+/// Stores each message's body as jsonb in `notes`, a batch per transaction; the first
+/// `transient` calls fail with a serialization failure (40001) first.
+struct Notes {
+    pool: PgPool,
+    transient: usize,
+    calls: AtomicUsize,
+    batch_sizes: Mutex<Vec<usize>>,
+}
+
+impl Notes {
+    async fn new(pool: &PgPool, transient: usize) -> Arc<Self> {
+        sqlx::query("CREATE TABLE notes (id text PRIMARY KEY, body jsonb NOT NULL)").execute(pool).await.expect("notes");
+        Arc::new(Self { pool: pool.clone(), transient, calls: AtomicUsize::new(0), batch_sizes: Mutex::new(Vec::new()) })
+    }
+}
+
+impl MessageHandler for Notes {
+    async fn handle(&self, messages: &[IncomingMessage]) -> anyhow::Result<Vec<Verdict>> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst);
+        self.batch_sizes.lock().expect("batch sizes").push(messages.len());
+        let mut transaction = self.pool.begin().await?;
+        if call < self.transient {
+            sqlx::query("DO $$ BEGIN RAISE EXCEPTION 'could not serialize access' USING ERRCODE = '40001'; END $$")
+                .execute(&mut *transaction)
+                .await
+                .context("storing notes")?;
+        }
+        for message in messages {
+            let body = String::from_utf8_lossy(message.payload.as_deref().unwrap_or_default()).into_owned();
+            sqlx::query("INSERT INTO notes (id, body) VALUES ($1, $2::jsonb) ON CONFLICT DO NOTHING")
+                .bind(&message.key)
+                .bind(body)
+                .execute(&mut *transaction)
+                .await
+                .context("storing a note")?;
+        }
+        transaction.commit().await?;
+        Ok(vec![Ok(Handled::Applied); messages.len()])
+    }
+}
+
+async fn produce(settings: &messaging::KafkaSettings, topic: &str, messages: &[(String, String)]) {
+    let producer: FutureProducer = settings.producer_config().create().expect("a producer");
+    for (key, body) in messages {
+        producer.send(FutureRecord::to(topic).key(key).payload(body), Duration::from_secs(10)).await.expect("produced");
+    }
+}
+
+async fn count(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.expect(sql)
+}
+
+#[tokio::test]
+async fn a_message_the_database_refuses_for_good_is_parked_alone_and_the_rest_of_its_batch_applied() {
+    let pool = database().await;
+    let settings = kafka(None, &[]);
+    let topic = topic("notes");
+    messaging::topics::ensure_topics(&settings, &[&topic, &Topics::dead_letter(&topic)]).await.expect("topics");
+    let messages: Vec<(String, String)> = (0..10)
+        .map(|i| {
+            let body = if i == 4 { r#"{"i": 4, "correlationId": "a\u0000b"}"#.to_owned() } else { format!(r#"{{"i": {i}}}"#) };
+            (format!("n-{i}"), body)
+        })
+        .collect();
+    produce(&settings, &topic, &messages).await;
+
+    let handler = Notes::new(&pool, 0).await;
+    let shutdown = CancellationToken::new();
+    let consumer = tokio::spawn({
+        let (settings, pool, topic, handler, shutdown) = (settings.clone(), pool.clone(), topic.clone(), handler.clone(), shutdown.clone());
+        async move { run_consumer(&settings, pool, "test-notes", &[&topic], handler, shutdown).await }
+    });
+    let done = eventually(Duration::from_secs(30), async || {
+        count(&pool, "SELECT count(*) FROM notes").await == 9 && count(&pool, "SELECT count(*) FROM dead_letters").await == 1
+    })
+    .await;
+    let parked = dead_letters(&pool).await;
+    assert!(done, "nine notes stored and one dead letter; dead letters: {parked:?}, batches: {:?}", handler.batch_sizes.lock().expect("batch sizes"));
+    let (source, origin, parked_topic, reason, payload_null) = &parked[0];
+    assert_eq!((source.as_str(), parked_topic.as_str(), *payload_null), ("consumer", topic.as_str(), false));
+    assert_eq!(origin, &format!("{topic}/0/4"), "the origin is the refused message's");
+    assert!(reason.contains("22P05"), "the reason names the SQLSTATE: {reason}");
+    let key: Option<Vec<u8>> = sqlx::query_scalar("SELECT message_key FROM dead_letters").fetch_one(&pool).await.expect("key");
+    assert_eq!(key.as_deref(), Some(&b"n-4"[..]));
+    let stored: Vec<String> = sqlx::query_scalar("SELECT id FROM notes ORDER BY id").fetch_all(&pool).await.expect("notes");
+    assert!(!stored.contains(&"n-4".to_owned()), "{stored:?}");
+
+    let copies = read_topic(&settings, &Topics::dead_letter(&topic), 1, Duration::from_secs(15)).await;
+    assert_eq!(copies.len(), 1, "one copy on the dead-letter topic");
+    assert_eq!(copies[0].key.as_deref(), Some("n-4"));
+    assert_eq!(copies[0].payload, messages[4].1.as_bytes());
+    let header = |name: &str| copies[0].headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    assert!(header("dlq-reason").is_some_and(|r| r.contains("22P05")), "{:?}", copies[0].headers);
+    assert_eq!(header("dlq-origin"), Some(format!("{topic}/0/4")));
+
+    shutdown.cancel();
+    consumer.await.expect("joined").expect("the consumer ran");
+    let batches = handler.batch_sizes.lock().expect("batch sizes").clone();
+    assert!(batches.len() >= 2, "the failing batch was handled again in parts: {batches:?}");
+}
+
+#[tokio::test]
+async fn a_transient_failure_is_retried_until_it_passes_and_never_parked() {
+    let pool = database().await;
+    let settings = kafka(None, &[]);
+    let topic = topic("transient");
+    messaging::topics::ensure_topics(&settings, &[&topic, &Topics::dead_letter(&topic)]).await.expect("topics");
+    let messages: Vec<(String, String)> = (0..5).map(|i| (format!("n-{i}"), format!(r#"{{"i": {i}}}"#))).collect();
+    produce(&settings, &topic, &messages).await;
+
+    let handler = Notes::new(&pool, 4).await;
+    let shutdown = CancellationToken::new();
+    let consumer = tokio::spawn({
+        let (settings, pool, topic, handler, shutdown) = (settings.clone(), pool.clone(), topic.clone(), handler.clone(), shutdown.clone());
+        async move { run_consumer(&settings, pool, "test-transient", &[&topic], handler, shutdown).await }
+    });
+    let applied = eventually(Duration::from_secs(30), async || count(&pool, "SELECT count(*) FROM notes").await == 5).await;
+    shutdown.cancel();
+    consumer.await.expect("joined").expect("the consumer ran");
+    assert!(applied, "every message applied after the transient failures");
+    assert!(handler.calls.load(Ordering::SeqCst) > 4, "the failures were retried");
+    assert_eq!(dead_letters(&pool).await, vec![], "nothing parked");
+    assert!(read_topic(&settings, &Topics::dead_letter(&topic), 1, Duration::from_secs(2)).await.is_empty(), "nothing on the dead-letter topic");
+}

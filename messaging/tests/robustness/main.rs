@@ -1,0 +1,9 @@
+//! Permanent and transient failures told apart against the real PostgreSQL and the
+//! real broker: the classifier on real database errors, the consumer parking exactly
+//! the message that fails for good, the relay parking what the broker refuses and
+//! recovering from a broker paused past its message timeout.
+
+mod consumer;
+mod failure;
+mod relay;
+mod support;

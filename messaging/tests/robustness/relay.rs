@@ -1,0 +1,156 @@
+//! The outbox relay over a real feed: what the broker refuses for good, and events its
+//! route cannot decode, are parked and the events behind them published in order; a
+//! broker paused for longer than the producer's message timeout is published to in
+//! full once it is back (where the producer used to stay fenced), parking nothing.
+
+use std::time::Duration;
+
+use eventstore::{Feed, FeedEvent};
+use messaging::{Envelope, OutgoingMessage, Relay, Route, Unroutable};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::support::{PrivateBroker, dead_letters, eventually, kafka, read_all, topic};
+
+/// Every event to one topic, keyed by aggregate; events of type `Undecodable` do not route.
+struct AllEvents {
+    topic: String,
+}
+
+impl Route for AllEvents {
+    fn topics(&self) -> Vec<String> {
+        vec![self.topic.clone()]
+    }
+
+    fn route(&self, event: &FeedEvent) -> Result<Vec<OutgoingMessage>, Unroutable> {
+        if event.event_type == "Undecodable" {
+            return Err(Unroutable { topic: self.topic.clone(), reason: "its payload does not decode".to_owned() });
+        }
+        Ok(vec![OutgoingMessage {
+            topic: self.topic.clone(),
+            key: event.aggregate_id.clone(),
+            envelope: Envelope::from_feed(event, event.event_type.clone(), event.fields()),
+        }])
+    }
+}
+
+/// Appends event `sequence` of order `order` (its own transaction) with a note of
+/// `note_bytes` characters; returns its id.
+async fn append(pool: &PgPool, order: &str, sequence: i64, event_type: &str, note_bytes: usize) -> Uuid {
+    let payload = serde_json::json!({ event_type: { "note": "x".repeat(note_bytes) } });
+    sqlx::query_scalar(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ('Order', $1, $2, $3, '1.0', $4, '{}') RETURNING event_id",
+    )
+    .bind(order)
+    .bind(sequence)
+    .bind(event_type)
+    .bind(payload)
+    .fetch_one(pool)
+    .await
+    .expect("appended")
+}
+
+/// The sequences on `topic`, in the order they were published (repeats included).
+async fn published(settings: &messaging::KafkaSettings, topic: &str) -> Vec<i64> {
+    read_all(settings, topic, Duration::from_secs(5))
+        .await
+        .iter()
+        .map(|m| serde_json::from_slice::<Envelope>(&m.payload).expect("an envelope").sequence)
+        .collect()
+}
+
+/// The sequences in order of first appearance.
+fn first_appearances(sequences: &[i64]) -> Vec<i64> {
+    let mut seen = Vec::new();
+    for sequence in sequences {
+        if !seen.contains(sequence) {
+            seen.push(*sequence);
+        }
+    }
+    seen
+}
+
+#[tokio::test]
+async fn an_event_too_large_to_publish_or_not_routable_is_parked_and_the_events_behind_it_go_on() {
+    let pool = database_for_relay().await;
+    // A producer limit far below the broker's makes "too large" cheap.
+    let settings = kafka(None, &[("message.max.bytes", "10000")]);
+    let topic = topic("relay-parks");
+    let mut ids = Vec::new();
+    for sequence in 1..=6 {
+        let (event_type, note) = match sequence {
+            3 => ("OrderPlaced", 20_000),
+            5 => ("Undecodable", 10),
+            _ => ("OrderPlaced", 10),
+        };
+        ids.push(append(&pool, "o-1", sequence, event_type, note).await);
+    }
+    let shutdown = CancellationToken::new();
+    let relay = Relay::new(pool.clone(), "test-relay", &settings, AllEvents { topic: topic.clone() }).expect("a relay");
+    let running = tokio::spawn(relay.run(shutdown.clone()));
+
+    let feed = Feed::new(pool.clone(), "test-relay");
+    let last = feed.read_after(Default::default(), 100).await.expect("the feed").last().expect("events").position;
+    let passed = eventually(Duration::from_secs(30), async || feed.checkpoint().await.is_ok_and(|p| p == last)).await;
+    let parked = dead_letters(&pool).await;
+    let sequences = published(&settings, &topic).await;
+    shutdown.cancel();
+    running.await.expect("the relay stopped");
+
+    assert!(passed, "the checkpoint moved past every event; parked: {parked:?}");
+    assert_eq!(first_appearances(&sequences), [1, 2, 4, 6], "the others published, in order: {sequences:?}");
+    assert_eq!(parked.len(), 2, "{parked:?}");
+    let (source, origin, parked_topic, reason, payload_null) = &parked[0];
+    assert_eq!((source.as_str(), origin, parked_topic, *payload_null), ("relay", &ids[2].to_string(), &topic, true));
+    assert!(reason.contains("MessageSizeTooLarge"), "{reason}");
+    let (source, origin, _, reason, _) = &parked[1];
+    assert_eq!((source.as_str(), origin), ("relay", &ids[4].to_string()));
+    assert!(reason.contains("does not decode"), "{reason}");
+    let event_ids: Vec<Option<Uuid>> = sqlx::query_scalar("SELECT event_id FROM dead_letters ORDER BY id").fetch_all(&pool).await.expect("ids");
+    assert_eq!(event_ids, [Some(ids[2]), Some(ids[4])]);
+}
+
+#[tokio::test]
+async fn a_broker_paused_past_the_message_timeout_gets_everything_once_it_is_back() {
+    let broker = PrivateBroker::start().await;
+    let pool = database_for_relay().await;
+    let settings = kafka(Some(&broker.address), &[("message.timeout.ms", "5000")]);
+    let topic = topic("relay-pause");
+    for sequence in 1..=10 {
+        append(&pool, "o-1", sequence, "OrderPlaced", 10).await;
+    }
+    let shutdown = CancellationToken::new();
+    let relay = Relay::new(pool.clone(), "test-relay", &settings, AllEvents { topic: topic.clone() }).expect("a relay");
+    let running = tokio::spawn(relay.run(shutdown.clone()));
+    let before = eventually(Duration::from_secs(20), async || published(&settings, &topic).await.len() >= 10).await;
+    assert!(before, "published before the pause");
+
+    broker.pause();
+    for sequence in 11..=20 {
+        append(&pool, "o-1", sequence, "OrderPlaced", 10).await;
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    broker.resume();
+    let resumed = tokio::time::Instant::now();
+
+    let mut sequences = Vec::new();
+    let all = eventually(Duration::from_secs(40), async || {
+        sequences = published(&settings, &topic).await;
+        first_appearances(&sequences).len() == 20
+    })
+    .await;
+    let took = resumed.elapsed();
+    let parked = dead_letters(&pool).await;
+    shutdown.cancel();
+    running.await.expect("the relay stopped");
+    assert!(all, "all 20 events published after the resume: {sequences:?}");
+    assert_eq!(first_appearances(&sequences), (1..=20).collect::<Vec<_>>(), "in order");
+    assert_eq!(parked, vec![], "a transient failure parks nothing");
+    eprintln!("published everything {took:?} after the broker's resume");
+}
+
+async fn database_for_relay() -> PgPool {
+    crate::support::database().await
+}
