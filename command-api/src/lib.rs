@@ -13,6 +13,7 @@
 //!   statuses.
 //! - [`publishing`]: the outbox relay's route: order events to `oms.order-events`.
 //! - [`outcomes`]: the consumer of `inventory.order-outcomes`.
+//! - [`rerequests`]: asking again for items still pending long after their request.
 //! - [`app`]: wiring: connect, migrate, bind, serve.
 //! - [`operations`]: the operator commands: history, export, rebuild.
 //!
@@ -24,6 +25,7 @@ pub mod operations;
 pub mod orders;
 pub mod outcomes;
 pub mod publishing;
+pub mod rerequests;
 pub mod settings;
 
 pub use app::Application;

@@ -98,6 +98,12 @@ pub struct Settings {
     /// Consumer group of the outcome consumer.
     #[arg(long, env = "OMS_CONSUMER_GROUP", default_value = "oms-outcomes")]
     pub consumer_group: String,
+    /// Milliseconds an item may stay PENDING after its order's last change before the
+    /// OMS asks the inventory service again (republishing the order event that made it
+    /// pending); the delay then doubles per order up to 10 minutes while it stays
+    /// pending. 0 turns re-requests off.
+    #[arg(long, env = "ORDER_REREQUEST_AFTER_MS", default_value_t = 30_000)]
+    pub rerequest_after_ms: u64,
     #[command(flatten)]
     #[expect(missing_docs, reason = "clap shows a flattened group's own docs; a comment here would be ignored")]
     pub kafka: KafkaSettings,

@@ -10,6 +10,7 @@
 //! - `idempotency`: the `Idempotency-Key` of `POST`.
 //! - `concurrency`: many writers on one order; no lost update, no 5xx.
 //! - `operations`: the operator commands (history, export, rebuild) as a process.
+//! - `rerequests`: stuck items asked for again, with backoff, by one instance of two.
 //! - `versioning`: orders whose placement is stored as `OrderPlaced` 1.0; the key in 2.0.
 //! - `documentation`: `/openapi.json` lists the routes; examples and answers fit it.
 //! - `observability`: metrics, readiness, `--help`.
@@ -25,6 +26,7 @@ mod observability;
 mod operations;
 mod place;
 mod queries;
+mod rerequests;
 mod transitions;
 mod update;
 mod versioning;

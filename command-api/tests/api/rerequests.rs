@@ -1,0 +1,121 @@
+//! Re-requests of stuck items, with the shared broker on topics of the test's own and
+//! no inventory service: the order stays pending, so the OMS asks again, with backoff,
+//! by republishing the relay's message with the header `re-request: 1`. Passes are
+//! driven by hand (the app's own loop is off) on two instances at once, as with two
+//! OMS processes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use command_api::orders::Orders;
+use command_api::rerequests::Rerequests;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::spawn_app_with;
+
+fn broker() -> String {
+    std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_owned())
+}
+
+/// (body, whether it carries `re-request: 1`) of every message of `topic`, read from
+/// the beginning until `expected` arrived, and a second longer, so one too many shows.
+async fn read_topic(topic: &str, expected: usize) -> Vec<(Value, bool)> {
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", broker())
+            .set("group.id", format!("rerequest-reader-{}", Uuid::new_v4().simple()))
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("a consumer");
+        let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10)).expect("metadata");
+        let mut partitions = TopicPartitionList::new();
+        for partition in metadata.topics()[0].partitions() {
+            partitions.add_partition_offset(&topic, partition.id(), Offset::Beginning).expect("a partition");
+        }
+        consumer.assign(&partitions).expect("assigning");
+        let mut received = Vec::new();
+        let mut deadline = Instant::now() + Duration::from_secs(30);
+        let mut settled = false;
+        while Instant::now() < deadline {
+            let Some(message) = consumer.poll(Duration::from_millis(100)) else { continue };
+            let message = message.expect("reading");
+            let rerequest = message.headers().is_some_and(|h| h.iter().any(|h| h.key == "re-request" && h.value == Some(b"1".as_slice())));
+            received.push((serde_json::from_slice(message.payload().expect("a body")).expect("JSON"), rerequest));
+            if received.len() >= expected && !settled {
+                settled = true;
+                deadline = Instant::now() + Duration::from_secs(1);
+            }
+        }
+        received
+    })
+    .await
+    .expect("the reader's thread")
+}
+
+#[tokio::test]
+async fn a_stuck_item_is_asked_for_again_by_one_instance_with_backoff_until_it_resolves() {
+    let topic = format!("rerequest-test-{}-orders", Uuid::new_v4().simple());
+    let app = spawn_app_with(|settings| {
+        settings.kafka.brokers = broker();
+        settings.kafka.topics.order_events = topic.clone();
+        settings.kafka.topics.order_outcomes = format!("{topic}-outcomes");
+        settings.rerequest_after_ms = 0;
+    })
+    .await;
+    let mut kafka = <command_api::Cli as clap::Parser>::try_parse_from(["oms"]).expect("the default settings parse").serve.kafka;
+    kafka.brokers = broker();
+    kafka.topics.order_events = topic.clone();
+    let after = Duration::from_millis(500);
+    let one = Rerequests::new(app.pool.clone(), Arc::new(Orders::new(app.pool.clone())), &kafka, after).expect("re-requests");
+    let other = Rerequests::new(app.pool.clone(), Arc::new(Orders::new(app.pool.clone())), &kafka, after).expect("re-requests");
+
+    let placed = app.post_order(&json!({"userId": "alice", "orderItems": [{"productId": "mug", "quantity": 2}, {"productId": "tea", "quantity": 1}]})).await;
+    let order_id = placed.data(StatusCode::CREATED)["orderId"].as_str().expect("an id").to_owned();
+    assert_eq!(one.pass().await.expect("a pass"), 0, "not yet due");
+
+    tokio::time::sleep(after + Duration::from_millis(100)).await;
+    let (a, b) = tokio::join!(one.pass(), other.pass());
+    assert_eq!(a.expect("a pass") + b.expect("a pass"), 1, "one instance asks, the other finds it claimed");
+    assert_eq!((one.pass().await.expect("a pass"), other.pass().await.expect("a pass")), (0, 0), "backoff: not again at once");
+
+    // The second re-request comes after twice the delay, not before.
+    tokio::time::sleep(after + Duration::from_millis(200)).await;
+    assert_eq!(one.pass().await.expect("a pass"), 0, "the delay doubled: not yet");
+    tokio::time::sleep(after).await;
+    assert_eq!(other.pass().await.expect("a pass"), 1, "due again after twice the delay");
+    let attempts: i32 = sqlx::query_scalar("SELECT attempts FROM order_rerequests WHERE order_id = $1::uuid").bind(&order_id).fetch_one(&app.pool).await.expect("a row");
+    assert_eq!(attempts, 2);
+
+    let messages = read_topic(&topic, 3).await;
+    assert_eq!(messages.len(), 3, "the relay's message and two re-requests: {messages:?}");
+    let (original, first_was_rerequest) = &messages[0];
+    assert!(!first_was_rerequest, "the relay's message carries no re-request header");
+    for (message, rerequest) in &messages[1..] {
+        assert!(rerequest, "a re-request carries the header");
+        assert_eq!(message, original, "a re-request is the relay's message, unchanged (same event id, sequence, payload)");
+    }
+    assert_eq!(original["eventType"], "OrderPlaced");
+
+    let metrics = app.client.get(format!("{}/metrics", app.address)).send().await.expect("metrics").text().await.expect("text");
+    assert!(metrics.lines().any(|l| l.starts_with("rerequests_total") && !l.ends_with(" 0")), "counted: {metrics}");
+    let age = metrics.lines().find_map(|l| l.strip_prefix("pending_oldest_age_seconds ")).expect("the gauge");
+    assert!(age.parse::<f64>().expect("a number") >= 1.0, "the oldest pending order's age: {age}");
+
+    // Once the order is no longer pending, nothing is asked and its backoff is forgotten.
+    let canceled = app.client.put(format!("{}/oms/orders/{order_id}", app.address))
+        .json(&json!({"status": "CANCELED"}))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(canceled.status(), StatusCode::OK);
+    tokio::time::sleep(after * 4).await;
+    assert_eq!(one.pass().await.expect("a pass"), 0);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM order_rerequests").fetch_one(&app.pool).await.expect("count");
+    assert_eq!(rows, 0, "the resolved order's backoff is forgotten");
+}
