@@ -1,15 +1,18 @@
 //! Operator commands both binaries offer beside `serve`: an aggregate's history for
 //! auditors, an export of all events as JSON lines, and rebuilding or verifying a
-//! read model from the event store.
+//! read model from the event store; and the dead letters both services park.
 //!
 //! # Layout
 //! - [`history`]: one aggregate's events as a table or as JSON lines.
 //! - [`export`]: every event in commit order as JSON lines, for audit archives.
 //! - [`rebuild`]: blue/green rebuild with a progress bar, and verify.
+//! - [`dead_letters`]: `dlq list`, `show` and `replay` (the re-driving itself is the
+//!   binary's, through `messaging`).
 //!
 //! Works on the service's database schema through `eventstore` and `projections`;
 //! must not depend on `axum` or `rdkafka`.
 
+pub mod dead_letters;
 pub mod export;
 pub mod history;
 pub mod rebuild;

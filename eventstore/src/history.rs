@@ -94,21 +94,37 @@ pub async fn load_events_at(pool: &PgPool, aggregate_type: &str, aggregate_id: &
     .bind(sequences)
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(tx, global_position, event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at)| {
-            crate::FeedEvent {
-                position: crate::FeedPosition { transaction_id: tx.parse().unwrap_or(0), global_position },
-                event_id,
-                aggregate_type,
-                aggregate_id,
-                sequence,
-                event_type,
-                event_version,
-                payload: payload.0,
-                metadata: metadata.0,
-                recorded_at,
-            }
-        })
-        .collect())
+    Ok(rows.into_iter().map(feed_event).collect())
+}
+
+/// The stored event `event_id` exactly as the feed delivers it; `None` when there is
+/// none (for re-driving an event the relay parked by its id).
+pub async fn load_event(pool: &PgPool, event_id: Uuid) -> Result<Option<crate::FeedEvent>, sqlx::Error> {
+    let row: Option<EventAtRow> = sqlx::query_as(
+        "SELECT transaction_id::text, global_position, event_id, aggregate_type, aggregate_id, sequence, event_type, event_version,
+                payload, metadata, recorded_at
+           FROM events
+          WHERE event_id = $1",
+    )
+    .bind(event_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(feed_event))
+}
+
+fn feed_event(
+    (tx, global_position, event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at): EventAtRow,
+) -> crate::FeedEvent {
+    crate::FeedEvent {
+        position: crate::FeedPosition { transaction_id: tx.parse().unwrap_or(0), global_position },
+        event_id,
+        aggregate_type,
+        aggregate_id,
+        sequence,
+        event_type,
+        event_version,
+        payload: payload.0,
+        metadata: metadata.0,
+        recorded_at,
+    }
 }

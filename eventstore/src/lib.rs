@@ -30,7 +30,7 @@ pub use feed::{Feed, FeedEvent, FeedPage, FeedPosition, sleep_or_cancel};
 pub use notifier::CommitNotifier;
 /// Which lag gauge a feed reader reports on (see [`Feed::reporting_lag_as`]).
 pub use telemetry::FeedReader;
-pub use history::{StoredEvent, load_events_at, load_history};
+pub use history::{StoredEvent, load_event, load_events_at, load_history};
 pub use metadata::{EventMetadata, MetadataError};
 pub use projection::{Change, Projection, ProjectionFailure};
 pub use store::{AggregateStore, Command, Committed, ExecuteError};

@@ -1,4 +1,4 @@
-//! The operator commands of the `inventory` binary: history, export, rebuild.
+//! The operator commands of the `inventory` binary: history, export, rebuild, dlq.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -10,6 +10,9 @@ use sqlx::PgPool;
 
 use crate::products::{Products, ProductsError};
 use crate::settings::{Command, StoreSettings};
+use admin::dead_letters::{DlqCommand, Parked, Selection};
+use messaging::KafkaSettings;
+use messaging::redrive::Redriver;
 
 async fn connect(store: &StoreSettings) -> anyhow::Result<PgPool> {
     migrations::connect_and_migrate(store.database.url.expose(), &store.database_schema, 4, &migrations::INVENTORY).await
@@ -42,6 +45,38 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 return Ok(if clean { ExitCode::SUCCESS } else { ExitCode::FAILURE });
             }
             admin::rebuild::rebuild::<ProductViews>(&pool, products.events(), &mut out).await?;
+        }
+        Command::Dlq(command) => return dlq(command, &mut out).await,
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `dlq list|show|replay`; status 1 when a replay left failures.
+async fn dlq(command: DlqCommand<StoreSettings, KafkaSettings>, out: &mut impl Write) -> anyhow::Result<ExitCode> {
+    let format = |json: bool| if json { admin::Format::Json } else { admin::Format::Table };
+    match command {
+        DlqCommand::List { filter, all, json, store } => {
+            let selection = Selection { filter, include_replayed: all, ids: vec![] };
+            admin::dead_letters::list(&connect(&store).await?, &selection, format(json), out).await?;
+        }
+        DlqCommand::Show { id, json, store } => admin::dead_letters::show(&connect(&store).await?, id, format(json), out).await?,
+        DlqCommand::Replay { filter, ids, dry_run, again, store, kafka } => {
+            let pool = connect(&store).await?;
+            let selection = Selection { filter, include_replayed: again, ids };
+            let kafka = kafka.with_env_properties(std::env::vars());
+            let redriver = Redriver::new(&kafka)?;
+            if !dry_run {
+                redriver.check_broker().await.context("nothing was replayed")?;
+            }
+            let route = crate::publishing::ProductEventsRoute { outcomes_topic: kafka.topics.order_outcomes.clone(), alerts_topic: kafka.topics.stock_alerts.clone() };
+            let replayed = admin::dead_letters::replay(&pool, &selection, dry_run, out, async |id, parked| match parked {
+                Parked::Message { topic, key, payload, headers } => redriver.produce(id, &topic, key.as_deref(), payload.as_deref(), &headers).await,
+                Parked::Event { topic, event } => redriver.republish(id, &route, &event, &topic).await.map(drop),
+            })
+            .await?;
+            out.flush()?;
+            return Ok(if replayed.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
         }
     }
     out.flush()?;

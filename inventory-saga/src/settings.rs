@@ -61,6 +61,11 @@ pub enum Command {
         #[allow(missing_docs)]
         store: StoreSettings,
     },
+    /// List, inspect and re-drive dead letters: consumed messages and committed events
+    /// that could never be processed or published as they were, parked with their
+    /// reason.
+    #[command(subcommand)]
+    Dlq(admin::dead_letters::DlqCommand<StoreSettings, KafkaSettings>),
 }
 
 /// Where the operator commands find the service's data.

@@ -16,6 +16,7 @@
 //! - [`dead_letters`]: parking what can never be processed or published in the
 //!   `dead_letters` table.
 //! - `producer`: a producer replaced when its client fails for good.
+//! - [`redrive`]: producing dead letters back to the broker (`dlq replay`).
 //! - `lag`: the consumer lag per partition, measured beside the consumer loop.
 //!
 //! Must not depend on `axum`.
@@ -27,6 +28,7 @@ pub mod failure;
 mod lag;
 mod producer;
 pub mod probe;
+pub mod redrive;
 pub mod relay;
 pub mod settings;
 pub mod topics;

@@ -11,6 +11,7 @@
 //! - `concurrency`: many writers on one order; no lost update, no 5xx.
 //! - `operations`: the operator commands (history, export, rebuild) as a process.
 //! - `rerequests`: stuck items asked for again, with backoff, by one instance of two.
+//! - `dead_letters`: `dlq list`, `show` and `replay` as a process, with the broker.
 //! - `versioning`: orders whose placement is stored as `OrderPlaced` 1.0; the key in 2.0.
 //! - `documentation`: `/openapi.json` lists the routes; examples and answers fit it.
 //! - `observability`: metrics, readiness, `--help`.
@@ -18,6 +19,7 @@
 mod as_of;
 mod bad_input;
 mod concurrency;
+mod dead_letters;
 mod documentation;
 mod healing;
 mod helpers;

@@ -13,13 +13,13 @@ use crate::helpers::{TestApp, order_id, spawn_app};
 /// thread: the service under test runs on this test's runtime and must go on
 /// serving (and committing) while the command runs, or a rebuild would wait forever
 /// for the transaction it left open.
-async fn oms(app: &TestApp, args: &[&str]) -> Output {
+pub(crate) async fn oms(app: &TestApp, args: &[&str]) -> Output {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_oms"));
     command.args(args).args(["--database-url", &app.database_url, "--database-schema", "oms"]).env_remove("DATABASE_URL");
     tokio::task::spawn_blocking(move || command.output()).await.expect("the command's thread").expect("running oms")
 }
 
-fn stdout(output: &Output) -> String {
+pub(crate) fn stdout(output: &Output) -> String {
     String::from_utf8(output.stdout.clone()).expect("utf-8 output")
 }
 

@@ -9,11 +9,13 @@
 //! - `bad_input`: a table of refused requests; none leaves an event behind.
 //! - `concurrency`: many writers on one product.
 //! - `operations`: the operator commands (history, export, rebuild) as a process.
+//! - `dead_letters`: `dlq` on the inventory schema, and a product event re-driven.
 //! - `documentation`: `/openapi.json` lists the routes; examples and answers fit it.
 //! - `observability`: metrics, readiness, `--help`.
 
 mod bad_input;
 mod concurrency;
+mod dead_letters;
 mod documentation;
 mod helpers;
 mod history;

@@ -12,7 +12,7 @@ use crate::helpers::{TestApp, spawn_app};
 /// thread: the service under test runs on this test's runtime and must go on
 /// serving (and committing) while the command runs, or a rebuild would wait forever
 /// for the transaction it left open.
-async fn inventory(app: &TestApp, args: &[&str]) -> Output {
+pub(crate) async fn inventory(app: &TestApp, args: &[&str]) -> Output {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_inventory"));
     command.args(args).args(["--database-url", &app.database_url, "--database-schema", "inventory"]).env_remove("DATABASE_URL");
     tokio::task::spawn_blocking(move || command.output()).await.expect("the command's thread").expect("running inventory")
