@@ -27,6 +27,43 @@ pub(crate) async fn time_limit(State(limit): State<Duration>, request: Request, 
     }
 }
 
+/// How much of a refused body is read (and thrown away) at most before answering.
+const DRAIN_AT_MOST_BYTES: u64 = 16 * 1024 * 1024;
+
+/// How long reading a refused body may take at most before answering.
+const DRAIN_AT_MOST: Duration = Duration::from_secs(5);
+
+/// Middleware: a request whose `Content-Length` exceeds `limit` is answered 413 in the
+/// envelope, without running its handler, but only after its body was read and thrown
+/// away (up to 16 MiB or 5 seconds; beyond, the connection is closed after the
+/// answer). Answering at once would close the connection while the client is still
+/// sending: most clients then see a reset (EPIPE) instead of the 413.
+pub(crate) async fn refuse_oversized_body(State(limit): State<usize>, request: Request, next: Next) -> Response {
+    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let Some(declared) = declared.filter(|length| *length > limit as u64) else { return next.run(request).await };
+    let drained = tokio::time::timeout(DRAIN_AT_MOST, drain(request.into_body(), DRAIN_AT_MOST_BYTES)).await;
+    let whole_body_read = matches!(drained, Ok(Ok(read)) if read >= declared);
+    let mut response = ErrorResponse::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body is too large (at most {limit} bytes)")).into_response();
+    if !whole_body_read {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// Reads `body` to its end or until `at_most` bytes, discarding them; how many it read.
+async fn drain(body: axum::body::Body, at_most: u64) -> Result<u64, axum::Error> {
+    use futures::StreamExt;
+    let mut chunks = body.into_data_stream();
+    let mut read = 0u64;
+    while read < at_most {
+        match chunks.next().await {
+            Some(chunk) => read += chunk?.len() as u64,
+            None => break,
+        }
+    }
+    Ok(read)
+}
+
 /// Paths never rate-limited: probes and scrapes must get through a loaded instance,
 /// or the orchestrator restarts (or stops routing to) a pod that is merely busy.
 const UNLIMITED_PATHS: [&str; 2] = ["/health/", "/metrics"];

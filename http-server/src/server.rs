@@ -50,6 +50,7 @@ pub fn with_common_layers(routes: OpenApiRouter, readiness: Readiness, settings:
         .layer(axum::middleware::from_fn_with_state(settings.request_timeout(), limits::time_limit));
     let router = limits::with_rate_limit(router, settings);
     limits::with_cors(router, settings)
+        .layer(axum::middleware::from_fn_with_state(settings.body_limit_bytes, limits::refuse_oversized_body))
         .layer(axum::middleware::from_fn(metrics::record))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))

@@ -328,3 +328,34 @@ async fn scrape_line(address: &str, series: &str) -> Option<f64> {
     let text = get(&format!("{address}/metrics"), &[]).await.2;
     text.lines().find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
 }
+
+#[tokio::test]
+async fn a_client_that_sends_a_whole_oversized_body_reads_the_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = serve(defaults(), Readiness::new()).await;
+    let host = address.trim_start_matches("http://").to_owned();
+    let body = vec![b' '; 5 * 1024 * 1024];
+    for attempt in 0..2 {
+        let mut stream = tokio::net::TcpStream::connect(&host).await.expect("connect");
+        let head = format!("POST /items HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+        stream.write_all(head.as_bytes()).await.expect("writing the head");
+        // The whole body first, as urllib and requests do: the server must read it,
+        // not close the connection under the client's feet.
+        stream.write_all(&body).await.unwrap_or_else(|e| panic!("attempt {attempt}: writing the whole body: {e}"));
+        let mut answer = Vec::new();
+        let mut buffer = [0u8; 4096];
+        let complete = loop {
+            let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer)).await.expect("an answer").expect("reading the answer");
+            answer.extend_from_slice(&buffer[..read]);
+            let text = String::from_utf8_lossy(&answer).into_owned();
+            if read == 0 || text.contains("\"success\":false") && text.ends_with('}') {
+                break text;
+            }
+        };
+        assert!(complete.starts_with("HTTP/1.1 413"), "attempt {attempt}: {complete}");
+        let body = complete.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let envelope: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {complete}"));
+        assert_eq!((&envelope["success"], &envelope["data"]), (&json!(false), &Value::Null));
+        assert!(envelope["error"].as_str().unwrap_or_default().contains("too large"), "{envelope}");
+    }
+}

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use rdkafka::ClientConfig;
+use secrecy::{ExposeSecret, SecretString};
 
 /// Connection, security and topic settings.
 #[derive(Clone, clap::Args)]
@@ -21,8 +22,8 @@ pub struct KafkaSettings {
     #[arg(long = "kafka-sasl-username", env = "KAFKA_SASL_USERNAME")]
     pub sasl_username: Option<String>,
     /// SASL password (never printed).
-    #[arg(long = "kafka-sasl-password", env = "KAFKA_SASL_PASSWORD", hide_env_values = true)]
-    pub sasl_password: Option<String>,
+    #[arg(long = "kafka-sasl-password", env = "KAFKA_SASL_PASSWORD", hide_env_values = true, value_parser = parse_secret)]
+    pub sasl_password: Option<SecretString>,
     /// CA certificate file for SSL.
     #[arg(long = "kafka-ssl-ca-location", env = "KAFKA_SSL_CA_LOCATION")]
     pub ssl_ca_location: Option<String>,
@@ -48,11 +49,13 @@ pub struct KafkaSettings {
     pub topics: Topics,
     /// Extra librdkafka producer properties, `key=value`, repeatable. Also read from
     /// every `KAFKA_PRODUCER_<NAME>` variable (`KAFKA_PRODUCER_LINGER_MS=5` is `linger.ms=5`).
-    #[arg(long = "kafka-producer-property", value_parser = parse_property)]
+    /// Values of properties whose name marks a secret (`password`, `secret`, `key`,
+    /// `token`, `jaas`, `credential`) are never printed.
+    #[arg(long = "kafka-producer-property", value_parser = PropertyParser)]
     pub producer_properties: Vec<(String, String)>,
     /// Extra librdkafka consumer properties, `key=value`, repeatable. Also read from
-    /// every `KAFKA_CONSUMER_<NAME>` variable.
-    #[arg(long = "kafka-consumer-property", value_parser = parse_property)]
+    /// every `KAFKA_CONSUMER_<NAME>` variable. Secret values are never printed.
+    #[arg(long = "kafka-consumer-property", value_parser = PropertyParser)]
     pub consumer_properties: Vec<(String, String)>,
 }
 
@@ -77,11 +80,51 @@ impl Topics {
     }
 }
 
-fn parse_property(text: &str) -> Result<(String, String), String> {
-    text.split_once('=')
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .filter(|(k, _)| !k.is_empty())
-        .ok_or_else(|| format!("expected key=value, got '{text}'"))
+fn parse_secret(text: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(text))
+}
+
+/// Parts of librdkafka property names that mark the value as a secret: passwords,
+/// private keys (`ssl.key.pem`, `ssl.key.password`), OAuth client secrets and
+/// tokens, JAAS configurations (which embed credentials).
+const SECRET_MARKERS: [&str; 7] = ["password", "secret", "key", "token", "jaas", "credential", "oauthbearer.config"];
+
+/// Whether the librdkafka property `name` holds a secret, whose value is never shown.
+pub fn is_secret(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    SECRET_MARKERS.iter().any(|marker| name.contains(marker))
+}
+
+/// `value`, or `***` when the property `name` holds a secret.
+fn shown<'a>(name: &str, value: &'a str) -> &'a str {
+    if is_secret(name) { "***" } else { value }
+}
+
+/// Parses a `key=value` property for clap without echoing a refused value: clap's own
+/// message would quote it, secret included.
+#[derive(Debug, Clone, Copy)]
+struct PropertyParser;
+
+impl clap::builder::TypedValueParser for PropertyParser {
+    type Value = (String, String);
+
+    fn parse_ref(&self, command: &clap::Command, argument: Option<&clap::Arg>, value: &std::ffi::OsStr) -> Result<Self::Value, clap::Error> {
+        let parsed = value
+            .to_str()
+            .and_then(|text| text.split_once('='))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .filter(|(k, _)| !k.is_empty());
+        parsed.ok_or_else(|| {
+            let name = argument.and_then(clap::Arg::get_long).unwrap_or("kafka-producer-property");
+            let message = format!("--{name} expects key=value (the value given is not shown: it may hold a secret)\n");
+            clap::Error::raw(clap::error::ErrorKind::ValueValidation, message).with_cmd(command)
+        })
+    }
+}
+
+/// Pass-through properties as they may be shown: secrets replaced by `***`.
+fn shown_properties(properties: &[(String, String)]) -> Vec<(&str, &str)> {
+    properties.iter().map(|(name, value)| (name.as_str(), shown(name, value))).collect()
 }
 
 impl fmt::Debug for KafkaSettings {
@@ -92,12 +135,13 @@ impl fmt::Debug for KafkaSettings {
             .field("sasl_mechanism", &self.sasl_mechanism)
             .field("sasl_username", &self.sasl_username)
             .field("sasl_password", &self.sasl_password.as_ref().map(|_| "***"))
+            .field("ssl_ca_location", &self.ssl_ca_location)
             .field("topics", &self.topics)
             .field("partitions", &self.partitions)
             .field("lag_interval_ms", &self.lag_interval_ms)
             .field("relay_linger_ms", &self.relay_linger_ms)
-            .field("producer_properties", &self.producer_properties)
-            .field("consumer_properties", &self.consumer_properties)
+            .field("producer_properties", &shown_properties(&self.producer_properties))
+            .field("consumer_properties", &shown_properties(&self.consumer_properties))
             .finish()
     }
 }
@@ -122,12 +166,15 @@ impl KafkaSettings {
         config
             .set("bootstrap.servers", &self.brokers)
             .set("security.protocol", &self.security_protocol)
+            // A broker that is down refuses every reconnection: without this, each
+            // attempt of each client logs a line (many a second during an outage).
+            .set("log.connection.close", "false")
             .set_log_level(rdkafka::config::RDKafkaLogLevel::Warning);
         for (key, value) in [
-            ("sasl.mechanism", &self.sasl_mechanism),
-            ("sasl.username", &self.sasl_username),
-            ("sasl.password", &self.sasl_password),
-            ("ssl.ca.location", &self.ssl_ca_location),
+            ("sasl.mechanism", self.sasl_mechanism.as_deref()),
+            ("sasl.username", self.sasl_username.as_deref()),
+            ("sasl.password", self.sasl_password.as_ref().map(|p| p.expose_secret())),
+            ("ssl.ca.location", self.ssl_ca_location.as_deref()),
         ] {
             if let Some(value) = value {
                 config.set(key, value);
@@ -145,6 +192,10 @@ impl KafkaSettings {
     /// sending at once (the relay queues whole batches, see `relay_linger_ms`), with a
     /// bounded queue, then the pass-through properties.
     ///
+    /// A message unacknowledged after 10 s fails, and the relay retries its batch
+    /// (after replacing a producer that a broker restarted empty no longer knows), so
+    /// publishing resumes within seconds of the broker's return.
+    ///
     /// The queue bounds memory during a broker outage: the relay keeps at most a few
     /// batches in flight (far below the bounds), and a full queue is a transient
     /// failure that is retried, never a reason to buffer more.
@@ -154,7 +205,7 @@ impl KafkaSettings {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "0")
-            .set("message.timeout.ms", "30000")
+            .set("message.timeout.ms", "10000")
             .set("queue.buffering.max.messages", "50000")
             .set("queue.buffering.max.kbytes", "131072");
         apply(&mut config, &self.producer_properties);
@@ -185,13 +236,9 @@ fn apply(config: &mut ClientConfig, properties: &[(String, String)]) {
     }
 }
 
-/// The configured properties, for logs and tests.
+/// The configured properties, for logs and tests; secrets (see [`is_secret`]) as `***`.
 pub fn describe(config: &ClientConfig) -> BTreeMap<String, String> {
-    config
-        .config_map()
-        .iter()
-        .map(|(k, v)| (k.to_string(), if k.contains("password") { "***".to_owned() } else { v.to_string() }))
-        .collect()
+    config.config_map().iter().map(|(k, v)| (k.to_string(), shown(k, v).to_owned())).collect()
 }
 
 #[cfg(test)]
@@ -230,5 +277,54 @@ mod tests {
         let cli = Cli::parse_from(["x", "--kafka-sasl-password", "hunter2"]);
         assert!(!format!("{:?}", cli.kafka).contains("hunter2"));
         assert!(!format!("{:?}", describe(&cli.kafka.producer_config())).contains("hunter2"));
+        assert_eq!(cli.kafka.producer_config().get("sasl.password"), Some("hunter2"), "the client still gets it");
+    }
+
+    /// Secret pass-through properties: (property, environment variable, value).
+    const SECRETS: [(&str, &str, &str); 8] = [
+        ("ssl.key.password", "KAFKA_PRODUCER_SSL_KEY_PASSWORD", "s3cret-key-password"),
+        ("ssl.key.pem", "KAFKA_PRODUCER_SSL_KEY_PEM", "s3cret-BEGIN-PRIVATE-KEY"),
+        ("ssl.keystore.password", "KAFKA_CONSUMER_SSL_KEYSTORE_PASSWORD", "s3cret-keystore"),
+        ("sasl.password", "KAFKA_CONSUMER_SASL_PASSWORD", "s3cret-sasl"),
+        ("sasl.oauthbearer.client.secret", "KAFKA_PRODUCER_SASL_OAUTHBEARER_CLIENT_SECRET", "s3cret-oauth-client"),
+        ("sasl.oauthbearer.config", "KAFKA_CONSUMER_SASL_OAUTHBEARER_CONFIG", "principal=admin s3cret-unsecured-jwt"),
+        ("sasl.jaas.config", "KAFKA_PRODUCER_SASL_JAAS_CONFIG", "PlainLoginModule password=s3cret-jaas"),
+        ("sasl.oauthbearer.token.endpoint.url.token", "KAFKA_CONSUMER_SASL_OAUTHBEARER_TOKEN", "s3cret-token"),
+    ];
+
+    #[test]
+    fn secret_pass_through_properties_are_never_shown_whether_given_by_flag_or_variable() {
+        let mut args = vec!["x".to_owned()];
+        for (property, _, value) in SECRETS {
+            args.push("--kafka-producer-property".to_owned());
+            args.push(format!("{property}=flag-{value}"));
+            args.push("--kafka-consumer-property".to_owned());
+            args.push(format!("{property}=flag-{value}"));
+        }
+        let settings = Cli::parse_from(&args).kafka.with_env_properties(SECRETS.iter().map(|(_, variable, value)| ((*variable).to_owned(), format!("env-{value}"))));
+        let mut shown = vec![("Debug", format!("{settings:?}"))];
+        shown.push(("describe producer", format!("{:?}", describe(&settings.producer_config()))));
+        shown.push(("describe consumer", format!("{:?}", describe(&settings.consumer_config("g")))));
+        shown.push(("describe admin", format!("{:?}", describe(&settings.admin_config()))));
+        for (what, text) in &shown {
+            assert!(!text.contains("s3cret"), "[{what}] shows a secret: {text}");
+        }
+        assert!(shown[0].1.contains(r#"("ssl.key.password", "***")"#), "redacted, not dropped: {}", shown[0].1);
+        assert!(shown[1].1.contains(r#""ssl.key.password": "***""#), "{}", shown[1].1);
+        // The clients still get the values; the environment wins over flags (it comes later).
+        let producer = settings.producer_config();
+        assert_eq!(producer.get("ssl.key.password"), Some("env-s3cret-key-password"));
+        assert_eq!(settings.consumer_config("g").get("sasl.password"), Some("env-s3cret-sasl"));
+        // Ordinary properties stay visible.
+        let plain = Cli::parse_from(["x", "--kafka-producer-property", "compression.type=zstd"]).kafka;
+        assert!(format!("{plain:?}").contains("zstd") && describe(&plain.producer_config())["compression.type"] == "zstd");
+    }
+
+    #[test]
+    fn a_malformed_property_is_refused_without_echoing_it() {
+        let error = Cli::try_parse_from(["x", "--kafka-producer-property", "ssl.key.password:s3cret"]).err().expect("not key=value");
+        let text = error.to_string();
+        assert!(text.contains("expects key=value"), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
     }
 }

@@ -73,11 +73,14 @@ fn help_documents_every_setting_with_its_variable_and_hides_secrets() {
         .arg("--help")
         .env("DATABASE_URL", "postgres://app:hunter2@db/orders")
         .env("KAFKA_SASL_PASSWORD", "hunter3")
+        .env("KAFKA_PRODUCER_SSL_KEY_PASSWORD", "hunter4")
+        .env("DATABASE_STATEMENT_TIMEOUT_MS", "12345")
         .output()
         .expect("running oms --help");
     let printed = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success() && printed.contains("--otlp-endpoint"), "{printed}");
-    assert!(!printed.contains("hunter2") && !printed.contains("hunter3"), "secrets set in the environment are not printed");
+    assert!(!printed.contains("hunter2") && !printed.contains("hunter3") && !printed.contains("hunter4"), "secrets set in the environment are not printed");
+    assert!(printed.contains("12345"), "ordinary settings show their environment value: {printed}");
     let secret_args: Vec<_> = command.get_arguments().filter(|a| ["url", "sasl_password"].contains(&a.get_id().as_str())).collect();
     assert_eq!(secret_args.len(), 2);
     for argument in secret_args {
