@@ -2,12 +2,21 @@
 //! test instances of them) run in it.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::names;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// How often the recorder's upkeep runs (it drains histogram samples into their
+/// summaries), scraped or not: without it, samples pile up between scrapes, and
+/// grow without bound where nobody scrapes.
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+static UPKEEPS: AtomicU64 = AtomicU64::new(0);
 
 /// The handle that renders this process's metrics in the Prometheus text format.
 /// The first call installs the recorder; later calls return the same handle.
@@ -25,8 +34,24 @@ pub fn prometheus() -> &'static PrometheusHandle {
             tracing::warn!("a metrics recorder was already installed; /metrics will not show this service's metrics");
         }
         describe();
+        let upkept = handle.clone();
+        let timer = std::thread::Builder::new().name("metrics-upkeep".to_owned()).spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_INTERVAL);
+                upkept.run_upkeep();
+                UPKEEPS.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        if let Err(error) = timer {
+            tracing::warn!(%error, "cannot start the metrics upkeep timer; upkeep runs at scrapes only");
+        }
         handle
     })
+}
+
+/// How many times the upkeep timer has run in this process.
+pub fn upkeeps() -> u64 {
+    UPKEEPS.load(Ordering::Relaxed)
 }
 
 /// The `# HELP` lines.
@@ -64,6 +89,17 @@ pub fn render() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upkeep_runs_on_a_timer_without_a_scrape() {
+        prometheus();
+        let before = upkeeps();
+        let started = std::time::Instant::now();
+        while upkeeps() == before {
+            assert!(started.elapsed() < UPKEEP_INTERVAL * 3, "no upkeep in {:?}", started.elapsed());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 
     #[test]
     fn installing_twice_gives_one_recorder_that_sees_every_metric() {
