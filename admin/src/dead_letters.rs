@@ -498,13 +498,36 @@ pub enum Parked {
     },
 }
 
+/// Why a dead letter was not re-driven, and whether the others can be.
+#[derive(Debug)]
+pub enum Failed {
+    /// This one cannot be re-driven as it is (still too large for the broker, its
+    /// route still refuses it): reported and left unmarked, and the others go on.
+    This(anyhow::Error),
+    /// None can be now (the broker went away or timed out): the replay stops, and
+    /// what is left stays for the next run (instead of each waiting for a timeout).
+    All(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failed {
+    fn from(error: anyhow::Error) -> Self {
+        Self::This(error)
+    }
+}
+
 /// What a replay did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Replayed {
     /// Dead letters re-driven (or, in a dry run, to be re-driven), per topic.
     pub redriven: BTreeMap<String, u64>,
-    /// Dead letters that failed again (not marked), with the reason.
-    pub failed: Vec<(i64, String)>,
+    /// How many failed again (not marked).
+    pub failed: u64,
+    /// The first failures (id, reason), at most [`FAILURES_IN_SUMMARY`]: every
+    /// failure is printed as it happens, and a run where the broker went away could
+    /// fail for each of millions.
+    pub failures: Vec<(i64, String)>,
+    /// Why the replay stopped before the end ([`Failed::All`]), if it did.
+    pub stopped: Option<String>,
     /// Dead letters left out because they were replayed before.
     pub skipped: u64,
 }
@@ -514,17 +537,23 @@ impl Replayed {
     pub fn redriven_total(&self) -> u64 {
         self.redriven.values().sum()
     }
+
+    /// Whether everything selected was re-driven (nothing failed, nothing stopped).
+    pub fn complete(&self) -> bool {
+        self.failed == 0 && self.stopped.is_none()
+    }
 }
 
 /// Failures kept for the summary: beyond these only the count grows (each was
 /// printed as it happened).
-const FAILURES_IN_SUMMARY: usize = 20;
+pub const FAILURES_IN_SUMMARY: usize = 20;
 
 /// Re-drives the dead letters `selection` matches, oldest first: hands each to
 /// `redrive` (which returns once the broker acknowledged it) and marks it replayed
 /// only then. A failure is reported and left unmarked, and the rest go on. With
 /// `dry_run`, prints what would be re-driven and changes nothing (`redrive` is not
-/// called). Prints each failure as it happens and a summary at the end.
+/// called). Prints each failure as it happens and a summary at the end. A failure of
+/// [`Failed::All`] stops the replay there.
 ///
 /// Every id of `selection.ids` must exist: otherwise nothing is done.
 pub async fn replay(
@@ -532,7 +561,7 @@ pub async fn replay(
     selection: &Selection,
     dry_run: bool,
     out: &mut impl Write,
-    redrive: impl AsyncFn(i64, Parked) -> anyhow::Result<()>,
+    redrive: impl AsyncFn(i64, Parked) -> Result<(), Failed>,
 ) -> anyhow::Result<Replayed> {
     if !selection.ids.is_empty() {
         let known: Vec<i64> =
@@ -542,7 +571,7 @@ pub async fn replay(
     }
     let mut replayed = Replayed { skipped: selection.left_out_as_replayed(pool).await.context("counting replayed dead letters")? as u64, ..Default::default() };
     let mut after = 0;
-    loop {
+    'pages: loop {
         let page = selection.page(pool, after).await.context("reading dead letters")?;
         let Some(last) = page.last() else { break };
         after = last.id;
@@ -554,13 +583,20 @@ pub async fn replay(
             }
             match redrive_one(pool, listed.id, &redrive).await {
                 Ok(topic) => *replayed.redriven.entry(topic).or_default() += 1,
-                Err(error) => {
+                Err(failed) => {
+                    let (error, stop) = match failed {
+                        Failed::This(error) => (error, false),
+                        Failed::All(error) => (error, true),
+                    };
                     let reason = format!("{error:#}");
                     writeln!(out, "dead letter {} failed: {}", listed.id, printable(&reason))?;
-                    if replayed.failed.len() < FAILURES_IN_SUMMARY {
-                        replayed.failed.push((listed.id, reason));
-                    } else {
-                        replayed.failed.push((listed.id, String::new()));
+                    replayed.failed += 1;
+                    if replayed.failures.len() < FAILURES_IN_SUMMARY {
+                        replayed.failures.push((listed.id, reason.clone()));
+                    }
+                    if stop {
+                        replayed.stopped = Some(reason);
+                        break 'pages;
                     }
                 }
             }
@@ -574,7 +610,7 @@ pub async fn replay(
 }
 
 /// Re-drives and marks one dead letter; returns its topic.
-async fn redrive_one(pool: &PgPool, id: i64, redrive: &impl AsyncFn(i64, Parked) -> anyhow::Result<()>) -> anyhow::Result<String> {
+async fn redrive_one(pool: &PgPool, id: i64, redrive: &impl AsyncFn(i64, Parked) -> Result<(), Failed>) -> Result<String, Failed> {
     // Read again, with its bytes, one at a time: pages of payloads could be large.
     let letter = load(pool, id).await.context("reading the dead letter")?.context("it was deleted meanwhile")?;
     let topic = letter.topic.clone();
@@ -585,12 +621,12 @@ async fn redrive_one(pool: &PgPool, id: i64, redrive: &impl AsyncFn(i64, Parked)
             let event = eventstore::load_event(pool, event_id).await.context("reading the event")?.with_context(|| format!("event {event_id} is not in the event store"))?;
             Parked::Event { topic: letter.topic, event }
         }
-        other => anyhow::bail!("unknown source '{other}'"),
+        other => return Err(anyhow::anyhow!("unknown source '{other}'").into()),
     };
     redrive(id, parked).await?;
     // Acknowledged: a failure to mark it now means it is re-driven again next time,
     // which consumers, being idempotent, shrug off.
-    mark_replayed(pool, id).await.context("the broker acknowledged it, but marking it replayed failed")?;
+    mark_replayed(pool, id).await.context("the broker acknowledged it, but marking it replayed failed").map_err(Failed::All)?;
     Ok(topic)
 }
 
@@ -600,13 +636,16 @@ fn print_summary(replayed: &Replayed, dry_run: bool, out: &mut impl Write) -> io
     let detail = if per_topic.is_empty() { String::new() } else { format!(" ({})", per_topic.join(", ")) };
     writeln!(out, "{verb} {}{detail}", replayed.redriven_total())?;
     if !dry_run {
-        writeln!(out, "failed {}", replayed.failed.len())?;
-        for (id, reason) in replayed.failed.iter().filter(|(_, reason)| !reason.is_empty()) {
+        writeln!(out, "failed {}", replayed.failed)?;
+        for (id, reason) in &replayed.failures {
             writeln!(out, "  dead letter {id}: {}", printable(reason))?;
         }
-        let unlisted = replayed.failed.iter().filter(|(_, reason)| reason.is_empty()).count();
+        let unlisted = replayed.failed - replayed.failures.len() as u64;
         if unlisted > 0 {
             writeln!(out, "  and {unlisted} more (printed above)")?;
+        }
+        if replayed.stopped.is_some() {
+            writeln!(out, "stopped there: the rest were not tried; run replay again once the cause is gone")?;
         }
     }
     writeln!(out, "skipped {} (replayed before; --again includes them)", replayed.skipped)?;
@@ -633,11 +672,67 @@ mod tests {
         assert_eq!(printable("a\nb\u{1b}"), "a\\nb\\u{1b}");
     }
 
+    /// A fresh OMS schema with dead letters of `topics` (one each, in order).
+    async fn parked(topics: &[&str]) -> (PgPool, Vec<i64>) {
+        let url = migrations::testing::create_database().await.expect("a test database");
+        let pool = migrations::connect_and_migrate(&url, "oms", 2, &migrations::OMS).await.expect("migrated");
+        let mut ids = Vec::new();
+        for (offset, topic) in topics.iter().enumerate() {
+            let id = sqlx::query_scalar(
+                "INSERT INTO dead_letters (source, origin, topic, reason, payload) VALUES ('consumer', $1, $2, 'bad', '\\x00') RETURNING id",
+            )
+            .bind(format!("{topic}/0/{offset}"))
+            .bind(topic)
+            .fetch_one(&pool)
+            .await
+            .expect("parked");
+            ids.push(id);
+        }
+        (pool, ids)
+    }
+
+    async fn marked(pool: &PgPool) -> Vec<i32> {
+        sqlx::query_scalar("SELECT replays FROM dead_letters ORDER BY id").fetch_all(pool).await.expect("read")
+    }
+
+    #[tokio::test]
+    async fn a_refused_dead_letter_is_left_unmarked_and_the_others_go_on() {
+        let (pool, ids) = parked(&["a", "b", "a"]).await;
+        let mut out = Vec::new();
+        let replayed = replay(&pool, &Selection::default(), false, &mut out, async |id, _| {
+            if id == ids[1] { Err(Failed::This(anyhow::anyhow!("still too large"))) } else { Ok(()) }
+        })
+        .await
+        .expect("replayed");
+        assert_eq!((replayed.redriven_total(), replayed.failed, replayed.stopped.is_none()), (2, 1, true));
+        assert_eq!(marked(&pool).await, [1, 0, 1]);
+        assert!(String::from_utf8(out).expect("utf-8").contains(&format!("dead letter {}: still too large", ids[1])));
+    }
+
+    #[tokio::test]
+    async fn an_outage_stops_the_replay_where_it_happened_and_leaves_the_rest_for_the_next_run() {
+        let (pool, ids) = parked(&["a", "b", "c"]).await;
+        let mut out = Vec::new();
+        let replayed = replay(&pool, &Selection::default(), false, &mut out, async |id, _| {
+            if id == ids[1] { Err(Failed::All(anyhow::anyhow!("the broker is unavailable"))) } else { Ok(()) }
+        })
+        .await
+        .expect("replayed");
+        assert_eq!((replayed.redriven_total(), replayed.failed, replayed.complete()), (1, 1, false));
+        assert_eq!(marked(&pool).await, [1, 0, 0], "the third was not tried");
+        assert!(String::from_utf8(out).expect("utf-8").contains("stopped there"));
+        let again = replay(&pool, &Selection::default(), false, &mut Vec::new(), async |_, _| Ok(())).await.expect("replayed");
+        assert_eq!((again.redriven_total(), again.skipped), (2, 1), "the next run re-drives the rest only");
+        assert_eq!(marked(&pool).await, [1, 1, 1]);
+    }
+
     #[test]
     fn the_summary_names_each_topic_each_failure_and_the_skipped() {
         let replayed = Replayed {
             redriven: BTreeMap::from([("a".to_owned(), 2), ("b".to_owned(), 1)]),
-            failed: vec![(7, "too large".to_owned())],
+            failed: 1,
+            failures: vec![(7, "too large".to_owned())],
+            stopped: None,
             skipped: 4,
         };
         let mut out = Vec::new();

@@ -10,12 +10,15 @@ use sqlx::PgPool;
 
 use crate::products::{Products, ProductsError};
 use crate::settings::{Command, StoreSettings};
-use admin::dead_letters::{DlqCommand, Parked, Selection};
+use admin::dead_letters::{DlqCommand, Failed, Parked, Selection};
 use messaging::KafkaSettings;
 use messaging::redrive::Redriver;
 
 async fn connect(store: &StoreSettings) -> anyhow::Result<PgPool> {
-    migrations::connect_and_migrate(store.database.url.expose(), &store.database_schema, 4, &migrations::INVENTORY).await
+    // No statement timeout: a rebuild or an export over the whole history may rightly
+    // run long statements.
+    let sessions = migrations::Sessions::default().without_statement_timeout();
+    migrations::connect_and_migrate_with(store.database.url.expose(), &store.database_schema, 4, &sessions, &migrations::INVENTORY).await
 }
 
 /// Runs an operator command (anything but `serve`), writing to standard output.
@@ -71,14 +74,20 @@ async fn dlq(command: DlqCommand<StoreSettings, KafkaSettings>, out: &mut impl W
             }
             let route = crate::publishing::ProductEventsRoute { outcomes_topic: kafka.topics.order_outcomes.clone(), alerts_topic: kafka.topics.stock_alerts.clone() };
             let replayed = admin::dead_letters::replay(&pool, &selection, dry_run, out, async |id, parked| match parked {
-                Parked::Message { topic, key, payload, headers } => redriver.produce(id, &topic, key.as_deref(), payload.as_deref(), &headers).await,
-                Parked::Event { topic, event } => redriver.republish(id, &route, &event, &topic).await.map(drop),
+                Parked::Message { topic, key, payload, headers } => redriver.produce(id, &topic, key.as_deref(), payload.as_deref(), &headers).await.map_err(failed),
+                Parked::Event { topic, event } => redriver.republish(id, &route, &event, &topic).await.map(drop).map_err(failed),
             })
             .await?;
             out.flush()?;
-            return Ok(if replayed.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+            return Ok(if replayed.complete() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
         }
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A re-drive's failure: an outage of the broker stops the replay, anything else
+/// fails only that dead letter.
+fn failed(error: anyhow::Error) -> Failed {
+    if Redriver::is_outage(&error) { Failed::All(error) } else { Failed::This(error) }
 }

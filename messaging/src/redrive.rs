@@ -10,10 +10,12 @@ use std::sync::Mutex;
 
 use anyhow::Context;
 use eventstore::FeedEvent;
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::envelope::with_trace_headers;
+use crate::failure::{KafkaFailure, classify_kafka};
 use crate::topics::ensure_topics;
 use crate::{BrokerProbe, KafkaSettings, Route};
 
@@ -81,12 +83,22 @@ impl Redriver {
         Ok(messages.len())
     }
 
+    /// Whether `error` (of [`Self::produce`] or [`Self::republish`]) means the broker
+    /// is away or the client unusable, so that re-driving more now would fail alike
+    /// (each after the message timeout), rather than that this message was refused.
+    pub fn is_outage(error: &anyhow::Error) -> bool {
+        error.chain().any(|cause| match cause.downcast_ref::<KafkaError>() {
+            Some(kafka) => classify_kafka(kafka) != KafkaFailure::Permanent,
+            None => cause.downcast_ref::<Unavailable>().is_some(),
+        })
+    }
+
     async fn ensure(&self, topic: &str) -> anyhow::Result<()> {
         let known = |ensured: &Mutex<HashSet<String>>| ensured.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(topic);
         if !known(&self.ensured) {
             // A broker that restarted empty forgot the topic; producing to it would wait
             // for the message timeout and fail.
-            ensure_topics(&self.kafka, &[topic]).await?;
+            ensure_topics(&self.kafka, &[topic]).await.context(Unavailable)?;
             self.ensured.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(topic.to_owned());
         }
         Ok(())
@@ -98,7 +110,7 @@ impl Redriver {
         match delivery.await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err((error, _))) => Err(error).with_context(|| format!("publishing to {topic}")),
-            Err(_) => anyhow::bail!("publishing to {topic}: the producer went away"),
+            Err(_) => Err(anyhow::Error::new(Unavailable).context(format!("publishing to {topic}: the producer went away"))),
         }
     }
 }
@@ -106,3 +118,9 @@ impl Redriver {
 fn replayed(headers: OwnedHeaders, replay_of: i64) -> OwnedHeaders {
     headers.insert(Header { key: REPLAY_OF_HEADER, value: Some(replay_of.to_string().as_bytes()) })
 }
+
+/// The broker could not be reached (or the producer is gone): nothing can be re-driven
+/// now.
+#[derive(Debug, thiserror::Error)]
+#[error("the broker is unavailable")]
+struct Unavailable;

@@ -294,6 +294,11 @@ async fn dlq_replay_reports_what_fails_again_leaves_it_unmarked_and_exits_non_ze
     assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("there is no dead letter 424242"), "{unknown:?}");
     assert_eq!(replays(&app, large).await, (0, false), "an unknown id replays nothing");
 
+    let unreachable = oms(&app, &["dlq", "replay", "--kafka-brokers", "127.0.0.1:1"]).await;
+    let stderr = String::from_utf8_lossy(&unreachable.stderr);
+    assert!(!unreachable.status.success() && stderr.contains("nothing was replayed") && stderr.contains("does not answer"), "{unreachable:?}");
+    assert_eq!(replays(&app, large).await, (0, false), "an unreachable broker replays nothing");
+
     let failed = replay(&["--kafka-producer-property", "message.max.bytes=1000"]).await;
     assert_eq!(failed.status.code(), Some(1), "{failed:?}");
     let summary = stdout(&failed);
