@@ -66,8 +66,9 @@ pub enum DlqCommand<S: clap::Args, K: clap::Args> {
     /// Re-drive dead letters after their cause was fixed: a consumed message is
     /// produced back to its topic (with header `dlq-replay-of`), an event the relay
     /// could not publish is published again. Each is marked replayed once the broker
-    /// acknowledged it; only those never replayed are re-driven unless `--again`.
-    /// Exits with status 1 when one failed.
+    /// acknowledged it; only those never replayed are re-driven unless `--again`. One
+    /// the broker refuses again is reported and left unmarked; an unreachable broker
+    /// stops the run there. Exits with status 1 when one failed.
     Replay {
         #[command(flatten)]
         #[expect(missing_docs, reason = "clap shows a flattened group's own docs; a comment here would be ignored")]
