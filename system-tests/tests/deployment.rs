@@ -221,3 +221,42 @@ fn the_dockerfile_builds_both_binaries_and_sets_only_accepted_variables() {
         }
     }
 }
+
+/// The metric names `telemetry::names` defines: the string constants of that file.
+fn exported_metrics() -> BTreeSet<String> {
+    let names = read("telemetry/src/names.rs");
+    let mut metrics = BTreeSet::new();
+    for line in names.lines().map(str::trim).filter(|l| l.starts_with("pub const ") && l.contains(": &str = \"")) {
+        let quoted = line.split('"').nth(1).expect("a string constant");
+        metrics.insert(quoted.to_owned());
+    }
+    metrics
+}
+
+#[test]
+fn every_alert_rule_parses_and_names_only_metrics_the_services_export() {
+    let metrics = exported_metrics();
+    assert!(metrics.contains("relay_lag_events") && metrics.contains("dead_letters_total"), "the names were read: {metrics:?}");
+    let rules: Value = serde_norway::from_str(&read("deploy/prometheus/alerts.yml")).expect("alerts.yml is YAML");
+    let mut alerts = BTreeSet::new();
+    for group in rules["groups"].as_sequence().expect("groups") {
+        for rule in group["rules"].as_sequence().expect("rules") {
+            let alert = rule["alert"].as_str().expect("every rule is an alert").to_owned();
+            let expression = rule["expr"].as_str().unwrap_or_else(|| panic!("{alert} has an expression"));
+            assert!(rule["annotations"]["summary"].as_str().is_some(), "{alert} has a summary");
+            // The metric names are the snake_case words followed by `{`, `[`, `)` or
+            // a space that are not PromQL's own words.
+            let promql = ["max", "sum", "by", "increase", "rate", "job", "instance", "task", "feed", "group", "topic"];
+            let words = expression.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.contains('_') && !promql.contains(w));
+            let named: Vec<&str> = words.collect();
+            assert!(!named.is_empty(), "{alert} names a metric: {expression}");
+            for metric in named {
+                assert!(metrics.contains(metric), "{alert} uses {metric}, which telemetry::names does not define");
+            }
+            alerts.insert(alert);
+        }
+    }
+    for expected in ["PipelineStalled", "RelayNotPublishing", "ConsumerLagHigh", "DeadLetters", "EventsParkedByRelay", "ItemsPendingTooLong"] {
+        assert!(alerts.contains(expected), "an alert for {expected}");
+    }
+}
