@@ -185,7 +185,7 @@ pub async fn run_consumer<H: MessageHandler>(
         // Destroying a client blocks while it leaves the group.
         let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
     }
-    worker.dead_letters.producer.flush(Duration::from_secs(5));
+    worker.dead_letters.producer.flush(Duration::from_secs(5)).await;
     tracing::info!(group, "consumer stopped");
     Ok(())
 }
@@ -447,19 +447,21 @@ impl DeadLetters {
                 Ok(_) => return true,
                 Err((error, _)) => error,
             };
-            match failure::classify_kafka(&error) {
-                KafkaFailure::Permanent => {
-                    tracing::error!(%error, %topic, %origin, "the broker refuses the dead letter's copy; it stays parked in the database only");
-                    return true;
-                }
-                KafkaFailure::UnknownTopic => {
-                    if let Err(error) = crate::topics::ensure_topics(&self.settings, &[&topic]).await {
-                        tracing::debug!(error = format!("{error:#}"), %topic, "cannot create the dead-letter topic yet");
-                    }
-                }
-                KafkaFailure::Fatal | KafkaFailure::Transient => {}
+            if failure::classify_kafka(&error) == KafkaFailure::Permanent {
+                tracing::error!(%error, %topic, %origin, "the broker refuses the dead letter's copy; it stays parked in the database only");
+                return true;
             }
-            self.producer.recover(&used, Some(&error));
+            // As in the relay: a broker that restarted empty forgot the topic and the
+            // producer's id, and the producer's messages just time out.
+            if !self.producer.recover(&used, Some(&error)) {
+                match crate::topics::ensure_topics(&self.settings, &[&topic]).await {
+                    Ok(()) if error.rdkafka_error_code() == Some(rdkafka::error::RDKafkaErrorCode::MessageTimedOut) => {
+                        self.producer.replace(&used, "messages timed out while the broker answers");
+                    }
+                    Ok(()) => {}
+                    Err(error) => tracing::debug!(error = format!("{error:#}"), %topic, "cannot check or create the dead-letter topic"),
+                }
+            }
             failures += 1;
             if failures == 1 || failures.is_multiple_of(10) {
                 tracing::warn!(%error, failures, %topic, "dead-letter publish failed; retrying");

@@ -52,19 +52,25 @@ impl ReplaceableProducer {
 
     /// Replaces producer `used` when it has failed for good (see [`Self::is_fatal`]);
     /// nothing when it was replaced already. True when `used` is no longer current.
-    /// The old client is destroyed in the background (that blocks while it purges).
     pub fn recover(&self, used: &Current, error: Option<&KafkaError>) -> bool {
         if !Self::is_fatal(used, error) {
             return false;
         }
+        let fatal = used.producer.client().fatal_error();
+        self.replace(used, &format!("the producer failed for good: {fatal:?}, {error:?}"))
+    }
+
+    /// Replaces producer `used` by a new one, because of `why`; nothing when it was
+    /// replaced already. True when `used` is no longer current. The old client is
+    /// destroyed in the background (that blocks while it purges its queue).
+    pub fn replace(&self, used: &Current, why: &str) -> bool {
         let mut current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if current.generation != used.generation {
             return true;
         }
-        let fatal = used.producer.client().fatal_error();
         match self.config.create::<FutureProducer>() {
             Ok(producer) => {
-                tracing::warn!(role = self.role, ?fatal, ?error, "the Kafka producer failed for good; replaced it with a new one");
+                tracing::warn!(role = self.role, why, "replaced the Kafka producer with a new one");
                 let old = std::mem::replace(&mut *current, Current { generation: used.generation + 1, producer });
                 drop(current);
                 tokio::task::spawn_blocking(move || drop(old));
@@ -77,8 +83,10 @@ impl ReplaceableProducer {
         }
     }
 
-    /// Waits up to `timeout` for what is queued to be delivered.
-    pub fn flush(&self, timeout: Duration) {
-        let _ = self.current().producer.flush(Timeout::After(timeout));
+    /// Waits up to `timeout` for what is queued to be delivered (on a blocking
+    /// thread: librdkafka's flush blocks).
+    pub async fn flush(&self, timeout: Duration) {
+        let producer = self.current().producer;
+        let _ = tokio::task::spawn_blocking(move || producer.flush(Timeout::After(timeout))).await;
     }
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use eventstore::{CommitNotifier, Feed, FeedEvent, FeedPosition};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::FutureRecord;
 use rdkafka::producer::future_producer::DeliveryFuture;
 use sqlx::PgPool;
@@ -115,7 +115,7 @@ impl<R: Route> Relay<R> {
                 async move { published.await.map_err(Into::into) }
             })
             .await;
-        self.producer.flush(Duration::from_secs(10));
+        self.producer.flush(Duration::from_secs(10)).await;
     }
 
     /// Queues the messages of `events` with the producer, in feed order, at once; the
@@ -206,18 +206,27 @@ impl<R: Route> Relay<R> {
     /// Deals with a failure that is not the message's own before the batch is tried
     /// again: a producer that failed for good is replaced, forgotten topics are created
     /// again. Returns the error that fails the batch.
+    ///
+    /// A broker that restarted empty forgot the topics and the producer's id, but the
+    /// producer rarely says so: its messages time out. So after any other failure the
+    /// topics are checked (one metadata request, between retries that back off) and
+    /// the missing ones created; and when messages timed out although the broker
+    /// answers, the producer is replaced too (a new one registers afresh).
     async fn recover(&self, used: &Current, error: KafkaError, topic: &str) -> anyhow::Error {
         let failure = classify_kafka(&error);
-        if self.producer.recover(used, Some(&error)) {
-            // Replaced: retried at once with the new producer.
-        } else if failure == KafkaFailure::UnknownTopic {
+        if !self.producer.recover(used, Some(&error)) {
             let topics = self.route.topics();
             let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-            if let Err(create_error) = ensure_topics(&self.kafka, &topics).await {
-                tracing::warn!(error = format!("{create_error:#}"), "cannot create the relay's topics again yet");
+            match ensure_topics(&self.kafka, &topics).await {
+                Ok(()) if error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut) => {
+                    self.producer.replace(used, "messages timed out while the broker answers");
+                }
+                Ok(()) => {}
+                Err(create_error) => tracing::debug!(error = format!("{create_error:#}"), "cannot check or create the relay's topics"),
             }
         }
-        anyhow::Error::new(error).context(format!("publishing to {topic} ({failure} failure)"))
+        // The cause is in the message: the feed logs the error's top line only.
+        anyhow::anyhow!("publishing to {topic}: {error} ({failure} failure)")
     }
 
     /// Parks the message for `topic` of event `event_id`, which can never be

@@ -17,7 +17,7 @@ use rdkafka::error::RDKafkaErrorCode;
 use crate::KafkaSettings;
 
 /// How long one metadata request may take.
-const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why topics could not be ensured.
 #[derive(Debug, thiserror::Error)]

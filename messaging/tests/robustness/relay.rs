@@ -151,6 +151,45 @@ async fn a_broker_paused_past_the_message_timeout_gets_everything_once_it_is_bac
     eprintln!("published everything {took:?} after the broker's resume");
 }
 
+#[tokio::test]
+async fn a_relay_whose_broker_restarted_empty_creates_its_topic_again_and_publishes() {
+    let mut broker = PrivateBroker::start().await;
+    let pool = database_for_relay().await;
+    let settings = kafka(Some(&broker.address), &[("message.timeout.ms", "5000")]);
+    let topic = topic("relay-restart");
+    for sequence in 1..=5 {
+        append(&pool, "o-1", sequence, "OrderPlaced", 10).await;
+    }
+    let shutdown = CancellationToken::new();
+    let relay = Relay::new(pool.clone(), "test-relay", &settings, AllEvents { topic: topic.clone() }).expect("a relay");
+    let running = tokio::spawn(relay.run(shutdown.clone()));
+    let before = eventually(Duration::from_secs(20), async || published(&settings, &topic).await.len() >= 5).await;
+    assert!(before, "published before the restart");
+
+    broker.restart_empty().await;
+    let restarted = tokio::time::Instant::now();
+    for sequence in 6..=10 {
+        append(&pool, "o-1", sequence, "OrderPlaced", 10).await;
+    }
+    let mut sequences = Vec::new();
+    let all = eventually(Duration::from_secs(40), async || {
+        sequences = published(&settings, &topic).await;
+        (6..=10).all(|s| sequences.contains(&s))
+    })
+    .await;
+    let took = restarted.elapsed();
+    let parked = dead_letters(&pool).await;
+    shutdown.cancel();
+    running.await.expect("the relay stopped");
+    assert!(all, "the events after the restart published on the new broker: {sequences:?}");
+    let after: Vec<i64> = first_appearances(&sequences).into_iter().filter(|s| *s >= 6).collect();
+    assert_eq!(after, [6, 7, 8, 9, 10], "in order");
+    assert_eq!(parked, vec![], "a transient failure parks nothing");
+    let topics = messaging::topics::existing_topics(&settings).await.expect("metadata");
+    assert!(topics.contains(&topic), "the topic exists again: {topics:?}");
+    eprintln!("published on the restarted broker within {took:?}");
+}
+
 async fn database_for_relay() -> PgPool {
     crate::support::database().await
 }

@@ -125,11 +125,23 @@ pub struct PrivateBroker {
 
 impl PrivateBroker {
     pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        Self::start_on(format!("127.0.0.1:{port}")).await
+    }
+
+    /// Kills it and starts a new one, empty, on the same address (a broker that lost
+    /// everything: topics, offsets, producer ids).
+    pub async fn restart_empty(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let new = Self::start_on(self.address.clone()).await;
+        *self = new;
+    }
+
+    async fn start_on(address: String) -> Self {
         let binary = std::env::var_os("DEV_BROKER_BIN").map(PathBuf::from).unwrap_or_else(|| {
             PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/order-processing/tansu-0.6.0/bin/tansu")
         });
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-        let address = format!("127.0.0.1:{port}");
         let url = format!("tcp://{address}");
         let child = Command::new(&binary)
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/"])
