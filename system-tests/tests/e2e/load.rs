@@ -134,7 +134,7 @@ pub fn accepted_orders(attempts: &[Attempt], orders: usize) -> HashMap<String, S
 /// Checks that nothing was processed twice or lost, for orders placed and never
 /// changed: one `OrderPlaced` per order; for every item, exactly one reservation
 /// outcome on its product (reserved or rejected) and exactly one outcome on its order.
-async fn assert_each_order_placed_and_served_once(oms: &PgPool, inventory: &PgPool, orders: usize) {
+pub async fn assert_each_order_placed_and_served_once(oms: &PgPool, inventory: &PgPool, orders: usize) {
     let placements: Vec<(String, i64)> =
         sqlx::query_as("SELECT aggregate_id, count(*) FROM events WHERE event_type = 'OrderPlaced' GROUP BY aggregate_id").fetch_all(oms).await.expect("placements");
     assert_eq!(placements.len(), orders, "one placement per key in the event store");
@@ -211,7 +211,7 @@ async fn assert_every_event_published(kafka: &KafkaSettings, oms: &PgPool, inven
 
 /// Checks that every accepted order is one `GET` returns, as placed, and that
 /// retrying its key once more answers the same order.
-async fn assert_accepted_orders_are_served(api: &Api, run: &str, accepted: &HashMap<String, String>) {
+pub async fn assert_accepted_orders_are_served(api: &Api, run: &str, accepted: &HashMap<String, String>) {
     use futures::StreamExt;
     futures::stream::iter(0..accepted.len())
         .for_each_concurrent(16, |i| async move {

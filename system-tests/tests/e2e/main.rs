@@ -6,6 +6,7 @@ mod broker;
 mod contention;
 mod publishing;
 mod crash;
+mod faults;
 mod history;
 mod invariants;
 mod load;

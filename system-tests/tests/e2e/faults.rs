@@ -1,0 +1,565 @@
+//! Fault injection (invariant 8, "the pipeline heals itself"): both services as real
+//! processes, each case on a private broker and a private PostgreSQL cluster, so the
+//! faults never touch the suite's shared broker or server. Every case ends with every
+//! accepted order resolved and the invariants checked; each bounds its own run time.
+//!
+//! - hostile messages on both consumed topics are parked (a `dead_letters` row in the
+//!   consuming service's schema and a copy on `<topic>.dlq`) and the flow goes on;
+//! - the broker hangs (SIGSTOP) for 45 s, and for 3 minutes, under paced orders;
+//! - the broker is killed and an empty one starts on its address (the development
+//!   broker forgets topics, offsets and messages): re-requests recover what was lost;
+//! - PostgreSQL crash-restarts (`pg_ctl -m immediate restart`) under 60 orders/s;
+//! - SIGTERM while the broker is down: each service exits within its grace, and the
+//!   next start finishes the work.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use rdkafka::message::OwnedHeaders;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use system_tests::broker::{self, ReadMessage};
+use system_tests::{Api, DevBroker, PgCluster, ProcessOptions, ProcessSystem, ServiceProcess};
+use tokio::time::Instant;
+
+use crate::invariants::{assert_invariants, wait_until_resolved};
+use crate::load::{
+    Attempt, AttemptLog, CLIENT_PATIENCE, accepted_orders, add_products, assert_accepted_orders_are_served, assert_each_order_placed_and_served_once,
+    assert_nothing_lost_or_doubled, spawn_clients,
+};
+
+/// How long every order may take to resolve once a fault has ended.
+const RESOLVE: Duration = Duration::from_secs(90);
+
+/// Runs a test body, failing it when it takes longer than `limit`. The service
+/// binaries are built (or found current) first, outside the bound: a build waits for
+/// cargo's lock and takes minutes on a busy machine.
+async fn bounded<F: Future<Output = ()>>(limit: Duration, body: F) {
+    tokio::task::spawn_blocking(system_tests::processes::binaries_dir).await.expect("build task").expect("building the service binaries");
+    let started = Instant::now();
+    if tokio::time::timeout(limit, body).await.is_err() {
+        panic!("the test did not finish within {limit:?}");
+    }
+    eprintln!("the test took {:?}", started.elapsed());
+}
+
+/// Both services as processes on `broker` and `database`, with the extra environment
+/// `env`.
+///
+/// Every case has a PostgreSQL cluster of its own, not only the one that crashes it: a
+/// database on the suite's shared server can be dropped under a running test by
+/// another `scripts/test` run ending on the same server (it drops the test databases
+/// made while it ran).
+async fn start_system(broker: &DevBroker, database: &PgCluster, env: &[(&str, &str)]) -> ProcessSystem {
+    let options = ProcessOptions { partitions: 3, env, brokers: Some(broker.address.clone()), database_url: Some(database.url()) };
+    let started = Instant::now();
+    let system = ProcessSystem::start_with(options).await.expect("starting both services as processes");
+    eprintln!("both services ready after {:?}; logs in {}", started.elapsed(), system.log_dir.display());
+    system
+}
+
+/// Prints how the clients' attempts ended (by status), with a sample answer of each,
+/// so that a failing run says why orders were not accepted.
+fn summarize(attempts: &[Attempt]) {
+    let mut by_status: BTreeMap<Option<u16>, (usize, &str)> = BTreeMap::new();
+    for attempt in attempts {
+        let entry = by_status.entry(attempt.status).or_insert((0, &attempt.body));
+        entry.0 += 1;
+    }
+    for (status, (count, sample)) in by_status {
+        eprintln!("{count} attempts answered {status:?}, e.g. {}", sample.chars().take(300).collect::<String>());
+    }
+}
+
+/// Every message of `topic`, read without a consumer group.
+async fn read_topic(system: &ProcessSystem, topic: &str) -> Vec<ReadMessage> {
+    let (kafka, name) = (system.kafka.clone(), topic.to_owned());
+    tokio::task::spawn_blocking(move || broker::read_topic(&kafka, &name, Duration::from_secs(30))).await.expect("reader task").expect("reading a topic")
+}
+
+/// How many messages of `topic` consumer group `group` has not committed.
+async fn group_lag(system: &ProcessSystem, group: &str, topic: &str) -> Option<i64> {
+    let (kafka, group, topic) = (system.kafka.clone(), group.to_owned(), topic.to_owned());
+    tokio::task::spawn_blocking(move || broker::group_lag(&kafka, &group, &topic)).await.expect("lag task").ok()
+}
+
+// ---------------------------------------------------------------------------------
+// 1. Hostile messages
+// ---------------------------------------------------------------------------------
+
+/// What a hostile copy of a real message changes.
+#[derive(Debug, Clone, Copy)]
+enum Hostility {
+    /// A NUL character in `correlationId` (PostgreSQL refuses `\u0000` in jsonb).
+    NulInCorrelationId,
+    /// A 700 kB `correlationId` (copied on, it would make messages too large).
+    HugeCorrelationId,
+    /// Not JSON: the real body cut in half.
+    MalformedJson,
+    /// An `eventVersion` no release wrote.
+    UnknownVersion,
+    /// A forged revision: `sequence` (and an outcome's `revision`) of 10^15, which
+    /// would make the product (or order) ignore every real request that follows.
+    HugeRevision,
+    /// An `aggregateType` that does not belong on the topic.
+    WrongAggregateType,
+}
+
+const HOSTILITIES: [Hostility; 6] = [
+    Hostility::NulInCorrelationId,
+    Hostility::HugeCorrelationId,
+    Hostility::MalformedJson,
+    Hostility::UnknownVersion,
+    Hostility::HugeRevision,
+    Hostility::WrongAggregateType,
+];
+
+/// The body of `envelope` made hostile by `hostility`; `wrong_type` is an aggregate
+/// type that does not belong on its topic.
+fn hostile_body(mut envelope: Value, hostility: Hostility, wrong_type: &str) -> Vec<u8> {
+    envelope["eventId"] = json!(uuid::Uuid::new_v4());
+    match hostility {
+        Hostility::NulInCorrelationId => envelope["correlationId"] = json!("checkout\u{0}42"),
+        Hostility::HugeCorrelationId => envelope["correlationId"] = json!("c".repeat(700_000)),
+        Hostility::MalformedJson => {
+            let body = serde_json::to_vec(&envelope).expect("an envelope encodes");
+            return body[..body.len() / 2].to_vec();
+        }
+        Hostility::UnknownVersion => envelope["eventVersion"] = json!("9.0"),
+        Hostility::HugeRevision => {
+            envelope["sequence"] = json!(1_000_000_000_000_000_i64);
+            if envelope["payload"].get("revision").is_some() {
+                envelope["payload"]["revision"] = json!(1_000_000_000_000_000_i64);
+            }
+        }
+        Hostility::WrongAggregateType => envelope["aggregateType"] = json!(wrong_type),
+    }
+    serde_json::to_vec(&envelope).expect("an envelope encodes")
+}
+
+/// Produces `body` to `topic`/`partition` keyed `key` with `headers`; returns its
+/// origin as the consumers record it, `topic/partition/offset`.
+async fn produce(producer: &FutureProducer, topic: &str, partition: i32, key: &str, body: &[u8], headers: OwnedHeaders) -> String {
+    let record = FutureRecord::to(topic).partition(partition).key(key).payload(body).headers(headers);
+    let delivery = producer.send(record, Timeout::After(Duration::from_secs(15))).await.unwrap_or_else(|(error, _)| panic!("producing to {topic}/{partition}: {error}"));
+    format!("{topic}/{}/{}", delivery.partition, delivery.offset)
+}
+
+/// The headers of a real message, as its copy carries them.
+fn copied_headers(message: &ReadMessage) -> OwnedHeaders {
+    message.headers.iter().fold(OwnedHeaders::new(), |headers, (key, value)| headers.insert(rdkafka::message::Header { key, value: Some(value.as_bytes()) }))
+}
+
+/// The first message of `messages` whose body satisfies `wanted`.
+fn find(messages: &[ReadMessage], wanted: impl Fn(&Value) -> bool) -> Option<(ReadMessage, Value)> {
+    messages.iter().find_map(|m| m.json().filter(|body| wanted(body)).map(|body| (m.clone(), body)))
+}
+
+/// Waits until none of the orders `ids` is pending, at most `timeout`; returns how many
+/// still are.
+async fn wait_until_resolved_among(pool: &PgPool, ids: &[String], timeout: Duration) -> i64 {
+    let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.parse().expect("an order id is a UUID")).collect();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM order_view WHERE order_id = ANY($1) AND status = 'PENDING'")
+            .bind(&ids)
+            .fetch_one(pool)
+            .await
+            .expect("counting pending orders");
+        if pending == 0 || Instant::now() > deadline {
+            return pending;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Waits until every origin of `origins` is parked in `pool`'s `dead_letters`; returns
+/// the parked rows (origin, reason) of the consumer.
+async fn wait_until_parked(pool: &PgPool, origins: &BTreeSet<String>, timeout: Duration) -> BTreeMap<String, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT origin, reason FROM dead_letters WHERE source = 'consumer'").fetch_all(pool).await.expect("reading dead letters");
+        let parked: BTreeMap<String, String> = rows.into_iter().collect();
+        let missing: Vec<&String> = origins.iter().filter(|o| !parked.contains_key(*o)).collect();
+        if missing.is_empty() {
+            return parked;
+        }
+        assert!(Instant::now() < deadline, "{} of {} hostile messages not parked after {timeout:?}: {missing:?}; parked: {parked:?}", missing.len(), origins.len());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Checks that `<topic>.dlq` holds a copy of every message of `origins`, with a reason.
+async fn assert_copied_to_dead_letter_topic(system: &ProcessSystem, topic: &str, origins: &BTreeSet<String>) {
+    let dead_letter_topic = messaging::Topics::dead_letter(topic);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let copies = read_topic(system, &dead_letter_topic).await;
+        let copied: BTreeSet<&str> = copies.iter().filter_map(|m| m.header("dlq-origin")).collect();
+        let missing: Vec<&String> = origins.iter().filter(|o| !copied.contains(o.as_str())).collect();
+        if missing.is_empty() {
+            for copy in copies.iter().filter(|m| m.header("dlq-origin").is_some_and(|o| origins.contains(o))) {
+                assert!(copy.header("dlq-reason").is_some_and(|r| !r.is_empty()), "a reason on each copy: {:?}", copy.headers);
+            }
+            return;
+        }
+        assert!(Instant::now() < deadline, "{} of {} hostile messages have no copy on {dead_letter_topic}: {missing:?}", missing.len(), origins.len());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Which consumed topic gets the hostile messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// `oms.order-events`, read by the inventory saga.
+    OrderEvents,
+    /// `inventory.order-outcomes`, read by the OMS.
+    Outcomes,
+}
+
+/// Hostile copies of real messages on one consumed topic, on every partition, ahead of
+/// 60 normal orders. Every copy is made so that applying it would break an invariant:
+/// order events for orders that do not exist (stock reserved for no order), a forged
+/// revision of a real order that is canceled later (its release would be ignored), and
+/// outcomes "executed" for items of an unknown product, aimed at orders still pending
+/// (an executed item without a reservation). Each must be parked: a `dead_letters` row
+/// of the consuming service and a copy on `<topic>.dlq`.
+async fn hostile_messages_on(target: Target) {
+    let broker = DevBroker::start().await.expect("a private development broker");
+    let cluster = PgCluster::start().await.expect("a private PostgreSQL cluster");
+    let mut system = start_system(&broker, &cluster, &[]).await;
+    let api = system.api.clone();
+    api.add_product("mug", 10_000, 10).await.expect("adding mug");
+    api.add_product("tea", 10_000, 10).await.expect("adding tea");
+    let topics = system.kafka.topics.clone();
+    let partitions = system.kafka.partitions;
+
+    // One order through first: the real messages to copy.
+    let first = api.place_order("u-first", &[("mug", 2)]).await.expect("placing the first order");
+    let first_id = first["orderId"].as_str().expect("an order id").to_owned();
+    api.resolved_order(&first_id, Duration::from_secs(30)).await.expect("the first order resolves");
+    let (placed_message, placed) = find(&read_topic(&system, &topics.order_events).await, |m| m["eventType"] == "OrderPlaced" && m["aggregateId"] == first_id.as_str())
+        .expect("the first order's OrderPlaced on the order-events topic");
+    let (outcome_message, outcome) =
+        find(&read_topic(&system, &topics.order_outcomes).await, |m| m["eventType"] == "OrderItemExecuted").expect("the first order's outcome on the outcomes topic");
+
+    // Orders still pending while the forged outcomes arrive: the saga is frozen.
+    let mut victims = Vec::new();
+    if target == Target::Outcomes {
+        system.inventory.pause().expect("pausing the inventory service");
+        for i in 0..3 {
+            let order = api.place_order(&format!("u-victim-{i}"), &[("ghost", 1)]).await.expect("placing a victim order");
+            victims.push(order["orderId"].as_str().expect("an order id").to_owned());
+        }
+    }
+    let producer = broker::producer(&system.kafka).expect("a plain producer");
+    let mut hostile = BTreeSet::new();
+    for hostility in HOSTILITIES {
+        for partition in 0..partitions {
+            let origin = match target {
+                Target::OrderEvents => {
+                    // The first order's placement, for an order that does not exist, or
+                    // (forged revision) for the first order itself.
+                    let mut event = placed.clone();
+                    if !matches!(hostility, Hostility::HugeRevision) {
+                        event["aggregateId"] = json!(uuid::Uuid::new_v4().to_string());
+                    }
+                    let key = event["aggregateId"].as_str().expect("an id").to_owned();
+                    let body = hostile_body(event, hostility, "Product");
+                    produce(&producer, &topics.order_events, partition, &key, &body, copied_headers(&placed_message)).await
+                }
+                Target::Outcomes => {
+                    // "Executed" for the unknown product of a pending order.
+                    let victim = &victims[partition as usize % victims.len()];
+                    let mut forged = outcome.clone();
+                    forged["aggregateId"] = json!("ghost");
+                    forged["payload"]["orderId"] = json!(victim);
+                    forged["payload"]["productId"] = json!("ghost");
+                    forged["payload"]["revision"] = json!(1);
+                    let body = hostile_body(forged, hostility, "Order");
+                    produce(&producer, &topics.order_outcomes, partition, victim, &body, copied_headers(&outcome_message)).await
+                }
+            };
+            hostile.insert(origin);
+        }
+    }
+    eprintln!("produced {} hostile messages", hostile.len());
+    if target == Target::Outcomes {
+        // The OMS handles the forged outcomes while the victims are still pending (or
+        // is stuck on them: then the checks below fail).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while group_lag(&system, &system.oms_group, &topics.order_outcomes).await != Some(0) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        system.inventory.resume().expect("resuming the inventory service");
+    }
+
+    // 60 normal orders resolve: no partition is stuck behind a hostile message.
+    let started = Instant::now();
+    let api_ref = &api;
+    let placed_ids: Vec<String> = futures::stream::iter(0..60)
+        .map(|i| async move {
+            let order = api_ref.place_order(&format!("u-{}", i % 7), &[("mug", 1), ("tea", 1 + i % 3)]).await.expect("placing an order");
+            order["orderId"].as_str().expect("an order id").to_owned()
+        })
+        .buffered(8)
+        .collect()
+        .await;
+    let pending = wait_until_resolved_among(&system.oms_pool, &placed_ids, Duration::from_secs(60)).await;
+    assert_eq!(pending, 0, "{pending} of 60 orders placed after the hostile messages still PENDING 60 s later");
+    eprintln!("60 orders resolved {:?} after the first was placed", started.elapsed());
+
+    // Every hostile message is parked where operators see it.
+    let (topic, pool) = match target {
+        Target::OrderEvents => (&topics.order_events, &system.inventory_pool),
+        Target::Outcomes => (&topics.order_outcomes, &system.oms_pool),
+    };
+    let parked = wait_until_parked(pool, &hostile, Duration::from_secs(30)).await;
+    eprintln!("parked with the reasons {:?}", parked.values().collect::<BTreeSet<_>>());
+    assert_copied_to_dead_letter_topic(&system, topic, &hostile).await;
+    for id in &victims {
+        let order = api.resolved_order(id, Duration::from_secs(30)).await.expect("a victim order resolves");
+        assert_eq!(order["orderItems"][0]["reason"], "UNKNOWN_PRODUCT", "the real outcome, not a forged one: {order}");
+    }
+
+    // The forged revision changed nothing: the first order's cancellation releases.
+    let (status, body) = api.update_order(&first_id, json!({"status": "CANCELED"})).await.expect("canceling the first order");
+    assert_eq!(status, 200, "{body}");
+    wait_until_resolved(&system, RESOLVE).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api.product("mug").await.expect("mug")["reserved"] != json!(60) {
+        assert!(Instant::now() < deadline, "the first order's 2 mugs are released: {}", api.product("mug").await.expect("mug"));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_invariants(&system).await;
+    assert_each_order_placed_and_served_once(&system.oms_pool, &system.inventory_pool, 1 + victims.len() + placed_ids.len()).await;
+    assert!(system.oms.is_running() && system.inventory.is_running(), "both services still run");
+    let _ = std::fs::remove_dir_all(&system.log_dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hostile_order_events_are_parked_and_every_order_still_resolves() {
+    bounded(Duration::from_secs(240), hostile_messages_on(Target::OrderEvents)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "the OMS outcome consumer applies an outcome of an unknown eventVersion (9.0): a forged OrderItemExecuted executed a pending item (B, command-api/src/outcomes.rs)"]
+async fn hostile_outcomes_are_parked_and_every_order_still_resolves() {
+    bounded(Duration::from_secs(240), hostile_messages_on(Target::Outcomes)).await;
+}
+
+// ---------------------------------------------------------------------------------
+// 2, 3. The broker hangs
+// ---------------------------------------------------------------------------------
+
+/// Paced orders (40/s, as measured in issue 14) from clients that retry with their
+/// idempotency key; the broker hangs (SIGSTOP) for `pause` from 5 s in. Afterwards
+/// every order resolves within [`RESOLVE`], none is lost or doubled, every event
+/// reached its topic, and the invariants hold.
+async fn orders_flow_after_the_broker_hung_for(pause: Duration, run: &str) {
+    const ORDERS: usize = 1200;
+    const PACE: Duration = Duration::from_millis(25);
+    let broker = DevBroker::start().await.expect("a private development broker");
+    let cluster = PgCluster::start().await.expect("a private PostgreSQL cluster");
+    let mut system = start_system(&broker, &cluster, &[]).await;
+    let api = system.api.clone();
+    add_products(&api, 150).await;
+    let log: AttemptLog = Arc::default();
+    let started = Instant::now();
+    let placing = spawn_clients(vec![api.clone()], run, ORDERS, PACE, log.clone());
+
+    tokio::time::sleep_until(started + Duration::from_secs(5)).await;
+    broker.pause().expect("pausing the broker");
+    eprintln!("broker paused at {:?}", started.elapsed());
+    tokio::time::sleep(pause).await;
+    broker.resume().expect("resuming the broker");
+    let resumed = Instant::now();
+    eprintln!("broker resumed at {:?}", started.elapsed());
+
+    tokio::time::timeout(CLIENT_PATIENCE + Duration::from_secs(30), placing).await.expect("placing orders ends").expect("placing task");
+    let attempts = log.lock().expect("attempt log").clone();
+    summarize(&attempts);
+    eprintln!("placed {ORDERS} orders with {} attempts in {:?}", attempts.len(), started.elapsed());
+    let accepted = accepted_orders(&attempts, ORDERS);
+    assert_nothing_lost_or_doubled(&system, &system.kafka, run, &accepted, RESOLVE).await;
+    eprintln!("every order resolved and checked {:?} after the broker came back", resumed.elapsed());
+    assert!(system.oms.is_running() && system.inventory.is_running(), "both services still run");
+    let _ = std::fs::remove_dir_all(&system.log_dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "fails (15:15 run): 1,124 of 1,200 orders still PENDING 90 s after the broker came back; both relays replaced their producers, but the OMS re-requester failed 1,599 times with ProducerFenced and never replaced its producer (command-api/src/rerequests.rs); the stall's cause is not isolated yet"]
+async fn every_order_resolves_after_the_broker_hung_for_45_seconds() {
+    bounded(Duration::from_secs(300), orders_flow_after_the_broker_hung_for(Duration::from_secs(45), "hung-45s")).await;
+}
+
+/// The long one of the suite (about 5 minutes, mostly waiting): it runs with the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slow_every_order_resolves_after_the_broker_hung_for_3_minutes() {
+    bounded(Duration::from_secs(480), orders_flow_after_the_broker_hung_for(Duration::from_secs(180), "hung-3min")).await;
+}
+
+// ---------------------------------------------------------------------------------
+// 4. The broker restarts empty
+// ---------------------------------------------------------------------------------
+
+/// Items still pending this long after their request are asked for again.
+const REREQUEST_AFTER_MS: &str = "3000";
+
+/// Paced orders; 5 s in, the broker is killed and an empty one starts on its address:
+/// the topics, the consumer groups' offsets and every message not yet consumed are
+/// gone. Every accepted order still resolves (items whose messages were lost are
+/// re-requested), none is doubled, and the invariants hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "fails (15:15 run): 531 of 600 orders still PENDING 90 s after the empty restart; the relays replaced their producers (UnknownProducerId), but the OMS re-requester failed 5,609 times with ProducerFenced and never replaced its producer (command-api/src/rerequests.rs), so lost items are never asked for again"]
+async fn every_order_resolves_after_the_broker_restarted_empty() {
+    bounded(Duration::from_secs(300), async {
+        const ORDERS: usize = 600;
+        const PACE: Duration = Duration::from_millis(33);
+        const RUN: &str = "broker-restarted-empty";
+        let mut broker = DevBroker::start().await.expect("a private development broker");
+        let cluster = PgCluster::start().await.expect("a private PostgreSQL cluster");
+        let mut system = start_system(&broker, &cluster, &[("ORDER_REREQUEST_AFTER_MS", REREQUEST_AFTER_MS)]).await;
+        let api = system.api.clone();
+        add_products(&api, 150).await;
+        let log: AttemptLog = Arc::default();
+        let started = Instant::now();
+        let placing = spawn_clients(vec![api.clone()], RUN, ORDERS, PACE, log.clone());
+
+        tokio::time::sleep_until(started + Duration::from_secs(5)).await;
+        broker.start_empty().await.expect("restarting the broker empty");
+        let restarted = Instant::now();
+        eprintln!("broker restarted empty at {:?}", started.elapsed());
+
+        tokio::time::timeout(CLIENT_PATIENCE + Duration::from_secs(30), placing).await.expect("placing orders ends").expect("placing task");
+        let attempts = log.lock().expect("attempt log").clone();
+        summarize(&attempts);
+        let accepted = accepted_orders(&attempts, ORDERS);
+        wait_until_resolved(&system, RESOLVE).await;
+        eprintln!("every order resolved {:?} after the restart", restarted.elapsed());
+        assert_invariants(&system).await;
+        assert_accepted_orders_are_served(&system.api, RUN, &accepted).await;
+        // Not checked: that every event is on its topic. What the old broker held is gone.
+        assert_each_order_placed_and_served_once(&system.oms_pool, &system.inventory_pool, ORDERS).await;
+        assert!(system.oms.is_running() && system.inventory.is_running(), "both services still run");
+        let _ = std::fs::remove_dir_all(&system.log_dir);
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------
+// 5. PostgreSQL crash-restarts
+// ---------------------------------------------------------------------------------
+
+/// 60 orders/s on a private PostgreSQL cluster, crash-restarted 7 s in (every backend
+/// killed, recovery from the WAL): every order resolves, none is lost or doubled, every
+/// event reached its topic, and the invariants hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_order_resolves_after_postgresql_crash_restarted() {
+    bounded(Duration::from_secs(300), async {
+        const ORDERS: usize = 1200;
+        const PACE: Duration = Duration::from_micros(16_667);
+        const RUN: &str = "postgres-crash";
+        let broker = DevBroker::start().await.expect("a private development broker");
+        let cluster = PgCluster::start().await.expect("a private PostgreSQL cluster");
+        let mut system = start_system(&broker, &cluster, &[]).await;
+        let api = system.api.clone();
+        add_products(&api, 150).await;
+        let log: AttemptLog = Arc::default();
+        let started = Instant::now();
+        let placing = spawn_clients(vec![api.clone()], RUN, ORDERS, PACE, log.clone());
+
+        tokio::time::sleep_until(started + Duration::from_secs(7)).await;
+        let crashed = Instant::now();
+        cluster.crash_restart().await.expect("crash-restarting PostgreSQL");
+        eprintln!("PostgreSQL crash-restarted at {:?}, back after {:?}", crashed - started, crashed.elapsed());
+        // The test's own connections died with the server too.
+        system.oms_pool = migrations::connect_and_migrate(&system.database_url, "oms", 4, &migrations::OMS).await.expect("the test's OMS pool again");
+        system.inventory_pool =
+            migrations::connect_and_migrate(&system.database_url, "inventory", 4, &migrations::INVENTORY).await.expect("the test's inventory pool again");
+
+        tokio::time::timeout(CLIENT_PATIENCE + Duration::from_secs(30), placing).await.expect("placing orders ends").expect("placing task");
+        let attempts = log.lock().expect("attempt log").clone();
+        summarize(&attempts);
+        let refused = attempts.iter().filter(|a| a.status.is_none_or(|s| s >= 500)).count();
+        eprintln!("placed {ORDERS} orders with {} attempts ({refused} failed and were retried) in {:?}", attempts.len(), started.elapsed());
+        let accepted = accepted_orders(&attempts, ORDERS);
+        assert_nothing_lost_or_doubled(&system, &system.kafka, RUN, &accepted, RESOLVE).await;
+        assert!(system.oms.is_running() && system.inventory.is_running(), "both services still run");
+        let _ = std::fs::remove_dir_all(&system.log_dir);
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------
+// 6. SIGTERM with the broker down
+// ---------------------------------------------------------------------------------
+
+/// The services' shutdown grace in this test.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// How much longer than its grace a service may take to exit (process exit, a last log line).
+const EXIT_MARGIN: Duration = Duration::from_secs(4);
+
+/// Places `count` orders named `prefix`; returns their ids.
+async fn place_orders(api: &Api, prefix: &str, count: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..count {
+        let order = api.place_order(&format!("{prefix}-{i}"), &[("mug", 1), (if i % 2 == 0 { "tea" } else { "ghost" }, 1)]).await.expect("placing an order");
+        ids.push(order["orderId"].as_str().expect("an order id").to_owned());
+    }
+    ids
+}
+
+/// Stops `service` with SIGTERM; it must exit within its grace (and a margin).
+async fn terminate_within_grace(service: &mut ServiceProcess, name: &str) -> Duration {
+    let (status, took) = service.terminate(SHUTDOWN_GRACE + EXIT_MARGIN).await.unwrap_or_else(|e| panic!("{name} exits within its grace after SIGTERM: {e:#}"));
+    eprintln!("{name} exited with {status} {took:?} after SIGTERM with the broker down");
+    took
+}
+
+/// The broker dies; orders are still accepted; both services get SIGTERM and exit
+/// within their grace. The broker comes back (empty: the development broker keeps
+/// nothing) and the services start again: every order resolves, none is doubled, and
+/// the invariants hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_with_the_broker_down_exits_within_the_grace_and_the_next_start_resolves_everything() {
+    bounded(Duration::from_secs(300), async {
+        let mut broker = DevBroker::start().await.expect("a private development broker");
+        let grace_ms = SHUTDOWN_GRACE.as_millis().to_string();
+        let env = [("SHUTDOWN_GRACE_MS", grace_ms.as_str()), ("ORDER_REREQUEST_AFTER_MS", REREQUEST_AFTER_MS)];
+        let cluster = PgCluster::start().await.expect("a private PostgreSQL cluster");
+        let mut system = start_system(&broker, &cluster, &env).await;
+        let api = system.api.clone();
+        api.add_product("mug", 1000, 10).await.expect("adding mug");
+        api.add_product("tea", 1000, 10).await.expect("adding tea");
+        let mut orders = place_orders(&api, "before", 10).await;
+        wait_until_resolved(&system, Duration::from_secs(60)).await;
+
+        broker.kill();
+        orders.extend(place_orders(&api, "broker-down", 10).await);
+        // Long enough for the relay and consumers to be retrying against a dead broker.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let (oms, inventory) = (&mut system.oms, &mut system.inventory);
+        tokio::join!(terminate_within_grace(oms, "the OMS"), terminate_within_grace(inventory, "the inventory service"));
+
+        broker.start_empty().await.expect("the broker back (empty)");
+        system.oms.start().expect("starting the OMS again");
+        system.inventory.start().expect("starting the inventory service again");
+        system.oms.wait_ready(&api.http, Duration::from_secs(60)).await.expect("the OMS is ready again");
+        system.inventory.wait_ready(&api.http, Duration::from_secs(60)).await.expect("the inventory service is ready again");
+        let restarted = Instant::now();
+        orders.extend(place_orders(&api, "after", 10).await);
+        wait_until_resolved(&system, RESOLVE).await;
+        eprintln!("every order resolved {:?} after the restart", restarted.elapsed());
+        assert_invariants(&system).await;
+        assert_each_order_placed_and_served_once(&system.oms_pool, &system.inventory_pool, orders.len()).await;
+        let _ = std::fs::remove_dir_all(&system.log_dir);
+    })
+    .await;
+}
