@@ -125,12 +125,9 @@ pub async fn serve_supervised(
     let serving = std::pin::pin!(axum::serve(listener, app).with_graceful_shutdown(shutdown).into_future());
     // The process must be gone by the grace: stop waiting a little before it.
     let reserve = (grace / 5).min(Duration::from_secs(1));
-    let deadline = async {
-        match signal.await {
-            Ok(at) => at + grace.saturating_sub(reserve),
-            Err(_) => std::future::pending().await,
-        }
-    };
+    // The grace runs from the signal; serving that ended without one (an error) stops
+    // the tasks within a grace from then.
+    let deadline = async { signal.await.unwrap_or_else(|_| Instant::now()) + grace.saturating_sub(reserve) };
     let deadline = std::pin::pin!(deadline);
     let (served, deadline) = match futures::future::select(serving, deadline).await {
         futures::future::Either::Left((served, deadline)) => (served, deadline.await),

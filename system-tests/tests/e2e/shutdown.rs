@@ -113,3 +113,58 @@ async fn a_rolling_restart_under_load_loses_and_doubles_no_order() {
     stop_gracefully(&mut system.inventory, "the inventory service").await;
     let _ = std::fs::remove_dir_all(&system.log_dir);
 }
+
+/// The grace the services get in [`sigterm_with_the_broker_killed_exits_within_the_grace`].
+const SHORT_GRACE: Duration = Duration::from_secs(5);
+/// What a process may take beyond its grace to be gone (the exit itself, a last log line).
+const EXIT_MARGIN: Duration = Duration::from_secs(2);
+/// How long the broker stays dead before the services get SIGTERM: the relay, the
+/// consumers and the readiness probe are all retrying against it by then.
+const OUTAGE: Duration = Duration::from_secs(8);
+
+/// Lines of `log` (from byte `from` on) that librdkafka or our Kafka loops wrote about
+/// the dead broker (printed, to measure the log's noise during an outage).
+fn broker_complaints(log: &std::path::Path, from: usize) -> usize {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.get(from..)
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| ["AllBrokersDown", "Connection refused", "BrokerTransportFailure", "consumer error"].iter().any(|m| line.contains(m)))
+        .count()
+}
+
+/// With its broker dead (killed, connections refused), a service that gets SIGTERM
+/// exits within its configured grace, with status 0, logging what it left unfinished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_with_the_broker_killed_exits_within_the_grace() {
+    let mut broker = system_tests::DevBroker::start().await.expect("a private development broker");
+    let grace_ms = SHORT_GRACE.as_millis().to_string();
+    let env = [("SHUTDOWN_GRACE_MS", grace_ms.as_str())];
+    let options = system_tests::ProcessOptions { env: &env, brokers: Some(broker.address.clone()), ..Default::default() };
+    let mut system = ProcessSystem::start_with(options).await.expect("both services on a private broker");
+    let api = system.api.clone();
+    add_products(&api, 2).await;
+    let order = api.place_order("before-the-outage", &[("p-0", 1)]).await.expect("placing an order");
+    let order_id = order["orderId"].as_str().expect("an order id").to_owned();
+    api.resolved_order(&order_id, Duration::from_secs(60)).await.expect("the order resolves before the outage");
+
+    let logged_before: Vec<usize> = [system.oms.log(), system.inventory.log()].iter().map(|log| std::fs::metadata(log).map_or(0, |m| m.len() as usize)).collect();
+    broker.kill();
+    // Orders are still taken: their events wait in the event store.
+    api.place_order("during-the-outage", &[("p-1", 1)]).await.expect("placing an order with the broker dead");
+    tokio::time::sleep(OUTAGE).await;
+    for ((name, log), from) in [("oms", system.oms.log()), ("inventory", system.inventory.log())].into_iter().zip(&logged_before) {
+        let complaints = broker_complaints(log, *from);
+        // Measured, not yet bounded: librdkafka's error callback logs each failed
+        // reconnection of each client (about 8 lines a second for the OMS).
+        eprintln!("{name} logged {complaints} lines about the dead broker in {OUTAGE:?}");
+    }
+
+    for (service, name) in [(&mut system.oms, "the OMS"), (&mut system.inventory, "the inventory service")] {
+        let (status, took) = service.terminate(SHORT_GRACE + EXIT_MARGIN).await.unwrap_or_else(|e| panic!("{name} exits after SIGTERM: {e:#}"));
+        eprintln!("{name} exited with {status} {took:?} after SIGTERM with the broker dead");
+        assert!(status.success(), "{name} exits 0, not {status}; see {}", service.log().display());
+        assert!(took <= SHORT_GRACE + EXIT_MARGIN, "{name} took {took:?}");
+    }
+    let _ = std::fs::remove_dir_all(&system.log_dir);
+}
