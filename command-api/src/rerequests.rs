@@ -72,8 +72,11 @@ pub async fn run(pool: PgPool, orders: Arc<Orders>, kafka: KafkaSettings, after:
 pub struct Rerequests {
     pool: PgPool,
     orders: Arc<Orders>,
-    producer: FutureProducer,
+    /// Replaced after a failed send: an idempotent producer that outlived its broker
+    /// (restarted empty) fails for good.
+    producer: std::sync::Mutex<FutureProducer>,
     route: OrderEventsRoute,
+    kafka: KafkaSettings,
     after: Duration,
 }
 
@@ -83,7 +86,7 @@ impl Rerequests {
     /// to its order-events topic.
     pub fn new(pool: PgPool, orders: Arc<Orders>, kafka: &KafkaSettings, after: Duration) -> anyhow::Result<Self> {
         let producer = kafka.producer_config().create().context("creating the re-request producer")?;
-        Ok(Self { pool, orders, producer, route: OrderEventsRoute { topic: kafka.topics.order_events.clone() }, after })
+        Ok(Self { pool, orders, producer: std::sync::Mutex::new(producer), route: OrderEventsRoute { topic: kafka.topics.order_events.clone() }, kafka: kafka.clone(), after })
     }
 
     /// One pass: reports the age of the oldest pending order, forgets the backoff of
@@ -116,6 +119,12 @@ impl Rerequests {
         .fetch_all(&self.pool)
         .await
         .context("finding stuck orders")?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        // A broker that restarted empty has forgotten the topic too, and a message to a
+        // missing topic waits until it times out.
+        messaging::topics::ensure_topics(&self.kafka, &[&self.route.topic]).await.context("making sure the order-events topic exists")?;
         let mut asked = 0;
         for (order_id, version) in due {
             if !self.claim(order_id, version).await? {
@@ -193,11 +202,31 @@ impl Rerequests {
         for event in &events {
             let trace = event.trace_headers();
             for message in self.route.route(event).context("routing a pending request")? {
-                message.send(&self.producer, &trace, &[(RE_REQUEST_HEADER, "1")], SEND_TIMEOUT).await?;
+                let producer = self.producer();
+                if let Err(error) = message.send(&producer, &trace, &[(RE_REQUEST_HEADER, "1")], SEND_TIMEOUT).await {
+                    self.replace_producer();
+                    return Err(error);
+                }
                 tracing::info!(%order_id, revision = event.sequence, event_type = %event.event_type, "asked again for pending items");
                 sent += 1;
             }
         }
         Ok(sent)
+    }
+    /// The current producer (a cheap handle).
+    fn producer(&self) -> FutureProducer {
+        self.producer.lock().map(|p| p.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    /// Replaces the producer after a failed send, so the next try starts afresh.
+    fn replace_producer(&self) {
+        match self.kafka.producer_config().create::<FutureProducer>() {
+            Ok(fresh) => {
+                if let Ok(mut producer) = self.producer.lock() {
+                    *producer = fresh;
+                }
+            }
+            Err(error) => tracing::warn!(%error, "creating a fresh producer failed; keeping the old one"),
+        }
     }
 }

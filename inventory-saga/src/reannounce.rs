@@ -30,8 +30,11 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Reannouncer {
     pool: PgPool,
     products: Arc<Products>,
-    producer: FutureProducer,
+    /// Replaced after a failed send: an idempotent producer that outlived its broker
+    /// (restarted empty) fails for good.
+    producer: std::sync::Mutex<FutureProducer>,
     route: ProductEventsRoute,
+    kafka: KafkaSettings,
 }
 
 impl Reannouncer {
@@ -41,13 +44,19 @@ impl Reannouncer {
     pub fn new(pool: PgPool, products: Arc<Products>, kafka: &KafkaSettings) -> anyhow::Result<Self> {
         let producer = kafka.producer_config().create().context("creating the re-announcement producer")?;
         let route = ProductEventsRoute { outcomes_topic: kafka.topics.order_outcomes.clone(), alerts_topic: kafka.topics.stock_alerts.clone() };
-        Ok(Self { pool, products, producer, route })
+        Ok(Self { pool, products, producer: std::sync::Mutex::new(producer), route, kafka: kafka.clone() })
     }
 
     /// Announces again the outcome of each (product, order) the product has decided;
     /// returns how many outcomes were sent. Failures are logged: the next re-request
     /// tries again.
     pub async fn reannounce(&self, items: &[(String, OrderId)]) -> usize {
+        // A broker that restarted empty has forgotten the topic too, and a message to a
+        // missing topic waits until it times out.
+        if let Err(error) = messaging::topics::ensure_topics(&self.kafka, &[&self.route.outcomes_topic]).await {
+            tracing::warn!(%error, "outcomes not announced again: the outcomes topic is not there; the next re-request retries");
+            return 0;
+        }
         let mut sent = 0;
         for (product_id, order_id) in items {
             match self.announce(product_id, *order_id).await {
@@ -64,7 +73,11 @@ impl Reannouncer {
     async fn announce(&self, product_id: &str, order_id: OrderId) -> anyhow::Result<usize> {
         let messages = self.outcome(product_id, order_id).await?;
         for (message, trace) in &messages {
-            message.send(&self.producer, trace, &[], SEND_TIMEOUT).await?;
+            let producer = self.producer();
+            if let Err(error) = message.send(&producer, trace, &[], SEND_TIMEOUT).await {
+                self.replace_producer();
+                return Err(error);
+            }
             tracing::info!(product_id, %order_id, event_type = %message.envelope.event_type, revision = message.envelope.payload["revision"].as_u64(), "outcome announced again");
         }
         Ok(messages.len())
@@ -85,5 +98,21 @@ impl Reannouncer {
             outcomes.extend(messages.into_iter().filter(|m| m.topic == self.route.outcomes_topic).map(|m| (m, trace.clone())));
         }
         Ok(outcomes)
+    }
+    /// The current producer (a cheap handle).
+    fn producer(&self) -> FutureProducer {
+        self.producer.lock().map(|p| p.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    /// Replaces the producer after a failed send, so the next try starts afresh.
+    fn replace_producer(&self) {
+        match self.kafka.producer_config().create::<FutureProducer>() {
+            Ok(fresh) => {
+                if let Ok(mut producer) = self.producer.lock() {
+                    *producer = fresh;
+                }
+            }
+            Err(error) => tracing::warn!(%error, "creating a fresh producer failed; keeping the old one"),
+        }
     }
 }
