@@ -29,6 +29,9 @@ pub const ITEM_CANCELED: &str = "OrderItemCanceled";
 
 const ACTOR: &str = "oms-outcomes";
 
+/// The version of the outcome messages this code reads.
+const OUTCOME_VERSION: &str = "1.0";
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct OutcomePayload {
@@ -65,6 +68,11 @@ fn decode_in_span(message: &IncomingMessage) -> Result<Command<Order>, Unprocess
     let poison = |reason: String| Unprocessable(reason);
     let body = message.payload.as_deref().ok_or_else(|| poison("message: empty".into()))?;
     let envelope = Envelope::parse(body).map_err(|e| poison(e.to_string()))?;
+    // Outcomes are product events, all at 1.0: a version this code does not know (a
+    // newer release's) may mean something else, so it is refused, never guessed at.
+    if envelope.event_version != OUTCOME_VERSION {
+        return Err(poison(format!("eventVersion: {} {} is not supported", quote(&envelope.event_type), quote(&envelope.event_version))));
+    }
     if envelope.aggregate_type != "Product" {
         return Err(poison(format!("aggregateType: not a product event: {}", quote(&envelope.aggregate_type))));
     }
@@ -171,6 +179,7 @@ mod tests {
             ("an unknown reason", spoiled("/eventType", json!(ITEM_CANCELED)), "payload.reason"),
             ("an unknown message type", spoiled("/eventType", json!("OrderItemTeleported")), "eventType"),
             ("an unknown version", spoiled("/eventVersion", json!("1.0\0")), "eventVersion"),
+            ("a newer release's version", spoiled("/eventVersion", json!("9.0")), "eventVersion"),
             ("malformed JSON", raw(b"{\"eventId\"".to_vec()), "message"),
         ];
         for (label, message, field) in cases {
