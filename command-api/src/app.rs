@@ -30,6 +30,7 @@ pub struct Application {
     consumer_group: String,
     pipeline: Pipeline,
     shutdown_grace: std::time::Duration,
+    rerequest_after: std::time::Duration,
 }
 
 impl Application {
@@ -62,7 +63,7 @@ impl Application {
         let router = http_server::with_common_layers(crate::http::routes(orders.clone()), readiness, &settings.http);
         let address = format!("{}:{}", settings.host, settings.port);
         let listener = TcpListener::bind(&address).await.with_context(|| format!("binding {address}"))?;
-        Ok(Self { listener, router, pool, notifier, orders, kafka: settings.kafka.clone(), consumer_group: settings.consumer_group.clone(), pipeline, shutdown_grace: settings.lifecycle.shutdown_grace() })
+        Ok(Self { listener, router, pool, notifier, orders, kafka: settings.kafka.clone(), consumer_group: settings.consumer_group.clone(), pipeline, shutdown_grace: settings.lifecycle.shutdown_grace(), rerequest_after: std::time::Duration::from_millis(settings.rerequest_after_ms) })
     }
 
     /// The port actually bound.
@@ -95,6 +96,10 @@ impl Application {
                 async move { run_consumer(&kafka, pool, &group, &[&kafka.topics.order_outcomes], handler, stop).await }
             }
         });
+        if self.rerequest_after > std::time::Duration::ZERO {
+            let (pool, orders, kafka, after) = (self.pool.clone(), self.orders.clone(), self.kafka.clone(), self.rerequest_after);
+            tasks.spawn("re-requests", move |stop| crate::rerequests::run(pool.clone(), orders.clone(), kafka.clone(), after, stop));
+        }
         tasks.spawn("view follower", {
             let (pool, orders) = (self.pool.clone(), self.orders.clone());
             move |stop| {

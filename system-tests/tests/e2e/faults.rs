@@ -349,7 +349,6 @@ async fn hostile_order_events_are_parked_and_every_order_still_resolves() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "the OMS outcome consumer applies an outcome of an unknown eventVersion (9.0): a forged OrderItemExecuted executed a pending item (B, command-api/src/outcomes.rs)"]
 async fn hostile_outcomes_are_parked_and_every_order_still_resolves() {
     bounded(Duration::from_secs(240), hostile_messages_on(Target::Outcomes)).await;
 }
