@@ -28,7 +28,7 @@ async fn with_the_broker_up_both_services_are_ready_and_the_saga_is_counted() {
     let api = &system.api;
     for base in [&api.oms, &api.inventory] {
         let body = ready(&api.http, &format!("{base}/health/ready")).await;
-        assert_eq!(body["data"], json!({"status": "ready", "checks": {"broker": "up", "database": "up"}}), "{base}");
+        assert_eq!(body["data"], json!({"status": "ready", "checks": {"broker": "up", "database": "up", "pipeline": "up"}}), "{base}");
     }
 
     api.add_product("lamp", 5, 1).await.expect("product");
