@@ -27,7 +27,7 @@ use anyhow::Context;
 use domain::OrderId;
 use domain::order::ItemStatus;
 use eventstore::sleep_or_cancel;
-use messaging::envelope::{FutureProducer, RE_REQUEST_HEADER};
+use messaging::envelope::RE_REQUEST_HEADER;
 use messaging::{KafkaSettings, Route};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -74,7 +74,7 @@ pub struct Rerequests {
     orders: Arc<Orders>,
     /// Replaced after a failed send: an idempotent producer that outlived its broker
     /// (restarted empty) fails for good.
-    producer: std::sync::Mutex<FutureProducer>,
+    producer: messaging::producer::ReplaceableProducer,
     route: OrderEventsRoute,
     kafka: KafkaSettings,
     after: Duration,
@@ -85,8 +85,8 @@ impl Rerequests {
     /// schema) pending longer than `after`, published with `kafka`'s producer settings
     /// to its order-events topic.
     pub fn new(pool: PgPool, orders: Arc<Orders>, kafka: &KafkaSettings, after: Duration) -> anyhow::Result<Self> {
-        let producer = kafka.producer_config().create().context("creating the re-request producer")?;
-        Ok(Self { pool, orders, producer: std::sync::Mutex::new(producer), route: OrderEventsRoute { topic: kafka.topics.order_events.clone() }, kafka: kafka.clone(), after })
+        let producer = messaging::producer::ReplaceableProducer::new(kafka.producer_config(), "re-request")?;
+        Ok(Self { pool, orders, producer, route: OrderEventsRoute { topic: kafka.topics.order_events.clone() }, kafka: kafka.clone(), after })
     }
 
     /// One pass: reports the age of the oldest pending order, forgets the backoff of
@@ -202,9 +202,9 @@ impl Rerequests {
         for event in &events {
             let trace = event.trace_headers();
             for message in self.route.route(event).context("routing a pending request")? {
-                let producer = self.producer();
-                if let Err(error) = message.send(&producer, &trace, &[(RE_REQUEST_HEADER, "1")], SEND_TIMEOUT).await {
-                    self.replace_producer();
+                let used = self.producer.current();
+                if let Err(error) = message.send(&used.producer, &trace, &[(RE_REQUEST_HEADER, "1")], SEND_TIMEOUT).await {
+                    self.producer.replace(&used, "a send failed");
                     return Err(error);
                 }
                 tracing::info!(%order_id, revision = event.sequence, event_type = %event.event_type, "asked again for pending items");
@@ -212,21 +212,5 @@ impl Rerequests {
             }
         }
         Ok(sent)
-    }
-    /// The current producer (a cheap handle).
-    fn producer(&self) -> FutureProducer {
-        self.producer.lock().map(|p| p.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
-    }
-
-    /// Replaces the producer after a failed send, so the next try starts afresh.
-    fn replace_producer(&self) {
-        match self.kafka.producer_config().create::<FutureProducer>() {
-            Ok(fresh) => {
-                if let Ok(mut producer) = self.producer.lock() {
-                    *producer = fresh;
-                }
-            }
-            Err(error) => tracing::warn!(%error, "creating a fresh producer failed; keeping the old one"),
-        }
     }
 }

@@ -16,7 +16,6 @@ use std::time::Duration;
 use anyhow::Context;
 use domain::OrderId;
 use domain::inventory::Product;
-use messaging::envelope::FutureProducer;
 use messaging::{KafkaSettings, OutgoingMessage, Route};
 use sqlx::PgPool;
 
@@ -32,7 +31,7 @@ pub struct Reannouncer {
     products: Arc<Products>,
     /// Replaced after a failed send: an idempotent producer that outlived its broker
     /// (restarted empty) fails for good.
-    producer: std::sync::Mutex<FutureProducer>,
+    producer: messaging::producer::ReplaceableProducer,
     route: ProductEventsRoute,
     kafka: KafkaSettings,
 }
@@ -42,9 +41,9 @@ impl Reannouncer {
     /// the inventory schema); publishes as the relay does, with `kafka`'s producer
     /// settings and topics.
     pub fn new(pool: PgPool, products: Arc<Products>, kafka: &KafkaSettings) -> anyhow::Result<Self> {
-        let producer = kafka.producer_config().create().context("creating the re-announcement producer")?;
+        let producer = messaging::producer::ReplaceableProducer::new(kafka.producer_config(), "re-announcement")?;
         let route = ProductEventsRoute { outcomes_topic: kafka.topics.order_outcomes.clone(), alerts_topic: kafka.topics.stock_alerts.clone() };
-        Ok(Self { pool, products, producer: std::sync::Mutex::new(producer), route, kafka: kafka.clone() })
+        Ok(Self { pool, products, producer, route, kafka: kafka.clone() })
     }
 
     /// Announces again the outcome of each (product, order) the product has decided;
@@ -73,9 +72,9 @@ impl Reannouncer {
     async fn announce(&self, product_id: &str, order_id: OrderId) -> anyhow::Result<usize> {
         let messages = self.outcome(product_id, order_id).await?;
         for (message, trace) in &messages {
-            let producer = self.producer();
-            if let Err(error) = message.send(&producer, trace, &[], SEND_TIMEOUT).await {
-                self.replace_producer();
+            let used = self.producer.current();
+            if let Err(error) = message.send(&used.producer, trace, &[], SEND_TIMEOUT).await {
+                self.producer.replace(&used, "a send failed");
                 return Err(error);
             }
             tracing::info!(product_id, %order_id, event_type = %message.envelope.event_type, revision = message.envelope.payload["revision"].as_u64(), "outcome announced again");
@@ -98,21 +97,5 @@ impl Reannouncer {
             outcomes.extend(messages.into_iter().filter(|m| m.topic == self.route.outcomes_topic).map(|m| (m, trace.clone())));
         }
         Ok(outcomes)
-    }
-    /// The current producer (a cheap handle).
-    fn producer(&self) -> FutureProducer {
-        self.producer.lock().map(|p| p.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
-    }
-
-    /// Replaces the producer after a failed send, so the next try starts afresh.
-    fn replace_producer(&self) {
-        match self.kafka.producer_config().create::<FutureProducer>() {
-            Ok(fresh) => {
-                if let Ok(mut producer) = self.producer.lock() {
-                    *producer = fresh;
-                }
-            }
-            Err(error) => tracing::warn!(%error, "creating a fresh producer failed; keeping the old one"),
-        }
     }
 }

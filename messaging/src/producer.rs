@@ -18,7 +18,7 @@ use crate::failure::{KafkaFailure, classify_kafka};
 
 /// The current producer and which one it is.
 #[derive(Clone)]
-pub(crate) struct Current {
+pub struct Current {
     /// Counts replacements, so that several failures of one producer replace it once.
     pub generation: u64,
     /// The producer.
@@ -26,7 +26,7 @@ pub(crate) struct Current {
 }
 
 /// A producer, replaced after a fatal error.
-pub(crate) struct ReplaceableProducer {
+pub struct ReplaceableProducer {
     config: ClientConfig,
     role: &'static str,
     current: Mutex<Current>,
