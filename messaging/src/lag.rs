@@ -37,8 +37,9 @@ pub(crate) fn partition_lag(committed: Offset, low: i64, high: i64) -> u64 {
 }
 
 /// Reports the lag of `consumer`'s assigned partitions as group `group` every
-/// `interval` until `shutdown`. A partition no longer assigned here is reported at 0
-/// once, so that summing the gauge over a group's instances gives the group's lag.
+/// `interval` until `shutdown`, and how many partitions of each topic are assigned. A
+/// partition no longer assigned here is reported at 0 once, so that summing the gauge
+/// over a group's instances gives the group's lag.
 pub(crate) async fn report_consumer_lag(consumer: Arc<StreamConsumer>, group: String, interval: Duration, shutdown: CancellationToken) {
     let mut reported: BTreeSet<Partition> = BTreeSet::new();
     loop {
@@ -63,6 +64,13 @@ pub(crate) async fn report_consumer_lag(consumer: Arc<StreamConsumer>, group: St
         }
         for (topic, partition) in reported.iter().filter(|p| !lags.contains_key(*p)) {
             telemetry::pipeline::record_consumer_lag(&group, topic, *partition, 0);
+        }
+        let mut assigned: BTreeMap<&str, usize> = reported.iter().map(|(topic, _)| (topic.as_str(), 0)).collect();
+        for (topic, _) in lags.keys() {
+            *assigned.entry(topic.as_str()).or_default() += 1;
+        }
+        for (topic, count) in assigned {
+            telemetry::pipeline::record_assigned_partitions(&group, topic, count);
         }
         reported = lags.into_keys().collect();
     }

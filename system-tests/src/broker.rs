@@ -29,12 +29,9 @@ pub fn kafka_settings(flags: &[String]) -> anyhow::Result<KafkaSettings> {
     Ok(cli.kafka.with_env_properties(std::env::vars()))
 }
 
-/// A producer for tests. `batch.num.messages=1` whatever the environment says: the
-/// development broker needs it.
+/// A producer for tests, configured as the services' producers are.
 pub fn producer(settings: &KafkaSettings) -> anyhow::Result<FutureProducer> {
-    let mut config = settings.producer_config();
-    config.set("batch.num.messages", "1");
-    config.create().context("creating a test producer")
+    settings.producer_config().create().context("creating a test producer")
 }
 
 /// A consumer configuration in `group` that neither stores nor commits by itself.

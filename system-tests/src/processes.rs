@@ -95,6 +95,11 @@ impl ServiceProcess {
         Ok(Self { service, binary, args, env, log, base_url: format!("http://127.0.0.1:{port}"), child: None, starts: 0 })
     }
 
+    /// The binary's name (`oms`, `inventory`).
+    pub fn binary_name(&self) -> &'static str {
+        self.service.binary_name()
+    }
+
     /// Starts the process (again).
     pub fn start(&mut self) -> anyhow::Result<()> {
         if self.child.is_some() {
@@ -105,7 +110,7 @@ impl ServiceProcess {
         writeln!(log, "===== start #{} of {} =====", self.starts, self.service.binary_name())?;
         let stderr: File = log.try_clone()?;
         let mut command = Command::new(&self.binary);
-        command.args(&self.args).env("KAFKA_PRODUCER_BATCH_NUM_MESSAGES", "1").env("LOG_FORMAT", "text").envs(self.env.iter().cloned());
+        command.args(&self.args).env("LOG_FORMAT", "text").envs(self.env.iter().cloned());
         // LOG_LEVEL (and KAFKA_CONSUMER_DEBUG=cgrp, say) pass through for debugging.
         if std::env::var_os("LOG_LEVEL").is_none() {
             command.env("LOG_LEVEL", "info,sqlx=warn");
@@ -183,18 +188,23 @@ impl ServiceProcess {
         }
     }
 
+    /// Its readiness answer: the status and the body's text.
+    pub async fn readiness(&self, http: &reqwest::Client) -> anyhow::Result<(u16, String)> {
+        let url = format!("{}/health/ready", self.base_url);
+        let response = http.get(&url).timeout(Duration::from_secs(2)).send().await.with_context(|| format!("GET {url}"))?;
+        let status = response.status().as_u16();
+        Ok((status, response.text().await.context("reading the readiness answer")?))
+    }
+
     /// Waits until `/health/ready` answers 200, failing if the process exits or
     /// `timeout` passes.
     pub async fn wait_ready(&mut self, http: &reqwest::Client, timeout: Duration) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let url = format!("{}/health/ready", self.base_url);
         loop {
             if !self.is_running() {
                 bail!("{} exited; see {}", self.service.binary_name(), self.log.display());
             }
-            if let Ok(response) = http.get(&url).timeout(Duration::from_secs(2)).send().await
-                && response.status().is_success()
-            {
+            if let Ok((200, _)) = self.readiness(http).await {
                 return Ok(());
             }
             if tokio::time::Instant::now() > deadline {

@@ -45,6 +45,11 @@ pub const CONSUMER_MESSAGE_AGE: &str = "consumer_message_age_seconds";
 /// `group`, `topic`, `partition`.
 pub const CONSUMER_LAG: &str = "consumer_lag_messages";
 
+/// Gauge of the partitions of a topic assigned to this instance as member of a
+/// consumer group (the lag gauge keeps revoked partitions, at 0). Labels: `group`,
+/// `topic`.
+pub const CONSUMER_ASSIGNED_PARTITIONS: &str = "consumer_assigned_partitions";
+
 /// Counter of messages consumed, by what became of them. Labels: `group`, `topic`,
 /// `result` (`applied`, `ignored`, `dead_lettered`).
 pub const MESSAGES_CONSUMED: &str = "messages_consumed_total";

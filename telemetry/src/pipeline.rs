@@ -75,6 +75,12 @@ pub fn record_consumer_lag(group: &str, topic: &str, partition: i32, messages: u
         .set(messages as f64);
 }
 
+/// Reports that `count` partitions of `topic` are assigned to this instance as member
+/// of consumer group `group`.
+pub fn record_assigned_partitions(group: &str, topic: &str, count: usize) {
+    metrics::gauge!(names::CONSUMER_ASSIGNED_PARTITIONS, "group" => group.to_owned(), "topic" => topic.to_owned()).set(count as f64);
+}
+
 /// What became of a consumed message; the `result` label of [`names::MESSAGES_CONSUMED`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConsumeResult {
@@ -171,6 +177,7 @@ mod tests {
         record_feed_lag(FeedReader::Relay, "test-relay", 2);
         record_published("test.topic", 5);
         record_consumer_lag("test-group", "test.topic", 4, 11);
+        record_assigned_partitions("test-group", "test.topic", 3);
         record_consumed("test-group", "test.topic", ConsumeResult::DeadLettered, 1);
         record_dead_letter("test-group", "test.topic");
         record_saga_outcome(SagaOutcome::Rejected("TEST_REASON"));
@@ -189,6 +196,7 @@ mod tests {
             r#"projection_lag_events{feed="test-view"} 3"#,
             r#"relay_published_total{topic="test.topic"} 5"#,
             r#"consumer_lag_messages{group="test-group",topic="test.topic",partition="4"} 11"#,
+            r#"consumer_assigned_partitions{group="test-group",topic="test.topic"} 3"#,
             r#"messages_consumed_total{group="test-group",topic="test.topic",result="dead_lettered"} 1"#,
             r#"dead_letters_total{group="test-group",topic="test.topic"} 1"#,
             r#"saga_outcomes_total{outcome="rejected",reason="TEST_REASON"} 1"#,

@@ -63,6 +63,7 @@ fn describe() {
     metrics::describe_gauge!(names::RELAY_LAG, "Events committed but not yet published by the outbox relay, by feed");
     metrics::describe_counter!(names::RELAY_PUBLISHED, "Messages the outbox relay published (acknowledged by the broker), by topic");
     metrics::describe_gauge!(names::CONSUMER_LAG, "Messages after the consumer group's committed position, by group, topic and partition");
+    metrics::describe_gauge!(names::CONSUMER_ASSIGNED_PARTITIONS, "Partitions assigned to this instance, by consumer group and topic");
     metrics::describe_counter!(names::MESSAGES_CONSUMED, "Messages consumed, by group, topic and result");
     metrics::describe_counter!(names::DEAD_LETTERS, "Messages sent to a dead-letter topic, by group and topic");
     metrics::describe_counter!(names::RELAY_PARKED, "Messages the outbox relay parked in dead_letters because they can never be published, by topic");

@@ -43,7 +43,7 @@ fn leads_the_view(text: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_oms_whose_database_traffic_is_blackholed_hands_its_feeds_over_and_every_order_resolves() {
-    let env = [("KAFKA_CONSUMER_SESSION_TIMEOUT_MS", "3000"), ("KAFKA_LAG_INTERVAL_MS", "500")];
+    let env = [("KAFKA_CONSUMER_SESSION_TIMEOUT_MS", "6000"), ("KAFKA_LAG_INTERVAL_MS", "500")];
     let mut system = ProcessSystem::start(3, &env).await.expect("starting both services as processes");
     eprintln!("service logs in {}", system.log_dir.display());
     let http = system.api.http.clone();

@@ -48,31 +48,15 @@ pub fn total(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 }
 
 /// Scrapes `service` until `holds` is true of its metrics; returns them. Fails, naming
-/// `what`, after `timeout`.
+/// `what` and showing the last metrics scraped, after `timeout`.
 pub async fn until(service: &ServiceProcess, http: &reqwest::Client, what: &str, timeout: Duration, holds: impl Fn(&str) -> bool) -> String {
-    match scrape_until(service, http, timeout, holds).await {
-        Ok(text) => text,
-        Err(text) => panic!("{what}: not seen in {timeout:?}; last metrics:\n{text}"),
-    }
-}
-
-/// Scrapes `service` until `holds` is true of its metrics; returns them, or none after
-/// `timeout`.
-pub async fn within(service: &ServiceProcess, http: &reqwest::Client, timeout: Duration, holds: impl Fn(&str) -> bool) -> Option<String> {
-    scrape_until(service, http, timeout, holds).await.ok()
-}
-
-/// The metrics once `holds`, or the last ones scraped when `timeout` passed first.
-async fn scrape_until(service: &ServiceProcess, http: &reqwest::Client, timeout: Duration, holds: impl Fn(&str) -> bool) -> Result<String, String> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let text = service.metrics(http).await.unwrap_or_else(|e| panic!("scraping {}: {e:#}", service.base_url));
         if holds(&text) {
-            return Ok(text);
+            return text;
         }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(text);
-        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not seen in {timeout:?}; last metrics:\n{text}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
