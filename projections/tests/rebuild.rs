@@ -16,8 +16,16 @@ use projections::{OrderViews, Projector, ViewTable};
 use sqlx::PgPool;
 
 async fn oms_pool() -> PgPool {
+    oms_pool_and_url().await.0
+}
+
+async fn oms_pool_and_url() -> (PgPool, String) {
     let url = migrations::testing::create_database().await.expect("a test database");
-    migrations::connect_and_migrate(&url, "oms", 8, &migrations::OMS).await.expect("migrated")
+    (connect(&url).await, url)
+}
+
+async fn connect(url: &str) -> PgPool {
+    migrations::connect_and_migrate(url, "oms", 8, &migrations::OMS).await.expect("migrated")
 }
 
 fn store(pool: &PgPool) -> AggregateStore<Order> {
@@ -151,7 +159,7 @@ async fn verify_reports_every_row_that_differs_and_touches_nothing() {
 
 #[tokio::test]
 async fn an_interrupted_rebuild_resumes_from_its_checkpoint_and_ends_equal() {
-    let pool = oms_pool().await;
+    let (pool, url) = oms_pool_and_url().await;
     let store = store(&pool);
     // More events than one rebuild batch: 1,500 orders of 3 to 4 events.
     let ids: Vec<OrderId> = (0..1_500).map(|_| OrderId::generate()).collect();
@@ -160,8 +168,12 @@ async fn an_interrupted_rebuild_resumes_from_its_checkpoint_and_ends_equal() {
 
     let (first_batch, tx) = (Arc::new(AtomicBool::new(false)), tokio::sync::oneshot::channel::<()>());
     let (stop, stopped) = tx;
+    // The interrupted rebuild is an operator's process that dies: its connections go
+    // with it (aborted on a shared pool, one could come back inside a transaction).
+    let dying_process = connect(&url).await;
+    let its_events = self::store(&dying_process).events().clone();
     let interrupted = {
-        let (pool, events, first_batch) = (pool.clone(), store.events().clone(), first_batch.clone());
+        let (pool, events, first_batch) = (dying_process.clone(), its_events, first_batch.clone());
         let mut stop = Some(stop);
         tokio::spawn(async move {
             rebuild::rebuild::<OrderViews>(&pool, &events, move |_: Progress| {
@@ -176,6 +188,7 @@ async fn an_interrupted_rebuild_resumes_from_its_checkpoint_and_ends_equal() {
     stopped.await.expect("the first batch was folded");
     interrupted.abort();
     let _ = interrupted.await;
+    dying_process.close().await;
     assert!(first_batch.load(Ordering::SeqCst));
     assert_eq!(active_table(&pool).await, "order_view_v1", "the interrupted rebuild did not take over");
 

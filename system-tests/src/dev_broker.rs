@@ -11,18 +11,13 @@ use nix::unistd::Pid;
 
 use crate::processes::free_port;
 
-/// The tansu binary: `DEV_BROKER_BIN` (set by `scripts/test`), else where the scripts
-/// install it.
+/// The tansu binary: `DEV_BROKER_BIN`, which `scripts/test` sets to the patched build
+/// of `scripts/lib/kafka.sh`.
 fn binary() -> anyhow::Result<PathBuf> {
-    if let Some(path) = std::env::var_os("DEV_BROKER_BIN") {
-        return Ok(PathBuf::from(path));
-    }
-    let home = std::env::var_os("HOME").context("HOME is not set")?;
-    let path = PathBuf::from(home).join(".cache/order-processing/tansu-0.6.0/bin/tansu");
-    if !path.exists() {
-        bail!("no development broker binary at {}: run the tests with scripts/test, which installs it, or set DEV_BROKER_BIN", path.display());
-    }
-    Ok(path)
+    std::env::var_os("DEV_BROKER_BIN").map(PathBuf::from).context(
+        "DEV_BROKER_BIN is not set: run the tests with scripts/test, or set it to the broker scripts/lib/kafka.sh builds \
+         (bash -c 'source scripts/lib/kafka.sh && install_tansu && echo $TANSU_ROOT/bin/tansu')",
+    )
 }
 
 /// A tansu broker on a port of its own; killed when dropped.

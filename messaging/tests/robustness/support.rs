@@ -139,9 +139,7 @@ impl PrivateBroker {
     }
 
     async fn start_on(address: String) -> Self {
-        let binary = std::env::var_os("DEV_BROKER_BIN").map(PathBuf::from).unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/order-processing/tansu-0.6.0/bin/tansu")
-        });
+        let binary = std::env::var_os("DEV_BROKER_BIN").map(PathBuf::from).expect("DEV_BROKER_BIN: run with scripts/test, which builds the patched broker");
         let url = format!("tcp://{address}");
         let child = Command::new(&binary)
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/"])
