@@ -72,7 +72,13 @@ pub async fn ensure_topics(settings: &KafkaSettings, topics: &[&str]) -> Result<
         .map(|name| NewTopic::new(name, settings.partitions, TopicReplication::Fixed(settings.replication_factor)))
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))).request_timeout(Some(Duration::from_secs(15)));
-    let results = admin.create_topics(new.iter(), &options).await.context("asking the broker to create topics")?;
+    let results = admin.create_topics(new.iter(), &options).await;
+    // Destroying a client blocks until its threads end, which takes a while when the
+    // broker just went away or came back: never on an async worker, where a few such
+    // drops at once (relays, consumers and re-requests all making sure of their
+    // topics after a broker restart) would stall the whole service, HTTP included.
+    let _ = tokio::task::spawn_blocking(move || drop(admin)).await;
+    let results = results.context("asking the broker to create topics")?;
     let mut refused = None;
     for result in results {
         match result {

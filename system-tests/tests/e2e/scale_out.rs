@@ -87,13 +87,12 @@ async fn two_instances_of_each_service_share_the_work_and_one_takes_over_when_th
 
     // One inventory instance leads its schema's relay (usually the first, which
     // started first; the advisory lock decides); the other waits.
-    let leading = |m: &String| leads_the_relay(m);
     let deadline = Instant::now() + Duration::from_secs(15);
     let first_leads = loop {
         let metrics = [system.inventory.metrics(&http).await.expect("metrics"), inventory2.metrics(&http).await.expect("metrics")];
-        match metrics.iter().filter(|m| leading(m)).count() {
+        match metrics.iter().filter(|m| leads_the_relay(m)).count() {
             0 => assert!(Instant::now() < deadline, "no inventory instance leads the relay within 15 s"),
-            1 => break leading(&metrics[0]),
+            1 => break leads_the_relay(&metrics[0]),
             _ => panic!("both inventory instances lead the relay"),
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
