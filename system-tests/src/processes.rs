@@ -189,7 +189,7 @@ impl ServiceProcess {
     }
 
     /// Its readiness answer: the status and the body's text.
-    pub async fn readiness(&self, http: &reqwest::Client) -> anyhow::Result<(u16, String)> {
+    async fn readiness(&self, http: &reqwest::Client) -> anyhow::Result<(u16, String)> {
         let url = format!("{}/health/ready", self.base_url);
         let response = http.get(&url).timeout(Duration::from_secs(2)).send().await.with_context(|| format!("GET {url}"))?;
         let status = response.status().as_u16();
@@ -199,16 +199,24 @@ impl ServiceProcess {
     /// Waits until `/health/ready` answers 200, failing if the process exits or
     /// `timeout` passes.
     pub async fn wait_ready(&mut self, http: &reqwest::Client, timeout: Duration) -> anyhow::Result<()> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        self.wait_readiness(http, timeout, "ready", |status, _| status == 200).await.map(|_| ())
+    }
+
+    /// Polls `/health/ready` until its status and body satisfy `holds`; returns how
+    /// long that took. Fails, naming `what`, if the process exits or `timeout` passes.
+    pub async fn wait_readiness(&mut self, http: &reqwest::Client, timeout: Duration, what: &str, holds: impl Fn(u16, &str) -> bool) -> anyhow::Result<Duration> {
+        let started = tokio::time::Instant::now();
         loop {
             if !self.is_running() {
                 bail!("{} exited; see {}", self.service.binary_name(), self.log.display());
             }
-            if let Ok((200, _)) = self.readiness(http).await {
-                return Ok(());
+            if let Ok((status, body)) = self.readiness(http).await
+                && holds(status, &body)
+            {
+                return Ok(started.elapsed());
             }
-            if tokio::time::Instant::now() > deadline {
-                bail!("{} not ready after {timeout:?}; see {}", self.service.binary_name(), self.log.display());
+            if started.elapsed() > timeout {
+                bail!("{} not {what} after {timeout:?}; see {}", self.service.binary_name(), self.log.display());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -378,9 +378,13 @@ async fn orders_flow_after_the_broker_hung_for(pause: Duration, run: &str) {
     broker.pause().expect("pausing the broker");
     let paused = Instant::now();
     eprintln!("broker paused at {:?}", started.elapsed());
-    for service in [&system.oms, &system.inventory] {
-        let seen = wait_until_unready_naming_the_broker(service, &api.http, paused + pause).await;
-        eprintln!("{} said the broker is down {seen:?} into the hang", service.binary_name());
+    for service in [&mut system.oms, &mut system.inventory] {
+        let naming_the_broker = |status: u16, body: &str| status == 503 && body.contains("broker");
+        service
+            .wait_readiness(&api.http, pause.saturating_sub(paused.elapsed()), "unready naming the broker", naming_the_broker)
+            .await
+            .expect("readiness says the broker is down while it hangs");
+        eprintln!("{} said the broker is down {:?} into the hang", service.binary_name(), paused.elapsed());
     }
     tokio::time::sleep_until(paused + pause).await;
     broker.resume().expect("resuming the broker");
@@ -399,20 +403,6 @@ async fn orders_flow_after_the_broker_hung_for(pause: Duration, run: &str) {
     eprintln!("every order resolved and checked {:?} after the broker came back", resumed.elapsed());
     assert!(system.oms.is_running() && system.inventory.is_running(), "both services still run");
     let _ = std::fs::remove_dir_all(&system.log_dir);
-}
-
-/// Readiness answers 503 naming the broker before `until`; how long after the pause.
-async fn wait_until_unready_naming_the_broker(service: &ServiceProcess, http: &reqwest::Client, until: Instant) -> Duration {
-    let paused = Instant::now();
-    loop {
-        if let Ok((503, body)) = service.readiness(http).await
-            && body.contains("broker")
-        {
-            return paused.elapsed();
-        }
-        assert!(Instant::now() < until, "{} still ready while the broker hangs", service.binary_name());
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
