@@ -5,7 +5,9 @@
 //! - [`AggregateStore`]: commands executed one at a time or in batches, each batch
 //!   committed in one transaction together with the read model it keeps
 //!   ([`Projection`]), with bounded retries on optimistic-lock conflicts and an
-//!   in-memory cache of recent aggregates;
+//!   in-memory cache of recent aggregates; optionally per-key state kept beside the
+//!   events instead of in the aggregate ([`KeyedState`]) and snapshots, so that an
+//!   aggregate loads in bounded time and memory whatever its history;
 //! - [`Events`]: set-at-a-time reads and appends of stored events, with upcasters;
 //! - [`EventMetadata`]: what every event records besides its payload (correlation,
 //!   causation, actor, time);
@@ -20,9 +22,11 @@
 mod events;
 mod feed;
 mod history;
+mod keyed;
 mod metadata;
 mod notifier;
 mod projection;
+mod snapshots;
 mod store;
 
 pub use events::{AppendError, Events, EventsError, NewRows};
@@ -31,6 +35,7 @@ pub use notifier::CommitNotifier;
 /// Which lag gauge a feed reader reports on (see [`Feed::reporting_lag_as`]).
 pub use telemetry::FeedReader;
 pub use history::{StoredEvent, load_event, load_events_at, load_history};
+pub use keyed::{Entries, KeyedState};
 pub use metadata::{EventMetadata, MetadataError};
 pub use projection::{Change, Projection, ProjectionFailure};
 pub use store::{AggregateStore, Command, Committed, ExecuteError};

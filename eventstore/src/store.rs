@@ -16,7 +16,9 @@ use sqlx::{PgConnection, PgPool};
 use telemetry::CommandResult;
 
 use crate::events::AppendError;
+use crate::keyed::{KeyedState, States, WorkingSet};
 use crate::projection::Change;
+use crate::snapshots::Snapshots;
 use crate::{CommitNotifier, EventMetadata, Events, EventsError, Projection};
 
 /// Why commands were not committed.
@@ -85,6 +87,13 @@ pub struct Committed<A: Aggregate> {
 /// busy aggregate with a long history costs the same as a new one. The event store
 /// stays the only source of truth: the cache is a prefix of it, brought up to date
 /// before every decision, and a conflict only means the next read finds more events.
+///
+/// Two options bound what an aggregate costs whatever its history:
+/// - [`AggregateStore::with_keyed_state`]: per-key state (a product's orders) lives in
+///   a table written with the events, not in the cached aggregate; a batch reads the
+///   entries of the keys it needs (see [`KeyedState`]);
+/// - [`AggregateStore::with_snapshots`]: an aggregate not in the cache loads from its
+///   latest snapshot and the events after it (see `snapshots`).
 pub struct AggregateStore<A: Aggregate> {
     pool: PgPool,
     events: Events<A>,
@@ -93,6 +102,8 @@ pub struct AggregateStore<A: Aggregate> {
     retry: ExponentialBuilder,
     cache: Mutex<LruCache<String, (A, u64)>>,
     notifier: Option<CommitNotifier>,
+    working_set: Option<Arc<dyn WorkingSet<A>>>,
+    snapshot_every: Option<u64>,
 }
 
 impl<A> AggregateStore<A>
@@ -116,7 +127,17 @@ where
             .with_max_delay(Duration::from_millis(100))
             .with_max_times(Self::MAX_RETRIES)
             .with_jitter();
-        Self { pool, events: Events::default(), projection: None, command_name: |_| "command", retry, cache: Mutex::new(LruCache::new(capacity)), notifier: None }
+        Self {
+            pool,
+            events: Events::default(),
+            projection: None,
+            command_name: |_| "command",
+            retry,
+            cache: Mutex::new(LruCache::new(capacity)),
+            notifier: None,
+            working_set: None,
+            snapshot_every: None,
+        }
     }
 
     /// Rings `notifier` after every commit, so that feed readers (the outbox relay)
@@ -144,45 +165,101 @@ where
         self
     }
 
+    /// Keeps `keyed`'s per-key state out of the aggregates it caches and snapshots: a
+    /// batch reads the entries its commands need, and the commit writes the entries its
+    /// events changed (see [`KeyedState`]). The schema must hold `keyed`'s table.
+    pub fn with_keyed_state<K: KeyedState<A>>(mut self, keyed: K) -> Self
+    where
+        A::Command: Sync,
+    {
+        self.working_set = Some(Arc::new(keyed));
+        self
+    }
+
+    /// Snapshots an aggregate (without its keyed state) whenever a commit brings its
+    /// version to or past a multiple of `every`, in the commit's transaction; an
+    /// aggregate not in the cache then loads from its latest snapshot and the events
+    /// after it. The schema must hold the `aggregate_snapshots` table.
+    pub fn with_snapshots(mut self, every: u64) -> Self {
+        self.snapshot_every = Some(every).filter(|every| *every > 0);
+        self
+    }
+
+    fn snapshots(&self) -> Option<Snapshots> {
+        let without = self.working_set.as_ref().map_or("", |set| set.name());
+        self.snapshot_every.map(|every| Snapshots { every, without })
+    }
+
     /// How this store reads its events (with its upcasters).
     pub fn events(&self) -> &Events<A> {
         &self.events
     }
 
-    /// The aggregate as its events fold now (a default aggregate if it has none).
+    /// The aggregate as its events fold now (a default aggregate if it has none),
+    /// without its keyed state when the store keeps one apart.
     pub async fn load(&self, aggregate_id: &str) -> Result<(A, u64), ExecuteError<A::Error>> {
         let mut connection = self.pool.acquire().await?;
         let mut states = self.load_many(&mut connection, &[aggregate_id]).await?;
         Ok(states.remove(aggregate_id).unwrap_or_default())
     }
 
-    /// The current state of each of `aggregate_ids`: cached state plus newer events, read
-    /// in one query.
-    async fn load_many(&self, connection: &mut PgConnection, aggregate_ids: &[&str]) -> Result<HashMap<String, (A, u64)>, ExecuteError<A::Error>> {
-        let mut states: HashMap<String, (A, u64)> = HashMap::with_capacity(aggregate_ids.len());
-        if let Ok(mut cache) = self.cache.lock() {
-            for id in aggregate_ids {
-                states.insert((*id).to_owned(), cache.get(*id).cloned().unwrap_or_default());
+    /// The current state of each of `aggregate_ids`, without keyed state: cached state
+    /// (else the latest snapshot, one query for all) plus newer events, read in one query.
+    async fn load_many(&self, connection: &mut PgConnection, aggregate_ids: &[&str]) -> Result<States<A>, ExecuteError<A::Error>> {
+        let mut states: States<A> = HashMap::with_capacity(aggregate_ids.len());
+        let mut missed: Vec<&str> = Vec::new();
+        match self.cache.lock() {
+            Ok(mut cache) => {
+                for id in aggregate_ids {
+                    match cache.get(*id) {
+                        Some(cached) => {
+                            states.insert((*id).to_owned(), cached.clone());
+                        }
+                        None => missed.push(*id),
+                    }
+                }
             }
+            Err(_) => missed.extend(aggregate_ids),
+        }
+        if let Some(snapshots) = self.snapshots()
+            && !missed.is_empty()
+        {
+            states.extend(snapshots.read::<A>(connection, &missed).await?);
         }
         let positions: Vec<(&str, u64)> = aggregate_ids.iter().map(|id| (*id, states.get(*id).map_or(0, |(_, v)| *v))).collect();
-        let newer = self.events.read_after(connection, &positions).await?;
-        for (id, events) in newer {
-            let (aggregate, version) = states.entry(id.clone()).or_default();
+        let mut newer = self.events.read_after(connection, &positions).await?;
+        for id in aggregate_ids {
+            let events = newer.remove(*id).unwrap_or_default();
+            if events.is_empty() && !missed.contains(id) {
+                continue;
+            }
+            let (aggregate, version) = states.entry((*id).to_owned()).or_default();
             for envelope in events {
                 *version = envelope.sequence as u64;
                 aggregate.apply(envelope.payload);
             }
-            self.remember(&id, aggregate, *version);
+            // Folding events over an aggregate without its keyed state leaves entries
+            // for the keys they change that do not count what came before: dropped
+            // here, read from the keyed state's table when a decision needs them.
+            if let Some(working_set) = &self.working_set {
+                working_set.forget(aggregate);
+            }
+            self.remember(id, aggregate, *version);
         }
         Ok(states)
     }
 
+    /// Caches `aggregate` at `version`, without its keyed state, unless a newer version
+    /// is cached already.
     fn remember(&self, aggregate_id: &str, aggregate: &A, version: u64) {
         if let Ok(mut cache) = self.cache.lock()
             && cache.peek(aggregate_id).is_none_or(|(_, cached)| *cached < version)
         {
-            cache.put(aggregate_id.to_owned(), (aggregate.clone(), version));
+            let mut kept = aggregate.clone();
+            if let Some(working_set) = &self.working_set {
+                working_set.forget(&mut kept);
+            }
+            cache.put(aggregate_id.to_owned(), (kept, version));
         }
     }
 
@@ -265,6 +342,12 @@ where
             Load::Current => self.load_many(&mut connection, &ids).await?,
             Load::AssumeNew => HashMap::new(),
         };
+        // Read after the events: entries newer than the folded events can only come with
+        // events this attempt has not seen, and its append then conflicts.
+        if let (Load::Current, Some(working_set)) = (load, &self.working_set) {
+            let all: Vec<&Command<A>> = commands.iter().collect();
+            working_set.load(&mut connection, &all, &mut states).await.map_err(ExecuteError::Store)?;
+        }
         let mut changes: Vec<Change<A>> = Vec::new();
         let mut results = Vec::with_capacity(commands.len());
         for command in commands {
@@ -274,6 +357,10 @@ where
                 // A refusing `handle` may have applied events before it refused: start
                 // this aggregate again from what is committed and decided so far.
                 let mut restored_state = self.load_many(&mut connection, &[command.aggregate_id.as_str()]).await?;
+                if let Some(working_set) = &self.working_set {
+                    let its: Vec<&Command<A>> = commands.iter().filter(|c| c.aggregate_id == command.aggregate_id).collect();
+                    working_set.load(&mut connection, &its, &mut restored_state).await.map_err(ExecuteError::Store)?;
+                }
                 let (mut restored, mut restored_version) = restored_state.remove(&command.aggregate_id).unwrap_or_default();
                 for event in changes.iter().filter(|c| c.aggregate_id == command.aggregate_id).flat_map(|c| &c.events) {
                     restored.apply(event.payload.clone());
@@ -304,7 +391,7 @@ where
         if changes.is_empty() {
             return Ok(results);
         }
-        self.commit(&mut connection, &changes).await?;
+        self.commit(&mut connection, &changes, &states).await?;
         for change in &changes {
             if let Some((aggregate, version)) = states.get(&change.aggregate_id) {
                 self.remember(&change.aggregate_id, aggregate, *version);
@@ -313,14 +400,30 @@ where
         Ok(results)
     }
 
-    /// Appends the changes and updates the projection, atomically: in one statement
-    /// when there is no projection, or when the changes only create aggregates and the
-    /// projection can tell their rows up front (placing an order); otherwise in one
-    /// transaction.
-    async fn commit(&self, connection: &mut PgConnection, changes: &[Change<A>]) -> Result<(), ExecuteError<A::Error>> {
+    /// Appends the changes and updates the projection, the keyed state and the
+    /// snapshots due, atomically: in one statement when there is no projection, or when
+    /// the changes only create aggregates and the projection can tell their rows up
+    /// front (placing an order), and neither keyed entries nor snapshots are to be
+    /// written; otherwise in one transaction. `states` holds the aggregates after the
+    /// changes.
+    async fn commit(&self, connection: &mut PgConnection, changes: &[Change<A>], states: &States<A>) -> Result<(), ExecuteError<A::Error>> {
         let events = || changes.iter().flat_map(|c| &c.events);
         let creates_only = changes.iter().all(|c| c.events.first().is_some_and(|e| e.sequence == 1));
+        let working_set = self.working_set.as_ref().filter(|set| set.changes_entries(changes));
+        let snapshots = self.snapshots();
+        let snapshots_due: Vec<(&str, &A, u64)> = match snapshots {
+            None => vec![],
+            Some(snapshots) => changes
+                .iter()
+                .filter(|c| match (c.events.first(), c.events.last()) {
+                    (Some(first), Some(last)) => snapshots.due(first.sequence as u64 - 1, last.sequence as u64),
+                    _ => false,
+                })
+                .filter_map(|c| states.get(&c.aggregate_id).map(|(aggregate, version)| (c.aggregate_id.as_str(), aggregate, *version)))
+                .collect(),
+        };
         let single_statement = match &self.projection {
+            _ if working_set.is_some() || !snapshots_due.is_empty() => None,
             None => Some(None),
             Some(projection) if creates_only => projection.rows_of_new(changes).map_err(ExecuteError::Store)?.map(Some),
             Some(_) => None,
@@ -332,6 +435,18 @@ where
             appended(self.events.append(&mut *transaction, events()).await)?;
             if let Some(projection) = &self.projection {
                 projection.apply(&mut transaction, &self.events, changes).await.map_err(ExecuteError::Store)?;
+            }
+            if let Some(working_set) = working_set {
+                working_set.save(&mut transaction, changes, states).await.map_err(ExecuteError::Store)?;
+            }
+            if let Some(snapshots) = snapshots {
+                for (aggregate_id, aggregate, version) in snapshots_due {
+                    let mut state = aggregate.clone();
+                    if let Some(working_set) = &self.working_set {
+                        working_set.forget(&mut state);
+                    }
+                    snapshots.write(&mut transaction, aggregate_id, &state, version).await?;
+                }
             }
             transaction.commit().await?;
         }

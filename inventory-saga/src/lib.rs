@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`settings`]: flags and environment, read once.
 //! - [`products`]: the application service: one command in, events committed, view out.
+//! - [`reservations`]: what each product holds per order, kept beside its events.
 //! - [`http`]: routes, request shapes, and the one mapping of errors to statuses.
 //! - [`saga`]: the consumer of `oms.order-events` that reserves and releases stock.
 //! - [`publishing`]: the outbox relay's route: outcomes and stock alerts.
@@ -20,6 +21,7 @@ pub mod operations;
 pub mod products;
 pub mod publishing;
 pub mod reannounce;
+pub mod reservations;
 pub mod saga;
 pub mod settings;
 

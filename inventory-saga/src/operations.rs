@@ -39,6 +39,24 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let written = admin::export::export(&connect(&store).await?, since, &mut out).await?;
             eprintln!("exported {written} events");
         }
+        Command::Rebuild { projection, verify, store } if projection == "product_reservations" => {
+            let pool = connect(&store).await?;
+            if verify {
+                let differences = crate::reservations::differences(&pool).await.context("comparing product_reservations with the fold of the events")?;
+                for (stored, folded) in &differences {
+                    writeln!(out, "stored {stored:?}, folded from the events {folded:?}")?;
+                }
+                if differences.is_empty() {
+                    writeln!(out, "product_reservations: equals the fold of the event store")?;
+                } else {
+                    writeln!(out, "product_reservations: {} rows differ", differences.len())?;
+                }
+                out.flush()?;
+                return Ok(if differences.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+            }
+            let rows = crate::reservations::rebuild(&pool).await.context("rebuilding product_reservations")?;
+            writeln!(out, "product_reservations: {rows} rows folded from the event store; product snapshots dropped")?;
+        }
         Command::Rebuild { projection: _, verify, store } => {
             let pool = connect(&store).await?;
             let products = Products::new(pool.clone());

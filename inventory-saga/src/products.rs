@@ -1,15 +1,21 @@
 //! The application service for products: turns one command into committed events and
 //! an up-to-date view, and answers queries from the view.
 
-use domain::ProductId;
+use domain::{OrderId, ProductId};
 use domain::inventory::{Product, ProductCommand, ProductError};
 use eventstore::{AggregateStore, CommitNotifier, Command, Committed, EventMetadata, ExecuteError, StoredEvent};
 use projections::{AsOf, Cursor, Page, ProductView, ProductViews, ProjectionError, Projector};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use crate::reservations::ProductReservations;
+
 /// The view follower's position in the event feed.
 pub const VIEW_FEED: &str = "view-catch-up";
+
+/// A product is snapshotted every this many events: a product not in the store's cache
+/// loads from its snapshot and fewer events than this, whatever its history.
+pub const SNAPSHOT_EVERY: u64 = 500;
 
 /// Why a product operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,18 +51,29 @@ impl From<ProjectionError> for ProductsError {
     }
 }
 
-/// Products: commands through the event store (which keeps the view in the same
-/// transaction), queries from the view.
+/// Products: commands through the event store (which keeps the view, the per-order
+/// rows and the snapshots in the same transaction), queries from the view.
 pub struct Products {
     store: AggregateStore<Product>,
     views: ProductViews,
+    pool: PgPool,
 }
 
 impl Products {
     /// Products stored through `pool` (search path: the inventory schema).
     pub fn new(pool: PgPool) -> Self {
-        let store = AggregateStore::new(pool.clone()).with_projection(Projector::<ProductViews>::live()).with_command_names(ProductCommand::name);
-        Self { store, views: ProductViews::new(pool) }
+        Self { store: Self::store(pool.clone()), views: ProductViews::new(pool.clone()), pool }
+    }
+
+    /// The product store as this service runs it: the view kept in every commit, the
+    /// orders of each product kept apart in `product_reservations`, snapshots every
+    /// [`SNAPSHOT_EVERY`] events.
+    pub fn store(pool: PgPool) -> AggregateStore<Product> {
+        AggregateStore::new(pool)
+            .with_projection(Projector::<ProductViews>::live())
+            .with_command_names(ProductCommand::name)
+            .with_keyed_state(ProductReservations)
+            .with_snapshots(SNAPSHOT_EVERY)
     }
 
     /// Rings `notifier` after every commit, so the outbox relay publishes at once.
@@ -80,9 +97,16 @@ impl Products {
     }
 
     /// The product's aggregate state as its events fold now (cached: reads only newer
-    /// events); a default product when it has none.
+    /// events), without its orders (see [`Products::announcement`]); a default product
+    /// when it has none.
     pub async fn state(&self, product_id: &str) -> Result<Product, ProductsError> {
         Ok(self.store.load(product_id).await?.0)
+    }
+
+    /// The sequence of the product event that announced the outcome of `order_id`'s
+    /// last decided reservation request, if its last decision was one.
+    pub async fn announcement(&self, product_id: &str, order_id: OrderId) -> Result<Option<u64>, ProductsError> {
+        crate::reservations::announcement(&self.pool, product_id, order_id).await.map_err(|e| ProductsError::Storage(Box::new(e)))
     }
 
     /// How this service reads its events (with the upcasters of old event versions).

@@ -4,10 +4,10 @@
 //!
 //! The outcome is the very message the relay published: the product event that
 //! announced the decision (the product remembers its sequence per order, derived
-//! state) is read back from the event store and routed by the relay's route, so its
-//! shape is defined once and the OMS sees the same event id, revision and reason. The
-//! OMS applies an outcome only while it matches the item's pending revision, so
-//! announcing again is idempotent. A failed announcement is logged and left to the
+//! state kept in `product_reservations`) is read back from the event store and routed
+//! by the relay's route, so its shape is defined once and the OMS sees the same event
+//! id, revision and reason. The OMS applies an outcome only while it matches the item's
+//! pending revision, so announcing again is idempotent. A failed announcement is logged and left to the
 //! next re-request (the OMS asks again, with backoff, until the item resolves).
 
 use std::sync::Arc;
@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use domain::OrderId;
-use domain::inventory::Product;
 use messaging::{KafkaSettings, OutgoingMessage, Route};
 use sqlx::PgPool;
 
@@ -86,8 +85,8 @@ impl Reannouncer {
     /// the order, with the trace headers their event kept; none when there is no
     /// outcome to repeat (never decided, or released by a cancellation).
     pub async fn outcome(&self, product_id: &str, order_id: OrderId) -> anyhow::Result<Vec<(OutgoingMessage, Vec<(String, String)>)>> {
-        let product: Product = self.products.state(product_id).await.context("loading the product")?;
-        let Some(sequence) = product.announcement(&order_id) else { return Ok(vec![]) };
+        let announced = self.products.announcement(product_id, order_id).await.context("reading the order's reservation")?;
+        let Some(sequence) = announced else { return Ok(vec![]) };
         let sequence = i64::try_from(sequence).context("sequence out of range")?;
         let events = eventstore::load_events_at(&self.pool, "Product", product_id, &[sequence]).await.context("reading the announcing event")?;
         let mut outcomes = Vec::new();

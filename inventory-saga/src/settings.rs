@@ -48,10 +48,12 @@ pub enum Command {
     },
     /// Rebuild a read model from the event store: the new table is filled beside the
     /// served one and takes over atomically (safe with the services running); an
-    /// interrupted rebuild resumes.
+    /// interrupted rebuild resumes. `--projection product_reservations` rebuilds the
+    /// products' per-order rows (and drops their snapshots) in one transaction that
+    /// holds the saga's commits back meanwhile.
     Rebuild {
-        /// The read model.
-        #[arg(long, default_value = "product_view", value_parser = ["product_view"])]
+        /// The read model, or `product_reservations`.
+        #[arg(long, default_value = "product_view", value_parser = ["product_view", "product_reservations"])]
         projection: String,
         /// Fold the events into a scratch table and list every row that differs from
         /// the served one, changing nothing; exits with status 1 when rows differ.

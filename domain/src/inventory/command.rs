@@ -87,6 +87,14 @@ pub enum ProductCommand {
 }
 
 impl ProductCommand {
+    /// The order whose reservation deciding this command reads, if any.
+    pub fn order_id(&self) -> Option<OrderId> {
+        match self {
+            Self::ReserveStock { order_id, .. } | Self::ReleaseStock { order_id, .. } => Some(*order_id),
+            Self::AddProduct(_) | Self::Restock { .. } => None,
+        }
+    }
+
     /// The command's name, e.g. for metrics.
     pub fn name(&self) -> &'static str {
         match self {

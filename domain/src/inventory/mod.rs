@@ -5,6 +5,16 @@
 //! asked for it. A request whose revision is not newer than the last one decided for
 //! that order is a redelivery and decides nothing: reserving twice is reserving once,
 //! and a late release cannot undo a newer reservation.
+//!
+//! The per-order part of a product (its reservations and announcements, one entry per
+//! order ever served) is a *working set*: folding the whole history gives every entry,
+//! but a store may instead keep the entries beside the events, leave them out of the
+//! product it keeps in memory ([`Product::forget_orders`]) and put back only the
+//! orders a decision reads ([`Product::remember_order`], keys from
+//! [`ProductCommand::order_id`]) before deciding. `decide` reads one order's entry at a
+//! time and `apply` changes only the entry of the event's order, so a product holding
+//! the entries of the orders it is asked about decides and folds exactly as one
+//! holding them all.
 
 mod command;
 mod error;
@@ -29,8 +39,11 @@ pub struct Product {
     version: u64,
     name: Option<ProductName>,
     stock: Stock,
-    /// Every order that asked for this product. Persistent, so the copies taken by the
-    /// aggregate cache and by batch rollbacks cost nothing, however many orders.
+    /// The orders known to this value that asked for this product: all of them when
+    /// folded from the whole history, only the working set when a store keeps them
+    /// apart (see the module). Persistent, so the copies taken by batch rollbacks cost
+    /// nothing.
+    #[serde(default)]
     reservations: imbl::OrdMap<OrderId, Reservation>,
     /// Per order, the sequence of this product's event that announced the outcome of
     /// the order's last decided reservation request (reserved, reduced or rejected);
@@ -87,6 +100,17 @@ pub struct Reservation {
     pub revision: u64,
 }
 
+/// Everything a product holds for one order: what a store keeps apart per
+/// (product, order) when it keeps the working set out of memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderEntry {
+    /// Units held and the revision last decided.
+    pub reservation: Reservation,
+    /// The sequence of the event that announced the last decided request's outcome,
+    /// if any (see [`Product::announcement`]).
+    pub announcement: Option<u64>,
+}
+
 impl Product {
     /// How many events this product has; 0 for one never added.
     pub fn version(&self) -> u64 {
@@ -132,6 +156,39 @@ impl Product {
     /// decided reservation request, if its last decision was one (see the field).
     pub fn announcement(&self, order_id: &OrderId) -> Option<u64> {
         self.announcements.get(order_id).copied()
+    }
+
+    /// What this product holds for one order: its reservation and announcement, as
+    /// [`Product::reservation`] and [`Product::announcement`] give them.
+    pub fn order_entry(&self, order_id: &OrderId) -> OrderEntry {
+        OrderEntry { reservation: self.reservation(order_id), announcement: self.announcement(order_id) }
+    }
+
+    /// Puts back what a store kept apart for one order (see the module), replacing what
+    /// this value holds for it. An entry with no reservation (never asked) is left out,
+    /// as a fold leaves it.
+    pub fn remember_order(&mut self, order_id: OrderId, entry: OrderEntry) {
+        if entry == OrderEntry::default() {
+            self.reservations.remove(&order_id);
+        } else {
+            self.reservations.insert(order_id, entry.reservation);
+        }
+        match entry.announcement {
+            Some(sequence) => self.announcements.insert(order_id, sequence),
+            None => self.announcements.remove(&order_id),
+        };
+    }
+
+    /// Drops every per-order entry, keeping the stock: what a store keeps in memory
+    /// (or in a snapshot) when it keeps the orders apart.
+    pub fn forget_orders(&mut self) {
+        self.reservations = imbl::OrdMap::new();
+        self.announcements = imbl::OrdMap::new();
+    }
+
+    /// How many orders this value holds entries for.
+    pub fn orders_held(&self) -> usize {
+        self.reservations.len().max(self.announcements.len())
     }
 
     /// In stock, low or out, from what is available.

@@ -732,6 +732,55 @@ proptest! {
     }
 }
 
+proptest! {
+    /// What a store that keeps the orders apart does: the product in memory holds no
+    /// order; before each decision the command's order is put back from the entries
+    /// kept apart, and after it the entries of the orders its events changed are kept.
+    #[test]
+    fn a_product_holding_only_the_orders_it_is_asked_about_decides_and_folds_like_the_full_fold(history in a_history()) {
+        let mut full = Product::default();
+        let mut bounded = Product::default();
+        let mut kept_apart: BTreeMap<OrderId, OrderEntry> = BTreeMap::new();
+        let mut revisions = Revisions::default();
+        for step in &history {
+            let command = step.command(&mut revisions);
+            bounded.forget_orders();
+            if let Some(order_id) = command.order_id() {
+                bounded.remember_order(order_id, kept_apart.get(&order_id).copied().unwrap_or_default());
+            }
+            let expected = decide_and_apply(&mut full, command.clone());
+            let decided = decide_and_apply(&mut bounded, command.clone());
+            prop_assert_eq!(&decided, &expected, "{:?}", command);
+            prop_assert!(bounded.orders_held() <= 1, "holds {} orders", bounded.orders_held());
+            for order_id in decided.iter().filter_map(ProductEvent::order_id) {
+                kept_apart.insert(order_id, bounded.order_entry(&order_id));
+            }
+            prop_assert_eq!((bounded.version(), bounded.received(), bounded.reserved()), (full.version(), full.received(), full.reserved()));
+        }
+        for n in 0..ORDERS {
+            prop_assert_eq!(kept_apart.get(&order(n)).copied().unwrap_or_default(), full.order_entry(&order(n)), "order {}", n);
+        }
+        bounded.forget_orders();
+        full.forget_orders();
+        prop_assert_eq!(bounded, full, "the same product once the orders are left out");
+    }
+}
+
+#[test]
+fn forgetting_the_orders_keeps_the_stock_and_remembering_one_puts_back_exactly_its_entry() {
+    let full = fold(vec![ten_mugs(), reserved(order(1), 3, 3, 1), rejected(order(2), 20, 7, 1), released(order(3), 0, 2)]);
+    let mut bounded = full.clone();
+    bounded.forget_orders();
+    assert_eq!((bounded.orders_held(), bounded.version(), bounded.available(), bounded.reserved()), (0, 4, 7, 3));
+    assert_eq!(bounded.order_entry(&order(1)), OrderEntry::default(), "forgotten");
+    for n in 1..=4 {
+        bounded.remember_order(order(n), full.order_entry(&order(n)));
+        assert_eq!(bounded.order_entry(&order(n)), full.order_entry(&order(n)), "order {n}");
+    }
+    assert_eq!(bounded, full);
+    assert_eq!(full.order_entry(&order(3)), OrderEntry { reservation: Reservation { quantity: 0, revision: 2 }, announcement: None });
+}
+
 // ----- announcements (for re-announcing a decided outcome) ----------------------------
 
 #[test]

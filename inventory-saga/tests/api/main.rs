@@ -12,6 +12,8 @@
 //! - `dead_letters`: `dlq` on the inventory schema, and a product event re-driven.
 //! - `documentation`: `/openapi.json` lists the routes; examples and answers fit it.
 //! - `observability`: metrics, readiness, `--help`.
+//! - `reservations`: products with their orders kept apart and snapshots decide as the
+//!   full fold: warm, cold, redelivered, from snapshots, after the upgrade backfill.
 
 mod bad_input;
 mod concurrency;
@@ -23,3 +25,4 @@ mod listing;
 mod observability;
 mod operations;
 mod products;
+mod reservations;

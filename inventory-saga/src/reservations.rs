@@ -1,0 +1,165 @@
+//! What each product holds per order, kept in `product_reservations` beside the product
+//! events rather than in the product loaded in memory, so that a product that served a
+//! million orders loads like a new one (see the `domain::inventory` module and
+//! [`eventstore::KeyedState`]).
+//!
+//! The store writes a row in the transaction that appends the events changing it, from
+//! the product as those events left it; a batch reads the rows of the orders its
+//! commands name. Rows are derived data: `product_reservations_folded()` (migration
+//! 0008) folds them from the events, for the operator's rebuild and verification.
+
+use domain::OrderId;
+use domain::inventory::{OrderEntry, Product, ProductCommand, ProductEvent, Reservation};
+use eventstore::{KeyedState, ProjectionFailure};
+use sqlx::{PgConnection, PgPool};
+
+/// The per-order state of products, in `product_reservations`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProductReservations;
+
+/// One row of `product_reservations`.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ReservationRow {
+    /// The product.
+    pub product_id: String,
+    /// The order.
+    pub order_id: uuid::Uuid,
+    /// Units held.
+    pub quantity: i64,
+    /// Revision last decided.
+    pub revision: i64,
+    /// Sequence of the announcing event, if any.
+    pub announced_sequence: Option<i64>,
+}
+
+impl ReservationRow {
+    fn entry(&self) -> OrderEntry {
+        OrderEntry {
+            reservation: Reservation { quantity: u32::try_from(self.quantity).unwrap_or(u32::MAX), revision: u64::try_from(self.revision).unwrap_or_default() },
+            announcement: self.announced_sequence.and_then(|s| u64::try_from(s).ok()),
+        }
+    }
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl KeyedState<Product> for ProductReservations {
+    type Key = OrderId;
+    type Entry = OrderEntry;
+
+    const NAME: &'static str = "product_reservations";
+
+    fn keys_read(command: &ProductCommand) -> Vec<OrderId> {
+        command.order_id().into_iter().collect()
+    }
+
+    fn keys_changed(event: &ProductEvent) -> Vec<OrderId> {
+        event.order_id().into_iter().collect()
+    }
+
+    fn entry(product: &Product, order_id: &OrderId) -> OrderEntry {
+        product.order_entry(order_id)
+    }
+
+    fn remember(product: &mut Product, order_id: OrderId, entry: OrderEntry) {
+        product.remember_order(order_id, entry);
+    }
+
+    fn forget(product: &mut Product) {
+        product.forget_orders();
+    }
+
+    async fn read(&self, connection: &mut PgConnection, wanted: &[(&str, OrderId)]) -> Result<Vec<(String, OrderId, OrderEntry)>, ProjectionFailure> {
+        let products: Vec<&str> = wanted.iter().map(|(product, _)| *product).collect();
+        let orders: Vec<uuid::Uuid> = wanted.iter().map(|(_, order)| order.as_uuid()).collect();
+        let rows: Vec<ReservationRow> = sqlx::query_as(
+            "SELECT r.product_id, r.order_id, r.quantity, r.revision, r.announced_sequence
+               FROM unnest($1::text[], $2::uuid[]) AS wanted (product_id, order_id)
+               JOIN product_reservations r USING (product_id, order_id)",
+        )
+        .bind(&products)
+        .bind(&orders)
+        .fetch_all(&mut *connection)
+        .await?;
+        Ok(rows.into_iter().map(|row| { let entry = row.entry(); (row.product_id, OrderId::from(row.order_id), entry) }).collect())
+    }
+
+    async fn write(&self, connection: &mut PgConnection, entries: &[(&str, OrderId, OrderEntry)]) -> Result<(), ProjectionFailure> {
+        let (mut products, mut orders, mut quantities, mut revisions, mut announced) = (vec![], vec![], vec![], vec![], vec![]);
+        for (product, order, entry) in entries {
+            products.push(*product);
+            orders.push(order.as_uuid());
+            quantities.push(i64::from(entry.reservation.quantity));
+            revisions.push(to_i64(entry.reservation.revision));
+            announced.push(entry.announcement.map(to_i64));
+        }
+        sqlx::query(
+            "INSERT INTO product_reservations (product_id, order_id, quantity, revision, announced_sequence)
+             SELECT * FROM unnest($1::text[], $2::uuid[], $3::bigint[], $4::bigint[], $5::bigint[])
+             ON CONFLICT (product_id, order_id) DO UPDATE
+                SET quantity = EXCLUDED.quantity, revision = EXCLUDED.revision, announced_sequence = EXCLUDED.announced_sequence",
+        )
+        .bind(&products)
+        .bind(&orders)
+        .bind(&quantities)
+        .bind(&revisions)
+        .bind(&announced)
+        .execute(&mut *connection)
+        .await?;
+        Ok(())
+    }
+}
+
+/// The sequence of the event that announced the outcome of the order's last decided
+/// reservation request on the product, if its last decision was one (see
+/// [`Product::announcement`]): read from the row, which is committed with the events.
+pub async fn announcement(pool: &PgPool, product_id: &str, order_id: OrderId) -> sqlx::Result<Option<u64>> {
+    let announced: Option<Option<i64>> = sqlx::query_scalar("SELECT announced_sequence FROM product_reservations WHERE product_id = $1 AND order_id = $2")
+        .bind(product_id)
+        .bind(order_id.as_uuid())
+        .fetch_optional(pool)
+        .await?;
+    Ok(announced.flatten().and_then(|s| u64::try_from(s).ok()))
+}
+
+/// The rows that differ between `product_reservations` and the fold of the product
+/// events: (as stored, as folded), either `None` when the row is missing there.
+pub async fn differences(pool: &PgPool) -> sqlx::Result<Vec<(Option<ReservationRow>, Option<ReservationRow>)>> {
+    let stored: Vec<ReservationRow> = sqlx::query_as(
+        "SELECT * FROM product_reservations EXCEPT SELECT * FROM product_reservations_folded() ORDER BY product_id, order_id",
+    )
+    .fetch_all(pool)
+    .await?;
+    let folded: Vec<ReservationRow> = sqlx::query_as(
+        "SELECT * FROM product_reservations_folded() EXCEPT SELECT * FROM product_reservations ORDER BY product_id, order_id",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut differences: Vec<(Option<ReservationRow>, Option<ReservationRow>)> = Vec::new();
+    for row in stored {
+        let fold = folded.iter().find(|f| (&f.product_id, f.order_id) == (&row.product_id, row.order_id)).cloned();
+        differences.push((Some(row), fold));
+    }
+    for row in folded {
+        if !differences.iter().any(|(_, f)| f.as_ref() == Some(&row)) {
+            differences.push((None, Some(row)));
+        }
+    }
+    Ok(differences)
+}
+
+/// Replaces every row of `product_reservations` by the fold of the product events, in
+/// one transaction that holds writers of the table back meanwhile (their commits wait,
+/// then write over rows they read before), and drops the product snapshots (a cache,
+/// folded by the code that wrote them). Returns the rows written.
+pub async fn rebuild(pool: &PgPool) -> sqlx::Result<u64> {
+    let mut transaction = pool.begin().await?;
+    sqlx::query("LOCK TABLE product_reservations IN EXCLUSIVE MODE").execute(&mut *transaction).await?;
+    sqlx::query("DELETE FROM product_reservations").execute(&mut *transaction).await?;
+    let written = sqlx::query("INSERT INTO product_reservations SELECT * FROM product_reservations_folded()").execute(&mut *transaction).await?.rows_affected();
+    sqlx::query("DELETE FROM aggregate_snapshots WHERE aggregate_type = 'Product'").execute(&mut *transaction).await?;
+    transaction.commit().await?;
+    Ok(written)
+}
