@@ -126,8 +126,12 @@ async fn stored_entry(pool: &PgPool, product: &str, order_id: OrderId) -> OrderE
 /// Every row is what the full fold holds for its (product, order), and the SQL fold
 /// of the events (rebuild, backfill) gives the same rows.
 async fn assert_rows_are_the_fold(pool: &PgPool, orders: u64, label: &str) {
+    assert_rows_of_are_the_fold(pool, &PRODUCTS, orders, label).await;
+}
+
+async fn assert_rows_of_are_the_fold(pool: &PgPool, products: &[&str], orders: u64, label: &str) {
     let full = full_fold(pool);
-    for product in PRODUCTS {
+    for &product in products {
         let (folded, _) = full.load(product).await.expect("full fold");
         for n in 0..orders {
             assert_eq!(stored_entry(pool, product, order(n)).await, folded.order_entry(&order(n)), "{label}: {product}, order {n}");
@@ -353,4 +357,48 @@ async fn the_operator_rebuild_restores_the_rows_from_the_events() {
     assert_rows_are_the_fold(&pool, 20, "rebuilt").await;
     let snapshots: i64 = sqlx::query_scalar("SELECT count(*) FROM aggregate_snapshots").fetch_one(&pool).await.expect("count");
     assert_eq!(snapshots, 0, "the rebuild drops the product snapshots");
+}
+
+#[tokio::test]
+async fn concurrent_instances_deciding_for_the_same_orders_keep_the_rows_and_the_stock_exact() {
+    let pool = pool().await;
+    Products::store(pool.clone()).execute_all(&[added("mug", 200)]).await.expect("added");
+    let revisions = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(1));
+    let mut writers = tokio::task::JoinSet::new();
+    for writer in 0..4u64 {
+        let (pool, revisions) = (pool.clone(), revisions.clone());
+        writers.spawn(async move {
+            // Each instance has its own store and cache; all ask about the same orders.
+            let store = Products::store(pool);
+            let mut dice = Dice(100 + writer);
+            for _ in 0..25 {
+                let batch: Vec<Command<Product>> = (0..4)
+                    .map(|_| {
+                        let (n, revision) = (dice.roll(12), revisions.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+                        let asked = if dice.roll(4) == 0 {
+                            ProductCommand::ReleaseStock { order_id: order(n), revision }
+                        } else {
+                            ProductCommand::ReserveStock { order_id: order(n), quantity: units(1 + dice.roll(30)), revision }
+                        };
+                        command("mug", asked)
+                    })
+                    .collect();
+                loop {
+                    match store.execute_all(&batch).await {
+                        Ok(_) => break,
+                        Err(eventstore::ExecuteError::Conflict) => continue,
+                        Err(other) => panic!("writer {writer}: {other}"),
+                    }
+                }
+            }
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.expect("writer");
+    }
+    assert_rows_of_are_the_fold(&pool, &["mug"], 12, "after concurrent writers").await;
+    let held: i64 = sqlx::query_scalar("SELECT coalesce(sum(quantity), 0)::bigint FROM product_reservations WHERE product_id = 'mug'").fetch_one(&pool).await.expect("sum");
+    let (product, _) = Products::store(pool.clone()).load("mug").await.expect("loaded");
+    assert_eq!(product.reserved(), held as u64, "reserved is the sum of what the orders hold");
+    assert!(product.reserved() <= product.received(), "no oversell");
 }
