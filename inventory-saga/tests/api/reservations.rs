@@ -12,6 +12,7 @@ use eventstore::{Aggregate, AggregateStore, Command, EventMetadata};
 use inventory_saga::products::{Products, SNAPSHOT_EVERY};
 use inventory_saga::reservations;
 use sqlx::PgPool;
+use clap::Parser;
 use sqlx::migrate::Migrator;
 
 async fn pool() -> PgPool {
@@ -401,4 +402,28 @@ async fn concurrent_instances_deciding_for_the_same_orders_keep_the_rows_and_the
     let (product, _) = Products::store(pool.clone()).load("mug").await.expect("loaded");
     assert_eq!(product.reserved(), held as u64, "reserved is the sum of what the orders hold");
     assert!(product.reserved() <= product.received(), "no oversell");
+}
+
+#[tokio::test]
+async fn a_re_request_finds_the_event_that_announced_the_decision_in_the_orders_row() {
+    let pool = pool().await;
+    let products = std::sync::Arc::new(Products::new(pool.clone()));
+    let store = Products::store(pool.clone());
+    let reserve = |n: u64, quantity: u64, revision: u64| command("mug", ProductCommand::ReserveStock { order_id: order(n), quantity: units(quantity), revision });
+    // Sequences: 1 added, 2 reserved for order 1, 3 rejected for order 2, 4 reserved for
+    // order 3, 5 low stock, 6-7 rejected and released for order 3 (a bigger request), 8
+    // reserved for order 4, 9 released for order 4 (canceled).
+    store.execute_all(&[added("mug", 10), reserve(1, 3, 1), reserve(2, 20, 1), reserve(3, 2, 1), reserve(3, 12, 2), reserve(4, 1, 1)]).await.expect("committed");
+    store.execute_all(&[command("mug", ProductCommand::ReleaseStock { order_id: order(4), revision: 2 })]).await.expect("committed");
+    let mut kafka = inventory_saga::Cli::try_parse_from(["inventory"]).expect("the default settings").serve.kafka;
+    kafka.brokers = "127.0.0.1:1".to_owned();
+    let reannouncer = inventory_saga::reannounce::Reannouncer::new(pool.clone(), products, &kafka).expect("a re-announcer");
+    let (executed, canceled) = (inventory_saga::publishing::ITEM_EXECUTED, inventory_saga::publishing::ITEM_CANCELED);
+    let cases = [(1, Some((executed, 2, 1))), (2, Some((canceled, 3, 1))), (3, Some((canceled, 6, 2))), (4, None), (5, None)];
+    for (n, expected) in cases {
+        let outcome = reannouncer.outcome("mug", order(n)).await.expect("read");
+        let found = outcome.first().map(|(message, _)| (message.envelope.event_type.as_str(), message.envelope.sequence, message.envelope.payload["revision"].as_u64().unwrap_or_default()));
+        assert_eq!(found, expected, "order {n}");
+        assert!(outcome.len() <= 1, "order {n}: one outcome at most");
+    }
 }
