@@ -221,16 +221,20 @@ where
             }
             Err(_) => missed.extend(aggregate_ids),
         }
+        let mut from_snapshots: Vec<String> = Vec::new();
         if let Some(snapshots) = self.snapshots()
             && !missed.is_empty()
         {
-            states.extend(snapshots.read::<A>(connection, &missed).await?);
+            let snapshotted = snapshots.read::<A>(connection, &missed).await?;
+            from_snapshots.extend(snapshotted.keys().cloned());
+            states.extend(snapshotted);
         }
         let positions: Vec<(&str, u64)> = aggregate_ids.iter().map(|id| (*id, states.get(*id).map_or(0, |(_, v)| *v))).collect();
         let mut newer = self.events.read_after(connection, &positions).await?;
         for id in aggregate_ids {
             let events = newer.remove(*id).unwrap_or_default();
-            if events.is_empty() && !missed.contains(id) {
+            // Cached: what a load found (events, or a snapshot that is not cached yet).
+            if events.is_empty() && !from_snapshots.iter().any(|s| s == id) {
                 continue;
             }
             let (aggregate, version) = states.entry((*id).to_owned()).or_default();
