@@ -42,3 +42,34 @@ async fn history_export_rebuild_and_verify_work_on_the_products_of_a_running_ser
     assert_eq!(app.get_product("cup").await.data(StatusCode::OK)["available"], 2, "writes reach the new generation");
     assert!(inventory(&app, &["rebuild", "--verify"]).await.status.success());
 }
+
+#[tokio::test]
+async fn rebuild_and_verify_of_product_reservations_find_and_repair_a_spoiled_row() {
+    use domain::inventory::ProductCommand;
+    use eventstore::{Command, EventMetadata};
+
+    let app = spawn_app().await;
+    app.add_product(&json!({"productId": "mug", "name": "Mug", "quantity": 10})).await.data(StatusCode::CREATED);
+    let store = inventory_saga::products::Products::store(app.pool.clone());
+    let orders: Vec<domain::OrderId> = (0..3).map(|_| domain::OrderId::generate()).collect();
+    let commands: Vec<Command<domain::inventory::Product>> = orders
+        .iter()
+        .map(|order_id| Command {
+            aggregate_id: "mug".to_owned(),
+            command: ProductCommand::ReserveStock { order_id: *order_id, quantity: domain::Quantity::new(2).expect("units"), revision: 1 },
+            metadata: EventMetadata::new("ops-test", "ops-test", "test"),
+        })
+        .collect();
+    store.execute_all(&commands).await.expect("reserved");
+
+    let verify = ["rebuild", "--projection", "product_reservations", "--verify"];
+    let clean = inventory(&app, &verify).await;
+    assert!(clean.status.success() && String::from_utf8_lossy(&clean.stdout).contains("equals the fold"), "{clean:?}");
+    sqlx::query("UPDATE product_reservations SET quantity = 7 WHERE order_id = $1").bind(orders[1].as_uuid()).execute(&app.pool).await.expect("spoiled");
+    let spoiled = inventory(&app, &verify).await;
+    assert!(!spoiled.status.success() && String::from_utf8_lossy(&spoiled.stdout).contains("1 rows differ"), "{spoiled:?}");
+
+    let rebuilt = inventory(&app, &["rebuild", "--projection", "product_reservations"]).await;
+    assert!(rebuilt.status.success() && String::from_utf8_lossy(&rebuilt.stdout).contains("3 rows folded"), "{rebuilt:?}");
+    assert!(inventory(&app, &verify).await.status.success(), "clean again");
+}
