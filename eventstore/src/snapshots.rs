@@ -16,6 +16,14 @@ use serde_json::value::RawValue;
 use sqlx::PgConnection;
 use sqlx::types::Json;
 
+/// One stored snapshot, its state still JSON text.
+#[derive(sqlx::FromRow)]
+struct SnapshotRow {
+    aggregate_id: String,
+    version: i64,
+    state: Json<Box<RawValue>>,
+}
+
 /// When and how the store snapshots aggregates of type `A`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Snapshots {
@@ -37,7 +45,7 @@ impl Snapshots {
     /// version. One that does not decode is left out (logged): the aggregate is then
     /// folded from its first event.
     pub async fn read<A: Aggregate>(&self, connection: &mut PgConnection, aggregate_ids: &[&str]) -> Result<HashMap<String, (A, u64)>, sqlx::Error> {
-        let rows: Vec<(String, i64, Json<Box<RawValue>>)> = sqlx::query_as(
+        let rows: Vec<SnapshotRow> = sqlx::query_as(
             "SELECT aggregate_id, version, state FROM aggregate_snapshots WHERE aggregate_type = $1 AND aggregate_id = ANY($2) AND without_state = $3",
         )
         .bind(A::TYPE)
@@ -46,7 +54,7 @@ impl Snapshots {
         .fetch_all(&mut *connection)
         .await?;
         let mut snapshots = HashMap::with_capacity(rows.len());
-        for (aggregate_id, version, state) in rows {
+        for SnapshotRow { aggregate_id, version, state } in rows {
             match (serde_json::from_str::<A>(state.0.get()), u64::try_from(version)) {
                 (Ok(aggregate), Ok(version)) => {
                     snapshots.insert(aggregate_id, (aggregate, version));
