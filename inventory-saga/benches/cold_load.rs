@@ -21,7 +21,8 @@ use anyhow::Context;
 use clap::Parser;
 use domain::inventory::{AddProduct, Product, ProductCommand, ProductEvent, ProductName};
 use domain::{OrderId, Quantity};
-use eventstore::{Aggregate, AggregateStore, EventMetadata};
+use eventstore::{Aggregate, AggregateStore, Command, EventMetadata};
+use projections::{ProductViews, Projector};
 use inventory_saga::products::{Products, SNAPSHOT_EVERY};
 use sqlx::PgPool;
 
@@ -40,6 +41,12 @@ struct Args {
     /// Skip loading the product as the service did before (every event folded).
     #[arg(long)]
     skip_full_fold: bool,
+    /// Warm batches timed per store in the comparison after the full fold (0: none).
+    #[arg(long, default_value_t = 100)]
+    warm_batches: usize,
+    /// Reservations per warm batch (the saga commits one batch per consumed poll).
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
     /// Keep the database at the end.
     #[arg(long)]
     keep_database: bool,
@@ -193,7 +200,7 @@ async fn measure(pool: &PgPool, args: &Args) -> anyhow::Result<()> {
 
     if !args.skip_full_fold {
         let before = resident_bytes();
-        let store = AggregateStore::<Product>::new(pool.clone());
+        let store = AggregateStore::<Product>::new(pool.clone()).with_projection(Projector::<ProductViews>::live());
         let started = Instant::now();
         let (full, version) = store.load(PRODUCT).await?;
         let elapsed = started.elapsed();
@@ -205,7 +212,41 @@ async fn measure(pool: &PgPool, args: &Args) -> anyhow::Result<()> {
             full.orders_held(),
             grown / 1_000_000
         );
+        warm_batches(pool, &store, args).await?;
     }
+    Ok(())
+}
+
+/// Warm stores, turn about: batches of `--batch` new orders' reservations through the
+/// service's store (rows read and written, snapshots) and through `previous` (every
+/// order in memory, as before), both keeping the view, on the same product.
+async fn warm_batches(pool: &PgPool, previous: &AggregateStore<Product>, args: &Args) -> anyhow::Result<()> {
+    if args.warm_batches == 0 {
+        return Ok(());
+    }
+    let metadata = EventMetadata::new("cold-load-bench", "cold-load-bench", "inventory-saga");
+    let batch = || -> anyhow::Result<Vec<Command<Product>>> {
+        (0..args.batch)
+            .map(|_| {
+                let command = ProductCommand::ReserveStock { order_id: OrderId::generate(), quantity: Quantity::new(1)?, revision: 1 };
+                Ok(Command { aggregate_id: PRODUCT.to_owned(), command, metadata: metadata.clone() })
+            })
+            .collect()
+    };
+    let current = Products::store(pool.clone());
+    current.load(PRODUCT).await?;
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..args.warm_batches {
+        for (store, times) in [(&current, &mut ours), (previous, &mut theirs)] {
+            let commands = batch()?;
+            let started = Instant::now();
+            let results = store.execute_all(&commands).await?;
+            times.push(started.elapsed());
+            anyhow::ensure!(results.iter().all(|r| r.as_ref().is_ok_and(|c| !c.events.is_empty())), "every reservation commits");
+        }
+    }
+    println!("warm batch of {} new orders' reservations, this design: {}", args.batch, summary(ours));
+    println!("warm batch of {} new orders' reservations, every order in memory (before): {}", args.batch, summary(theirs));
     Ok(())
 }
 
