@@ -3,8 +3,9 @@
 //!
 //! Our own table (`aggregate_snapshots`, one row per aggregate), not postgres-es's
 //! snapshot path: a snapshot is written by the store in the transaction that appends
-//! the events it folds, so it can never run ahead of the stream, and only over an older
-//! one (a writer that lost a race cannot put an older state back). It is a cache: a
+//! the events it folds (or after a load that folded many events, from committed events
+//! only), so it can never run ahead of the stream, and never over a newer one (a
+//! writer that lost a race cannot put an older state back). It is a cache: a
 //! snapshot that no longer decodes into the aggregate (its shape changed) is ignored
 //! and the aggregate is folded from its events; dropping every snapshot changes nothing
 //! but the time of the next loads.
@@ -67,14 +68,15 @@ impl Snapshots {
     }
 
     /// Stores `aggregate` at `version` as the snapshot of `aggregate_id`, unless a newer
-    /// one is stored already.
+    /// one is stored already. One of the same version is replaced: both fold the same
+    /// committed events, and the stored one may be one that no longer decodes.
     pub async fn write<A: Aggregate>(&self, connection: &mut PgConnection, aggregate_id: &str, aggregate: &A, version: u64) -> Result<(), crate::EventsError> {
         let state = serde_json::to_value(aggregate)?;
         sqlx::query(
             "INSERT INTO aggregate_snapshots (aggregate_type, aggregate_id, version, without_state, state) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
                 SET version = EXCLUDED.version, without_state = EXCLUDED.without_state, state = EXCLUDED.state, taken_at = now()
-              WHERE aggregate_snapshots.version < EXCLUDED.version",
+              WHERE aggregate_snapshots.version <= EXCLUDED.version",
         )
         .bind(A::TYPE)
         .bind(aggregate_id)

@@ -117,6 +117,10 @@ where
     /// Aggregates whose state is kept in memory.
     pub const CACHED_AGGREGATES: usize = 10_000;
 
+    /// A fold over an aggregate whose keyed state is kept apart drops the entries it
+    /// gathers every this many events.
+    const FORGET_EVERY: usize = 10_000;
+
     /// A store of `A` in `pool`'s schema, without a read model.
     pub fn new(pool: PgPool) -> Self {
         let capacity = NonZeroUsize::new(Self::CACHED_AGGREGATES).unwrap_or(NonZeroUsize::MIN);
@@ -238,15 +242,33 @@ where
                 continue;
             }
             let (aggregate, version) = states.entry((*id).to_owned()).or_default();
-            for envelope in events {
+            let folded = events.len() as u64;
+            for (n, envelope) in events.into_iter().enumerate() {
                 *version = envelope.sequence as u64;
                 aggregate.apply(envelope.payload);
+                // A long fold over an aggregate without its keyed state would otherwise
+                // gather an entry per key of its history before dropping them below.
+                if let Some(working_set) = &self.working_set
+                    && (n + 1) % Self::FORGET_EVERY == 0
+                {
+                    working_set.forget(aggregate);
+                }
             }
             // Folding events over an aggregate without its keyed state leaves entries
             // for the keys they change that do not count what came before: dropped
             // here, read from the keyed state's table when a decision needs them.
             if let Some(working_set) = &self.working_set {
                 working_set.forget(aggregate);
+            }
+            // A long fold (a history older than snapshots, or a snapshot that no longer
+            // decodes) leaves a snapshot, so that the next cold load does not repeat it.
+            // Safe outside a commit: it holds committed events only, and replaces only
+            // an older snapshot. A cache: failing to write it is no failure of the load.
+            if let Some(snapshots) = self.snapshots()
+                && folded >= snapshots.every
+                && let Err(error) = snapshots.write(connection, id, aggregate, *version).await
+            {
+                tracing::warn!(aggregate.id = %id, %error, "snapshot after a long fold not written");
             }
             self.remember(id, aggregate, *version);
         }

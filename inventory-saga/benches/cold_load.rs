@@ -11,7 +11,9 @@
 //! new order's reservation (commits), and the loaded state's size. For comparison it
 //! also loads the product as the service did before (folding every event, every order
 //! in memory), unless `--skip-full-fold`; and it times a one-row primary-key select on
-//! the same server as a reference for the machine's speed.
+//! the same server as a reference for the machine's speed. `--without-snapshot` writes
+//! no snapshot, as for a history older than snapshots, and times the first cold load
+//! (which folds every event and leaves one) on its own.
 //!
 //!   cargo bench -p inventory-saga --bench cold_load -- --orders 1000000
 
@@ -35,6 +37,10 @@ struct Args {
     /// Events after the snapshot (the store snapshots every 500, so at most 499).
     #[arg(long, default_value_t = SNAPSHOT_EVERY - 1)]
     after_snapshot: u64,
+    /// Write no snapshot, as for a history written before snapshots: the first cold load
+    /// folds every event (and leaves a snapshot), timed on its own.
+    #[arg(long)]
+    without_snapshot: bool,
     /// Cold loads timed (each on a store just started).
     #[arg(long, default_value_t = 15)]
     rounds: usize,
@@ -119,6 +125,11 @@ async fn fill(pool: &PgPool, args: &Args) -> anyhow::Result<()> {
         .execute(pool)
         .await
         .context("bringing the view up to date")?;
+    if args.without_snapshot {
+        sqlx::query("VACUUM ANALYZE events").execute(pool).await?;
+        println!("filled: {} orders, {} events, no snapshot, in {:.1} s", args.orders, version, started.elapsed().as_secs_f64());
+        return Ok(());
+    }
     // The snapshot the store would hold: the product folded up to its version, without
     // its orders (folded here event by event, the orders dropped as they come).
     let snapshot_version = (args.orders + 1).saturating_sub(args.after_snapshot).max(1);
@@ -157,6 +168,19 @@ async fn measure(pool: &PgPool, args: &Args) -> anyhow::Result<()> {
     drop(connection);
     println!("reference, primary-key select of one row: {}", summary(reference));
 
+    if args.without_snapshot {
+        let before = resident_bytes();
+        let started = Instant::now();
+        let (product, version) = Products::store(pool.clone()).load(PRODUCT).await?;
+        let elapsed = started.elapsed();
+        let snapshot: Option<i64> = sqlx::query_scalar("SELECT version FROM aggregate_snapshots WHERE aggregate_id = $1").bind(PRODUCT).fetch_optional(pool).await?;
+        println!(
+            "first cold load without a snapshot (every event folded): {} for version {version}, orders held {}, resident memory grew {} MB, snapshot left at version {snapshot:?}",
+            millis(elapsed),
+            product.orders_held(),
+            resident_bytes().saturating_sub(before) / 1_000_000
+        );
+    }
     let mut loads = Vec::new();
     let mut loaded = None;
     let resident_before = resident_bytes();

@@ -239,6 +239,8 @@ async fn a_product_loads_from_its_snapshot_and_the_events_after_it_to_the_state_
         sqlx::query("UPDATE aggregate_snapshots SET state = $1::jsonb WHERE aggregate_id = 'mug'").bind(state).execute(&pool).await.expect("spoiled");
         let (loaded, loaded_version) = Products::store(pool.clone()).load("mug").await.unwrap_or_else(|e| panic!("{label}: {e}"));
         assert_eq!((loaded, loaded_version), (folded.clone(), full_version), "{label}: folded from the first event");
+        let replaced: Option<i64> = sqlx::query_scalar("SELECT (state ->> 'version')::bigint FROM aggregate_snapshots WHERE aggregate_id = 'mug'").fetch_one(&pool).await.expect("read");
+        assert_eq!(replaced, Some(full_version as i64), "{label}: the long fold replaced it");
         // And a cold store decides with it as the full fold does.
         let more: Vec<Command<Product>> = requests(&mut dice, 6, 50).into_iter().map(|c| command("mug", c.command)).collect();
         run_and_compare(&full_fold(&pool), &Products::store(pool.clone()), &more, label).await;
@@ -312,7 +314,7 @@ async fn a_history_written_before_the_per_order_rows_existed_is_backfilled_and_d
     let old = full_fold(&old_pool);
     let mut dice = Dice(5);
     old.execute_all(&[added("mug", 50), added("tea", 9)]).await.expect("added");
-    let history = requests(&mut dice, 1_000, 40);
+    let history = requests(&mut dice, 2_000, 40);
     for batch in history.chunks(5) {
         old.execute_all(batch).await.expect("committed");
     }
@@ -333,6 +335,16 @@ async fn a_history_written_before_the_per_order_rows_existed_is_backfilled_and_d
     // The new release starts: migration 0008 fills the rows from the stored events.
     let pool = migrations::connect_and_migrate(&url, "inventory", 8, &migrations::INVENTORY).await.expect("migrated by the new release");
     assert_rows_are_the_fold(&pool, 40, "backfilled").await;
+
+    // No snapshot yet: the first cold load folds the whole history, then leaves one.
+    let snapshots = || sqlx::query_scalar::<_, i64>("SELECT version FROM aggregate_snapshots WHERE aggregate_id = 'mug'").fetch_optional(&pool);
+    assert_eq!(snapshots().await.expect("read"), None);
+    let (mut folded, full_version) = full_fold(&pool).load("mug").await.expect("full fold");
+    folded.forget_orders();
+    let (cold, cold_version) = Products::store(pool.clone()).load("mug").await.expect("cold load");
+    assert!(full_version >= SNAPSHOT_EVERY, "a history longer than the snapshot interval ({full_version} events)");
+    assert_eq!((cold, cold_version), (folded, full_version));
+    assert_eq!(snapshots().await.expect("read"), Some(full_version as i64), "the long fold left a snapshot");
 
     // And it decides as the older release would have, warm and cold, replays included.
     let warm = Products::store(pool.clone());
