@@ -102,6 +102,17 @@ impl<A: Aggregate> Events<A> {
     /// The events of each `(aggregate id, after)` pair with a sequence above `after`,
     /// grouped by aggregate, oldest first.
     pub async fn read_after(&self, connection: &mut PgConnection, positions: &[(&str, u64)]) -> Result<HashMap<String, Vec<EventEnvelope<A>>>, EventsError> {
+        self.read_page_after(connection, positions, None).await
+    }
+
+    /// Like [`Events::read_after`], at most `limit` events per aggregate (all when `None`):
+    /// the next page starts after the last one read.
+    pub async fn read_page_after(
+        &self,
+        connection: &mut PgConnection,
+        positions: &[(&str, u64)],
+        limit: Option<i64>,
+    ) -> Result<HashMap<String, Vec<EventEnvelope<A>>>, EventsError> {
         let ids: Vec<&str> = positions.iter().map(|(id, _)| *id).collect();
         let after: Vec<i64> = positions.iter().map(|(_, after)| i64::try_from(*after).unwrap_or(i64::MAX)).collect();
         let rows: Vec<EventRow> = sqlx::query_as(
@@ -113,11 +124,13 @@ impl<A: Aggregate> Events<A> {
                     SELECT aggregate_id, sequence, event_type, event_version, payload, metadata
                       FROM events
                      WHERE aggregate_type = $1 AND aggregate_id = wanted.aggregate_id AND sequence > wanted.after
-                     ORDER BY sequence) e",
+                     ORDER BY sequence
+                     LIMIT $4) e",
         )
         .bind(A::TYPE)
         .bind(&ids)
         .bind(&after)
+        .bind(limit)
         .fetch_all(&mut *connection)
         .await?;
         let mut grouped: HashMap<String, Vec<EventEnvelope<A>>> = HashMap::new();

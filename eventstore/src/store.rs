@@ -117,9 +117,9 @@ where
     /// Aggregates whose state is kept in memory.
     pub const CACHED_AGGREGATES: usize = 10_000;
 
-    /// A fold over an aggregate whose keyed state is kept apart drops the entries it
-    /// gathers every this many events.
-    const FORGET_EVERY: usize = 10_000;
+    /// Events read per aggregate and query when loading: a fold of a long history
+    /// (no snapshot yet) holds this many decoded events at a time.
+    const PAGE: i64 = 10_000;
 
     /// A store of `A` in `pool`'s schema, without a read model.
     pub fn new(pool: PgPool) -> Self {
@@ -233,27 +233,43 @@ where
             from_snapshots.extend(snapshotted.keys().cloned());
             states.extend(snapshotted);
         }
-        let positions: Vec<(&str, u64)> = aggregate_ids.iter().map(|id| (*id, states.get(*id).map_or(0, |(_, v)| *v))).collect();
-        let mut newer = self.events.read_after(connection, &positions).await?;
+        // Newer events a page at a time (usually one page, of the few events after the
+        // cache or the snapshot): a long fold holds one page in memory, not the history.
+        let mut folded: HashMap<&str, u64> = HashMap::new();
+        let mut positions: Vec<(&str, u64)> = aggregate_ids.iter().map(|id| (*id, states.get(*id).map_or(0, |(_, v)| *v))).collect();
+        while !positions.is_empty() {
+            let mut page = self.events.read_page_after(connection, &positions, Some(Self::PAGE)).await?;
+            let mut unfinished = Vec::new();
+            for (id, _) in positions {
+                let events = page.remove(id).unwrap_or_default();
+                if events.is_empty() {
+                    continue;
+                }
+                let full_page = events.len() as i64 >= Self::PAGE;
+                *folded.entry(id).or_default() += events.len() as u64;
+                let (aggregate, version) = states.entry(id.to_owned()).or_default();
+                for envelope in events {
+                    *version = envelope.sequence as u64;
+                    aggregate.apply(envelope.payload);
+                }
+                // A long fold over an aggregate without its keyed state would otherwise
+                // gather an entry per key of its history before dropping them below.
+                if let Some(working_set) = &self.working_set {
+                    working_set.forget(aggregate);
+                }
+                if full_page {
+                    unfinished.push((id, *version));
+                }
+            }
+            positions = unfinished;
+        }
         for id in aggregate_ids {
-            let events = newer.remove(*id).unwrap_or_default();
+            let folded = folded.get(id).copied().unwrap_or_default();
             // Cached: what a load found (events, or a snapshot that is not cached yet).
-            if events.is_empty() && !from_snapshots.iter().any(|s| s == id) {
+            if folded == 0 && !from_snapshots.iter().any(|s| s == id) {
                 continue;
             }
             let (aggregate, version) = states.entry((*id).to_owned()).or_default();
-            let folded = events.len() as u64;
-            for (n, envelope) in events.into_iter().enumerate() {
-                *version = envelope.sequence as u64;
-                aggregate.apply(envelope.payload);
-                // A long fold over an aggregate without its keyed state would otherwise
-                // gather an entry per key of its history before dropping them below.
-                if let Some(working_set) = &self.working_set
-                    && (n + 1) % Self::FORGET_EVERY == 0
-                {
-                    working_set.forget(aggregate);
-                }
-            }
             // Folding events over an aggregate without its keyed state leaves entries
             // for the keys they change that do not count what came before: dropped
             // here, read from the keyed state's table when a decision needs them.

@@ -171,3 +171,15 @@ async fn what_we_append_postgres_es_reads_back_unchanged() {
     assert_eq!((product.available(), product.reservation(&order_id).quantity), (3, 2));
     assert!(matches!(store.load_events("p").await.expect("events")[1].payload, ProductEvent::StockReserved { quantity: 2, .. }));
 }
+
+#[tokio::test]
+async fn an_aggregate_whose_history_spans_several_pages_loads_whole() {
+    let pool = pool().await;
+    let store = AggregateStore::<Product>::new(pool.clone());
+    store.execute("long", add(1), &metadata()).await.expect("added");
+    let restocks: Vec<Command<Product>> = (0..25_000).map(|_| command("long", restock(1))).collect();
+    store.execute_all(&restocks).await.expect("restocked");
+    // A store just started reads the 25,001 events a page at a time.
+    let (product, version) = AggregateStore::<Product>::new(pool.clone()).load("long").await.expect("loaded");
+    assert_eq!((version, product.received()), (25_001, 25_001));
+}
