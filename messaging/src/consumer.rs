@@ -171,7 +171,11 @@ pub async fn run_consumer<H: MessageHandler>(
             let interval = Duration::from_millis(settings.lag_interval_ms);
             tokio::spawn(crate::lag::report_consumer_lag(consumer.clone(), group.to_owned(), interval, lag_stops.clone()))
         });
-        consume(&consumer, &worker).await;
+        // Cancelled by the watchdog when the group leaves this client without work.
+        let replace = lag_stops.child_token();
+        let topics_owned: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
+        let watchdog = tokio::spawn(replace_when_starved(consumer.clone(), group.to_owned(), topics_owned, replace.clone()));
+        consume(&consumer, &worker, &replace).await;
         // What was processed is committed now, not at the next auto-commit: the
         // partitions' next owner (this service restarted, or another instance)
         // resumes right after it.
@@ -182,6 +186,7 @@ pub async fn run_consumer<H: MessageHandler>(
         if let Some(lag) = lag {
             let _ = lag.await;
         }
+        let _ = watchdog.await;
         // Destroying a client blocks while it leaves the group.
         let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
     }
@@ -190,8 +195,47 @@ pub async fn run_consumer<H: MessageHandler>(
     Ok(())
 }
 
-/// Consumes with `consumer` until shutdown, or until its client failed for good.
-async fn consume<H: MessageHandler>(consumer: &StreamConsumer, worker: &BatchWorker<H>) {
+/// How often the watchdog looks for a consumer left without work.
+const STARVATION_CHECK: Duration = Duration::from_secs(5);
+
+/// Cancels `replace` once `consumer` has been left without work it should have (see
+/// [`crate::starvation`]) for [`crate::starvation::STARVED_FOR`]; returns then, or
+/// when `replace` is cancelled otherwise (shutdown, the client replaced).
+async fn replace_when_starved(consumer: Arc<StreamConsumer>, group: String, topics: Vec<String>, replace: CancellationToken) {
+    let mut starved_since: Option<std::time::Instant> = None;
+    while !sleep_or_cancel(STARVATION_CHECK, &replace).await {
+        let (probe, probed_group, probed_topics) = (consumer.clone(), group.clone(), topics.clone());
+        let starved = match tokio::task::spawn_blocking(move || crate::starvation::is_starved(&probe, &probed_group, &probed_topics)).await {
+            Ok(Ok(starved)) => starved,
+            // The broker unreachable: the consumer's own errors say so, nothing to decide.
+            Ok(Err(error)) => {
+                tracing::debug!(%error, group, "cannot tell whether the consumer has work");
+                false
+            }
+            Err(error) => {
+                tracing::warn!(%error, group, "the consumer's starvation probe failed");
+                false
+            }
+        };
+        let since = match (starved, starved_since) {
+            (false, _) => {
+                starved_since = None;
+                continue;
+            }
+            (true, None) => *starved_since.insert(std::time::Instant::now()),
+            (true, Some(since)) => since,
+        };
+        if since.elapsed() >= crate::starvation::STARVED_FOR {
+            tracing::warn!(group, ?topics, starved_ms = since.elapsed().as_millis() as u64, "the group left this consumer without partitions although its topics have some for it; replacing the client");
+            replace.cancel();
+            return;
+        }
+    }
+}
+
+/// Consumes with `consumer` until shutdown, until its client failed for good, or until
+/// `replace` is cancelled.
+async fn consume<H: MessageHandler>(consumer: &StreamConsumer, worker: &BatchWorker<H>, replace: &CancellationToken) {
     let (group, shutdown) = (worker.group.as_str(), &worker.shutdown);
     let mut errors = ErrorLog::default();
     loop {
@@ -199,6 +243,7 @@ async fn consume<H: MessageHandler>(consumer: &StreamConsumer, worker: &BatchWor
             // Shutdown first: a stream of ready messages must not delay it.
             biased;
             () = shutdown.cancelled() => return,
+            () = replace.cancelled() => return,
             received = consumer.recv() => received,
         };
         let mut batch = match first {

@@ -18,6 +18,8 @@
 //! - `producer`: a producer replaced when its client fails for good.
 //! - [`redrive`]: producing dead letters back to the broker (`dlq replay`).
 //! - `lag`: the consumer lag per partition, measured beside the consumer loop.
+//! - `starvation`: telling a consumer the group left without work it should have,
+//!   watched beside the consumer loop (such a client is replaced).
 //!
 //! Must not depend on `axum`.
 
@@ -31,6 +33,7 @@ pub mod producer;
 pub mod redrive;
 pub mod relay;
 pub mod settings;
+mod starvation;
 pub mod topics;
 
 pub use consumer::{Handled, IncomingMessage, MessageHandler, Unprocessable, Verdict, run_consumer, spawn_consumer};

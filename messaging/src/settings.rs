@@ -234,6 +234,11 @@ fn apply(config: &mut ClientConfig, properties: &[(String, String)]) {
     for (key, value) in properties {
         config.set(key, value);
     }
+    // librdkafka's `debug` contexts log at debug level, below the warnings kept
+    // otherwise: asking for them lets them through (to the `librdkafka` log target).
+    if config.get("debug").is_some() {
+        config.set_log_level(rdkafka::config::RDKafkaLogLevel::Debug);
+    }
 }
 
 /// The configured properties, for logs and tests; secrets (see [`is_secret`]) as `***`.

@@ -12,11 +12,12 @@ TANSU_CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/order-processing
 # Our fixes to tansu, one patch per crate (see scripts/lib/tansu/README.md). The
 # install directory is named after their hash, so a changed patch installs anew.
 TANSU_PATCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/tansu" && pwd)
-TANSU_PATCHED_CRATES="tansu-broker tansu-storage"
+TANSU_PATCHED_CRATES="tansu-broker tansu-service tansu-storage"
 # sha256 of each .crate file as crates.io serves it (the same as its index lists).
 declare -A TANSU_CRATE_SHA256=(
   [tansu]=4fdd85473ec265140488cf8d55e82b844f5c051c8916fabdd4a71156ac053f6d
   [tansu-broker]=93c1e91b40c2a706dfdbe9a795c08c70918c874ad23f6e0e87564cc0a180e720
+  [tansu-service]=7cbbca7aeaeee1d4133e2dda04e66f0bd8bedb3f0f1632d64c3040d8d3d85d09
   [tansu-storage]=720d2ed8e6010c70f7f06e5af5a7274ebbf6e42fdcd9e46de542b10dc4d2f35d
 )
 TANSU_ROOT=${TANSU_ROOT:-$TANSU_CACHE/tansu-$TANSU_VERSION-$(cat "$TANSU_PATCH_DIR"/*.patch | sha256sum | cut -c1-10)}
