@@ -188,6 +188,15 @@ async fn a_pipelined_follower_saves_positions_in_feed_order_and_restarts_after_a
     for i in 0..6 {
         append(&pool, &format!("o-{i}")).await;
     }
+    // Events are held back while an older transaction runs anywhere on the server
+    // (transaction ids are cluster-wide, so other tests' count): once the feed has seen
+    // all six, it always will, and batches are cut by size alone.
+    let probe = Feed::new(pool.clone(), "pipelined");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while probe.read_after(probe.checkpoint().await.expect("checkpoint"), 10).await.expect("read").len() < 6 {
+        assert!(tokio::time::Instant::now() < deadline, "the feed shows the six events within 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let shutdown = tokio_util::sync::CancellationToken::new();
     let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel::<Started>();
     let follower = tokio::spawn({
