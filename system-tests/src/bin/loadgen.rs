@@ -5,6 +5,8 @@
 //! fixed `--rate`), then waits until every order is resolved. POST latency is measured
 //! by the client; end-to-end latency (POST accepted → last item resolved) from the
 //! order's own timestamps (`updatedAt - createdAt`), so polling does not distort it.
+//! A run longer than two minutes (a soak: `--rate 250 --orders 150000`) also reports
+//! each minute apart, so that a slow-down over time shows.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -78,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
 
     let started = Instant::now();
     let interval = args.rate.map(|rate| Duration::from_secs_f64(1.0 / rate));
-    let placed: Vec<(String, f64)> = futures::stream::iter(0..args.orders)
+    let placed: Vec<Placed> = futures::stream::iter(0..args.orders)
         .map(|i| {
             let api = api.clone();
             let products = &products;
@@ -94,7 +96,11 @@ async fn main() -> anyhow::Result<()> {
                 let lines: Vec<(&str, u32)> = if second != product { vec![(product, 1), (second, 2)] } else { vec![(product, 1)] };
                 let t0 = Instant::now();
                 let order = api.place_order(&format!("user-{}", i % 100), &lines).await?;
-                Ok::<_, anyhow::Error>((order["orderId"].as_str().unwrap_or_default().to_owned(), t0.elapsed().as_secs_f64() * 1000.0))
+                Ok::<_, anyhow::Error>(Placed {
+                    order_id: order["orderId"].as_str().unwrap_or_default().to_owned(),
+                    post_ms: t0.elapsed().as_secs_f64() * 1000.0,
+                    minute: (t0 - started).as_secs() / 60,
+                })
             }
         })
         .buffer_unordered(args.concurrency)
@@ -106,9 +112,9 @@ async fn main() -> anyhow::Result<()> {
 
     let deadline = Duration::from_secs(args.timeout_secs);
     let resolved: Vec<serde_json::Value> = futures::stream::iter(placed.iter())
-        .map(|(order_id, _)| {
+        .map(|placed| {
             let api = api.clone();
-            async move { api.resolved_order(order_id, deadline).await }
+            async move { api.resolved_order(&placed.order_id, deadline).await }
         })
         .buffer_unordered(16)
         .collect::<Vec<_>>()
@@ -117,7 +123,7 @@ async fn main() -> anyhow::Result<()> {
         .collect::<Result<_, _>>()?;
     let all_resolved = started.elapsed().as_secs_f64();
 
-    let mut post: Vec<f64> = placed.iter().map(|(_, ms)| *ms).collect();
+    let mut post: Vec<f64> = placed.iter().map(|p| p.post_ms).collect();
     post.sort_by(f64::total_cmp);
     let mut e2e: Vec<f64> = resolved
         .iter()
@@ -143,5 +149,42 @@ async fn main() -> anyhow::Result<()> {
     // backlog builds up behind the POSTs.
     println!("resolved / accepted throughput: {:.2}", post_elapsed / pipeline_secs);
     println!("final statuses: {statuses:?}");
+    report_minutes(&placed);
     Ok(())
+}
+
+/// One accepted placement.
+struct Placed {
+    order_id: String,
+    /// How long the POST took.
+    post_ms: f64,
+    /// The minute of the run it started in.
+    minute: u64,
+}
+
+/// POST latency per minute of a run of at least two minutes, and how the last full
+/// minute compares with the first (issue 15: p99 in the last minute no worse than
+/// twice the first).
+fn report_minutes(placed: &[Placed]) {
+    let mut minutes: std::collections::BTreeMap<u64, Vec<f64>> = std::collections::BTreeMap::new();
+    for p in placed {
+        minutes.entry(p.minute).or_default().push(p.post_ms);
+    }
+    // The last minute is usually partial: leave it out of the comparison.
+    let full: Vec<(u64, f64)> = minutes
+        .iter_mut()
+        .map(|(minute, ms)| {
+            ms.sort_by(f64::total_cmp);
+            (*minute, percentile(ms, 0.99))
+        })
+        .collect();
+    if full.len() < 3 {
+        return;
+    }
+    println!("POST per minute of the run:");
+    for (minute, ms) in &minutes {
+        println!("  minute {:>2}: {:>6} orders  p50 {:>6.1} ms  p99 {:>6.1} ms", minute + 1, ms.len(), percentile(ms, 0.5), percentile(ms, 0.99));
+    }
+    let (first, last) = (full[0].1, full[full.len() - 2].1);
+    println!("POST p99, last full minute / first: {:.2} ({last:.1} / {first:.1} ms)", last / first);
 }
