@@ -203,7 +203,10 @@ impl DeadLetter {
             .iter()
             .map(|header| {
                 let value = header.value.as_deref().map(|v| BASE64.decode(v)).transpose();
-                Ok((header.key.clone(), value.with_context(|| format!("header {} of dead letter {} is not base64", header.key, self.id))?))
+                Ok((
+                    header.key.clone(),
+                    value.with_context(|| format!("header {} of dead letter {} is not base64", header.key, self.id))?,
+                ))
             })
             .collect()
     }
@@ -225,7 +228,9 @@ impl Bytes {
     /// `bytes` as text or base64.
     pub fn of(bytes: &[u8]) -> Self {
         match std::str::from_utf8(bytes) {
-            Ok(text) if !text.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) => Self::Utf8(text.to_owned()),
+            Ok(text) if !text.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) => {
+                Self::Utf8(text.to_owned())
+            }
             _ => Self::Base64(BASE64.encode(bytes)),
         }
     }
@@ -290,7 +295,12 @@ pub struct Selection {
 }
 
 impl Selection {
-    fn bind<'q, O>(&'q self, query: &'q str, after: i64, include_replayed: bool) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>
+    fn bind<'q, O>(
+        &'q self,
+        query: &'q str,
+        after: i64,
+        include_replayed: bool,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>
     where
         O: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
     {
@@ -337,7 +347,10 @@ pub async fn load(pool: &PgPool, id: i64) -> sqlx::Result<Option<DeadLetter>> {
 
 /// Marks dead letter `id` re-driven (once more, now).
 pub async fn mark_replayed(pool: &PgPool, id: i64) -> sqlx::Result<()> {
-    sqlx::query("UPDATE dead_letters SET replays = replays + 1, replayed_at = now() WHERE id = $1").bind(id).execute(pool).await?;
+    sqlx::query("UPDATE dead_letters SET replays = replays + 1, replayed_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
@@ -405,10 +418,15 @@ pub async fn list(pool: &PgPool, selection: &Selection, format: Format, out: &mu
 
 fn table(page: &[Listed]) -> Table {
     let mut table = Table::new();
-    table
-        .load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(["id", "parked at", "source", "topic", "origin", "reason", "replays"]);
+    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header([
+        "id",
+        "parked at",
+        "source",
+        "topic",
+        "origin",
+        "reason",
+        "replays",
+    ]);
     for letter in page {
         table.add_row([
             letter.id.to_string(),
@@ -425,14 +443,20 @@ fn table(page: &[Listed]) -> Table {
 
 /// Prints everything of dead letter `id`; an error when there is none.
 pub async fn show(pool: &PgPool, id: i64, format: Format, out: &mut impl Write) -> anyhow::Result<()> {
-    let letter = load(pool, id).await.context("reading the dead letter")?.with_context(|| format!("there is no dead letter {id}"))?;
+    let letter = load(pool, id)
+        .await
+        .context("reading the dead letter")?
+        .with_context(|| format!("there is no dead letter {id}"))?;
     print_one(&letter, format, out)
 }
 
 /// Prints `letter` as `show` does.
 pub fn print_one(letter: &DeadLetter, format: Format, out: &mut impl Write) -> anyhow::Result<()> {
-    let headers: Vec<ShownHeader> =
-        letter.decoded_headers()?.into_iter().map(|(key, value)| ShownHeader { key, value: value.as_deref().map(Bytes::of) }).collect();
+    let headers: Vec<ShownHeader> = letter
+        .decoded_headers()?
+        .into_iter()
+        .map(|(key, value)| ShownHeader { key, value: value.as_deref().map(Bytes::of) })
+        .collect();
     let shown = Shown {
         id: letter.id,
         source: &letter.source,
@@ -459,17 +483,31 @@ pub fn print_one(letter: &DeadLetter, format: Format, out: &mut impl Write) -> a
             writeln!(out, "topic:     {}", printable(shown.topic))?;
             writeln!(out, "origin:    {}", printable(shown.origin))?;
             writeln!(out, "parked at: {}", time(shown.parked_at))?;
-            writeln!(out, "replays:   {}{}", shown.replays, shown.replayed_at.map(|at| format!(" (last at {})", time(at))).unwrap_or_default())?;
+            writeln!(
+                out,
+                "replays:   {}{}",
+                shown.replays,
+                shown.replayed_at.map(|at| format!(" (last at {})", time(at))).unwrap_or_default()
+            )?;
             writeln!(out, "event id:  {}", or_none(shown.event_id.map(|id| id.to_string())))?;
             writeln!(out, "reason:    {}", printable(shown.reason))?;
             writeln!(out, "key:       {}", or_none(shown.key.as_ref().map(Bytes::to_string)))?;
             writeln!(out, "headers:   {}", if shown.headers.is_empty() { "-" } else { "" })?;
             for header in &shown.headers {
-                writeln!(out, "  {}: {}", printable(&header.key), or_none(header.value.as_ref().map(Bytes::to_string)))?;
+                writeln!(
+                    out,
+                    "  {}: {}",
+                    printable(&header.key),
+                    or_none(header.value.as_ref().map(Bytes::to_string))
+                )?;
             }
             match (&shown.payload, letter.payload.as_ref()) {
                 (Some(payload), Some(bytes)) => writeln!(out, "payload ({} bytes):\n{payload}", bytes.len())?,
-                _ => writeln!(out, "payload:   - (the relay's: the event {} is in the event store)", or_none(shown.event_id.map(|id| id.to_string())))?,
+                _ => writeln!(
+                    out,
+                    "payload:   - (the relay's: the event {} is in the event store)",
+                    or_none(shown.event_id.map(|id| id.to_string()))
+                )?,
             }
         }
     }
@@ -565,12 +603,18 @@ pub async fn replay(
     redrive: impl AsyncFn(i64, Parked) -> Result<(), Failed>,
 ) -> anyhow::Result<Replayed> {
     if !selection.ids.is_empty() {
-        let known: Vec<i64> =
-            sqlx::query_scalar("SELECT id FROM dead_letters WHERE id = ANY($1)").bind(&selection.ids).fetch_all(pool).await.context("reading dead letters")?;
+        let known: Vec<i64> = sqlx::query_scalar("SELECT id FROM dead_letters WHERE id = ANY($1)")
+            .bind(&selection.ids)
+            .fetch_all(pool)
+            .await
+            .context("reading dead letters")?;
         let unknown: Vec<String> = selection.ids.iter().filter(|id| !known.contains(id)).map(i64::to_string).collect();
         anyhow::ensure!(unknown.is_empty(), "there is no dead letter {}; nothing was replayed", unknown.join(", "));
     }
-    let mut replayed = Replayed { skipped: selection.left_out_as_replayed(pool).await.context("counting replayed dead letters")? as u64, ..Default::default() };
+    let mut replayed = Replayed {
+        skipped: selection.left_out_as_replayed(pool).await.context("counting replayed dead letters")? as u64,
+        ..Default::default()
+    };
     let mut after = 0;
     'pages: loop {
         let page = selection.page(pool, after).await.context("reading dead letters")?;
@@ -578,7 +622,14 @@ pub async fn replay(
         after = last.id;
         for listed in &page {
             if dry_run {
-                writeln!(out, "would re-drive {} ({}, {}, origin {})", listed.id, listed.source, printable(&listed.topic), printable(&listed.origin))?;
+                writeln!(
+                    out,
+                    "would re-drive {} ({}, {}, origin {})",
+                    listed.id,
+                    listed.source,
+                    printable(&listed.topic),
+                    printable(&listed.origin)
+                )?;
                 *replayed.redriven.entry(listed.topic.clone()).or_default() += 1;
                 continue;
             }
@@ -611,15 +662,27 @@ pub async fn replay(
 }
 
 /// Re-drives and marks one dead letter; returns its topic.
-async fn redrive_one(pool: &PgPool, id: i64, redrive: &impl AsyncFn(i64, Parked) -> Result<(), Failed>) -> Result<String, Failed> {
+async fn redrive_one(
+    pool: &PgPool,
+    id: i64,
+    redrive: &impl AsyncFn(i64, Parked) -> Result<(), Failed>,
+) -> Result<String, Failed> {
     // Read again, with its bytes, one at a time: pages of payloads could be large.
     let letter = load(pool, id).await.context("reading the dead letter")?.context("it was deleted meanwhile")?;
     let topic = letter.topic.clone();
     let parked = match letter.source.as_str() {
-        "consumer" => Parked::Message { headers: letter.decoded_headers()?, topic: letter.topic, key: letter.message_key, payload: letter.payload },
+        "consumer" => Parked::Message {
+            headers: letter.decoded_headers()?,
+            topic: letter.topic,
+            key: letter.message_key,
+            payload: letter.payload,
+        },
         "relay" => {
             let event_id = letter.event_id.context("the relay's dead letter names no event")?;
-            let event = eventstore::load_event(pool, event_id).await.context("reading the event")?.with_context(|| format!("event {event_id} is not in the event store"))?;
+            let event = eventstore::load_event(pool, event_id)
+                .await
+                .context("reading the event")?
+                .with_context(|| format!("event {event_id} is not in the event store"))?;
             Parked::Event { topic: letter.topic, event }
         }
         other => return Err(anyhow::anyhow!("unknown source '{other}'").into()),
@@ -627,12 +690,16 @@ async fn redrive_one(pool: &PgPool, id: i64, redrive: &impl AsyncFn(i64, Parked)
     redrive(id, parked).await?;
     // Acknowledged: a failure to mark it now means it is re-driven again next time,
     // which consumers, being idempotent, shrug off.
-    mark_replayed(pool, id).await.context("the broker acknowledged it, but marking it replayed failed").map_err(Failed::All)?;
+    mark_replayed(pool, id)
+        .await
+        .context("the broker acknowledged it, but marking it replayed failed")
+        .map_err(Failed::All)?;
     Ok(topic)
 }
 
 fn print_summary(replayed: &Replayed, dry_run: bool, out: &mut impl Write) -> io::Result<()> {
-    let per_topic: Vec<String> = replayed.redriven.iter().map(|(topic, count)| format!("{count} to {}", printable(topic))).collect();
+    let per_topic: Vec<String> =
+        replayed.redriven.iter().map(|(topic, count)| format!("{count} to {}", printable(topic))).collect();
     let verb = if dry_run { "would re-drive" } else { "re-driven" };
     let detail = if per_topic.is_empty() { String::new() } else { format!(" ({})", per_topic.join(", ")) };
     writeln!(out, "{verb} {}{detail}", replayed.redriven_total())?;
@@ -722,7 +789,8 @@ mod tests {
         assert_eq!((replayed.redriven_total(), replayed.failed, replayed.complete()), (1, 1, false));
         assert_eq!(marked(&pool).await, [1, 0, 0], "the third was not tried");
         assert!(String::from_utf8(out).expect("utf-8").contains("stopped there"));
-        let again = replay(&pool, &Selection::default(), false, &mut Vec::new(), async |_, _| Ok(())).await.expect("replayed");
+        let again =
+            replay(&pool, &Selection::default(), false, &mut Vec::new(), async |_, _| Ok(())).await.expect("replayed");
         assert_eq!((again.redriven_total(), again.skipped), (2, 1), "the next run re-drives the rest only");
         assert_eq!(marked(&pool).await, [1, 1, 1]);
     }
@@ -739,6 +807,9 @@ mod tests {
         let mut out = Vec::new();
         print_summary(&replayed, false, &mut out).expect("printed");
         let text = String::from_utf8(out).expect("utf-8");
-        assert_eq!(text, "re-driven 3 (2 to a, 1 to b)\nfailed 1\n  dead letter 7: too large\nskipped 4 (replayed before; --again includes them)\n");
+        assert_eq!(
+            text,
+            "re-driven 3 (2 to a, 1 to b)\nfailed 1\n  dead letter 7: too large\nskipped 4 (replayed before; --again includes them)\n"
+        );
     }
 }

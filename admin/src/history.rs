@@ -18,10 +18,16 @@ pub fn print(events: &[StoredEvent], format: Format, out: &mut impl Write) -> io
         }
         Format::Table => {
             let mut table = Table::new();
-            table
-                .load_preset(UTF8_FULL_CONDENSED)
-                .set_content_arrangement(ContentArrangement::Dynamic)
-                .set_header(["#", "event", "version", "recorded at", "actor", "correlation id", "causation id", "payload"]);
+            table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header([
+                "#",
+                "event",
+                "version",
+                "recorded at",
+                "actor",
+                "correlation id",
+                "causation id",
+                "payload",
+            ]);
             for event in events {
                 table.add_row([
                     event.sequence.to_string(),
@@ -65,7 +71,8 @@ mod tests {
     fn json_lines_are_one_parsable_event_per_line() {
         let mut out = Vec::new();
         print(&[event(1, "OrderPlaced"), event(2, "OrderCanceled")], Format::Json, &mut out).expect("printed");
-        let lines: Vec<serde_json::Value> = String::from_utf8(out).expect("utf-8").lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+        let lines: Vec<serde_json::Value> =
+            String::from_utf8(out).expect("utf-8").lines().map(|l| serde_json::from_str(l).expect("json")).collect();
         assert_eq!(lines.len(), 2);
         assert_eq!((lines[0]["sequence"].clone(), lines[1]["eventType"].clone()), (json!(1), json!("OrderCanceled")));
         assert_eq!(lines[0]["correlationId"], "corr-1");
@@ -76,7 +83,9 @@ mod tests {
         let mut out = Vec::new();
         print(&[event(1, "OrderPlaced")], Format::Table, &mut out).expect("printed");
         let text = String::from_utf8(out).expect("utf-8");
-        for expected in ["OrderPlaced", "2026-12-01T10:00:00.000Z", "oms-http", "corr-1", "req-1", r#"{"userId":"u-1"}"#] {
+        for expected in
+            ["OrderPlaced", "2026-12-01T10:00:00.000Z", "oms-http", "corr-1", "req-1", r#"{"userId":"u-1"}"#]
+        {
             assert!(text.contains(expected), "{expected} missing from\n{text}");
         }
     }

@@ -13,8 +13,10 @@ use sqlx::PgPool;
 fn bar() -> ProgressBar {
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} events ({per_sec}, {eta} left)")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} events ({per_sec}, {eta} left)",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar
 }
@@ -27,7 +29,11 @@ fn advance(bar: &ProgressBar) -> impl FnMut(Progress) + '_ {
 }
 
 /// Rebuilds model `T` (resuming an interrupted rebuild) and reports to `out`.
-pub async fn rebuild<T: ViewTable>(pool: &PgPool, events: &Events<<T::View as View>::Aggregate>, out: &mut impl Write) -> anyhow::Result<()> {
+pub async fn rebuild<T: ViewTable>(
+    pool: &PgPool,
+    events: &Events<<T::View as View>::Aggregate>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     let bar = bar();
     let rebuilt = rebuild::rebuild::<T>(pool, events, advance(&bar)).await;
     bar.finish_and_clear();
@@ -47,7 +53,11 @@ pub async fn rebuild<T: ViewTable>(pool: &PgPool, events: &Events<<T::View as Vi
 
 /// Folds model `T` into a scratch table and reports every row that differs from the
 /// active table; `Ok(false)` when there are differences.
-pub async fn verify<T: ViewTable>(pool: &PgPool, events: &Events<<T::View as View>::Aggregate>, out: &mut impl Write) -> anyhow::Result<bool> {
+pub async fn verify<T: ViewTable>(
+    pool: &PgPool,
+    events: &Events<<T::View as View>::Aggregate>,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
     let bar = bar();
     let differences = rebuild::verify::<T>(pool, events, advance(&bar)).await;
     bar.finish_and_clear();
@@ -57,8 +67,14 @@ pub async fn verify<T: ViewTable>(pool: &PgPool, events: &Events<<T::View as Vie
         return Ok(true);
     }
     let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header([T::KEY, "served", "from the events"]);
-    let show = |row: &Option<serde_json::Value>| row.as_ref().map_or_else(|| "(none)".to_owned(), serde_json::Value::to_string);
+    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header([
+        T::KEY,
+        "served",
+        "from the events",
+    ]);
+    let show = |row: &Option<serde_json::Value>| {
+        row.as_ref().map_or_else(|| "(none)".to_owned(), serde_json::Value::to_string)
+    };
     for difference in &differences {
         table.add_row([difference.key.clone(), show(&difference.live), show(&difference.rebuilt)]);
     }

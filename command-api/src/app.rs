@@ -63,7 +63,18 @@ impl Application {
         let router = http_server::with_common_layers(crate::http::routes(orders.clone()), readiness, &settings.http);
         let address = format!("{}:{}", settings.host, settings.port);
         let listener = TcpListener::bind(&address).await.with_context(|| format!("binding {address}"))?;
-        Ok(Self { listener, router, pool, notifier, orders, kafka: settings.kafka.clone(), consumer_group: settings.consumer_group.clone(), pipeline, shutdown_grace: settings.lifecycle.shutdown_grace(), rerequest_after: std::time::Duration::from_millis(settings.rerequest_after_ms) })
+        Ok(Self {
+            listener,
+            router,
+            pool,
+            notifier,
+            orders,
+            kafka: settings.kafka.clone(),
+            consumer_group: settings.consumer_group.clone(),
+            pipeline,
+            shutdown_grace: settings.lifecycle.shutdown_grace(),
+            rerequest_after: std::time::Duration::from_millis(settings.rerequest_after_ms),
+        })
     }
 
     /// The port actually bound.
@@ -81,7 +92,12 @@ impl Application {
         tasks.spawn("relay", {
             let (pool, kafka, notifier) = (self.pool.clone(), self.kafka.clone(), self.notifier.clone());
             move |stop| {
-                let relay = Relay::new(pool.clone(), RELAY_NAME, &kafka, OrderEventsRoute { topic: kafka.topics.order_events.clone() });
+                let relay = Relay::new(
+                    pool.clone(),
+                    RELAY_NAME,
+                    &kafka,
+                    OrderEventsRoute { topic: kafka.topics.order_events.clone() },
+                );
                 let notifier = notifier.clone();
                 async move {
                     relay?.woken_by(notifier).run(stop).await;
@@ -90,15 +106,23 @@ impl Application {
             }
         });
         tasks.spawn("outcome consumer", {
-            let (kafka, pool, group, handler) = (self.kafka.clone(), self.pool.clone(), self.consumer_group.clone(), Arc::new(OutcomeHandler::new(self.orders.clone())));
+            let (kafka, pool, group, handler) = (
+                self.kafka.clone(),
+                self.pool.clone(),
+                self.consumer_group.clone(),
+                Arc::new(OutcomeHandler::new(self.orders.clone())),
+            );
             move |stop| {
                 let (kafka, pool, group, handler) = (kafka.clone(), pool.clone(), group.clone(), handler.clone());
                 async move { run_consumer(&kafka, pool, &group, &[&kafka.topics.order_outcomes], handler, stop).await }
             }
         });
         if self.rerequest_after > std::time::Duration::ZERO {
-            let (pool, orders, kafka, after) = (self.pool.clone(), self.orders.clone(), self.kafka.clone(), self.rerequest_after);
-            tasks.spawn("re-requests", move |stop| crate::rerequests::run(pool.clone(), orders.clone(), kafka.clone(), after, stop));
+            let (pool, orders, kafka, after) =
+                (self.pool.clone(), self.orders.clone(), self.kafka.clone(), self.rerequest_after);
+            tasks.spawn("re-requests", move |stop| {
+                crate::rerequests::run(pool.clone(), orders.clone(), kafka.clone(), after, stop)
+            });
         }
         tasks.spawn("view follower", {
             let (pool, orders) = (self.pool.clone(), self.orders.clone());
@@ -111,6 +135,8 @@ impl Application {
             }
         });
         tracing::info!(port = self.port(), "order management service listening");
-        http_server::serve_supervised(self.listener, self.router, shutdown, tasks, self.shutdown_grace).await.context("serving HTTP")
+        http_server::serve_supervised(self.listener, self.router, shutdown, tasks, self.shutdown_grace)
+            .await
+            .context("serving HTTP")
     }
 }

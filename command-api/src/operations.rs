@@ -18,7 +18,14 @@ async fn connect(store: &StoreSettings) -> anyhow::Result<PgPool> {
     // No statement timeout: a rebuild or an export over the whole history may rightly
     // run long statements.
     let sessions = migrations::Sessions::default().without_statement_timeout();
-    migrations::connect_and_migrate_with(store.database.url.expose(), &store.database_schema, 4, &sessions, &migrations::OMS).await
+    migrations::connect_and_migrate_with(
+        store.database.url.expose(),
+        &store.database_schema,
+        4,
+        &sessions,
+        &migrations::OMS,
+    )
+    .await
 }
 
 /// Runs an operator command (anything but `serve`), writing to standard output.
@@ -27,10 +34,15 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(_) => anyhow::bail!("serve is not an operator command"),
         Command::History { order_id, json, store } => {
-            let id: OrderId = order_id.parse().map_err(|_| anyhow::anyhow!("'{order_id}' is not an order id (a UUID)"))?;
+            let id: OrderId =
+                order_id.parse().map_err(|_| anyhow::anyhow!("'{order_id}' is not an order id (a UUID)"))?;
             let orders = Orders::new(connect(&store).await?);
             match orders.history(id).await {
-                Ok(events) => admin::history::print(&events, if json { admin::Format::Json } else { admin::Format::Table }, &mut out)?,
+                Ok(events) => admin::history::print(
+                    &events,
+                    if json { admin::Format::Json } else { admin::Format::Table },
+                    &mut out,
+                )?,
                 Err(OrdersError::NotFound) => anyhow::bail!("order {order_id} has no events"),
                 Err(other) => return Err(other).context("reading the order's history"),
             }
@@ -63,7 +75,9 @@ async fn dlq(command: DlqCommand<StoreSettings, KafkaSettings>, out: &mut impl W
             let selection = Selection { filter, include_replayed: all, ids: vec![] };
             admin::dead_letters::list(&connect(&store).await?, &selection, format(json), out).await?;
         }
-        DlqCommand::Show { id, json, store } => admin::dead_letters::show(&connect(&store).await?, id, format(json), out).await?,
+        DlqCommand::Show { id, json, store } => {
+            admin::dead_letters::show(&connect(&store).await?, id, format(json), out).await?
+        }
         DlqCommand::Replay { filter, ids, dry_run, again, store, kafka } => {
             let pool = connect(&store).await?;
             let selection = Selection { filter, include_replayed: again, ids };
@@ -73,11 +87,16 @@ async fn dlq(command: DlqCommand<StoreSettings, KafkaSettings>, out: &mut impl W
                 redriver.check_broker().await.context("nothing was replayed")?;
             }
             let route = crate::publishing::OrderEventsRoute { topic: kafka.topics.order_events.clone() };
-            let replayed = admin::dead_letters::replay(&pool, &selection, dry_run, out, async |id, parked| match parked {
-                Parked::Message { topic, key, payload, headers } => redriver.produce(id, &topic, key.as_deref(), payload.as_deref(), &headers).await.map_err(failed),
-                Parked::Event { topic, event } => redriver.republish(id, &route, &event, &topic).await.map(drop).map_err(failed),
-            })
-            .await?;
+            let replayed =
+                admin::dead_letters::replay(&pool, &selection, dry_run, out, async |id, parked| match parked {
+                    Parked::Message { topic, key, payload, headers } => {
+                        redriver.produce(id, &topic, key.as_deref(), payload.as_deref(), &headers).await.map_err(failed)
+                    }
+                    Parked::Event { topic, event } => {
+                        redriver.republish(id, &route, &event, &topic).await.map(drop).map_err(failed)
+                    }
+                })
+                .await?;
             out.flush()?;
             return Ok(if replayed.complete() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
         }

@@ -3,7 +3,7 @@
 
 use domain::OrderId;
 use domain::order::{Order, OrderCommand, OrderError};
-use eventstore::{AggregateStore, CommitNotifier, Command, Committed, EventMetadata, ExecuteError, StoredEvent};
+use eventstore::{AggregateStore, Command, CommitNotifier, Committed, EventMetadata, ExecuteError, StoredEvent};
 use projections::{AsOf, Cursor, OrderFilter, OrderView, OrderViews, Page, ProjectionError, Projector, View};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -72,13 +72,23 @@ impl Orders {
 
     /// Executes `command` on order `order_id` and returns the order as it then is,
     /// read-your-writes: the view is written in the same transaction as the events.
-    pub async fn execute(&self, order_id: OrderId, command: OrderCommand, metadata: &EventMetadata) -> Result<OrderView, OrdersError> {
+    pub async fn execute(
+        &self,
+        order_id: OrderId,
+        command: OrderCommand,
+        metadata: &EventMetadata,
+    ) -> Result<OrderView, OrdersError> {
         let committed = self.store.execute(&order_id.to_string(), command, metadata).await?;
         self.view_after(order_id, &committed).await
     }
 
     /// Places an order under an id just generated, so known to be new: no read first.
-    pub async fn place_new(&self, order_id: OrderId, command: OrderCommand, metadata: &EventMetadata) -> Result<OrderView, OrdersError> {
+    pub async fn place_new(
+        &self,
+        order_id: OrderId,
+        command: OrderCommand,
+        metadata: &EventMetadata,
+    ) -> Result<OrderView, OrdersError> {
         let committed = self.store.execute_new(&order_id.to_string(), command, metadata).await?;
         self.view_after(order_id, &committed).await
     }
@@ -96,7 +106,10 @@ impl Orders {
 
     /// Executes `commands` in order, all committed in one transaction; a command a rule
     /// refuses gets its error and decides nothing (the outcome consumer's batches).
-    pub async fn execute_all(&self, commands: &[Command<Order>]) -> Result<Vec<Result<Committed<Order>, OrderError>>, OrdersError> {
+    pub async fn execute_all(
+        &self,
+        commands: &[Command<Order>],
+    ) -> Result<Vec<Result<Committed<Order>, OrderError>>, OrdersError> {
         Ok(self.store.execute_all(commands).await?)
     }
 
@@ -116,7 +129,14 @@ impl Orders {
     /// or while the view was being rebuilt) is caught up here, by itself. Idempotent:
     /// a view only moves forward.
     pub async fn follow_feed(&self, pool: PgPool, shutdown: CancellationToken) {
-        projections::catch_up::follow_feed(pool, VIEW_FEED, self.store.events().clone(), Projector::<OrderViews>::live(), shutdown).await;
+        projections::catch_up::follow_feed(
+            pool,
+            VIEW_FEED,
+            self.store.events().clone(),
+            Projector::<OrderViews>::live(),
+            shutdown,
+        )
+        .await;
     }
 
     /// The order as it was at `as_of`, folded from its events (not read from the view).
@@ -130,7 +150,12 @@ impl Orders {
     }
 
     /// A page of orders, newest first.
-    pub async fn list(&self, filter: &OrderFilter, limit: u32, cursor: Option<&Cursor>) -> Result<Page<OrderView>, OrdersError> {
+    pub async fn list(
+        &self,
+        filter: &OrderFilter,
+        limit: u32,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page<OrderView>, OrdersError> {
         Ok(self.views.list(filter, limit, cursor).await?)
     }
 

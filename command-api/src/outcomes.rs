@@ -12,10 +12,10 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use domain::order::{ItemOutcome, Order, OrderCommand, RecordItemOutcome, RejectionReason};
 use domain::{OrderId, ProductId};
 use eventstore::{Command, EventMetadata};
-use anyhow::Context;
 use messaging::envelope::{MAX_SEQUENCE, bounded, quote};
 use messaging::{Envelope, Handled, IncomingMessage, MessageHandler, Unprocessable, Verdict};
 use serde::Deserialize;
@@ -71,13 +71,17 @@ fn decode_in_span(message: &IncomingMessage) -> Result<Command<Order>, Unprocess
     // Outcomes are product events, all at 1.0: a version this code does not know (a
     // newer release's) may mean something else, so it is refused, never guessed at.
     if envelope.event_version != OUTCOME_VERSION {
-        return Err(poison(format!("eventVersion: {} {} is not supported", quote(&envelope.event_type), quote(&envelope.event_version))));
+        return Err(poison(format!(
+            "eventVersion: {} {} is not supported",
+            quote(&envelope.event_type),
+            quote(&envelope.event_version)
+        )));
     }
     if envelope.aggregate_type != "Product" {
         return Err(poison(format!("aggregateType: not a product event: {}", quote(&envelope.aggregate_type))));
     }
-    let payload: OutcomePayload =
-        serde_json::from_value(envelope.payload.clone()).map_err(|e| poison(format!("payload: {} {}", envelope.event_type, bounded(&e.to_string()))))?;
+    let payload: OutcomePayload = serde_json::from_value(envelope.payload.clone())
+        .map_err(|e| poison(format!("payload: {} {}", envelope.event_type, bounded(&e.to_string()))))?;
     if !(1..=MAX_SEQUENCE).contains(&i64::try_from(payload.revision).unwrap_or(i64::MAX)) {
         return Err(poison(format!("payload.revision: must be from 1 to {MAX_SEQUENCE}, got {}", payload.revision)));
     }
@@ -89,7 +93,11 @@ fn decode_in_span(message: &IncomingMessage) -> Result<Command<Order>, Unprocess
     };
     Ok(Command {
         aggregate_id: payload.order_id.to_string(),
-        command: OrderCommand::RecordItemOutcome(RecordItemOutcome { product_id: payload.product_id, revision: payload.revision, outcome }),
+        command: OrderCommand::RecordItemOutcome(RecordItemOutcome {
+            product_id: payload.product_id,
+            revision: payload.revision,
+            outcome,
+        }),
         metadata: EventMetadata::new(envelope.correlation_id, envelope.event_id.to_string(), ACTOR),
     })
 }
@@ -117,7 +125,8 @@ impl MessageHandler for OutcomeHandler {
         let results = self.orders.execute_all(&commands).await.context("applying outcomes")?;
         for ((result, command), index) in results.into_iter().zip(&commands).zip(asked_by) {
             if let Err(rule) = result {
-                verdicts[index] = Err(Unprocessable(format!("outcome for order {} refused: {rule}", command.aggregate_id)));
+                verdicts[index] =
+                    Err(Unprocessable(format!("outcome for order {} refused: {rule}", command.aggregate_id)));
             }
         }
         Ok(verdicts)
@@ -143,7 +152,14 @@ mod tests {
     }
 
     fn raw(body: Vec<u8>) -> IncomingMessage {
-        IncomingMessage { topic: "inventory.order-outcomes".into(), partition: 0, offset: 3, key: None, payload: Some(body), headers: None }
+        IncomingMessage {
+            topic: "inventory.order-outcomes".into(),
+            partition: 0,
+            offset: 3,
+            key: None,
+            payload: Some(body),
+            headers: None,
+        }
     }
 
     #[test]
@@ -184,7 +200,10 @@ mod tests {
         ];
         for (label, message, field) in cases {
             let Err(Unprocessable(reason)) = decode(&message) else { panic!("[{label}] must be unprocessable") };
-            assert!(reason.starts_with(field) || reason.contains(&format!("\"{field}\"")), "[{label}] the reason names {field}: {reason}");
+            assert!(
+                reason.starts_with(field) || reason.contains(&format!("\"{field}\"")),
+                "[{label}] the reason names {field}: {reason}"
+            );
             assert!(reason.len() < 500, "[{label}] the reason quotes a short prefix at most ({} bytes)", reason.len());
             assert!(!reason.chars().any(char::is_control), "[{label}] no control character in the reason: {reason:?}");
         }

@@ -47,7 +47,13 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Asks again for items still pending `after` their order's last change, until
 /// `shutdown`. Returns at once when `after` is zero (re-requests off).
-pub async fn run(pool: PgPool, orders: Arc<Orders>, kafka: KafkaSettings, after: Duration, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    pool: PgPool,
+    orders: Arc<Orders>,
+    kafka: KafkaSettings,
+    after: Duration,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     if after.is_zero() {
         return Ok(());
     }
@@ -86,18 +92,26 @@ impl Rerequests {
     /// to its order-events topic.
     pub fn new(pool: PgPool, orders: Arc<Orders>, kafka: &KafkaSettings, after: Duration) -> anyhow::Result<Self> {
         let producer = messaging::producer::ReplaceableProducer::new(kafka.producer_config(), "re-request")?;
-        Ok(Self { pool, orders, producer, route: OrderEventsRoute { topic: kafka.topics.order_events.clone() }, kafka: kafka.clone(), after })
+        Ok(Self {
+            pool,
+            orders,
+            producer,
+            route: OrderEventsRoute { topic: kafka.topics.order_events.clone() },
+            kafka: kafka.clone(),
+            after,
+        })
     }
 
     /// One pass: reports the age of the oldest pending order, forgets the backoff of
     /// orders no longer pending, and asks again for every due order this instance
     /// claims. Returns how many orders were asked for.
     pub async fn pass(&self) -> anyhow::Result<usize> {
-        let oldest: Option<f64> =
-            sqlx::query_scalar("SELECT extract(epoch FROM now() - min(updated_at))::float8 FROM order_view WHERE status = 'PENDING'")
-                .fetch_one(&self.pool)
-                .await
-                .context("measuring the oldest pending order")?;
+        let oldest: Option<f64> = sqlx::query_scalar(
+            "SELECT extract(epoch FROM now() - min(updated_at))::float8 FROM order_view WHERE status = 'PENDING'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .context("measuring the oldest pending order")?;
         telemetry::pipeline::record_pending_oldest_age(Duration::from_secs_f64(oldest.unwrap_or(0.0).max(0.0)));
         sqlx::query(
             "DELETE FROM order_rerequests r
@@ -124,7 +138,9 @@ impl Rerequests {
         }
         // A broker that restarted empty has forgotten the topic too, and a message to a
         // missing topic waits until it times out.
-        messaging::topics::ensure_topics(&self.kafka, &[&self.route.topic]).await.context("making sure the order-events topic exists")?;
+        messaging::topics::ensure_topics(&self.kafka, &[&self.route.topic])
+            .await
+            .context("making sure the order-events topic exists")?;
         let mut asked = 0;
         for (order_id, version) in due {
             if !self.claim(order_id, version).await? {
@@ -190,20 +206,28 @@ impl Rerequests {
     /// how many were sent.
     pub async fn ask_again(&self, order_id: OrderId) -> anyhow::Result<usize> {
         let order = self.orders.state(order_id).await.context("loading the order")?;
-        let mut revisions: Vec<i64> =
-            order.items().iter().filter(|item| item.status == ItemStatus::Pending).filter_map(|item| i64::try_from(item.revision).ok()).collect();
+        let mut revisions: Vec<i64> = order
+            .items()
+            .iter()
+            .filter(|item| item.status == ItemStatus::Pending)
+            .filter_map(|item| i64::try_from(item.revision).ok())
+            .collect();
         revisions.sort_unstable();
         revisions.dedup();
         if revisions.is_empty() {
             return Ok(0);
         }
-        let events = eventstore::load_events_at(&self.pool, "Order", &order_id.to_string(), &revisions).await.context("reading the pending requests")?;
+        let events = eventstore::load_events_at(&self.pool, "Order", &order_id.to_string(), &revisions)
+            .await
+            .context("reading the pending requests")?;
         let mut sent = 0;
         for event in &events {
             let trace = event.trace_headers();
             for message in self.route.route(event).context("routing a pending request")? {
                 let used = self.producer.current();
-                if let Err(error) = message.send(&used.producer, &trace, &[(RE_REQUEST_HEADER, "1")], SEND_TIMEOUT).await {
+                if let Err(error) =
+                    message.send(&used.producer, &trace, &[(RE_REQUEST_HEADER, "1")], SEND_TIMEOUT).await
+                {
                     self.producer.replace(&used, "a send failed");
                     return Err(error);
                 }

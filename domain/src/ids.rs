@@ -49,13 +49,8 @@ impl ProductId {
         if value.chars().count() > Self::MAX_LEN {
             return Err(InvalidId::TooLong { max: Self::MAX_LEN });
         }
-        if !value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
-        {
-            return Err(InvalidId::BadCharacter {
-                allowed: "letters, digits and . _ : -",
-            });
+        if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')) {
+            return Err(InvalidId::BadCharacter { allowed: "letters, digits and . _ : -" });
         }
         Ok(Self(value))
     }
@@ -86,9 +81,7 @@ impl UserId {
             return Err(InvalidId::TooLong { max: Self::MAX_LEN });
         }
         if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(InvalidId::BadCharacter {
-                allowed: "visible characters (no spaces or control characters)",
-            });
+            return Err(InvalidId::BadCharacter { allowed: "visible characters (no spaces or control characters)" });
         }
         Ok(Self(value))
     }

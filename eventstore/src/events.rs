@@ -11,8 +11,8 @@ use std::sync::Arc;
 use cqrs_es::persist::{EventUpcaster, PersistenceError, SerializedEvent};
 use cqrs_es::{Aggregate, DomainEvent, EventEnvelope};
 use serde_json::value::RawValue;
-use sqlx::{PgConnection, PgExecutor};
 use sqlx::types::Json;
+use sqlx::{PgConnection, PgExecutor};
 
 /// Why stored events could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -87,21 +87,40 @@ impl<A: Aggregate> Events<A> {
         let sequence = usize::try_from(sequence).unwrap_or_default();
         if self.upcasters.iter().any(|upcaster| upcaster.can_upcast(&event_type, &event_version)) {
             let (payload, metadata) = (serde_json::from_str(payload.get())?, serde_json::to_value(metadata)?);
-            return self.decode(SerializedEvent::new(aggregate_id, sequence, A::TYPE.to_owned(), event_type, event_version, payload, metadata));
+            return self.decode(SerializedEvent::new(
+                aggregate_id,
+                sequence,
+                A::TYPE.to_owned(),
+                event_type,
+                event_version,
+                payload,
+                metadata,
+            ));
         }
         match serde_json::from_str(payload.get()) {
             Ok(payload) => Ok(EventEnvelope { aggregate_id, sequence, payload, metadata }),
-            Err(error) => Err(EventsError::Undecodable { aggregate_id, sequence, source: PersistenceError::DeserializationError(Box::new(error)) }),
+            Err(error) => Err(EventsError::Undecodable {
+                aggregate_id,
+                sequence,
+                source: PersistenceError::DeserializationError(Box::new(error)),
+            }),
         }
     }
 
-    fn decode_row(&self, (aggregate_id, sequence, event_type, event_version, payload, metadata): EventRow) -> Result<EventEnvelope<A>, EventsError> {
+    fn decode_row(
+        &self,
+        (aggregate_id, sequence, event_type, event_version, payload, metadata): EventRow,
+    ) -> Result<EventEnvelope<A>, EventsError> {
         self.decode_stored(aggregate_id, sequence, event_type, event_version, &payload.0, metadata.0)
     }
 
     /// The events of each `(aggregate id, after)` pair with a sequence above `after`,
     /// grouped by aggregate, oldest first.
-    pub async fn read_after(&self, connection: &mut PgConnection, positions: &[(&str, u64)]) -> Result<HashMap<String, Vec<EventEnvelope<A>>>, EventsError> {
+    pub async fn read_after(
+        &self,
+        connection: &mut PgConnection,
+        positions: &[(&str, u64)],
+    ) -> Result<HashMap<String, Vec<EventEnvelope<A>>>, EventsError> {
         self.read_page_after(connection, positions, None).await
     }
 
@@ -142,14 +161,22 @@ impl<A: Aggregate> Events<A> {
     }
 
     /// Every event of one aggregate, oldest first.
-    pub async fn read_all(&self, connection: &mut PgConnection, aggregate_id: &str) -> Result<Vec<EventEnvelope<A>>, EventsError> {
+    pub async fn read_all(
+        &self,
+        connection: &mut PgConnection,
+        aggregate_id: &str,
+    ) -> Result<Vec<EventEnvelope<A>>, EventsError> {
         Ok(self.read_after(connection, &[(aggregate_id, 0)]).await?.remove(aggregate_id).unwrap_or_default())
     }
 
     /// Appends `events` (of any aggregates of type `A`) in one statement, in the order
     /// given (the global positions follow it). A sequence already taken (another writer
     /// committed first) is [`AppendError::Conflict`].
-    pub async fn append<'a, 'c>(&self, connection: impl PgExecutor<'c>, events: impl IntoIterator<Item = &'a EventEnvelope<A>>) -> Result<(), AppendError>
+    pub async fn append<'a, 'c>(
+        &self,
+        connection: impl PgExecutor<'c>,
+        events: impl IntoIterator<Item = &'a EventEnvelope<A>>,
+    ) -> Result<(), AppendError>
     where
         A: 'a,
     {
@@ -168,7 +195,8 @@ impl<A: Aggregate> Events<A> {
     where
         A: 'a,
     {
-        let (mut ids, mut sequences, mut types, mut versions, mut payloads, mut metadata) = (vec![], vec![], vec![], vec![], vec![], vec![]);
+        let (mut ids, mut sequences, mut types, mut versions, mut payloads, mut metadata) =
+            (vec![], vec![], vec![], vec![], vec![], vec![]);
         for event in events {
             ids.push(event.aggregate_id.as_str());
             sequences.push(i64::try_from(event.sequence).unwrap_or(i64::MAX));

@@ -12,15 +12,15 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
 use serde_json::Value;
 use serde_json::value::RawValue;
 use sqlx::pool::PoolConnection;
-use sqlx::{PgExecutor, PgPool, Postgres};
-use sqlx::types::Json;
 use sqlx::postgres::PgListener;
+use sqlx::types::Json;
+use sqlx::{PgExecutor, PgPool, Postgres};
 use telemetry::FeedReader;
-use futures::StreamExt;
-use futures::stream::FuturesOrdered;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -102,8 +102,18 @@ impl FeedEvent {
     }
 
     /// Decodes it as an event of `A` (see [`crate::Events::decode_stored`]).
-    pub fn decode<A: cqrs_es::Aggregate>(self, events: &crate::Events<A>) -> Result<cqrs_es::EventEnvelope<A>, crate::EventsError> {
-        events.decode_stored(self.aggregate_id, self.sequence, self.event_type, self.event_version, &self.payload, self.metadata)
+    pub fn decode<A: cqrs_es::Aggregate>(
+        self,
+        events: &crate::Events<A>,
+    ) -> Result<cqrs_es::EventEnvelope<A>, crate::EventsError> {
+        events.decode_stored(
+            self.aggregate_id,
+            self.sequence,
+            self.event_type,
+            self.event_version,
+            &self.payload,
+            self.metadata,
+        )
     }
 
     /// The trace headers the command that wrote it kept (see
@@ -168,7 +178,14 @@ const HELD_BACK_MAX_WAIT: Duration = Duration::from_millis(50);
 impl Feed {
     /// The reader `name` of the feed in `pool`'s schema.
     pub fn new(pool: PgPool, name: impl Into<String>) -> Self {
-        Self { pool, name: name.into(), lag_reported_as: None, woken_by: None, poll: Duration::from_millis(100), linger: Duration::ZERO }
+        Self {
+            pool,
+            name: name.into(),
+            lag_reported_as: None,
+            woken_by: None,
+            poll: Duration::from_millis(100),
+            linger: Duration::ZERO,
+        }
     }
 
     /// While [`Feed::follow`] runs, reads as soon as `notifier` rings (a commit in this
@@ -219,7 +236,9 @@ impl Feed {
                 .bind(&self.name)
                 .fetch_optional(executor)
                 .await?;
-        Ok(row.map(|(tx, position)| FeedPosition { transaction_id: tx.parse().unwrap_or(0), global_position: position }).unwrap_or_default())
+        Ok(row
+            .map(|(tx, position)| FeedPosition { transaction_id: tx.parse().unwrap_or(0), global_position: position })
+            .unwrap_or_default())
     }
 
     /// Records that everything up to `position` is done, committed asynchronously (no
@@ -229,7 +248,11 @@ impl Feed {
         self.save_checkpoint_asynchronously(&self.pool, position).await
     }
 
-    async fn save_checkpoint_asynchronously<'c>(&self, executor: impl PgExecutor<'c>, position: FeedPosition) -> Result<(), sqlx::Error> {
+    async fn save_checkpoint_asynchronously<'c>(
+        &self,
+        executor: impl PgExecutor<'c>,
+        position: FeedPosition,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO feed_checkpoints (name, transaction_id, global_position)
              SELECT $1, $2::text::xid8, $3 FROM (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous_commit
@@ -246,7 +269,11 @@ impl Feed {
 
     /// Records the position on `connection`, so a reader can save it in the same
     /// transaction as what it did with the events.
-    pub async fn save_checkpoint_in(&self, connection: &mut sqlx::PgConnection, position: FeedPosition) -> Result<(), sqlx::Error> {
+    pub async fn save_checkpoint_in(
+        &self,
+        connection: &mut sqlx::PgConnection,
+        position: FeedPosition,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO feed_checkpoints (name, transaction_id, global_position) VALUES ($1, $2::text::xid8, $3)
              ON CONFLICT (name) DO UPDATE SET transaction_id = EXCLUDED.transaction_id,
@@ -269,7 +296,8 @@ impl Feed {
     /// The id the next transaction will get: every transaction that gets an id from
     /// now on is above it.
     pub async fn next_transaction_id(&self) -> Result<u64, sqlx::Error> {
-        let next: String = sqlx::query_scalar("SELECT pg_snapshot_xmax(pg_current_snapshot())::text").fetch_one(&self.pool).await?;
+        let next: String =
+            sqlx::query_scalar("SELECT pg_snapshot_xmax(pg_current_snapshot())::text").fetch_one(&self.pool).await?;
         Ok(next.parse().unwrap_or(u64::MAX))
     }
 
@@ -293,7 +321,12 @@ impl Feed {
         self.read_page_on(&self.pool, after, limit).await
     }
 
-    async fn read_page_on<'c>(&self, executor: impl PgExecutor<'c>, after: FeedPosition, limit: i64) -> Result<FeedPage, sqlx::Error> {
+    async fn read_page_on<'c>(
+        &self,
+        executor: impl PgExecutor<'c>,
+        after: FeedPosition,
+        limit: i64,
+    ) -> Result<FeedPage, sqlx::Error> {
         let rows: Vec<FeedRow> = sqlx::query_as(
             // One snapshot for both parts. The outer row always exists, so the flag comes
             // back with an empty page too; its subquery is ordered so that it walks the
@@ -322,20 +355,38 @@ impl Feed {
         let held_back = rows.first().is_some_and(|row| row.0);
         let events = rows
             .into_iter()
-            .filter_map(|(_, tx, global_position, event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at)| {
-                Some(FeedEvent {
-                    position: FeedPosition { transaction_id: tx?.parse().unwrap_or(0), global_position: global_position? },
-                    event_id: event_id?,
-                    aggregate_type: aggregate_type?,
-                    aggregate_id: aggregate_id?,
-                    sequence: sequence?,
-                    event_type: event_type?,
-                    event_version: event_version?,
-                    payload: payload?.0,
-                    metadata: metadata?.0,
-                    recorded_at: recorded_at?,
-                })
-            })
+            .filter_map(
+                |(
+                    _,
+                    tx,
+                    global_position,
+                    event_id,
+                    aggregate_type,
+                    aggregate_id,
+                    sequence,
+                    event_type,
+                    event_version,
+                    payload,
+                    metadata,
+                    recorded_at,
+                )| {
+                    Some(FeedEvent {
+                        position: FeedPosition {
+                            transaction_id: tx?.parse().unwrap_or(0),
+                            global_position: global_position?,
+                        },
+                        event_id: event_id?,
+                        aggregate_type: aggregate_type?,
+                        aggregate_id: aggregate_id?,
+                        sequence: sequence?,
+                        event_type: event_type?,
+                        event_version: event_version?,
+                        payload: payload?.0,
+                        metadata: metadata?.0,
+                        recorded_at: recorded_at?,
+                    })
+                },
+            )
             .collect();
         Ok(FeedPage { events, held_back })
     }
@@ -409,8 +460,13 @@ impl Feed {
     /// that completes when it is done; positions are saved in feed order, each once
     /// its batch and every batch before it are done. A failure drops the batches in
     /// flight and starts again after the saved position.
-    pub async fn follow_pipelined<F, Fut>(&self, batch_size: i64, in_flight: usize, shutdown: &CancellationToken, mut start: F)
-    where
+    pub async fn follow_pipelined<F, Fut>(
+        &self,
+        batch_size: i64,
+        in_flight: usize,
+        shutdown: &CancellationToken,
+        mut start: F,
+    ) where
         F: FnMut(Vec<FeedEvent>) -> Fut,
         Fut: Future<Output = Result<(), BoxError>>,
     {
@@ -435,7 +491,8 @@ impl Feed {
             let (reached, position_seen) = watch::channel(position);
             let lag_stops = shutdown.child_token();
             let follow = async {
-                let ended = self.follow_from(&mut leadership, position, reached, batch_size, depth, shutdown, &mut start).await;
+                let ended =
+                    self.follow_from(&mut leadership, position, reached, batch_size, depth, shutdown, &mut start).await;
                 lag_stops.cancel();
                 ended
             };
@@ -617,7 +674,8 @@ impl Feed {
         };
         // Advisory locks are database-wide: the schema is part of the key, so the
         // followers of services sharing a database do not exclude each other.
-        let lock = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext(current_schema() || ':feed:' || $1))").bind(&self.name);
+        let lock = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext(current_schema() || ':feed:' || $1))")
+            .bind(&self.name);
         let locked = tokio::select! {
             locked = within_timeout("taking the feed lock", lock.fetch_one(&mut *connection)) => locked,
             () = shutdown.cancelled() => Err(LeadershipLost::Stopped),
@@ -685,13 +743,19 @@ impl Leadership {
 
     /// Saves `feed`'s position.
     async fn save_checkpoint(&mut self, feed: &Feed, position: FeedPosition) -> Result<(), LeadershipLost> {
-        let saved = within_timeout("saving the feed position", feed.save_checkpoint_asynchronously(&mut *self.connection, position)).await;
+        let saved = within_timeout(
+            "saving the feed position",
+            feed.save_checkpoint_asynchronously(&mut *self.connection, position),
+        )
+        .await;
         self.used(saved)
     }
 
     /// The cheapest statement there is.
     async fn keep_alive(&mut self) -> Result<(), LeadershipLost> {
-        let answered = within_timeout("keeping the feed connection alive", sqlx::query("SELECT 1").execute(&mut *self.connection)).await;
+        let answered =
+            within_timeout("keeping the feed connection alive", sqlx::query("SELECT 1").execute(&mut *self.connection))
+                .await;
         self.used(answered).map(drop)
     }
 
@@ -740,7 +804,10 @@ enum LeadershipLost {
 }
 
 /// Runs `call`, giving up after [`LEADERSHIP_CALL_TIMEOUT`].
-async fn within_timeout<T>(doing: &'static str, call: impl Future<Output = Result<T, sqlx::Error>>) -> Result<T, LeadershipLost> {
+async fn within_timeout<T>(
+    doing: &'static str,
+    call: impl Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, LeadershipLost> {
     match tokio::time::timeout(LEADERSHIP_CALL_TIMEOUT, call).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => Err(LeadershipLost::Failed { doing, error }),

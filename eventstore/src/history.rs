@@ -38,7 +38,11 @@ pub struct StoredEvent {
 type HistoryRow = (i64, String, String, Uuid, DateTime<Utc>, Value, Value);
 
 /// Every event of one aggregate, oldest first. Empty when it has none.
-pub async fn load_history(pool: &PgPool, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<StoredEvent>, sqlx::Error> {
+pub async fn load_history(
+    pool: &PgPool,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<Vec<StoredEvent>, sqlx::Error> {
     let rows: Vec<HistoryRow> = sqlx::query_as(
         "SELECT sequence, event_type, event_version, event_id, recorded_at, metadata, payload
            FROM events
@@ -76,12 +80,29 @@ pub async fn load_history(pool: &PgPool, aggregate_type: &str, aggregate_id: &st
 }
 
 /// An event as `load_events_at` reads it (the feed's columns).
-type EventAtRow = (String, i64, Uuid, String, String, i64, String, String, sqlx::types::Json<Box<serde_json::value::RawValue>>, sqlx::types::Json<std::collections::HashMap<String, String>>, DateTime<Utc>);
+type EventAtRow = (
+    String,
+    i64,
+    Uuid,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    sqlx::types::Json<Box<serde_json::value::RawValue>>,
+    sqlx::types::Json<std::collections::HashMap<String, String>>,
+    DateTime<Utc>,
+);
 
 /// The events of one aggregate at `sequences`, oldest first, with their stored columns
 /// exactly as the feed delivers them: for republishing one event as the relay did
 /// (re-requests, re-announcements) without reading the aggregate's whole history.
-pub async fn load_events_at(pool: &PgPool, aggregate_type: &str, aggregate_id: &str, sequences: &[i64]) -> Result<Vec<crate::FeedEvent>, sqlx::Error> {
+pub async fn load_events_at(
+    pool: &PgPool,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    sequences: &[i64],
+) -> Result<Vec<crate::FeedEvent>, sqlx::Error> {
     let rows: Vec<EventAtRow> = sqlx::query_as(
         "SELECT transaction_id::text, global_position, event_id, aggregate_type, aggregate_id, sequence, event_type, event_version,
                 payload, metadata, recorded_at
@@ -113,7 +134,19 @@ pub async fn load_event(pool: &PgPool, event_id: Uuid) -> Result<Option<crate::F
 }
 
 fn feed_event(
-    (tx, global_position, event_id, aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at): EventAtRow,
+    (
+        tx,
+        global_position,
+        event_id,
+        aggregate_type,
+        aggregate_id,
+        sequence,
+        event_type,
+        event_version,
+        payload,
+        metadata,
+        recorded_at,
+    ): EventAtRow,
 ) -> crate::FeedEvent {
     crate::FeedEvent {
         position: crate::FeedPosition { transaction_id: tx.parse().unwrap_or(0), global_position },

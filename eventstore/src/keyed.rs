@@ -64,7 +64,11 @@ pub trait KeyedState<A: Aggregate>: Send + Sync + 'static {
 
     /// Stores `entries` (at most one per pair), replacing what is stored for their
     /// pairs, on `connection` (inside the transaction that appends their events).
-    fn write(&self, connection: &mut PgConnection, entries: &[(&str, Self::Key, Self::Entry)]) -> impl Future<Output = Result<(), ProjectionFailure>> + Send;
+    fn write(
+        &self,
+        connection: &mut PgConnection,
+        entries: &[(&str, Self::Key, Self::Entry)],
+    ) -> impl Future<Output = Result<(), ProjectionFailure>> + Send;
 }
 
 /// The aggregates of one attempt, by id, with their versions.
@@ -76,13 +80,23 @@ pub(crate) trait WorkingSet<A: Aggregate>: Send + Sync {
     fn name(&self) -> &'static str;
 
     /// Reads the entries `commands` read and puts them into their aggregates in `states`.
-    async fn load(&self, connection: &mut PgConnection, commands: &[&Command<A>], states: &mut States<A>) -> Result<(), ProjectionFailure>;
+    async fn load(
+        &self,
+        connection: &mut PgConnection,
+        commands: &[&Command<A>],
+        states: &mut States<A>,
+    ) -> Result<(), ProjectionFailure>;
 
     /// Whether any event of `changes` changes an entry.
     fn changes_entries(&self, changes: &[Change<A>]) -> bool;
 
     /// Writes the entries `changes` changed, as the aggregates in `states` hold them.
-    async fn save(&self, connection: &mut PgConnection, changes: &[Change<A>], states: &States<A>) -> Result<(), ProjectionFailure>;
+    async fn save(
+        &self,
+        connection: &mut PgConnection,
+        changes: &[Change<A>],
+        states: &States<A>,
+    ) -> Result<(), ProjectionFailure>;
 
     fn forget(&self, aggregate: &mut A);
 }
@@ -98,7 +112,12 @@ where
         K::NAME
     }
 
-    async fn load(&self, connection: &mut PgConnection, commands: &[&Command<A>], states: &mut States<A>) -> Result<(), ProjectionFailure> {
+    async fn load(
+        &self,
+        connection: &mut PgConnection,
+        commands: &[&Command<A>],
+        states: &mut States<A>,
+    ) -> Result<(), ProjectionFailure> {
         let mut wanted: Vec<(&str, K::Key)> = Vec::new();
         let mut seen = HashSet::new();
         for command in commands {
@@ -123,7 +142,12 @@ where
         changes.iter().flat_map(|c| &c.events).any(|e| !K::keys_changed(&e.payload).is_empty())
     }
 
-    async fn save(&self, connection: &mut PgConnection, changes: &[Change<A>], states: &States<A>) -> Result<(), ProjectionFailure> {
+    async fn save(
+        &self,
+        connection: &mut PgConnection,
+        changes: &[Change<A>],
+        states: &States<A>,
+    ) -> Result<(), ProjectionFailure> {
         let mut entries: Vec<(&str, K::Key, K::Entry)> = Vec::new();
         for change in changes {
             let Some((aggregate, _)) = states.get(&change.aggregate_id) else { continue };

@@ -31,16 +31,16 @@ mod store;
 
 pub use events::{AppendError, Events, EventsError, NewRows};
 pub use feed::{Feed, FeedEvent, FeedPage, FeedPosition, sleep_or_cancel};
-pub use notifier::CommitNotifier;
-/// Which lag gauge a feed reader reports on (see [`Feed::reporting_lag_as`]).
-pub use telemetry::FeedReader;
 pub use history::{StoredEvent, load_event, load_events_at, load_history};
 pub use keyed::{Entries, KeyedState};
 pub use metadata::{EventMetadata, MetadataError};
+pub use notifier::CommitNotifier;
 pub use projection::{Change, Projection, ProjectionFailure};
 pub use store::{AggregateStore, Command, Committed, ExecuteError};
+/// Which lag gauge a feed reader reports on (see [`Feed::reporting_lag_as`]).
+pub use telemetry::FeedReader;
 
-/// The aggregate model of cqrs-es.
-pub use cqrs_es::{Aggregate, DomainEvent, EventEnvelope};
 /// Stored events and upcasters of cqrs-es.
 pub use cqrs_es::persist::{EventUpcaster, SemanticVersionEventUpcaster, SerializedEvent};
+/// The aggregate model of cqrs-es.
+pub use cqrs_es::{Aggregate, DomainEvent, EventEnvelope};

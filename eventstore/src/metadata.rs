@@ -96,7 +96,10 @@ impl EventMetadata {
 
 /// The trace headers among stored metadata, read through `get(key)`, in W3C order.
 pub(crate) fn trace_headers_in<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Vec<(String, String)> {
-    telemetry::TRACE_HEADERS.iter().filter_map(|name| get(name).map(|value| ((*name).to_owned(), value.to_owned()))).collect()
+    telemetry::TRACE_HEADERS
+        .iter()
+        .filter_map(|name| get(name).map(|value| ((*name).to_owned(), value.to_owned())))
+        .collect()
 }
 
 #[cfg(test)]
@@ -117,17 +120,24 @@ mod tests {
     #[test]
     fn trace_headers_survive_the_stored_form_and_metadata_without_them_reads_with_none() {
         let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        let metadata = EventMetadata::new("corr", "cause", "http")
-            .with_trace_headers(vec![("traceparent".into(), traceparent.into()), ("tracestate".into(), "vendor=1".into())]);
+        let metadata = EventMetadata::new("corr", "cause", "http").with_trace_headers(vec![
+            ("traceparent".into(), traceparent.into()),
+            ("tracestate".into(), "vendor=1".into()),
+        ]);
         let stored = metadata.to_map();
         assert_eq!(stored.get("traceparent").map(String::as_str), Some(traceparent), "stored under the W3C name");
         assert_eq!(EventMetadata::from_map(&stored).unwrap().trace_headers, metadata.trace_headers);
 
         // What releases before the trace headers stored: exactly the four keys.
-        let old: HashMap<String, String> = [("correlation_id", "c"), ("causation_id", "k"), ("actor", "a"), ("occurred_at", "2024-05-01T10:00:00.000000Z")]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
+        let old: HashMap<String, String> = [
+            ("correlation_id", "c"),
+            ("causation_id", "k"),
+            ("actor", "a"),
+            ("occurred_at", "2024-05-01T10:00:00.000000Z"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
         let read = EventMetadata::from_map(&old).unwrap();
         assert!(read.trace_headers.is_empty(), "{read:?}");
         assert_eq!(read.to_map(), old, "and it is written back as it was");

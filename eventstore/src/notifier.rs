@@ -42,7 +42,8 @@ impl CommitNotifier {
     /// notifies other processes; it ends when the last clone of the notifier is dropped.
     pub fn new(pool: PgPool, schema: &str) -> Self {
         let (commits, rung) = watch::channel(0);
-        let inner = Arc::new(Inner { commits, channel: Self::channel(schema), origin: uuid::Uuid::new_v4().to_string() });
+        let inner =
+            Arc::new(Inner { commits, channel: Self::channel(schema), origin: uuid::Uuid::new_v4().to_string() });
         tokio::spawn(notify_other_processes(pool, inner.channel.clone(), inner.origin.clone(), rung));
         Self { inner }
     }
@@ -80,7 +81,12 @@ async fn notify_other_processes(pool: PgPool, channel: String, origin: String, m
     while rung.changed().await.is_ok() {
         rung.borrow_and_update();
         if connection.is_none() {
-            connection = pool.acquire().await.map(PoolConnection::detach).inspect_err(|error| tracing::debug!(%error, "no connection to notify on")).ok();
+            connection = pool
+                .acquire()
+                .await
+                .map(PoolConnection::detach)
+                .inspect_err(|error| tracing::debug!(%error, "no connection to notify on"))
+                .ok();
         }
         if let Some(open) = &mut connection {
             // Its own transaction, committed asynchronously: the notification lock is

@@ -29,7 +29,12 @@ pub struct Change<A: Aggregate> {
 #[async_trait]
 pub trait Projection<A: Aggregate>: Send + Sync {
     /// Folds `changes` into the model, using only `connection`.
-    async fn apply(&self, connection: &mut PgConnection, events: &Events<A>, changes: &[Change<A>]) -> Result<(), ProjectionFailure>;
+    async fn apply(
+        &self,
+        connection: &mut PgConnection,
+        events: &Events<A>,
+        changes: &[Change<A>],
+    ) -> Result<(), ProjectionFailure>;
 
     /// The model's rows of `changes` when every change creates its aggregate (starts
     /// at its first event), computed without reading anything, so that they are

@@ -45,7 +45,11 @@ impl Snapshots {
     /// The latest usable snapshot of each of `aggregate_ids` that has one, with its
     /// version. One that does not decode is left out (logged): the aggregate is then
     /// folded from its first event.
-    pub async fn read<A: Aggregate>(&self, connection: &mut PgConnection, aggregate_ids: &[&str]) -> Result<HashMap<String, (A, u64)>, sqlx::Error> {
+    pub async fn read<A: Aggregate>(
+        &self,
+        connection: &mut PgConnection,
+        aggregate_ids: &[&str],
+    ) -> Result<HashMap<String, (A, u64)>, sqlx::Error> {
         let rows: Vec<SnapshotRow> = sqlx::query_as(
             "SELECT aggregate_id, version, state FROM aggregate_snapshots WHERE aggregate_type = $1 AND aggregate_id = ANY($2) AND without_state = $3",
         )
@@ -60,8 +64,12 @@ impl Snapshots {
                 (Ok(aggregate), Ok(version)) => {
                     snapshots.insert(aggregate_id, (aggregate, version));
                 }
-                (Err(error), _) => tracing::info!(aggregate.id = %aggregate_id, version, %error, "snapshot ignored: it does not decode; folding from the first event"),
-                (_, Err(_)) => tracing::info!(aggregate.id = %aggregate_id, version, "snapshot ignored: negative version"),
+                (Err(error), _) => {
+                    tracing::info!(aggregate.id = %aggregate_id, version, %error, "snapshot ignored: it does not decode; folding from the first event")
+                }
+                (_, Err(_)) => {
+                    tracing::info!(aggregate.id = %aggregate_id, version, "snapshot ignored: negative version")
+                }
             }
         }
         Ok(snapshots)
@@ -70,7 +78,13 @@ impl Snapshots {
     /// Stores `aggregate` at `version` as the snapshot of `aggregate_id`, unless a newer
     /// one is stored already. One of the same version is replaced: both fold the same
     /// committed events, and the stored one may be one that no longer decodes.
-    pub async fn write<A: Aggregate>(&self, connection: &mut PgConnection, aggregate_id: &str, aggregate: &A, version: u64) -> Result<(), crate::EventsError> {
+    pub async fn write<A: Aggregate>(
+        &self,
+        connection: &mut PgConnection,
+        aggregate_id: &str,
+        aggregate: &A,
+        version: u64,
+    ) -> Result<(), crate::EventsError> {
         let state = serde_json::to_value(aggregate)?;
         sqlx::query(
             "INSERT INTO aggregate_snapshots (aggregate_type, aggregate_id, version, without_state, state) VALUES ($1, $2, $3, $4, $5)

@@ -209,7 +209,11 @@ where
 
     /// The current state of each of `aggregate_ids`, without keyed state: cached state
     /// (else the latest snapshot, one query for all) plus newer events, read in one query.
-    async fn load_many(&self, connection: &mut PgConnection, aggregate_ids: &[&str]) -> Result<States<A>, ExecuteError<A::Error>> {
+    async fn load_many(
+        &self,
+        connection: &mut PgConnection,
+        aggregate_ids: &[&str],
+    ) -> Result<States<A>, ExecuteError<A::Error>> {
         let mut states: States<A> = HashMap::with_capacity(aggregate_ids.len());
         let mut missed: Vec<&str> = Vec::new();
         match self.cache.lock() {
@@ -236,7 +240,8 @@ where
         // Newer events a page at a time (usually one page, of the few events after the
         // cache or the snapshot): a long fold holds one page in memory, not the history.
         let mut folded: HashMap<&str, u64> = HashMap::new();
-        let mut positions: Vec<(&str, u64)> = aggregate_ids.iter().map(|id| (*id, states.get(*id).map_or(0, |(_, v)| *v))).collect();
+        let mut positions: Vec<(&str, u64)> =
+            aggregate_ids.iter().map(|id| (*id, states.get(*id).map_or(0, |(_, v)| *v))).collect();
         while !positions.is_empty() {
             let mut page = self.events.read_page_after(connection, &positions, Some(Self::PAGE)).await?;
             let mut unfinished = Vec::new();
@@ -318,7 +323,12 @@ where
 
     /// Runs `command` on the aggregate and commits what it decides, retrying on
     /// optimistic-lock conflicts with a fresh load each time.
-    pub async fn execute(&self, aggregate_id: &str, command: A::Command, metadata: &EventMetadata) -> Result<Committed<A>, ExecuteError<A::Error>> {
+    pub async fn execute(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<Committed<A>, ExecuteError<A::Error>> {
         let command = Command { aggregate_id: aggregate_id.to_owned(), command, metadata: metadata.clone() };
         let mut results = self.execute_all(std::slice::from_ref(&command)).await?;
         results.pop().unwrap_or(Ok(Committed { events: vec![], version: 0 })).map_err(ExecuteError::Rejected)
@@ -327,7 +337,12 @@ where
     /// Like [`AggregateStore::execute`], for an aggregate that has no events yet (its id
     /// was just generated): the first attempt skips reading the store. Should it exist
     /// after all, the append conflicts and the command is retried the normal way.
-    pub async fn execute_new(&self, aggregate_id: &str, command: A::Command, metadata: &EventMetadata) -> Result<Committed<A>, ExecuteError<A::Error>> {
+    pub async fn execute_new(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<Committed<A>, ExecuteError<A::Error>> {
         let command = Command { aggregate_id: aggregate_id.to_owned(), command, metadata: metadata.clone() };
         let batch = std::slice::from_ref(&command);
         let mut results = match self.try_execute_all(batch, Load::AssumeNew).await {
@@ -341,7 +356,10 @@ where
     /// everything they decide in one transaction, retrying the whole batch on
     /// conflicts. A command a business rule refuses gets its error in the result and
     /// decides nothing; the others still commit.
-    pub async fn execute_all(&self, commands: &[Command<A>]) -> Result<Vec<Result<Committed<A>, A::Error>>, ExecuteError<A::Error>> {
+    pub async fn execute_all(
+        &self,
+        commands: &[Command<A>],
+    ) -> Result<Vec<Result<Committed<A>, A::Error>>, ExecuteError<A::Error>> {
         let outcome = (|| self.try_execute_all(commands, Load::Current))
             .retry(self.retry)
             .when(|error| matches!(error, ExecuteError::Conflict))
@@ -373,7 +391,11 @@ where
         outcome
     }
 
-    async fn try_execute_all(&self, commands: &[Command<A>], load: Load) -> Result<Vec<Result<Committed<A>, A::Error>>, ExecuteError<A::Error>> {
+    async fn try_execute_all(
+        &self,
+        commands: &[Command<A>],
+        load: Load,
+    ) -> Result<Vec<Result<Committed<A>, A::Error>>, ExecuteError<A::Error>> {
         let mut ids: Vec<&str> = commands.iter().map(|c| c.aggregate_id.as_str()).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -400,10 +422,12 @@ where
                 // this aggregate again from what is committed and decided so far.
                 let mut restored_state = self.load_many(&mut connection, &[command.aggregate_id.as_str()]).await?;
                 if let Some(working_set) = &self.working_set {
-                    let its: Vec<&Command<A>> = commands.iter().filter(|c| c.aggregate_id == command.aggregate_id).collect();
+                    let its: Vec<&Command<A>> =
+                        commands.iter().filter(|c| c.aggregate_id == command.aggregate_id).collect();
                     working_set.load(&mut connection, &its, &mut restored_state).await.map_err(ExecuteError::Store)?;
                 }
-                let (mut restored, mut restored_version) = restored_state.remove(&command.aggregate_id).unwrap_or_default();
+                let (mut restored, mut restored_version) =
+                    restored_state.remove(&command.aggregate_id).unwrap_or_default();
                 for event in changes.iter().filter(|c| c.aggregate_id == command.aggregate_id).flat_map(|c| &c.events) {
                     restored.apply(event.payload.clone());
                     restored_version = event.sequence as u64;
@@ -419,7 +443,12 @@ where
                 .into_iter()
                 .map(|payload| {
                     *version += 1;
-                    EventEnvelope { aggregate_id: command.aggregate_id.clone(), sequence: *version as usize, payload, metadata: metadata.clone() }
+                    EventEnvelope {
+                        aggregate_id: command.aggregate_id.clone(),
+                        sequence: *version as usize,
+                        payload,
+                        metadata: metadata.clone(),
+                    }
                 })
                 .collect();
             if !events.is_empty() {
@@ -448,7 +477,12 @@ where
     /// front (placing an order), and neither keyed entries nor snapshots are to be
     /// written; otherwise in one transaction. `states` holds the aggregates after the
     /// changes.
-    async fn commit(&self, connection: &mut PgConnection, changes: &[Change<A>], states: &States<A>) -> Result<(), ExecuteError<A::Error>> {
+    async fn commit(
+        &self,
+        connection: &mut PgConnection,
+        changes: &[Change<A>],
+        states: &States<A>,
+    ) -> Result<(), ExecuteError<A::Error>> {
         let events = || changes.iter().flat_map(|c| &c.events);
         let creates_only = changes.iter().all(|c| c.events.first().is_some_and(|e| e.sequence == 1));
         let working_set = self.working_set.as_ref().filter(|set| set.changes_entries(changes));
@@ -461,7 +495,11 @@ where
                     (Some(first), Some(last)) => snapshots.due(first.sequence as u64 - 1, last.sequence as u64),
                     _ => false,
                 })
-                .filter_map(|c| states.get(&c.aggregate_id).map(|(aggregate, version)| (c.aggregate_id.as_str(), aggregate, *version)))
+                .filter_map(|c| {
+                    states
+                        .get(&c.aggregate_id)
+                        .map(|(aggregate, version)| (c.aggregate_id.as_str(), aggregate, *version))
+                })
                 .collect(),
         };
         let single_statement = match &self.projection {

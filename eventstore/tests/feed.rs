@@ -25,12 +25,14 @@ async fn insert(pool: &PgPool, aggregate_id: &str, sequence: i64, transaction_id
 
 /// Appends an event in a transaction of its own, as writers do.
 async fn append<'c>(connection: impl sqlx::PgExecutor<'c>, aggregate_id: &str) {
-    sqlx::query("INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-                 VALUES ('Order', $1, 1, 'OrderCanceled', '1.0', '{}', '{}')")
-        .bind(aggregate_id)
-        .execute(connection)
-        .await
-        .expect("append");
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+                 VALUES ('Order', $1, 1, 'OrderCanceled', '1.0', '{}', '{}')",
+    )
+    .bind(aggregate_id)
+    .execute(connection)
+    .await
+    .expect("append");
 }
 
 #[tokio::test]
@@ -93,7 +95,11 @@ async fn events_committed_behind_an_older_open_transaction_are_held_back_until_i
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(read.iter().map(|e| e.aggregate_id.as_str()).collect::<Vec<_>>(), ["o-older", "o-newer"], "both, in transaction order");
+    assert_eq!(
+        read.iter().map(|e| e.aggregate_id.as_str()).collect::<Vec<_>>(),
+        ["o-older", "o-newer"],
+        "both, in transaction order"
+    );
 }
 
 /// Follows `feed` in a task, sending the ids of the aggregates it reads.
@@ -132,13 +138,21 @@ async fn a_follower_reads_at_once_when_a_commit_rings_in_its_process_or_in_anoth
 
     append(&pool, "o-here").await;
     here.committed();
-    assert_eq!(next_within(&mut received, Duration::from_secs(5)).await.as_deref(), Some("o-here"), "woken in its own process");
+    assert_eq!(
+        next_within(&mut received, Duration::from_secs(5)).await.as_deref(),
+        Some("o-here"),
+        "woken in its own process"
+    );
 
     // Another instance of the service: its own notifier, on the same schema.
     let elsewhere = CommitNotifier::new(pool.clone(), "oms");
     append(&pool, "o-elsewhere").await;
     elsewhere.committed();
-    assert_eq!(next_within(&mut received, Duration::from_secs(5)).await.as_deref(), Some("o-elsewhere"), "woken through PostgreSQL");
+    assert_eq!(
+        next_within(&mut received, Duration::from_secs(5)).await.as_deref(),
+        Some("o-elsewhere"),
+        "woken through PostgreSQL"
+    );
 
     shutdown.cancel();
 }
@@ -154,9 +168,17 @@ async fn a_follower_reads_events_held_back_by_an_older_transaction_soon_after_it
     // makes it look again.
     let silent = CommitNotifier::new(pool.clone(), "oms");
     let mut received = follow(Feed::new(pool.clone(), "relay").woken_by(silent).polling_every(NEVER), &shutdown);
-    assert_eq!(next_within(&mut received, Duration::from_millis(300)).await, None, "held back while the older transaction runs");
+    assert_eq!(
+        next_within(&mut received, Duration::from_millis(300)).await,
+        None,
+        "held back while the older transaction runs"
+    );
     older.commit().await.expect("commit");
-    assert_eq!(next_within(&mut received, Duration::from_secs(5)).await.as_deref(), Some("o-held"), "read soon after it ended");
+    assert_eq!(
+        next_within(&mut received, Duration::from_secs(5)).await.as_deref(),
+        Some("o-held"),
+        "read soon after it ended"
+    );
     shutdown.cancel();
 }
 
@@ -165,10 +187,12 @@ async fn appending_events_notifies_nobody_inside_the_writing_transaction() {
     // A NOTIFY in the writing transaction would hold PostgreSQL's cluster-wide
     // notification lock through the commit's WAL flush, serializing every writer.
     let pool = pool().await;
-    let triggers: Vec<String> = sqlx::query_scalar("SELECT tgname::text FROM pg_trigger WHERE tgrelid = 'events'::regclass AND NOT tgisinternal")
-        .fetch_all(&pool)
-        .await
-        .expect("triggers");
+    let triggers: Vec<String> = sqlx::query_scalar(
+        "SELECT tgname::text FROM pg_trigger WHERE tgrelid = 'events'::regclass AND NOT tgisinternal",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("triggers");
     assert_eq!(triggers, Vec::<String>::new(), "no trigger on events");
 }
 
@@ -205,18 +229,23 @@ async fn a_pipelined_follower_saves_positions_in_feed_order_and_restarts_after_a
             Feed::new(pool, "pipelined")
                 .follow_pipelined(2, 3, &shutdown, |events| {
                     let (finish, finished) = tokio::sync::oneshot::channel();
-                    let _ = started_tx.send(Started { aggregates: events.into_iter().map(|e| e.aggregate_id).collect(), finish });
+                    let _ = started_tx
+                        .send(Started { aggregates: events.into_iter().map(|e| e.aggregate_id).collect(), finish });
                     async move { finished.await.unwrap_or(Ok(())).map_err(Into::into) }
                 })
                 .await;
         }
     });
     let feed = Feed::new(pool.clone(), "pipelined");
-    let saved = || async { feed.read_after(feed.checkpoint().await.expect("checkpoint"), 10).await.expect("read").len() };
+    let saved =
+        || async { feed.read_after(feed.checkpoint().await.expect("checkpoint"), 10).await.expect("read").len() };
 
     // Three batches at once, each handed over before the one before it is done.
     let (first, second, third) = (next(&mut started).await, next(&mut started).await, next(&mut started).await);
-    assert_eq!([first.aggregates.clone(), second.aggregates.clone(), third.aggregates.clone()], [["o-0", "o-1"], ["o-2", "o-3"], ["o-4", "o-5"]]);
+    assert_eq!(
+        [first.aggregates.clone(), second.aggregates.clone(), third.aggregates.clone()],
+        [["o-0", "o-1"], ["o-2", "o-3"], ["o-4", "o-5"]]
+    );
     // The second is done first: nothing can be saved while the first is not.
     second.finish.send(Ok(())).expect("finish");
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -247,7 +276,10 @@ async fn a_follower_whose_connection_dies_leads_again_and_resumes_after_its_save
     let pool = pool().await;
     let shutdown = tokio_util::sync::CancellationToken::new();
     let notifier = CommitNotifier::new(pool.clone(), "oms");
-    let mut received = follow(Feed::new(pool.clone(), "relay").woken_by(notifier.clone()).polling_every(Duration::from_millis(100)), &shutdown);
+    let mut received = follow(
+        Feed::new(pool.clone(), "relay").woken_by(notifier.clone()).polling_every(Duration::from_millis(100)),
+        &shutdown,
+    );
     append(&pool, "o-before").await;
     notifier.committed();
     assert_eq!(next_within(&mut received, Duration::from_secs(5)).await.as_deref(), Some("o-before"));
@@ -263,7 +295,11 @@ async fn a_follower_whose_connection_dies_leads_again_and_resumes_after_its_save
     assert_eq!(killed, 1, "one session held the lock");
     append(&pool, "o-after").await;
     notifier.committed();
-    assert_eq!(next_within(&mut received, Duration::from_secs(10)).await.as_deref(), Some("o-after"), "it leads again and reads on");
+    assert_eq!(
+        next_within(&mut received, Duration::from_secs(10)).await.as_deref(),
+        Some("o-after"),
+        "it leads again and reads on"
+    );
     assert_eq!(next_within(&mut received, Duration::from_millis(500)).await, None, "nothing read twice");
     let leaders: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
@@ -281,7 +317,10 @@ async fn a_lingering_follower_reads_a_stream_of_commits_in_one_batch_and_a_lone_
     let shutdown = tokio_util::sync::CancellationToken::new();
     let notifier = CommitNotifier::new(pool.clone(), "oms");
     let (read, mut batches) = tokio::sync::mpsc::unbounded_channel::<Vec<String>>();
-    let feed = Feed::new(pool.clone(), "relay").woken_by(notifier.clone()).polling_every(NEVER).lingering(Duration::from_secs(1));
+    let feed = Feed::new(pool.clone(), "relay")
+        .woken_by(notifier.clone())
+        .polling_every(NEVER)
+        .lingering(Duration::from_secs(1));
     tokio::spawn({
         let shutdown = shutdown.clone();
         async move {
@@ -297,7 +336,10 @@ async fn a_lingering_follower_reads_a_stream_of_commits_in_one_batch_and_a_lone_
 
     append(&pool, "o-lone").await;
     notifier.committed();
-    let lone = tokio::time::timeout(Duration::from_millis(700), batches.recv()).await.expect("read well within the linger").expect("open");
+    let lone = tokio::time::timeout(Duration::from_millis(700), batches.recv())
+        .await
+        .expect("read well within the linger")
+        .expect("open");
     assert_eq!(lone, ["o-lone"]);
     // Its batch done, it waits for the next commit.
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -308,7 +350,10 @@ async fn a_lingering_follower_reads_a_stream_of_commits_in_one_batch_and_a_lone_
         notifier.committed();
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let together = tokio::time::timeout(Duration::from_secs(5), batches.recv()).await.expect("read after the linger").expect("open");
+    let together = tokio::time::timeout(Duration::from_secs(5), batches.recv())
+        .await
+        .expect("read after the linger")
+        .expect("open");
     assert_eq!(together, ["o-1", "o-2", "o-3"], "one batch, not one per commit");
     shutdown.cancel();
 }
@@ -318,7 +363,10 @@ async fn a_lingering_follower_stops_at_once_when_shutdown_comes_during_its_linge
     let pool = pool().await;
     let shutdown = tokio_util::sync::CancellationToken::new();
     let notifier = CommitNotifier::new(pool.clone(), "oms");
-    let feed = Feed::new(pool.clone(), "relay").woken_by(notifier.clone()).polling_every(NEVER).lingering(Duration::from_secs(30));
+    let feed = Feed::new(pool.clone(), "relay")
+        .woken_by(notifier.clone())
+        .polling_every(NEVER)
+        .lingering(Duration::from_secs(30));
     let follower = tokio::spawn({
         let shutdown = shutdown.clone();
         async move { feed.follow(100, &shutdown, |_| async { Ok(()) }).await }
@@ -330,5 +378,8 @@ async fn a_lingering_follower_stops_at_once_when_shutdown_comes_during_its_linge
     tokio::time::sleep(Duration::from_millis(200)).await;
     // ...which must not hold up shutdown.
     shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(5), follower).await.expect("stops well within the linger").expect("the follower task");
+    tokio::time::timeout(Duration::from_secs(5), follower)
+        .await
+        .expect("stops well within the linger")
+        .expect("the follower task");
 }

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use eventstore::{Feed, FeedPosition};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -35,7 +35,11 @@ async fn database() -> (PgConnectOptions, PgPool) {
 async fn proxy_to(options: &PgConnectOptions) -> TcpProxy {
     let host = options.get_host();
     assert!(!host.starts_with('/'), "the test server must be reached over TCP to be proxied, not by the socket {host}");
-    let target = tokio::net::lookup_host((host, options.get_port())).await.expect("the server's address").next().expect("an address");
+    let target = tokio::net::lookup_host((host, options.get_port()))
+        .await
+        .expect("the server's address")
+        .next()
+        .expect("an address");
     TcpProxy::start(target).await.expect("the proxy listens")
 }
 
@@ -62,7 +66,12 @@ struct Handled {
 type Journal = Arc<Mutex<Vec<Handled>>>;
 
 /// Follows the feed on `pool` in a task, writing what it handles to `journal`.
-fn follow(pool: PgPool, by: &'static str, journal: &Journal, shutdown: &CancellationToken) -> tokio::task::JoinHandle<()> {
+fn follow(
+    pool: PgPool,
+    by: &'static str,
+    journal: &Journal,
+    shutdown: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
     let (journal, shutdown) = (journal.clone(), shutdown.clone());
     tokio::spawn(async move {
         Feed::new(pool, FEED)
@@ -71,7 +80,11 @@ fn follow(pool: PgPool, by: &'static str, journal: &Journal, shutdown: &Cancella
                 let journal = journal.clone();
                 async move {
                     let at = Instant::now();
-                    journal.lock().expect("the journal is not poisoned").extend(events.into_iter().map(|e| Handled { by, aggregate_id: e.aggregate_id, at }));
+                    journal.lock().expect("the journal is not poisoned").extend(events.into_iter().map(|e| Handled {
+                        by,
+                        aggregate_id: e.aggregate_id,
+                        at,
+                    }));
                     Ok(())
                 }
             })
@@ -95,7 +108,12 @@ async fn append(pool: &PgPool, aggregate_id: &str) {
 async fn handled_within(journal: &Journal, by: &str, aggregate_id: &str, limit: Duration) -> Option<Instant> {
     let deadline = Instant::now() + limit;
     loop {
-        if let Some(handled) = journal.lock().expect("the journal is not poisoned").iter().find(|h| h.by == by && h.aggregate_id == aggregate_id) {
+        if let Some(handled) = journal
+            .lock()
+            .expect("the journal is not poisoned")
+            .iter()
+            .find(|h| h.by == by && h.aggregate_id == aggregate_id)
+        {
             return Some(handled.at);
         }
         if Instant::now() > deadline {
@@ -119,7 +137,8 @@ async fn lock_holders(pool: &PgPool) -> Vec<String> {
 
 /// Every event of the feed, in feed order.
 async fn feed_order(pool: &PgPool) -> Vec<String> {
-    let events = Feed::new(pool.clone(), "check").read_after(FeedPosition::default(), 10_000).await.expect("read the feed");
+    let events =
+        Feed::new(pool.clone(), "check").read_after(FeedPosition::default(), 10_000).await.expect("read the feed");
     events.into_iter().map(|e| e.aggregate_id).collect()
 }
 
@@ -139,11 +158,17 @@ async fn a_leader_whose_connection_is_blackholed_gives_way_to_a_standby_and_stan
     // The proxied follower leads; the direct one, started after, stands by.
     let leader = follow(behind_proxy.clone(), BEHIND_PROXY, &journal, &shutdown);
     append(&writer, "before-0").await;
-    assert!(handled_within(&journal, BEHIND_PROXY, "before-0", Duration::from_secs(10)).await.is_some(), "the proxied follower leads");
+    assert!(
+        handled_within(&journal, BEHIND_PROXY, "before-0", Duration::from_secs(10)).await.is_some(),
+        "the proxied follower leads"
+    );
     let standby = follow(direct.clone(), DIRECT, &journal, &shutdown);
     tokio::time::sleep(Duration::from_secs(2)).await;
     append(&writer, "before-1").await;
-    assert!(handled_within(&journal, BEHIND_PROXY, "before-1", Duration::from_secs(10)).await.is_some(), "it still leads");
+    assert!(
+        handled_within(&journal, BEHIND_PROXY, "before-1", Duration::from_secs(10)).await.is_some(),
+        "it still leads"
+    );
     assert!(handled_by(&journal, DIRECT).is_empty(), "the standby handles nothing while the leader leads");
     assert_eq!(lock_holders(&writer).await, [BEHIND_PROXY]);
 
@@ -155,15 +180,23 @@ async fn a_leader_whose_connection_is_blackholed_gives_way_to_a_standby_and_stan
         append(&writer, aggregate_id).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let taken_over_at = handled_within(&journal, DIRECT, "during-0", Duration::from_secs(45).saturating_sub(blackholed_at.elapsed()))
-        .await
-        .expect("the standby takes over within 45 s of the blackhole");
+    let taken_over_at =
+        handled_within(&journal, DIRECT, "during-0", Duration::from_secs(45).saturating_sub(blackholed_at.elapsed()))
+            .await
+            .expect("the standby takes over within 45 s of the blackhole");
     let takeover = taken_over_at - blackholed_at;
     println!("takeover {:.1} s after the blackhole began", takeover.as_secs_f64());
     for aggregate_id in &during {
-        assert!(handled_within(&journal, DIRECT, aggregate_id, Duration::from_secs(10)).await.is_some(), "the new leader handles {aggregate_id}");
+        assert!(
+            handled_within(&journal, DIRECT, aggregate_id, Duration::from_secs(10)).await.is_some(),
+            "the new leader handles {aggregate_id}"
+        );
     }
-    assert_eq!(lock_holders(&writer).await, [DIRECT], "the old leader's session ended on the server, and its lock with it");
+    assert_eq!(
+        lock_holders(&writer).await,
+        [DIRECT],
+        "the old leader's session ended on the server, and its lock with it"
+    );
 
     // The network returns: the old leader finds the lock taken and stands by.
     proxy.blackhole(false);
@@ -184,7 +217,10 @@ async fn a_leader_whose_connection_is_blackholed_gives_way_to_a_standby_and_stan
         append(&writer, aggregate_id).await;
     }
     for aggregate_id in &after {
-        assert!(handled_within(&journal, DIRECT, aggregate_id, Duration::from_secs(10)).await.is_some(), "the new leader handles {aggregate_id}");
+        assert!(
+            handled_within(&journal, DIRECT, aggregate_id, Duration::from_secs(10)).await.is_some(),
+            "the new leader handles {aggregate_id}"
+        );
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(lock_holders(&writer).await, [DIRECT], "one leader, the new one");
@@ -197,7 +233,10 @@ async fn a_leader_whose_connection_is_blackholed_gives_way_to_a_standby_and_stan
         late.iter().all(|h| h.aggregate_id.starts_with("before-")),
         "the old leader handled events committed after it lost its network: {late:?}"
     );
-    assert!(old.iter().all(|h| h.at < returned_at), "the old leader handled nothing after its network returned: {old:?}");
+    assert!(
+        old.iter().all(|h| h.at < returned_at),
+        "the old leader handled nothing after its network returned: {old:?}"
+    );
 
     // Exactly in feed order: the new leader starts at most one batch back from where
     // the old one stopped (a batch whose position was not saved), and goes on
@@ -209,12 +248,19 @@ async fn a_leader_whose_connection_is_blackholed_gives_way_to_a_standby_and_stan
     assert_eq!(new, order[first..], "the new leader handles every event from its first on, once each, in feed order");
     let old_ids: Vec<String> = old.iter().map(|h| h.aggregate_id.clone()).collect();
     assert_eq!(old_ids, order[..old_ids.len()], "the old leader handled a prefix of the feed, in order");
-    assert!(first <= old_ids.len(), "nothing skipped between the two leaders: the old one stopped at {}, the new one began at {first}", old_ids.len());
+    assert!(
+        first <= old_ids.len(),
+        "nothing skipped between the two leaders: the old one stopped at {}, the new one began at {first}",
+        old_ids.len()
+    );
     assert!(old_ids.len() - first <= 5, "at most one batch handled by both");
 
     shutdown.cancel();
     for follower in [leader, standby] {
-        tokio::time::timeout(Duration::from_secs(30), follower).await.expect("the follower stops").expect("the follower ran");
+        tokio::time::timeout(Duration::from_secs(30), follower)
+            .await
+            .expect("the follower stops")
+            .expect("the follower ran");
     }
 }
 
@@ -241,7 +287,9 @@ async fn a_leader_waiting_on_its_batch_longer_than_the_servers_idle_timeout_keep
                         let _ = started.send(());
                         tokio::time::sleep(Duration::from_secs(35)).await;
                         let at = Instant::now();
-                        journal.lock().expect("the journal is not poisoned").extend(events.into_iter().map(|e| Handled { by: WAITING, aggregate_id: e.aggregate_id, at }));
+                        journal.lock().expect("the journal is not poisoned").extend(
+                            events.into_iter().map(|e| Handled { by: WAITING, aggregate_id: e.aggregate_id, at }),
+                        );
                         Ok(())
                     }
                 })
@@ -256,12 +304,19 @@ async fn a_leader_waiting_on_its_batch_longer_than_the_servers_idle_timeout_keep
     // Its position was saved on the same session: the standby never handles slow-0.
     append(&writer, "slow-1").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(handled_by(&journal, DIRECT).is_empty(), "the standby took nothing over: {:?}", handled_by(&journal, DIRECT));
+    assert!(
+        handled_by(&journal, DIRECT).is_empty(),
+        "the standby took nothing over: {:?}",
+        handled_by(&journal, DIRECT)
+    );
     assert_eq!(lock_holders(&writer).await, [WAITING]);
 
     shutdown.cancel();
     for follower in [leader, standby] {
-        tokio::time::timeout(Duration::from_secs(60), follower).await.expect("the follower stops").expect("the follower ran");
+        tokio::time::timeout(Duration::from_secs(60), follower)
+            .await
+            .expect("the follower stops")
+            .expect("the follower ran");
     }
 }
 
@@ -287,11 +342,16 @@ async fn a_leader_whose_connection_is_cut_leads_again_from_its_saved_position() 
     proxy.cut();
     append(&writer, "cut-1").await;
     let cut_at = Instant::now();
-    let handled_at = handled_within(&journal, BEHIND_PROXY, "cut-1", Duration::from_secs(15)).await.expect("it leads again soon after the cut");
+    let handled_at = handled_within(&journal, BEHIND_PROXY, "cut-1", Duration::from_secs(15))
+        .await
+        .expect("it leads again soon after the cut");
     println!("led again {:.1} s after the cut", (handled_at - cut_at).as_secs_f64());
     let ids: Vec<String> = handled_by(&journal, BEHIND_PROXY).into_iter().map(|h| h.aggregate_id).collect();
     assert_eq!(ids, ["cut-0", "cut-1"], "resumed after the saved position: nothing skipped, nothing repeated");
 
     shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(30), follower).await.expect("the follower stops").expect("the follower ran");
+    tokio::time::timeout(Duration::from_secs(30), follower)
+        .await
+        .expect("the follower stops")
+        .expect("the follower ran");
 }

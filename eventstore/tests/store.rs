@@ -22,7 +22,11 @@ fn metadata() -> EventMetadata {
 }
 
 fn add(stock: u32) -> ProductCommand {
-    ProductCommand::AddProduct(AddProduct { name: ProductName::parse("Mug").expect("name"), initial_stock: stock, low_stock_threshold: 0 })
+    ProductCommand::AddProduct(AddProduct {
+        name: ProductName::parse("Mug").expect("name"),
+        initial_stock: stock,
+        low_stock_threshold: 0,
+    })
 }
 
 fn restock(units: u32) -> ProductCommand {
@@ -49,7 +53,12 @@ struct Counting {
 
 #[async_trait]
 impl Projection<Product> for Counting {
-    async fn apply(&self, connection: &mut PgConnection, _: &Events<Product>, changes: &[Change<Product>]) -> Result<(), ProjectionFailure> {
+    async fn apply(
+        &self,
+        connection: &mut PgConnection,
+        _: &Events<Product>,
+        changes: &[Change<Product>],
+    ) -> Result<(), ProjectionFailure> {
         if self.fail.load(Ordering::SeqCst) {
             return Err("the projection is told to fail".into());
         }
@@ -90,7 +99,8 @@ async fn when_the_projection_fails_nothing_of_the_batch_is_stored() {
     let pool = pool().await;
     let (store, fail) = counting_store(&pool).await;
     fail.store(true, Ordering::SeqCst);
-    let error = store.execute_all(&[command("a", add(1)), command("b", add(1))]).await.expect_err("the projection failed");
+    let error =
+        store.execute_all(&[command("a", add(1)), command("b", add(1))]).await.expect_err("the projection failed");
     assert!(matches!(error, ExecuteError::Store(_)), "{error:?}");
     assert!(stored(&pool, "a").await.is_empty() && stored(&pool, "b").await.is_empty(), "no event without its view");
 
@@ -105,7 +115,12 @@ async fn a_refused_command_gets_its_error_and_the_rest_of_the_batch_commits() {
     let pool = pool().await;
     let store = AggregateStore::<Product>::new(pool.clone());
     let results = store
-        .execute_all(&[command("a", add(3)), command("a", add(9)), command("a", restock(2)), command("ghost", restock(1))])
+        .execute_all(&[
+            command("a", add(3)),
+            command("a", add(9)),
+            command("a", restock(2)),
+            command("ghost", restock(1)),
+        ])
         .await
         .expect("committed");
     let outcomes: Vec<Result<u64, ProductError>> = results.into_iter().map(|r| r.map(|c| c.version)).collect();
@@ -120,7 +135,8 @@ async fn concurrent_writers_on_one_aggregate_lose_and_double_nothing() {
     let pool = pool().await;
     AggregateStore::<Product>::new(pool.clone()).execute("hot", add(1), &metadata()).await.expect("added");
     // Four stores, as four service instances would have, each with its own cache.
-    let stores: Vec<Arc<AggregateStore<Product>>> = (0..4).map(|_| Arc::new(AggregateStore::new(pool.clone()))).collect();
+    let stores: Vec<Arc<AggregateStore<Product>>> =
+        (0..4).map(|_| Arc::new(AggregateStore::new(pool.clone()))).collect();
     let mut writers = tokio::task::JoinSet::new();
     for (i, store) in stores.iter().enumerate() {
         let store = store.clone();
@@ -165,11 +181,17 @@ async fn what_we_append_postgres_es_reads_back_unchanged() {
     assert_eq!(read.len(), 2);
     for (theirs, ours) in read.into_iter().zip(ours) {
         let theirs: eventstore::EventEnvelope<Product> = theirs.try_into().expect("decodes");
-        assert_eq!((theirs.sequence, &theirs.payload, &theirs.metadata), (ours.sequence, &ours.payload, &ours.metadata));
+        assert_eq!(
+            (theirs.sequence, &theirs.payload, &theirs.metadata),
+            (ours.sequence, &ours.payload, &ours.metadata)
+        );
     }
     let (product, _) = store.load("p").await.expect("loaded");
     assert_eq!((product.available(), product.reservation(&order_id).quantity), (3, 2));
-    assert!(matches!(store.load_events("p").await.expect("events")[1].payload, ProductEvent::StockReserved { quantity: 2, .. }));
+    assert!(matches!(
+        store.load_events("p").await.expect("events")[1].payload,
+        ProductEvent::StockReserved { quantity: 2, .. }
+    ));
 }
 
 #[tokio::test]

@@ -59,7 +59,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ErrorResponse>
         return Err(ErrorResponse::new(StatusCode::UNPROCESSABLE_ENTITY, "body: expected a JSON object"));
     }
     if let Some(path) = positional_array(&document, String::new()) {
-        return Err(ErrorResponse::new(StatusCode::UNPROCESSABLE_ENTITY, format!("{path}: expected an object, found an array")));
+        return Err(ErrorResponse::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{path}: expected an object, found an array"),
+        ));
     }
     // Typed from the bytes, not from `document`: the streaming parser also refuses a
     // field given twice, which a parsed `Value` silently collapses.
@@ -111,7 +114,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ErrorResponse> {
     let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        ErrorResponse::new(StatusCode::UNPROCESSABLE_ENTITY, format!("invalid query parameter '{}': {}", e.path(), e.inner()))
+        ErrorResponse::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("invalid query parameter '{}': {}", e.path(), e.inner()),
+        )
     })
 }
 
@@ -124,10 +130,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiPath {
     type Rejection = ErrorResponse;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Path::<String>::from_request_parts(parts, state)
-            .await
-            .map(|Path(value)| ApiPath(value))
-            .map_err(|rejection| ErrorResponse::new(StatusCode::BAD_REQUEST, format!("invalid path: {}", rejection.body_text())))
+        Path::<String>::from_request_parts(parts, state).await.map(|Path(value)| ApiPath(value)).map_err(|rejection| {
+            ErrorResponse::new(StatusCode::BAD_REQUEST, format!("invalid path: {}", rejection.body_text()))
+        })
     }
 }
 
@@ -159,9 +164,17 @@ mod tests {
             (r#"{"orderItems":[]} x"#, StatusCode::BAD_REQUEST, "trailing characters"),
             (r#"{"orderItems":[]}{"orderItems":[]}"#, StatusCode::BAD_REQUEST, "trailing characters"),
             (r#"{"orderItems":[["p",1]]}"#, StatusCode::UNPROCESSABLE_ENTITY, "orderItems[0]: expected an object"),
-            (r#"{"orderItems":[{"productId":"p","quantity":"x"}]}"#, StatusCode::UNPROCESSABLE_ENTITY, "orderItems[0].quantity"),
+            (
+                r#"{"orderItems":[{"productId":"p","quantity":"x"}]}"#,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "orderItems[0].quantity",
+            ),
             (r#"{"orderItems":[{"productId":"p"}]}"#, StatusCode::UNPROCESSABLE_ENTITY, "missing field `quantity`"),
-            (r#"{"orderItems":[{"productId":"p","quantity":1,"x":1}]}"#, StatusCode::UNPROCESSABLE_ENTITY, "unknown field `x`"),
+            (
+                r#"{"orderItems":[{"productId":"p","quantity":1,"x":1}]}"#,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown field `x`",
+            ),
         ];
         for (input, status, fragment) in cases {
             let error = parse_json::<Body>(input.as_bytes()).unwrap_err();

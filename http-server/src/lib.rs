@@ -40,7 +40,12 @@ pub use envelope::{ApiResponse, ErrorResponse};
 pub use extract::{ApiJson, ApiPath, ApiQuery};
 pub use health::Readiness;
 pub use openapi::{Failure, HistoryEvent, Page, Success};
-pub use server::{DOCS_PATH, OPENAPI_PATH, serve, serve_supervised, shutdown_signal, shutdown_signal_within, with_common_layers};
-pub use settings::{DatabaseSessionSettings, DatabaseSettings, DatabaseUrl, HttpSettings, LifecycleSettings, LogFormat, TelemetrySettings};
+pub use server::{
+    DOCS_PATH, OPENAPI_PATH, serve, serve_supervised, shutdown_signal, shutdown_signal_within, with_common_layers,
+};
+pub use settings::{
+    DatabaseSessionSettings, DatabaseSettings, DatabaseUrl, HttpSettings, LifecycleSettings, LogFormat,
+    TelemetrySettings,
+};
 pub use supervisor::{Pipeline, Supervisor};
 pub use telemetry::init_logging;

@@ -21,8 +21,11 @@ pub(crate) async fn time_limit(State(limit): State<Duration>, request: Request, 
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(timeout_ms = limit.as_millis() as u64, "request timed out");
-            ErrorResponse::new(StatusCode::SERVICE_UNAVAILABLE, format!("the request took longer than {} ms; retry later", limit.as_millis()))
-                .into_response()
+            ErrorResponse::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the request took longer than {} ms; retry later", limit.as_millis()),
+            )
+            .into_response()
         }
     }
 }
@@ -39,11 +42,14 @@ const DRAIN_AT_MOST: Duration = Duration::from_secs(5);
 /// answer). Answering at once would close the connection while the client is still
 /// sending: most clients then see a reset (EPIPE) instead of the 413.
 pub(crate) async fn refuse_oversized_body(State(limit): State<usize>, request: Request, next: Next) -> Response {
-    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let Some(declared) = declared.filter(|length| *length > limit as u64) else { return next.run(request).await };
     let drained = tokio::time::timeout(DRAIN_AT_MOST, drain(request.into_body(), DRAIN_AT_MOST_BYTES)).await;
     let whole_body_read = matches!(drained, Ok(Ok(read)) if read >= declared);
-    let mut response = ErrorResponse::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body is too large (at most {limit} bytes)")).into_response();
+    let mut response =
+        ErrorResponse::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body is too large (at most {limit} bytes)"))
+            .into_response();
     if !whole_body_read {
         response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
@@ -95,7 +101,9 @@ async fn rate_limit(State(limiter): State<Arc<Limiter>>, request: Request, next:
 }
 
 fn too_many_requests(wait_seconds: u64) -> Response {
-    let mut response = ErrorResponse::new(StatusCode::TOO_MANY_REQUESTS, format!("too many requests; retry in {wait_seconds} s")).into_response();
+    let mut response =
+        ErrorResponse::new(StatusCode::TOO_MANY_REQUESTS, format!("too many requests; retry in {wait_seconds} s"))
+            .into_response();
     if let Ok(value) = HeaderValue::from_str(&wait_seconds.to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
@@ -114,7 +122,9 @@ pub(crate) fn with_cors(router: Router, settings: &HttpSettings) -> Router {
         let values: Vec<HeaderValue> = origins
             .iter()
             .filter_map(|origin| {
-                HeaderValue::from_str(origin).map_err(|_| tracing::warn!(%origin, "ignoring a CORS origin that is not a valid header value")).ok()
+                HeaderValue::from_str(origin)
+                    .map_err(|_| tracing::warn!(%origin, "ignoring a CORS origin that is not a valid header value"))
+                    .ok()
             })
             .collect();
         AllowOrigin::list(values)

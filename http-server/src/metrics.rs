@@ -17,7 +17,8 @@ pub const UNMATCHED_ROUTE: &str = "unmatched";
 pub(crate) async fn record(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = method_label(request.method());
-    let route = request.extensions().get::<MatchedPath>().map_or(UNMATCHED_ROUTE.to_owned(), |path| path.as_str().to_owned());
+    let route =
+        request.extensions().get::<MatchedPath>().map_or(UNMATCHED_ROUTE.to_owned(), |path| path.as_str().to_owned());
     let response = next.run(request).await;
     let labels = [("method", method.to_owned()), ("route", route), ("status", response.status().as_str().to_owned())];
     metrics::counter!(names::HTTP_REQUESTS, &labels).increment(1);
@@ -28,8 +29,17 @@ pub(crate) async fn record(request: Request, next: Next) -> Response {
 /// The `method` label: a standard method's name, else `OTHER`, so invented methods
 /// cannot grow the number of series either.
 fn method_label(method: &Method) -> &'static str {
-    const STANDARD: [Method; 9] =
-        [Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::PATCH, Method::HEAD, Method::OPTIONS, Method::TRACE, Method::CONNECT];
+    const STANDARD: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::CONNECT,
+    ];
     STANDARD.iter().find(|m| *m == method).map_or("OTHER", Method::as_str)
 }
 

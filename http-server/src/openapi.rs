@@ -52,12 +52,42 @@ struct CommonAnswer {
 }
 
 const COMMON_ANSWERS: &[CommonAnswer] = &[
-    CommonAnswer { status: "400", description: "The body is not well-formed JSON.", example: "malformed JSON body: EOF while parsing an object at line 1 column 1", body_only: true },
-    CommonAnswer { status: "413", description: "The body is larger than the limit (`HTTP_BODY_LIMIT_BYTES`).", example: "request body is too large", body_only: true },
-    CommonAnswer { status: "415", description: "The body is not sent as `Content-Type: application/json`.", example: "expected a JSON body with Content-Type: application/json", body_only: true },
-    CommonAnswer { status: "422", description: "The JSON does not fit the request shape, or a value breaks a rule; the message names the field.", example: "body: missing field `quantity`", body_only: true },
-    CommonAnswer { status: "429", description: "The instance's rate limit (`HTTP_RATE_LIMIT_PER_SECOND`, off by default) is exhausted; see `Retry-After`.", example: "too many requests; retry in 1 s", body_only: false },
-    CommonAnswer { status: "503", description: "A dependency (the database) is down, or the request took longer than `HTTP_REQUEST_TIMEOUT_MS`; retry later.", example: "the request took longer than 10000 ms; retry later", body_only: false },
+    CommonAnswer {
+        status: "400",
+        description: "The body is not well-formed JSON.",
+        example: "malformed JSON body: EOF while parsing an object at line 1 column 1",
+        body_only: true,
+    },
+    CommonAnswer {
+        status: "413",
+        description: "The body is larger than the limit (`HTTP_BODY_LIMIT_BYTES`).",
+        example: "request body is too large",
+        body_only: true,
+    },
+    CommonAnswer {
+        status: "415",
+        description: "The body is not sent as `Content-Type: application/json`.",
+        example: "expected a JSON body with Content-Type: application/json",
+        body_only: true,
+    },
+    CommonAnswer {
+        status: "422",
+        description: "The JSON does not fit the request shape, or a value breaks a rule; the message names the field.",
+        example: "body: missing field `quantity`",
+        body_only: true,
+    },
+    CommonAnswer {
+        status: "429",
+        description: "The instance's rate limit (`HTTP_RATE_LIMIT_PER_SECOND`, off by default) is exhausted; see `Retry-After`.",
+        example: "too many requests; retry in 1 s",
+        body_only: false,
+    },
+    CommonAnswer {
+        status: "503",
+        description: "A dependency (the database) is down, or the request took longer than `HTTP_REQUEST_TIMEOUT_MS`; retry later.",
+        example: "the request took longer than 10000 ms; retry later",
+        body_only: false,
+    },
 ];
 
 /// Adds to every operation of `api` what the shared stack gives every route: the
@@ -68,7 +98,9 @@ pub fn document_common_answers(api: &mut OpenApi) {
     let components = api.components.get_or_insert_with(Default::default);
     components.schemas.entry("Failure".to_owned()).or_insert_with(<Failure as utoipa::PartialSchema>::schema);
     for item in api.paths.paths.values_mut() {
-        for operation in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch].into_iter().flatten() {
+        for operation in
+            [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch].into_iter().flatten()
+        {
             if !operation.tags.as_ref().is_some_and(|tags| tags.iter().any(|t| t == "operations")) {
                 add_common_answers(operation);
             }
@@ -86,7 +118,11 @@ fn add_id_headers(operation: &mut Operation) {
                 .parameter_in(ParameterIn::Header)
                 .required(Required::False)
                 .description(Some(description))
-                .schema(Some(utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::Type::String).max_length(Some(128))))
+                .schema(Some(
+                    utoipa::openapi::ObjectBuilder::new()
+                        .schema_type(utoipa::openapi::Type::String)
+                        .max_length(Some(128)),
+                ))
                 .build(),
         )
     };
@@ -113,7 +149,9 @@ fn add_common_answers(operation: &mut Operation) {
                 .schema(Some(RefOr::Ref(Ref::from_schema_name("Failure"))))
                 .example(Some(json!({"success": false, "data": null, "error": answer.example})))
                 .build();
-            RefOr::T(ResponseBuilder::new().description(answer.description).content("application/json", content).build())
+            RefOr::T(
+                ResponseBuilder::new().description(answer.description).content("application/json", content).build(),
+            )
         });
     }
 }

@@ -10,7 +10,11 @@ pub fn documented(document: &Value) -> Vec<(String, String)> {
         .expect("paths")
         .iter()
         .flat_map(|(path, item)| {
-            item.as_object().expect("path item").keys().filter(|k| ["get", "put", "post", "delete", "patch"].contains(&k.as_str())).map(move |m| (m.clone(), path.clone()))
+            item.as_object()
+                .expect("path item")
+                .keys()
+                .filter(|k| ["get", "put", "post", "delete", "patch"].contains(&k.as_str()))
+                .map(move |m| (m.clone(), path.clone()))
         })
         .collect();
     operations.sort();
@@ -22,14 +26,17 @@ pub fn documented(document: &Value) -> Vec<(String, String)> {
 pub fn check(document: &Value, schema: &Value, instance: &Value, label: &str) {
     let mut root = schema.clone();
     root.as_object_mut().expect("a schema object").insert("components".to_owned(), document["components"].clone());
-    let validator = jsonschema::draft202012::new(&root).unwrap_or_else(|e| panic!("[{label}] the schema does not compile: {e}\n{schema}"));
-    let errors: Vec<String> = validator.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    let validator = jsonschema::draft202012::new(&root)
+        .unwrap_or_else(|e| panic!("[{label}] the schema does not compile: {e}\n{schema}"));
+    let errors: Vec<String> =
+        validator.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path())).collect();
     assert!(errors.is_empty(), "[{label}] {instance}\ndoes not fit {schema}:\n{}", errors.join("\n"));
 }
 
 /// The JSON schema of the `status` answer of `method path`; panics when there is none.
 pub fn answer_schema<'a>(document: &'a Value, method: &str, path: &str, status: u16) -> &'a Value {
-    let schema = &document["paths"][path][method]["responses"][status.to_string()]["content"]["application/json"]["schema"];
+    let schema =
+        &document["paths"][path][method]["responses"][status.to_string()]["content"]["application/json"]["schema"];
     assert!(schema.is_object(), "{method} {path} documents no {status} answer");
     schema
 }
@@ -40,7 +47,8 @@ pub fn check_every_example(document: &Value) -> usize {
     let mut checked = 0;
     for (method, path) in documented(document) {
         let operation = &document["paths"][&path][&method];
-        let mut media = vec![(format!("{method} {path} request"), &operation["requestBody"]["content"]["application/json"])];
+        let mut media =
+            vec![(format!("{method} {path} request"), &operation["requestBody"]["content"]["application/json"])];
         for (status, answer) in operation["responses"].as_object().expect("responses") {
             media.push((format!("{method} {path} {status}"), &answer["content"]["application/json"]));
         }

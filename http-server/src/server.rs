@@ -45,7 +45,9 @@ pub fn with_common_layers(routes: OpenApiRouter, readiness: Readiness, settings:
     let router = router
         .merge(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, api).config(docs_page()))
         .fallback(|| async { ErrorResponse::new(StatusCode::NOT_FOUND, "no such route") })
-        .method_not_allowed_fallback(|| async { ErrorResponse::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route") })
+        .method_not_allowed_fallback(|| async {
+            ErrorResponse::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route")
+        })
         .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
         .layer(axum::middleware::from_fn_with_state(settings.request_timeout(), limits::time_limit));
     let router = limits::with_rate_limit(router, settings);
@@ -81,14 +83,20 @@ fn request_span<B>(request: &Request<B>) -> tracing::Span {
         otel.name = format!("{} {route}", request.method()),
         otel.kind = "server",
     );
-    telemetry::set_parent(&span, telemetry::extract_trace_context(|name| headers.get(name).and_then(|v| v.to_str().ok())));
+    telemetry::set_parent(
+        &span,
+        telemetry::extract_trace_context(|name| headers.get(name).and_then(|v| v.to_str().ok())),
+    );
     span
 }
 
 /// Removes a client's `x-request-id` that we would not record (see
 /// [`crate::context::usable_id`]), so a fresh one is generated: the id echoed, logged
 /// and stored with the events is then always the same.
-async fn drop_unusable_request_id(mut request: Request<axum::body::Body>, next: axum::middleware::Next) -> axum::response::Response {
+async fn drop_unusable_request_id(
+    mut request: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     let usable = request.headers().get(&REQUEST_ID).map(|v| crate::context::usable_id(v).is_some());
     if usable == Some(false) {
         request.headers_mut().remove(&REQUEST_ID);
@@ -98,7 +106,11 @@ async fn drop_unusable_request_id(mut request: Request<axum::body::Body>, next: 
 
 /// Serves `app` on `listener` until `shutdown` completes, then finishes requests in
 /// flight.
-pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
@@ -132,7 +144,10 @@ pub async fn serve_supervised(
     let (served, deadline) = match futures::future::select(serving, deadline).await {
         futures::future::Either::Left((served, deadline)) => (served, deadline.await),
         futures::future::Either::Right((deadline, _still_serving)) => {
-            tracing::warn!(grace_ms = grace.as_millis() as u64, "requests still in flight when the shutdown grace ran out; closing their connections");
+            tracing::warn!(
+                grace_ms = grace.as_millis() as u64,
+                "requests still in flight when the shutdown grace ran out; closing their connections"
+            );
             (Ok(()), deadline)
         }
     };
@@ -157,7 +172,10 @@ pub async fn shutdown_signal_within(grace: Duration) {
     shutdown_signal().await;
     let watchdog = std::thread::Builder::new().name("shutdown-watchdog".to_owned()).spawn(move || {
         std::thread::sleep(grace);
-        tracing::warn!(grace_ms = grace.as_millis() as u64, "still running at the end of the shutdown grace; exiting now");
+        tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            "still running at the end of the shutdown grace; exiting now"
+        );
         std::process::exit(0);
     });
     if let Err(error) = watchdog {

@@ -82,10 +82,19 @@ struct DatabaseUrlParser;
 impl clap::builder::TypedValueParser for DatabaseUrlParser {
     type Value = DatabaseUrl;
 
-    fn parse_ref(&self, command: &clap::Command, argument: Option<&clap::Arg>, value: &std::ffi::OsStr) -> Result<DatabaseUrl, clap::Error> {
+    fn parse_ref(
+        &self,
+        command: &clap::Command,
+        argument: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<DatabaseUrl, clap::Error> {
         value.to_str().and_then(|v| v.parse().ok()).ok_or_else(|| {
-            let name = argument.map_or_else(|| "the database URL".to_owned(), |a| format!("--{}", a.get_long().unwrap_or("database-url")));
-            let message = format!("{name} must be a postgres:// URL (the value is not shown: it may hold a password)\n");
+            let name = argument.map_or_else(
+                || "the database URL".to_owned(),
+                |a| format!("--{}", a.get_long().unwrap_or("database-url")),
+            );
+            let message =
+                format!("{name} must be a postgres:// URL (the value is not shown: it may hold a password)\n");
             clap::Error::raw(clap::error::ErrorKind::ValueValidation, message).with_cmd(command)
         })
     }
@@ -120,14 +129,22 @@ pub struct DatabaseSessionSettings {
     /// Longest a session may sit idle inside a transaction, in milliseconds, before the
     /// server ends it (and rolls the transaction back): an abandoned transaction would
     /// otherwise hold back the feed of every service on the server.
-    #[arg(long = "database-idle-in-transaction-timeout-ms", env = "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", default_value_t = 60_000)]
+    #[arg(
+        long = "database-idle-in-transaction-timeout-ms",
+        env = "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+        default_value_t = 60_000
+    )]
     pub idle_in_transaction_timeout_ms: u64,
     /// Seconds of silence on a connection before the server's TCP keepalive probes it,
     /// so that the server finds (and ends) the sessions of clients that vanished.
     #[arg(long = "database-tcp-keepalives-idle-secs", env = "DATABASE_TCP_KEEPALIVES_IDLE_SECS", default_value_t = 30)]
     pub tcp_keepalives_idle_secs: u32,
     /// Seconds between two unanswered keepalive probes.
-    #[arg(long = "database-tcp-keepalives-interval-secs", env = "DATABASE_TCP_KEEPALIVES_INTERVAL_SECS", default_value_t = 10)]
+    #[arg(
+        long = "database-tcp-keepalives-interval-secs",
+        env = "DATABASE_TCP_KEEPALIVES_INTERVAL_SECS",
+        default_value_t = 10
+    )]
     pub tcp_keepalives_interval_secs: u32,
     /// Unanswered keepalive probes after which the server drops the connection.
     #[arg(long = "database-tcp-keepalives-count", env = "DATABASE_TCP_KEEPALIVES_COUNT", default_value_t = 3)]
@@ -231,7 +248,8 @@ mod tests {
         assert_eq!(format!("{url:?}"), "postgres://app:***@db:5432/orders");
         let url: DatabaseUrl = "postgres://postgres@127.0.0.1/x".parse().expect("a postgres URL");
         assert_eq!(format!("{url:?}"), "postgres://postgres@127.0.0.1/x");
-        let url: DatabaseUrl = "postgres://db/orders?user=app&password=hunter2&sslmode=require".parse().expect("a postgres URL");
+        let url: DatabaseUrl =
+            "postgres://db/orders?user=app&password=hunter2&sslmode=require".parse().expect("a postgres URL");
         assert_eq!(format!("{url:?}"), "postgres://db/orders?user=app&password=***&sslmode=require");
         let url: DatabaseUrl = "postgresql://app:p%40ss@db/orders?sslpassword=hunter2".parse().expect("a postgres URL");
         assert_eq!(format!("{url:?}"), "postgresql://app:***@db/orders?sslpassword=***");
@@ -246,11 +264,13 @@ mod tests {
             #[command(flatten)]
             database: DatabaseSettings,
         }
-        let error = Cli::try_parse_from(["x", "--database-url", "mysql://app:hunter2@db/orders"]).expect_err("not a postgres URL");
+        let error = Cli::try_parse_from(["x", "--database-url", "mysql://app:hunter2@db/orders"])
+            .expect_err("not a postgres URL");
         let text = error.to_string();
         assert!(text.contains("must be a postgres:// URL"), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
-        let parsed = Cli::try_parse_from(["x", "--database-url", "postgres://app:hunter2@db/orders"]).expect("a postgres URL");
+        let parsed =
+            Cli::try_parse_from(["x", "--database-url", "postgres://app:hunter2@db/orders"]).expect("a postgres URL");
         assert_eq!(parsed.database.url.expose(), "postgres://app:hunter2@db/orders");
     }
 }

@@ -93,7 +93,8 @@ impl Pipeline {
         if stalled.is_empty() {
             return Ok(());
         }
-        let described: Vec<String> = stalled.iter().map(|(name, reason)| format!("{name} {reason}; restarting")).collect();
+        let described: Vec<String> =
+            stalled.iter().map(|(name, reason)| format!("{name} {reason}; restarting")).collect();
         Err(described.join("; "))
     }
 
@@ -244,7 +245,11 @@ mod tests {
             assert!(started.elapsed() < Duration::from_secs(5), "never restarted");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        assert!(down_at.elapsed() >= FIRST_BACKOFF - Duration::from_millis(50), "restarted after the backoff, not at once: {:?}", down_at.elapsed());
+        assert!(
+            down_at.elapsed() >= FIRST_BACKOFF - Duration::from_millis(50),
+            "restarted after the backoff, not at once: {:?}",
+            down_at.elapsed()
+        );
         assert_eq!(pipeline.states()["flaky"], TaskState::Running);
         assert_eq!(pipeline.check(), Ok(()));
 

@@ -72,15 +72,24 @@ async fn a_request_slower_than_the_timeout_is_answered_503_in_the_envelope() {
     let started = std::time::Instant::now();
     let answer = get(&format!("{address}/slow"), &[("x-request-id", "slow-1")]).await;
     assert_failure(&answer, StatusCode::SERVICE_UNAVAILABLE, "longer than 200 ms");
-    assert!(started.elapsed() < Duration::from_secs(2), "answered at the timeout, not after the handler: {:?}", started.elapsed());
-    assert_eq!(answer.1.get("x-request-id").map(|v| v.to_str().unwrap_or_default()), Some("slow-1"), "the id is echoed on timeouts too");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered at the timeout, not after the handler: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        answer.1.get("x-request-id").map(|v| v.to_str().unwrap_or_default()),
+        Some("slow-1"),
+        "the id is echoed on timeouts too"
+    );
     let fast = get(&format!("{address}/items/a"), &[]).await;
     assert_eq!(fast.0, StatusCode::OK, "fast requests are unaffected");
 }
 
 #[tokio::test]
 async fn beyond_the_rate_limit_requests_are_answered_429_with_retry_after() {
-    let settings = HttpSettings { rate_limit_per_second: NonZeroU32::new(1), rate_limit_burst: NonZeroU32::new(3), ..defaults() };
+    let settings =
+        HttpSettings { rate_limit_per_second: NonZeroU32::new(1), rate_limit_burst: NonZeroU32::new(3), ..defaults() };
     let address = serve(settings, Readiness::new()).await;
     let mut statuses = Vec::new();
     for _ in 0..5 {
@@ -89,7 +98,12 @@ async fn beyond_the_rate_limit_requests_are_answered_429_with_retry_after() {
     let codes: Vec<u16> = statuses.iter().map(|a| a.0.as_u16()).collect();
     assert_eq!(codes, [200, 200, 200, 429, 429], "a burst of 3, then refused");
     assert_failure(&statuses[3], StatusCode::TOO_MANY_REQUESTS, "too many requests");
-    let retry_after: u64 = statuses[3].1.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).expect("Retry-After");
+    let retry_after: u64 = statuses[3]
+        .1
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
     assert!((1..=2).contains(&retry_after), "retry after {retry_after} s");
 }
 
@@ -116,7 +130,8 @@ async fn cors_answers_allowed_origins_only() {
     };
     let allowed = preflight("https://shop.example").await.expect("preflight");
     assert!(allowed.status().is_success(), "{}", allowed.status());
-    let header = |r: &reqwest::Response, name: &str| r.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let header =
+        |r: &reqwest::Response, name: &str| r.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     assert_eq!(header(&allowed, "access-control-allow-origin").as_deref(), Some("https://shop.example"));
     let methods = header(&allowed, "access-control-allow-methods").unwrap_or_default();
     assert!(methods.contains("PUT"), "{methods}");
@@ -126,9 +141,14 @@ async fn cors_answers_allowed_origins_only() {
     let refused = preflight("https://evil.example").await.expect("preflight");
     assert_eq!(header(&refused, "access-control-allow-origin"), None, "no grant for other origins");
 
-    let simple = client.get(format!("{address}/items/a")).header("origin", "https://shop.example").send().await.expect("get");
+    let simple =
+        client.get(format!("{address}/items/a")).header("origin", "https://shop.example").send().await.expect("get");
     assert_eq!(header(&simple, "access-control-allow-origin").as_deref(), Some("https://shop.example"));
-    assert_eq!(header(&simple, "access-control-expose-headers").as_deref(), Some("x-request-id"), "browsers may read the request id");
+    assert_eq!(
+        header(&simple, "access-control-expose-headers").as_deref(),
+        Some("x-request-id"),
+        "browsers may read the request id"
+    );
 }
 
 #[tokio::test]
@@ -151,7 +171,10 @@ async fn metrics_count_requests_by_route_template_and_status_with_latency_bucket
     reqwest::Client::new().request(invented, format!("{address}/items/a")).send().await.expect("request");
     let (status, headers, text) = get(&format!("{address}/metrics"), &[]).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(headers.get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/plain")), "{headers:?}");
+    assert!(
+        headers.get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/plain")),
+        "{headers:?}"
+    );
     assert!(!text.contains(&marker), "raw paths never become labels");
     let count = |route: &str, status: &str| -> f64 {
         let prefix = format!(r#"http_requests_total{{method="GET",route="{route}",status="{status}"}} "#);
@@ -159,14 +182,24 @@ async fn metrics_count_requests_by_route_template_and_status_with_latency_bucket
     };
     assert!(count("/items/{id}", "200") >= 2.0, "{text}");
     assert!(count("unmatched", "404") >= 1.0, "{text}");
-    assert!(text.contains(r#"http_request_duration_seconds_bucket{method="GET",route="/items/{id}",status="200",le="0.005"}"#), "{text}");
+    assert!(
+        text.contains(
+            r#"http_request_duration_seconds_bucket{method="GET",route="/items/{id}",status="200",le="0.005"}"#
+        ),
+        "{text}"
+    );
     assert!(text.contains("# HELP http_requests_total"), "described");
-    assert!(text.contains(r#"http_requests_total{method="OTHER",route="/items/{id}",status="405"}"#), "invented methods share one label: {text}");
+    assert!(
+        text.contains(r#"http_requests_total{method="OTHER",route="/items/{id}",status="405"}"#),
+        "invented methods share one label: {text}"
+    );
 }
 
 #[tokio::test]
 async fn readiness_names_what_is_down_and_liveness_does_not_care() {
-    let readiness = Readiness::new().check("broker", || async { Err("connection refused".to_owned()) }).check("cache", || async { Ok(()) });
+    let readiness = Readiness::new()
+        .check("broker", || async { Err("connection refused".to_owned()) })
+        .check("cache", || async { Ok(()) });
     let address = serve(defaults(), readiness).await;
     let ready = get(&format!("{address}/health/ready"), &[]).await;
     assert_failure(&ready, StatusCode::SERVICE_UNAVAILABLE, "not ready: broker is down (cache is up)");
@@ -180,7 +213,11 @@ async fn readiness_names_what_is_down_and_liveness_does_not_care() {
 async fn a_hanging_check_counts_as_down() {
     let readiness = Readiness::new().check("broker", std::future::pending);
     let address = serve(defaults(), readiness).await;
-    assert_failure(&get(&format!("{address}/health/ready"), &[]).await, StatusCode::SERVICE_UNAVAILABLE, "broker is down");
+    assert_failure(
+        &get(&format!("{address}/health/ready"), &[]).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "broker is down",
+    );
 }
 
 #[tokio::test]
@@ -190,13 +227,20 @@ async fn the_database_is_ready_only_with_every_migration_applied() {
     let address = serve(defaults(), Readiness::new().database(pool.clone(), &migrations::OMS)).await;
     let ready = get(&format!("{address}/health/ready"), &[]).await;
     assert_eq!(ready.0, StatusCode::OK, "{}", ready.2);
-    assert_eq!(serde_json::from_str::<Value>(&ready.2).expect("JSON")["data"], json!({"status": "ready", "checks": {"database": "up"}}));
+    assert_eq!(
+        serde_json::from_str::<Value>(&ready.2).expect("JSON")["data"],
+        json!({"status": "ready", "checks": {"database": "up"}})
+    );
 
     sqlx::query("DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations)")
         .execute(&pool)
         .await
         .expect("forgetting the latest migration");
-    assert_failure(&get(&format!("{address}/health/ready"), &[]).await, StatusCode::SERVICE_UNAVAILABLE, "database is down");
+    assert_failure(
+        &get(&format!("{address}/health/ready"), &[]).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "database is down",
+    );
 }
 
 #[tokio::test]
@@ -210,11 +254,15 @@ async fn the_document_and_the_docs_page_are_served_without_internet() {
         assert!(document["paths"][path]["get"].is_object(), "{path} documented");
     }
     let operation = &document["paths"]["/items/{id}"]["get"];
-    let parameters: Vec<&str> = operation["parameters"].as_array().into_iter().flatten().filter_map(|p| p["name"].as_str()).collect();
+    let parameters: Vec<&str> =
+        operation["parameters"].as_array().into_iter().flatten().filter_map(|p| p["name"].as_str()).collect();
     assert!(parameters.contains(&"x-request-id") && parameters.contains(&"x-correlation-id"), "{parameters:?}");
     assert!(operation["responses"]["200"]["headers"]["x-request-id"].is_object(), "answers document the echoed id");
     let timeout = &document["paths"]["/items/{id}"]["get"]["responses"]["503"];
-    assert!(timeout["description"].as_str().is_some_and(|d| d.contains("HTTP_REQUEST_TIMEOUT_MS")), "shared answers are documented: {timeout}");
+    assert!(
+        timeout["description"].as_str().is_some_and(|d| d.contains("HTTP_REQUEST_TIMEOUT_MS")),
+        "shared answers are documented: {timeout}"
+    );
 
     let (status, _, page) = get(&format!("{address}/docs/"), &[]).await;
     assert_eq!(status, StatusCode::OK);
@@ -231,7 +279,8 @@ async fn the_document_and_the_docs_page_are_served_without_internet() {
 
 #[tokio::test]
 async fn probes_and_metrics_are_never_rate_limited() {
-    let settings = HttpSettings { rate_limit_per_second: NonZeroU32::new(1), rate_limit_burst: NonZeroU32::new(1), ..defaults() };
+    let settings =
+        HttpSettings { rate_limit_per_second: NonZeroU32::new(1), rate_limit_burst: NonZeroU32::new(1), ..defaults() };
     let address = serve(settings, Readiness::new()).await;
     assert_eq!(get(&format!("{address}/items/a"), &[]).await.0, StatusCode::OK, "the one token");
     assert_eq!(get(&format!("{address}/items/a"), &[]).await.0, StatusCode::TOO_MANY_REQUESTS, "the bucket is empty");
@@ -285,7 +334,11 @@ async fn the_pipeline_is_down_while_a_task_is_restarting_naming_it() {
         assert!(started.elapsed() < Duration::from_secs(5), "never reported down");
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
-    assert_failure(&down, StatusCode::SERVICE_UNAVAILABLE, "not ready: pipeline is down; pipeline: relay failed: the broker fenced the producer; restarting");
+    assert_failure(
+        &down,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not ready: pipeline is down; pipeline: relay failed: the broker fenced the producer; restarting",
+    );
     assert_eq!(scrape_line(&address, r#"pipeline_stalled{task="relay"}"#).await, Some(1.0));
 
     // Restarted after its backoff: ready again, the gauge back to 0.
@@ -304,13 +357,17 @@ async fn the_pipeline_is_down_while_a_task_is_restarting_naming_it() {
 #[tokio::test]
 async fn the_pipeline_is_down_while_the_oldest_unpublished_event_is_older_than_the_bound() {
     let age = std::sync::Arc::new(std::sync::Mutex::new(Some(Duration::from_secs(5))));
-    let readiness = Readiness::new().check("database", || async { Ok(()) }).pipeline(http_server::Pipeline::new(), Duration::from_secs(60), {
-        let age = age.clone();
-        move || {
-            let age = *age.lock().expect("lock");
-            async move { Ok(age) }
-        }
-    });
+    let readiness = Readiness::new().check("database", || async { Ok(()) }).pipeline(
+        http_server::Pipeline::new(),
+        Duration::from_secs(60),
+        {
+            let age = age.clone();
+            move || {
+                let age = *age.lock().expect("lock");
+                async move { Ok(age) }
+            }
+        },
+    );
     let address = serve(defaults(), readiness).await;
     assert_eq!(get(&format!("{address}/health/ready"), &[]).await.0, StatusCode::OK, "5 s behind is within the bound");
     *age.lock().expect("lock") = Some(Duration::from_secs(75));
@@ -337,7 +394,10 @@ async fn a_client_that_sends_a_whole_oversized_body_reads_the_413() {
     let body = vec![b' '; 5 * 1024 * 1024];
     for attempt in 0..2 {
         let mut stream = tokio::net::TcpStream::connect(&host).await.expect("connect");
-        let head = format!("POST /items HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+        let head = format!(
+            "POST /items HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
         stream.write_all(head.as_bytes()).await.expect("writing the head");
         // The whole body first, as urllib and requests do: the server must read it,
         // not close the connection under the client's feet.
@@ -345,7 +405,10 @@ async fn a_client_that_sends_a_whole_oversized_body_reads_the_413() {
         let mut answer = Vec::new();
         let mut buffer = [0u8; 4096];
         let complete = loop {
-            let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer)).await.expect("an answer").expect("reading the answer");
+            let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer))
+                .await
+                .expect("an answer")
+                .expect("reading the answer");
             answer.extend_from_slice(&buffer[..read]);
             let text = String::from_utf8_lossy(&answer).into_owned();
             if read == 0 || text.contains("\"success\":false") && text.ends_with('}') {

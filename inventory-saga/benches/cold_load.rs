@@ -24,8 +24,8 @@ use clap::Parser;
 use domain::inventory::{AddProduct, Product, ProductCommand, ProductEvent, ProductName};
 use domain::{OrderId, Quantity};
 use eventstore::{Aggregate, AggregateStore, Command, EventMetadata};
-use projections::{ProductViews, Projector};
 use inventory_saga::products::{Products, SNAPSHOT_EVERY};
+use projections::{ProductViews, Projector};
 use sqlx::PgPool;
 
 #[derive(Debug, Parser)]
@@ -72,13 +72,24 @@ fn summary(mut times: Vec<Duration>) -> String {
     let first = times[0];
     times.sort();
     let median = times[times.len() / 2];
-    format!("median {}, min {}, max {} ({} runs; the first {})", millis(median), millis(times[0]), millis(times[times.len() - 1]), times.len(), millis(first))
+    format!(
+        "median {}, min {}, max {} ({} runs; the first {})",
+        millis(median),
+        millis(times[0]),
+        millis(times[times.len() - 1]),
+        times.len(),
+        millis(first)
+    )
 }
 
 /// Resident memory of this process, in bytes (Linux).
 fn resident_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok()).map_or(0, |kb| kb * 1024)
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// The id of the `n`th order of the history, as the bulk insert makes it.
@@ -89,8 +100,15 @@ async fn order_id(pool: &PgPool, n: u64) -> anyhow::Result<OrderId> {
 
 async fn fill(pool: &PgPool, args: &Args) -> anyhow::Result<()> {
     let metadata = EventMetadata::new("cold-load-bench", "cold-load-bench", "inventory-saga");
-    let add = ProductCommand::AddProduct(AddProduct { name: ProductName::parse("Hot mug").context("a name")?, initial_stock: INITIAL_STOCK, low_stock_threshold: 10 });
-    Products::new(pool.clone()).execute(&PRODUCT.parse().context("a product id")?, add, &metadata).await.context("adding the product")?;
+    let add = ProductCommand::AddProduct(AddProduct {
+        name: ProductName::parse("Hot mug").context("a name")?,
+        initial_stock: INITIAL_STOCK,
+        low_stock_threshold: 10,
+    });
+    Products::new(pool.clone())
+        .execute(&PRODUCT.parse().context("a product id")?, add, &metadata)
+        .await
+        .context("adding the product")?;
     let metadata = serde_json::to_value(metadata.to_map())?;
     let started = Instant::now();
     // One StockReserved per order, as `decide` writes it, sequences 2 to orders + 1.
@@ -118,26 +136,42 @@ async fn fill(pool: &PgPool, args: &Args) -> anyhow::Result<()> {
     .context("writing the per-order rows")?;
     // The view as the projection left it (else the next commit refolds it from the history).
     let version = args.orders as i64 + 1;
-    sqlx::query("UPDATE product_view SET available = available - $2, reserved = $2, version = $3 WHERE product_id = $1")
-        .bind(PRODUCT)
-        .bind(args.orders as i64)
-        .bind(version)
-        .execute(pool)
-        .await
-        .context("bringing the view up to date")?;
+    sqlx::query(
+        "UPDATE product_view SET available = available - $2, reserved = $2, version = $3 WHERE product_id = $1",
+    )
+    .bind(PRODUCT)
+    .bind(args.orders as i64)
+    .bind(version)
+    .execute(pool)
+    .await
+    .context("bringing the view up to date")?;
     if args.without_snapshot {
         sqlx::query("VACUUM ANALYZE events").execute(pool).await?;
-        println!("filled: {} orders, {} events, no snapshot, in {:.1} s", args.orders, version, started.elapsed().as_secs_f64());
+        println!(
+            "filled: {} orders, {} events, no snapshot, in {:.1} s",
+            args.orders,
+            version,
+            started.elapsed().as_secs_f64()
+        );
         return Ok(());
     }
     // The snapshot the store would hold: the product folded up to its version, without
     // its orders (folded here event by event, the orders dropped as they come).
     let snapshot_version = (args.orders + 1).saturating_sub(args.after_snapshot).max(1);
     let mut product = Product::default();
-    product.apply(ProductEvent::ProductAdded { name: ProductName::parse("Hot mug").context("a name")?, initial_stock: INITIAL_STOCK, low_stock_threshold: 10 });
+    product.apply(ProductEvent::ProductAdded {
+        name: ProductName::parse("Hot mug").context("a name")?,
+        initial_stock: INITIAL_STOCK,
+        low_stock_threshold: 10,
+    });
     for n in 1..snapshot_version {
         let order_id = OrderId::from(uuid::Uuid::from_u128(u128::from(n)));
-        product.apply(ProductEvent::StockReserved { order_id, quantity: 1, reserved_for_order: Quantity::new(1).context("one")?, revision: 1 });
+        product.apply(ProductEvent::StockReserved {
+            order_id,
+            quantity: 1,
+            reserved_for_order: Quantity::new(1).context("one")?,
+            revision: 1,
+        });
         if n % 10_000 == 0 {
             product.forget_orders();
         }
@@ -152,7 +186,13 @@ async fn fill(pool: &PgPool, args: &Args) -> anyhow::Result<()> {
         .context("writing the snapshot")?;
     sqlx::query("VACUUM ANALYZE events").execute(pool).await?;
     sqlx::query("VACUUM ANALYZE product_reservations").execute(pool).await?;
-    println!("filled: {} orders, {} events, snapshot at version {snapshot_version} ({} events after it), in {:.1} s", args.orders, version, version as u64 - snapshot_version, started.elapsed().as_secs_f64());
+    println!(
+        "filled: {} orders, {} events, snapshot at version {snapshot_version} ({} events after it), in {:.1} s",
+        args.orders,
+        version,
+        version as u64 - snapshot_version,
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -162,7 +202,12 @@ async fn measure(pool: &PgPool, args: &Args) -> anyhow::Result<()> {
     let mut connection = pool.acquire().await?;
     for _ in 0..2_000 {
         let started = Instant::now();
-        sqlx::query("SELECT order_id FROM product_reservations WHERE product_id = $1 AND order_id = md5('order-1')::uuid").bind(PRODUCT).fetch_optional(&mut *connection).await?;
+        sqlx::query(
+            "SELECT order_id FROM product_reservations WHERE product_id = $1 AND order_id = md5('order-1')::uuid",
+        )
+        .bind(PRODUCT)
+        .fetch_optional(&mut *connection)
+        .await?;
         reference.push(started.elapsed());
     }
     drop(connection);
@@ -173,7 +218,11 @@ async fn measure(pool: &PgPool, args: &Args) -> anyhow::Result<()> {
         let started = Instant::now();
         let (product, version) = Products::store(pool.clone()).load(PRODUCT).await?;
         let elapsed = started.elapsed();
-        let snapshot: Option<i64> = sqlx::query_scalar("SELECT version FROM aggregate_snapshots WHERE aggregate_id = $1").bind(PRODUCT).fetch_optional(pool).await?;
+        let snapshot: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM aggregate_snapshots WHERE aggregate_id = $1")
+                .bind(PRODUCT)
+                .fetch_optional(pool)
+                .await?;
         println!(
             "first cold load without a snapshot (every event folded): {} for version {version}, orders held {}, resident memory grew {} MB, snapshot left at version {snapshot:?}",
             millis(elapsed),
@@ -193,7 +242,10 @@ async fn measure(pool: &PgPool, args: &Args) -> anyhow::Result<()> {
     }
     let (product, version) = loaded.context("no round")?;
     println!("cold load (snapshot + events after it): {}", summary(loads));
-    println!("resident memory grew {} kB over those cold loads", resident_bytes().saturating_sub(resident_before) / 1024);
+    println!(
+        "resident memory grew {} kB over those cold loads",
+        resident_bytes().saturating_sub(resident_before) / 1024
+    );
     let serialized = serde_json::to_vec(&product)?.len();
     println!(
         "loaded state: version {version}, reserved {}, orders held {}, serialized {serialized} bytes, in memory {} bytes inline + {} bytes of name",
@@ -209,15 +261,34 @@ async fn measure(pool: &PgPool, args: &Args) -> anyhow::Result<()> {
         let old = order_id(pool, 1 + round * 7_919 % args.orders.max(1)).await?;
         let store = Products::store(pool.clone());
         let started = Instant::now();
-        let committed = store.execute(PRODUCT, ProductCommand::ReserveStock { order_id: old, quantity: Quantity::new(1)?, revision: 1 }, &metadata).await?;
+        let committed = store
+            .execute(
+                PRODUCT,
+                ProductCommand::ReserveStock { order_id: old, quantity: Quantity::new(1)?, revision: 1 },
+                &metadata,
+            )
+            .await?;
         redeliveries.push(started.elapsed());
         anyhow::ensure!(committed.events.is_empty(), "a redelivered reservation decided {:?}", committed.events);
 
         let store = Products::store(pool.clone());
         let started = Instant::now();
-        let committed = store.execute(PRODUCT, ProductCommand::ReserveStock { order_id: OrderId::generate(), quantity: Quantity::new(2)?, revision: 1 }, &metadata).await?;
+        let committed = store
+            .execute(
+                PRODUCT,
+                ProductCommand::ReserveStock {
+                    order_id: OrderId::generate(),
+                    quantity: Quantity::new(2)?,
+                    revision: 1,
+                },
+                &metadata,
+            )
+            .await?;
         reservations.push(started.elapsed());
-        anyhow::ensure!(matches!(committed.events.first().map(|e| &e.payload), Some(ProductEvent::StockReserved { .. })), "a new order's reservation reserves");
+        anyhow::ensure!(
+            matches!(committed.events.first().map(|e| &e.payload), Some(ProductEvent::StockReserved { .. })),
+            "a new order's reservation reserves"
+        );
     }
     println!("cold store, redelivered reservation of an old order (decides nothing): {}", summary(redeliveries));
     println!("cold store, a new order's reservation (load, decide, commit): {}", summary(reservations));
@@ -252,7 +323,11 @@ async fn warm_batches(pool: &PgPool, previous: &AggregateStore<Product>, args: &
     let batch = || -> anyhow::Result<Vec<Command<Product>>> {
         (0..args.batch)
             .map(|_| {
-                let command = ProductCommand::ReserveStock { order_id: OrderId::generate(), quantity: Quantity::new(1)?, revision: 1 };
+                let command = ProductCommand::ReserveStock {
+                    order_id: OrderId::generate(),
+                    quantity: Quantity::new(1)?,
+                    revision: 1,
+                };
                 Ok(Command { aggregate_id: PRODUCT.to_owned(), command, metadata: metadata.clone() })
             })
             .collect()
@@ -266,18 +341,27 @@ async fn warm_batches(pool: &PgPool, previous: &AggregateStore<Product>, args: &
             let started = Instant::now();
             let results = store.execute_all(&commands).await?;
             times.push(started.elapsed());
-            anyhow::ensure!(results.iter().all(|r| r.as_ref().is_ok_and(|c| !c.events.is_empty())), "every reservation commits");
+            anyhow::ensure!(
+                results.iter().all(|r| r.as_ref().is_ok_and(|c| !c.events.is_empty())),
+                "every reservation commits"
+            );
         }
     }
     println!("warm batch of {} new orders' reservations, this design: {}", args.batch, summary(ours));
-    println!("warm batch of {} new orders' reservations, every order in memory (before): {}", args.batch, summary(theirs));
+    println!(
+        "warm batch of {} new orders' reservations, every order in memory (before): {}",
+        args.batch,
+        summary(theirs)
+    );
     Ok(())
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let url = migrations::testing::create_database().await.context("creating the bench database (TEST_DATABASE_URL or DATABASE_URL)")?;
+    let url = migrations::testing::create_database()
+        .await
+        .context("creating the bench database (TEST_DATABASE_URL or DATABASE_URL)")?;
     let outcome = async {
         let pool = migrations::connect_and_migrate(&url, "inventory", 4, &migrations::INVENTORY).await?;
         fill(&pool, &args).await?;

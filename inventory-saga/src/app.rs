@@ -13,8 +13,8 @@ use tokio::net::TcpListener;
 
 use crate::Settings;
 use crate::products::Products;
-use crate::saga::ReservationSaga;
 use crate::publishing::ProductEventsRoute;
+use crate::saga::ReservationSaga;
 
 /// The name of the relay's checkpoint in the feed.
 pub const RELAY_NAME: &str = "kafka-relay";
@@ -62,7 +62,17 @@ impl Application {
         let router = http_server::with_common_layers(crate::http::routes(products.clone()), readiness, &settings.http);
         let address = format!("{}:{}", settings.host, settings.port);
         let listener = TcpListener::bind(&address).await.with_context(|| format!("binding {address}"))?;
-        Ok(Self { listener, router, pool, notifier, products, kafka: settings.kafka.clone(), consumer_group: settings.consumer_group.clone(), pipeline, shutdown_grace: settings.lifecycle.shutdown_grace() })
+        Ok(Self {
+            listener,
+            router,
+            pool,
+            notifier,
+            products,
+            kafka: settings.kafka.clone(),
+            consumer_group: settings.consumer_group.clone(),
+            pipeline,
+            shutdown_grace: settings.lifecycle.shutdown_grace(),
+        })
     }
 
     /// The port actually bound.
@@ -80,7 +90,10 @@ impl Application {
         tasks.spawn("relay", {
             let (pool, kafka, notifier) = (self.pool.clone(), self.kafka.clone(), self.notifier.clone());
             move |stop| {
-                let route = ProductEventsRoute { outcomes_topic: kafka.topics.order_outcomes.clone(), alerts_topic: kafka.topics.stock_alerts.clone() };
+                let route = ProductEventsRoute {
+                    outcomes_topic: kafka.topics.order_outcomes.clone(),
+                    alerts_topic: kafka.topics.stock_alerts.clone(),
+                };
                 let relay = Relay::new(pool.clone(), RELAY_NAME, &kafka, route);
                 let notifier = notifier.clone();
                 async move {
@@ -90,7 +103,14 @@ impl Application {
             }
         });
         tasks.spawn("saga consumer", {
-            let (kafka, pool, group, handler) = (self.kafka.clone(), self.pool.clone(), self.consumer_group.clone(), Arc::new(ReservationSaga::new(self.products.clone()).reannouncing(crate::reannounce::Reannouncer::new(self.pool.clone(), self.products.clone(), &self.kafka)?)));
+            let (kafka, pool, group, handler) = (
+                self.kafka.clone(),
+                self.pool.clone(),
+                self.consumer_group.clone(),
+                Arc::new(ReservationSaga::new(self.products.clone()).reannouncing(
+                    crate::reannounce::Reannouncer::new(self.pool.clone(), self.products.clone(), &self.kafka)?,
+                )),
+            );
             move |stop| {
                 let (kafka, pool, group, handler) = (kafka.clone(), pool.clone(), group.clone(), handler.clone());
                 async move { run_consumer(&kafka, pool, &group, &[&kafka.topics.order_events], handler, stop).await }
@@ -107,6 +127,8 @@ impl Application {
             }
         });
         tracing::info!(port = self.port(), "inventory service listening");
-        http_server::serve_supervised(self.listener, self.router, shutdown, tasks, self.shutdown_grace).await.context("serving HTTP")
+        http_server::serve_supervised(self.listener, self.router, shutdown, tasks, self.shutdown_grace)
+            .await
+            .context("serving HTTP")
     }
 }

@@ -18,7 +18,14 @@ async fn connect(store: &StoreSettings) -> anyhow::Result<PgPool> {
     // No statement timeout: a rebuild or an export over the whole history may rightly
     // run long statements.
     let sessions = migrations::Sessions::default().without_statement_timeout();
-    migrations::connect_and_migrate_with(store.database.url.expose(), &store.database_schema, 4, &sessions, &migrations::INVENTORY).await
+    migrations::connect_and_migrate_with(
+        store.database.url.expose(),
+        &store.database_schema,
+        4,
+        &sessions,
+        &migrations::INVENTORY,
+    )
+    .await
 }
 
 /// Runs an operator command (anything but `serve`), writing to standard output.
@@ -27,10 +34,15 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(_) => anyhow::bail!("serve is not an operator command"),
         Command::History { product_id, json, store } => {
-            let id = ProductId::parse(product_id.clone()).map_err(|e| anyhow::anyhow!("'{product_id}' is not a product id: {e}"))?;
+            let id = ProductId::parse(product_id.clone())
+                .map_err(|e| anyhow::anyhow!("'{product_id}' is not a product id: {e}"))?;
             let products = Products::new(connect(&store).await?);
             match products.history(&id).await {
-                Ok(events) => admin::history::print(&events, if json { admin::Format::Json } else { admin::Format::Table }, &mut out)?,
+                Ok(events) => admin::history::print(
+                    &events,
+                    if json { admin::Format::Json } else { admin::Format::Table },
+                    &mut out,
+                )?,
                 Err(ProductsError::NotFound) => anyhow::bail!("product {product_id} has no events"),
                 Err(other) => return Err(other).context("reading the product's history"),
             }
@@ -42,7 +54,9 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Rebuild { projection, verify, store } if projection == "product_reservations" => {
             let pool = connect(&store).await?;
             if verify {
-                let differences = crate::reservations::differences(&pool).await.context("comparing product_reservations with the fold of the events")?;
+                let differences = crate::reservations::differences(&pool)
+                    .await
+                    .context("comparing product_reservations with the fold of the events")?;
                 for (stored, folded) in &differences {
                     writeln!(out, "stored {stored:?}, folded from the events {folded:?}")?;
                 }
@@ -81,7 +95,9 @@ async fn dlq(command: DlqCommand<StoreSettings, KafkaSettings>, out: &mut impl W
             let selection = Selection { filter, include_replayed: all, ids: vec![] };
             admin::dead_letters::list(&connect(&store).await?, &selection, format(json), out).await?;
         }
-        DlqCommand::Show { id, json, store } => admin::dead_letters::show(&connect(&store).await?, id, format(json), out).await?,
+        DlqCommand::Show { id, json, store } => {
+            admin::dead_letters::show(&connect(&store).await?, id, format(json), out).await?
+        }
         DlqCommand::Replay { filter, ids, dry_run, again, store, kafka } => {
             let pool = connect(&store).await?;
             let selection = Selection { filter, include_replayed: again, ids };
@@ -90,12 +106,20 @@ async fn dlq(command: DlqCommand<StoreSettings, KafkaSettings>, out: &mut impl W
             if !dry_run {
                 redriver.check_broker().await.context("nothing was replayed")?;
             }
-            let route = crate::publishing::ProductEventsRoute { outcomes_topic: kafka.topics.order_outcomes.clone(), alerts_topic: kafka.topics.stock_alerts.clone() };
-            let replayed = admin::dead_letters::replay(&pool, &selection, dry_run, out, async |id, parked| match parked {
-                Parked::Message { topic, key, payload, headers } => redriver.produce(id, &topic, key.as_deref(), payload.as_deref(), &headers).await.map_err(failed),
-                Parked::Event { topic, event } => redriver.republish(id, &route, &event, &topic).await.map(drop).map_err(failed),
-            })
-            .await?;
+            let route = crate::publishing::ProductEventsRoute {
+                outcomes_topic: kafka.topics.order_outcomes.clone(),
+                alerts_topic: kafka.topics.stock_alerts.clone(),
+            };
+            let replayed =
+                admin::dead_letters::replay(&pool, &selection, dry_run, out, async |id, parked| match parked {
+                    Parked::Message { topic, key, payload, headers } => {
+                        redriver.produce(id, &topic, key.as_deref(), payload.as_deref(), &headers).await.map_err(failed)
+                    }
+                    Parked::Event { topic, event } => {
+                        redriver.republish(id, &route, &event, &topic).await.map(drop).map_err(failed)
+                    }
+                })
+                .await?;
             out.flush()?;
             return Ok(if replayed.complete() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
         }

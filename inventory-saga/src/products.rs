@@ -1,9 +1,9 @@
 //! The application service for products: turns one command into committed events and
 //! an up-to-date view, and answers queries from the view.
 
-use domain::{OrderId, ProductId};
 use domain::inventory::{Product, ProductCommand, ProductError};
-use eventstore::{AggregateStore, CommitNotifier, Command, Committed, EventMetadata, ExecuteError, StoredEvent};
+use domain::{OrderId, ProductId};
+use eventstore::{AggregateStore, Command, CommitNotifier, Committed, EventMetadata, ExecuteError, StoredEvent};
 use projections::{AsOf, Cursor, Page, ProductView, ProductViews, ProjectionError, Projector};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -84,7 +84,12 @@ impl Products {
 
     /// Executes `command` on product `product_id` and returns the product as it then
     /// is (read-your-writes: the view is written in the same transaction).
-    pub async fn execute(&self, product_id: &ProductId, command: ProductCommand, metadata: &EventMetadata) -> Result<ProductView, ProductsError> {
+    pub async fn execute(
+        &self,
+        product_id: &ProductId,
+        command: ProductCommand,
+        metadata: &EventMetadata,
+    ) -> Result<ProductView, ProductsError> {
         self.store.execute(product_id.as_str(), command, metadata).await?;
         self.get(product_id).await
     }
@@ -92,7 +97,10 @@ impl Products {
     /// Executes `commands` in order, all committed in one transaction; a command a rule
     /// refuses gets its error and decides nothing (the saga's batches). A product that
     /// does not exist yet still records reservation requests.
-    pub async fn execute_all(&self, commands: &[Command<Product>]) -> Result<Vec<Result<Committed<Product>, ProductError>>, ProductsError> {
+    pub async fn execute_all(
+        &self,
+        commands: &[Command<Product>],
+    ) -> Result<Vec<Result<Committed<Product>, ProductError>>, ProductsError> {
         Ok(self.store.execute_all(commands).await?)
     }
 
@@ -106,7 +114,9 @@ impl Products {
     /// The sequence of the product event that announced the outcome of `order_id`'s
     /// last decided reservation request, if its last decision was one.
     pub async fn announcement(&self, product_id: &str, order_id: OrderId) -> Result<Option<u64>, ProductsError> {
-        crate::reservations::announcement(&self.pool, product_id, order_id).await.map_err(|e| ProductsError::Storage(Box::new(e)))
+        crate::reservations::announcement(&self.pool, product_id, order_id)
+            .await
+            .map_err(|e| ProductsError::Storage(Box::new(e)))
     }
 
     /// How this service reads its events (with the upcasters of old event versions).
@@ -117,7 +127,14 @@ impl Products {
     /// Keeps the product view up to date from the commit-ordered event feed until
     /// `shutdown`; see `Orders::follow_feed` in the OMS.
     pub async fn follow_feed(&self, pool: PgPool, shutdown: CancellationToken) {
-        projections::catch_up::follow_feed(pool, VIEW_FEED, self.store.events().clone(), Projector::<ProductViews>::live(), shutdown).await;
+        projections::catch_up::follow_feed(
+            pool,
+            VIEW_FEED,
+            self.store.events().clone(),
+            Projector::<ProductViews>::live(),
+            shutdown,
+        )
+        .await;
     }
 
     /// The product as it was at `as_of`, folded from its events (not read from the view).

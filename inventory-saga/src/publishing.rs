@@ -34,7 +34,10 @@ impl Route for ProductEventsRoute {
         let product_id = &event.aggregate_id;
         let decoded = serde_json::from_str::<ProductEvent>(event.payload.get()).map_err(|error| Unroutable {
             topic: self.outcomes_topic.clone(),
-            reason: format!("stored product event {} v{} does not decode: {error}", event.event_type, event.event_version),
+            reason: format!(
+                "stored product event {} v{} does not decode: {error}",
+                event.event_type, event.event_version
+            ),
         })?;
         let outcome = |event_type: &str, order_id: String, payload| OutgoingMessage {
             topic: self.outcomes_topic.clone(),
@@ -44,7 +47,11 @@ impl Route for ProductEventsRoute {
         let alert = |available: u64| OutgoingMessage {
             topic: self.alerts_topic.clone(),
             key: product_id.clone(),
-            envelope: Envelope::from_feed(event, event.event_type.clone(), json!({ "productId": product_id, "available": available })),
+            envelope: Envelope::from_feed(
+                event,
+                event.event_type.clone(),
+                json!({ "productId": product_id, "available": available }),
+            ),
         };
         Ok(match decoded {
             ProductEvent::StockReserved { order_id, reserved_for_order, revision, .. }
@@ -59,9 +66,13 @@ impl Route for ProductEventsRoute {
                 json!({ "orderId": order_id, "productId": product_id, "quantity": requested, "revision": revision,
                         "reason": reason, "available": available }),
             )],
-            ProductEvent::LowStockReached { available } | ProductEvent::BackInStock { available } => vec![alert(available)],
+            ProductEvent::LowStockReached { available } | ProductEvent::BackInStock { available } => {
+                vec![alert(available)]
+            }
             ProductEvent::OutOfStock => vec![alert(0)],
-            ProductEvent::ProductAdded { .. } | ProductEvent::StockRestocked { .. } | ProductEvent::StockReleased { .. } => vec![],
+            ProductEvent::ProductAdded { .. }
+            | ProductEvent::StockRestocked { .. }
+            | ProductEvent::StockReleased { .. } => vec![],
         })
     }
 }

@@ -41,7 +41,10 @@ impl Reannouncer {
     /// settings and topics.
     pub fn new(pool: PgPool, products: Arc<Products>, kafka: &KafkaSettings) -> anyhow::Result<Self> {
         let producer = messaging::producer::ReplaceableProducer::new(kafka.producer_config(), "re-announcement")?;
-        let route = ProductEventsRoute { outcomes_topic: kafka.topics.order_outcomes.clone(), alerts_topic: kafka.topics.stock_alerts.clone() };
+        let route = ProductEventsRoute {
+            outcomes_topic: kafka.topics.order_outcomes.clone(),
+            alerts_topic: kafka.topics.stock_alerts.clone(),
+        };
         Ok(Self { pool, products, producer, route, kafka: kafka.clone() })
     }
 
@@ -59,7 +62,9 @@ impl Reannouncer {
         for (product_id, order_id) in items {
             match self.announce(product_id, *order_id).await {
                 Ok(messages) => sent += messages,
-                Err(error) => tracing::warn!(error = format!("{error:#}"), product_id, %order_id, "outcome not announced again; the next re-request retries"),
+                Err(error) => {
+                    tracing::warn!(error = format!("{error:#}"), product_id, %order_id, "outcome not announced again; the next re-request retries")
+                }
             }
         }
         if sent > 0 {
@@ -84,16 +89,25 @@ impl Reannouncer {
     /// The outcome message(s) the relay published for the product's last decision on
     /// the order, with the trace headers their event kept; none when there is no
     /// outcome to repeat (never decided, or released by a cancellation).
-    pub async fn outcome(&self, product_id: &str, order_id: OrderId) -> anyhow::Result<Vec<(OutgoingMessage, Vec<(String, String)>)>> {
-        let announced = self.products.announcement(product_id, order_id).await.context("reading the order's reservation")?;
+    pub async fn outcome(
+        &self,
+        product_id: &str,
+        order_id: OrderId,
+    ) -> anyhow::Result<Vec<(OutgoingMessage, Vec<(String, String)>)>> {
+        let announced =
+            self.products.announcement(product_id, order_id).await.context("reading the order's reservation")?;
         let Some(sequence) = announced else { return Ok(vec![]) };
         let sequence = i64::try_from(sequence).context("sequence out of range")?;
-        let events = eventstore::load_events_at(&self.pool, "Product", product_id, &[sequence]).await.context("reading the announcing event")?;
+        let events = eventstore::load_events_at(&self.pool, "Product", product_id, &[sequence])
+            .await
+            .context("reading the announcing event")?;
         let mut outcomes = Vec::new();
         for event in &events {
             let messages = self.route.route(event).context("routing the announcing event")?;
             let trace = event.trace_headers();
-            outcomes.extend(messages.into_iter().filter(|m| m.topic == self.route.outcomes_topic).map(|m| (m, trace.clone())));
+            outcomes.extend(
+                messages.into_iter().filter(|m| m.topic == self.route.outcomes_topic).map(|m| (m, trace.clone())),
+            );
         }
         Ok(outcomes)
     }

@@ -35,7 +35,10 @@ pub struct ReservationRow {
 impl ReservationRow {
     fn entry(&self) -> OrderEntry {
         OrderEntry {
-            reservation: Reservation { quantity: u32::try_from(self.quantity).unwrap_or(u32::MAX), revision: u64::try_from(self.revision).unwrap_or_default() },
+            reservation: Reservation {
+                quantity: u32::try_from(self.quantity).unwrap_or(u32::MAX),
+                revision: u64::try_from(self.revision).unwrap_or_default(),
+            },
             announcement: self.announced_sequence.and_then(|s| u64::try_from(s).ok()),
         }
     }
@@ -71,7 +74,11 @@ impl KeyedState<Product> for ProductReservations {
         product.forget_orders();
     }
 
-    async fn read(&self, connection: &mut PgConnection, wanted: &[(&str, OrderId)]) -> Result<Vec<(String, OrderId, OrderEntry)>, ProjectionFailure> {
+    async fn read(
+        &self,
+        connection: &mut PgConnection,
+        wanted: &[(&str, OrderId)],
+    ) -> Result<Vec<(String, OrderId, OrderEntry)>, ProjectionFailure> {
         let products: Vec<&str> = wanted.iter().map(|(product, _)| *product).collect();
         let orders: Vec<uuid::Uuid> = wanted.iter().map(|(_, order)| order.as_uuid()).collect();
         let rows: Vec<ReservationRow> = sqlx::query_as(
@@ -83,11 +90,22 @@ impl KeyedState<Product> for ProductReservations {
         .bind(&orders)
         .fetch_all(&mut *connection)
         .await?;
-        Ok(rows.into_iter().map(|row| { let entry = row.entry(); (row.product_id, OrderId::from(row.order_id), entry) }).collect())
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let entry = row.entry();
+                (row.product_id, OrderId::from(row.order_id), entry)
+            })
+            .collect())
     }
 
-    async fn write(&self, connection: &mut PgConnection, entries: &[(&str, OrderId, OrderEntry)]) -> Result<(), ProjectionFailure> {
-        let (mut products, mut orders, mut quantities, mut revisions, mut announced) = (vec![], vec![], vec![], vec![], vec![]);
+    async fn write(
+        &self,
+        connection: &mut PgConnection,
+        entries: &[(&str, OrderId, OrderEntry)],
+    ) -> Result<(), ProjectionFailure> {
+        let (mut products, mut orders, mut quantities, mut revisions, mut announced) =
+            (vec![], vec![], vec![], vec![], vec![]);
         for (product, order, entry) in entries {
             products.push(*product);
             orders.push(order.as_uuid());
@@ -116,11 +134,13 @@ impl KeyedState<Product> for ProductReservations {
 /// reservation request on the product, if its last decision was one (see
 /// [`Product::announcement`]): read from the row, which is committed with the events.
 pub async fn announcement(pool: &PgPool, product_id: &str, order_id: OrderId) -> sqlx::Result<Option<u64>> {
-    let announced: Option<Option<i64>> = sqlx::query_scalar("SELECT announced_sequence FROM product_reservations WHERE product_id = $1 AND order_id = $2")
-        .bind(product_id)
-        .bind(order_id.as_uuid())
-        .fetch_optional(pool)
-        .await?;
+    let announced: Option<Option<i64>> = sqlx::query_scalar(
+        "SELECT announced_sequence FROM product_reservations WHERE product_id = $1 AND order_id = $2",
+    )
+    .bind(product_id)
+    .bind(order_id.as_uuid())
+    .fetch_optional(pool)
+    .await?;
     Ok(announced.flatten().and_then(|s| u64::try_from(s).ok()))
 }
 
@@ -158,7 +178,10 @@ pub async fn rebuild(pool: &PgPool) -> sqlx::Result<u64> {
     let mut transaction = pool.begin().await?;
     sqlx::query("LOCK TABLE product_reservations IN EXCLUSIVE MODE").execute(&mut *transaction).await?;
     sqlx::query("DELETE FROM product_reservations").execute(&mut *transaction).await?;
-    let written = sqlx::query("INSERT INTO product_reservations SELECT * FROM product_reservations_folded()").execute(&mut *transaction).await?.rows_affected();
+    let written = sqlx::query("INSERT INTO product_reservations SELECT * FROM product_reservations_folded()")
+        .execute(&mut *transaction)
+        .await?
+        .rows_affected();
     sqlx::query("DELETE FROM aggregate_snapshots WHERE aggregate_type = 'Product'").execute(&mut *transaction).await?;
     transaction.commit().await?;
     Ok(written)

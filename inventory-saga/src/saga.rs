@@ -61,10 +61,15 @@ impl ReservationSaga {
 
 /// The product commands one order event asks for.
 pub fn commands_for(order_id: OrderId, revision: u64, event: &OrderEvent) -> Vec<(domain::ProductId, ProductCommand)> {
-    let reserve = |product_id: &domain::ProductId, quantity| (product_id.clone(), ProductCommand::ReserveStock { order_id, quantity, revision });
-    let release = |product_id: &domain::ProductId| (product_id.clone(), ProductCommand::ReleaseStock { order_id, revision });
+    let reserve = |product_id: &domain::ProductId, quantity| {
+        (product_id.clone(), ProductCommand::ReserveStock { order_id, quantity, revision })
+    };
+    let release =
+        |product_id: &domain::ProductId| (product_id.clone(), ProductCommand::ReleaseStock { order_id, revision });
     match event {
-        OrderEvent::OrderPlaced { items, .. } => items.iter().map(|line| reserve(&line.product_id, line.quantity)).collect(),
+        OrderEvent::OrderPlaced { items, .. } => {
+            items.iter().map(|line| reserve(&line.product_id, line.quantity)).collect()
+        }
         OrderEvent::OrderItemsChanged { items } => items
             .iter()
             .map(|change| match change.status {
@@ -73,7 +78,9 @@ pub fn commands_for(order_id: OrderId, revision: u64, event: &OrderEvent) -> Vec
             })
             .collect(),
         OrderEvent::OrderCanceled { items } => items.iter().map(release).collect(),
-        OrderEvent::ItemExecuted { .. } | OrderEvent::ItemRejected { .. } | OrderEvent::OrderStatusChanged { .. } => vec![],
+        OrderEvent::ItemExecuted { .. } | OrderEvent::ItemRejected { .. } | OrderEvent::OrderStatusChanged { .. } => {
+            vec![]
+        }
     }
 }
 
@@ -121,7 +128,9 @@ fn decode_in_span(message: &IncomingMessage) -> Result<Asked, Unprocessable> {
     if envelope.aggregate_type != "Order" {
         return Err(poison(format!("aggregateType: not an order event: {}", quote(&envelope.aggregate_type))));
     }
-    let order_id: OrderId = envelope.aggregate_id.parse().map_err(|_| poison(format!("aggregateId: an order id must be a UUID, got {}", quote(&envelope.aggregate_id))))?;
+    let order_id: OrderId = envelope.aggregate_id.parse().map_err(|_| {
+        poison(format!("aggregateId: an order id must be a UUID, got {}", quote(&envelope.aggregate_id)))
+    })?;
     let event = decode_event(&envelope.event_type, &envelope.event_version, envelope.payload).map_err(|e| match e {
         UnreadableEvent::UnsupportedVersion { .. } => poison(format!("eventVersion: {e}")),
         UnreadableEvent::Malformed { .. } => poison(format!("payload: {}", bounded(&e.to_string()))),
@@ -132,7 +141,11 @@ fn decode_in_span(message: &IncomingMessage) -> Result<Asked, Unprocessable> {
     let metadata = EventMetadata::new(envelope.correlation_id.clone(), envelope.event_id.to_string(), ACTOR);
     let commands = commands_for(order_id, revision, &event)
         .into_iter()
-        .map(|(product_id, command)| Command { aggregate_id: product_id.as_str().to_owned(), command, metadata: metadata.clone() })
+        .map(|(product_id, command)| Command {
+            aggregate_id: product_id.as_str().to_owned(),
+            command,
+            metadata: metadata.clone(),
+        })
         .collect();
     Ok(Asked { commands, rerequest: message.header(RE_REQUEST_HEADER) == Some("1") })
 }
@@ -169,12 +182,20 @@ impl MessageHandler for ReservationSaga {
             match result {
                 // Committed: a redelivered request decided no events, so counts nothing.
                 Ok(committed) => {
-                    committed.events.iter().filter_map(|e| outcome_of(&e.payload)).for_each(telemetry::pipeline::record_saga_outcome);
-                    if let (true, true, ProductCommand::ReserveStock { order_id, .. }) = (committed.events.is_empty(), rerequests[index], &command.command) {
+                    committed
+                        .events
+                        .iter()
+                        .filter_map(|e| outcome_of(&e.payload))
+                        .for_each(telemetry::pipeline::record_saga_outcome);
+                    if let (true, true, ProductCommand::ReserveStock { order_id, .. }) =
+                        (committed.events.is_empty(), rerequests[index], &command.command)
+                    {
                         decided_before.push((command.aggregate_id.clone(), *order_id));
                     }
                 }
-                Err(rule) => verdicts[index] = Err(Unprocessable(format!("product {} refused: {rule}", command.aggregate_id))),
+                Err(rule) => {
+                    verdicts[index] = Err(Unprocessable(format!("product {} refused: {rule}", command.aggregate_id)))
+                }
             }
         }
         if let Some(reannouncer) = &self.reannouncer
@@ -196,7 +217,13 @@ mod tests {
 
     use super::*;
 
-    fn message(order_id: OrderId, sequence: i64, event_type: &str, event_version: &str, payload: Value) -> IncomingMessage {
+    fn message(
+        order_id: OrderId,
+        sequence: i64,
+        event_type: &str,
+        event_version: &str,
+        payload: Value,
+    ) -> IncomingMessage {
         let envelope = json!({
             "eventId": uuid::Uuid::new_v4(), "aggregateType": "Order", "aggregateId": order_id.to_string(), "sequence": sequence,
             "eventType": event_type, "eventVersion": event_version, "occurredAt": "2024-05-01T10:00:00Z",
@@ -219,7 +246,14 @@ mod tests {
 
     /// A message whose body is `body`, as received.
     fn raw(body: Vec<u8>) -> IncomingMessage {
-        IncomingMessage { topic: "oms.order-events".into(), partition: 0, offset: 7, key: Some("k".into()), payload: Some(body), headers: None }
+        IncomingMessage {
+            topic: "oms.order-events".into(),
+            partition: 0,
+            offset: 7,
+            key: Some("k".into()),
+            payload: Some(body),
+            headers: None,
+        }
     }
 
     /// A valid `OrderPlaced` envelope, as JSON, for tests to spoil.
@@ -255,7 +289,11 @@ mod tests {
             ("an order id that is no UUID", spoiled("/aggregateId", json!("order-1")), "aggregateId"),
             ("a product event", spoiled("/aggregateType", json!("Product")), "aggregateType"),
             ("a forged huge revision", spoiled("/sequence", json!(4_000_000_000_000_i64)), "sequence"),
-            ("a revision just past the bound", spoiled("/sequence", json!(messaging::envelope::MAX_SEQUENCE + 1)), "sequence"),
+            (
+                "a revision just past the bound",
+                spoiled("/sequence", json!(messaging::envelope::MAX_SEQUENCE + 1)),
+                "sequence",
+            ),
             ("a zero sequence", spoiled("/sequence", json!(0)), "sequence"),
             ("a negative sequence", spoiled("/sequence", json!(-1)), "sequence"),
             ("a sequence that is text", spoiled("/sequence", json!(huge)), "message"),
@@ -290,7 +328,9 @@ mod tests {
         let commands = decode(&raw(serde_json::to_vec(&envelope).expect("encodes"))).expect("valid").commands;
         assert_eq!(commands.len(), 2);
         assert_eq!(commands[0].metadata.correlation_id.len(), telemetry::ids::MAX_ID_LEN);
-        assert!(matches!(commands[0].command, ProductCommand::ReserveStock { revision, .. } if revision == messaging::envelope::MAX_SEQUENCE as u64));
+        assert!(
+            matches!(commands[0].command, ProductCommand::ReserveStock { revision, .. } if revision == messaging::envelope::MAX_SEQUENCE as u64)
+        );
     }
 
     #[test]
@@ -303,7 +343,10 @@ mod tests {
 
     fn reserve(order_id: OrderId, product: &str, quantity: u32, revision: u64) -> (String, ProductCommand) {
         let quantity = Quantity::new(quantity.into()).expect("a quantity");
-        (ProductId::parse(product).expect("a product id").as_str().to_owned(), ProductCommand::ReserveStock { order_id, quantity, revision })
+        (
+            ProductId::parse(product).expect("a product id").as_str().to_owned(),
+            ProductCommand::ReserveStock { order_id, quantity, revision },
+        )
     }
 
     fn placed_1_0() -> Value {
@@ -366,14 +409,22 @@ mod tests {
         let order_id = OrderId::generate();
         let cases = [
             ("2.0 without its key", "OrderPlaced", "2.0", placed_1_0()),
-            ("1.0 with a zero quantity", "OrderPlaced", "1.0", json!({"userId": "alice", "items": [{"productId": "mug", "quantity": 0}]})),
+            (
+                "1.0 with a zero quantity",
+                "OrderPlaced",
+                "1.0",
+                json!({"userId": "alice", "items": [{"productId": "mug", "quantity": 0}]}),
+            ),
             ("an unknown type", "OrderTeleported", "1.0", json!({"to": "mars"})),
         ];
         for (label, event_type, event_version, payload) in cases {
             let Err(Unprocessable(reason)) = asked(&message(order_id, 1, event_type, event_version, payload)) else {
                 panic!("[{label}] must be unprocessable");
             };
-            assert!(reason.contains(event_type) && reason.contains(event_version), "[{label}] the reason names type and version: {reason}");
+            assert!(
+                reason.contains(event_type) && reason.contains(event_version),
+                "[{label}] the reason names type and version: {reason}"
+            );
         }
     }
 
@@ -382,8 +433,14 @@ mod tests {
         let order_id = OrderId::generate();
         let units = Quantity::new(2).expect("a quantity");
         let cases = [
-            (ProductEvent::StockReserved { order_id, quantity: 2, reserved_for_order: units, revision: 1 }, Some(SagaOutcome::Reserved)),
-            (ProductEvent::ReservationReduced { order_id, quantity: units, reserved_for_order: units, revision: 2 }, Some(SagaOutcome::Reduced)),
+            (
+                ProductEvent::StockReserved { order_id, quantity: 2, reserved_for_order: units, revision: 1 },
+                Some(SagaOutcome::Reserved),
+            ),
+            (
+                ProductEvent::ReservationReduced { order_id, quantity: units, reserved_for_order: units, revision: 2 },
+                Some(SagaOutcome::Reduced),
+            ),
             (ProductEvent::StockReleased { order_id, quantity: 0, revision: 3 }, Some(SagaOutcome::Released)),
             (ProductEvent::OutOfStock, None),
             (ProductEvent::StockRestocked { quantity: units }, None),
@@ -392,7 +449,8 @@ mod tests {
             assert_eq!(outcome_of(&event), expected, "{event:?}");
         }
         for reason in [RejectionReason::InsufficientStock, RejectionReason::UnknownProduct] {
-            let event = ProductEvent::ReservationRejected { order_id, requested: units, available: 0, revision: 1, reason };
+            let event =
+                ProductEvent::ReservationRejected { order_id, requested: units, available: 0, revision: 1, reason };
             let wire = serde_json::to_value(reason).expect("a reason encodes");
             let Some(SagaOutcome::Rejected(label)) = outcome_of(&event) else { panic!("{reason:?} is a rejection") };
             assert_eq!(Some(label), wire.as_str(), "{reason:?}: the label is the wire name");
@@ -405,9 +463,16 @@ mod tests {
         let release = |product: &str| (product.to_owned(), ProductCommand::ReleaseStock { order_id, revision: 3 });
         let canceled = message(order_id, 3, "OrderCanceled", "1.0", json!({"items": ["mug", "tea"]}));
         assert_eq!(asked(&canceled), Ok(vec![release("mug"), release("tea")]));
-        let changed = message(order_id, 2, "OrderItemsChanged", "1.0", json!({"items": [{"productId": "mug", "quantity": 5, "status": "PENDING"}]}));
+        let changed = message(
+            order_id,
+            2,
+            "OrderItemsChanged",
+            "1.0",
+            json!({"items": [{"productId": "mug", "quantity": 5, "status": "PENDING"}]}),
+        );
         assert_eq!(asked(&changed), Ok(vec![reserve(order_id, "mug", 5, 2)]));
-        let executed = message(order_id, 2, "ItemExecuted", "1.0", json!({"productId": "mug", "quantity": 2, "revision": 1}));
+        let executed =
+            message(order_id, 2, "ItemExecuted", "1.0", json!({"productId": "mug", "quantity": 2, "revision": 1}));
         assert_eq!(asked(&executed), Ok(vec![]), "an outcome asks nothing of the products");
     }
 }

@@ -66,7 +66,11 @@ impl IncomingMessage {
     fn received(message: &BorrowedMessage<'_>, group: &str) -> Self {
         if let Some(created) = message.timestamp().to_millis() {
             let age = chrono::Utc::now().timestamp_millis().saturating_sub(created);
-            telemetry::pipeline::record_message_age(group, message.topic(), Duration::from_millis(u64::try_from(age).unwrap_or(0)));
+            telemetry::pipeline::record_message_age(
+                group,
+                message.topic(),
+                Duration::from_millis(u64::try_from(age).unwrap_or(0)),
+            );
         }
         Self {
             topic: message.topic().to_owned(),
@@ -163,18 +167,25 @@ pub async fn run_consumer<H: MessageHandler>(
     // A consumer whose client failed for good is replaced by a new one, subscribed
     // alike; what it had stored but not committed comes again.
     while !shutdown.is_cancelled() {
-        let consumer: Arc<StreamConsumer> = Arc::new(settings.consumer_config(group).create().context("creating the Kafka consumer")?);
+        let consumer: Arc<StreamConsumer> =
+            Arc::new(settings.consumer_config(group).create().context("creating the Kafka consumer")?);
         consumer.subscribe(topics).context("subscribing")?;
         tracing::info!(group, ?topics, "consumer started");
         let lag_stops = shutdown.child_token();
         let lag = (settings.lag_interval_ms > 0).then(|| {
             let interval = Duration::from_millis(settings.lag_interval_ms);
-            tokio::spawn(crate::lag::report_consumer_lag(consumer.clone(), group.to_owned(), interval, lag_stops.clone()))
+            tokio::spawn(crate::lag::report_consumer_lag(
+                consumer.clone(),
+                group.to_owned(),
+                interval,
+                lag_stops.clone(),
+            ))
         });
         // Cancelled by the watchdog when the group leaves this client without work.
         let replace = lag_stops.child_token();
         let topics_owned: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
-        let watchdog = tokio::spawn(replace_when_starved(consumer.clone(), group.to_owned(), topics_owned, replace.clone()));
+        let watchdog =
+            tokio::spawn(replace_when_starved(consumer.clone(), group.to_owned(), topics_owned, replace.clone()));
         consume(&consumer, &worker, &replace).await;
         // What was processed is committed now, not at the next auto-commit: the
         // partitions' next owner (this service restarted, or another instance)
@@ -201,11 +212,20 @@ const STARVATION_CHECK: Duration = Duration::from_secs(5);
 /// Cancels `replace` once `consumer` has been left without work it should have (see
 /// [`crate::starvation`]) for [`crate::starvation::STARVED_FOR`]; returns then, or
 /// when `replace` is cancelled otherwise (shutdown, the client replaced).
-async fn replace_when_starved(consumer: Arc<StreamConsumer>, group: String, topics: Vec<String>, replace: CancellationToken) {
+async fn replace_when_starved(
+    consumer: Arc<StreamConsumer>,
+    group: String,
+    topics: Vec<String>,
+    replace: CancellationToken,
+) {
     let mut starved_since: Option<std::time::Instant> = None;
     while !sleep_or_cancel(STARVATION_CHECK, &replace).await {
         let (probe, probed_group, probed_topics) = (consumer.clone(), group.clone(), topics.clone());
-        let starved = match tokio::task::spawn_blocking(move || crate::starvation::is_starved(&probe, &probed_group, &probed_topics)).await {
+        let starved = match tokio::task::spawn_blocking(move || {
+            crate::starvation::is_starved(&probe, &probed_group, &probed_topics)
+        })
+        .await
+        {
             Ok(Ok(starved)) => starved,
             // The broker unreachable: the consumer's own errors say so, nothing to decide.
             Ok(Err(error)) => {
@@ -226,7 +246,12 @@ async fn replace_when_starved(consumer: Arc<StreamConsumer>, group: String, topi
             (true, Some(since)) => since,
         };
         if since.elapsed() >= crate::starvation::STARVED_FOR {
-            tracing::warn!(group, ?topics, starved_ms = since.elapsed().as_millis() as u64, "the group left this consumer without partitions although its topics have some for it; replacing the client");
+            tracing::warn!(
+                group,
+                ?topics,
+                starved_ms = since.elapsed().as_millis() as u64,
+                "the group left this consumer without partitions although its topics have some for it; replacing the client"
+            );
             replace.cancel();
             return;
         }
@@ -277,7 +302,12 @@ async fn consume<H: MessageHandler>(consumer: &StreamConsumer, worker: &BatchWor
         if !worker.process(&batch).await {
             return; // shutdown while retrying: left for redelivery
         }
-        tracing::debug!(group, messages = batch.len(), handle_ms = started.elapsed().as_millis() as u64, "consumer handled a batch");
+        tracing::debug!(
+            group,
+            messages = batch.len(),
+            handle_ms = started.elapsed().as_millis() as u64,
+            "consumer handled a batch"
+        );
         store_offsets(consumer, &batch);
     }
 }
@@ -392,14 +422,23 @@ impl<H: MessageHandler> BatchWorker<H> {
             match AssertUnwindSafe(self.handler.handle(batch)).catch_unwind().await {
                 Ok(Ok(verdicts)) if verdicts.len() == batch.len() => return Some(verdicts),
                 Ok(Ok(verdicts)) => {
-                    tracing::error!(verdicts = verdicts.len(), messages = batch.len(), "handler answered for the wrong number of messages; retrying");
+                    tracing::error!(
+                        verdicts = verdicts.len(),
+                        messages = batch.len(),
+                        "handler answered for the wrong number of messages; retrying"
+                    );
                 }
                 Ok(Err(error)) => match failure::classify(&error) {
                     Failure::Transient => {
                         tracing::warn!(error = format!("{error:#}"), failures, messages = batch.len(), origin = %batch[0].origin(), "handling failed; retrying");
                     }
                     Failure::Permanent if batch.len() > 1 => {
-                        tracing::warn!(error = format!("{error:#}"), sqlstate = failure::sqlstate(&error), messages = batch.len(), "a message of the batch can never be stored; handling the batch in halves");
+                        tracing::warn!(
+                            error = format!("{error:#}"),
+                            sqlstate = failure::sqlstate(&error),
+                            messages = batch.len(),
+                            "a message of the batch can never be stored; handling the batch in halves"
+                        );
                         return self.halves(batch).await;
                     }
                     Failure::Permanent => {
@@ -415,10 +454,16 @@ impl<H: MessageHandler> BatchWorker<H> {
                     }
                 },
                 Err(panic) if batch.len() > 1 => {
-                    tracing::error!(reason = panic_reason(&panic), messages = batch.len(), "handler panicked; handling the batch in halves");
+                    tracing::error!(
+                        reason = panic_reason(&panic),
+                        messages = batch.len(),
+                        "handler panicked; handling the batch in halves"
+                    );
                     return self.halves(batch).await;
                 }
-                Err(panic) => return Some(vec![Err(Unprocessable(format!("handler panicked: {}", panic_reason(&panic))))]),
+                Err(panic) => {
+                    return Some(vec![Err(Unprocessable(format!("handler panicked: {}", panic_reason(&panic))))]);
+                }
             }
             failures += 1;
             if sleep_or_cancel(backoff(failures), &self.shutdown).await {
@@ -504,7 +549,9 @@ impl DeadLetters {
                         self.producer.replace(&used, "messages timed out while the broker answers");
                     }
                     Ok(()) => {}
-                    Err(error) => tracing::debug!(error = format!("{error:#}"), %topic, "cannot check or create the dead-letter topic"),
+                    Err(error) => {
+                        tracing::debug!(error = format!("{error:#}"), %topic, "cannot check or create the dead-letter topic")
+                    }
                 }
             }
             failures += 1;

@@ -83,7 +83,13 @@ pub async fn park_message(pool: &PgPool, message: &IncomingMessage, reason: &str
 /// Parks the message for `topic` (keyed `key`) of the committed event `event_id` that
 /// the relay cannot publish, with `reason` (sanitized here). The event stays in
 /// `events`; its origin is its id.
-pub async fn park_event(pool: &PgPool, event_id: Uuid, topic: &str, key: Option<&str>, reason: &str) -> Result<(), sqlx::Error> {
+pub async fn park_event(
+    pool: &PgPool,
+    event_id: Uuid,
+    topic: &str,
+    key: Option<&str>,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO dead_letters (source, origin, topic, reason, event_id, message_key)
          VALUES ($1, $2, $3, $4, $5, $6)

@@ -58,7 +58,9 @@ impl Envelope {
             sequence: event.sequence,
             event_type: event_type.into(),
             event_version: event.event_version.clone(),
-            occurred_at: event.metadata_field("occurred_at").map_or_else(|| event.recorded_at.to_rfc3339(), str::to_owned),
+            occurred_at: event
+                .metadata_field("occurred_at")
+                .map_or_else(|| event.recorded_at.to_rfc3339(), str::to_owned),
             correlation_id: field("correlation_id"),
             causation_id: field("causation_id"),
             payload,
@@ -91,7 +93,13 @@ impl OutgoingMessage {
     /// headers `trace` its event kept), plus the headers `extra`, and waits up to
     /// `timeout` for the broker's acknowledgement. For the few messages sent beside the
     /// relay: re-requests and re-announcements of what the relay published before.
-    pub async fn send(&self, producer: &FutureProducer, trace: &[(String, String)], extra: &[(&str, &str)], timeout: Duration) -> anyhow::Result<()> {
+    pub async fn send(
+        &self,
+        producer: &FutureProducer,
+        trace: &[(String, String)],
+        extra: &[(&str, &str)],
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
         let body = serde_json::to_vec(&self.envelope)?;
         let headers = extra.iter().fold(with_trace_headers(self.envelope.headers(), trace), |headers, (key, value)| {
             headers.insert(Header { key, value: Some(value.as_bytes()) })
@@ -108,16 +116,14 @@ impl OutgoingMessage {
 /// Headers holding `pairs` (name, value), in order: e.g. for building an
 /// [`crate::IncomingMessage`] in a test without naming `rdkafka`.
 pub fn owned_headers(pairs: &[(&str, &str)]) -> OwnedHeaders {
-    pairs.iter().fold(OwnedHeaders::new(), |headers, (key, value)| headers.insert(Header { key, value: Some(value.as_bytes()) }))
+    pairs.iter().fold(OwnedHeaders::new(), |headers, (key, value)| {
+        headers.insert(Header { key, value: Some(value.as_bytes()) })
+    })
 }
 
 /// The value of header `name`, as text.
 pub fn header<'a>(headers: Option<&'a rdkafka::message::BorrowedHeaders>, name: &str) -> Option<&'a str> {
-    headers?
-        .iter()
-        .find(|h| h.key == name)
-        .and_then(|h| h.value)
-        .and_then(|v| std::str::from_utf8(v).ok())
+    headers?.iter().find(|h| h.key == name).and_then(|h| h.value).and_then(|v| std::str::from_utf8(v).ok())
 }
 
 /// `headers` plus the W3C trace context (`traceparent`, `tracestate`) of the current
@@ -195,7 +201,11 @@ impl InvalidEnvelope {
 /// At most [`QUOTE_CHARS`] characters of `value`, control characters escaped, with an
 /// ellipsis and the full length when cut: safe to put into a reason.
 pub fn quote(value: &str) -> String {
-    let mut quoted: String = value.chars().take(QUOTE_CHARS).flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] }).collect();
+    let mut quoted: String = value
+        .chars()
+        .take(QUOTE_CHARS)
+        .flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] })
+        .collect();
     let length = value.chars().count();
     if length > QUOTE_CHARS {
         quoted.push_str(&format!("… ({length} characters)"));
@@ -207,7 +217,11 @@ pub fn quote(value: &str) -> String {
 /// length, control characters escaped.
 pub fn bounded(text: &str) -> String {
     const MAX_CHARS: usize = 300;
-    let mut bounded: String = text.chars().take(MAX_CHARS).flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] }).collect();
+    let mut bounded: String = text
+        .chars()
+        .take(MAX_CHARS)
+        .flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] })
+        .collect();
     if text.chars().count() > MAX_CHARS {
         bounded.push('…');
     }
@@ -220,14 +234,21 @@ impl Envelope {
     /// from it is then safe to store and to copy into the messages that follow.
     pub fn parse(body: &[u8]) -> Result<Self, InvalidEnvelope> {
         if body.len() > MAX_BODY_BYTES {
-            return Err(InvalidEnvelope::new("message", format!("{} bytes, more than the {MAX_BODY_BYTES} accepted", body.len())));
+            return Err(InvalidEnvelope::new(
+                "message",
+                format!("{} bytes, more than the {MAX_BODY_BYTES} accepted", body.len()),
+            ));
         }
         // The path names the field a value does not fit (`sequence`, `eventId`).
-        let envelope: Self = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(body)).map_err(|e| {
-            let field = e.path().to_string();
-            let field = if field == "." { "message".to_owned() } else { field };
-            InvalidEnvelope::new("message", format!("not an envelope: {}: {}", quote(&field), bounded(&e.inner().to_string())))
-        })?;
+        let envelope: Self = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(body))
+            .map_err(|e| {
+                let field = e.path().to_string();
+                let field = if field == "." { "message".to_owned() } else { field };
+                InvalidEnvelope::new(
+                    "message",
+                    format!("not an envelope: {}: {}", quote(&field), bounded(&e.inner().to_string())),
+                )
+            })?;
         envelope.validate()?;
         Ok(envelope)
     }
@@ -244,12 +265,18 @@ impl Envelope {
         name("aggregateType", &self.aggregate_type, |c| c.is_ascii_alphanumeric())?;
         id("aggregateId", &self.aggregate_id)?;
         if !(1..=MAX_SEQUENCE).contains(&self.sequence) {
-            return Err(InvalidEnvelope::new("sequence", format!("must be from 1 to {MAX_SEQUENCE}, got {}", self.sequence)));
+            return Err(InvalidEnvelope::new(
+                "sequence",
+                format!("must be from 1 to {MAX_SEQUENCE}, got {}", self.sequence),
+            ));
         }
         name("eventType", &self.event_type, |c| c.is_ascii_alphanumeric())?;
         name("eventVersion", &self.event_version, |c| c.is_ascii_digit() || c == '.')?;
         if self.occurred_at.len() > MAX_NAME_LEN || chrono::DateTime::parse_from_rfc3339(&self.occurred_at).is_err() {
-            return Err(InvalidEnvelope::new("occurredAt", format!("must be an RFC 3339 time, got {}", quote(&self.occurred_at))));
+            return Err(InvalidEnvelope::new(
+                "occurredAt",
+                format!("must be an RFC 3339 time, got {}", quote(&self.occurred_at)),
+            ));
         }
         id("correlationId", &self.correlation_id)?;
         id("causationId", &self.causation_id)?;
@@ -263,7 +290,10 @@ impl Envelope {
 /// A name field: 1 to [`MAX_NAME_LEN`] characters, each `allowed`.
 fn name(field: &'static str, value: &str, allowed: fn(char) -> bool) -> Result<(), InvalidEnvelope> {
     if value.is_empty() || value.len() > MAX_NAME_LEN || !value.chars().all(allowed) {
-        return Err(InvalidEnvelope::new(field, format!("must be 1 to {MAX_NAME_LEN} letters, digits or dots, got {}", quote(value))));
+        return Err(InvalidEnvelope::new(
+            field,
+            format!("must be 1 to {MAX_NAME_LEN} letters, digits or dots, got {}", quote(value)),
+        ));
     }
     Ok(())
 }
@@ -272,7 +302,10 @@ fn name(field: &'static str, value: &str, allowed: fn(char) -> bool) -> Result<(
 fn id(field: &'static str, value: &str) -> Result<(), InvalidEnvelope> {
     if !telemetry::is_usable_id(value) {
         let max = telemetry::ids::MAX_ID_LEN;
-        return Err(InvalidEnvelope::new(field, format!("must be 1 to {max} visible ASCII characters, got {}", quote(value))));
+        return Err(InvalidEnvelope::new(
+            field,
+            format!("must be 1 to {max} visible ASCII characters, got {}", quote(value)),
+        ));
     }
     Ok(())
 }
@@ -289,13 +322,22 @@ mod tests {
 
     fn with_tracing<T>(f: impl FnOnce() -> T) -> T {
         let provider = SdkTracerProvider::builder().build();
-        let subscriber = tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let subscriber =
+            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
         tracing::subscriber::with_default(subscriber, f)
     }
 
     /// What a consumer receives when `headers` were sent.
     fn received(headers: OwnedHeaders) -> OwnedMessage {
-        OwnedMessage::new(Some(b"{}".to_vec()), Some(b"key".to_vec()), "t".to_owned(), Timestamp::NotAvailable, 0, 0, Some(headers))
+        OwnedMessage::new(
+            Some(b"{}".to_vec()),
+            Some(b"key".to_vec()),
+            "t".to_owned(),
+            Timestamp::NotAvailable,
+            0,
+            0,
+            Some(headers),
+        )
     }
 
     fn trace_id(span: &tracing::Span) -> opentelemetry::trace::TraceId {
@@ -306,7 +348,9 @@ mod tests {
     fn the_trace_context_travels_in_the_headers_beside_the_ids() {
         with_tracing(|| {
             let publish = tracing::info_span!("publish");
-            let headers = publish.in_scope(|| with_trace_context(OwnedHeaders::new().insert(Header { key: "correlation-id", value: Some("c-1") })));
+            let headers = publish.in_scope(|| {
+                with_trace_context(OwnedHeaders::new().insert(Header { key: "correlation-id", value: Some("c-1") }))
+            });
             let message = received(headers);
 
             let names: Vec<&str> = message.headers().map(|h| h.iter().map(|h| h.key).collect()).unwrap_or_default();
@@ -338,7 +382,8 @@ mod tests {
     #[test]
     fn a_message_without_trace_headers_starts_no_trace_of_its_own() {
         with_tracing(|| {
-            let message = received(OwnedHeaders::new().insert(Header { key: "traceparent", value: Some("not a traceparent") }));
+            let message =
+                received(OwnedHeaders::new().insert(Header { key: "traceparent", value: Some("not a traceparent") }));
             assert!(!trace_context(message.headers()).span().span_context().is_valid());
             let no_headers: Option<&OwnedHeaders> = None;
             assert!(!trace_context(no_headers).span().span_context().is_valid());

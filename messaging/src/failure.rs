@@ -125,16 +125,24 @@ mod tests {
 
     #[test]
     fn broker_refusals_of_the_message_itself_are_permanent() {
-        for code in [RDKafkaErrorCode::MessageSizeTooLarge, RDKafkaErrorCode::InvalidRecord, RDKafkaErrorCode::PolicyViolation, RDKafkaErrorCode::MessageBatchTooLarge]
-        {
+        for code in [
+            RDKafkaErrorCode::MessageSizeTooLarge,
+            RDKafkaErrorCode::InvalidRecord,
+            RDKafkaErrorCode::PolicyViolation,
+            RDKafkaErrorCode::MessageBatchTooLarge,
+        ] {
             assert_eq!(classify_kafka(&KafkaError::MessageProduction(code)), KafkaFailure::Permanent, "{code:?}");
         }
     }
 
     #[test]
     fn a_fenced_or_fatally_failed_producer_is_to_be_replaced() {
-        for code in [RDKafkaErrorCode::ProducerFenced, RDKafkaErrorCode::Fatal, RDKafkaErrorCode::OutOfOrderSequenceNumber, RDKafkaErrorCode::UnknownProducerId]
-        {
+        for code in [
+            RDKafkaErrorCode::ProducerFenced,
+            RDKafkaErrorCode::Fatal,
+            RDKafkaErrorCode::OutOfOrderSequenceNumber,
+            RDKafkaErrorCode::UnknownProducerId,
+        ] {
             assert_eq!(classify_kafka(&KafkaError::MessageProduction(code)), KafkaFailure::Fatal, "{code:?}");
         }
     }
@@ -150,7 +158,10 @@ mod tests {
         ] {
             assert_eq!(classify_kafka(&KafkaError::MessageProduction(code)), KafkaFailure::Transient, "{code:?}");
         }
-        assert_eq!(classify_kafka(&KafkaError::MessageProduction(RDKafkaErrorCode::UnknownTopicOrPartition)), KafkaFailure::UnknownTopic);
+        assert_eq!(
+            classify_kafka(&KafkaError::MessageProduction(RDKafkaErrorCode::UnknownTopicOrPartition)),
+            KafkaFailure::UnknownTopic
+        );
         assert_eq!(classify_kafka(&KafkaError::Canceled), KafkaFailure::Transient);
     }
 

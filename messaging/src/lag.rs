@@ -40,7 +40,12 @@ pub(crate) fn partition_lag(committed: Offset, low: i64, high: i64) -> u64 {
 /// `interval` until `shutdown`, and how many partitions of each topic are assigned. A
 /// partition no longer assigned here is reported at 0 once, so that summing the gauge
 /// over a group's instances gives the group's lag.
-pub(crate) async fn report_consumer_lag(consumer: Arc<StreamConsumer>, group: String, interval: Duration, shutdown: CancellationToken) {
+pub(crate) async fn report_consumer_lag(
+    consumer: Arc<StreamConsumer>,
+    group: String,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
     let mut reported: BTreeSet<Partition> = BTreeSet::new();
     loop {
         if sleep_or_cancel(interval, &shutdown).await {

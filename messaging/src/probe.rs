@@ -41,7 +41,8 @@ impl BrokerProbe {
 
     /// Like [`BrokerProbe::new`], reusing answers for `ttl`.
     pub fn with_ttl(settings: &KafkaSettings, ttl: Duration) -> anyhow::Result<Self> {
-        let client: BaseConsumer = settings.admin_config().create().context("creating the Kafka client of the readiness probe")?;
+        let client: BaseConsumer =
+            settings.admin_config().create().context("creating the Kafka client of the readiness probe")?;
         // Asking for one topic keeps the answer small; a topic that does not exist yet
         // is answered too (consumers never ask the broker to create it).
         let topic = settings.topics.order_events.clone();
@@ -65,9 +66,9 @@ impl BrokerProbe {
             while client.poll(Duration::ZERO).is_some() {}
             answer
         })
-            .await
-            .map_err(|e| format!("the metadata request did not complete: {e}"))
-            .and_then(|answer| answer.map_err(|e| format!("no metadata from the brokers: {e}")));
+        .await
+        .map_err(|e| format!("the metadata request did not complete: {e}"))
+        .and_then(|answer| answer.map_err(|e| format!("no metadata from the brokers: {e}")));
         *last = Some((Instant::now(), outcome.clone()));
         outcome
     }

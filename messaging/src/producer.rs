@@ -47,7 +47,8 @@ impl ReplaceableProducer {
     /// Whether `used`'s client has failed for good: it reports a fatal error, or
     /// `error` (what an operation with it failed with) is one that means so.
     pub fn is_fatal(used: &Current, error: Option<&KafkaError>) -> bool {
-        used.producer.client().fatal_error().is_some() || error.is_some_and(|e| classify_kafka(e) == KafkaFailure::Fatal)
+        used.producer.client().fatal_error().is_some()
+            || error.is_some_and(|e| classify_kafka(e) == KafkaFailure::Fatal)
     }
 
     /// Replaces producer `used` when it has failed for good (see [`Self::is_fatal`]);

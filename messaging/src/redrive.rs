@@ -43,13 +43,23 @@ impl Redriver {
     /// letter after a timeout.
     pub async fn check_broker(&self) -> anyhow::Result<()> {
         let probe = BrokerProbe::with_ttl(&self.kafka, std::time::Duration::ZERO)?;
-        probe.check().await.map_err(|reason| anyhow::anyhow!("the broker at {} does not answer: {reason}", self.kafka.brokers))
+        probe
+            .check()
+            .await
+            .map_err(|reason| anyhow::anyhow!("the broker at {} does not answer: {reason}", self.kafka.brokers))
     }
 
     /// Produces a consumed message back to `topic` as it was (key, payload, headers
     /// in order), adding [`REPLAY_OF_HEADER`] = `replay_of`; returns once the broker
     /// acknowledged it.
-    pub async fn produce(&self, replay_of: i64, topic: &str, key: Option<&[u8]>, payload: Option<&[u8]>, headers: &[(String, Option<Vec<u8>>)]) -> anyhow::Result<()> {
+    pub async fn produce(
+        &self,
+        replay_of: i64,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        headers: &[(String, Option<Vec<u8>>)],
+    ) -> anyhow::Result<()> {
         let headers = headers.iter().fold(OwnedHeaders::new_with_capacity(headers.len() + 1), |all, (key, value)| {
             all.insert(Header { key: key.as_str(), value: value.as_deref() })
         });
@@ -69,10 +79,21 @@ impl Redriver {
     /// many once the broker acknowledged them all. An error when the route cannot route
     /// the event (it still does not decode) or makes no message for `topic` (the topic
     /// was renamed since).
-    pub async fn republish<R: Route>(&self, replay_of: i64, route: &R, event: &FeedEvent, topic: &str) -> anyhow::Result<usize> {
+    pub async fn republish<R: Route>(
+        &self,
+        replay_of: i64,
+        route: &R,
+        event: &FeedEvent,
+        topic: &str,
+    ) -> anyhow::Result<usize> {
         let messages = route.route(event).with_context(|| format!("routing event {}", event.event_id))?;
         let messages: Vec<_> = messages.into_iter().filter(|message| message.topic == topic).collect();
-        anyhow::ensure!(!messages.is_empty(), "the route makes no message for {topic} of event {} ({})", event.event_id, event.event_type);
+        anyhow::ensure!(
+            !messages.is_empty(),
+            "the route makes no message for {topic} of event {} ({})",
+            event.event_id,
+            event.event_type
+        );
         self.ensure(topic).await?;
         let trace = event.trace_headers();
         for message in &messages {
@@ -94,7 +115,9 @@ impl Redriver {
     }
 
     async fn ensure(&self, topic: &str) -> anyhow::Result<()> {
-        let known = |ensured: &Mutex<HashSet<String>>| ensured.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(topic);
+        let known = |ensured: &Mutex<HashSet<String>>| {
+            ensured.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(topic)
+        };
         if !known(&self.ensured) {
             // A broker that restarted empty forgot the topic; producing to it would wait
             // for the message timeout and fail.
@@ -104,13 +127,22 @@ impl Redriver {
         Ok(())
     }
 
-    async fn send<K: rdkafka::message::ToBytes + ?Sized, P: rdkafka::message::ToBytes + ?Sized>(&self, record: FutureRecord<'_, K, P>) -> anyhow::Result<()> {
+    async fn send<K: rdkafka::message::ToBytes + ?Sized, P: rdkafka::message::ToBytes + ?Sized>(
+        &self,
+        record: FutureRecord<'_, K, P>,
+    ) -> anyhow::Result<()> {
         let topic = record.topic.to_owned();
-        let delivery = self.producer.send_result(record).map_err(|(error, _)| error).with_context(|| format!("queueing for {topic}"))?;
+        let delivery = self
+            .producer
+            .send_result(record)
+            .map_err(|(error, _)| error)
+            .with_context(|| format!("queueing for {topic}"))?;
         match delivery.await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err((error, _))) => Err(error).with_context(|| format!("publishing to {topic}")),
-            Err(_) => Err(anyhow::Error::new(Unavailable).context(format!("publishing to {topic}: the producer went away"))),
+            Err(_) => {
+                Err(anyhow::Error::new(Unavailable).context(format!("publishing to {topic}: the producer went away")))
+            }
         }
     }
 }

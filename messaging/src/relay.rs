@@ -131,11 +131,19 @@ impl<R: Route> Relay<R> {
             let messages = outgoing.len();
             for message in outgoing {
                 match message {
-                    Outgoing::Refused { event_id, topic, key, reason } => self.park(event_id, &topic, key.as_deref(), &reason).await?,
+                    Outgoing::Refused { event_id, topic, key, reason } => {
+                        self.park(event_id, &topic, key.as_deref(), &reason).await?
+                    }
                     Outgoing::Queued { event_id, topic, key, delivery } => match delivery.await {
                         Ok(Ok(_)) => *per_topic.entry(topic).or_default() += 1,
                         Ok(Err((error, _))) if classify_kafka(&error) == KafkaFailure::Permanent => {
-                            self.park(event_id, &topic, Some(&key), &format!("the broker refuses the message: {error}")).await?;
+                            self.park(
+                                event_id,
+                                &topic,
+                                Some(&key),
+                                &format!("the broker refuses the message: {error}"),
+                            )
+                            .await?;
                         }
                         Ok(Err((error, _))) => return Err(self.recover(&used, error, &topic).await),
                         Err(_) => anyhow::bail!("publishing to {topic}: the producer went away"),
@@ -146,7 +154,12 @@ impl<R: Route> Relay<R> {
                 telemetry::pipeline::record_published(&topic, published);
             }
             telemetry::pipeline::record_relay_publish_duration(&feed, started.elapsed());
-            tracing::debug!(events = events.len(), messages, publish_ms = started.elapsed().as_millis() as u64, "relay published a batch");
+            tracing::debug!(
+                events = events.len(),
+                messages,
+                publish_ms = started.elapsed().as_millis() as u64,
+                "relay published a batch"
+            );
             Ok(())
         }
     }
@@ -170,7 +183,12 @@ impl<R: Route> Relay<R> {
             let messages = match self.route.route(event) {
                 Ok(messages) => messages,
                 Err(Unroutable { topic, reason }) => {
-                    outgoing.push(Outgoing::Refused { event_id: event.event_id, topic, key: None, reason: format!("not routable: {reason}") });
+                    outgoing.push(Outgoing::Refused {
+                        event_id: event.event_id,
+                        topic,
+                        key: None,
+                        reason: format!("not routable: {reason}"),
+                    });
                     continue;
                 }
             };
@@ -194,7 +212,8 @@ impl<R: Route> Relay<R> {
                         outgoing.push(Outgoing::Refused { event_id: event.event_id, topic, key: Some(key), reason });
                     }
                     Err((error, _)) => {
-                        *self.queue_failed_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(event.position);
+                        *self.queue_failed_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                            Some(event.position);
                         return Err(QueueFailed::Kafka { used, error, topic });
                     }
                 }
@@ -222,7 +241,9 @@ impl<R: Route> Relay<R> {
                     self.producer.replace(used, "messages timed out while the broker answers");
                 }
                 Ok(()) => {}
-                Err(create_error) => tracing::debug!(error = format!("{create_error:#}"), "cannot check or create the relay's topics"),
+                Err(create_error) => {
+                    tracing::debug!(error = format!("{create_error:#}"), "cannot check or create the relay's topics")
+                }
             }
         }
         // The cause is in the message: the feed logs the error's top line only.
@@ -258,7 +279,10 @@ enum QueueFailed {
 
 impl<R: Route> Relay<R> {
     /// The batch's queueing, or the error that fails it (after recovery).
-    async fn queued(&self, queued: Result<(Current, Vec<Outgoing>), QueueFailed>) -> anyhow::Result<(Current, Vec<Outgoing>)> {
+    async fn queued(
+        &self,
+        queued: Result<(Current, Vec<Outgoing>), QueueFailed>,
+    ) -> anyhow::Result<(Current, Vec<Outgoing>)> {
         match queued {
             Ok(queued) => Ok(queued),
             Err(QueueFailed::Behind) => anyhow::bail!("an earlier batch could not be queued; starting again from it"),

@@ -66,7 +66,11 @@ pub struct Topics {
     #[arg(long = "topic-order-events", env = "KAFKA_TOPIC_ORDER_EVENTS", default_value = "oms.order-events")]
     pub order_events: String,
     /// Per-item outcomes published by the inventory service.
-    #[arg(long = "topic-order-outcomes", env = "KAFKA_TOPIC_ORDER_OUTCOMES", default_value = "inventory.order-outcomes")]
+    #[arg(
+        long = "topic-order-outcomes",
+        env = "KAFKA_TOPIC_ORDER_OUTCOMES",
+        default_value = "inventory.order-outcomes"
+    )]
     pub order_outcomes: String,
     /// Low-stock, out-of-stock and back-in-stock alerts.
     #[arg(long = "topic-stock-alerts", env = "KAFKA_TOPIC_STOCK_ALERTS", default_value = "inventory.stock-alerts")]
@@ -108,7 +112,12 @@ struct PropertyParser;
 impl clap::builder::TypedValueParser for PropertyParser {
     type Value = (String, String);
 
-    fn parse_ref(&self, command: &clap::Command, argument: Option<&clap::Arg>, value: &std::ffi::OsStr) -> Result<Self::Value, clap::Error> {
+    fn parse_ref(
+        &self,
+        command: &clap::Command,
+        argument: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Self::Value, clap::Error> {
         let parsed = value
             .to_str()
             .and_then(|text| text.split_once('='))
@@ -151,7 +160,8 @@ impl KafkaSettings {
     /// process environment, read once in `main`) to the pass-through properties.
     pub fn with_env_properties(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
         for (key, value) in vars {
-            let property = |prefix: &str| key.strip_prefix(prefix).map(|name| name.to_ascii_lowercase().replace('_', "."));
+            let property =
+                |prefix: &str| key.strip_prefix(prefix).map(|name| name.to_ascii_lowercase().replace('_', "."));
             if let Some(name) = property("KAFKA_PRODUCER_") {
                 self.producer_properties.push((name, value));
             } else if let Some(name) = property("KAFKA_CONSUMER_") {
@@ -270,8 +280,16 @@ mod tests {
         assert_eq!(producer.get("batch.num.messages").map(String::as_str), Some("1"));
         assert_eq!(producer.get("compression.type").map(String::as_str), Some("zstd"));
         assert_eq!(producer.get("enable.idempotence").map(String::as_str), Some("true"));
-        assert_eq!(producer.get("queue.buffering.max.kbytes").map(String::as_str), Some("131072"), "the producer queue is bounded");
-        assert_eq!(producer.get("queue.buffering.max.messages").map(String::as_str), Some("500"), "pass-through wins over the bound");
+        assert_eq!(
+            producer.get("queue.buffering.max.kbytes").map(String::as_str),
+            Some("131072"),
+            "the producer queue is bounded"
+        );
+        assert_eq!(
+            producer.get("queue.buffering.max.messages").map(String::as_str),
+            Some("500"),
+            "pass-through wins over the bound"
+        );
         let consumer = describe(&settings.consumer_config("g"));
         assert_eq!(consumer.get("fetch.wait.max.ms").map(String::as_str), Some("5"), "pass-through wins over defaults");
         assert_eq!(consumer.get("enable.auto.offset.store").map(String::as_str), Some("false"));
@@ -306,7 +324,9 @@ mod tests {
             args.push("--kafka-consumer-property".to_owned());
             args.push(format!("{property}=flag-{value}"));
         }
-        let settings = Cli::parse_from(&args).kafka.with_env_properties(SECRETS.iter().map(|(_, variable, value)| ((*variable).to_owned(), format!("env-{value}"))));
+        let settings = Cli::parse_from(&args).kafka.with_env_properties(
+            SECRETS.iter().map(|(_, variable, value)| ((*variable).to_owned(), format!("env-{value}"))),
+        );
         let mut shown = vec![("Debug", format!("{settings:?}"))];
         shown.push(("describe producer", format!("{:?}", describe(&settings.producer_config()))));
         shown.push(("describe consumer", format!("{:?}", describe(&settings.consumer_config("g")))));
@@ -322,12 +342,16 @@ mod tests {
         assert_eq!(settings.consumer_config("g").get("sasl.password"), Some("env-s3cret-sasl"));
         // Ordinary properties stay visible.
         let plain = Cli::parse_from(["x", "--kafka-producer-property", "compression.type=zstd"]).kafka;
-        assert!(format!("{plain:?}").contains("zstd") && describe(&plain.producer_config())["compression.type"] == "zstd");
+        assert!(
+            format!("{plain:?}").contains("zstd") && describe(&plain.producer_config())["compression.type"] == "zstd"
+        );
     }
 
     #[test]
     fn a_malformed_property_is_refused_without_echoing_it() {
-        let error = Cli::try_parse_from(["x", "--kafka-producer-property", "ssl.key.password:s3cret"]).err().expect("not key=value");
+        let error = Cli::try_parse_from(["x", "--kafka-producer-property", "ssl.key.password:s3cret"])
+            .err()
+            .expect("not key=value");
         let text = error.to_string();
         assert!(text.contains("expects key=value"), "{text}");
         assert!(!text.contains("s3cret"), "{text}");

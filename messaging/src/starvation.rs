@@ -29,7 +29,8 @@ pub(crate) fn is_starved(consumer: &StreamConsumer, group: &str, topics: &[Strin
     let mut most_partitions = 0;
     for topic in topics {
         let metadata = consumer.fetch_metadata(Some(topic), REQUEST_TIMEOUT)?;
-        let partitions = metadata.topics().iter().filter(|t| t.error().is_none()).map(|t| t.partitions().len()).sum::<usize>();
+        let partitions =
+            metadata.topics().iter().filter(|t| t.error().is_none()).map(|t| t.partitions().len()).sum::<usize>();
         most_partitions = most_partitions.max(partitions);
     }
     if most_partitions == 0 {

@@ -40,7 +40,10 @@ impl TopicsError {
     pub fn is_not_authorized(&self) -> bool {
         matches!(
             self,
-            Self::Refused { code: RDKafkaErrorCode::TopicAuthorizationFailed | RDKafkaErrorCode::ClusterAuthorizationFailed, .. }
+            Self::Refused {
+                code: RDKafkaErrorCode::TopicAuthorizationFailed | RDKafkaErrorCode::ClusterAuthorizationFailed,
+                ..
+            }
         )
     }
 }
@@ -52,7 +55,12 @@ pub async fn existing_topics(settings: &KafkaSettings) -> anyhow::Result<BTreeSe
     tokio::task::spawn_blocking(move || {
         let client: BaseConsumer = config.create().context("creating a Kafka metadata client")?;
         let metadata = client.fetch_metadata(None, METADATA_TIMEOUT).context("reading the broker's metadata")?;
-        Ok(metadata.topics().iter().filter(|t| t.error().is_none() && !t.partitions().is_empty()).map(|t| t.name().to_owned()).collect())
+        Ok(metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| t.name().to_owned())
+            .collect())
     })
     .await
     .context("reading the broker's metadata")?
@@ -66,12 +74,15 @@ pub async fn ensure_topics(settings: &KafkaSettings, topics: &[&str]) -> Result<
     if missing.is_empty() {
         return Ok(());
     }
-    let admin: AdminClient<DefaultClientContext> = settings.admin_config().create().context("creating the Kafka admin client")?;
+    let admin: AdminClient<DefaultClientContext> =
+        settings.admin_config().create().context("creating the Kafka admin client")?;
     let new: Vec<NewTopic<'_>> = missing
         .iter()
         .map(|name| NewTopic::new(name, settings.partitions, TopicReplication::Fixed(settings.replication_factor)))
         .collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))).request_timeout(Some(Duration::from_secs(15)));
+    let options = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(10)))
+        .request_timeout(Some(Duration::from_secs(15)));
     let results = admin.create_topics(new.iter(), &options).await;
     // Destroying a client blocks until its threads end, which takes a while when the
     // broker just went away or came back: never on an async worker, where a few such
@@ -97,7 +108,11 @@ pub async fn ensure_topics(settings: &KafkaSettings, topics: &[&str]) -> Result<
 /// came first. Services start serving HTTP without the broker and publish once it is
 /// there. When topics are missing and this service may not create them, that is said
 /// once, clearly, naming them, and it waits for someone who may.
-pub async fn ensure_topics_patiently(settings: &KafkaSettings, topics: &[&str], shutdown: &tokio_util::sync::CancellationToken) -> bool {
+pub async fn ensure_topics_patiently(
+    settings: &KafkaSettings,
+    topics: &[&str],
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> bool {
     let mut failures = 0u32;
     let mut refusal_logged = false;
     loop {

@@ -116,7 +116,8 @@ pub async fn connect_and_migrate_with(
     let options: PgConnectOptions = database_url.parse().context("parsing the database URL")?;
     let options = options.options([("search_path", schema.to_owned())]);
     let migrating = sessions.clone().without_statement_timeout();
-    let mut admin = options.clone().options(migrating.options()).connect().await.context("connecting to the database")?;
+    let mut admin =
+        options.clone().options(migrating.options()).connect().await.context("connecting to the database")?;
     sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema)))
         .execute(&mut admin)
         .await
@@ -180,7 +181,8 @@ pub mod testing {
     pub async fn drop_database(url: &str) -> anyhow::Result<()> {
         let database: PgConnectOptions = url.parse().context("parsing the database URL")?;
         let name = database.get_database().context("the URL names no database")?;
-        administer(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name)), "dropping the database").await
+        administer(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name)), "dropping the database")
+            .await
     }
 }
 

@@ -24,9 +24,9 @@ impl std::str::FromStr for AsOf {
         if let Ok(version) = text.parse::<u64>() {
             return if version >= 1 { Ok(Self::Version(version)) } else { Err("versions start at 1".to_owned()) };
         }
-        DateTime::parse_from_rfc3339(text)
-            .map(|time| Self::Time(time.with_timezone(&Utc)))
-            .map_err(|_| format!("give a version (1, 2, ...) or an RFC 3339 time such as 2026-12-01T10:00:00Z, got '{text}'"))
+        DateTime::parse_from_rfc3339(text).map(|time| Self::Time(time.with_timezone(&Utc))).map_err(|_| {
+            format!("give a version (1, 2, ...) or an RFC 3339 time such as 2026-12-01T10:00:00Z, got '{text}'")
+        })
     }
 }
 
@@ -39,13 +39,18 @@ impl TryFrom<String> for AsOf {
 
 /// The view of `aggregate_id` as it was at `as_of`; `None` when the aggregate did
 /// not exist yet (or has no such version).
-pub async fn view_as_of<V>(store: &AggregateStore<V::Aggregate>, aggregate_id: &str, as_of: AsOf) -> Result<Option<V>, ProjectionError>
+pub async fn view_as_of<V>(
+    store: &AggregateStore<V::Aggregate>,
+    aggregate_id: &str,
+    as_of: AsOf,
+) -> Result<Option<V>, ProjectionError>
 where
     V: View,
     V::Aggregate: Aggregate<Services = ()> + Clone,
     <V::Aggregate as Aggregate>::Command: Clone,
 {
-    let failed = |e: eventstore::ExecuteError<<V::Aggregate as Aggregate>::Error>| ProjectionError::EventStore(e.to_string());
+    let failed =
+        |e: eventstore::ExecuteError<<V::Aggregate as Aggregate>::Error>| ProjectionError::EventStore(e.to_string());
     let last = match as_of {
         AsOf::Version(version) => version,
         AsOf::Time(time) => {
@@ -68,7 +73,10 @@ mod tests {
     fn as_of_is_a_version_from_one_or_an_rfc3339_time() {
         assert_eq!("3".parse::<AsOf>(), Ok(AsOf::Version(3)));
         let time = "2026-12-01T10:00:00+01:00".parse::<AsOf>().expect("a time");
-        assert_eq!(time, AsOf::Time(DateTime::parse_from_rfc3339("2026-12-01T09:00:00Z").expect("utc").with_timezone(&Utc)));
+        assert_eq!(
+            time,
+            AsOf::Time(DateTime::parse_from_rfc3339("2026-12-01T09:00:00Z").expect("utc").with_timezone(&Utc))
+        );
         assert_eq!("0".parse::<AsOf>(), Err("versions start at 1".to_owned()));
         for bad in ["-1", "yesterday", "", "2026-13-01T00:00:00Z"] {
             let error = bad.parse::<AsOf>().expect_err(bad);

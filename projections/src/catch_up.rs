@@ -37,8 +37,13 @@ pub fn changes_of<A: Aggregate>(events: &Events<A>, batch: Vec<FeedEvent>) -> Re
 /// Keeps `projection` up to date with every event of type `A` committed in `pool`'s
 /// schema, reading the feed as `feed_name` from its saved position, until `shutdown`;
 /// reports its lag as `projection_lag_events`.
-pub async fn follow_feed<A, P>(pool: PgPool, feed_name: &str, events: Events<A>, projection: P, shutdown: CancellationToken)
-where
+pub async fn follow_feed<A, P>(
+    pool: PgPool,
+    feed_name: &str,
+    events: Events<A>,
+    projection: P,
+    shutdown: CancellationToken,
+) where
     A: Aggregate,
     P: Projection<A>,
 {

@@ -18,11 +18,11 @@ mod products;
 pub mod rebuild;
 mod view;
 
+pub use as_of::{AsOf, view_as_of};
+pub use model::{Projector, ViewTable};
 pub use orders::{OrderFilter, OrderItemView, OrderView, OrderViews};
 pub use page::{Cursor, InvalidCursor, Page};
 pub use products::{ProductView, ProductViews};
-pub use as_of::{AsOf, view_as_of};
-pub use model::{Projector, ViewTable};
 pub use view::View;
 
 /// Why a view could not be read or written.

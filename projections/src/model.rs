@@ -26,7 +26,11 @@ pub trait ViewTable: Send + Sync + 'static {
     const KEY: &'static str;
 
     /// The stored views of `ids` in `table`, by id.
-    async fn get_many(connection: &mut PgConnection, table: &str, ids: &[&str]) -> Result<HashMap<String, Self::View>, ProjectionError>;
+    async fn get_many(
+        connection: &mut PgConnection,
+        table: &str,
+        ids: &[&str],
+    ) -> Result<HashMap<String, Self::View>, ProjectionError>;
 
     /// Writes `views` into `table` in one statement, each unless a newer one is there.
     async fn save_all(connection: &mut PgConnection, table: &str, views: &[Self::View]) -> Result<(), ProjectionError>;
@@ -67,7 +71,8 @@ pub async fn generations(connection: &mut PgConnection, model: &str) -> Result<G
             .bind(model)
             .fetch_optional(&mut *connection)
             .await?;
-    let (active, building, horizon) = row.ok_or_else(|| ProjectionError::Corrupt(format!("read model {model} is not registered")))?;
+    let (active, building, horizon) =
+        row.ok_or_else(|| ProjectionError::Corrupt(format!("read model {model} is not registered")))?;
     Ok(Generations { active, building, horizon: horizon.and_then(|h| h.parse().ok()) })
 }
 
@@ -127,14 +132,18 @@ impl<T: ViewTable> Projection<<T::View as View>::Aggregate> for Projector<T> {
             Target::Table(_) => ids_to_read(&changes),
         };
         for table in tables {
-            let current = if to_read.is_empty() { HashMap::new() } else { T::get_many(connection, &table, &to_read).await? };
+            let current =
+                if to_read.is_empty() { HashMap::new() } else { T::get_many(connection, &table, &to_read).await? };
             let views = advance(connection, events, &changes, current).await?;
             T::save_all(connection, &table, &views).await?;
         }
         Ok(())
     }
 
-    fn rows_of_new(&self, changes: &[Change<<T::View as View>::Aggregate>]) -> Result<Option<NewRows>, ProjectionFailure> {
+    fn rows_of_new(
+        &self,
+        changes: &[Change<<T::View as View>::Aggregate>],
+    ) -> Result<Option<NewRows>, ProjectionFailure> {
         // A rebuild's table is written by the rebuild alone, through `apply`.
         if self.target != Target::Live || changes.iter().any(|c| c.events.first().is_none_or(|e| e.sequence != 1)) {
             return Ok(None);

@@ -52,7 +52,13 @@ pub struct OrderItemView {
 impl OrderView {
     /// Folds one event onto the view (`None` before the order's first event). Uses
     /// nothing but the event, its sequence and the time it carries.
-    pub fn fold_event(view: Option<Self>, order_id: OrderId, event: &OrderEvent, sequence: u64, occurred_at: DateTime<Utc>) -> Option<Self> {
+    pub fn fold_event(
+        view: Option<Self>,
+        order_id: OrderId,
+        event: &OrderEvent,
+        sequence: u64,
+        occurred_at: DateTime<Utc>,
+    ) -> Option<Self> {
         if let OrderEvent::OrderPlaced { user_id, items, .. } = event {
             return Some(Self {
                 order_id,
@@ -60,7 +66,12 @@ impl OrderView {
                 status: OrderStatus::Pending,
                 order_items: items
                     .iter()
-                    .map(|line| OrderItemView { product_id: line.product_id.clone(), quantity: line.quantity, status: ItemStatus::Pending, reason: None })
+                    .map(|line| OrderItemView {
+                        product_id: line.product_id.clone(),
+                        quantity: line.quantity,
+                        status: ItemStatus::Pending,
+                        reason: None,
+                    })
                     .collect(),
                 created_at: occurred_at,
                 updated_at: occurred_at,
@@ -136,16 +147,16 @@ impl View for OrderView {
     }
 
     fn apply(view: Option<Self>, envelope: &EventEnvelope<Order>) -> Result<Option<Self>, ProjectionError> {
-        let order_id: OrderId = envelope
-            .aggregate_id
-            .parse()
-            .map_err(|_| ProjectionError::Corrupt(format!("order event of '{}': not an order id", envelope.aggregate_id)))?;
+        let order_id: OrderId = envelope.aggregate_id.parse().map_err(|_| {
+            ProjectionError::Corrupt(format!("order event of '{}': not an order id", envelope.aggregate_id))
+        })?;
         Ok(Self::fold_event(view, order_id, &envelope.payload, envelope.sequence as u64, occurred_at(envelope)?))
     }
 }
 
 fn occurred_at<A: cqrs_es::Aggregate>(envelope: &EventEnvelope<A>) -> Result<DateTime<Utc>, ProjectionError> {
-    EventMetadata::occurred_at_in(&envelope.metadata).map_err(|e| ProjectionError::Corrupt(format!("event {} of {}: {e}", envelope.sequence, envelope.aggregate_id)))
+    EventMetadata::occurred_at_in(&envelope.metadata)
+        .map_err(|e| ProjectionError::Corrupt(format!("event {} of {}: {e}", envelope.sequence, envelope.aggregate_id)))
 }
 
 // `TargetStatus` is how the lifecycle events name statuses; the view shows them as
@@ -179,15 +190,21 @@ impl OrderViews {
 
     /// One order, if it is in the view.
     pub async fn get(&self, order_id: OrderId) -> Result<Option<OrderView>, ProjectionError> {
-        let row: Option<OrderRow> = sqlx::query_as(&format!("SELECT {ORDER_COLUMNS} FROM order_view WHERE order_id = $1"))
-            .bind(order_id.as_uuid())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<OrderRow> =
+            sqlx::query_as(&format!("SELECT {ORDER_COLUMNS} FROM order_view WHERE order_id = $1"))
+                .bind(order_id.as_uuid())
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(from_row).transpose()
     }
 
     /// A page of orders, newest first.
-    pub async fn list(&self, filter: &OrderFilter, limit: u32, cursor: Option<&Cursor>) -> Result<Page<OrderView>, ProjectionError> {
+    pub async fn list(
+        &self,
+        filter: &OrderFilter,
+        limit: u32,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page<OrderView>, ProjectionError> {
         let after = cursor.map(decode_position).transpose().map_err(|_| ProjectionError::Corrupt("cursor".into()))?;
         let rows: Vec<OrderRow> = sqlx::query_as(&format!(
             "SELECT {ORDER_COLUMNS} FROM order_view
@@ -207,7 +224,9 @@ impl OrderViews {
         let mut items = rows.into_iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
         let next_cursor = if items.len() > limit as usize {
             items.truncate(limit as usize);
-            items.last().map(|last| Cursor::new(format!("{}|{}", last.created_at.timestamp_micros(), last.order_id)).encode())
+            items
+                .last()
+                .map(|last| Cursor::new(format!("{}|{}", last.created_at.timestamp_micros(), last.order_id)).encode())
         } else {
             None
         };
@@ -220,7 +239,6 @@ impl OrderViews {
         decode_position(&cursor)?;
         Ok(cursor)
     }
-
 }
 
 #[async_trait]
@@ -229,12 +247,17 @@ impl ViewTable for OrderViews {
     const MODEL: &'static str = "order_view";
     const KEY: &'static str = "order_id";
 
-    async fn get_many(connection: &mut PgConnection, table: &str, order_ids: &[&str]) -> Result<HashMap<String, OrderView>, ProjectionError> {
+    async fn get_many(
+        connection: &mut PgConnection,
+        table: &str,
+        order_ids: &[&str],
+    ) -> Result<HashMap<String, OrderView>, ProjectionError> {
         let ids: Vec<Uuid> = order_ids.iter().filter_map(|id| Uuid::parse_str(id).ok()).collect();
-        let rows: Vec<OrderRow> = sqlx::query_as(&format!("SELECT {ORDER_COLUMNS} FROM {table} WHERE order_id = ANY($1)"))
-            .bind(&ids)
-            .fetch_all(&mut *connection)
-            .await?;
+        let rows: Vec<OrderRow> =
+            sqlx::query_as(&format!("SELECT {ORDER_COLUMNS} FROM {table} WHERE order_id = ANY($1)"))
+                .bind(&ids)
+                .fetch_all(&mut *connection)
+                .await?;
         rows.into_iter().map(|row| from_row(row).map(|view| (view.order_id.to_string(), view))).collect()
     }
 
@@ -280,7 +303,6 @@ impl ViewTable for OrderViews {
     }
 }
 
-
 fn decode_position(cursor: &Cursor) -> Result<(DateTime<Utc>, Uuid), InvalidCursor> {
     let (micros, id) = cursor.position().split_once('|').ok_or(InvalidCursor)?;
     // Only times PostgreSQL can hold and we could have written: a forged far-off
@@ -295,8 +317,11 @@ fn decode_position(cursor: &Cursor) -> Result<(DateTime<Utc>, Uuid), InvalidCurs
     Ok((at, id))
 }
 
-fn from_row((order_id, user_id, status, items, created_at, updated_at, version): OrderRow) -> Result<OrderView, ProjectionError> {
-    let corrupt = |what: &str, e: &dyn std::fmt::Display| ProjectionError::Corrupt(format!("order_view {order_id} {what}: {e}"));
+fn from_row(
+    (order_id, user_id, status, items, created_at, updated_at, version): OrderRow,
+) -> Result<OrderView, ProjectionError> {
+    let corrupt =
+        |what: &str, e: &dyn std::fmt::Display| ProjectionError::Corrupt(format!("order_view {order_id} {what}: {e}"));
     Ok(OrderView {
         order_id: order_id.into(),
         user_id: UserId::parse(user_id).map_err(|e| corrupt("user_id", &e))?,

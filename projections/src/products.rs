@@ -96,10 +96,11 @@ impl ProductViews {
 
     /// One product, if it is in the view.
     pub async fn get(&self, product_id: &ProductId) -> Result<Option<ProductView>, ProjectionError> {
-        let row: Option<ProductRow> = sqlx::query_as(&format!("SELECT {PRODUCT_COLUMNS} FROM product_view WHERE product_id = $1"))
-            .bind(product_id.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<ProductRow> =
+            sqlx::query_as(&format!("SELECT {PRODUCT_COLUMNS} FROM product_view WHERE product_id = $1"))
+                .bind(product_id.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(from_row).transpose()
     }
 
@@ -124,7 +125,6 @@ impl ProductViews {
         };
         Ok(Page { items, next_cursor })
     }
-
 }
 
 #[async_trait]
@@ -133,11 +133,16 @@ impl ViewTable for ProductViews {
     const MODEL: &'static str = "product_view";
     const KEY: &'static str = "product_id";
 
-    async fn get_many(connection: &mut PgConnection, table: &str, product_ids: &[&str]) -> Result<HashMap<String, ProductView>, ProjectionError> {
-        let rows: Vec<ProductRow> = sqlx::query_as(&format!("SELECT {PRODUCT_COLUMNS} FROM {table} WHERE product_id = ANY($1)"))
-            .bind(product_ids)
-            .fetch_all(&mut *connection)
-            .await?;
+    async fn get_many(
+        connection: &mut PgConnection,
+        table: &str,
+        product_ids: &[&str],
+    ) -> Result<HashMap<String, ProductView>, ProjectionError> {
+        let rows: Vec<ProductRow> =
+            sqlx::query_as(&format!("SELECT {PRODUCT_COLUMNS} FROM {table} WHERE product_id = ANY($1)"))
+                .bind(product_ids)
+                .fetch_all(&mut *connection)
+                .await?;
         rows.into_iter().map(|row| from_row(row).map(|view| (view.product_id.as_str().to_owned(), view))).collect()
     }
 
@@ -153,7 +158,11 @@ impl ViewTable for ProductViews {
         })
     }
 
-    async fn save_all(connection: &mut PgConnection, table: &str, views: &[ProductView]) -> Result<(), ProjectionError> {
+    async fn save_all(
+        connection: &mut PgConnection,
+        table: &str,
+        views: &[ProductView],
+    ) -> Result<(), ProjectionError> {
         if views.is_empty() {
             return Ok(());
         }
@@ -193,16 +202,20 @@ impl View for ProductView {
     }
 }
 
-
-fn from_row((product_id, name, available, reserved, threshold, status, version): ProductRow) -> Result<ProductView, ProjectionError> {
-    let corrupt = |what: &str, e: &dyn std::fmt::Display| ProjectionError::Corrupt(format!("product_view {product_id} {what}: {e}"));
+fn from_row(
+    (product_id, name, available, reserved, threshold, status, version): ProductRow,
+) -> Result<ProductView, ProjectionError> {
+    let corrupt = |what: &str, e: &dyn std::fmt::Display| {
+        ProjectionError::Corrupt(format!("product_view {product_id} {what}: {e}"))
+    };
     Ok(ProductView {
         product_id: ProductId::parse(product_id.clone()).map_err(|e| corrupt("product_id", &e))?,
         name,
         available: available as u64,
         reserved: reserved as u64,
         low_stock_threshold: u32::try_from(threshold).map_err(|e| corrupt("low_stock_threshold", &e))?,
-        stock_status: serde_json::from_value(serde_json::Value::String(status)).map_err(|e| corrupt("stock_status", &e))?,
+        stock_status: serde_json::from_value(serde_json::Value::String(status))
+            .map_err(|e| corrupt("stock_status", &e))?,
         version: version as u64,
     })
 }

@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 use eventstore::{Events, Feed, FeedPosition, Projection};
 use sqlx::PgPool;
 
+use crate::ProjectionError;
 use crate::catch_up::changes_of;
 use crate::model::{Projector, ViewTable, generations, table_name};
 use crate::view::View;
-use crate::ProjectionError;
 
 /// Events folded per transaction.
 pub const BATCH_SIZE: i64 = 10_000;
@@ -79,7 +79,11 @@ async fn count_events(pool: &PgPool) -> Result<u64, ProjectionError> {
 /// Rebuilds model `T` into its next generation and makes it the active one, or
 /// continues the rebuild an earlier run left unfinished. `progress` is called after
 /// every batch.
-pub async fn rebuild<T: ViewTable>(pool: &PgPool, events: &Events<Aggregate<T>>, mut progress: impl FnMut(Progress)) -> Result<Rebuilt, ProjectionError> {
+pub async fn rebuild<T: ViewTable>(
+    pool: &PgPool,
+    events: &Events<Aggregate<T>>,
+    mut progress: impl FnMut(Progress),
+) -> Result<Rebuilt, ProjectionError> {
     let started = Instant::now();
     let (generation, resumed) = register(pool, T::MODEL, T::KEY).await?;
     let table = table_name(T::MODEL, generation);
@@ -124,7 +128,8 @@ async fn register(pool: &PgPool, model: &str, key: &str) -> Result<(i32, bool), 
         return Ok((building, true));
     }
     let generation = active + 1;
-    let (previous, active_table, new) = (table_name(model, active - 1), table_name(model, active), table_name(model, generation));
+    let (previous, active_table, new) =
+        (table_name(model, active - 1), table_name(model, active), table_name(model, generation));
     // The table of the generation before the active one is no longer read by anyone.
     // The new one starts with its primary key only (upserts need it); its other
     // indexes are built once it is filled, which is much faster than keeping them up
@@ -142,7 +147,10 @@ async fn register(pool: &PgPool, model: &str, key: &str) -> Result<(i32, bool), 
         .bind(generation)
         .execute(&mut *transaction)
         .await?;
-    sqlx::query("DELETE FROM feed_checkpoints WHERE name = $1").bind(feed_name(&new)).execute(&mut *transaction).await?;
+    sqlx::query("DELETE FROM feed_checkpoints WHERE name = $1")
+        .bind(feed_name(&new))
+        .execute(&mut *transaction)
+        .await?;
     transaction.commit().await?;
     Ok((generation, false))
 }
@@ -172,7 +180,10 @@ async fn fold_feed<T: ViewTable>(
     while let Some(batch) = decoded.recv().await {
         let DecodedBatch { changes, last, count } = batch?;
         let mut transaction = pool.begin().await?;
-        projector.apply(&mut transaction, events, &changes).await.map_err(|e| ProjectionError::EventStore(e.to_string()))?;
+        projector
+            .apply(&mut transaction, events, &changes)
+            .await
+            .map_err(|e| ProjectionError::EventStore(e.to_string()))?;
         feed.save_checkpoint_in(&mut transaction, last).await?;
         transaction.commit().await?;
         done += count;
@@ -245,11 +256,13 @@ async fn read_decoded<A: eventstore::Aggregate>(
 }
 
 async fn count_until(pool: &PgPool, position: FeedPosition) -> Result<u64, ProjectionError> {
-    let done: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE (transaction_id, global_position) <= ($1::text::xid8, $2)")
-        .bind(position.transaction_id.to_string())
-        .bind(position.global_position)
-        .fetch_one(pool)
-        .await?;
+    let done: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE (transaction_id, global_position) <= ($1::text::xid8, $2)",
+    )
+    .bind(position.transaction_id.to_string())
+    .bind(position.global_position)
+    .fetch_one(pool)
+    .await?;
     Ok(done.max(0) as u64)
 }
 
@@ -257,10 +270,12 @@ async fn count_until(pool: &PgPool, position: FeedPosition) -> Result<u64, Proje
 /// without blocking the commands that write `to` meanwhile.
 async fn copy_secondary_indexes(pool: &PgPool, from: &str, to: &str) -> Result<(), ProjectionError> {
     // An interrupted concurrent build leaves an invalid index: drop it, build again.
-    let invalid: Vec<String> = sqlx::query_scalar("SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = $1::regclass AND NOT indisvalid")
-        .bind(to)
-        .fetch_all(pool)
-        .await?;
+    let invalid: Vec<String> = sqlx::query_scalar(
+        "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = $1::regclass AND NOT indisvalid",
+    )
+    .bind(to)
+    .fetch_all(pool)
+    .await?;
     for index in invalid {
         sqlx::query(&format!("DROP INDEX CONCURRENTLY IF EXISTS {index}")).persistent(false).execute(pool).await?;
     }
@@ -277,8 +292,13 @@ async fn copy_secondary_indexes(pool: &PgPool, from: &str, to: &str) -> Result<(
     .await?;
     for definition in definitions {
         // "CREATE [UNIQUE] INDEX name ON schema.table USING ..." -> an unnamed index on `to`.
-        let (head, rest) = definition.split_once(" ON ").ok_or_else(|| ProjectionError::Corrupt(format!("index definition {definition}")))?;
-        let using = rest.split_once(" USING ").map(|(_, using)| using).ok_or_else(|| ProjectionError::Corrupt(format!("index definition {definition}")))?;
+        let (head, rest) = definition
+            .split_once(" ON ")
+            .ok_or_else(|| ProjectionError::Corrupt(format!("index definition {definition}")))?;
+        let using = rest
+            .split_once(" USING ")
+            .map(|(_, using)| using)
+            .ok_or_else(|| ProjectionError::Corrupt(format!("index definition {definition}")))?;
         let unique = if head.starts_with("CREATE UNIQUE") { "UNIQUE " } else { "" };
         let ddl = format!("CREATE {unique}INDEX CONCURRENTLY ON {to} USING {using}");
         sqlx::query(&ddl).persistent(false).execute(pool).await?;
@@ -291,10 +311,11 @@ async fn copy_secondary_indexes(pool: &PgPool, from: &str, to: &str) -> Result<(
 /// simply wait for the commit.
 async fn switch(pool: &PgPool, model: &str, generation: i32) -> Result<(), ProjectionError> {
     let mut transaction = pool.begin().await?;
-    let building: Option<i32> = sqlx::query_scalar("SELECT building_generation FROM read_models WHERE name = $1 FOR UPDATE")
-        .bind(model)
-        .fetch_one(&mut *transaction)
-        .await?;
+    let building: Option<i32> =
+        sqlx::query_scalar("SELECT building_generation FROM read_models WHERE name = $1 FOR UPDATE")
+            .bind(model)
+            .fetch_one(&mut *transaction)
+            .await?;
     if building != Some(generation) {
         return Err(ProjectionError::Corrupt(format!("{model} generation {generation} is no longer being built")));
     }
@@ -314,7 +335,11 @@ async fn switch(pool: &PgPool, model: &str, generation: i32) -> Result<(), Proje
 /// Folds every event into a scratch table and returns each row that differs from the
 /// active table (by key). Nothing that serves is touched. With services running, rows
 /// changed during the run may differ; stop them for an exact comparison.
-pub async fn verify<T: ViewTable>(pool: &PgPool, events: &Events<Aggregate<T>>, mut progress: impl FnMut(Progress)) -> Result<Vec<Difference>, ProjectionError> {
+pub async fn verify<T: ViewTable>(
+    pool: &PgPool,
+    events: &Events<Aggregate<T>>,
+    mut progress: impl FnMut(Progress),
+) -> Result<Vec<Difference>, ProjectionError> {
     let active = {
         let mut connection = pool.acquire().await?;
         table_name(T::MODEL, generations(&mut connection, T::MODEL).await?.active)
@@ -350,7 +375,7 @@ async fn differences(pool: &PgPool, live: &str, rebuilt: &str, key: &str) -> Res
           WHERE to_jsonb(l) IS DISTINCT FROM to_jsonb(r)
           ORDER BY 1"
     );
-    let rows: Vec<(String, Option<serde_json::Value>, Option<serde_json::Value>)> = sqlx::query_as(&query).fetch_all(pool).await?;
+    let rows: Vec<(String, Option<serde_json::Value>, Option<serde_json::Value>)> =
+        sqlx::query_as(&query).fetch_all(pool).await?;
     Ok(rows.into_iter().map(|(key, live, rebuilt)| Difference { key, live, rebuilt }).collect())
 }
-

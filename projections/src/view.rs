@@ -21,7 +21,9 @@ pub trait View: Sized + Send {
     fn apply(view: Option<Self>, event: &EventEnvelope<Self::Aggregate>) -> Result<Option<Self>, ProjectionError>;
 
     /// Folds a whole history, as a rebuild does.
-    fn fold<'a>(events: impl IntoIterator<Item = &'a EventEnvelope<Self::Aggregate>>) -> Result<Option<Self>, ProjectionError>
+    fn fold<'a>(
+        events: impl IntoIterator<Item = &'a EventEnvelope<Self::Aggregate>>,
+    ) -> Result<Option<Self>, ProjectionError>
     where
         Self::Aggregate: 'a,
     {
@@ -53,7 +55,10 @@ pub(crate) async fn advance<V: View>(
             }
             view
         } else {
-            let history = events.read_all(connection, &change.aggregate_id).await.map_err(|e| ProjectionError::EventStore(e.to_string()))?;
+            let history = events
+                .read_all(connection, &change.aggregate_id)
+                .await
+                .map_err(|e| ProjectionError::EventStore(e.to_string()))?;
             V::fold(&history)?
         };
         advanced.extend(next);
@@ -64,5 +69,9 @@ pub(crate) async fn advance<V: View>(
 /// The ids of `changes` whose current row must be read first: a change starting at
 /// the aggregate's first event needs none.
 pub(crate) fn ids_to_read<'a, A: Aggregate>(changes: &[&'a Change<A>]) -> Vec<&'a str> {
-    changes.iter().filter(|c| c.events.first().is_some_and(|e| e.sequence > 1)).map(|c| c.aggregate_id.as_str()).collect()
+    changes
+        .iter()
+        .filter(|c| c.events.first().is_some_and(|e| e.sequence > 1))
+        .map(|c| c.aggregate_id.as_str())
+        .collect()
 }

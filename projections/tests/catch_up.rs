@@ -17,7 +17,11 @@ async fn pool() -> PgPool {
 }
 
 fn command(order_id: OrderId, command: OrderCommand) -> Command<Order> {
-    Command { aggregate_id: order_id.to_string(), command, metadata: EventMetadata::new("catch-up-test", "catch-up-test", "test") }
+    Command {
+        aggregate_id: order_id.to_string(),
+        command,
+        metadata: EventMetadata::new("catch-up-test", "catch-up-test", "test"),
+    }
 }
 
 #[tokio::test]
@@ -30,20 +34,42 @@ async fn replaying_the_feed_over_up_to_date_views_writes_and_locks_nothing() {
         .iter()
         .map(|id| {
             let items = vec![OrderLine { product_id: mug.clone(), quantity: Quantity::new(1).expect("quantity") }];
-            command(*id, OrderCommand::PlaceOrder(PlaceOrder { user_id: UserId::parse("u-1").expect("user"), items, idempotency_key: None }))
+            command(
+                *id,
+                OrderCommand::PlaceOrder(PlaceOrder {
+                    user_id: UserId::parse("u-1").expect("user"),
+                    items,
+                    idempotency_key: None,
+                }),
+            )
         })
         .collect();
     store.execute_all(&placed).await.expect("placed");
     let executed: Vec<Command<Order>> = orders
         .iter()
-        .map(|id| command(*id, OrderCommand::RecordItemOutcome(RecordItemOutcome { product_id: mug.clone(), revision: 1, outcome: ItemOutcome::Executed })))
+        .map(|id| {
+            command(
+                *id,
+                OrderCommand::RecordItemOutcome(RecordItemOutcome {
+                    product_id: mug.clone(),
+                    revision: 1,
+                    outcome: ItemOutcome::Executed,
+                }),
+            )
+        })
         .collect();
     store.execute_all(&executed).await.expect("executed");
 
     let before = row_versions(&pool).await;
     assert_eq!(before.len(), 20, "every order has its row");
     let shutdown = CancellationToken::new();
-    let follower = tokio::spawn(projections::catch_up::follow_feed(pool.clone(), "catch-up-test", store.events().clone(), Projector::<OrderViews>::live(), shutdown.clone()));
+    let follower = tokio::spawn(projections::catch_up::follow_feed(
+        pool.clone(),
+        "catch-up-test",
+        store.events().clone(),
+        Projector::<OrderViews>::live(),
+        shutdown.clone(),
+    ));
     let mut caught_up = false;
     for _ in 0..100 {
         let behind: i64 = sqlx::query_scalar(
@@ -68,5 +94,8 @@ async fn replaying_the_feed_over_up_to_date_views_writes_and_locks_nothing() {
 
 /// Where each order's row version is and which transaction last wrote or locked it.
 async fn row_versions(pool: &PgPool) -> Vec<(String, String, String)> {
-    sqlx::query_as("SELECT order_id::text, ctid::text, xmax::text FROM order_view_v1 ORDER BY order_id").fetch_all(pool).await.expect("rows")
+    sqlx::query_as("SELECT order_id::text, ctid::text, xmax::text FROM order_view_v1 ORDER BY order_id")
+        .fetch_all(pool)
+        .await
+        .expect("rows")
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use domain::order::{ItemOutcome, ItemUpdate, Order, OrderCommand, OrderLine, PlaceOrder, RecordItemOutcome, TargetStatus, UpdateOrder};
+use domain::order::{
+    ItemOutcome, ItemUpdate, Order, OrderCommand, OrderLine, PlaceOrder, RecordItemOutcome, TargetStatus, UpdateOrder,
+};
 use domain::{OrderId, ProductId, Quantity, UserId};
 use eventstore::{AggregateStore, Command, EventMetadata};
 use projections::model::{generations, table_name};
@@ -43,7 +45,10 @@ fn units(n: u32) -> Quantity {
 fn place(i: usize) -> OrderCommand {
     OrderCommand::PlaceOrder(PlaceOrder {
         user_id: UserId::parse(format!("u-{}", i % 5)).expect("user id"),
-        items: vec![OrderLine { product_id: product(i), quantity: units(1 + (i % 3) as u32) }, OrderLine { product_id: product(i + 1), quantity: units(2) }],
+        items: vec![
+            OrderLine { product_id: product(i), quantity: units(1 + (i % 3) as u32) },
+            OrderLine { product_id: product(i + 1), quantity: units(2) },
+        ],
         idempotency_key: None,
     })
 }
@@ -51,10 +56,13 @@ fn place(i: usize) -> OrderCommand {
 /// What happens to order `i` after it is placed: outcomes, then for some a resize, a
 /// cancel, or payment.
 fn life(i: usize) -> Vec<OrderCommand> {
-    let outcome = |p: usize, revision, outcome| OrderCommand::RecordItemOutcome(RecordItemOutcome { product_id: product(p), revision, outcome });
+    let outcome = |p: usize, revision, outcome| {
+        OrderCommand::RecordItemOutcome(RecordItemOutcome { product_id: product(p), revision, outcome })
+    };
     let mut commands = vec![outcome(i, 1, ItemOutcome::Executed), outcome(i + 1, 1, ItemOutcome::Executed)];
     match i % 4 {
-        0 => commands.push(OrderCommand::UpdateOrder(UpdateOrder { items: vec![], status: Some(TargetStatus::Canceled) })),
+        0 => commands
+            .push(OrderCommand::UpdateOrder(UpdateOrder { items: vec![], status: Some(TargetStatus::Canceled) })),
         1 => commands.push(OrderCommand::UpdateOrder(UpdateOrder {
             items: vec![ItemUpdate::SetQuantity { product_id: product(i), quantity: units(9) }],
             status: None,
@@ -75,13 +83,23 @@ async fn write_orders(store: &AggregateStore<Order>, ids: &[OrderId], first: usi
         let placed: Vec<Command<Order>> = ids
             .iter()
             .enumerate()
-            .map(|(k, id)| Command { aggregate_id: id.to_string(), command: place(first + chunk * 100 + k), metadata: metadata() })
+            .map(|(k, id)| Command {
+                aggregate_id: id.to_string(),
+                command: place(first + chunk * 100 + k),
+                metadata: metadata(),
+            })
             .collect();
         store.execute_all(&placed).await.expect("placed");
         let lived: Vec<Command<Order>> = ids
             .iter()
             .enumerate()
-            .flat_map(|(k, id)| life(first + chunk * 100 + k).into_iter().map(move |command| Command { aggregate_id: id.to_string(), command, metadata: metadata() }))
+            .flat_map(|(k, id)| {
+                life(first + chunk * 100 + k).into_iter().map(move |command| Command {
+                    aggregate_id: id.to_string(),
+                    command,
+                    metadata: metadata(),
+                })
+            })
             .collect();
         let results = store.execute_all(&lived).await.expect("committed");
         assert!(results.iter().all(Result::is_ok), "every command is accepted: {results:?}");
@@ -89,10 +107,11 @@ async fn write_orders(store: &AggregateStore<Order>, ids: &[OrderId], first: usi
 }
 
 async fn rows(pool: &PgPool, table: &str) -> HashMap<String, serde_json::Value> {
-    let rows: Vec<(String, serde_json::Value)> = sqlx::query_as(&format!("SELECT order_id::text, to_jsonb(t) FROM {table} t"))
-        .fetch_all(pool)
-        .await
-        .expect("rows");
+    let rows: Vec<(String, serde_json::Value)> =
+        sqlx::query_as(&format!("SELECT order_id::text, to_jsonb(t) FROM {table} t"))
+            .fetch_all(pool)
+            .await
+            .expect("rows");
     rows.into_iter().collect()
 }
 
@@ -124,7 +143,8 @@ async fn a_rebuild_folds_the_same_rows_as_the_live_model_and_takes_over() {
     assert_eq!(rows(&pool, "order_view").await.len(), 301);
     rebuild::rebuild::<OrderViews>(&pool, store.events(), |_| {}).await.expect("rebuilt again");
     assert_eq!(active_table(&pool).await, "order_view_v3");
-    let gone: Option<String> = sqlx::query_scalar("SELECT to_regclass('order_view_v1')::text").fetch_one(&pool).await.expect("query");
+    let gone: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('order_view_v1')::text").fetch_one(&pool).await.expect("query");
     assert_eq!(gone, None, "the generation before the previous one is dropped");
     assert!(rebuild::verify::<OrderViews>(&pool, store.events(), |_| {}).await.expect("verified").is_empty());
 }
@@ -135,11 +155,22 @@ async fn verify_reports_every_row_that_differs_and_touches_nothing() {
     let store = store(&pool);
     let ids: Vec<OrderId> = (0..20).map(|_| OrderId::generate()).collect();
     write_orders(&store, &ids, 0).await;
-    assert!(rebuild::verify::<OrderViews>(&pool, store.events(), |_| {}).await.expect("verified").is_empty(), "a healthy model has no difference");
+    assert!(
+        rebuild::verify::<OrderViews>(&pool, store.events(), |_| {}).await.expect("verified").is_empty(),
+        "a healthy model has no difference"
+    );
 
     // Damage the live table: one row wrong, one missing, one that no event explains.
-    sqlx::query("UPDATE order_view_v1 SET status = 'DELIVERED' WHERE order_id = $1").bind(ids[0].as_uuid()).execute(&pool).await.expect("update");
-    sqlx::query("DELETE FROM order_view_v1 WHERE order_id = $1").bind(ids[1].as_uuid()).execute(&pool).await.expect("delete");
+    sqlx::query("UPDATE order_view_v1 SET status = 'DELIVERED' WHERE order_id = $1")
+        .bind(ids[0].as_uuid())
+        .execute(&pool)
+        .await
+        .expect("update");
+    sqlx::query("DELETE FROM order_view_v1 WHERE order_id = $1")
+        .bind(ids[1].as_uuid())
+        .execute(&pool)
+        .await
+        .expect("delete");
     sqlx::query("INSERT INTO order_view_v1 SELECT gen_random_uuid(), user_id, status, items, created_at, updated_at, version FROM order_view_v1 WHERE order_id = $1")
         .bind(ids[2].as_uuid())
         .execute(&pool)
@@ -149,7 +180,10 @@ async fn verify_reports_every_row_that_differs_and_touches_nothing() {
     let differences = rebuild::verify::<OrderViews>(&pool, store.events(), |_| {}).await.expect("verified");
     assert_eq!(differences.len(), 3, "{differences:?}");
     let wrong = differences.iter().find(|d| d.key == ids[0].to_string()).expect("the wrong row is reported");
-    assert_eq!((wrong.live.as_ref().map(|r| r["status"].clone()), wrong.rebuilt.is_some()), (Some("DELIVERED".into()), true));
+    assert_eq!(
+        (wrong.live.as_ref().map(|r| r["status"].clone()), wrong.rebuilt.is_some()),
+        (Some("DELIVERED".into()), true)
+    );
     let missing = differences.iter().find(|d| d.key == ids[1].to_string()).expect("the missing row is reported");
     assert!(missing.live.is_none() && missing.rebuilt.is_some());
     assert_eq!(differences.iter().filter(|d| d.rebuilt.is_none()).count(), 1, "the unexplained row is reported");
@@ -217,7 +251,10 @@ async fn a_rebuild_while_orders_are_written_never_shows_a_missing_or_older_row()
             while !done.load(Ordering::SeqCst) {
                 let id = OrderId::generate();
                 write_orders(&store, &[id], 10_000 + n).await;
-                let resize = UpdateOrder { items: vec![ItemUpdate::SetQuantity { product_id: product(n * 3 + 1), quantity: units(5) }], status: None };
+                let resize = UpdateOrder {
+                    items: vec![ItemUpdate::SetQuantity { product_id: product(n * 3 + 1), quantity: units(5) }],
+                    status: None,
+                };
                 let old = ids[(n * 37) % ids.len()];
                 let _ = store.execute(&old.to_string(), OrderCommand::UpdateOrder(resize), &metadata()).await;
                 written.push(id);
@@ -234,11 +271,17 @@ async fn a_rebuild_while_orders_are_written_never_shows_a_missing_or_older_row()
             let mut seen: HashMap<String, i64> = HashMap::new();
             let mut passes = 0;
             while !done.load(Ordering::SeqCst) {
-                let now: Vec<(String, i64)> = sqlx::query_as("SELECT order_id::text, version FROM order_view").fetch_all(&pool).await.expect("a read never fails");
+                let now: Vec<(String, i64)> = sqlx::query_as("SELECT order_id::text, version FROM order_view")
+                    .fetch_all(&pool)
+                    .await
+                    .expect("a read never fails");
                 let now: HashMap<String, i64> = now.into_iter().collect();
                 for (id, version) in &seen {
                     let current = now.get(id).copied();
-                    assert!(current.is_some_and(|c| c >= *version), "order {id} was at version {version}, then {current:?}");
+                    assert!(
+                        current.is_some_and(|c| c >= *version),
+                        "order {id} was at version {version}, then {current:?}"
+                    );
                 }
                 seen = now;
                 passes += 1;
@@ -254,8 +297,15 @@ async fn a_rebuild_while_orders_are_written_never_shows_a_missing_or_older_row()
     let written = writer.await.expect("writer");
     let passes = reader.await.expect("reader: no missing or older row");
     assert_eq!(rebuilt.generation, 2);
-    assert!(passes > 10 && !written.is_empty(), "reads ({passes}) and writes ({}) ran across the switch", written.len());
-    assert!(rebuild::verify::<OrderViews>(&pool, store.events(), |_| {}).await.expect("verified").is_empty(), "nothing was missed");
+    assert!(
+        passes > 10 && !written.is_empty(),
+        "reads ({passes}) and writes ({}) ran across the switch",
+        written.len()
+    );
+    assert!(
+        rebuild::verify::<OrderViews>(&pool, store.events(), |_| {}).await.expect("verified").is_empty(),
+        "nothing was missed"
+    );
 }
 
 #[tokio::test]
@@ -266,7 +316,10 @@ async fn verify_folds_what_committed_before_it_even_behind_an_older_open_transac
     // would: transaction ids are the cluster's), so the orders below are committed but
     // not yet in the feed when verify starts.
     let mut older = pool.begin().await.expect("begin");
-    let _: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text").fetch_one(&mut *older).await.expect("an id for the older transaction");
+    let _: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
+        .fetch_one(&mut *older)
+        .await
+        .expect("an id for the older transaction");
     let ids: Vec<OrderId> = (0..10).map(|_| OrderId::generate()).collect();
     write_orders(&store, &ids, 0).await;
     let ending = tokio::spawn(async move {

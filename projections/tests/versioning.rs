@@ -7,7 +7,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use domain::order::{ItemOutcome, ItemUpdate, Order, OrderCommand, OrderError, OrderLine, PlaceOrder, RecordItemOutcome, RejectionReason, TargetStatus, UpdateOrder};
+use domain::order::{
+    ItemOutcome, ItemUpdate, Order, OrderCommand, OrderError, OrderLine, PlaceOrder, RecordItemOutcome,
+    RejectionReason, TargetStatus, UpdateOrder,
+};
 use domain::{OrderId, ProductId, Quantity, UserId};
 use eventstore::{AggregateStore, Committed, EventMetadata, ExecuteError};
 use projections::rebuild;
@@ -23,7 +26,9 @@ async fn pool() -> PgPool {
 
 /// The store as the OMS wires it: upcasters, and the order view in every commit.
 fn store(pool: &PgPool) -> AggregateStore<Order> {
-    AggregateStore::new(pool.clone()).with_upcasters(domain::order::upcasters()).with_projection(Projector::<OrderViews>::live())
+    AggregateStore::new(pool.clone())
+        .with_upcasters(domain::order::upcasters())
+        .with_projection(Projector::<OrderViews>::live())
 }
 
 /// Minute `minute` of a fixed morning: both orders' events happen at the same times.
@@ -32,7 +37,13 @@ fn at(minute: u32) -> DateTime<Utc> {
 }
 
 fn metadata(minute: u32) -> EventMetadata {
-    EventMetadata { correlation_id: "corr".into(), causation_id: format!("cause-{minute}"), actor: "test".into(), occurred_at: at(minute), trace_headers: Vec::new() }
+    EventMetadata {
+        correlation_id: "corr".into(),
+        causation_id: format!("cause-{minute}"),
+        actor: "test".into(),
+        occurred_at: at(minute),
+        trace_headers: Vec::new(),
+    }
 }
 
 fn product(id: &str) -> ProductId {
@@ -56,7 +67,10 @@ fn outcome(id: &str, revision: u64, outcome: ItemOutcome) -> OrderCommand {
 }
 
 fn add_item(id: &str, n: u32) -> OrderCommand {
-    OrderCommand::UpdateOrder(UpdateOrder { items: vec![ItemUpdate::SetQuantity { product_id: product(id), quantity: units(n) }], status: None })
+    OrderCommand::UpdateOrder(UpdateOrder {
+        items: vec![ItemUpdate::SetQuantity { product_id: product(id), quantity: units(n) }],
+        status: None,
+    })
 }
 
 fn pay() -> OrderCommand {
@@ -65,7 +79,14 @@ fn pay() -> OrderCommand {
 
 /// Inserts one event row exactly as a release before OrderPlaced 2.0 wrote it: every
 /// order event at 1.0, metadata as `EventMetadata::to_map` writes it.
-async fn insert_as_the_old_release(pool: &PgPool, order_id: OrderId, sequence: i64, event_type: &str, payload: Value, minute: u32) {
+async fn insert_as_the_old_release(
+    pool: &PgPool,
+    order_id: OrderId,
+    sequence: i64,
+    event_type: &str,
+    payload: Value,
+    minute: u32,
+) {
     let metadata = json!({
         "correlation_id": "corr", "causation_id": format!("cause-{minute}"), "actor": "test",
         "occurred_at": format!("2024-05-01T10:{minute:02}:00.000000Z"),
@@ -89,8 +110,17 @@ async fn insert_as_the_old_release(pool: &PgPool, order_id: OrderId, sequence: i
 async fn given_an_order_stored_by_the_old_release(pool: &PgPool, legacy: OrderId) {
     let placed = json!({"OrderPlaced": {"userId": "alice", "items": [{"productId": "mug", "quantity": 2}, {"productId": "tea", "quantity": 1}]}});
     insert_as_the_old_release(pool, legacy, 1, "OrderPlaced", placed, 1).await;
-    insert_as_the_old_release(pool, legacy, 2, "ItemExecuted", json!({"ItemExecuted": {"productId": "mug", "quantity": 2, "revision": 1}}), 2).await;
-    let rejected = json!({"ItemRejected": {"productId": "tea", "quantity": 1, "revision": 1, "reason": "INSUFFICIENT_STOCK"}});
+    insert_as_the_old_release(
+        pool,
+        legacy,
+        2,
+        "ItemExecuted",
+        json!({"ItemExecuted": {"productId": "mug", "quantity": 2, "revision": 1}}),
+        2,
+    )
+    .await;
+    let rejected =
+        json!({"ItemRejected": {"productId": "tea", "quantity": 1, "revision": 1, "reason": "INSUFFICIENT_STOCK"}});
     insert_as_the_old_release(pool, legacy, 3, "ItemRejected", rejected, 3).await;
 }
 
@@ -99,7 +129,10 @@ async fn given_the_same_order_placed_today(store: &AggregateStore<Order>, twin: 
     let id = twin.to_string();
     store.execute(&id, place(Some("checkout-42"), &[("mug", 2), ("tea", 1)]), &metadata(1)).await.expect("placed");
     store.execute(&id, outcome("mug", 1, ItemOutcome::Executed), &metadata(2)).await.expect("mug executed");
-    store.execute(&id, outcome("tea", 1, ItemOutcome::Rejected(RejectionReason::InsufficientStock)), &metadata(3)).await.expect("tea rejected");
+    store
+        .execute(&id, outcome("tea", 1, ItemOutcome::Rejected(RejectionReason::InsufficientStock)), &metadata(3))
+        .await
+        .expect("tea rejected");
 }
 
 async fn stored_versions(pool: &PgPool, order_id: OrderId) -> Vec<(String, String)> {
@@ -133,15 +166,34 @@ async fn an_order_placed_as_1_0_loads_decides_and_projects_like_the_same_order_p
     assert_eq!((old_version, new_version), (3, 3), "both histories are read whole");
     assert_eq!(old, new, "the 1.0 history folds to the same aggregate as the 2.0 one");
 
-    let retried = store.execute(&legacy.to_string(), place(Some("checkout-42"), &[("mug", 2), ("tea", 1)]), &metadata(4)).await.expect("a retry");
-    assert!(retried.events.is_empty() && retried.version == 3, "a retry of the 1.0 placement under its key decides nothing: {retried:?}");
+    let retried = store
+        .execute(&legacy.to_string(), place(Some("checkout-42"), &[("mug", 2), ("tea", 1)]), &metadata(4))
+        .await
+        .expect("a retry");
+    assert!(
+        retried.events.is_empty() && retried.version == 3,
+        "a retry of the 1.0 placement under its key decides nothing: {retried:?}"
+    );
     let misused = store.execute(&legacy.to_string(), place(Some("checkout-42"), &[("mug", 5)]), &metadata(4)).await;
-    assert!(matches!(misused, Err(ExecuteError::Rejected(OrderError::PlacedWithOtherContent))), "other content is refused: {misused:?}");
+    assert!(
+        matches!(misused, Err(ExecuteError::Rejected(OrderError::PlacedWithOtherContent))),
+        "other content is refused: {misused:?}"
+    );
     for (minute, command) in [(5, add_item("cup", 3)), (6, outcome("cup", 4, ItemOutcome::Executed)), (7, pay())] {
-        let old = store.execute(&legacy.to_string(), command.clone(), &metadata(minute)).await.expect("the 1.0 order accepts it");
-        let new = store.execute(&twin.to_string(), command.clone(), &metadata(minute)).await.expect("the 2.0 order accepts it");
+        let old = store
+            .execute(&legacy.to_string(), command.clone(), &metadata(minute))
+            .await
+            .expect("the 1.0 order accepts it");
+        let new = store
+            .execute(&twin.to_string(), command.clone(), &metadata(minute))
+            .await
+            .expect("the 2.0 order accepts it");
         assert!(!old.events.is_empty(), "{command:?} decides something");
-        assert_eq!((payloads(&old), old.version), (payloads(&new), new.version), "both decide the same for {command:?}");
+        assert_eq!(
+            (payloads(&old), old.version),
+            (payloads(&new), new.version),
+            "both decide the same for {command:?}"
+        );
     }
 
     // The legacy order had no view row: its first write refolded it from its whole
@@ -161,9 +213,20 @@ async fn an_order_placed_as_1_0_loads_decides_and_projects_like_the_same_order_p
     }
 
     let legacy_versions = stored_versions(&pool, legacy).await;
-    assert_eq!(legacy_versions[0], ("OrderPlaced".to_owned(), "1.0".to_owned()), "the 1.0 event is history: read as 2.0, never rewritten");
-    assert!(legacy_versions.iter().all(|(_, v)| v == "1.0"), "the events written since are at 1.0, their current version: {legacy_versions:?}");
-    assert_eq!(stored_versions(&pool, twin).await[0], ("OrderPlaced".to_owned(), "2.0".to_owned()), "placed today, as 2.0");
+    assert_eq!(
+        legacy_versions[0],
+        ("OrderPlaced".to_owned(), "1.0".to_owned()),
+        "the 1.0 event is history: read as 2.0, never rewritten"
+    );
+    assert!(
+        legacy_versions.iter().all(|(_, v)| v == "1.0"),
+        "the events written since are at 1.0, their current version: {legacy_versions:?}"
+    );
+    assert_eq!(
+        stored_versions(&pool, twin).await[0],
+        ("OrderPlaced".to_owned(), "2.0".to_owned()),
+        "placed today, as 2.0"
+    );
 }
 
 #[tokio::test]
@@ -177,12 +240,20 @@ async fn the_feed_catch_up_builds_the_view_of_an_order_placed_as_1_0() {
     assert!(views.get(legacy).await.expect("read").is_none(), "nothing has projected the 1.0 order yet");
 
     let shutdown = CancellationToken::new();
-    let follower = tokio::spawn(projections::catch_up::follow_feed(pool.clone(), "versioning-test", store.events().clone(), Projector::<OrderViews>::live(), shutdown.clone()));
+    let follower = tokio::spawn(projections::catch_up::follow_feed(
+        pool.clone(),
+        "versioning-test",
+        store.events().clone(),
+        Projector::<OrderViews>::live(),
+        shutdown.clone(),
+    ));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let caught_up = loop {
         match views.get(legacy).await.expect("read") {
             Some(view) if view.version == 3 => break view,
-            _ if tokio::time::Instant::now() > deadline => panic!("the catch-up did not build the 1.0 order's view within 20 s"),
+            _ if tokio::time::Instant::now() > deadline => {
+                panic!("the catch-up did not build the 1.0 order's view within 20 s")
+            }
             _ => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     };
@@ -190,7 +261,11 @@ async fn the_feed_catch_up_builds_the_view_of_an_order_placed_as_1_0() {
     follower.await.expect("the follower stops");
 
     let twin_view = views.get(twin).await.expect("read").expect("the 2.0 order's view");
-    assert_eq!(caught_up, renamed(twin_view, legacy), "caught up from the feed, the 1.0 order's view is its 2.0 twin's");
+    assert_eq!(
+        caught_up,
+        renamed(twin_view, legacy),
+        "caught up from the feed, the 1.0 order's view is its 2.0 twin's"
+    );
     assert_eq!(caught_up.status.as_str(), "PARTIALLY_EXECUTED");
 }
 
@@ -203,12 +278,16 @@ async fn an_offline_rebuild_and_its_verification_read_a_1_0_history() {
     given_an_order_stored_by_the_old_release(&pool, legacy).await;
     given_the_same_order_placed_today(&store, twin).await;
 
-    let rebuilt = rebuild::rebuild::<OrderViews>(&pool, store.events(), |_| {}).await.expect("the rebuild reads the 1.0 placement");
+    let rebuilt = rebuild::rebuild::<OrderViews>(&pool, store.events(), |_| {})
+        .await
+        .expect("the rebuild reads the 1.0 placement");
     assert_eq!(rebuilt.events, 6, "both orders' events folded");
     let legacy_view = views.get(legacy).await.expect("read").expect("the rebuilt model holds the 1.0 order");
     let twin_view = views.get(twin).await.expect("read").expect("and the 2.0 one");
     assert_eq!(legacy_view, renamed(twin_view, legacy), "rebuilt, the 1.0 order's view is its 2.0 twin's");
-    let differences = rebuild::verify::<OrderViews>(&pool, store.events(), |_| {}).await.expect("the verification reads the 1.0 placement");
+    let differences = rebuild::verify::<OrderViews>(&pool, store.events(), |_| {})
+        .await
+        .expect("the verification reads the 1.0 placement");
     assert!(differences.is_empty(), "a fresh fold agrees with the rebuilt model: {differences:?}");
 }
 

@@ -25,7 +25,8 @@ struct KafkaCli {
 pub fn kafka_settings(flags: &[String]) -> anyhow::Result<KafkaSettings> {
     let known = ["--kafka-", "--topic-"];
     let flags = flags.iter().filter(|flag| known.iter().any(|prefix| flag.starts_with(prefix)));
-    let cli = KafkaCli::try_parse_from(std::iter::once("test".to_owned()).chain(flags.cloned())).context("parsing Kafka flags")?;
+    let cli = KafkaCli::try_parse_from(std::iter::once("test".to_owned()).chain(flags.cloned()))
+        .context("parsing Kafka flags")?;
     Ok(cli.kafka.with_env_properties(std::env::vars()))
 }
 
@@ -37,14 +38,19 @@ pub fn producer(settings: &KafkaSettings) -> anyhow::Result<FutureProducer> {
 /// A consumer configuration in `group` that neither stores nor commits by itself.
 pub fn manual_consumer_config(settings: &KafkaSettings, group: &str) -> ClientConfig {
     let mut config = settings.consumer_config(group);
-    config.set("enable.auto.commit", "false").set("enable.auto.offset.store", "false").set("auto.offset.reset", "earliest");
+    config
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest");
     config
 }
 
 /// The partitions of `topic`, from the broker's metadata.
 pub fn partitions(consumer: &BaseConsumer, topic: &str) -> anyhow::Result<Vec<i32>> {
     let metadata = consumer.fetch_metadata(Some(topic), REQUEST).with_context(|| format!("metadata of {topic}"))?;
-    let Some(topic_metadata) = metadata.topics().iter().find(|t| t.name() == topic) else { bail!("no metadata for {topic}") };
+    let Some(topic_metadata) = metadata.topics().iter().find(|t| t.name() == topic) else {
+        bail!("no metadata for {topic}")
+    };
     if let Some(error) = topic_metadata.error() {
         bail!("topic {topic}: {error:?}");
     }
@@ -55,7 +61,8 @@ pub fn partitions(consumer: &BaseConsumer, topic: &str) -> anyhow::Result<Vec<i3
 /// partitions); a partition the group never committed counts from its low watermark.
 pub fn group_lag(settings: &KafkaSettings, group: &str, topic: &str) -> anyhow::Result<i64> {
     // Not subscribed, so it never joins the group: it only asks for the group's offsets.
-    let consumer: BaseConsumer = manual_consumer_config(settings, group).create().context("creating an offset reader")?;
+    let consumer: BaseConsumer =
+        manual_consumer_config(settings, group).create().context("creating an offset reader")?;
     let mut list = TopicPartitionList::new();
     for partition in partitions(&consumer, topic)? {
         list.add_partition(topic, partition);
@@ -63,7 +70,8 @@ pub fn group_lag(settings: &KafkaSettings, group: &str, topic: &str) -> anyhow::
     let committed = consumer.committed_offsets(list, REQUEST).context("fetching committed offsets")?;
     let mut lag = 0;
     for element in committed.elements() {
-        let (low, high) = consumer.fetch_watermarks(topic, element.partition(), REQUEST).context("fetching watermarks")?;
+        let (low, high) =
+            consumer.fetch_watermarks(topic, element.partition(), REQUEST).context("fetching watermarks")?;
         let position = match element.offset() {
             Offset::Offset(offset) => offset,
             _ => low,
@@ -75,9 +83,14 @@ pub fn group_lag(settings: &KafkaSettings, group: &str, topic: &str) -> anyhow::
 
 /// Consumer group `group`'s committed offset in each partition of `topic` (none where
 /// it never committed).
-pub fn committed_offsets(settings: &KafkaSettings, group: &str, topic: &str) -> anyhow::Result<std::collections::BTreeMap<i32, Option<i64>>> {
+pub fn committed_offsets(
+    settings: &KafkaSettings,
+    group: &str,
+    topic: &str,
+) -> anyhow::Result<std::collections::BTreeMap<i32, Option<i64>>> {
     // Not subscribed, so it never joins the group: it only asks for the group's offsets.
-    let consumer: BaseConsumer = manual_consumer_config(settings, group).create().context("creating an offset reader")?;
+    let consumer: BaseConsumer =
+        manual_consumer_config(settings, group).create().context("creating an offset reader")?;
     let mut list = TopicPartitionList::new();
     for partition in partitions(&consumer, topic)? {
         list.add_partition(topic, partition);
@@ -127,7 +140,8 @@ impl ReadMessage {
 /// consumer group. Blocking; call it from `spawn_blocking` in async code.
 pub fn read_topic(settings: &KafkaSettings, topic: &str, timeout: Duration) -> anyhow::Result<Vec<ReadMessage>> {
     let group = format!("reader-{}", uuid::Uuid::new_v4().simple());
-    let consumer: BaseConsumer = manual_consumer_config(settings, &group).create().context("creating a topic reader")?;
+    let consumer: BaseConsumer =
+        manual_consumer_config(settings, &group).create().context("creating a topic reader")?;
     let mut list = TopicPartitionList::new();
     let mut remaining = 0;
     let mut ends = std::collections::HashMap::new();
@@ -154,7 +168,12 @@ pub fn read_topic(settings: &KafkaSettings, topic: &str, timeout: Duration) -> a
         let headers = message
             .headers()
             .map(|headers| {
-                headers.iter().map(|h| (h.key.to_owned(), h.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default())).collect()
+                headers
+                    .iter()
+                    .map(|h| {
+                        (h.key.to_owned(), h.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default())
+                    })
+                    .collect()
             })
             .unwrap_or_default();
         messages.push(ReadMessage {

@@ -20,7 +20,11 @@ pub struct Api {
 impl Api {
     /// A client for the two base URLs.
     pub fn new(oms: impl Into<String>, inventory: impl Into<String>) -> Self {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).pool_max_idle_per_host(64).build().unwrap_or_default();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(64)
+            .build()
+            .unwrap_or_default();
         Self { oms: oms.into(), inventory: inventory.into(), http }
     }
 
@@ -40,9 +44,15 @@ impl Api {
     }
 
     /// Adds a product; returns it.
-    pub async fn add_product(&self, product_id: &str, quantity: u32, low_stock_threshold: u32) -> anyhow::Result<Value> {
+    pub async fn add_product(
+        &self,
+        product_id: &str,
+        quantity: u32,
+        low_stock_threshold: u32,
+    ) -> anyhow::Result<Value> {
         let body = json!({"productId": product_id, "name": format!("Product {product_id}"), "quantity": quantity, "lowStockThreshold": low_stock_threshold});
-        self.expect(self.http.post(format!("{}/inventory/products", self.inventory)).json(&body), StatusCode::CREATED).await
+        self.expect(self.http.post(format!("{}/inventory/products", self.inventory)).json(&body), StatusCode::CREATED)
+            .await
     }
 
     /// Restocks a product; returns it.
@@ -65,10 +75,18 @@ impl Api {
 
     /// `POST /oms/orders` with an `Idempotency-Key`; returns the status and the envelope
     /// whatever they are (an error only when no answer came).
-    pub async fn post_order_with_key(&self, user_id: &str, lines: &[(&str, u32)], idempotency_key: &str) -> anyhow::Result<(StatusCode, Value)> {
+    pub async fn post_order_with_key(
+        &self,
+        user_id: &str,
+        lines: &[(&str, u32)],
+        idempotency_key: &str,
+    ) -> anyhow::Result<(StatusCode, Value)> {
         let items: Vec<Value> = lines.iter().map(|(p, q)| json!({"productId": p, "quantity": q})).collect();
         let body = json!({"userId": user_id, "orderItems": items});
-        self.call(self.http.post(format!("{}/oms/orders", self.oms)).header("Idempotency-Key", idempotency_key).json(&body)).await
+        self.call(
+            self.http.post(format!("{}/oms/orders", self.oms)).header("Idempotency-Key", idempotency_key).json(&body),
+        )
+        .await
     }
 
     /// Every product, following the pages.
@@ -76,7 +94,8 @@ impl Api {
         let mut products = Vec::new();
         let mut cursor: Option<String> = None;
         for _ in 0..10_000 {
-            let mut request = self.http.get(format!("{}/inventory/products", self.inventory)).query(&[("limit", "100")]);
+            let mut request =
+                self.http.get(format!("{}/inventory/products", self.inventory)).query(&[("limit", "100")]);
             if let Some(cursor) = &cursor {
                 request = request.query(&[("cursor", cursor)]);
             }
@@ -108,7 +127,8 @@ impl Api {
 
     /// An order's history.
     pub async fn order_events(&self, order_id: &str) -> anyhow::Result<Vec<Value>> {
-        let data = self.expect(self.http.get(format!("{}/oms/orders/{order_id}/events", self.oms)), StatusCode::OK).await?;
+        let data =
+            self.expect(self.http.get(format!("{}/oms/orders/{order_id}/events", self.oms)), StatusCode::OK).await?;
         Ok(data.as_array().cloned().unwrap_or_default())
     }
 

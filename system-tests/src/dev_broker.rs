@@ -84,7 +84,9 @@ impl DevBroker {
                     return Ok(());
                 }
                 // The port may linger a moment after the kill.
-                Err(error) if tokio::time::Instant::now() > deadline => return Err(error.context(format!("restarting the broker on {}", self.address))),
+                Err(error) if tokio::time::Instant::now() > deadline => {
+                    return Err(error.context(format!("restarting the broker on {}", self.address)));
+                }
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         }
@@ -96,7 +98,15 @@ impl DevBroker {
 async fn spawn_listening(address: &str) -> anyhow::Result<Child> {
     let url = format!("tcp://{address}");
     let mut child = Command::new(binary()?)
-        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/"])
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "memory://tansu/",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -62,7 +62,18 @@ impl PgCluster {
         })
         .await
         .context("initdb task")??;
-        cluster.pg_ctl(&["start", "-w", "-t", "60", "-l", &cluster.log().to_string_lossy(), "-o", &cluster.server_options()]).await?;
+        cluster
+            .pg_ctl(&[
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                &cluster.log().to_string_lossy(),
+                "-o",
+                &cluster.server_options(),
+            ])
+            .await?;
         Ok(cluster)
     }
 
@@ -92,7 +103,19 @@ impl PgCluster {
     /// backend is killed without a checkpoint, and the server recovers from its WAL at
     /// the next start. Returns once it accepts connections again.
     pub async fn crash_restart(&self) -> anyhow::Result<()> {
-        self.pg_ctl(&["restart", "-m", "immediate", "-w", "-t", "60", "-l", &self.log().to_string_lossy(), "-o", &self.server_options()]).await
+        self.pg_ctl(&[
+            "restart",
+            "-m",
+            "immediate",
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            &self.log().to_string_lossy(),
+            "-o",
+            &self.server_options(),
+        ])
+        .await
     }
 
     fn command(&self, program: &str, args: &[&str]) -> Command {
@@ -127,7 +150,12 @@ impl PgCluster {
 fn run(mut command: Command, what: &str) -> anyhow::Result<()> {
     let output = command.output().with_context(|| format!("running {what}"))?;
     if !output.status.success() {
-        bail!("{what} failed with {}: {}{}", output.status, String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "{what} failed with {}: {}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     Ok(())
 }
@@ -153,7 +181,9 @@ pub async fn wait_until_accepting(url: &str, timeout: Duration) -> anyhow::Resul
                 let _ = connection.close().await;
                 return Ok(());
             }
-            Err(error) if tokio::time::Instant::now() > deadline => return Err(error).with_context(|| format!("connecting to {url}")),
+            Err(error) if tokio::time::Instant::now() > deadline => {
+                return Err(error).with_context(|| format!("connecting to {url}"));
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }

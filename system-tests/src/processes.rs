@@ -38,13 +38,17 @@ pub fn binaries_dir() -> anyhow::Result<PathBuf> {
 fn build_binaries() -> anyhow::Result<PathBuf> {
     // A test binary lives in <target-dir>/<profile>/deps/.
     let exe = std::env::current_exe().context("locating the test binary")?;
-    let profile_dir = exe.parent().and_then(Path::parent).context("the test binary is not in <target>/<profile>/deps")?.to_path_buf();
+    let profile_dir =
+        exe.parent().and_then(Path::parent).context("the test binary is not in <target>/<profile>/deps")?.to_path_buf();
     let target_dir = profile_dir.parent().context("no target directory")?;
     let profile = profile_dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("no workspace directory")?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut command = Command::new(cargo);
-    command.current_dir(workspace).args(["build", "--quiet", "--bin", "oms", "--bin", "inventory", "--target-dir"]).arg(target_dir);
+    command
+        .current_dir(workspace)
+        .args(["build", "--quiet", "--bin", "oms", "--bin", "inventory", "--target-dir"])
+        .arg(target_dir);
     match profile {
         "debug" => {}
         "release" => {
@@ -90,9 +94,24 @@ pub struct ServiceProcess {
 impl ServiceProcess {
     /// A process of `service` with `args` and extra environment `env`, listening on
     /// `port` (one of `args`), logging to `log`; not started yet.
-    pub fn new(service: Service, args: Vec<String>, env: Vec<(String, String)>, port: u16, log: PathBuf) -> anyhow::Result<Self> {
+    pub fn new(
+        service: Service,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+        port: u16,
+        log: PathBuf,
+    ) -> anyhow::Result<Self> {
         let binary = binaries_dir()?.join(service.binary_name());
-        Ok(Self { service, binary, args, env, log, base_url: format!("http://127.0.0.1:{port}"), child: None, starts: 0 })
+        Ok(Self {
+            service,
+            binary,
+            args,
+            env,
+            log,
+            base_url: format!("http://127.0.0.1:{port}"),
+            child: None,
+            starts: 0,
+        })
     }
 
     /// The binary's name (`oms`, `inventory`).
@@ -150,7 +169,8 @@ impl ServiceProcess {
     /// Its `/metrics` text.
     pub async fn metrics(&self, http: &reqwest::Client) -> anyhow::Result<String> {
         let url = format!("{}/metrics", self.base_url);
-        let response = http.get(&url).timeout(Duration::from_secs(5)).send().await.with_context(|| format!("GET {url}"))?;
+        let response =
+            http.get(&url).timeout(Duration::from_secs(5)).send().await.with_context(|| format!("GET {url}"))?;
         response.error_for_status()?.text().await.context("reading /metrics")
     }
 
@@ -191,7 +211,8 @@ impl ServiceProcess {
     /// Its readiness answer: the status and the body's text.
     async fn readiness(&self, http: &reqwest::Client) -> anyhow::Result<(u16, String)> {
         let url = format!("{}/health/ready", self.base_url);
-        let response = http.get(&url).timeout(Duration::from_secs(2)).send().await.with_context(|| format!("GET {url}"))?;
+        let response =
+            http.get(&url).timeout(Duration::from_secs(2)).send().await.with_context(|| format!("GET {url}"))?;
         let status = response.status().as_u16();
         Ok((status, response.text().await.context("reading the readiness answer")?))
     }
@@ -204,7 +225,13 @@ impl ServiceProcess {
 
     /// Polls `/health/ready` until its status and body satisfy `holds`; returns how
     /// long that took. Fails, naming `what`, if the process exits or `timeout` passes.
-    pub async fn wait_readiness(&mut self, http: &reqwest::Client, timeout: Duration, what: &str, holds: impl Fn(u16, &str) -> bool) -> anyhow::Result<Duration> {
+    pub async fn wait_readiness(
+        &mut self,
+        http: &reqwest::Client,
+        timeout: Duration,
+        what: &str,
+        holds: impl Fn(u16, &str) -> bool,
+    ) -> anyhow::Result<Duration> {
         let started = tokio::time::Instant::now();
         loop {
             if !self.is_running() {
@@ -316,7 +343,13 @@ impl ProcessSystem {
         std::fs::create_dir_all(&log_dir).context("creating the log directory")?;
         let (oms_group, inventory_group) = (format!("oms-g{run}"), format!("inventory-g{run}"));
         let (oms_port, inventory_port) = (free_port()?, free_port()?);
-        let mut oms = ServiceProcess::new(Service::Oms, instance_args(&flags, oms_port, &oms_group), env.clone(), oms_port, log_dir.join("oms.log"))?;
+        let mut oms = ServiceProcess::new(
+            Service::Oms,
+            instance_args(&flags, oms_port, &oms_group),
+            env.clone(),
+            oms_port,
+            log_dir.join("oms.log"),
+        )?;
         let mut inventory = ServiceProcess::new(
             Service::Inventory,
             instance_args(&flags, inventory_port, &inventory_group),
@@ -330,8 +363,23 @@ impl ProcessSystem {
         oms.wait_ready(&api.http, Duration::from_secs(60)).await?;
         inventory.wait_ready(&api.http, Duration::from_secs(60)).await?;
         let oms_pool = migrations::connect_and_migrate(&database_url, "oms", 4, &migrations::OMS).await?;
-        let inventory_pool = migrations::connect_and_migrate(&database_url, "inventory", 4, &migrations::INVENTORY).await?;
-        Ok(Self { api, database_url, kafka, oms, inventory, oms_pool, inventory_pool, log_dir, oms_group, inventory_group, flags, env, instances: 2 })
+        let inventory_pool =
+            migrations::connect_and_migrate(&database_url, "inventory", 4, &migrations::INVENTORY).await?;
+        Ok(Self {
+            api,
+            database_url,
+            kafka,
+            oms,
+            inventory,
+            oms_pool,
+            inventory_pool,
+            log_dir,
+            oms_group,
+            inventory_group,
+            flags,
+            env,
+            instances: 2,
+        })
     }
 
     /// Starts one more instance of `service` on a port of its own, against the same
@@ -345,7 +393,8 @@ impl ProcessSystem {
             Service::Inventory => &self.inventory_group,
         };
         let log = self.log_dir.join(format!("{}-{}.log", service.binary_name(), self.instances));
-        let mut instance = ServiceProcess::new(service, instance_args(&self.flags, port, group), self.env.clone(), port, log)?;
+        let mut instance =
+            ServiceProcess::new(service, instance_args(&self.flags, port, group), self.env.clone(), port, log)?;
         instance.start()?;
         Ok(instance)
     }
@@ -356,7 +405,13 @@ impl ProcessSystem {
         let flags: Vec<String> = self
             .flags
             .iter()
-            .map(|flag| if flag.starts_with("--database-url=") { format!("--database-url={database_url}") } else { flag.clone() })
+            .map(|flag| {
+                if flag.starts_with("--database-url=") {
+                    format!("--database-url={database_url}")
+                } else {
+                    flag.clone()
+                }
+            })
             .collect();
         self.instances += 1;
         let port = free_port()?;
@@ -365,7 +420,8 @@ impl ProcessSystem {
             Service::Inventory => &self.inventory_group,
         };
         let log = self.log_dir.join(format!("{}-{}.log", service.binary_name(), self.instances));
-        let mut instance = ServiceProcess::new(service, instance_args(&flags, port, group), self.env.clone(), port, log)?;
+        let mut instance =
+            ServiceProcess::new(service, instance_args(&flags, port, group), self.env.clone(), port, log)?;
         instance.start()?;
         Ok(instance)
     }

@@ -96,13 +96,27 @@ impl System {
         let oms_group = format!("oms-g{run}");
         let inventory_group = format!("inventory-g{run}");
         let (oms_port, oms) = spawn_service(Service::Oms, &shared_flags, &oms_group, stop.clone()).await?;
-        let (inventory_port, inventory) = spawn_service(Service::Inventory, &shared_flags, &inventory_group, stop.clone()).await?;
+        let (inventory_port, inventory) =
+            spawn_service(Service::Inventory, &shared_flags, &inventory_group, stop.clone()).await?;
         let api = Api::new(format!("http://127.0.0.1:{oms_port}"), format!("http://127.0.0.1:{inventory_port}"));
         let services = vec![oms, inventory];
         let kafka = crate::broker::kafka_settings(&shared_flags)?;
         let oms_pool = migrations::connect_and_migrate(&database_url, "oms", 4, &migrations::OMS).await?;
-        let inventory_pool = migrations::connect_and_migrate(&database_url, "inventory", 4, &migrations::INVENTORY).await?;
-        Ok(Self { api, database_url, shared_flags, oms_pool, inventory_pool, run, kafka, oms_group, inventory_group, stop, services })
+        let inventory_pool =
+            migrations::connect_and_migrate(&database_url, "inventory", 4, &migrations::INVENTORY).await?;
+        Ok(Self {
+            api,
+            database_url,
+            shared_flags,
+            oms_pool,
+            inventory_pool,
+            run,
+            kafka,
+            oms_group,
+            inventory_group,
+            stop,
+            services,
+        })
     }
 
     /// Starts one more instance of `service` in this process, on the same database and
@@ -137,7 +151,12 @@ impl Deployment for System {
 
 /// Builds `service` from `flags` with consumer group `group` and serves it until `stop`;
 /// returns its port.
-async fn spawn_service(service: Service, flags: &[String], group: &str, stop: CancellationToken) -> anyhow::Result<(u16, JoinHandle<()>)> {
+async fn spawn_service(
+    service: Service,
+    flags: &[String],
+    group: &str,
+    stop: CancellationToken,
+) -> anyhow::Result<(u16, JoinHandle<()>)> {
     match service {
         Service::Oms => {
             let cli = command_api::Cli::try_parse_from(std::iter::once("oms".to_owned()).chain(flags.iter().cloned()))?;
@@ -146,20 +165,28 @@ async fn spawn_service(service: Service, flags: &[String], group: &str, stop: Ca
             settings.kafka = settings.kafka.with_env_properties(std::env::vars());
             let app = command_api::Application::build(&settings).await.context("starting the OMS")?;
             let port = app.port();
-            Ok((port, tokio::spawn(async move {
-                let _ = app.run_until(async move { stop.cancelled().await }).await;
-            })))
+            Ok((
+                port,
+                tokio::spawn(async move {
+                    let _ = app.run_until(async move { stop.cancelled().await }).await;
+                }),
+            ))
         }
         Service::Inventory => {
-            let cli = inventory_saga::Cli::try_parse_from(std::iter::once("inventory".to_owned()).chain(flags.iter().cloned()))?;
+            let cli = inventory_saga::Cli::try_parse_from(
+                std::iter::once("inventory".to_owned()).chain(flags.iter().cloned()),
+            )?;
             let mut settings = cli.serve;
             settings.consumer_group = group.to_owned();
             settings.kafka = settings.kafka.with_env_properties(std::env::vars());
             let app = inventory_saga::Application::build(&settings).await.context("starting the inventory service")?;
             let port = app.port();
-            Ok((port, tokio::spawn(async move {
-                let _ = app.run_until(async move { stop.cancelled().await }).await;
-            })))
+            Ok((
+                port,
+                tokio::spawn(async move {
+                    let _ = app.run_until(async move { stop.cancelled().await }).await;
+                }),
+            ))
         }
     }
 }

@@ -32,13 +32,19 @@ impl Accepted {
     }
 
     fn accepts(&self, variable: &str) -> bool {
-        self.0.contains(variable) || ["KAFKA_PRODUCER_", "KAFKA_CONSUMER_"].iter().any(|p| variable.strip_prefix(p).is_some_and(|rest| !rest.is_empty()))
+        self.0.contains(variable)
+            || ["KAFKA_PRODUCER_", "KAFKA_CONSUMER_"]
+                .iter()
+                .any(|p| variable.strip_prefix(p).is_some_and(|rest| !rest.is_empty()))
     }
 }
 
 /// What each binary accepts, by binary name.
 fn binaries() -> BTreeMap<&'static str, Accepted> {
-    BTreeMap::from([("oms", Accepted::of(command_api::Cli::command())), ("inventory", Accepted::of(inventory_saga::Cli::command()))])
+    BTreeMap::from([
+        ("oms", Accepted::of(command_api::Cli::command())),
+        ("inventory", Accepted::of(inventory_saga::Cli::command())),
+    ])
 }
 
 fn repository() -> PathBuf {
@@ -53,7 +59,9 @@ fn read(path: &str) -> String {
 fn variables(environment: &Value) -> Vec<String> {
     match environment {
         Value::Mapping(map) => map.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect(),
-        Value::Sequence(items) => items.iter().filter_map(|i| i.as_str()).map(|i| i.split('=').next().unwrap_or(i).to_owned()).collect(),
+        Value::Sequence(items) => {
+            items.iter().filter_map(|i| i.as_str()).map(|i| i.split('=').next().unwrap_or(i).to_owned()).collect()
+        }
         _ => Vec::new(),
     }
 }
@@ -61,7 +69,9 @@ fn variables(environment: &Value) -> Vec<String> {
 /// The binary a container runs: the first word of its command or arguments.
 fn binary_of(container: &Value, keys: &[&str]) -> String {
     keys.iter()
-        .find_map(|key| container.get(*key).and_then(|c| c.as_sequence()).and_then(|c| c.first()).and_then(|b| b.as_str()))
+        .find_map(|key| {
+            container.get(*key).and_then(|c| c.as_sequence()).and_then(|c| c.first()).and_then(|b| b.as_str())
+        })
         .unwrap_or_else(|| panic!("a container of ours names its binary in {keys:?}: {container:?}"))
         .to_owned()
 }
@@ -71,7 +81,14 @@ fn the_accepted_set_is_read_from_the_command_lines() {
     let binaries = binaries();
     for (binary, port) in [("oms", "OMS_PORT"), ("inventory", "INVENTORY_PORT")] {
         let accepted = &binaries[binary];
-        for variable in [port, "DATABASE_URL", "KAFKA_BROKERS", "LOG_FORMAT", "OTEL_EXPORTER_OTLP_ENDPOINT", "KAFKA_PRODUCER_LINGER_MS"] {
+        for variable in [
+            port,
+            "DATABASE_URL",
+            "KAFKA_BROKERS",
+            "LOG_FORMAT",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "KAFKA_PRODUCER_LINGER_MS",
+        ] {
             assert!(accepted.accepts(variable), "{binary} accepts {variable}");
         }
         for variable in ["RUST_LOG", "KAFKA_PRODUCER_", "PORT", "DATABASE_PASSWORD"] {
@@ -89,20 +106,31 @@ fn docker_compose_sets_only_variables_the_services_accept_and_serves_on_8080() {
     let mut ours = BTreeMap::new();
     for (name, service) in services {
         let name = name.as_str().expect("service name");
-        let uses_our_image = service.get("image").and_then(Value::as_str).is_some_and(|i| i.starts_with("order-processing"));
+        let uses_our_image =
+            service.get("image").and_then(Value::as_str).is_some_and(|i| i.starts_with("order-processing"));
         if !uses_our_image && service.get("build").is_none() {
             continue;
         }
         let binary = binary_of(service, &["command", "entrypoint"]);
-        let accepted = binaries.get(binary.as_str()).unwrap_or_else(|| panic!("service {name} runs {binary}, not one of our binaries"));
+        let accepted = binaries
+            .get(binary.as_str())
+            .unwrap_or_else(|| panic!("service {name} runs {binary}, not one of our binaries"));
         for variable in variables(&service["environment"]) {
-            assert!(accepted.accepts(&variable), "compose service {name} sets {variable}, which {binary} does not read");
+            assert!(
+                accepted.accepts(&variable),
+                "compose service {name} sets {variable}, which {binary} does not read"
+            );
         }
         ours.insert(binary, service.clone());
     }
     assert_eq!(ours.keys().map(String::as_str).collect::<Vec<_>>(), ["inventory", "oms"], "both services are composed");
     let published = |binary: &str| -> Vec<String> {
-        ours[binary]["ports"].as_sequence().into_iter().flatten().filter_map(|p| p.as_str().map(str::to_owned)).collect()
+        ours[binary]["ports"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_str().map(str::to_owned))
+            .collect()
     };
     assert_eq!(published("oms"), ["8080:8080"], "the OMS on 8080, as the specification promises");
     assert_eq!(published("inventory"), ["8081:8081"]);
@@ -130,14 +158,16 @@ struct Metadata {
 
 fn manifests() -> Vec<Manifest> {
     let directory = repository().join("deploy/k8s");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&directory).expect("deploy/k8s").map(|e| e.expect("entry").path()).collect();
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(&directory).expect("deploy/k8s").map(|e| e.expect("entry").path()).collect();
     files.sort();
     let mut manifests = Vec::new();
     for file in files.iter().filter(|f| f.extension().is_some_and(|e| e == "yaml")) {
         let text = std::fs::read_to_string(file).expect("manifest");
         for document in serde_norway::Deserializer::from_str(&text) {
             let value = Value::deserialize(document).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-            if value.get("apiVersion").and_then(Value::as_str).is_some_and(|v| v.starts_with("kustomize.config.k8s.io")) {
+            if value.get("apiVersion").and_then(Value::as_str).is_some_and(|v| v.starts_with("kustomize.config.k8s.io"))
+            {
                 continue;
             }
             manifests.push(serde_norway::from_value(value).unwrap_or_else(|e| panic!("{}: {e}", file.display())));
@@ -159,7 +189,10 @@ fn kubernetes_deployments_set_only_accepted_variables_and_probe_the_health_route
     };
     let (config_maps, secrets) = (keys("ConfigMap"), keys("Secret"));
     let secret_keys: Vec<&String> = secrets.values().flatten().collect();
-    assert!(secret_keys.iter().any(|k| *k == "DATABASE_URL"), "the database URL (with its password) comes from a Secret");
+    assert!(
+        secret_keys.iter().any(|k| *k == "DATABASE_URL"),
+        "the database URL (with its password) comes from a Secret"
+    );
     for key in config_maps.values().flatten() {
         assert!(!key.contains("PASSWORD") && key != "DATABASE_URL", "{key} belongs in the Secret");
     }
@@ -170,10 +203,15 @@ fn kubernetes_deployments_set_only_accepted_variables_and_probe_the_health_route
         let containers = deployment.spec["template"]["spec"]["containers"].as_sequence().expect("containers");
         for container in containers {
             let binary = binary_of(container, &["args", "command"]);
-            let accepted = binaries.get(binary.as_str()).unwrap_or_else(|| panic!("{name} runs {binary}, not one of our binaries"));
+            let accepted = binaries
+                .get(binary.as_str())
+                .unwrap_or_else(|| panic!("{name} runs {binary}, not one of our binaries"));
             let mut set = Vec::new();
             for variable in container["env"].as_sequence().into_iter().flatten() {
-                set.push((variable["name"].as_str().expect("env name").to_owned(), variable["value"].as_str().map(str::to_owned)));
+                set.push((
+                    variable["name"].as_str().expect("env name").to_owned(),
+                    variable["value"].as_str().map(str::to_owned),
+                ));
             }
             for source in container["envFrom"].as_sequence().into_iter().flatten() {
                 let (from, reference) = match (source.get("configMapRef"), source.get("secretRef")) {
@@ -182,14 +220,20 @@ fn kubernetes_deployments_set_only_accepted_variables_and_probe_the_health_route
                     _ => panic!("{name}: unknown envFrom {source:?}"),
                 };
                 let referenced = reference["name"].as_str().expect("envFrom name");
-                let keys = from.get(referenced).unwrap_or_else(|| panic!("{name} reads {referenced}, which no manifest defines"));
+                let keys = from
+                    .get(referenced)
+                    .unwrap_or_else(|| panic!("{name} reads {referenced}, which no manifest defines"));
                 set.extend(keys.iter().map(|k| (k.clone(), None)));
             }
             for (variable, _) in &set {
                 assert!(accepted.accepts(variable), "Deployment {name} sets {variable}, which {binary} does not read");
             }
             let port_variable = if binary == "oms" { "OMS_PORT" } else { "INVENTORY_PORT" };
-            let port = set.iter().find(|(v, _)| v == port_variable).and_then(|(_, value)| value.clone()).unwrap_or_else(|| panic!("{name} sets {port_variable}"));
+            let port = set
+                .iter()
+                .find(|(v, _)| v == port_variable)
+                .and_then(|(_, value)| value.clone())
+                .unwrap_or_else(|| panic!("{name} sets {port_variable}"));
             let container_port = container["ports"][0]["containerPort"].as_u64().expect("containerPort");
             assert_eq!(port, container_port.to_string(), "{name} listens where the container port says");
             for (probe, path) in [("livenessProbe", "/health/live"), ("readinessProbe", "/health/ready")] {
@@ -208,7 +252,10 @@ fn the_dockerfile_builds_both_binaries_and_sets_only_accepted_variables() {
     let binaries = binaries();
     let dockerfile = read("Dockerfile");
     assert!(dockerfile.contains("cargo chef cook"), "dependencies are cached with cargo-chef");
-    assert!(dockerfile.matches("\nFROM ").count() + usize::from(dockerfile.starts_with("FROM ")) >= 3, "a multi-stage build");
+    assert!(
+        dockerfile.matches("\nFROM ").count() + usize::from(dockerfile.starts_with("FROM ")) >= 3,
+        "a multi-stage build"
+    );
     for binary in ["oms", "inventory"] {
         assert!(dockerfile.contains(&format!("/app/target/release/{binary}")), "the image holds {binary}");
     }
@@ -236,7 +283,10 @@ fn exported_metrics() -> BTreeSet<String> {
 #[test]
 fn every_alert_rule_parses_and_names_only_metrics_the_services_export() {
     let metrics = exported_metrics();
-    assert!(metrics.contains("relay_lag_events") && metrics.contains("dead_letters_total"), "the names were read: {metrics:?}");
+    assert!(
+        metrics.contains("relay_lag_events") && metrics.contains("dead_letters_total"),
+        "the names were read: {metrics:?}"
+    );
     let rules: Value = serde_norway::from_str(&read("deploy/prometheus/alerts.yml")).expect("alerts.yml is YAML");
     let mut alerts = BTreeSet::new();
     for group in rules["groups"].as_sequence().expect("groups") {
@@ -247,7 +297,9 @@ fn every_alert_rule_parses_and_names_only_metrics_the_services_export() {
             // The metric names are the snake_case words followed by `{`, `[`, `)` or
             // a space that are not PromQL's own words.
             let promql = ["max", "sum", "by", "increase", "rate", "job", "instance", "task", "feed", "group", "topic"];
-            let words = expression.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.contains('_') && !promql.contains(w));
+            let words = expression
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.contains('_') && !promql.contains(w));
             let named: Vec<&str> = words.collect();
             assert!(!named.is_empty(), "{alert} names a metric: {expression}");
             for metric in named {
@@ -256,7 +308,14 @@ fn every_alert_rule_parses_and_names_only_metrics_the_services_export() {
             alerts.insert(alert);
         }
     }
-    for expected in ["PipelineStalled", "RelayNotPublishing", "ConsumerLagHigh", "DeadLetters", "EventsParkedByRelay", "ItemsPendingTooLong"] {
+    for expected in [
+        "PipelineStalled",
+        "RelayNotPublishing",
+        "ConsumerLagHigh",
+        "DeadLetters",
+        "EventsParkedByRelay",
+        "ItemsPendingTooLong",
+    ] {
         assert!(alerts.contains(expected), "an alert for {expected}");
     }
 }

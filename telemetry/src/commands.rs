@@ -30,7 +30,8 @@ impl CommandResult {
 
 /// Counts one command of type `command` on an `aggregate` that ended with `result`.
 pub fn record_command(aggregate: &'static str, command: &'static str, result: CommandResult) {
-    metrics::counter!(names::COMMANDS, "aggregate" => aggregate, "command" => command, "result" => result.as_str()).increment(1);
+    metrics::counter!(names::COMMANDS, "aggregate" => aggregate, "command" => command, "result" => result.as_str())
+        .increment(1);
 }
 
 /// Counts `events` appended to aggregates of type `aggregate`.

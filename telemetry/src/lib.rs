@@ -23,9 +23,11 @@ pub mod propagation;
 pub mod recorder;
 pub mod tracing_setup;
 
-pub use ids::is_usable_id;
 pub use commands::{CommandResult, counted, record_command, record_events_appended};
+pub use ids::is_usable_id;
 pub use pipeline::{ConsumeResult, FeedReader, SagaOutcome};
-pub use propagation::{TRACE_HEADERS, TraceContext, current_trace_headers, extract_trace_context, inject_trace_context, set_parent};
+pub use propagation::{
+    TRACE_HEADERS, TraceContext, current_trace_headers, extract_trace_context, inject_trace_context, set_parent,
+};
 pub use recorder::prometheus;
 pub use tracing_setup::{LogFormat, Telemetry, TelemetrySettings, init, init_logging};

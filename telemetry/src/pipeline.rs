@@ -33,7 +33,8 @@ pub fn record_feed_lag(reader: FeedReader, feed: &str, events: u64) {
 /// Reports the age of the oldest committed event after the relay `feed`'s position
 /// (`None`: none waits), as the relay's leader measures it beside its lag.
 pub fn record_oldest_unpublished(feed: &str, age: Option<std::time::Duration>) {
-    metrics::gauge!(names::RELAY_OLDEST_UNPUBLISHED, "feed" => feed.to_owned()).set(age.map_or(0.0, |age| age.as_secs_f64()));
+    metrics::gauge!(names::RELAY_OLDEST_UNPUBLISHED, "feed" => feed.to_owned())
+        .set(age.map_or(0.0, |age| age.as_secs_f64()));
 }
 
 /// Reports whether the supervised background task `task` is down (ended or
@@ -65,7 +66,8 @@ pub fn record_relay_publish_duration(feed: &str, duration: std::time::Duration) 
 
 /// Records the age of a message of `topic` when consumer group `group` received it.
 pub fn record_message_age(group: &str, topic: &str, age: std::time::Duration) {
-    metrics::histogram!(names::CONSUMER_MESSAGE_AGE, "group" => group.to_owned(), "topic" => topic.to_owned()).record(age.as_secs_f64());
+    metrics::histogram!(names::CONSUMER_MESSAGE_AGE, "group" => group.to_owned(), "topic" => topic.to_owned())
+        .record(age.as_secs_f64());
 }
 
 /// Reports that `messages` lie after consumer group `group`'s committed position in
@@ -78,7 +80,8 @@ pub fn record_consumer_lag(group: &str, topic: &str, partition: i32, messages: u
 /// Reports that `count` partitions of `topic` are assigned to this instance as member
 /// of consumer group `group`.
 pub fn record_assigned_partitions(group: &str, topic: &str, count: usize) {
-    metrics::gauge!(names::CONSUMER_ASSIGNED_PARTITIONS, "group" => group.to_owned(), "topic" => topic.to_owned()).set(count as f64);
+    metrics::gauge!(names::CONSUMER_ASSIGNED_PARTITIONS, "group" => group.to_owned(), "topic" => topic.to_owned())
+        .set(count as f64);
 }
 
 /// What became of a consumed message; the `result` label of [`names::MESSAGES_CONSUMED`].
@@ -145,7 +148,9 @@ impl SagaOutcome {
 /// other outcomes have none.
 pub fn record_saga_outcome(outcome: SagaOutcome) {
     match outcome {
-        SagaOutcome::Rejected(reason) => metrics::counter!(names::SAGA_OUTCOMES, "outcome" => outcome.as_str(), "reason" => reason).increment(1),
+        SagaOutcome::Rejected(reason) => {
+            metrics::counter!(names::SAGA_OUTCOMES, "outcome" => outcome.as_str(), "reason" => reason).increment(1)
+        }
         _ => metrics::counter!(names::SAGA_OUTCOMES, "outcome" => outcome.as_str()).increment(1),
     }
 }

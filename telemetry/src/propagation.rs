@@ -85,7 +85,8 @@ mod tests {
     /// Runs `f` with a subscriber that records traces (exported nowhere).
     fn with_tracing<T>(f: impl FnOnce() -> T) -> T {
         let provider = SdkTracerProvider::builder().build();
-        let subscriber = tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let subscriber =
+            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
         tracing::subscriber::with_default(subscriber, f)
     }
 
@@ -144,7 +145,10 @@ mod tests {
         assert_eq!(kept.len(), 1, "a traceparent, no empty tracestate: {kept:?}");
         let context = extract_trace_context(|name| kept.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()));
         assert_eq!(context.span().span_context().trace_id(), sent);
-        assert!(tracing::info_span!("elsewhere").in_scope(current_trace_headers).is_empty(), "none without a recorded trace");
+        assert!(
+            tracing::info_span!("elsewhere").in_scope(current_trace_headers).is_empty(),
+            "none without a recorded trace"
+        );
     }
 
     #[test]

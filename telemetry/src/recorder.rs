@@ -57,27 +57,62 @@ pub fn upkeeps() -> u64 {
 /// The `# HELP` lines.
 fn describe() {
     metrics::describe_counter!(names::HTTP_REQUESTS, "HTTP requests answered, by method, route template and status");
-    metrics::describe_histogram!(names::HTTP_REQUEST_DURATION, metrics::Unit::Seconds, "Time to answer an HTTP request");
-    metrics::describe_counter!(names::COMMANDS, "Commands executed on aggregates, by aggregate, command type and result");
+    metrics::describe_histogram!(
+        names::HTTP_REQUEST_DURATION,
+        metrics::Unit::Seconds,
+        "Time to answer an HTTP request"
+    );
+    metrics::describe_counter!(
+        names::COMMANDS,
+        "Commands executed on aggregates, by aggregate, command type and result"
+    );
     metrics::describe_counter!(names::EVENTS_APPENDED, "Events appended to the event store, by aggregate");
     metrics::describe_gauge!(names::RELAY_LAG, "Events committed but not yet published by the outbox relay, by feed");
-    metrics::describe_counter!(names::RELAY_PUBLISHED, "Messages the outbox relay published (acknowledged by the broker), by topic");
-    metrics::describe_gauge!(names::CONSUMER_LAG, "Messages after the consumer group's committed position, by group, topic and partition");
-    metrics::describe_gauge!(names::CONSUMER_ASSIGNED_PARTITIONS, "Partitions assigned to this instance, by consumer group and topic");
+    metrics::describe_counter!(
+        names::RELAY_PUBLISHED,
+        "Messages the outbox relay published (acknowledged by the broker), by topic"
+    );
+    metrics::describe_gauge!(
+        names::CONSUMER_LAG,
+        "Messages after the consumer group's committed position, by group, topic and partition"
+    );
+    metrics::describe_gauge!(
+        names::CONSUMER_ASSIGNED_PARTITIONS,
+        "Partitions assigned to this instance, by consumer group and topic"
+    );
     metrics::describe_counter!(names::MESSAGES_CONSUMED, "Messages consumed, by group, topic and result");
     metrics::describe_counter!(names::DEAD_LETTERS, "Messages sent to a dead-letter topic, by group and topic");
-    metrics::describe_counter!(names::RELAY_PARKED, "Messages the outbox relay parked in dead_letters because they can never be published, by topic");
-    metrics::describe_counter!(names::SAGA_OUTCOMES, "Reservation outcomes the saga committed, by outcome (and reason for rejections)");
-    metrics::describe_gauge!(names::PROJECTION_LAG, "Events committed but not yet folded by a feed-fed read model, by feed");
-    metrics::describe_gauge!(names::PIPELINE_STALLED, "1 while a background task (relay, consumer, view follower) is down and being restarted, by task");
+    metrics::describe_counter!(
+        names::RELAY_PARKED,
+        "Messages the outbox relay parked in dead_letters because they can never be published, by topic"
+    );
+    metrics::describe_counter!(
+        names::SAGA_OUTCOMES,
+        "Reservation outcomes the saga committed, by outcome (and reason for rejections)"
+    );
+    metrics::describe_gauge!(
+        names::PROJECTION_LAG,
+        "Events committed but not yet folded by a feed-fed read model, by feed"
+    );
+    metrics::describe_gauge!(
+        names::PIPELINE_STALLED,
+        "1 while a background task (relay, consumer, view follower) is down and being restarted, by task"
+    );
     metrics::describe_gauge!(
         names::RELAY_OLDEST_UNPUBLISHED,
         metrics::Unit::Seconds,
         "Age of the oldest committed event the relay has not published yet (0: none waits), by feed"
     );
     metrics::describe_counter!(names::REREQUESTS, "Order events republished to ask again for items still pending");
-    metrics::describe_gauge!(names::PENDING_OLDEST_AGE, metrics::Unit::Seconds, "How long the oldest pending order has waited since its last change");
-    metrics::describe_counter!(names::REANNOUNCED_OUTCOMES, "Item outcomes announced again for re-requests of decided items");
+    metrics::describe_gauge!(
+        names::PENDING_OLDEST_AGE,
+        metrics::Unit::Seconds,
+        "How long the oldest pending order has waited since its last change"
+    );
+    metrics::describe_counter!(
+        names::REANNOUNCED_OUTCOMES,
+        "Item outcomes announced again for re-requests of decided items"
+    );
 }
 
 /// The current metrics as Prometheus text.
@@ -107,15 +142,19 @@ mod tests {
         let first = prometheus() as *const PrometheusHandle;
         let second = prometheus() as *const PrometheusHandle;
         assert_eq!(first, second, "one handle per process");
-        metrics::counter!(names::COMMANDS, "aggregate" => "Test", "command" => "Recount", "result" => "accepted").increment(2);
-        metrics::histogram!(names::HTTP_REQUEST_DURATION, "method" => "GET", "route" => "/test", "status" => "200").record(0.003);
+        metrics::counter!(names::COMMANDS, "aggregate" => "Test", "command" => "Recount", "result" => "accepted")
+            .increment(2);
+        metrics::histogram!(names::HTTP_REQUEST_DURATION, "method" => "GET", "route" => "/test", "status" => "200")
+            .record(0.003);
         let text = render();
         assert!(
             text.contains(r#"commands_total{aggregate="Test",command="Recount",result="accepted"} 2"#),
             "the counter is rendered: {text}"
         );
         assert!(
-            text.contains(r#"http_request_duration_seconds_bucket{method="GET",route="/test",status="200",le="0.005"} 1"#),
+            text.contains(
+                r#"http_request_duration_seconds_bucket{method="GET",route="/test",status="200",le="0.005"} 1"#
+            ),
             "seconds histograms have buckets: {text}"
         );
     }

@@ -88,7 +88,9 @@ pub fn init(settings: &TelemetrySettings, default_service_name: &str) -> anyhow:
         None => None,
     };
     let otel = provider.as_ref().map(|provider| {
-        tracing_opentelemetry::layer().with_tracer(provider.tracer("order-processing")).with_filter(filter(&settings.level))
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("order-processing"))
+            .with_filter(filter(&settings.level))
     });
     let installed = tracing_subscriber::registry().with(log_layer(settings)).with(otel).try_init().is_ok();
     match provider {

@@ -31,7 +31,8 @@ async fn collector() -> (String, Received) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_reach_the_collector_at_v1_traces_with_the_service_name() {
     let (endpoint, received) = collector().await;
-    let provider = telemetry::tracing_setup::tracer_provider(&format!("{endpoint}/"), "oms-under-test").expect("provider");
+    let provider =
+        telemetry::tracing_setup::tracer_provider(&format!("{endpoint}/"), "oms-under-test").expect("provider");
     provider.tracer("test").in_span("place-order", |_| {});
     tokio::task::spawn_blocking(move || provider.shutdown()).await.expect("join").expect("flushed and shut down");
 
@@ -46,7 +47,8 @@ async fn spans_reach_the_collector_at_v1_traces_with_the_service_name() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_collector_neither_fails_set_up_nor_blocks_shutdown() {
-    let provider = telemetry::tracing_setup::tracer_provider("http://127.0.0.1:1", "oms-under-test").expect("configuring needs no collector");
+    let provider = telemetry::tracing_setup::tracer_provider("http://127.0.0.1:1", "oms-under-test")
+        .expect("configuring needs no collector");
     provider.tracer("test").in_span("lost", |_| {});
     let started = Instant::now();
     let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await.expect("join");
@@ -67,7 +69,8 @@ async fn with_an_endpoint_configured_tracing_spans_are_exported_and_flushed_on_d
     tokio::task::spawn_blocking(move || drop(guard)).await.expect("flushed");
 
     let received = received.lock().expect("lock");
-    let bodies: Vec<&Bytes> = received.iter().filter(|(path, _, _)| path == "/v1/traces").map(|(_, _, body)| body).collect();
+    let bodies: Vec<&Bytes> =
+        received.iter().filter(|(path, _, _)| path == "/v1/traces").map(|(_, _, body)| body).collect();
     let contains = |needle: &[u8]| bodies.iter().any(|body| body.windows(needle.len()).any(|w| w == needle));
     assert!(contains(b"reserve-stock"), "the span reached the collector");
     assert!(contains(b"inventory-under-test"), "named after the service");

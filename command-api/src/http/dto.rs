@@ -90,9 +90,11 @@ impl UpdateOrderRequest {
                 OrderStatus::Shipped => Ok(TargetStatus::Shipped),
                 OrderStatus::Delivered => Ok(TargetStatus::Delivered),
                 OrderStatus::Canceled => Ok(TargetStatus::Canceled),
-                OrderStatus::Pending | OrderStatus::Executed | OrderStatus::PartiallyExecuted => Err(ApiError::Invalid(format!(
-                    "status: {status} is set by the system; a client may set PAID, SHIPPED, DELIVERED or CANCELED"
-                ))),
+                OrderStatus::Pending | OrderStatus::Executed | OrderStatus::PartiallyExecuted => {
+                    Err(ApiError::Invalid(format!(
+                        "status: {status} is set by the system; a client may set PAID, SHIPPED, DELIVERED or CANCELED"
+                    )))
+                }
             })
             .transpose()?;
         let items = self
@@ -113,14 +115,16 @@ impl ItemUpdateRequest {
             (_, Some(ItemStatus::Executed)) => Err(ApiError::Invalid(format!(
                 "{at}.status: a client cannot set an item to EXECUTED; the inventory service does"
             ))),
-            (Some(_), Some(ItemStatus::Canceled)) => Err(ApiError::Invalid(format!(
-                "{at}: give either a quantity or status CANCELED, not both"
-            ))),
+            (Some(_), Some(ItemStatus::Canceled)) => {
+                Err(ApiError::Invalid(format!("{at}: give either a quantity or status CANCELED, not both")))
+            }
             (None, Some(ItemStatus::Canceled)) => Ok(ItemUpdate::Cancel { product_id: self.product_id }),
-            (Some(quantity), None | Some(ItemStatus::Pending)) => Ok(ItemUpdate::SetQuantity { product_id: self.product_id, quantity }),
-            (None, None | Some(ItemStatus::Pending)) => Err(ApiError::Invalid(format!(
-                "{at}: give a quantity to set, or status CANCELED to cancel the item"
-            ))),
+            (Some(quantity), None | Some(ItemStatus::Pending)) => {
+                Ok(ItemUpdate::SetQuantity { product_id: self.product_id, quantity })
+            }
+            (None, None | Some(ItemStatus::Pending)) => {
+                Err(ApiError::Invalid(format!("{at}: give a quantity to set, or status CANCELED to cancel the item")))
+            }
         }
     }
 }

@@ -70,7 +70,11 @@ pub async fn place(
         (status = 404, description = "No such order (or it had no such version, or did not exist yet at that time).", body = Failure, example = json!(failure("order '6f1c2a9e-3b4d-4e5f-8a6b-7c8d9e0f1a2b' not found"))),
         (status = 422, description = "`asOf` is neither a version nor an RFC 3339 time.", body = Failure, example = json!(failure("invalid query parameter 'asOf': versions start at 1"))),
     ))]
-pub async fn get(State(orders): State<Arc<Orders>>, path: ApiPath, ApiQuery(query): ApiQuery<GetOrderQuery>) -> Result<OrderView> {
+pub async fn get(
+    State(orders): State<Arc<Orders>>,
+    path: ApiPath,
+    ApiQuery(query): ApiQuery<GetOrderQuery>,
+) -> Result<OrderView> {
     let order_id = order_id(path)?;
     let order = match query.as_of {
         Some(as_of) => orders.as_of(order_id, as_of).await?,
@@ -113,7 +117,10 @@ pub async fn update(
         (status = 422, description = "A parameter does not fit: a bad status or limit, or a cursor this service did not give.", body = Failure,
             example = json!(failure("limit must be from 1 to 100, got 0"))),
     ))]
-pub async fn list(State(orders): State<Arc<Orders>>, ApiQuery(query): ApiQuery<ListOrdersQuery>) -> Result<Page<OrderView>> {
+pub async fn list(
+    State(orders): State<Arc<Orders>>,
+    ApiQuery(query): ApiQuery<ListOrdersQuery>,
+) -> Result<Page<OrderView>> {
     let (filter, limit, cursor) = query.into_parts()?;
     Ok(ApiResponse::ok(orders.list(&filter, limit, cursor.as_ref()).await?))
 }

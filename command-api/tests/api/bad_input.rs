@@ -22,14 +22,29 @@ fn post(label: &'static str, body: Value, status: StatusCode, fragment: &'static
 }
 
 fn put(label: &'static str, body: Value, status: StatusCode, fragment: &'static str) -> Case {
-    Case { label, method: Method::PUT, path: "/oms/orders/{id}", headers: vec![], body: Body::Json(body), status, fragment }
+    Case {
+        label,
+        method: Method::PUT,
+        path: "/oms/orders/{id}",
+        headers: vec![],
+        body: Body::Json(body),
+        status,
+        fragment,
+    }
 }
 
 fn get(label: &'static str, path: &'static str, status: StatusCode, fragment: &'static str) -> Case {
     Case { label, method: Method::GET, path, headers: vec![], body: Body::None, status, fragment }
 }
 
-fn raw(label: &'static str, method: Method, path: &'static str, body: Body, status: StatusCode, fragment: &'static str) -> Case {
+fn raw(
+    label: &'static str,
+    method: Method,
+    path: &'static str,
+    body: Body,
+    status: StatusCode,
+    fragment: &'static str,
+) -> Case {
     Case { label, method, path, headers: vec![], body, status, fragment }
 }
 
@@ -79,20 +94,22 @@ async fn assert_refused(app: &TestApp, id: &str, case: Case) {
     let answer = app.send(case.method.clone(), &path, &headers, case.body).await;
 
     let message = answer.error(case.status, label);
-    assert!(
-        message.contains(case.fragment),
-        "[{label}] message {message:?} should contain {:?}",
-        case.fragment
-    );
+    assert!(message.contains(case.fragment), "[{label}] message {message:?} should contain {:?}", case.fragment);
     if case.status == StatusCode::UNPROCESSABLE_ENTITY {
-        assert!(!message.contains(" at line "), "[{label}] message {message:?} should name the field, not a parser position");
+        assert!(
+            !message.contains(" at line "),
+            "[{label}] message {message:?} should name the field, not a parser position"
+        );
     }
     assert_eq!(app.count_events().await, events_before, "[{label}] a refused request left events behind");
 }
 
 #[tokio::test]
 async fn bad_placements_are_refused_with_a_message_naming_the_problem() {
-    let too_large = format!(r#"{{"userId": "{}", "orderItems": [{{"productId": "mug", "quantity": 1}}]}}"#, "a".repeat(BODY_LIMIT_BYTES));
+    let too_large = format!(
+        r#"{{"userId": "{}", "orderItems": [{{"productId": "mug", "quantity": 1}}]}}"#,
+        "a".repeat(BODY_LIMIT_BYTES)
+    );
     assert_all_refused(vec![
         raw("malformed JSON", Method::POST, "/oms/orders", Body::Raw("application/json", r#"{"userId": "alice","#.into()), StatusCode::BAD_REQUEST, "malformed JSON"),
         raw("empty body", Method::POST, "/oms/orders", Body::Raw("application/json", String::new()), StatusCode::BAD_REQUEST, "malformed JSON"),
@@ -136,7 +153,8 @@ async fn bad_placements_are_refused_with_a_message_naming_the_problem() {
 
 #[tokio::test]
 async fn bad_updates_are_refused_with_a_message_naming_the_problem() {
-    let too_large = format!(r#"{{"orderItems": [{{"productId": "{}", "quantity": 1}}]}}"#, "p".repeat(BODY_LIMIT_BYTES));
+    let too_large =
+        format!(r#"{{"orderItems": [{{"productId": "{}", "quantity": 1}}]}}"#, "p".repeat(BODY_LIMIT_BYTES));
     assert_all_refused(vec![
         raw("malformed JSON", Method::PUT, "/oms/orders/{id}", Body::Raw("application/json", "{status: CANCELED}".into()), StatusCode::BAD_REQUEST, "malformed JSON"),
         raw("wrong content type", Method::PUT, "/oms/orders/{id}", Body::Raw("application/x-www-form-urlencoded", "status=CANCELED".into()), StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type"),
@@ -168,14 +186,54 @@ async fn bad_updates_are_refused_with_a_message_naming_the_problem() {
 async fn bad_list_parameters_are_refused_with_a_message_naming_the_parameter() {
     assert_all_refused(vec![
         get("limit 0", "/oms/orders?limit=0", StatusCode::UNPROCESSABLE_ENTITY, "limit must be from 1 to 100, got 0"),
-        get("limit 101", "/oms/orders?limit=101", StatusCode::UNPROCESSABLE_ENTITY, "limit must be from 1 to 100, got 101"),
-        get("limit not a number", "/oms/orders?limit=abc", StatusCode::UNPROCESSABLE_ENTITY, "invalid query parameter 'limit'"),
-        get("negative limit", "/oms/orders?limit=-1", StatusCode::UNPROCESSABLE_ENTITY, "invalid query parameter 'limit'"),
-        get("unknown status", "/oms/orders?status=FOO", StatusCode::UNPROCESSABLE_ENTITY, "invalid query parameter 'status'"),
-        get("blank userId", "/oms/orders?userId=%20", StatusCode::UNPROCESSABLE_ENTITY, "invalid query parameter 'userId'"),
-        get("userId with a space", "/oms/orders?userId=al%20ice", StatusCode::UNPROCESSABLE_ENTITY, "invalid query parameter 'userId'"),
-        get("cursor garbage", "/oms/orders?cursor=%21%21not-a-cursor%21%21", StatusCode::UNPROCESSABLE_ENTITY, "cursor is not valid"),
-        get("cursor of base64 text that is no position", "/oms/orders?cursor=eWVzdGVyZGF5", StatusCode::UNPROCESSABLE_ENTITY, "cursor is not valid"),
+        get(
+            "limit 101",
+            "/oms/orders?limit=101",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "limit must be from 1 to 100, got 101",
+        ),
+        get(
+            "limit not a number",
+            "/oms/orders?limit=abc",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid query parameter 'limit'",
+        ),
+        get(
+            "negative limit",
+            "/oms/orders?limit=-1",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid query parameter 'limit'",
+        ),
+        get(
+            "unknown status",
+            "/oms/orders?status=FOO",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid query parameter 'status'",
+        ),
+        get(
+            "blank userId",
+            "/oms/orders?userId=%20",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid query parameter 'userId'",
+        ),
+        get(
+            "userId with a space",
+            "/oms/orders?userId=al%20ice",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid query parameter 'userId'",
+        ),
+        get(
+            "cursor garbage",
+            "/oms/orders?cursor=%21%21not-a-cursor%21%21",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "cursor is not valid",
+        ),
+        get(
+            "cursor of base64 text that is no position",
+            "/oms/orders?cursor=eWVzdGVyZGF5",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "cursor is not valid",
+        ),
     ])
     .await;
 }
@@ -185,13 +243,53 @@ async fn unknown_routes_methods_and_ids_are_refused_in_the_envelope() {
     assert_all_refused(vec![
         get("unknown route", "/oms/nothing-here", StatusCode::NOT_FOUND, "no such route"),
         get("unknown route under an order", "/oms/orders/{id}/items", StatusCode::NOT_FOUND, "no such route"),
-        raw("DELETE an order", Method::DELETE, "/oms/orders/{id}", Body::None, StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
-        raw("PATCH the collection", Method::PATCH, "/oms/orders", Body::Json(good_order()), StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
-        raw("POST to an order", Method::POST, "/oms/orders/{id}", Body::Json(good_order()), StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
-        raw("POST to the history", Method::POST, "/oms/orders/{id}/events", Body::Json(good_order()), StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+        raw(
+            "DELETE an order",
+            Method::DELETE,
+            "/oms/orders/{id}",
+            Body::None,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed",
+        ),
+        raw(
+            "PATCH the collection",
+            Method::PATCH,
+            "/oms/orders",
+            Body::Json(good_order()),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed",
+        ),
+        raw(
+            "POST to an order",
+            Method::POST,
+            "/oms/orders/{id}",
+            Body::Json(good_order()),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed",
+        ),
+        raw(
+            "POST to the history",
+            Method::POST,
+            "/oms/orders/{id}/events",
+            Body::Json(good_order()),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed",
+        ),
         get("GET a non-UUID order id", "/oms/orders/not-a-uuid", StatusCode::NOT_FOUND, "order 'not-a-uuid' not found"),
-        get("GET the history of a non-UUID order id", "/oms/orders/12345/events", StatusCode::NOT_FOUND, "order '12345' not found"),
-        raw("PUT a non-UUID order id", Method::PUT, "/oms/orders/not-a-uuid", Body::Json(json!({"status": "CANCELED"})), StatusCode::NOT_FOUND, "order 'not-a-uuid' not found"),
+        get(
+            "GET the history of a non-UUID order id",
+            "/oms/orders/12345/events",
+            StatusCode::NOT_FOUND,
+            "order '12345' not found",
+        ),
+        raw(
+            "PUT a non-UUID order id",
+            Method::PUT,
+            "/oms/orders/not-a-uuid",
+            Body::Json(json!({"status": "CANCELED"})),
+            StatusCode::NOT_FOUND,
+            "order 'not-a-uuid' not found",
+        ),
     ])
     .await;
 }
@@ -220,13 +318,21 @@ async fn bodies_and_items_written_as_positional_arrays_are_refused() {
     let id = order_id(&app.place_order("bob", &[("mug", 1)]).await);
     let cases = [
         ("POST body as an array", Method::POST, "/oms/orders".to_owned(), json!(["alice", [["mug", 2]]])),
-        ("POST item as an array", Method::POST, "/oms/orders".to_owned(), json!({"userId": "alice", "orderItems": [["mug", 2]]})),
+        (
+            "POST item as an array",
+            Method::POST,
+            "/oms/orders".to_owned(),
+            json!({"userId": "alice", "orderItems": [["mug", 2]]}),
+        ),
         ("PUT body as an array", Method::PUT, format!("/oms/orders/{id}"), json!([null, [["mug", 3, null]]])),
     ];
     for (label, method, path, body) in cases {
         let answer = app.send(method, &path, &[], Body::Json(body)).await;
         let message = answer.error(StatusCode::UNPROCESSABLE_ENTITY, label);
-        assert!(message.contains("expected") && message.contains("object"), "[{label}] message {message:?} should say an object was expected");
+        assert!(
+            message.contains("expected") && message.contains("object"),
+            "[{label}] message {message:?} should say an object was expected"
+        );
     }
     assert_eq!(app.count_events().await, 1, "nothing but bob's order stored");
 }

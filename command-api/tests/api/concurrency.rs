@@ -70,7 +70,11 @@ async fn fifty_concurrent_cancels_and_item_changes_lose_no_update() {
         let is_cancel = body.get("status").is_some();
         if answer.status == StatusCode::CONFLICT {
             let message = answer.error(StatusCode::CONFLICT, request_id);
-            let expected: &[&str] = if is_cancel { &[KEPT_CHANGING] } else { &[KEPT_CHANGING, "items of a CANCELED order can no longer change"] };
+            let expected: &[&str] = if is_cancel {
+                &[KEPT_CHANGING]
+            } else {
+                &[KEPT_CHANGING, "items of a CANCELED order can no longer change"]
+            };
             assert!(expected.iter().any(|m| message.contains(m)), "[{request_id}] unexpected conflict: {message}");
             assert_eq!(events, Vec::<Value>::new(), "[{request_id}] a 409 left events behind");
             continue;
@@ -90,7 +94,10 @@ async fn fifty_concurrent_cancels_and_item_changes_lose_no_update() {
             let product = &body["orderItems"][0]["productId"];
             assert_eq!(events.len(), 1, "[{request_id}] a 200 item change is exactly one event: {events:?}");
             assert_eq!(events[0]["eventType"], "OrderItemsChanged", "[{request_id}]");
-            assert_eq!(events[0]["payload"]["items"], json!([{"productId": product, "quantity": body["orderItems"][0]["quantity"], "status": "PENDING"}]));
+            assert_eq!(
+                events[0]["payload"]["items"],
+                json!([{"productId": product, "quantity": body["orderItems"][0]["quantity"], "status": "PENDING"}])
+            );
             let sequence = events[0]["sequence"].as_u64().expect("sequence");
             assert!(
                 answered_version >= sequence,
@@ -113,8 +120,17 @@ async fn fifty_concurrent_cancels_and_item_changes_lose_no_update() {
         "each 200 item change committed one version, in a gap-free sequence before the cancellation"
     );
     assert_eq!(final_order["status"], "CANCELED");
-    let products: Vec<&str> = final_order["orderItems"].as_array().expect("items").iter().map(|i| i["productId"].as_str().expect("productId")).collect();
-    assert_eq!(products.len() as u64, 1 + item_sequences.len() as u64, "the order holds p-0 and the 200 item changes, nothing else");
+    let products: Vec<&str> = final_order["orderItems"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["productId"].as_str().expect("productId"))
+        .collect();
+    assert_eq!(
+        products.len() as u64,
+        1 + item_sequences.len() as u64,
+        "the order holds p-0 and the 200 item changes, nothing else"
+    );
     for item in final_order["orderItems"].as_array().expect("items") {
         assert_eq!(item["status"], "CANCELED", "every item of a canceled order is canceled: {item}");
         assert_eq!(item["reason"], "CANCELED_BY_CUSTOMER");
@@ -148,11 +164,21 @@ async fn fifty_concurrent_new_items_on_one_order_all_land_or_answer_a_conflict()
         if answer.status == StatusCode::OK {
             landed += 1;
             let answered = answer.data(StatusCode::OK);
-            assert!(answered["orderItems"].as_array().expect("items").iter().any(|i| i["productId"] == *product), "[{product}] the answer shows the new item");
-            assert_eq!(items.get(product), Some(&json!({"productId": product, "quantity": quantity, "status": "PENDING", "reason": null})), "[{product}] a 200 item is in the final order");
+            assert!(
+                answered["orderItems"].as_array().expect("items").iter().any(|i| i["productId"] == *product),
+                "[{product}] the answer shows the new item"
+            );
+            assert_eq!(
+                items.get(product),
+                Some(&json!({"productId": product, "quantity": quantity, "status": "PENDING", "reason": null})),
+                "[{product}] a 200 item is in the final order"
+            );
         } else {
             let message = answer.error(StatusCode::CONFLICT, product);
-            assert!(message.contains(KEPT_CHANGING), "[{product}] only conflict exhaustion may refuse an addition: {message}");
+            assert!(
+                message.contains(KEPT_CHANGING),
+                "[{product}] only conflict exhaustion may refuse an addition: {message}"
+            );
             assert!(!items.contains_key(product), "[{product}] a 409 item must not be in the order");
         }
     }
@@ -160,4 +186,3 @@ async fn fifty_concurrent_new_items_on_one_order_all_land_or_answer_a_conflict()
     assert_eq!(final_order["version"], json!(1 + landed), "one event per 200");
     assert_eq!(app.count_events().await, 1 + landed as i64);
 }
-

@@ -39,12 +39,37 @@ struct Parked<'a> {
 }
 
 impl<'a> Parked<'a> {
-    fn consumer(topic: &'a str, offset: i64, reason: &'a str, key: &'a [u8], payload: &'a [u8], headers: Value) -> Self {
-        Self { source: "consumer", origin: format!("{topic}/0/{offset}"), topic, reason, event_id: None, key: Some(key), payload: Some(payload), headers }
+    fn consumer(
+        topic: &'a str,
+        offset: i64,
+        reason: &'a str,
+        key: &'a [u8],
+        payload: &'a [u8],
+        headers: Value,
+    ) -> Self {
+        Self {
+            source: "consumer",
+            origin: format!("{topic}/0/{offset}"),
+            topic,
+            reason,
+            event_id: None,
+            key: Some(key),
+            payload: Some(payload),
+            headers,
+        }
     }
 
     fn relay(topic: &'a str, event_id: Uuid, reason: &'a str) -> Self {
-        Self { source: "relay", origin: event_id.to_string(), topic, reason, event_id: Some(event_id), key: None, payload: None, headers: json!([]) }
+        Self {
+            source: "relay",
+            origin: event_id.to_string(),
+            topic,
+            reason,
+            event_id: Some(event_id),
+            key: None,
+            payload: None,
+            headers: json!([]),
+        }
     }
 }
 
@@ -68,14 +93,21 @@ async fn park(app: &TestApp, parked: Parked<'_>) -> i64 {
 
 /// `(replays, replayed)` of dead letter `id`.
 async fn replays(app: &TestApp, id: i64) -> (i32, bool) {
-    sqlx::query_as("SELECT replays, replayed_at IS NOT NULL FROM dead_letters WHERE id = $1").bind(id).fetch_one(&app.pool).await.expect("reading a dead letter")
+    sqlx::query_as("SELECT replays, replayed_at IS NOT NULL FROM dead_letters WHERE id = $1")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .expect("reading a dead letter")
 }
 
 /// The ids `dlq list --json <args>` prints, in order.
 async fn listed(app: &TestApp, args: &[&str]) -> Vec<i64> {
     let output = oms(app, &[&["dlq", "list", "--json"], args].concat()).await;
     assert!(output.status.success(), "{args:?}: {output:?}");
-    stdout(&output).lines().map(|line| serde_json::from_str::<Value>(line).expect("a JSON line")["id"].as_i64().expect("an id")).collect()
+    stdout(&output)
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).expect("a JSON line")["id"].as_i64().expect("an id"))
+        .collect()
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -120,8 +152,15 @@ async fn read_topic(topic: &str, expected: usize) -> Vec<Received> {
         while Instant::now() < deadline {
             let Some(message) = consumer.poll(Duration::from_millis(100)) else { continue };
             let message = message.expect("reading");
-            let headers = message.headers().map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec))).collect()).unwrap_or_default();
-            received.push(Received { key: message.key().map(<[u8]>::to_vec), payload: message.payload().map(<[u8]>::to_vec), headers });
+            let headers = message
+                .headers()
+                .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec))).collect())
+                .unwrap_or_default();
+            received.push(Received {
+                key: message.key().map(<[u8]>::to_vec),
+                payload: message.payload().map(<[u8]>::to_vec),
+                headers,
+            });
             if received.len() >= expected && !settled {
                 settled = true;
                 deadline = Instant::now() + Duration::from_secs(1);
@@ -139,14 +178,27 @@ async fn dlq_list_filters_in_sql_and_show_prints_payload_and_headers() {
     let (a, b) = (unique("a"), unique("b"));
     let text_payload = br#"{"correlationId": "\u0000"}"#;
     let headers = json!([{"key": "correlation-id", "value": b64(b"c-1")}, {"key": "bare", "value": null}]);
-    let text = park(&app, Parked::consumer(&a, 5, "saga: unsupported Unicode escape sequence (22P05)", b"order-1", text_payload, headers)).await;
-    sqlx::query("UPDATE dead_letters SET parked_at = now() - interval '2 days' WHERE id = $1").bind(text).execute(&app.pool).await.expect("aging");
+    let text = park(
+        &app,
+        Parked::consumer(&a, 5, "saga: unsupported Unicode escape sequence (22P05)", b"order-1", text_payload, headers),
+    )
+    .await;
+    sqlx::query("UPDATE dead_letters SET parked_at = now() - interval '2 days' WHERE id = $1")
+        .bind(text)
+        .execute(&app.pool)
+        .await
+        .expect("aging");
     let binary_payload = [0xff, 0xfe, 0x00, b'x'];
-    let binary = park(&app, Parked::consumer(&b, 7, "the body is not UTF-8", b"order-2", &binary_payload, json!([]))).await;
+    let binary =
+        park(&app, Parked::consumer(&b, 7, "the body is not UTF-8", b"order-2", &binary_payload, json!([]))).await;
     let event_id = Uuid::new_v4();
     let relay = park(&app, Parked::relay(&a, event_id, "MessageSizeTooLarge: 1200000 bytes")).await;
     let replayed = park(&app, Parked::consumer(&b, 8, "an old one", b"order-3", b"{}", json!([]))).await;
-    sqlx::query("UPDATE dead_letters SET replays = 1, replayed_at = now() WHERE id = $1").bind(replayed).execute(&app.pool).await.expect("replayed");
+    sqlx::query("UPDATE dead_letters SET replays = 1, replayed_at = now() WHERE id = $1")
+        .bind(replayed)
+        .execute(&app.pool)
+        .await
+        .expect("replayed");
 
     let since = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339();
     let b_origins = format!("{b}/");
@@ -165,9 +217,15 @@ async fn dlq_list_filters_in_sql_and_show_prints_payload_and_headers() {
     for (args, expected) in cases {
         assert_eq!(listed(&app, args).await, expected, "dlq list {args:?}");
     }
-    assert_eq!(listed(&app, &["--origin", &event_id.to_string()[..8]]).await, vec![relay], "a relay's origin is its event id");
+    assert_eq!(
+        listed(&app, &["--origin", &event_id.to_string()[..8]]).await,
+        vec![relay],
+        "a relay's origin is its event id"
+    );
 
-    let line: Value = serde_json::from_str(stdout(&oms(&app, &["dlq", "list", "--json", "--source", "relay"]).await).trim()).expect("json");
+    let line: Value =
+        serde_json::from_str(stdout(&oms(&app, &["dlq", "list", "--json", "--source", "relay"]).await).trim())
+            .expect("json");
     assert_eq!(
         (&line["source"], &line["topic"], &line["reason"], &line["eventId"], &line["replays"]),
         (&json!("relay"), &json!(a), &json!("MessageSizeTooLarge: 1200000 bytes"), &json!(event_id), &json!(0))
@@ -179,7 +237,10 @@ async fn dlq_list_filters_in_sql_and_show_prints_payload_and_headers() {
         assert!(table_text.contains(expected), "{expected} missing from\n{table_text}");
     }
     let bad_time = oms(&app, &["dlq", "list", "--since", "yesterday"]).await;
-    assert!(!bad_time.status.success() && String::from_utf8_lossy(&bad_time.stderr).contains("--since"), "{bad_time:?}");
+    assert!(
+        !bad_time.status.success() && String::from_utf8_lossy(&bad_time.stderr).contains("--since"),
+        "{bad_time:?}"
+    );
 
     let shown = |id: i64| {
         let app = &app;
@@ -190,26 +251,66 @@ async fn dlq_list_filters_in_sql_and_show_prints_payload_and_headers() {
         }
     };
     let shown_text = shown(text).await;
-    assert_eq!(shown_text["payload"], json!({"utf8": r#"{"correlationId": "\u0000"}"#}), "text stays text (the escape is six characters)");
+    assert_eq!(
+        shown_text["payload"],
+        json!({"utf8": r#"{"correlationId": "\u0000"}"#}),
+        "text stays text (the escape is six characters)"
+    );
     assert_eq!(shown_text["key"], json!({"utf8": "order-1"}));
-    assert_eq!(shown_text["headers"], json!([{"key": "correlation-id", "value": {"utf8": "c-1"}}, {"key": "bare", "value": null}]));
+    assert_eq!(
+        shown_text["headers"],
+        json!([{"key": "correlation-id", "value": {"utf8": "c-1"}}, {"key": "bare", "value": null}])
+    );
     assert_eq!(shown_text["reason"], "saga: unsupported Unicode escape sequence (22P05)");
     let shown_binary = shown(binary).await;
-    assert_eq!(shown_binary["payload"], json!({"base64": b64(&binary_payload)}), "invalid UTF-8 with a NUL is shown as base64");
-    assert_eq!((shown_binary["origin"].clone(), shown_binary["headers"].clone()), (json!(format!("{b}/0/7")), json!([])));
-    assert_eq!((shown(relay).await["payload"].clone(), shown(relay).await["eventId"].clone()), (Value::Null, json!(event_id)));
+    assert_eq!(
+        shown_binary["payload"],
+        json!({"base64": b64(&binary_payload)}),
+        "invalid UTF-8 with a NUL is shown as base64"
+    );
+    assert_eq!(
+        (shown_binary["origin"].clone(), shown_binary["headers"].clone()),
+        (json!(format!("{b}/0/7")), json!([]))
+    );
+    assert_eq!(
+        (shown(relay).await["payload"].clone(), shown(relay).await["eventId"].clone()),
+        (Value::Null, json!(event_id))
+    );
 
     let human = stdout(&oms(&app, &["dlq", "show", &text.to_string()]).await);
-    for expected in ["correlation-id: c-1", r#"{"correlationId": "\u0000"}"#, "unsupported Unicode escape sequence", &format!("{a}/0/5")] {
+    for expected in [
+        "correlation-id: c-1",
+        r#"{"correlationId": "\u0000"}"#,
+        "unsupported Unicode escape sequence",
+        &format!("{a}/0/5"),
+    ] {
         assert!(human.contains(expected), "{expected} missing from\n{human}");
     }
-    assert!(stdout(&oms(&app, &["dlq", "show", &binary.to_string()]).await).contains(&format!("(base64) {}", b64(&binary_payload))));
+    assert!(
+        stdout(&oms(&app, &["dlq", "show", &binary.to_string()]).await)
+            .contains(&format!("(base64) {}", b64(&binary_payload)))
+    );
     let help = stdout(&oms(&app, &["dlq", "replay", "--help"]).await);
-    for flag in ["--source", "--reason", "--origin", "--topic", "--since", "--id", "--dry-run", "--again", "--kafka-brokers", "DATABASE_URL"] {
+    for flag in [
+        "--source",
+        "--reason",
+        "--origin",
+        "--topic",
+        "--since",
+        "--id",
+        "--dry-run",
+        "--again",
+        "--kafka-brokers",
+        "DATABASE_URL",
+    ] {
         assert!(help.contains(flag), "dlq replay --help names {flag}:\n{help}");
     }
     let unknown = oms(&app, &["dlq", "show", "424242"]).await;
-    assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("there is no dead letter 424242"), "{unknown:?}");
+    assert!(
+        !unknown.status.success()
+            && String::from_utf8_lossy(&unknown.stderr).contains("there is no dead letter 424242"),
+        "{unknown:?}"
+    );
 }
 
 #[tokio::test]
@@ -226,22 +327,40 @@ async fn dlq_replay_redrives_each_dead_letter_once_to_its_topic_and_marks_it() {
     let message = park(&app, Parked::consumer(&outcomes, 41, "22P05", b"k-1", hostile, headers)).await;
     let event = park(&app, Parked::relay(&orders, event_id, "MessageSizeTooLarge")).await;
     let old = park(&app, Parked::consumer(&outcomes, 40, "replayed before", b"k-0", b"{}", json!([]))).await;
-    sqlx::query("UPDATE dead_letters SET replays = 1, replayed_at = now() WHERE id = $1").bind(old).execute(&app.pool).await.expect("replayed");
+    sqlx::query("UPDATE dead_letters SET replays = 1, replayed_at = now() WHERE id = $1")
+        .bind(old)
+        .execute(&app.pool)
+        .await
+        .expect("replayed");
     let kafka = ["--kafka-brokers", &broker(), "--topic-order-events", &orders];
     let replay = async |extra: &[&str]| oms(&app, &[&["dlq", "replay"], &kafka[..], extra].concat()).await;
 
     let dry = replay(&["--dry-run"]).await;
     assert!(dry.status.success(), "{dry:?}");
     assert!(stdout(&dry).contains("would re-drive 2") && stdout(&dry).contains("skipped 1"), "{}", stdout(&dry));
-    assert_eq!((replays(&app, message).await, replays(&app, event).await), ((0, false), (0, false)), "a dry run changes nothing");
+    assert_eq!(
+        (replays(&app, message).await, replays(&app, event).await),
+        ((0, false), (0, false)),
+        "a dry run changes nothing"
+    );
 
     let first = replay(&[]).await;
     assert!(first.status.success(), "{first:?}");
     let summary = stdout(&first);
-    for expected in ["re-driven 2 (".to_owned(), format!("1 to {outcomes}"), format!("1 to {orders}"), "failed 0".to_owned(), "skipped 1".to_owned()] {
+    for expected in [
+        "re-driven 2 (".to_owned(),
+        format!("1 to {outcomes}"),
+        format!("1 to {orders}"),
+        "failed 0".to_owned(),
+        "skipped 1".to_owned(),
+    ] {
         assert!(summary.contains(&expected), "{expected} missing from\n{summary}");
     }
-    assert_eq!((replays(&app, message).await, replays(&app, event).await), ((1, true), (1, true)), "marked once acknowledged");
+    assert_eq!(
+        (replays(&app, message).await, replays(&app, event).await),
+        ((1, true), (1, true)),
+        "marked once acknowledged"
+    );
     assert_eq!(replays(&app, old).await, (1, true), "one replayed before is left alone");
 
     let produced = read_topic(&outcomes, 1).await;
@@ -260,17 +379,32 @@ async fn dlq_replay_redrives_each_dead_letter_once_to_its_topic_and_marks_it() {
     let published = read_topic(&orders, 1).await;
     assert_eq!(published.len(), 1, "{published:?}");
     let body: Value = serde_json::from_slice(published[0].payload.as_deref().expect("a body")).expect("a JSON body");
-    assert_eq!((&body["eventId"], &body["eventType"], &body["aggregateId"]), (&json!(event_id), &json!("OrderPlaced"), &json!(order_id)));
+    assert_eq!(
+        (&body["eventId"], &body["eventType"], &body["aggregateId"]),
+        (&json!(event_id), &json!("OrderPlaced"), &json!(order_id))
+    );
     assert_eq!(published[0].key.as_deref(), Some(order_id.as_bytes()), "keyed by order id, as the relay does");
     assert_eq!(published[0].header("dlq-replay-of"), Some(event.to_string().as_bytes()));
     assert_eq!(published[0].header("event-id"), Some(event_id.to_string().as_bytes()));
 
     let second = replay(&[]).await;
-    assert!(second.status.success() && stdout(&second).contains("re-driven 0") && stdout(&second).contains("skipped 3"), "{}", stdout(&second));
-    assert_eq!((read_topic(&outcomes, 1).await.len(), read_topic(&orders, 1).await.len()), (1, 1), "a second replay re-drives nothing");
+    assert!(
+        second.status.success() && stdout(&second).contains("re-driven 0") && stdout(&second).contains("skipped 3"),
+        "{}",
+        stdout(&second)
+    );
+    assert_eq!(
+        (read_topic(&outcomes, 1).await.len(), read_topic(&orders, 1).await.len()),
+        (1, 1),
+        "a second replay re-drives nothing"
+    );
 
     let again = replay(&["--again", "--id", &message.to_string()]).await;
-    assert!(again.status.success() && stdout(&again).contains(&format!("re-driven 1 (1 to {outcomes})")), "{}", stdout(&again));
+    assert!(
+        again.status.success() && stdout(&again).contains(&format!("re-driven 1 (1 to {outcomes})")),
+        "{}",
+        stdout(&again)
+    );
     assert_eq!(read_topic(&outcomes, 2).await.len(), 2);
     assert_eq!((replays(&app, message).await, replays(&app, event).await), ((2, true), (1, true)));
 }
@@ -283,7 +417,11 @@ async fn dlq_replay_reports_what_fails_again_leaves_it_unmarked_and_exits_non_ze
     let items: Vec<(&str, u32)> = items.iter().map(|(product, quantity)| (product.as_str(), *quantity)).collect();
     let order = app.place_order("bob", &items).await;
     let order_id = order["orderId"].as_str().expect("an order id").to_owned();
-    let event_id: Uuid = app.events(&order_id).await.data(StatusCode::OK)[0]["eventId"].as_str().expect("an event id").parse().expect("a UUID");
+    let event_id: Uuid = app.events(&order_id).await.data(StatusCode::OK)[0]["eventId"]
+        .as_str()
+        .expect("an event id")
+        .parse()
+        .expect("a UUID");
     let orders = unique("orders");
     let large = park(&app, Parked::relay(&orders, event_id, "MessageSizeTooLarge")).await;
     let missing = park(&app, Parked::relay(&orders, Uuid::new_v4(), "does not decode")).await;
@@ -291,21 +429,37 @@ async fn dlq_replay_reports_what_fails_again_leaves_it_unmarked_and_exits_non_ze
     let replay = async |extra: &[&str]| oms(&app, &[&["dlq", "replay"], &kafka[..], extra].concat()).await;
 
     let unknown = replay(&["--id", &large.to_string(), "--id", "424242"]).await;
-    assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("there is no dead letter 424242"), "{unknown:?}");
+    assert!(
+        !unknown.status.success()
+            && String::from_utf8_lossy(&unknown.stderr).contains("there is no dead letter 424242"),
+        "{unknown:?}"
+    );
     assert_eq!(replays(&app, large).await, (0, false), "an unknown id replays nothing");
 
     let unreachable = oms(&app, &["dlq", "replay", "--kafka-brokers", "127.0.0.1:1"]).await;
     let stderr = String::from_utf8_lossy(&unreachable.stderr);
-    assert!(!unreachable.status.success() && stderr.contains("nothing was replayed") && stderr.contains("does not answer"), "{unreachable:?}");
+    assert!(
+        !unreachable.status.success() && stderr.contains("nothing was replayed") && stderr.contains("does not answer"),
+        "{unreachable:?}"
+    );
     assert_eq!(replays(&app, large).await, (0, false), "an unreachable broker replays nothing");
 
     let failed = replay(&["--kafka-producer-property", "message.max.bytes=1000"]).await;
     assert_eq!(failed.status.code(), Some(1), "{failed:?}");
     let summary = stdout(&failed);
-    for expected in ["re-driven 0", "failed 2", "MessageSizeTooLarge", &format!("event {} is not in the event store", missing_event(&app, missing).await)] {
+    for expected in [
+        "re-driven 0",
+        "failed 2",
+        "MessageSizeTooLarge",
+        &format!("event {} is not in the event store", missing_event(&app, missing).await),
+    ] {
         assert!(summary.contains(expected), "{expected} missing from\n{summary}");
     }
-    assert_eq!((replays(&app, large).await, replays(&app, missing).await), ((0, false), (0, false)), "what failed is not marked");
+    assert_eq!(
+        (replays(&app, large).await, replays(&app, missing).await),
+        ((0, false), (0, false)),
+        "what failed is not marked"
+    );
 
     let fixed = replay(&["--id", &large.to_string()]).await;
     assert!(fixed.status.success() && stdout(&fixed).contains(&format!("re-driven 1 (1 to {orders})")), "{fixed:?}");
@@ -314,5 +468,9 @@ async fn dlq_replay_reports_what_fails_again_leaves_it_unmarked_and_exits_non_ze
 }
 
 async fn missing_event(app: &TestApp, id: i64) -> Uuid {
-    sqlx::query_scalar("SELECT event_id FROM dead_letters WHERE id = $1").bind(id).fetch_one(&app.pool).await.expect("the event id")
+    sqlx::query_scalar("SELECT event_id FROM dead_letters WHERE id = $1")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .expect("the event id")
 }

@@ -31,7 +31,11 @@ async fn document(app: &TestApp) -> Value {
 async fn the_document_lists_exactly_the_routes_served() {
     let app = spawn_app().await;
     let document = document(&app).await;
-    assert!(document["openapi"].as_str().is_some_and(|v| v.starts_with("3.1.")), "OpenAPI 3.1: {}", document["openapi"]);
+    assert!(
+        document["openapi"].as_str().is_some_and(|v| v.starts_with("3.1.")),
+        "OpenAPI 3.1: {}",
+        document["openapi"]
+    );
     let mut expected: Vec<(String, String)> = OPERATIONS.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
     expected.sort();
     assert_eq!(documented(&document), expected);
@@ -39,7 +43,8 @@ async fn the_document_lists_exactly_the_routes_served() {
     for (method, path) in documented(&document) {
         let concrete = path.replace("{orderId}", "00000000-0000-4000-8000-000000000000");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
-        let response = app.client.request(method.clone(), format!("{}{concrete}", app.address)).send().await.expect("request");
+        let response =
+            app.client.request(method.clone(), format!("{}{concrete}", app.address)).send().await.expect("request");
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         assert!(
@@ -57,7 +62,10 @@ async fn every_documented_example_fits_its_schema() {
     assert!(checked >= 25, "only {checked} examples: most answers should show one");
     let placing = &document["paths"]["/oms/orders"]["post"]["responses"];
     for status in ["201", "400", "413", "415", "422", "429", "503"] {
-        assert!(placing[status]["content"]["application/json"]["example"].is_object(), "POST /oms/orders documents {status} with an example");
+        assert!(
+            placing[status]["content"]["application/json"]["example"].is_object(),
+            "POST /oms/orders documents {status} with an example"
+        );
     }
 }
 
@@ -65,7 +73,9 @@ async fn every_documented_example_fits_its_schema() {
 async fn the_documented_request_examples_are_accepted_and_every_answer_fits_its_schema() {
     let app = spawn_app().await;
     let document = document(&app).await;
-    let example = |method: &str, path: &str| document["paths"][path][method]["requestBody"]["content"]["application/json"]["example"].clone();
+    let example = |method: &str, path: &str| {
+        document["paths"][path][method]["requestBody"]["content"]["application/json"]["example"].clone()
+    };
 
     let placed = app.send(Method::POST, "/oms/orders", &[], Body::Json(example("post", "/oms/orders"))).await;
     check(&document, answer_schema(&document, "post", "/oms/orders", 201), &placed.body, "placed");
@@ -74,7 +84,11 @@ async fn the_documented_request_examples_are_accepted_and_every_answer_fits_its_
 
     let updated = app.send(Method::PUT, &order_path, &[], Body::Json(example("put", "/oms/orders/{orderId}"))).await;
     check(&document, answer_schema(&document, "put", "/oms/orders/{orderId}", 200), &updated.body, "updated");
-    assert_eq!(updated.data(StatusCode::OK)["orderItems"].as_array().map(Vec::len), Some(2), "the example resizes one item and adds one");
+    assert_eq!(
+        updated.data(StatusCode::OK)["orderItems"].as_array().map(Vec::len),
+        Some(2),
+        "the example resizes one item and adds one"
+    );
 
     let answers = [
         ("get", "/oms/orders/{orderId}", order_path.clone(), 200),
@@ -90,7 +104,8 @@ async fn the_documented_request_examples_are_accepted_and_every_answer_fits_its_
         assert_eq!(answer.status.as_u16(), status, "GET {path}: {}", answer.body);
         check(&document, answer_schema(&document, method, template, status), &answer.body, &path);
     }
-    let refused = app.send(Method::POST, "/oms/orders", &[], Body::Json(json!({"userId": "u-1", "orderItems": []}))).await;
+    let refused =
+        app.send(Method::POST, "/oms/orders", &[], Body::Json(json!({"userId": "u-1", "orderItems": []}))).await;
     check(&document, answer_schema(&document, "post", "/oms/orders", 422), &refused.body, "refused");
     let shipped_cancel = app.send(Method::PUT, &order_path, &[], Body::Json(json!({"status": "SHIPPED"}))).await;
     assert_eq!(shipped_cancel.status, StatusCode::CONFLICT, "{}", shipped_cancel.body);

@@ -32,6 +32,10 @@ async fn a_view_left_behind_by_a_crash_between_commit_and_view_update_heals_by_i
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!((view["version"].as_u64(), view["status"].as_str()), (Some(2), Some("CANCELED")), "the view caught up: {view}");
+    assert_eq!(
+        (view["version"].as_u64(), view["status"].as_str()),
+        (Some(2), Some("CANCELED")),
+        "the view caught up: {view}"
+    );
     assert_eq!(view["orderItems"][0]["status"], "CANCELED");
 }

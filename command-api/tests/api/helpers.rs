@@ -96,7 +96,8 @@ impl Answer {
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.expect("reading the response body");
-        let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status}: the body is not JSON ({e}): {text:?}"));
+        let body =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status}: the body is not JSON ({e}): {text:?}"));
         Self { status, headers, body }
     }
 
@@ -117,8 +118,14 @@ impl Answer {
         assert_eq!(self.status, status, "[{label}] unexpected status; body: {}", self.body);
         assert_eq!(self.body["success"], json!(false), "[{label}] success flag; body: {}", self.body);
         assert_eq!(self.body["data"], Value::Null, "[{label}] data must be null on failure; body: {}", self.body);
-        assert_eq!(object_keys(&self.body), ["data", "error", "success"], "[{label}] envelope keys; body: {}", self.body);
-        let message = self.body["error"].as_str().unwrap_or_else(|| panic!("[{label}] error is not a string: {}", self.body));
+        assert_eq!(
+            object_keys(&self.body),
+            ["data", "error", "success"],
+            "[{label}] envelope keys; body: {}",
+            self.body
+        );
+        let message =
+            self.body["error"].as_str().unwrap_or_else(|| panic!("[{label}] error is not a string: {}", self.body));
         assert!(!message.trim().is_empty(), "[{label}] the error message is empty");
         message
     }
@@ -164,7 +171,8 @@ impl TestApp {
     /// Places an order of `items` (product, quantity) for `user`; asserts 201 and
     /// returns the order.
     pub async fn place_order(&self, user: &str, items: &[(&str, u32)]) -> Value {
-        let lines: Vec<Value> = items.iter().map(|(product, quantity)| json!({"productId": product, "quantity": quantity})).collect();
+        let lines: Vec<Value> =
+            items.iter().map(|(product, quantity)| json!({"productId": product, "quantity": quantity})).collect();
         self.post_order(&json!({"userId": user, "orderItems": lines})).await.data(StatusCode::CREATED).clone()
     }
 
@@ -202,7 +210,8 @@ impl TestApp {
     /// the history.
     pub async fn assert_history_explains_order(&self, order_id: &str) -> Vec<Value> {
         let order = self.get_order(order_id).await.data(StatusCode::OK).clone();
-        let history = self.events(order_id).await.data(StatusCode::OK).as_array().expect("the history is an array").clone();
+        let history =
+            self.events(order_id).await.data(StatusCode::OK).as_array().expect("the history is an array").clone();
         let folded = fold_history(order_id, &history);
         assert_eq!(comparable(&folded), comparable(&order), "folding /events must give GET; history: {history:#?}");
         history
@@ -266,7 +275,8 @@ pub fn fold_history(order_id: &str, history: &[Value]) -> Value {
             }
             "OrderItemsChanged" => {
                 for change in payload["items"].as_array().expect("OrderItemsChanged has items") {
-                    let reason = if change["status"] == "CANCELED" { json!("CANCELED_BY_CUSTOMER") } else { Value::Null };
+                    let reason =
+                        if change["status"] == "CANCELED" { json!("CANCELED_BY_CUSTOMER") } else { Value::Null };
                     let item = json!({"productId": change["productId"], "quantity": change["quantity"], "status": change["status"], "reason": reason});
                     let items = order["orderItems"].as_array_mut().expect("items");
                     match items.iter_mut().find(|i| i["productId"] == change["productId"]) {
@@ -296,7 +306,8 @@ pub fn fold_history(order_id: &str, history: &[Value]) -> Value {
 
 /// PENDING while any item is; then EXECUTED, PARTIALLY_EXECUTED or CANCELED.
 fn status_of_open_order(items: &Value) -> &'static str {
-    let statuses: Vec<&str> = items.as_array().expect("items").iter().map(|i| i["status"].as_str().expect("item status")).collect();
+    let statuses: Vec<&str> =
+        items.as_array().expect("items").iter().map(|i| i["status"].as_str().expect("item status")).collect();
     let executed = statuses.iter().filter(|s| **s == "EXECUTED").count();
     if statuses.contains(&"PENDING") {
         "PENDING"

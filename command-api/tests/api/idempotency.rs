@@ -55,7 +55,10 @@ async fn a_retry_after_the_order_changed_answers_the_order_as_it_is_and_places_n
 async fn reusing_a_key_for_another_body_is_refused() {
     let app = spawn_app().await;
     let first = app
-        .post_order_with(&json!({"userId": "alice", "orderItems": [{"productId": "mug", "quantity": 2}]}), &[("idempotency-key", "k-1")])
+        .post_order_with(
+            &json!({"userId": "alice", "orderItems": [{"productId": "mug", "quantity": 2}]}),
+            &[("idempotency-key", "k-1")],
+        )
         .await
         .data(StatusCode::CREATED)
         .clone();
@@ -63,7 +66,10 @@ async fn reusing_a_key_for_another_body_is_refused() {
     for (label, other) in [
         ("another quantity", json!({"userId": "alice", "orderItems": [{"productId": "mug", "quantity": 3}]})),
         ("another product", json!({"userId": "alice", "orderItems": [{"productId": "tea", "quantity": 2}]})),
-        ("an extra item", json!({"userId": "alice", "orderItems": [{"productId": "mug", "quantity": 2}, {"productId": "tea", "quantity": 1}]})),
+        (
+            "an extra item",
+            json!({"userId": "alice", "orderItems": [{"productId": "mug", "quantity": 2}, {"productId": "tea", "quantity": 1}]}),
+        ),
     ] {
         let answer = app.post_order_with(&other, &[("idempotency-key", "k-1")]).await;
         let message = answer.error(StatusCode::UNPROCESSABLE_ENTITY, label);
@@ -78,8 +84,16 @@ async fn the_same_key_from_another_user_is_another_order() {
     let app = spawn_app().await;
     let items = json!([{"productId": "mug", "quantity": 2}]);
 
-    let alices = app.post_order_with(&json!({"userId": "alice", "orderItems": items}), &[("idempotency-key", "k-1")]).await.data(StatusCode::CREATED).clone();
-    let bobs = app.post_order_with(&json!({"userId": "bob", "orderItems": items}), &[("idempotency-key", "k-1")]).await.data(StatusCode::CREATED).clone();
+    let alices = app
+        .post_order_with(&json!({"userId": "alice", "orderItems": items}), &[("idempotency-key", "k-1")])
+        .await
+        .data(StatusCode::CREATED)
+        .clone();
+    let bobs = app
+        .post_order_with(&json!({"userId": "bob", "orderItems": items}), &[("idempotency-key", "k-1")])
+        .await
+        .data(StatusCode::CREATED)
+        .clone();
 
     assert_ne!(order_id(&alices), order_id(&bobs));
     assert_eq!(alices["userId"], "alice");

@@ -18,10 +18,22 @@ async fn requests_and_commands_are_counted_in_prometheus_text() {
     let order_id = placed["orderId"].as_str().expect("orderId");
     app.send(Method::GET, &format!("/oms/orders/{order_id}"), &[], Body::None).await.data(StatusCode::OK);
     let twice = json!({"userId": "u", "orderItems": [{"productId": "mug", "quantity": 1}, {"productId": "mug", "quantity": 2}]});
-    app.send(Method::POST, "/oms/orders", &[], Body::Json(twice)).await.error(StatusCode::UNPROCESSABLE_ENTITY, "duplicate product");
+    app.send(Method::POST, "/oms/orders", &[], Body::Json(twice))
+        .await
+        .error(StatusCode::UNPROCESSABLE_ENTITY, "duplicate product");
 
-    let metrics = app.client.get(format!("{}/metrics", app.address)).send().await.expect("GET /metrics").text().await.expect("text");
-    let commands = |result: &str| sample(&metrics, &format!(r#"commands_total{{aggregate="Order",command="PlaceOrder",result="{result}"}}"#));
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("text");
+    let commands = |result: &str| {
+        sample(&metrics, &format!(r#"commands_total{{aggregate="Order",command="PlaceOrder",result="{result}"}}"#))
+    };
     assert!(commands("accepted") >= 1.0, "{metrics}");
     assert!(commands("rejected") >= 1.0, "the duplicate product is a refused command: {metrics}");
     let by_route = sample(&metrics, r#"http_requests_total{method="GET",route="/oms/orders/{orderId}",status="200"}"#);
@@ -37,7 +49,10 @@ async fn readiness_reports_the_database_down_when_a_migration_is_missing() {
         .await
         .expect("forgetting the latest migration");
     let ready = app.send(Method::GET, "/health/ready", &[], Body::None).await;
-    assert_eq!(ready.error(StatusCode::SERVICE_UNAVAILABLE, "migration missing"), "not ready: database and broker are down (pipeline is up)");
+    assert_eq!(
+        ready.error(StatusCode::SERVICE_UNAVAILABLE, "migration missing"),
+        "not ready: database and broker are down (pipeline is up)"
+    );
 }
 
 #[test]
@@ -80,9 +95,13 @@ fn help_documents_every_setting_with_its_variable_and_hides_secrets() {
         .expect("running oms --help");
     let printed = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success() && printed.contains("--otlp-endpoint"), "{printed}");
-    assert!(!printed.contains("hunter2") && !printed.contains("hunter3") && !printed.contains("hunter4"), "secrets set in the environment are not printed");
+    assert!(
+        !printed.contains("hunter2") && !printed.contains("hunter3") && !printed.contains("hunter4"),
+        "secrets set in the environment are not printed"
+    );
     assert!(printed.contains("12345"), "ordinary settings show their environment value: {printed}");
-    let secret_args: Vec<_> = command.get_arguments().filter(|a| ["url", "sasl_password"].contains(&a.get_id().as_str())).collect();
+    let secret_args: Vec<_> =
+        command.get_arguments().filter(|a| ["url", "sasl_password"].contains(&a.get_id().as_str())).collect();
     assert_eq!(secret_args.len(), 2);
     for argument in secret_args {
         assert!(argument.is_hide_env_values_set(), "--{} hides its environment value", argument.get_id());
@@ -102,7 +121,10 @@ async fn pooled_sessions_carry_the_configured_limits_and_a_statement_over_the_ti
     ])
     .expect("the flags parse")
     .serve;
-    let pool = migrations::connect_and_migrate_with(&url, "oms", 3, &settings.database_sessions.sessions(), &migrations::OMS).await.expect("connecting");
+    let pool =
+        migrations::connect_and_migrate_with(&url, "oms", 3, &settings.database_sessions.sessions(), &migrations::OMS)
+            .await
+            .expect("connecting");
     // Every session of the pool, not just the first: hold three at once.
     let mut sessions = Vec::new();
     for _ in 0..3 {
@@ -117,7 +139,8 @@ async fn pooled_sessions_carry_the_configured_limits_and_a_statement_over_the_ti
             ("tcp_keepalives_count", "4"),
             ("search_path", "oms"),
         ] {
-            let value: String = sqlx::query_scalar(&format!("SHOW {setting}")).fetch_one(&mut **session).await.expect("SHOW");
+            let value: String =
+                sqlx::query_scalar(&format!("SHOW {setting}")).fetch_one(&mut **session).await.expect("SHOW");
             assert_eq!(value, expected, "{setting}");
         }
     }
@@ -134,8 +157,14 @@ async fn pooled_sessions_carry_the_configured_limits_and_a_statement_over_the_ti
 
     // Operator commands' sessions have no statement timeout; the defaults hold otherwise.
     let operator = migrations::Sessions::default().without_statement_timeout();
-    let pool = migrations::connect_and_migrate_with(&url, "oms", 1, &operator, &migrations::OMS).await.expect("connecting");
-    let shown: (String, String) = sqlx::query_as("SELECT current_setting('statement_timeout'), current_setting('idle_in_transaction_session_timeout')").fetch_one(&pool).await.expect("SHOW");
+    let pool =
+        migrations::connect_and_migrate_with(&url, "oms", 1, &operator, &migrations::OMS).await.expect("connecting");
+    let shown: (String, String) = sqlx::query_as(
+        "SELECT current_setting('statement_timeout'), current_setting('idle_in_transaction_session_timeout')",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("SHOW");
     assert_eq!(shown, ("0".to_owned(), "1min".to_owned()));
     pool.close().await;
     migrations::testing::drop_database(&url).await.expect("dropping the test database");

@@ -15,7 +15,10 @@ use crate::helpers::{TestApp, order_id, spawn_app};
 /// for the transaction it left open.
 pub(crate) async fn oms(app: &TestApp, args: &[&str]) -> Output {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_oms"));
-    command.args(args).args(["--database-url", &app.database_url, "--database-schema", "oms"]).env_remove("DATABASE_URL");
+    command
+        .args(args)
+        .args(["--database-url", &app.database_url, "--database-schema", "oms"])
+        .env_remove("DATABASE_URL");
     tokio::task::spawn_blocking(move || command.output()).await.expect("the command's thread").expect("running oms")
 }
 
@@ -39,7 +42,8 @@ async fn history_prints_the_events_the_api_shows_as_json_lines_or_a_table() {
 
     let output = oms(&app, &["history", &id, "--json"]).await;
     assert!(output.status.success(), "{output:?}");
-    let printed: Vec<Value> = stdout(&output).lines().map(|line| serde_json::from_str(line).expect("a JSON line")).collect();
+    let printed: Vec<Value> =
+        stdout(&output).lines().map(|line| serde_json::from_str(line).expect("a JSON line")).collect();
     assert_eq!(Value::Array(printed), served, "the CLI prints exactly the audit history of the API");
 
     let table = stdout(&oms(&app, &["history", &id]).await);
@@ -47,7 +51,10 @@ async fn history_prints_the_events_the_api_shows_as_json_lines_or_a_table() {
         assert!(table.contains(expected), "{expected} missing from\n{table}");
     }
     let unknown = oms(&app, &["history", &uuid::Uuid::new_v4().to_string()]).await;
-    assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("has no events"), "{unknown:?}");
+    assert!(
+        !unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("has no events"),
+        "{unknown:?}"
+    );
 }
 
 #[tokio::test]
@@ -59,13 +66,26 @@ async fn export_streams_every_event_in_commit_order_since_a_time() {
 
     let output = oms(&app, &["export"]).await;
     assert!(output.status.success(), "{output:?}");
-    let lines: Vec<Value> = stdout(&output).lines().map(|line| serde_json::from_str(line).expect("a JSON line")).collect();
+    let lines: Vec<Value> =
+        stdout(&output).lines().map(|line| serde_json::from_str(line).expect("a JSON line")).collect();
     assert_eq!(lines.len() as i64, app.count_events().await, "every event, once");
-    let order_of = |id: &str| lines.iter().filter(|l| l["aggregateId"] == id).map(|l| l["sequence"].as_i64().expect("sequence")).collect::<Vec<_>>();
+    let order_of = |id: &str| {
+        lines
+            .iter()
+            .filter(|l| l["aggregateId"] == id)
+            .map(|l| l["sequence"].as_i64().expect("sequence"))
+            .collect::<Vec<_>>()
+    };
     assert_eq!((order_of(&first), order_of(&second)), (vec![1, 2, 3], vec![1, 2, 3]), "each order's events in order");
-    assert!(lines.iter().all(|l| l["eventId"].is_string() && l["correlationId"].is_string() && l["aggregateType"] == "Order"));
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["eventId"].is_string() && l["correlationId"].is_string() && l["aggregateType"] == "Order")
+    );
 
-    let since = async |time: chrono::DateTime<chrono::Utc>| stdout(&oms(&app, &["export", "--since", &time.to_rfc3339()]).await).lines().count();
+    let since = async |time: chrono::DateTime<chrono::Utc>| {
+        stdout(&oms(&app, &["export", "--since", &time.to_rfc3339()]).await).lines().count()
+    };
     assert_eq!(since(before).await, lines.len());
     assert_eq!(since(chrono::Utc::now() + chrono::Duration::hours(1)).await, 0);
 }
@@ -79,10 +99,18 @@ async fn rebuild_takes_over_with_the_same_orders_and_verify_finds_what_differs()
     let verified = oms(&app, &["rebuild", "--verify"]).await;
     assert!(verified.status.success() && stdout(&verified).contains("equals the fold"), "{verified:?}");
 
-    sqlx::query("UPDATE order_view_v1 SET status = 'DELIVERED' WHERE order_id = $1::uuid").bind(&ids[0]).execute(&app.pool).await.expect("damage");
+    sqlx::query("UPDATE order_view_v1 SET status = 'DELIVERED' WHERE order_id = $1::uuid")
+        .bind(&ids[0])
+        .execute(&app.pool)
+        .await
+        .expect("damage");
     let verified = oms(&app, &["rebuild", "--verify"]).await;
     assert_eq!(verified.status.code(), Some(1), "differences exit with status 1: {verified:?}");
-    assert!(stdout(&verified).contains(&ids[0]) && stdout(&verified).contains("1 rows differ"), "{}", stdout(&verified));
+    assert!(
+        stdout(&verified).contains(&ids[0]) && stdout(&verified).contains("1 rows differ"),
+        "{}",
+        stdout(&verified)
+    );
 
     let rebuilt = oms(&app, &["rebuild"]).await;
     assert!(rebuilt.status.success() && stdout(&rebuilt).contains("generation 2 is active"), "{rebuilt:?}");

@@ -86,7 +86,10 @@ async fn the_request_id_is_echoed_and_generated_when_absent() {
     assert!(uuid::Uuid::parse_str(generated).is_ok(), "a generated request id is a UUID, got {generated}");
 
     let placed = app
-        .post_order_with(&json!({"userId": "alice", "orderItems": [{"productId": "mug", "quantity": 1}]}), &[("x-request-id", "req-echo-2")])
+        .post_order_with(
+            &json!({"userId": "alice", "orderItems": [{"productId": "mug", "quantity": 1}]}),
+            &[("x-request-id", "req-echo-2")],
+        )
         .await;
     placed.data(StatusCode::CREATED);
     assert_eq!(placed.header("x-request-id"), Some("req-echo-2"), "commands echo the request id too");
@@ -120,11 +123,18 @@ async fn the_request_id_echoed_is_the_one_the_events_record() {
     let app = spawn_app().await;
     for (label, request_id) in [("with a space", "checkout 42".to_owned()), ("200 characters", "r".repeat(200))] {
         let answer = app
-            .post_order_with(&json!({"userId": "alice", "orderItems": [{"productId": "mug", "quantity": 1}]}), &[("x-request-id", &request_id)])
+            .post_order_with(
+                &json!({"userId": "alice", "orderItems": [{"productId": "mug", "quantity": 1}]}),
+                &[("x-request-id", &request_id)],
+            )
             .await;
         let id = order_id(answer.data(StatusCode::CREATED));
         let echoed = answer.header("x-request-id").expect("x-request-id is echoed").to_owned();
         let history = app.events(&id).await.data(StatusCode::OK).clone();
-        assert_eq!(history[0]["causationId"].as_str(), Some(echoed.as_str()), "[{label}] the echoed request id is the recorded cause");
+        assert_eq!(
+            history[0]["causationId"].as_str(),
+            Some(echoed.as_str()),
+            "[{label}] the echoed request id is the recorded cause"
+        );
     }
 }

@@ -87,14 +87,25 @@ async fn the_list_filters_by_user_and_by_status() {
             .as_array()
             .expect("items")
             .iter()
-            .map(|o| (order_id(o), o["userId"].as_str().expect("userId").to_owned(), o["status"].as_str().expect("status").to_owned()))
+            .map(|o| {
+                (
+                    order_id(o),
+                    o["userId"].as_str().expect("userId").to_owned(),
+                    o["status"].as_str().expect("status").to_owned(),
+                )
+            })
             .collect()
     };
     let row = |id: &str, user: &str, status: &str| (id.to_owned(), user.to_owned(), status.to_owned());
 
     assert_eq!(
         listed(app.list("").await),
-        [row(&bob_open, "bob", "PENDING"), row(&bob_canceled, "bob", "CANCELED"), row(&alice_canceled, "alice", "CANCELED"), row(&alice_open, "alice", "PENDING")],
+        [
+            row(&bob_open, "bob", "PENDING"),
+            row(&bob_canceled, "bob", "CANCELED"),
+            row(&alice_canceled, "alice", "CANCELED"),
+            row(&alice_open, "alice", "PENDING")
+        ],
         "no filter: every order, newest first"
     );
     assert_eq!(
@@ -133,16 +144,31 @@ async fn the_history_lists_every_event_oldest_first_with_its_metadata() {
         .data(StatusCode::CREATED)
         .clone();
     let id = order_id(&placed);
-    app.put_order_with(&id, &json!({"orderItems": [{"productId": "tea", "quantity": 3}]}), &[("x-correlation-id", "checkout-42"), ("x-request-id", "req-add")])
+    app.put_order_with(
+        &id,
+        &json!({"orderItems": [{"productId": "tea", "quantity": 3}]}),
+        &[("x-correlation-id", "checkout-42"), ("x-request-id", "req-add")],
+    )
+    .await
+    .data(StatusCode::OK);
+    app.put_order_with(&id, &json!({"status": "CANCELED"}), &[("x-request-id", "req-cancel")])
         .await
         .data(StatusCode::OK);
-    app.put_order_with(&id, &json!({"status": "CANCELED"}), &[("x-request-id", "req-cancel")]).await.data(StatusCode::OK);
 
     let history = app.assert_history_explains_order(&id).await;
 
     assert_eq!(history.len(), 3);
     for event in &history {
-        for key in ["sequence", "eventType", "eventVersion", "eventId", "occurredAt", "correlationId", "causationId", "payload"] {
+        for key in [
+            "sequence",
+            "eventType",
+            "eventVersion",
+            "eventId",
+            "occurredAt",
+            "correlationId",
+            "causationId",
+            "payload",
+        ] {
             assert!(event.get(key).is_some(), "every event has {key}: {event}");
         }
         let event_id = event["eventId"].as_str().expect("eventId is a string");
@@ -171,7 +197,10 @@ async fn the_history_lists_every_event_oldest_first_with_its_metadata() {
         ],
         "oldest first; the client's x-correlation-id is the correlationId, the request id the causationId"
     );
-    assert_eq!(history[0]["payload"], json!({"userId": "alice", "items": [{"productId": "mug", "quantity": 2}], "idempotencyKey": null}));
+    assert_eq!(
+        history[0]["payload"],
+        json!({"userId": "alice", "items": [{"productId": "mug", "quantity": 2}], "idempotencyKey": null})
+    );
     assert_eq!(history[1]["payload"], json!({"items": [{"productId": "tea", "quantity": 3, "status": "PENDING"}]}));
     assert_eq!(history[2]["payload"], json!({"items": ["mug", "tea"]}));
     assert_eq!(

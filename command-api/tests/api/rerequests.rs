@@ -45,7 +45,9 @@ async fn read_topic(topic: &str, expected: usize) -> Vec<(Value, bool)> {
         while Instant::now() < deadline {
             let Some(message) = consumer.poll(Duration::from_millis(100)) else { continue };
             let message = message.expect("reading");
-            let rerequest = message.headers().is_some_and(|h| h.iter().any(|h| h.key == "re-request" && h.value == Some(b"1".as_slice())));
+            let rerequest = message
+                .headers()
+                .is_some_and(|h| h.iter().any(|h| h.key == "re-request" && h.value == Some(b"1".as_slice())));
             received.push((serde_json::from_slice(message.payload().expect("a body")).expect("JSON"), rerequest));
             if received.len() >= expected && !settled {
                 settled = true;
@@ -68,12 +70,15 @@ async fn a_stuck_item_is_asked_for_again_by_one_instance_with_backoff_until_it_r
         settings.rerequest_after_ms = 0;
     })
     .await;
-    let mut kafka = <command_api::Cli as clap::Parser>::try_parse_from(["oms"]).expect("the default settings parse").serve.kafka;
+    let mut kafka =
+        <command_api::Cli as clap::Parser>::try_parse_from(["oms"]).expect("the default settings parse").serve.kafka;
     kafka.brokers = broker();
     kafka.topics.order_events = topic.clone();
     let after = Duration::from_millis(500);
-    let one = Rerequests::new(app.pool.clone(), Arc::new(Orders::new(app.pool.clone())), &kafka, after).expect("re-requests");
-    let other = Rerequests::new(app.pool.clone(), Arc::new(Orders::new(app.pool.clone())), &kafka, after).expect("re-requests");
+    let one =
+        Rerequests::new(app.pool.clone(), Arc::new(Orders::new(app.pool.clone())), &kafka, after).expect("re-requests");
+    let other =
+        Rerequests::new(app.pool.clone(), Arc::new(Orders::new(app.pool.clone())), &kafka, after).expect("re-requests");
 
     let placed = app.post_order(&json!({"userId": "alice", "orderItems": [{"productId": "mug", "quantity": 2}, {"productId": "tea", "quantity": 1}]})).await;
     let order_id = placed.data(StatusCode::CREATED)["orderId"].as_str().expect("an id").to_owned();
@@ -82,14 +87,22 @@ async fn a_stuck_item_is_asked_for_again_by_one_instance_with_backoff_until_it_r
     tokio::time::sleep(after + Duration::from_millis(100)).await;
     let (a, b) = tokio::join!(one.pass(), other.pass());
     assert_eq!(a.expect("a pass") + b.expect("a pass"), 1, "one instance asks, the other finds it claimed");
-    assert_eq!((one.pass().await.expect("a pass"), other.pass().await.expect("a pass")), (0, 0), "backoff: not again at once");
+    assert_eq!(
+        (one.pass().await.expect("a pass"), other.pass().await.expect("a pass")),
+        (0, 0),
+        "backoff: not again at once"
+    );
 
     // The second re-request comes after twice the delay, not before.
     tokio::time::sleep(after + Duration::from_millis(200)).await;
     assert_eq!(one.pass().await.expect("a pass"), 0, "the delay doubled: not yet");
     tokio::time::sleep(after).await;
     assert_eq!(other.pass().await.expect("a pass"), 1, "due again after twice the delay");
-    let attempts: i32 = sqlx::query_scalar("SELECT attempts FROM order_rerequests WHERE order_id = $1::uuid").bind(&order_id).fetch_one(&app.pool).await.expect("a row");
+    let attempts: i32 = sqlx::query_scalar("SELECT attempts FROM order_rerequests WHERE order_id = $1::uuid")
+        .bind(&order_id)
+        .fetch_one(&app.pool)
+        .await
+        .expect("a row");
     assert_eq!(attempts, 2);
 
     let messages = read_topic(&topic, 3).await;
@@ -98,17 +111,23 @@ async fn a_stuck_item_is_asked_for_again_by_one_instance_with_backoff_until_it_r
     assert!(!first_was_rerequest, "the relay's message carries no re-request header");
     for (message, rerequest) in &messages[1..] {
         assert!(rerequest, "a re-request carries the header");
-        assert_eq!(message, original, "a re-request is the relay's message, unchanged (same event id, sequence, payload)");
+        assert_eq!(
+            message, original,
+            "a re-request is the relay's message, unchanged (same event id, sequence, payload)"
+        );
     }
     assert_eq!(original["eventType"], "OrderPlaced");
 
-    let metrics = app.client.get(format!("{}/metrics", app.address)).send().await.expect("metrics").text().await.expect("text");
+    let metrics =
+        app.client.get(format!("{}/metrics", app.address)).send().await.expect("metrics").text().await.expect("text");
     assert!(metrics.lines().any(|l| l.starts_with("rerequests_total") && !l.ends_with(" 0")), "counted: {metrics}");
     let age = metrics.lines().find_map(|l| l.strip_prefix("pending_oldest_age_seconds ")).expect("the gauge");
     assert!(age.parse::<f64>().expect("a number") >= 1.0, "the oldest pending order's age: {age}");
 
     // Once the order is no longer pending, nothing is asked and its backoff is forgotten.
-    let canceled = app.client.put(format!("{}/oms/orders/{order_id}", app.address))
+    let canceled = app
+        .client
+        .put(format!("{}/oms/orders/{order_id}", app.address))
         .json(&json!({"status": "CANCELED"}))
         .send()
         .await
@@ -116,6 +135,7 @@ async fn a_stuck_item_is_asked_for_again_by_one_instance_with_backoff_until_it_r
     assert_eq!(canceled.status(), StatusCode::OK);
     tokio::time::sleep(after * 4).await;
     assert_eq!(one.pass().await.expect("a pass"), 0);
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM order_rerequests").fetch_one(&app.pool).await.expect("count");
+    let rows: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM order_rerequests").fetch_one(&app.pool).await.expect("count");
     assert_eq!(rows, 0, "the resolved order's backoff is forgotten");
 }

@@ -81,7 +81,13 @@ async fn items_of_a_canceled_order_cannot_change() {
         assert_conflict(&app, &id, json!({"orderItems": items}), &["CANCELED", "can no longer change"]).await;
     }
     // Items and a status together are judged together: the item change refuses both.
-    assert_conflict(&app, &id, json!({"status": "CANCELED", "orderItems": [{"productId": "mug", "quantity": 3}]}), &["CANCELED"]).await;
+    assert_conflict(
+        &app,
+        &id,
+        json!({"status": "CANCELED", "orderItems": [{"productId": "mug", "quantity": 3}]}),
+        &["CANCELED"],
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -33,7 +33,8 @@ async fn adding_an_item_appends_it_pending() {
     let app = spawn_app().await;
     let id = order_id(&app.place_order("alice", &[("mug", 2)]).await);
 
-    let order = update(&app, &id, json!({"orderItems": [{"productId": "plate", "quantity": 6, "status": "PENDING"}]})).await;
+    let order =
+        update(&app, &id, json!({"orderItems": [{"productId": "plate", "quantity": 6, "status": "PENDING"}]})).await;
 
     assert_eq!(order["orderItems"], json!([pending("mug", 2), pending("plate", 6)]));
     assert_eq!(order["version"], 2);
@@ -130,12 +131,14 @@ async fn items_and_cancellation_in_one_update_both_apply() {
     let app = spawn_app().await;
     let id = order_id(&app.place_order("alice", &[("mug", 2)]).await);
 
-    let order = update(&app, &id, json!({"status": "CANCELED", "orderItems": [{"productId": "tea", "quantity": 1}]})).await;
+    let order =
+        update(&app, &id, json!({"status": "CANCELED", "orderItems": [{"productId": "tea", "quantity": 1}]})).await;
 
     assert_eq!(order["status"], "CANCELED");
     assert_eq!(order["orderItems"], json!([canceled_by_customer("mug", 2), canceled_by_customer("tea", 1)]));
     let history = app.events(&id).await.data(StatusCode::OK).clone();
-    let types: Vec<&str> = history.as_array().expect("array").iter().map(|e| e["eventType"].as_str().expect("type")).collect();
+    let types: Vec<&str> =
+        history.as_array().expect("array").iter().map(|e| e["eventType"].as_str().expect("type")).collect();
     assert_eq!(types, ["OrderPlaced", "OrderItemsChanged", "OrderCanceled"]);
     assert_eq!(order["version"], 3);
 }

@@ -73,10 +73,22 @@ async fn an_order_placed_as_1_0_is_served_changed_and_canceled() {
 
     let order = served(&app, &id).await;
     assert_eq!(order["orderItems"], json!([pending("mug", 2)]), "{order}");
-    assert_eq!((order["userId"].as_str(), order["status"].as_str(), order["version"].as_u64()), (Some("alice"), Some("PENDING"), Some(1)), "{order}");
-    assert_eq!(instant(order["createdAt"].as_str().expect("createdAt")), "2024-05-01T10:00:00Z", "created when the old release placed it");
+    assert_eq!(
+        (order["userId"].as_str(), order["status"].as_str(), order["version"].as_u64()),
+        (Some("alice"), Some("PENDING"), Some(1)),
+        "{order}"
+    );
+    assert_eq!(
+        instant(order["createdAt"].as_str().expect("createdAt")),
+        "2024-05-01T10:00:00Z",
+        "created when the old release placed it"
+    );
 
-    let changed = app.put_order(&id, &json!({"orderItems": [{"productId": "tea", "quantity": 3}]})).await.data(StatusCode::OK).clone();
+    let changed = app
+        .put_order(&id, &json!({"orderItems": [{"productId": "tea", "quantity": 3}]}))
+        .await
+        .data(StatusCode::OK)
+        .clone();
     assert_eq!(changed["orderItems"], json!([pending("mug", 2), pending("tea", 3)]), "{changed}");
     assert_eq!(changed["version"], 2);
     let canceled = app.put_order(&id, &json!({"status": "CANCELED"})).await.data(StatusCode::OK).clone();
@@ -85,10 +97,21 @@ async fn an_order_placed_as_1_0_is_served_changed_and_canceled() {
     assert_eq!(app.get_order(&id).await.data(StatusCode::OK), &canceled, "GET reads the writes");
 
     let history = app.assert_history_explains_order(&id).await;
-    let versions: Vec<(&str, &str)> = history.iter().map(|e| (e["eventType"].as_str().expect("type"), e["eventVersion"].as_str().expect("version"))).collect();
-    assert_eq!(versions, [("OrderPlaced", "1.0"), ("OrderItemsChanged", "1.0"), ("OrderCanceled", "1.0")], "history shows each event as stored");
+    let versions: Vec<(&str, &str)> = history
+        .iter()
+        .map(|e| (e["eventType"].as_str().expect("type"), e["eventVersion"].as_str().expect("version")))
+        .collect();
+    assert_eq!(
+        versions,
+        [("OrderPlaced", "1.0"), ("OrderItemsChanged", "1.0"), ("OrderCanceled", "1.0")],
+        "history shows each event as stored"
+    );
     assert_eq!(history[0]["payload"], order_placed_1_0()["OrderPlaced"], "the 1.0 payload as stored, not upcast");
-    assert_eq!(stored_placement(&app, &id).await, ("1.0".to_owned(), order_placed_1_0()), "the stored event is never rewritten");
+    assert_eq!(
+        stored_placement(&app, &id).await,
+        ("1.0".to_owned(), order_placed_1_0()),
+        "the stored event is never rewritten"
+    );
 
     let verified = oms(&app, &["rebuild", "--verify"]);
     assert!(verified.status.success(), "a fresh fold of the 1.0 history equals the served order: {verified:?}");
@@ -119,16 +142,26 @@ async fn a_retry_under_the_key_of_an_order_placed_as_1_0_answers_that_order_and_
 async fn placing_with_an_idempotency_key_records_it_in_order_placed_2_0() {
     let app = spawn_app().await;
     let body = json!({"userId": "alice", "orderItems": [{"productId": "mug", "quantity": 2}]});
-    let with_key = app.post_order_with(&body, &[("idempotency-key", "checkout-42")]).await.data(StatusCode::CREATED).clone();
+    let with_key =
+        app.post_order_with(&body, &[("idempotency-key", "checkout-42")]).await.data(StatusCode::CREATED).clone();
     let without_key = app.post_order(&body).await.data(StatusCode::CREATED).clone();
 
-    for (label, order, key) in [("with the header", &with_key, json!("checkout-42")), ("without it", &without_key, Value::Null)] {
+    for (label, order, key) in
+        [("with the header", &with_key, json!("checkout-42")), ("without it", &without_key, Value::Null)]
+    {
         let id = order_id(order);
         let (version, payload) = stored_placement(&app, &id).await;
         assert_eq!(version, "2.0", "[{label}] placed now, stored as 2.0");
-        assert_eq!(payload["OrderPlaced"]["idempotencyKey"], key, "[{label}] the stored event records the key: {payload}");
+        assert_eq!(
+            payload["OrderPlaced"]["idempotencyKey"], key,
+            "[{label}] the stored event records the key: {payload}"
+        );
         let history = app.assert_history_explains_order(&id).await;
-        assert_eq!((history[0]["eventVersion"].as_str(), &history[0]["payload"]["idempotencyKey"]), (Some("2.0"), &key), "[{label}] {history:?}");
+        assert_eq!(
+            (history[0]["eventVersion"].as_str(), &history[0]["payload"]["idempotencyKey"]),
+            (Some("2.0"), &key),
+            "[{label}] {history:?}"
+        );
         assert_eq!(
             object_keys(order),
             ["createdAt", "orderId", "orderItems", "status", "updatedAt", "userId", "version"],

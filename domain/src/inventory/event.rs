@@ -123,10 +123,15 @@ impl ProductEvent {
     /// The order whose reservation (and announcement) folding this event changes, if any.
     pub fn order_id(&self) -> Option<OrderId> {
         match self {
-            Self::StockReserved { order_id, .. } | Self::ReservationReduced { order_id, .. } | Self::ReservationRejected { order_id, .. } | Self::StockReleased { order_id, .. } => {
-                Some(*order_id)
-            }
-            Self::ProductAdded { .. } | Self::StockRestocked { .. } | Self::LowStockReached { .. } | Self::OutOfStock | Self::BackInStock { .. } => None,
+            Self::StockReserved { order_id, .. }
+            | Self::ReservationReduced { order_id, .. }
+            | Self::ReservationRejected { order_id, .. }
+            | Self::StockReleased { order_id, .. } => Some(*order_id),
+            Self::ProductAdded { .. }
+            | Self::StockRestocked { .. }
+            | Self::LowStockReached { .. }
+            | Self::OutOfStock
+            | Self::BackInStock { .. } => None,
         }
     }
 }

@@ -217,7 +217,9 @@ impl Product {
             // Reservations and releases are answered even for a product that does not
             // exist (yet): the request is recorded in its stream, so that a redelivery
             // after the product is added cannot reserve for an item already rejected.
-            ProductCommand::ReserveStock { order_id, quantity, revision } => self.decide_reservation(order_id, quantity, revision),
+            ProductCommand::ReserveStock { order_id, quantity, revision } => {
+                self.decide_reservation(order_id, quantity, revision)
+            }
             ProductCommand::ReleaseStock { order_id, revision } => {
                 let held = self.reservation(&order_id);
                 if held.revision >= revision {
@@ -245,8 +247,12 @@ impl Product {
         if wanted_units <= held.quantity {
             let released = held.quantity - wanted_units;
             return match Quantity::new(released.into()) {
-                Ok(quantity) => vec![ProductEvent::ReservationReduced { order_id, quantity, reserved_for_order: wanted, revision }],
-                Err(_) => vec![ProductEvent::StockReserved { order_id, quantity: 0, reserved_for_order: wanted, revision }],
+                Ok(quantity) => {
+                    vec![ProductEvent::ReservationReduced { order_id, quantity, reserved_for_order: wanted, revision }]
+                }
+                Err(_) => {
+                    vec![ProductEvent::StockReserved { order_id, quantity: 0, reserved_for_order: wanted, revision }]
+                }
             };
         }
         if !self.exists() {
@@ -260,7 +266,12 @@ impl Product {
         }
         let missing = wanted_units - held.quantity;
         if u64::from(missing) <= self.available() {
-            return vec![ProductEvent::StockReserved { order_id, quantity: missing, reserved_for_order: wanted, revision }];
+            return vec![ProductEvent::StockReserved {
+                order_id,
+                quantity: missing,
+                reserved_for_order: wanted,
+                revision,
+            }];
         }
         // All or nothing per item: a canceled item must hold nothing, so what it held
         // before the bigger request is released too.
@@ -292,7 +303,9 @@ impl Product {
         match (before, after.status()) {
             (b, StockStatus::OutOfStock) if b != StockStatus::OutOfStock => events.push(ProductEvent::OutOfStock),
             (StockStatus::InStock, StockStatus::LowStock) => events.push(ProductEvent::LowStockReached { available }),
-            (StockStatus::OutOfStock, s) if s != StockStatus::OutOfStock => events.push(ProductEvent::BackInStock { available }),
+            (StockStatus::OutOfStock, s) if s != StockStatus::OutOfStock => {
+                events.push(ProductEvent::BackInStock { available })
+            }
             _ => {}
         }
         events
@@ -336,7 +349,10 @@ impl Aggregate for Product {
                 }
                 self.reservations.insert(order_id, Reservation { quantity: 0, revision });
             }
-            ProductEvent::StockRestocked { .. } | ProductEvent::LowStockReached { .. } | ProductEvent::OutOfStock | ProductEvent::BackInStock { .. } => {}
+            ProductEvent::StockRestocked { .. }
+            | ProductEvent::LowStockReached { .. }
+            | ProductEvent::OutOfStock
+            | ProductEvent::BackInStock { .. } => {}
         }
     }
 }

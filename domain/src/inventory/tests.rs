@@ -40,11 +40,22 @@ fn reserved(order_id: OrderId, quantity: u32, for_order: u32, revision: u64) -> 
 }
 
 fn reduced(order_id: OrderId, quantity: u32, for_order: u32, revision: u64) -> ProductEvent {
-    ProductEvent::ReservationReduced { order_id, quantity: units(quantity), reserved_for_order: units(for_order), revision }
+    ProductEvent::ReservationReduced {
+        order_id,
+        quantity: units(quantity),
+        reserved_for_order: units(for_order),
+        revision,
+    }
 }
 
 fn rejected(order_id: OrderId, requested: u32, available: u64, revision: u64) -> ProductEvent {
-    ProductEvent::ReservationRejected { order_id, requested: units(requested), available, revision, reason: RejectionReason::InsufficientStock }
+    ProductEvent::ReservationRejected {
+        order_id,
+        requested: units(requested),
+        available,
+        revision,
+        reason: RejectionReason::InsufficientStock,
+    }
 }
 
 fn released(order_id: OrderId, quantity: u32, revision: u64) -> ProductEvent {
@@ -134,7 +145,11 @@ fn reserving_a_product_never_added_is_rejected_as_unknown_and_remembered() {
         revision: 1,
         reason: RejectionReason::UnknownProduct,
     };
-    assert_eq!(given(vec![]).when(reserve(order(1), 2, 1)), Ok(vec![unknown.clone()]), "no alert for an unknown product");
+    assert_eq!(
+        given(vec![]).when(reserve(order(1), 2, 1)),
+        Ok(vec![unknown.clone()]),
+        "no alert for an unknown product"
+    );
     // Added later, a redelivery of the same request still decides nothing: the item
     // was already rejected and must not hold stock.
     assert_eq!(given(vec![unknown.clone(), added(10, 0)]).when(reserve(order(1), 2, 1)), Ok(vec![]));
@@ -201,7 +216,11 @@ fn reserving_the_same_revision_twice_decides_nothing() {
 fn a_reservation_with_an_older_revision_decides_nothing() {
     let history = vec![ten_mugs(), reserved(order(1), 3, 3, 1), reserved(order(1), 2, 5, 4)];
     for (quantity, revision) in [(3, 1), (9, 2), (1, 3)] {
-        assert_eq!(given(history.clone()).when(reserve(order(1), quantity, revision)), Ok(vec![]), "revision {revision}");
+        assert_eq!(
+            given(history.clone()).when(reserve(order(1), quantity, revision)),
+            Ok(vec![]),
+            "revision {revision}"
+        );
     }
 }
 
@@ -395,10 +414,7 @@ fn a_product_added_with_no_stock_announces_out_of_stock() {
 
 #[test]
 fn a_product_added_with_low_stock_announces_low_stock() {
-    assert_eq!(
-        given(vec![]).when(add(2, 2)),
-        Ok(vec![added(2, 2), ProductEvent::LowStockReached { available: 2 }])
-    );
+    assert_eq!(given(vec![]).when(add(2, 2)), Ok(vec![added(2, 2), ProductEvent::LowStockReached { available: 2 }]));
     assert_eq!(given(vec![]).when(add(3, 2)), Ok(vec![added(3, 2)]));
 }
 
@@ -409,7 +425,13 @@ fn a_product_with_a_zero_threshold_is_never_low() {
 
 #[test]
 fn stock_status_follows_what_is_available() {
-    let table = [(0, 2, StockStatus::OutOfStock), (1, 2, StockStatus::LowStock), (2, 2, StockStatus::LowStock), (3, 2, StockStatus::InStock), (1, 0, StockStatus::InStock)];
+    let table = [
+        (0, 2, StockStatus::OutOfStock),
+        (1, 2, StockStatus::LowStock),
+        (2, 2, StockStatus::LowStock),
+        (3, 2, StockStatus::InStock),
+        (1, 0, StockStatus::InStock),
+    ];
     for (available, threshold, expected) in table {
         assert_eq!(StockStatus::of(available, threshold), expected, "{available} available, low at {threshold}");
     }
@@ -542,7 +564,8 @@ fn a_stored_event_with_an_invalid_value_does_not_deserialize() {
 
 #[test]
 fn a_product_snapshot_survives_a_json_round_trip() {
-    let product = fold(vec![ten_mugs(), reserved(order(1), 3, 3, 1), reserved(order(2), 2, 2, 4), released(order(1), 3, 5)]);
+    let product =
+        fold(vec![ten_mugs(), reserved(order(1), 3, 3, 1), reserved(order(2), 2, 2, 4), released(order(1), 3, 5)]);
     let back: Product = serde_json::from_str(&serde_json::to_string(&product).unwrap()).unwrap();
     assert_eq!(back, product);
 }
@@ -553,11 +576,21 @@ const ORDERS: u128 = 4;
 
 #[derive(Debug, Clone)]
 enum Step {
-    Add { stock: u32, threshold: u32 },
+    Add {
+        stock: u32,
+        threshold: u32,
+    },
     Restock(u32),
     /// `revision_step` moves the order's revision: negative or zero replays an old one.
-    Reserve { order: u128, quantity: u32, revision_step: i8 },
-    Release { order: u128, revision_step: i8 },
+    Reserve {
+        order: u128,
+        quantity: u32,
+        revision_step: i8,
+    },
+    Release {
+        order: u128,
+        revision_step: i8,
+    },
 }
 
 fn a_revision_step() -> impl Strategy<Value = i8> {
@@ -600,7 +633,9 @@ impl Step {
         match *self {
             Self::Add { stock, threshold } => add(stock, threshold),
             Self::Restock(n) => restock(n),
-            Self::Reserve { order: n, quantity, revision_step } => reserve(order(n), quantity, revisions.next(n, revision_step)),
+            Self::Reserve { order: n, quantity, revision_step } => {
+                reserve(order(n), quantity, revisions.next(n, revision_step))
+            }
             Self::Release { order: n, revision_step } => release(order(n), revisions.next(n, revision_step)),
         }
     }
@@ -768,7 +803,8 @@ proptest! {
 
 #[test]
 fn forgetting_the_orders_keeps_the_stock_and_remembering_one_puts_back_exactly_its_entry() {
-    let full = fold(vec![ten_mugs(), reserved(order(1), 3, 3, 1), rejected(order(2), 20, 7, 1), released(order(3), 0, 2)]);
+    let full =
+        fold(vec![ten_mugs(), reserved(order(1), 3, 3, 1), rejected(order(2), 20, 7, 1), released(order(3), 0, 2)]);
     let mut bounded = full.clone();
     bounded.forget_orders();
     assert_eq!((bounded.orders_held(), bounded.version(), bounded.available(), bounded.reserved()), (0, 4, 7, 3));
@@ -778,7 +814,10 @@ fn forgetting_the_orders_keeps_the_stock_and_remembering_one_puts_back_exactly_i
         assert_eq!(bounded.order_entry(&order(n)), full.order_entry(&order(n)), "order {n}");
     }
     assert_eq!(bounded, full);
-    assert_eq!(full.order_entry(&order(3)), OrderEntry { reservation: Reservation { quantity: 0, revision: 2 }, announcement: None });
+    assert_eq!(
+        full.order_entry(&order(3)),
+        OrderEntry { reservation: Reservation { quantity: 0, revision: 2 }, announcement: None }
+    );
 }
 
 // ----- announcements (for re-announcing a decided outcome) ----------------------------
@@ -788,7 +827,10 @@ fn the_event_that_announced_an_orders_outcome_is_remembered_until_a_release_deci
     // Sequences: 1 added, 2 reserved for order 1, 3 rejected for order 2.
     let history = vec![ten_mugs(), reserved(order(1), 3, 3, 1), rejected(order(2), 20, 7, 1)];
     let product = fold(history.clone());
-    assert_eq!((product.announcement(&order(1)), product.announcement(&order(2)), product.announcement(&order(3))), (Some(2), Some(3), None));
+    assert_eq!(
+        (product.announcement(&order(1)), product.announcement(&order(2)), product.announcement(&order(3))),
+        (Some(2), Some(3), None)
+    );
 
     // A bigger request rejected, with what the order held released in the same decision:
     // the rejection (sequence 4) is the announcement.

@@ -24,10 +24,7 @@ fn alice() -> UserId {
 }
 
 fn lines(items: &[(&str, u32)]) -> Vec<OrderLine> {
-    items
-        .iter()
-        .map(|(id, n)| OrderLine { product_id: product(id), quantity: units(*n) })
-        .collect()
+    items.iter().map(|(id, n)| OrderLine { product_id: product(id), quantity: units(*n) }).collect()
 }
 
 fn placed(items: &[(&str, u32)]) -> OrderEvent {
@@ -72,7 +69,11 @@ fn place_for(user_id: UserId, items: &[(&str, u32)]) -> OrderCommand {
 }
 
 fn place_with_key(items: &[(&str, u32)], key: &str) -> OrderCommand {
-    OrderCommand::PlaceOrder(PlaceOrder { user_id: alice(), items: lines(items), idempotency_key: Some(key.to_owned()) })
+    OrderCommand::PlaceOrder(PlaceOrder {
+        user_id: alice(),
+        items: lines(items),
+        idempotency_key: Some(key.to_owned()),
+    })
 }
 
 fn update(items: Vec<ItemUpdate>, status: Option<TargetStatus>) -> OrderCommand {
@@ -187,8 +188,20 @@ fn a_placed_order_is_pending_with_every_item_pending_at_revision_one() {
     assert_eq!(
         order.items(),
         [
-            OrderItem { product_id: product("mug"), quantity: units(2), status: ItemStatus::Pending, reason: None, revision: 1 },
-            OrderItem { product_id: product("tea"), quantity: units(1), status: ItemStatus::Pending, reason: None, revision: 1 },
+            OrderItem {
+                product_id: product("mug"),
+                quantity: units(2),
+                status: ItemStatus::Pending,
+                reason: None,
+                revision: 1
+            },
+            OrderItem {
+                product_id: product("tea"),
+                quantity: units(1),
+                status: ItemStatus::Pending,
+                reason: None,
+                revision: 1
+            },
         ]
     );
 }
@@ -260,7 +273,10 @@ fn retrying_with_its_key_a_placement_stored_before_keys_were_recorded_decides_no
     // key); the client retries under k after the upgrade: same order id, same request.
     let stored_as_1_0 = mug_and_tea();
     assert_eq!(given(vec![stored_as_1_0.clone()]).when(place_with_key(&[("mug", 2), ("tea", 1)], "k")), Ok(vec![]));
-    assert_eq!(given(vec![stored_as_1_0]).when(place_with_key(&[("mug", 3), ("tea", 1)], "k")), Err(OrderError::PlacedWithOtherContent));
+    assert_eq!(
+        given(vec![stored_as_1_0]).when(place_with_key(&[("mug", 3), ("tea", 1)], "k")),
+        Err(OrderError::PlacedWithOtherContent)
+    );
 }
 
 #[test]
@@ -308,11 +324,7 @@ fn every_status_transition_is_allowed_or_refused_as_the_lifecycle_says() {
             let case = format!("{label} -> {to}");
             match expect {
                 Moves => {
-                    let event = if target == Canceled {
-                        canceled(&["mug", "tea"])
-                    } else {
-                        status_changed(target)
-                    };
+                    let event = if target == Canceled { canceled(&["mug", "tea"]) } else { status_changed(target) };
                     assert_eq!(decided, Ok(vec![event.clone()]), "{case}");
                     let mut after = before.clone();
                     after.apply(event);
@@ -361,10 +373,8 @@ fn canceling_twice_is_a_no_op() {
 
 #[test]
 fn canceling_an_order_lists_every_product_for_release_even_items_already_canceled() {
-    let history = vec![
-        mug_and_tea(),
-        items_changed(&[("tea", 1, ItemStatus::Canceled), ("cup", 4, ItemStatus::Pending)]),
-    ];
+    let history =
+        vec![mug_and_tea(), items_changed(&[("tea", 1, ItemStatus::Canceled), ("cup", 4, ItemStatus::Pending)])];
     assert_eq!(given(history).when(update_status(TargetStatus::Canceled)), Ok(vec![canceled(&["mug", "tea", "cup"])]));
 }
 
@@ -378,7 +388,8 @@ fn order_canceled_cancels_every_item_and_keeps_earlier_rejection_reasons() {
     ]);
 
     assert_eq!(order.status(), OrderStatus::Canceled);
-    let states: Vec<_> = order.items().iter().map(|item| (item.product_id.as_str(), item.status, item.reason, item.revision)).collect();
+    let states: Vec<_> =
+        order.items().iter().map(|item| (item.product_id.as_str(), item.status, item.reason, item.revision)).collect();
     assert_eq!(
         states,
         [
@@ -462,7 +473,13 @@ fn a_changed_item_gets_the_revision_of_the_change() {
 
     assert_eq!(
         item(&order, "mug"),
-        &OrderItem { product_id: product("mug"), quantity: units(5), status: ItemStatus::Pending, reason: None, revision: 4 }
+        &OrderItem {
+            product_id: product("mug"),
+            quantity: units(5),
+            status: ItemStatus::Pending,
+            reason: None,
+            revision: 4
+        }
     );
     assert_eq!(item(&order, "tea").revision, 1, "an unchanged item keeps its revision");
 }
@@ -681,7 +698,11 @@ fn an_outcome_for_a_superseded_revision_decides_nothing() {
 fn an_outcome_after_the_order_was_canceled_decides_nothing() {
     let history = vec![mug_and_tea(), canceled(&["mug", "tea"])];
     for revision in [1, 2] {
-        assert_eq!(given(history.clone()).when(record("mug", revision, ItemOutcome::Executed)), Ok(vec![]), "revision {revision}");
+        assert_eq!(
+            given(history.clone()).when(record("mug", revision, ItemOutcome::Executed)),
+            Ok(vec![]),
+            "revision {revision}"
+        );
     }
 }
 
@@ -719,7 +740,10 @@ fn handle_records_exactly_what_decide_returned() {
     TestFramework::<Order>::with(())
         .given(all_executed())
         .when(update(vec![cancel_item("tea")], Some(TargetStatus::Paid)))
-        .then_expect_events(vec![items_changed(&[("tea", 1, ItemStatus::Canceled)]), status_changed(TargetStatus::Paid)]);
+        .then_expect_events(vec![
+            items_changed(&[("tea", 1, ItemStatus::Canceled)]),
+            status_changed(TargetStatus::Paid),
+        ]);
 }
 
 // ----- wire form ------------------------------------------------------------------
@@ -821,11 +845,20 @@ fn a_stored_event_with_an_invalid_value_does_not_deserialize() {
 // ----- versions -------------------------------------------------------------------
 
 /// What a release before OrderPlaced 2.0 stored: no `idempotencyKey`.
-const ORDER_PLACED_1_0: &str = r#"{"OrderPlaced":{"userId":"alice","items":[{"productId":"mug","quantity":2},{"productId":"tea","quantity":1}]}}"#;
+const ORDER_PLACED_1_0: &str =
+    r#"{"OrderPlaced":{"userId":"alice","items":[{"productId":"mug","quantity":2},{"productId":"tea","quantity":1}]}}"#;
 
 fn stored(event_type: &str, event_version: &str, payload: &str) -> SerializedEvent {
     let payload = serde_json::from_str(payload).unwrap();
-    SerializedEvent::new("o-1".into(), 1, "Order".into(), event_type.into(), event_version.into(), payload, serde_json::json!({}))
+    SerializedEvent::new(
+        "o-1".into(),
+        1,
+        "Order".into(),
+        event_type.into(),
+        event_version.into(),
+        payload,
+        serde_json::json!({}),
+    )
 }
 
 /// As the event store reads: every upcaster that applies, in order.
@@ -837,7 +870,8 @@ fn upcast(event: SerializedEvent) -> SerializedEvent {
 
 #[test]
 fn only_order_placed_is_at_version_2_0() {
-    let versions: Vec<(String, String)> = one_of_each_event().iter().map(|e| (e.event_type(), e.event_version())).collect();
+    let versions: Vec<(String, String)> =
+        one_of_each_event().iter().map(|e| (e.event_type(), e.event_version())).collect();
     let expected = [
         ("OrderPlaced", "2.0"),
         ("OrderItemsChanged", "1.0"),
@@ -876,7 +910,15 @@ fn events_at_their_current_version_are_not_upcast() {
         for upcaster in upcasters() {
             assert!(!upcaster.can_upcast(&event.event_type(), &event.event_version()), "{payload}");
         }
-        let serialized = SerializedEvent::new("o-1".into(), 1, "Order".into(), event.event_type(), event.event_version(), payload.clone(), serde_json::json!({}));
+        let serialized = SerializedEvent::new(
+            "o-1".into(),
+            1,
+            "Order".into(),
+            event.event_type(),
+            event.event_version(),
+            payload.clone(),
+            serde_json::json!({}),
+        );
         assert_eq!(upcast(serialized).payload, payload);
     }
 }
@@ -903,7 +945,8 @@ fn a_received_order_placed_reads_the_same_at_1_0_and_at_2_0() {
 
 #[test]
 fn a_received_event_of_a_version_this_code_does_not_know_is_refused() {
-    let placed_2_0 = serde_json::json!({"userId": "alice", "items": [{"productId": "mug", "quantity": 2}], "idempotencyKey": null});
+    let placed_2_0 =
+        serde_json::json!({"userId": "alice", "items": [{"productId": "mug", "quantity": 2}], "idempotencyKey": null});
     let cases = [
         ("a newer OrderPlaced, even with fields that fit", "OrderPlaced", "3.0", placed_2_0.clone()),
         ("OrderPlaced 2.1", "OrderPlaced", "2.1", placed_2_0),
@@ -913,7 +956,10 @@ fn a_received_event_of_a_version_this_code_does_not_know_is_refused() {
     for (label, event_type, event_version, fields) in cases {
         assert_eq!(
             decode_event(event_type, event_version, fields),
-            Err(UnreadableEvent::UnsupportedVersion { event_type: event_type.into(), event_version: event_version.into() }),
+            Err(UnreadableEvent::UnsupportedVersion {
+                event_type: event_type.into(),
+                event_version: event_version.into()
+            }),
             "{label}"
         );
     }
@@ -923,15 +969,28 @@ fn a_received_event_of_a_version_this_code_does_not_know_is_refused() {
 fn a_received_event_that_does_not_fit_its_type_is_malformed_and_says_so() {
     let cases = [
         ("an unknown type", "OrderTeleported", "1.0", serde_json::json!({"to": "mars"})),
-        ("a 1.0 placement with a zero quantity", "OrderPlaced", "1.0", serde_json::json!({"userId": "alice", "items": [{"productId": "mug", "quantity": 0}]})),
-        ("a 2.0 placement without its key", "OrderPlaced", "2.0", serde_json::json!({"userId": "alice", "items": [{"productId": "mug", "quantity": 1}]})),
+        (
+            "a 1.0 placement with a zero quantity",
+            "OrderPlaced",
+            "1.0",
+            serde_json::json!({"userId": "alice", "items": [{"productId": "mug", "quantity": 0}]}),
+        ),
+        (
+            "a 2.0 placement without its key",
+            "OrderPlaced",
+            "2.0",
+            serde_json::json!({"userId": "alice", "items": [{"productId": "mug", "quantity": 1}]}),
+        ),
         ("a newer placement with other fields", "OrderPlaced", "3.0", serde_json::json!({"customer": "alice"})),
     ];
     for (label, event_type, event_version, fields) in cases {
         let error = decode_event(event_type, event_version, fields).unwrap_err();
         assert!(matches!(error, UnreadableEvent::Malformed { .. }), "[{label}] {error:?}");
         let message = error.to_string();
-        assert!(message.contains(event_type) && message.contains(event_version), "[{label}] the message names type and version: {message}");
+        assert!(
+            message.contains(event_type) && message.contains(event_version),
+            "[{label}] the message names type and version: {message}"
+        );
     }
 }
 
@@ -952,7 +1011,10 @@ fn statuses_cross_the_wire_under_their_display_names() {
     let items = [ItemStatus::Pending, ItemStatus::Executed, ItemStatus::Canceled];
     assert_eq!(serde_json::to_string(&items).unwrap(), r#"["PENDING","EXECUTED","CANCELED"]"#);
     let reasons = [CancelReason::InsufficientStock, CancelReason::UnknownProduct, CancelReason::CanceledByCustomer];
-    assert_eq!(serde_json::to_string(&reasons).unwrap(), r#"["INSUFFICIENT_STOCK","UNKNOWN_PRODUCT","CANCELED_BY_CUSTOMER"]"#);
+    assert_eq!(
+        serde_json::to_string(&reasons).unwrap(),
+        r#"["INSUFFICIENT_STOCK","UNKNOWN_PRODUCT","CANCELED_BY_CUSTOMER"]"#
+    );
 }
 
 #[test]
@@ -1043,7 +1105,8 @@ fn assert_event_allowed(before: &Order, event: &OrderEvent, left_open: bool) {
     match event {
         OrderEvent::OrderPlaced { .. } => panic!("placed twice"),
         OrderEvent::OrderItemsChanged { .. } => assert!(!left_open, "items changed after {from}"),
-        OrderEvent::ItemExecuted { product_id, revision, .. } | OrderEvent::ItemRejected { product_id, revision, .. } => {
+        OrderEvent::ItemExecuted { product_id, revision, .. }
+        | OrderEvent::ItemRejected { product_id, revision, .. } => {
             assert!(!left_open, "outcome recorded after {from}");
             let item = before.items().iter().find(|item| &item.product_id == product_id).unwrap();
             assert_eq!(item.status, ItemStatus::Pending, "outcome for a resolved item");
@@ -1051,7 +1114,9 @@ fn assert_event_allowed(before: &Order, event: &OrderEvent, left_open: bool) {
         }
         OrderEvent::OrderStatusChanged { status } => {
             let allowed = match status {
-                TargetStatus::Paid => !left_open && matches!(from, OrderStatus::Executed | OrderStatus::PartiallyExecuted),
+                TargetStatus::Paid => {
+                    !left_open && matches!(from, OrderStatus::Executed | OrderStatus::PartiallyExecuted)
+                }
                 TargetStatus::Shipped => from == OrderStatus::Paid,
                 TargetStatus::Delivered => from == OrderStatus::Shipped,
                 TargetStatus::Canceled => false,

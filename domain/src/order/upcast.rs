@@ -83,7 +83,10 @@ pub fn decode_event(event_type: &str, event_version: &str, fields: Value) -> Res
         reason: e.to_string(),
     })?;
     if !same_version(&current.event_version, &event.event_version()) {
-        return Err(UnreadableEvent::UnsupportedVersion { event_type: event_type.to_owned(), event_version: event_version.to_owned() });
+        return Err(UnreadableEvent::UnsupportedVersion {
+            event_type: event_type.to_owned(),
+            event_version: event_version.to_owned(),
+        });
     }
     Ok(event)
 }

@@ -31,7 +31,8 @@ pub struct AddProductRequest {
 
 impl AddProductRequest {
     pub fn into_command(self) -> (ProductId, AddProduct) {
-        let add = AddProduct { name: self.name, initial_stock: self.quantity, low_stock_threshold: self.low_stock_threshold };
+        let add =
+            AddProduct { name: self.name, initial_stock: self.quantity, low_stock_threshold: self.low_stock_threshold };
         (self.product_id, add)
     }
 }
@@ -81,10 +82,9 @@ impl ListProductsQuery {
         let cursor = self
             .cursor
             .map(|text| {
-                Cursor::decode(&text)
-                    .ok()
-                    .filter(|c| ProductId::parse(c.position()).is_ok())
-                    .ok_or_else(|| ApiError::Invalid("cursor is not valid: pass the nextCursor of a previous page".to_owned()))
+                Cursor::decode(&text).ok().filter(|c| ProductId::parse(c.position()).is_ok()).ok_or_else(|| {
+                    ApiError::Invalid("cursor is not valid: pass the nextCursor of a previous page".to_owned())
+                })
             })
             .transpose()?;
         Ok((limit, cursor))

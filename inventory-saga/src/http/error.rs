@@ -30,7 +30,9 @@ impl ApiError {
     /// product itself that is missing or taken.
     pub fn about(product_id: &domain::ProductId, error: ProductsError) -> Self {
         match error {
-            ProductsError::NotFound | ProductsError::Rejected(ProductError::NotFound) => Self::ProductNotFound(product_id.to_string()),
+            ProductsError::NotFound | ProductsError::Rejected(ProductError::NotFound) => {
+                Self::ProductNotFound(product_id.to_string())
+            }
             ProductsError::Rejected(ProductError::AlreadyExists) => Self::ProductExists(product_id.to_string()),
             other => Self::Products(other),
         }

@@ -39,7 +39,11 @@ fn product_id(ApiPath(raw): ApiPath) -> std::result::Result<ProductId, ApiError>
         (status = 422, description = "A value breaks a rule: a bad id or name, a negative quantity.", body = Failure,
             example = json!(failure("productId: must be at most 64 characters long"))),
     ))]
-pub async fn add(State(products): State<Arc<Products>>, context: RequestContext, ApiJson(request): ApiJson<AddProductRequest>) -> Result<ProductView> {
+pub async fn add(
+    State(products): State<Arc<Products>>,
+    context: RequestContext,
+    ApiJson(request): ApiJson<AddProductRequest>,
+) -> Result<ProductView> {
     let (product_id, add) = request.into_command();
     let product = products
         .execute(&product_id, ProductCommand::AddProduct(add), &metadata(&context))
@@ -57,7 +61,11 @@ pub async fn add(State(products): State<Arc<Products>>, context: RequestContext,
         (status = 404, description = "No such product (or it had no such version, or did not exist yet at that time).", body = Failure, example = json!(failure("product 'mug' not found"))),
         (status = 422, description = "`asOf` is neither a version nor an RFC 3339 time.", body = Failure, example = json!(failure("invalid query parameter 'asOf': versions start at 1"))),
     ))]
-pub async fn get(State(products): State<Arc<Products>>, path: ApiPath, ApiQuery(query): ApiQuery<GetProductQuery>) -> Result<ProductView> {
+pub async fn get(
+    State(products): State<Arc<Products>>,
+    path: ApiPath,
+    ApiQuery(query): ApiQuery<GetProductQuery>,
+) -> Result<ProductView> {
     let product_id = product_id(path)?;
     let product = match query.as_of {
         Some(as_of) => products.as_of(&product_id, as_of).await,
@@ -100,7 +108,10 @@ pub async fn restock(
         (status = 422, description = "A parameter does not fit: a bad limit, or a cursor this service did not give.", body = Failure,
             example = json!(failure("limit must be from 1 to 100, got 0"))),
     ))]
-pub async fn list(State(products): State<Arc<Products>>, ApiQuery(query): ApiQuery<ListProductsQuery>) -> Result<Page<ProductView>> {
+pub async fn list(
+    State(products): State<Arc<Products>>,
+    ApiQuery(query): ApiQuery<ListProductsQuery>,
+) -> Result<Page<ProductView>> {
     let (limit, cursor) = query.into_parts()?;
     Ok(ApiResponse::ok(products.list(limit, cursor.as_ref()).await?))
 }

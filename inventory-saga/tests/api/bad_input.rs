@@ -23,7 +23,14 @@ struct Case {
 }
 
 impl Case {
-    fn new(label: &'static str, method: Method, path: &str, body: Body, status: StatusCode, fragment: &'static str) -> Self {
+    fn new(
+        label: &'static str,
+        method: Method,
+        path: &str,
+        body: Body,
+        status: StatusCode,
+        fragment: &'static str,
+    ) -> Self {
         Self { label, method, path: path.to_owned(), headers: &[], body, status, fragment }
     }
 
@@ -206,7 +213,8 @@ async fn a_positional_array_instead_of_an_object_is_refused_and_stores_nothing()
     let app = spawn_app().await;
     app.given_product("p-1", 10, 2).await;
     let events_before = app.count_events().await;
-    let cases = [("positional product", PRODUCTS, json!(["p-2", "Cup", 5, 1])), ("positional restock", RESTOCK, json!([5]))];
+    let cases =
+        [("positional product", PRODUCTS, json!(["p-2", "Cup", 5, 1])), ("positional restock", RESTOCK, json!([5]))];
 
     for (label, path, body) in cases {
         let answer = app.send(Method::POST, path, &[], Body::Json(body)).await;

@@ -120,7 +120,8 @@ async fn thirty_sequential_restocks_agree_with_history() {
 async fn adding_the_same_product_concurrently_creates_it_once() {
     let app = spawn_app().await;
 
-    let bodies: Vec<_> = (0..10).map(|i| json!({"productId": "p-1", "name": format!("Mug {i}"), "quantity": i})).collect();
+    let bodies: Vec<_> =
+        (0..10).map(|i| json!({"productId": "p-1", "name": format!("Mug {i}"), "quantity": i})).collect();
     let answers = join_all(bodies.iter().map(|body| app.add_product(body))).await;
 
     let created: Vec<&Answer> = answers.iter().filter(|a| a.status == StatusCode::CREATED).collect();
@@ -131,7 +132,11 @@ async fn adding_the_same_product_concurrently_creates_it_once() {
     let winner = created[0].data(StatusCode::CREATED).clone();
     assert_eq!(*app.get_product("p-1").await.data(StatusCode::OK), winner);
     assert_eq!(event_types(&app.history("p-1").await)[0], "ProductAdded");
-    assert_eq!(app.count_events().await, winner["version"].as_i64().expect("version"), "only the winner's events are stored");
+    assert_eq!(
+        app.count_events().await,
+        winner["version"].as_i64().expect("version"),
+        "only the winner's events are stored"
+    );
 }
 
 #[tokio::test]
@@ -142,9 +147,14 @@ async fn concurrent_restocks_of_different_products_do_not_interfere() {
         app.given_product(id, 50, 5).await;
     }
 
-    let answers = join_all(ids.iter().flat_map(|id| (1..=3).map(move |q| (id, q))).map(|(id, q)| app.restock(id, q))).await;
+    let answers =
+        join_all(ids.iter().flat_map(|id| (1..=3).map(move |q| (id, q))).map(|(id, q)| app.restock(id, q))).await;
 
-    assert!(answers.iter().all(|a| a.status == StatusCode::OK), "{:?}", answers.iter().map(|a| a.status).collect::<Vec<_>>());
+    assert!(
+        answers.iter().all(|a| a.status == StatusCode::OK),
+        "{:?}",
+        answers.iter().map(|a| a.status).collect::<Vec<_>>()
+    );
     for id in &ids {
         let product = app.get_product(id).await.data(StatusCode::OK).clone();
         assert_eq!((product["available"].clone(), product["version"].clone()), (json!(56), json!(4)), "{id}");

@@ -35,16 +35,24 @@ async fn dlq_lists_shows_and_replays_dead_letters_of_the_inventory_schema() {
 
     let listed = inventory(&app, &["dlq", "list", "--json", "--reason", "nul"]).await;
     assert!(listed.status.success(), "{listed:?}");
-    let lines: Vec<Value> = String::from_utf8_lossy(&listed.stdout).lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    let lines: Vec<Value> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
     assert_eq!(lines.iter().map(|l| l["id"].as_i64()).collect::<Vec<_>>(), [Some(message)], "{lines:?}");
     let shown = inventory(&app, &["dlq", "show", &message.to_string(), "--json"]).await;
     let shown: Value = serde_json::from_slice(&shown.stdout).expect("one JSON object");
     assert_eq!(shown["payload"], serde_json::json!({"base64": "ewD/fQ=="}));
 
     let brokers = std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_owned());
-    let replayed = inventory(&app, &["dlq", "replay", "--source", "relay", "--kafka-brokers", &brokers, "--topic-stock-alerts", &alerts]).await;
+    let replayed = inventory(
+        &app,
+        &["dlq", "replay", "--source", "relay", "--kafka-brokers", &brokers, "--topic-stock-alerts", &alerts],
+    )
+    .await;
     let summary = String::from_utf8_lossy(&replayed.stdout);
     assert!(replayed.status.success() && summary.contains(&format!("re-driven 1 (1 to {alerts})")), "{replayed:?}");
-    let marked: Vec<(i64, i32)> = sqlx::query_as("SELECT id, replays FROM dead_letters ORDER BY id").fetch_all(&app.pool).await.expect("reading");
+    let marked: Vec<(i64, i32)> =
+        sqlx::query_as("SELECT id, replays FROM dead_letters ORDER BY id").fetch_all(&app.pool).await.expect("reading");
     assert_eq!(marked, [(message, 0), (event, 1)], "the alert was published through the inventory's route and marked");
 }

@@ -31,7 +31,11 @@ async fn document(app: &TestApp) -> Value {
 async fn the_document_lists_exactly_the_routes_served() {
     let app = spawn_app().await;
     let document = document(&app).await;
-    assert!(document["openapi"].as_str().is_some_and(|v| v.starts_with("3.1.")), "OpenAPI 3.1: {}", document["openapi"]);
+    assert!(
+        document["openapi"].as_str().is_some_and(|v| v.starts_with("3.1.")),
+        "OpenAPI 3.1: {}",
+        document["openapi"]
+    );
     let mut expected: Vec<(String, String)> = OPERATIONS.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
     expected.sort();
     assert_eq!(documented(&document), expected);
@@ -39,7 +43,8 @@ async fn the_document_lists_exactly_the_routes_served() {
     for (method, path) in documented(&document) {
         let concrete = path.replace("{productId}", "no-such-product");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
-        let response = app.client.request(method.clone(), format!("{}{concrete}", app.address)).send().await.expect("request");
+        let response =
+            app.client.request(method.clone(), format!("{}{concrete}", app.address)).send().await.expect("request");
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         assert!(
@@ -57,7 +62,10 @@ async fn every_documented_example_fits_its_schema() {
     assert!(checked >= 25, "only {checked} examples: most answers should show one");
     let restocking = &document["paths"]["/inventory/products/{productId}/restock"]["post"]["responses"];
     for status in ["200", "400", "404", "409", "413", "415", "422", "429", "503"] {
-        assert!(restocking[status]["content"]["application/json"]["example"].is_object(), "restock documents {status} with an example");
+        assert!(
+            restocking[status]["content"]["application/json"]["example"].is_object(),
+            "restock documents {status} with an example"
+        );
     }
 }
 
@@ -65,19 +73,25 @@ async fn every_documented_example_fits_its_schema() {
 async fn the_documented_request_examples_are_accepted_and_every_answer_fits_its_schema() {
     let app = spawn_app().await;
     let document = document(&app).await;
-    let example = |method: &str, path: &str| document["paths"][path][method]["requestBody"]["content"]["application/json"]["example"].clone();
+    let example = |method: &str, path: &str| {
+        document["paths"][path][method]["requestBody"]["content"]["application/json"]["example"].clone()
+    };
 
-    let added = app.send(Method::POST, "/inventory/products", &[], Body::Json(example("post", "/inventory/products"))).await;
+    let added =
+        app.send(Method::POST, "/inventory/products", &[], Body::Json(example("post", "/inventory/products"))).await;
     check(&document, answer_schema(&document, "post", "/inventory/products", 201), &added.body, "added");
     let product_id = added.data(StatusCode::CREATED)["productId"].as_str().expect("productId").to_owned();
     let product_path = format!("/inventory/products/{product_id}");
 
     let restock_template = "/inventory/products/{productId}/restock";
-    let restocked = app.send(Method::POST, &format!("{product_path}/restock"), &[], Body::Json(example("post", restock_template))).await;
+    let restocked = app
+        .send(Method::POST, &format!("{product_path}/restock"), &[], Body::Json(example("post", restock_template)))
+        .await;
     check(&document, answer_schema(&document, "post", restock_template, 200), &restocked.body, "restocked");
     assert_eq!(restocked.data(StatusCode::OK)["available"], json!(150), "the examples add 100, then 50");
 
-    let again = app.send(Method::POST, "/inventory/products", &[], Body::Json(example("post", "/inventory/products"))).await;
+    let again =
+        app.send(Method::POST, "/inventory/products", &[], Body::Json(example("post", "/inventory/products"))).await;
     assert_eq!(again.status, StatusCode::CONFLICT);
     check(&document, answer_schema(&document, "post", "/inventory/products", 409), &again.body, "taken");
 
@@ -95,7 +109,8 @@ async fn the_documented_request_examples_are_accepted_and_every_answer_fits_its_
         assert_eq!(answer.status.as_u16(), status, "GET {path}: {}", answer.body);
         check(&document, answer_schema(&document, "get", template, status), &answer.body, &path);
     }
-    let refused = app.send(Method::POST, &format!("{product_path}/restock"), &[], Body::Json(json!({"quantity": 0}))).await;
+    let refused =
+        app.send(Method::POST, &format!("{product_path}/restock"), &[], Body::Json(json!({"quantity": 0}))).await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     check(&document, answer_schema(&document, "post", restock_template, 422), &refused.body, "refused");
 }

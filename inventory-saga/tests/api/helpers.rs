@@ -15,7 +15,6 @@ use sqlx::PgPool;
 /// The body limit the test app runs with.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 
-
 static LOGGING: Once = Once::new();
 
 /// An inventory service listening on a free port, with a database of its own.
@@ -50,8 +49,10 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     settings.host = "127.0.0.1".to_owned();
     settings.port = 0;
     settings.database_schema = "inventory".to_owned();
-    settings.database =
-        DatabaseSettings { url: database_url.parse().expect("the test database URL is a postgres:// URL"), max_connections: 10 };
+    settings.database = DatabaseSettings {
+        url: database_url.parse().expect("the test database URL is a postgres:// URL"),
+        max_connections: 10,
+    };
     settings.http.body_limit_bytes = BODY_LIMIT_BYTES;
     settings.telemetry = TelemetrySettings::logs_only("debug", LogFormat::Text);
     // These tests check the HTTP contract, which must hold without a broker. A port
@@ -99,7 +100,8 @@ impl Answer {
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.expect("reading the response body");
-        let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status}: the body is not JSON ({e}): {text:?}"));
+        let body =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status}: the body is not JSON ({e}): {text:?}"));
         Self { status, headers, body }
     }
 
@@ -120,8 +122,14 @@ impl Answer {
         assert_eq!(self.status, status, "[{label}] unexpected status; body: {}", self.body);
         assert_eq!(self.body["success"], json!(false), "[{label}] success flag; body: {}", self.body);
         assert_eq!(self.body["data"], Value::Null, "[{label}] data must be null on failure; body: {}", self.body);
-        assert_eq!(object_keys(&self.body), ["data", "error", "success"], "[{label}] envelope keys; body: {}", self.body);
-        let message = self.body["error"].as_str().unwrap_or_else(|| panic!("[{label}] error is not a string: {}", self.body));
+        assert_eq!(
+            object_keys(&self.body),
+            ["data", "error", "success"],
+            "[{label}] envelope keys; body: {}",
+            self.body
+        );
+        let message =
+            self.body["error"].as_str().unwrap_or_else(|| panic!("[{label}] error is not a string: {}", self.body));
         assert!(!message.trim().is_empty(), "[{label}] the error message is empty");
         message
     }
@@ -228,7 +236,9 @@ pub fn event_types(history: &[Value]) -> Vec<&str> {
 pub fn fold_history(product_id: &str, history: &[Value]) -> Value {
     let mut product = Value::Null;
     let (mut available, mut reserved) = (0_u64, 0_u64);
-    let units = |payload: &Value, key: &str| payload[key].as_u64().unwrap_or_else(|| panic!("{key} is not a count in {payload}"));
+    let units = |payload: &Value, key: &str| {
+        payload[key].as_u64().unwrap_or_else(|| panic!("{key} is not a count in {payload}"))
+    };
     for event in history {
         let payload = &event["payload"];
         match event["eventType"].as_str().expect("eventType is a string") {

@@ -25,12 +25,25 @@ async fn history_lists_events_oldest_first_with_their_metadata() {
     let payloads: Vec<&Value> = history.iter().map(|e| &e["payload"]).collect();
     assert_eq!(
         payloads,
-        [&json!({"name": "Product p-1", "initialStock": 10, "lowStockThreshold": 5}), &json!({"quantity": 3}), &json!({"quantity": 4})]
+        [
+            &json!({"name": "Product p-1", "initialStock": 10, "lowStockThreshold": 5}),
+            &json!({"quantity": 3}),
+            &json!({"quantity": 4})
+        ]
     );
     let mut event_ids = HashSet::new();
     let mut previous_time = String::new();
     for event in &history {
-        for key in ["sequence", "eventType", "eventVersion", "eventId", "occurredAt", "correlationId", "causationId", "payload"] {
+        for key in [
+            "sequence",
+            "eventType",
+            "eventVersion",
+            "eventId",
+            "occurredAt",
+            "correlationId",
+            "causationId",
+            "payload",
+        ] {
             assert!(object_keys(event).contains(&key), "{key} is missing from {event}");
         }
         assert_eq!(event["eventVersion"], "1.0", "{event}");
@@ -38,7 +51,10 @@ async fn history_lists_events_oldest_first_with_their_metadata() {
         assert!(uuid::Uuid::parse_str(event_id).is_ok(), "eventId {event_id} is a UUID");
         assert!(event_ids.insert(event_id.to_owned()), "eventId {event_id} is unique");
         let occurred_at = event["occurredAt"].as_str().expect("occurredAt is a string").to_owned();
-        assert!(occurred_at.ends_with('Z') && occurred_at.len() >= 20, "occurredAt {occurred_at} is an RFC 3339 UTC time");
+        assert!(
+            occurred_at.ends_with('Z') && occurred_at.len() >= 20,
+            "occurredAt {occurred_at} is an RFC 3339 UTC time"
+        );
         assert!(occurred_at >= previous_time, "occurredAt goes forward: {occurred_at} after {previous_time}");
         previous_time = occurred_at;
         for key in ["correlationId", "causationId"] {
@@ -107,15 +123,22 @@ async fn restocking_a_product_in_stock_raises_no_alert() {
 async fn the_correlation_id_header_becomes_the_correlation_id_of_the_events() {
     let app = spawn_app().await;
 
-    let added =
-        app.add_product_with(&json!({"productId": "p-1", "name": "Mug", "quantity": 0}), &[("x-correlation-id", "checkout-123")]).await;
-    let restocked = app.restock_with("p-1", 5, &[("x-correlation-id", "delivery-9"), ("x-request-id", "req-restock-1")]).await;
+    let added = app
+        .add_product_with(
+            &json!({"productId": "p-1", "name": "Mug", "quantity": 0}),
+            &[("x-correlation-id", "checkout-123")],
+        )
+        .await;
+    let restocked =
+        app.restock_with("p-1", 5, &[("x-correlation-id", "delivery-9"), ("x-request-id", "req-restock-1")]).await;
 
     added.data(StatusCode::CREATED);
     restocked.data(StatusCode::OK);
     let history = app.history("p-1").await;
-    let ids: Vec<(&str, &Value, &Value)> =
-        history.iter().map(|e| (e["eventType"].as_str().expect("eventType"), &e["correlationId"], &e["causationId"])).collect();
+    let ids: Vec<(&str, &Value, &Value)> = history
+        .iter()
+        .map(|e| (e["eventType"].as_str().expect("eventType"), &e["correlationId"], &e["causationId"]))
+        .collect();
     let add_request = json!(added.header("x-request-id").expect("every answer carries its request id"));
     assert_eq!(
         ids,
@@ -134,8 +157,12 @@ async fn without_a_usable_correlation_id_the_request_id_correlates_the_events() 
     let app = spawn_app().await;
 
     let plain = app.add_product(&json!({"productId": "p-1", "name": "Mug", "quantity": 1})).await;
-    let unusable =
-        app.add_product_with(&json!({"productId": "p-2", "name": "Cup", "quantity": 1}), &[("x-correlation-id", "has spaces in it")]).await;
+    let unusable = app
+        .add_product_with(
+            &json!({"productId": "p-2", "name": "Cup", "quantity": 1}),
+            &[("x-correlation-id", "has spaces in it")],
+        )
+        .await;
 
     for (answer, id) in [(plain, "p-1"), (unusable, "p-2")] {
         answer.data(StatusCode::CREATED);
@@ -170,7 +197,9 @@ async fn the_product_read_model_is_the_fold_of_its_history() {
     }
     // Refused requests leave nothing to fold.
     app.restock("p-1", 0).await.error(StatusCode::UNPROCESSABLE_ENTITY, "zero restock");
-    app.add_product(&json!({"productId": "p-1", "name": "Again", "quantity": 1})).await.error(StatusCode::CONFLICT, "taken");
+    app.add_product(&json!({"productId": "p-1", "name": "Again", "quantity": 1}))
+        .await
+        .error(StatusCode::CONFLICT, "taken");
 
     let product = app.get_product("p-1").await.data(StatusCode::OK).clone();
     let history = app.history("p-1").await;
@@ -185,7 +214,11 @@ async fn the_product_read_model_is_the_fold_of_its_history() {
     assert_eq!(product["version"], history.len());
     assert_eq!(history.last().map(|e| e["sequence"].clone()), Some(product["version"].clone()));
     assert_eq!(fold_history("p-1", &history), product, "folding /events gives GET");
-    assert_eq!(app.count_events().await as usize, history.len(), "one product, so every stored event is in its history");
+    assert_eq!(
+        app.count_events().await as usize,
+        history.len(),
+        "one product, so every stored event is in its history"
+    );
 }
 
 #[tokio::test]
@@ -208,7 +241,9 @@ async fn every_product_read_model_is_the_fold_of_its_history_through_alerts() {
 #[tokio::test]
 async fn as_of_a_version_or_a_time_is_the_product_as_it_was_then() {
     let app = spawn_app().await;
-    app.add_product(&json!({"productId": "mug", "name": "Mug", "quantity": 3, "lowStockThreshold": 5})).await.data(StatusCode::CREATED);
+    app.add_product(&json!({"productId": "mug", "name": "Mug", "quantity": 3, "lowStockThreshold": 5}))
+        .await
+        .data(StatusCode::CREATED);
     app.restock("mug", 10).await.data(StatusCode::OK);
     let history = app.assert_history_explains_product("mug").await;
     let get = |query: String| {
@@ -220,11 +255,17 @@ async fn as_of_a_version_or_a_time_is_the_product_as_it_was_then() {
         assert_eq!(then, fold_history("mug", &history[..version]), "asOf={version}");
         // Events of one transaction share their time: a time never splits them.
         let at = history[version - 1]["recordedAt"].clone();
-        let through = history.iter().filter(|e| e["recordedAt"] == at).map(|e| e["sequence"].as_u64().expect("sequence")).max().expect("this event");
+        let through = history
+            .iter()
+            .filter(|e| e["recordedAt"] == at)
+            .map(|e| e["sequence"].as_u64().expect("sequence"))
+            .max()
+            .expect("this event");
         let by_time = get(at.as_str().expect("recordedAt").replace('+', "%2B")).await.data(StatusCode::OK).clone();
         assert_eq!(by_time, fold_history("mug", &history[..through as usize]), "asOf the time of event {version}");
     }
     get((history.len() + 1).to_string()).await.error(StatusCode::NOT_FOUND, "a version the product never had");
-    let message = get("soon".to_owned()).await.error(StatusCode::UNPROCESSABLE_ENTITY, "not a version nor a time").to_owned();
+    let message =
+        get("soon".to_owned()).await.error(StatusCode::UNPROCESSABLE_ENTITY, "not a version nor a time").to_owned();
     assert!(message.contains("asOf"), "{message}");
 }

@@ -24,7 +24,12 @@ async fn all_pages(app: &TestApp, limit: u32) -> Vec<Value> {
 }
 
 fn ids(items: &Value) -> Vec<String> {
-    items.as_array().expect("items is an array").iter().map(|p| p["productId"].as_str().expect("productId").to_owned()).collect()
+    items
+        .as_array()
+        .expect("items is an array")
+        .iter()
+        .map(|p| p["productId"].as_str().expect("productId").to_owned())
+        .collect()
 }
 
 #[tokio::test]

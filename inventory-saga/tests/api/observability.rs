@@ -16,13 +16,26 @@ async fn requests_and_commands_are_counted_in_prometheus_text() {
     let product_id = format!("metrics-{}", uuid::Uuid::new_v4().simple());
     app.given_product(&product_id, 10, 2).await;
     app.get_product(&product_id).await.data(StatusCode::OK);
-    app.add_product(&json!({"productId": product_id, "name": "Again", "quantity": 1})).await.error(StatusCode::CONFLICT, "taken");
+    app.add_product(&json!({"productId": product_id, "name": "Again", "quantity": 1}))
+        .await
+        .error(StatusCode::CONFLICT, "taken");
 
-    let metrics = app.client.get(format!("{}/metrics", app.address)).send().await.expect("GET /metrics").text().await.expect("text");
-    let commands = |result: &str| sample(&metrics, &format!(r#"commands_total{{aggregate="Product",command="AddProduct",result="{result}"}}"#));
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("text");
+    let commands = |result: &str| {
+        sample(&metrics, &format!(r#"commands_total{{aggregate="Product",command="AddProduct",result="{result}"}}"#))
+    };
     assert!(commands("accepted") >= 1.0, "{metrics}");
     assert!(commands("rejected") >= 1.0, "the taken id is a refused command: {metrics}");
-    let by_route = sample(&metrics, r#"http_requests_total{method="GET",route="/inventory/products/{productId}",status="200"}"#);
+    let by_route =
+        sample(&metrics, r#"http_requests_total{method="GET",route="/inventory/products/{productId}",status="200"}"#);
     assert!(by_route >= 1.0, "requests are counted under the route template: {metrics}");
     assert!(!metrics.contains(&product_id), "ids never become labels");
 }
@@ -35,7 +48,10 @@ async fn readiness_reports_the_database_down_when_a_migration_is_missing() {
         .await
         .expect("forgetting the latest migration");
     let ready = app.send(Method::GET, "/health/ready", &[], Body::None).await;
-    assert_eq!(ready.error(StatusCode::SERVICE_UNAVAILABLE, "migration missing"), "not ready: database and broker are down (pipeline is up)");
+    assert_eq!(
+        ready.error(StatusCode::SERVICE_UNAVAILABLE, "migration missing"),
+        "not ready: database and broker are down (pipeline is up)"
+    );
 }
 
 #[test]
@@ -78,9 +94,13 @@ fn help_documents_every_setting_with_its_variable_and_hides_secrets() {
         .expect("running inventory --help");
     let printed = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success() && printed.contains("--otlp-endpoint"), "{printed}");
-    assert!(!printed.contains("hunter2") && !printed.contains("hunter3") && !printed.contains("hunter4"), "secrets set in the environment are not printed");
+    assert!(
+        !printed.contains("hunter2") && !printed.contains("hunter3") && !printed.contains("hunter4"),
+        "secrets set in the environment are not printed"
+    );
     assert!(printed.contains("12345"), "ordinary settings show their environment value: {printed}");
-    let secret_args: Vec<_> = command.get_arguments().filter(|a| ["url", "sasl_password"].contains(&a.get_id().as_str())).collect();
+    let secret_args: Vec<_> =
+        command.get_arguments().filter(|a| ["url", "sasl_password"].contains(&a.get_id().as_str())).collect();
     assert_eq!(secret_args.len(), 2);
     for argument in secret_args {
         assert!(argument.is_hide_env_values_set(), "--{} hides its environment value", argument.get_id());

@@ -14,21 +14,34 @@ use crate::helpers::{TestApp, spawn_app};
 /// for the transaction it left open.
 pub(crate) async fn inventory(app: &TestApp, args: &[&str]) -> Output {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_inventory"));
-    command.args(args).args(["--database-url", &app.database_url, "--database-schema", "inventory"]).env_remove("DATABASE_URL");
-    tokio::task::spawn_blocking(move || command.output()).await.expect("the command's thread").expect("running inventory")
+    command
+        .args(args)
+        .args(["--database-url", &app.database_url, "--database-schema", "inventory"])
+        .env_remove("DATABASE_URL");
+    tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("the command's thread")
+        .expect("running inventory")
 }
 
 #[tokio::test]
 async fn history_export_rebuild_and_verify_work_on_the_products_of_a_running_service() {
     let app = spawn_app().await;
-    app.add_product(&json!({"productId": "mug", "name": "Mug", "quantity": 3, "lowStockThreshold": 5})).await.data(StatusCode::CREATED);
+    app.add_product(&json!({"productId": "mug", "name": "Mug", "quantity": 3, "lowStockThreshold": 5}))
+        .await
+        .data(StatusCode::CREATED);
     app.restock("mug", 10).await.data(StatusCode::OK);
     app.add_product(&json!({"productId": "cup", "name": "Cup", "quantity": 0})).await.data(StatusCode::CREATED);
 
     let history = inventory(&app, &["history", "mug", "--json"]).await;
     assert!(history.status.success(), "{history:?}");
-    let printed: Vec<Value> = String::from_utf8_lossy(&history.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
-    assert_eq!(Value::Array(printed), Value::Array(app.history("mug").await), "the CLI prints the audit history of the API");
+    let printed: Vec<Value> =
+        String::from_utf8_lossy(&history.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert_eq!(
+        Value::Array(printed),
+        Value::Array(app.history("mug").await),
+        "the CLI prints the audit history of the API"
+    );
 
     let export = inventory(&app, &["export"]).await;
     assert_eq!(String::from_utf8_lossy(&export.stdout).lines().count() as i64, app.count_events().await);
@@ -56,7 +69,11 @@ async fn rebuild_and_verify_of_product_reservations_find_and_repair_a_spoiled_ro
         .iter()
         .map(|order_id| Command {
             aggregate_id: "mug".to_owned(),
-            command: ProductCommand::ReserveStock { order_id: *order_id, quantity: domain::Quantity::new(2).expect("units"), revision: 1 },
+            command: ProductCommand::ReserveStock {
+                order_id: *order_id,
+                quantity: domain::Quantity::new(2).expect("units"),
+                revision: 1,
+            },
             metadata: EventMetadata::new("ops-test", "ops-test", "test"),
         })
         .collect();
@@ -65,11 +82,21 @@ async fn rebuild_and_verify_of_product_reservations_find_and_repair_a_spoiled_ro
     let verify = ["rebuild", "--projection", "product_reservations", "--verify"];
     let clean = inventory(&app, &verify).await;
     assert!(clean.status.success() && String::from_utf8_lossy(&clean.stdout).contains("equals the fold"), "{clean:?}");
-    sqlx::query("UPDATE product_reservations SET quantity = 7 WHERE order_id = $1").bind(orders[1].as_uuid()).execute(&app.pool).await.expect("spoiled");
+    sqlx::query("UPDATE product_reservations SET quantity = 7 WHERE order_id = $1")
+        .bind(orders[1].as_uuid())
+        .execute(&app.pool)
+        .await
+        .expect("spoiled");
     let spoiled = inventory(&app, &verify).await;
-    assert!(!spoiled.status.success() && String::from_utf8_lossy(&spoiled.stdout).contains("1 rows differ"), "{spoiled:?}");
+    assert!(
+        !spoiled.status.success() && String::from_utf8_lossy(&spoiled.stdout).contains("1 rows differ"),
+        "{spoiled:?}"
+    );
 
     let rebuilt = inventory(&app, &["rebuild", "--projection", "product_reservations"]).await;
-    assert!(rebuilt.status.success() && String::from_utf8_lossy(&rebuilt.stdout).contains("3 rows folded"), "{rebuilt:?}");
+    assert!(
+        rebuilt.status.success() && String::from_utf8_lossy(&rebuilt.stdout).contains("3 rows folded"),
+        "{rebuilt:?}"
+    );
     assert!(inventory(&app, &verify).await.status.success(), "clean again");
 }

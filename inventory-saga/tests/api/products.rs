@@ -9,7 +9,8 @@ use crate::helpers::{Body, event_types, spawn_app};
 async fn adding_a_product_answers_201_with_the_product_in_the_envelope() {
     let app = spawn_app().await;
 
-    let answer = app.add_product(&json!({"productId": "mug-1", "name": "Mug", "quantity": 100, "lowStockThreshold": 10})).await;
+    let answer =
+        app.add_product(&json!({"productId": "mug-1", "name": "Mug", "quantity": 100, "lowStockThreshold": 10})).await;
 
     let product = answer.data(StatusCode::CREATED);
     assert_eq!(
@@ -134,7 +135,10 @@ async fn restocking_an_out_of_stock_product_brings_it_back_low_or_in_stock() {
 
     assert_eq!((low["available"].clone(), low["stockStatus"].clone()), (json!(4), json!("LOW_STOCK")));
     assert_eq!((plenty["available"].clone(), plenty["stockStatus"].clone()), (json!(11), json!("IN_STOCK")));
-    assert_eq!(event_types(&app.history("a-little").await), ["ProductAdded", "OutOfStock", "StockRestocked", "BackInStock"]);
+    assert_eq!(
+        event_types(&app.history("a-little").await),
+        ["ProductAdded", "OutOfStock", "StockRestocked", "BackInStock"]
+    );
     assert_eq!(low["version"], 4, "the version counts the alerts too");
 }
 
@@ -183,5 +187,8 @@ async fn liveness_is_200_and_readiness_names_the_broker_when_it_is_down() {
 
     assert_eq!(live.data(StatusCode::OK)["status"], "live");
     // Test apps point at a port where no broker listens; the database is theirs.
-    assert_eq!(ready.error(StatusCode::SERVICE_UNAVAILABLE, "broker down"), "not ready: broker is down (database and pipeline are up)");
+    assert_eq!(
+        ready.error(StatusCode::SERVICE_UNAVAILABLE, "broker down"),
+        "not ready: broker is down (database and pipeline are up)"
+    );
 }

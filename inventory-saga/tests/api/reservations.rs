@@ -6,13 +6,13 @@
 
 use std::collections::BTreeSet;
 
+use clap::Parser;
 use domain::inventory::{AddProduct, OrderEntry, Product, ProductCommand, ProductEvent, ProductName};
 use domain::{OrderId, Quantity};
 use eventstore::{Aggregate, AggregateStore, Command, EventMetadata};
 use inventory_saga::products::{Products, SNAPSHOT_EVERY};
 use inventory_saga::reservations;
 use sqlx::PgPool;
-use clap::Parser;
 use sqlx::migrate::Migrator;
 
 async fn pool() -> PgPool {
@@ -46,11 +46,22 @@ fn units(n: u64) -> Quantity {
 }
 
 fn command(product: &str, command: ProductCommand) -> Command<Product> {
-    Command { aggregate_id: product.to_owned(), command, metadata: EventMetadata::new("reservations-test", "reservations-test", "test") }
+    Command {
+        aggregate_id: product.to_owned(),
+        command,
+        metadata: EventMetadata::new("reservations-test", "reservations-test", "test"),
+    }
 }
 
 fn added(product: &str, stock: u32) -> Command<Product> {
-    command(product, ProductCommand::AddProduct(AddProduct { name: ProductName::parse(product).expect("a name"), initial_stock: stock, low_stock_threshold: 5 }))
+    command(
+        product,
+        ProductCommand::AddProduct(AddProduct {
+            name: ProductName::parse(product).expect("a name"),
+            initial_stock: stock,
+            low_stock_threshold: 5,
+        }),
+    )
 }
 
 /// A saga's stream of requests on the products ("ghost" is never added): reservations
@@ -99,10 +110,18 @@ async fn expected(full: &AggregateStore<Product>, batch: &[Command<Product>]) ->
 }
 
 /// Runs `batch` on `store` and checks it decides what the full fold decides.
-async fn run_and_compare(full: &AggregateStore<Product>, store: &AggregateStore<Product>, batch: &[Command<Product>], label: &str) -> usize {
+async fn run_and_compare(
+    full: &AggregateStore<Product>,
+    store: &AggregateStore<Product>,
+    batch: &[Command<Product>],
+    label: &str,
+) -> usize {
     let expected = expected(full, batch).await;
     let results = store.execute_all(batch).await.expect("committed");
-    let decided: Vec<Vec<ProductEvent>> = results.into_iter().map(|r| r.map(|c| c.events.into_iter().map(|e| e.payload).collect()).unwrap_or_default()).collect();
+    let decided: Vec<Vec<ProductEvent>> = results
+        .into_iter()
+        .map(|r| r.map(|c| c.events.into_iter().map(|e| e.payload).collect()).unwrap_or_default())
+        .collect();
     assert_eq!(decided, expected, "{label}: {batch:?}");
     decided.iter().map(Vec::len).sum()
 }
@@ -135,7 +154,11 @@ async fn assert_rows_of_are_the_fold(pool: &PgPool, products: &[&str], orders: u
     for &product in products {
         let (folded, _) = full.load(product).await.expect("full fold");
         for n in 0..orders {
-            assert_eq!(stored_entry(pool, product, order(n)).await, folded.order_entry(&order(n)), "{label}: {product}, order {n}");
+            assert_eq!(
+                stored_entry(pool, product, order(n)).await,
+                folded.order_entry(&order(n)),
+                "{label}: {product}, order {n}"
+            );
         }
     }
     let differences = reservations::differences(pool).await.expect("compared");
@@ -145,7 +168,13 @@ async fn assert_rows_of_are_the_fold(pool: &PgPool, products: &[&str], orders: u
 /// Plays `commands` in batches of 1 to 4 (the same product and order may come twice in
 /// one), each on the warm store or on a store just started (empty cache), checking
 /// every decision against the full fold. Returns the events decided.
-async fn play(pool: &PgPool, warm: &AggregateStore<Product>, commands: &[Command<Product>], dice: &mut Dice, label: &str) -> usize {
+async fn play(
+    pool: &PgPool,
+    warm: &AggregateStore<Product>,
+    commands: &[Command<Product>],
+    dice: &mut Dice,
+    label: &str,
+) -> usize {
     let full = full_fold(pool);
     let mut decided = 0;
     let mut rest = commands;
@@ -192,7 +221,8 @@ async fn redelivered_and_replayed_requests_decide_nothing_once_the_orders_are_ke
     // Kafka redelivers reservations and releases (never restocks): in the same order
     // (a topic replayed to a new group) and in batches, to the warm store and to one
     // started after a restart.
-    let redelivered: Vec<Command<Product>> = history.into_iter().filter(|c| !matches!(c.command, ProductCommand::Restock { .. })).collect();
+    let redelivered: Vec<Command<Product>> =
+        history.into_iter().filter(|c| !matches!(c.command, ProductCommand::Restock { .. })).collect();
     for (label, store) in [("warm", &warm), ("after a restart", &Products::store(pool.clone()))] {
         for batch in redelivered.chunks(16) {
             let results = store.execute_all(batch).await.expect("committed");
@@ -215,7 +245,8 @@ async fn a_product_loads_from_its_snapshot_and_the_events_after_it_to_the_state_
     let warm = Products::store(pool.clone());
     let mut dice = Dice(3);
     warm.execute_all(&[added("mug", 100)]).await.expect("added");
-    let history: Vec<Command<Product>> = requests(&mut dice, 1_600, 50).into_iter().map(|c| command("mug", c.command)).collect();
+    let history: Vec<Command<Product>> =
+        requests(&mut dice, 1_600, 50).into_iter().map(|c| command("mug", c.command)).collect();
     play(&pool, &warm, &history, &mut dice, "history").await;
 
     let (version, without): (i64, String) = sqlx::query_as("SELECT version, without_state FROM aggregate_snapshots WHERE aggregate_type = 'Product' AND aggregate_id = 'mug'")
@@ -223,7 +254,12 @@ async fn a_product_loads_from_its_snapshot_and_the_events_after_it_to_the_state_
         .await
         .expect("a snapshot of mug");
     let (mut folded, mut full_version) = full_fold(&pool).load("mug").await.expect("full fold");
-    assert!(version >= SNAPSHOT_EVERY as i64 && (version as u64) <= full_version && full_version - (version as u64) < 2 * SNAPSHOT_EVERY, "snapshot at {version} of {full_version}");
+    assert!(
+        version >= SNAPSHOT_EVERY as i64
+            && (version as u64) <= full_version
+            && full_version - (version as u64) < 2 * SNAPSHOT_EVERY,
+        "snapshot at {version} of {full_version}"
+    );
     assert_eq!(without, "product_reservations");
     folded.forget_orders();
     let (cold, cold_version) = Products::store(pool.clone()).load("mug").await.expect("cold load");
@@ -235,14 +271,29 @@ async fn a_product_loads_from_its_snapshot_and_the_events_after_it_to_the_state_
     assert_ne!(forged.received(), folded.received(), "the snapshot was read");
 
     // One that does not decode (an older or foreign shape) is ignored, never an error.
-    for (label, state) in [("not a product", r#"{"hello": "world"}"#), ("an older shape", r#"{"version": 3, "stock": 7}"#), ("not an object", "[]")] {
-        sqlx::query("UPDATE aggregate_snapshots SET state = $1::jsonb WHERE aggregate_id = 'mug'").bind(state).execute(&pool).await.expect("spoiled");
-        let (loaded, loaded_version) = Products::store(pool.clone()).load("mug").await.unwrap_or_else(|e| panic!("{label}: {e}"));
+    for (label, state) in [
+        ("not a product", r#"{"hello": "world"}"#),
+        ("an older shape", r#"{"version": 3, "stock": 7}"#),
+        ("not an object", "[]"),
+    ] {
+        sqlx::query("UPDATE aggregate_snapshots SET state = $1::jsonb WHERE aggregate_id = 'mug'")
+            .bind(state)
+            .execute(&pool)
+            .await
+            .expect("spoiled");
+        let (loaded, loaded_version) =
+            Products::store(pool.clone()).load("mug").await.unwrap_or_else(|e| panic!("{label}: {e}"));
         assert_eq!((loaded, loaded_version), (folded.clone(), full_version), "{label}: folded from the first event");
-        let replaced: Option<i64> = sqlx::query_scalar("SELECT (state ->> 'version')::bigint FROM aggregate_snapshots WHERE aggregate_id = 'mug'").fetch_one(&pool).await.expect("read");
+        let replaced: Option<i64> = sqlx::query_scalar(
+            "SELECT (state ->> 'version')::bigint FROM aggregate_snapshots WHERE aggregate_id = 'mug'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("read");
         assert_eq!(replaced, Some(full_version as i64), "{label}: the long fold replaced it");
         // And a cold store decides with it as the full fold does.
-        let more: Vec<Command<Product>> = requests(&mut dice, 6, 50).into_iter().map(|c| command("mug", c.command)).collect();
+        let more: Vec<Command<Product>> =
+            requests(&mut dice, 6, 50).into_iter().map(|c| command("mug", c.command)).collect();
         run_and_compare(&full_fold(&pool), &Products::store(pool.clone()), &more, label).await;
         (folded, full_version) = full_fold(&pool).load("mug").await.expect("full fold");
         folded.forget_orders();
@@ -254,17 +305,31 @@ async fn a_snapshot_is_written_with_its_events_and_never_over_a_newer_one() {
     let pool = pool().await;
     let warm = Products::store(pool.clone());
     warm.execute_all(&[added("mug", 10)]).await.expect("added");
-    let restocks: Vec<Command<Product>> = (0..SNAPSHOT_EVERY + 10).map(|_| command("mug", ProductCommand::Restock { quantity: units(1) })).collect();
+    let restocks: Vec<Command<Product>> =
+        (0..SNAPSHOT_EVERY + 10).map(|_| command("mug", ProductCommand::Restock { quantity: units(1) })).collect();
     for batch in restocks.chunks(7) {
         warm.execute_all(batch).await.expect("restocked");
     }
-    let version: i64 = sqlx::query_scalar("SELECT version FROM aggregate_snapshots WHERE aggregate_id = 'mug'").fetch_one(&pool).await.expect("snapshot");
-    assert!((SNAPSHOT_EVERY as i64..SNAPSHOT_EVERY as i64 + 7).contains(&version), "written by the batch that crossed {SNAPSHOT_EVERY}: {version}");
+    let version: i64 = sqlx::query_scalar("SELECT version FROM aggregate_snapshots WHERE aggregate_id = 'mug'")
+        .fetch_one(&pool)
+        .await
+        .expect("snapshot");
+    assert!(
+        (SNAPSHOT_EVERY as i64..SNAPSHOT_EVERY as i64 + 7).contains(&version),
+        "written by the batch that crossed {SNAPSHOT_EVERY}: {version}"
+    );
     // A newer snapshot stays when an older state would be written over it.
-    sqlx::query("UPDATE aggregate_snapshots SET version = version + 1000 WHERE aggregate_id = 'mug'").execute(&pool).await.expect("moved");
-    let more: Vec<Command<Product>> = (0..SNAPSHOT_EVERY).map(|_| command("mug", ProductCommand::Restock { quantity: units(1) })).collect();
+    sqlx::query("UPDATE aggregate_snapshots SET version = version + 1000 WHERE aggregate_id = 'mug'")
+        .execute(&pool)
+        .await
+        .expect("moved");
+    let more: Vec<Command<Product>> =
+        (0..SNAPSHOT_EVERY).map(|_| command("mug", ProductCommand::Restock { quantity: units(1) })).collect();
     warm.execute_all(&more).await.expect("restocked");
-    let kept: i64 = sqlx::query_scalar("SELECT version FROM aggregate_snapshots WHERE aggregate_id = 'mug'").fetch_one(&pool).await.expect("snapshot");
+    let kept: i64 = sqlx::query_scalar("SELECT version FROM aggregate_snapshots WHERE aggregate_id = 'mug'")
+        .fetch_one(&pool)
+        .await
+        .expect("snapshot");
     assert_eq!(kept, version + 1000, "not replaced by an older version");
 }
 
@@ -309,7 +374,8 @@ mod tempdir {
 async fn a_history_written_before_the_per_order_rows_existed_is_backfilled_and_decides_as_before() {
     let url = migrations::testing::create_database().await.expect("a test database");
     let older = Migrator::new(migrations_up_to("0007_dead_letters.sql").path()).await.expect("the older migrations");
-    let old_pool = migrations::connect_and_migrate(&url, "inventory", 4, &older).await.expect("migrated as an older release");
+    let old_pool =
+        migrations::connect_and_migrate(&url, "inventory", 4, &older).await.expect("migrated as an older release");
     // The older release: every order folded into the product in memory.
     let old = full_fold(&old_pool);
     let mut dice = Dice(5);
@@ -318,7 +384,12 @@ async fn a_history_written_before_the_per_order_rows_existed_is_backfilled_and_d
     for batch in history.chunks(5) {
         old.execute_all(batch).await.expect("committed");
     }
-    let kinds: BTreeSet<String> = sqlx::query_scalar("SELECT DISTINCT event_type FROM events").fetch_all(&old_pool).await.expect("kinds").into_iter().collect();
+    let kinds: BTreeSet<String> = sqlx::query_scalar("SELECT DISTINCT event_type FROM events")
+        .fetch_all(&old_pool)
+        .await
+        .expect("kinds")
+        .into_iter()
+        .collect();
     for kind in ["StockReserved", "ReservationReduced", "ReservationRejected", "StockReleased"] {
         assert!(kinds.contains(kind), "the history has {kind}: {kinds:?}");
     }
@@ -333,11 +404,16 @@ async fn a_history_written_before_the_per_order_rows_existed_is_backfilled_and_d
     old_pool.close().await;
 
     // The new release starts: migration 0008 fills the rows from the stored events.
-    let pool = migrations::connect_and_migrate(&url, "inventory", 8, &migrations::INVENTORY).await.expect("migrated by the new release");
+    let pool = migrations::connect_and_migrate(&url, "inventory", 8, &migrations::INVENTORY)
+        .await
+        .expect("migrated by the new release");
     assert_rows_are_the_fold(&pool, 40, "backfilled").await;
 
     // No snapshot yet: the first cold load folds the whole history, then leaves one.
-    let snapshots = || sqlx::query_scalar::<_, i64>("SELECT version FROM aggregate_snapshots WHERE aggregate_id = 'mug'").fetch_optional(&pool);
+    let snapshots = || {
+        sqlx::query_scalar::<_, i64>("SELECT version FROM aggregate_snapshots WHERE aggregate_id = 'mug'")
+            .fetch_optional(&pool)
+    };
     assert_eq!(snapshots().await.expect("read"), None);
     let (mut folded, full_version) = full_fold(&pool).load("mug").await.expect("full fold");
     folded.forget_orders();
@@ -361,14 +437,23 @@ async fn the_operator_rebuild_restores_the_rows_from_the_events() {
     let mut dice = Dice(13);
     warm.execute_all(&[added("mug", 30), added("tea", 5)]).await.expect("added");
     play(&pool, &warm, &requests(&mut dice, 300, 20), &mut dice, "history").await;
-    sqlx::query("UPDATE product_reservations SET quantity = quantity + 1 WHERE order_id = $1").bind(order(3).as_uuid()).execute(&pool).await.expect("spoiled");
-    sqlx::query("DELETE FROM product_reservations WHERE order_id = $1").bind(order(4).as_uuid()).execute(&pool).await.expect("spoiled");
+    sqlx::query("UPDATE product_reservations SET quantity = quantity + 1 WHERE order_id = $1")
+        .bind(order(3).as_uuid())
+        .execute(&pool)
+        .await
+        .expect("spoiled");
+    sqlx::query("DELETE FROM product_reservations WHERE order_id = $1")
+        .bind(order(4).as_uuid())
+        .execute(&pool)
+        .await
+        .expect("spoiled");
     let differences = reservations::differences(&pool).await.expect("compared");
     assert!(!differences.is_empty(), "the spoiled rows are found");
     let rows = reservations::rebuild(&pool).await.expect("rebuilt");
     assert!(rows > 0);
     assert_rows_are_the_fold(&pool, 20, "rebuilt").await;
-    let snapshots: i64 = sqlx::query_scalar("SELECT count(*) FROM aggregate_snapshots").fetch_one(&pool).await.expect("count");
+    let snapshots: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM aggregate_snapshots").fetch_one(&pool).await.expect("count");
     assert_eq!(snapshots, 0, "the rebuild drops the product snapshots");
 }
 
@@ -387,11 +472,16 @@ async fn concurrent_instances_deciding_for_the_same_orders_keep_the_rows_and_the
             for _ in 0..25 {
                 let batch: Vec<Command<Product>> = (0..4)
                     .map(|_| {
-                        let (n, revision) = (dice.roll(12), revisions.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+                        let (n, revision) =
+                            (dice.roll(12), revisions.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
                         let asked = if dice.roll(4) == 0 {
                             ProductCommand::ReleaseStock { order_id: order(n), revision }
                         } else {
-                            ProductCommand::ReserveStock { order_id: order(n), quantity: units(1 + dice.roll(30)), revision }
+                            ProductCommand::ReserveStock {
+                                order_id: order(n),
+                                quantity: units(1 + dice.roll(30)),
+                                revision,
+                            }
                         };
                         command("mug", asked)
                     })
@@ -410,7 +500,12 @@ async fn concurrent_instances_deciding_for_the_same_orders_keep_the_rows_and_the
         done.expect("writer");
     }
     assert_rows_of_are_the_fold(&pool, &["mug"], 12, "after concurrent writers").await;
-    let held: i64 = sqlx::query_scalar("SELECT coalesce(sum(quantity), 0)::bigint FROM product_reservations WHERE product_id = 'mug'").fetch_one(&pool).await.expect("sum");
+    let held: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(quantity), 0)::bigint FROM product_reservations WHERE product_id = 'mug'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("sum");
     let (product, _) = Products::store(pool.clone()).load("mug").await.expect("loaded");
     assert_eq!(product.reserved(), held as u64, "reserved is the sum of what the orders hold");
     assert!(product.reserved() <= product.received(), "no oversell");
@@ -421,20 +516,43 @@ async fn a_re_request_finds_the_event_that_announced_the_decision_in_the_orders_
     let pool = pool().await;
     let products = std::sync::Arc::new(Products::new(pool.clone()));
     let store = Products::store(pool.clone());
-    let reserve = |n: u64, quantity: u64, revision: u64| command("mug", ProductCommand::ReserveStock { order_id: order(n), quantity: units(quantity), revision });
+    let reserve = |n: u64, quantity: u64, revision: u64| {
+        command("mug", ProductCommand::ReserveStock { order_id: order(n), quantity: units(quantity), revision })
+    };
     // Sequences: 1 added, 2 reserved for order 1, 3 rejected for order 2, 4 reserved for
     // order 3, 5 low stock, 6-7 rejected and released for order 3 (a bigger request), 8
     // reserved for order 4, 9 released for order 4 (canceled).
-    store.execute_all(&[added("mug", 10), reserve(1, 3, 1), reserve(2, 20, 1), reserve(3, 2, 1), reserve(3, 12, 2), reserve(4, 1, 1)]).await.expect("committed");
-    store.execute_all(&[command("mug", ProductCommand::ReleaseStock { order_id: order(4), revision: 2 })]).await.expect("committed");
+    store
+        .execute_all(&[
+            added("mug", 10),
+            reserve(1, 3, 1),
+            reserve(2, 20, 1),
+            reserve(3, 2, 1),
+            reserve(3, 12, 2),
+            reserve(4, 1, 1),
+        ])
+        .await
+        .expect("committed");
+    store
+        .execute_all(&[command("mug", ProductCommand::ReleaseStock { order_id: order(4), revision: 2 })])
+        .await
+        .expect("committed");
     let mut kafka = inventory_saga::Cli::try_parse_from(["inventory"]).expect("the default settings").serve.kafka;
     kafka.brokers = "127.0.0.1:1".to_owned();
-    let reannouncer = inventory_saga::reannounce::Reannouncer::new(pool.clone(), products, &kafka).expect("a re-announcer");
+    let reannouncer =
+        inventory_saga::reannounce::Reannouncer::new(pool.clone(), products, &kafka).expect("a re-announcer");
     let (executed, canceled) = (inventory_saga::publishing::ITEM_EXECUTED, inventory_saga::publishing::ITEM_CANCELED);
-    let cases = [(1, Some((executed, 2, 1))), (2, Some((canceled, 3, 1))), (3, Some((canceled, 6, 2))), (4, None), (5, None)];
+    let cases =
+        [(1, Some((executed, 2, 1))), (2, Some((canceled, 3, 1))), (3, Some((canceled, 6, 2))), (4, None), (5, None)];
     for (n, expected) in cases {
         let outcome = reannouncer.outcome("mug", order(n)).await.expect("read");
-        let found = outcome.first().map(|(message, _)| (message.envelope.event_type.as_str(), message.envelope.sequence, message.envelope.payload["revision"].as_u64().unwrap_or_default()));
+        let found = outcome.first().map(|(message, _)| {
+            (
+                message.envelope.event_type.as_str(),
+                message.envelope.sequence,
+                message.envelope.payload["revision"].as_u64().unwrap_or_default(),
+            )
+        });
         assert_eq!(found, expected, "order {n}");
         assert!(outcome.len() <= 1, "order {n}: one outcome at most");
     }

@@ -4,8 +4,8 @@
 //! retried until it passes, and parks nothing.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -27,8 +27,16 @@ struct Notes {
 
 impl Notes {
     async fn new(pool: &PgPool, transient: usize) -> Arc<Self> {
-        sqlx::query("CREATE TABLE notes (id text PRIMARY KEY, body jsonb NOT NULL)").execute(pool).await.expect("notes");
-        Arc::new(Self { pool: pool.clone(), transient, calls: AtomicUsize::new(0), batch_sizes: Mutex::new(Vec::new()) })
+        sqlx::query("CREATE TABLE notes (id text PRIMARY KEY, body jsonb NOT NULL)")
+            .execute(pool)
+            .await
+            .expect("notes");
+        Arc::new(Self {
+            pool: pool.clone(),
+            transient,
+            calls: AtomicUsize::new(0),
+            batch_sizes: Mutex::new(Vec::new()),
+        })
     }
 }
 
@@ -76,7 +84,8 @@ async fn a_message_the_database_refuses_for_good_is_parked_alone_and_the_rest_of
     messaging::topics::ensure_topics(&settings, &[&topic, &Topics::dead_letter(&topic)]).await.expect("topics");
     let messages: Vec<(String, String)> = (0..10)
         .map(|i| {
-            let body = if i == 4 { r#"{"i": 4, "correlationId": "a\u0000b"}"#.to_owned() } else { format!(r#"{{"i": {i}}}"#) };
+            let body =
+                if i == 4 { r#"{"i": 4, "correlationId": "a\u0000b"}"#.to_owned() } else { format!(r#"{{"i": {i}}}"#) };
             (format!("n-{i}"), body)
         })
         .collect();
@@ -85,22 +94,30 @@ async fn a_message_the_database_refuses_for_good_is_parked_alone_and_the_rest_of
     let handler = Notes::new(&pool, 0).await;
     let shutdown = CancellationToken::new();
     let consumer = tokio::spawn({
-        let (settings, pool, topic, handler, shutdown) = (settings.clone(), pool.clone(), topic.clone(), handler.clone(), shutdown.clone());
+        let (settings, pool, topic, handler, shutdown) =
+            (settings.clone(), pool.clone(), topic.clone(), handler.clone(), shutdown.clone());
         async move { run_consumer(&settings, pool, "test-notes", &[&topic], handler, shutdown).await }
     });
     let done = eventually(Duration::from_secs(30), async || {
-        count(&pool, "SELECT count(*) FROM notes").await == 9 && count(&pool, "SELECT count(*) FROM dead_letters").await == 1
+        count(&pool, "SELECT count(*) FROM notes").await == 9
+            && count(&pool, "SELECT count(*) FROM dead_letters").await == 1
     })
     .await;
     let parked = dead_letters(&pool).await;
-    assert!(done, "nine notes stored and one dead letter; dead letters: {parked:?}, batches: {:?}", handler.batch_sizes.lock().expect("batch sizes"));
+    assert!(
+        done,
+        "nine notes stored and one dead letter; dead letters: {parked:?}, batches: {:?}",
+        handler.batch_sizes.lock().expect("batch sizes")
+    );
     let (source, origin, parked_topic, reason, payload_null) = &parked[0];
     assert_eq!((source.as_str(), parked_topic.as_str(), *payload_null), ("consumer", topic.as_str(), false));
     assert_eq!(origin, &format!("{topic}/0/4"), "the origin is the refused message's");
     assert!(reason.contains("22P05"), "the reason names the SQLSTATE: {reason}");
-    let key: Option<Vec<u8>> = sqlx::query_scalar("SELECT message_key FROM dead_letters").fetch_one(&pool).await.expect("key");
+    let key: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT message_key FROM dead_letters").fetch_one(&pool).await.expect("key");
     assert_eq!(key.as_deref(), Some(&b"n-4"[..]));
-    let stored: Vec<String> = sqlx::query_scalar("SELECT id FROM notes ORDER BY id").fetch_all(&pool).await.expect("notes");
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM notes ORDER BY id").fetch_all(&pool).await.expect("notes");
     assert!(!stored.contains(&"n-4".to_owned()), "{stored:?}");
 
     let copies = read_topic(&settings, &Topics::dead_letter(&topic), 1, Duration::from_secs(15)).await;
@@ -129,14 +146,19 @@ async fn a_transient_failure_is_retried_until_it_passes_and_never_parked() {
     let handler = Notes::new(&pool, 4).await;
     let shutdown = CancellationToken::new();
     let consumer = tokio::spawn({
-        let (settings, pool, topic, handler, shutdown) = (settings.clone(), pool.clone(), topic.clone(), handler.clone(), shutdown.clone());
+        let (settings, pool, topic, handler, shutdown) =
+            (settings.clone(), pool.clone(), topic.clone(), handler.clone(), shutdown.clone());
         async move { run_consumer(&settings, pool, "test-transient", &[&topic], handler, shutdown).await }
     });
-    let applied = eventually(Duration::from_secs(30), async || count(&pool, "SELECT count(*) FROM notes").await == 5).await;
+    let applied =
+        eventually(Duration::from_secs(30), async || count(&pool, "SELECT count(*) FROM notes").await == 5).await;
     shutdown.cancel();
     consumer.await.expect("joined").expect("the consumer ran");
     assert!(applied, "every message applied after the transient failures");
     assert!(handler.calls.load(Ordering::SeqCst) > 4, "the failures were retried");
     assert_eq!(dead_letters(&pool).await, vec![], "nothing parked");
-    assert!(read_topic(&settings, &Topics::dead_letter(&topic), 1, Duration::from_secs(2)).await.is_empty(), "nothing on the dead-letter topic");
+    assert!(
+        read_topic(&settings, &Topics::dead_letter(&topic), 1, Duration::from_secs(2)).await.is_empty(),
+        "nothing on the dead-letter topic"
+    );
 }

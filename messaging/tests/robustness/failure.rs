@@ -22,18 +22,31 @@ async fn error_of(pool: &sqlx::PgPool, sql: &str, bind: Option<&str>) -> anyhow:
 #[tokio::test]
 async fn data_the_database_refuses_is_permanent_with_its_sqlstate() {
     let pool = database().await;
-    sqlx::query("CREATE TABLE notes (id text PRIMARY KEY, short varchar(3), body jsonb, big text)").execute(&pool).await.expect("table");
+    sqlx::query("CREATE TABLE notes (id text PRIMARY KEY, short varchar(3), body jsonb, big text)")
+        .execute(&pool)
+        .await
+        .expect("table");
     sqlx::query("CREATE INDEX notes_big ON notes (big)").execute(&pool).await.expect("index");
     sqlx::query("INSERT INTO notes (id) VALUES ('taken')").execute(&pool).await.expect("row");
     // Incompressible, so that it cannot fit in a B-tree entry (SQLSTATE 54000).
     let huge: String = (0..400).map(|i| format!("{:x}", md5_like(i))).collect();
     let cases = [
-        ("a NUL character in jsonb", "INSERT INTO notes (id, body) VALUES ('n', $1::jsonb)", Some(r#"{"correlationId": "a\u0000b"}"#), "22P05"),
+        (
+            "a NUL character in jsonb",
+            "INSERT INTO notes (id, body) VALUES ('n', $1::jsonb)",
+            Some(r#"{"correlationId": "a\u0000b"}"#),
+            "22P05",
+        ),
         ("a value too long", "INSERT INTO notes (id, short) VALUES ('l', $1)", Some("too long"), "22001"),
         ("malformed json", "INSERT INTO notes (id, body) VALUES ('m', $1::jsonb)", Some("{not json"), "22P02"),
         ("a unique violation", "INSERT INTO notes (id) VALUES ($1)", Some("taken"), "23505"),
         ("an index row too large", "INSERT INTO notes (id, big) VALUES ('b', $1)", Some(huge.as_str()), "54000"),
-        ("two upserts of one row", "INSERT INTO notes (id) VALUES ('x'), ('x') ON CONFLICT (id) DO UPDATE SET short = 'a'", None, "21000"),
+        (
+            "two upserts of one row",
+            "INSERT INTO notes (id) VALUES ('x'), ('x') ON CONFLICT (id) DO UPDATE SET short = 'a'",
+            None,
+            "21000",
+        ),
     ];
     for (label, sql, bind, code) in cases {
         let error = error_of(&pool, sql, bind).await;
@@ -72,7 +85,12 @@ async fn conflicts_timeouts_and_lost_connections_are_transient() {
     drop(connection);
 
     // The pool exhausted.
-    let small = PgPoolOptions::new().max_connections(1).acquire_timeout(Duration::from_millis(100)).connect_with((*pool.connect_options()).clone()).await.expect("pool");
+    let small = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_millis(100))
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .expect("pool");
     let held = small.acquire().await.expect("the only connection");
     let error = small.acquire().await.expect_err("pool timed out");
     assert!(matches!(error, sqlx::Error::PoolTimedOut), "{error}");
@@ -80,14 +98,19 @@ async fn conflicts_timeouts_and_lost_connections_are_transient() {
     drop(held);
 
     // No server there.
-    let error = PgPoolOptions::new().acquire_timeout(Duration::from_secs(2)).connect("postgres://postgres@127.0.0.1:1/none").await.expect_err("refused");
+    let error = PgPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(2))
+        .connect("postgres://postgres@127.0.0.1:1/none")
+        .await
+        .expect_err("refused");
     assert_eq!(classify(&Err::<(), _>(error).context("connecting").unwrap_err()), Failure::Transient);
 }
 
 #[tokio::test]
 async fn a_database_error_is_found_inside_the_event_store_errors() {
     let pool = database().await;
-    let refused = sqlx::query("SELECT $1::jsonb").bind("{\"a\": \"\\u0000\"}").execute(&pool).await.expect_err("refused");
+    let refused =
+        sqlx::query("SELECT $1::jsonb").bind("{\"a\": \"\\u0000\"}").execute(&pool).await.expect_err("refused");
     let wrapped: eventstore::ExecuteError<std::fmt::Error> = eventstore::EventsError::Database(refused).into();
     let error = Err::<(), _>(wrapped).context("reserving stock").unwrap_err();
     assert_eq!(sqlstate(&error).as_deref(), Some("22P05"), "{error:#}");

@@ -108,7 +108,8 @@ async fn an_event_too_large_to_publish_or_not_routable_is_parked_and_the_events_
     let (source, origin, _, reason, _) = &parked[1];
     assert_eq!((source.as_str(), origin), ("relay", &ids[4].to_string()));
     assert!(reason.contains("does not decode"), "{reason}");
-    let event_ids: Vec<Option<Uuid>> = sqlx::query_scalar("SELECT event_id FROM dead_letters ORDER BY id").fetch_all(&pool).await.expect("ids");
+    let event_ids: Vec<Option<Uuid>> =
+        sqlx::query_scalar("SELECT event_id FROM dead_letters ORDER BY id").fetch_all(&pool).await.expect("ids");
     assert_eq!(event_ids, [Some(ids[2]), Some(ids[4])]);
 }
 

@@ -18,7 +18,10 @@ use sqlx::PgPool;
 /// with `TEST_LOG=1`.
 pub async fn database() -> PgPool {
     if std::env::var_os("TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new("info")).with_test_writer().try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_test_writer()
+            .try_init();
     }
     let url = migrations::testing::create_database().await.expect("a test database");
     migrations::connect_and_migrate(&url, "oms", 8, &migrations::OMS).await.expect("migrated")
@@ -36,7 +39,15 @@ struct Cli {
 pub fn kafka(brokers: Option<&str>, producer: &[(&str, &str)]) -> KafkaSettings {
     let shared = std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_owned());
     let brokers = brokers.map_or(shared, str::to_owned);
-    let cli = Cli::parse_from(["test", "--kafka-brokers", &brokers, "--kafka-partitions", "1", "--kafka-lag-interval-ms", "0"]);
+    let cli = Cli::parse_from([
+        "test",
+        "--kafka-brokers",
+        &brokers,
+        "--kafka-partitions",
+        "1",
+        "--kafka-lag-interval-ms",
+        "0",
+    ]);
     let mut settings = cli.kafka.with_env_properties(std::env::vars());
     settings.producer_properties.extend(producer.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     settings
@@ -67,7 +78,12 @@ pub async fn read_all(settings: &KafkaSettings, topic: &str, within: Duration) -
     read_until(settings, topic, within, |_, quiet| quiet).await
 }
 
-async fn read_until(settings: &KafkaSettings, topic: &str, within: Duration, done: impl Fn(&[Read], bool) -> bool) -> Vec<Read> {
+async fn read_until(
+    settings: &KafkaSettings,
+    topic: &str,
+    within: Duration,
+    done: impl Fn(&[Read], bool) -> bool,
+) -> Vec<Read> {
     let mut config = settings.consumer_config(&format!("reader-{}", uuid::Uuid::new_v4().simple()));
     config.set("enable.auto.commit", "false");
     let consumer: StreamConsumer = config.create().expect("a reader");
@@ -90,7 +106,11 @@ async fn read_until(settings: &KafkaSettings, topic: &str, within: Duration, don
         let Ok(message) = received else { continue };
         let headers = message
             .headers()
-            .map(|h| h.iter().map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect())
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                    .collect()
+            })
             .unwrap_or_default();
         read.push(Read {
             key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
@@ -139,16 +159,33 @@ impl PrivateBroker {
     }
 
     async fn start_on(address: String) -> Self {
-        let binary = std::env::var_os("DEV_BROKER_BIN").map(PathBuf::from).expect("DEV_BROKER_BIN: run with scripts/test, which builds the patched broker");
+        let binary = std::env::var_os("DEV_BROKER_BIN")
+            .map(PathBuf::from)
+            .expect("DEV_BROKER_BIN: run with scripts/test, which builds the patched broker");
         let url = format!("tcp://{address}");
         let child = Command::new(&binary)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/"])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("starting the development broker {}: {e} (run with scripts/test or set DEV_BROKER_BIN)", binary.display()));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "starting the development broker {}: {e} (run with scripts/test or set DEV_BROKER_BIN)",
+                    binary.display()
+                )
+            });
         let broker = Self { child, address };
-        let listening = eventually(Duration::from_secs(10), async || tokio::net::TcpStream::connect(&broker.address).await.is_ok()).await;
+        let listening =
+            eventually(Duration::from_secs(10), async || tokio::net::TcpStream::connect(&broker.address).await.is_ok())
+                .await;
         assert!(listening, "the private broker listens on {}", broker.address);
         broker
     }

@@ -93,7 +93,8 @@ async fn main() -> anyhow::Result<()> {
                 let hot = hot_share > 0.0 && (i as f64 * hot_share).fract() + hot_share >= 1.0;
                 let product = if hot { &products[0] } else { &products[1 + i % (products.len() - 1).max(1)] };
                 let second = &products[(i * 7 + 3) % products.len()];
-                let lines: Vec<(&str, u32)> = if second != product { vec![(product, 1), (second, 2)] } else { vec![(product, 1)] };
+                let lines: Vec<(&str, u32)> =
+                    if second != product { vec![(product, 1), (second, 2)] } else { vec![(product, 1)] };
                 let t0 = Instant::now();
                 let order = api.place_order(&format!("user-{}", i % 100), &lines).await?;
                 Ok::<_, anyhow::Error>(Placed {
@@ -125,10 +126,8 @@ async fn main() -> anyhow::Result<()> {
 
     let mut post: Vec<f64> = placed.iter().map(|p| p.post_ms).collect();
     post.sort_by(f64::total_cmp);
-    let mut e2e: Vec<f64> = resolved
-        .iter()
-        .filter_map(|o| millis_between(o["createdAt"].as_str()?, o["updatedAt"].as_str()?))
-        .collect();
+    let mut e2e: Vec<f64> =
+        resolved.iter().filter_map(|o| millis_between(o["createdAt"].as_str()?, o["updatedAt"].as_str()?)).collect();
     e2e.sort_by(f64::total_cmp);
     let last_resolution = resolved.iter().filter_map(|o| micros(o["updatedAt"].as_str()?)).max();
     let first_creation = resolved.iter().filter_map(|o| micros(o["createdAt"].as_str()?)).min();
@@ -141,10 +140,31 @@ async fn main() -> anyhow::Result<()> {
         counts
     });
 
-    println!("orders: {}  concurrency: {}  rate: {}", args.orders, args.concurrency, args.rate.map_or("max".to_owned(), |r| format!("{r}/s")));
-    println!("POST: {:.0} orders/s  p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms", args.orders as f64 / post_elapsed, percentile(&post, 0.5), percentile(&post, 0.99), percentile(&post, 1.0));
-    println!("end to end (POST accepted -> every item resolved): p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms", percentile(&e2e, 0.5), percentile(&e2e, 0.99), percentile(&e2e, 1.0));
-    println!("resolved throughput: {:.0} orders/s (first accepted -> last resolved: {:.2} s; client saw all resolved after {:.2} s)", args.orders as f64 / pipeline_secs, pipeline_secs, all_resolved);
+    println!(
+        "orders: {}  concurrency: {}  rate: {}",
+        args.orders,
+        args.concurrency,
+        args.rate.map_or("max".to_owned(), |r| format!("{r}/s"))
+    );
+    println!(
+        "POST: {:.0} orders/s  p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+        args.orders as f64 / post_elapsed,
+        percentile(&post, 0.5),
+        percentile(&post, 0.99),
+        percentile(&post, 1.0)
+    );
+    println!(
+        "end to end (POST accepted -> every item resolved): p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+        percentile(&e2e, 0.5),
+        percentile(&e2e, 0.99),
+        percentile(&e2e, 1.0)
+    );
+    println!(
+        "resolved throughput: {:.0} orders/s (first accepted -> last resolved: {:.2} s; client saw all resolved after {:.2} s)",
+        args.orders as f64 / pipeline_secs,
+        pipeline_secs,
+        all_resolved
+    );
     // Issue 15's measure: 1.0 when resolution keeps pace with acceptance, lower when a
     // backlog builds up behind the POSTs.
     println!("resolved / accepted throughput: {:.2}", post_elapsed / pipeline_secs);
@@ -183,7 +203,13 @@ fn report_minutes(placed: &[Placed]) {
     }
     println!("POST per minute of the run:");
     for (minute, ms) in &minutes {
-        println!("  minute {:>2}: {:>6} orders  p50 {:>6.1} ms  p99 {:>6.1} ms", minute + 1, ms.len(), percentile(ms, 0.5), percentile(ms, 0.99));
+        println!(
+            "  minute {:>2}: {:>6} orders  p50 {:>6.1} ms  p99 {:>6.1} ms",
+            minute + 1,
+            ms.len(),
+            percentile(ms, 0.5),
+            percentile(ms, 0.99)
+        );
     }
     let (first, last) = (full[0].1, full[full.len() - 2].1);
     println!("POST p99, last full minute / first: {:.2} ({last:.1} / {first:.1} ms)", last / first);

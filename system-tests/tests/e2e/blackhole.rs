@@ -15,7 +15,9 @@ use system_tests::{ProcessSystem, Service, TcpProxy};
 use telemetry::names;
 use tokio::time::Instant;
 
-use crate::load::{AttemptLog, CLIENT_PATIENCE, accepted_orders, add_products, assert_nothing_lost_or_doubled, spawn_clients};
+use crate::load::{
+    AttemptLog, CLIENT_PATIENCE, accepted_orders, add_products, assert_nothing_lost_or_doubled, spawn_clients,
+};
 use crate::scrape::{self, matching, total};
 
 const ORDERS: usize = 300;
@@ -49,7 +51,11 @@ async fn an_oms_whose_database_traffic_is_blackholed_hands_its_feeds_over_and_ev
     let http = system.api.http.clone();
 
     let database: PgConnectOptions = system.database_url.parse().expect("the database URL parses");
-    let server = tokio::net::lookup_host((database.get_host(), database.get_port())).await.expect("the server's address").next().expect("an address");
+    let server = tokio::net::lookup_host((database.get_host(), database.get_port()))
+        .await
+        .expect("the server's address")
+        .next()
+        .expect("an address");
     let proxy = TcpProxy::start(server).await.expect("the proxy listens");
     let proxied_url = database.clone().host("127.0.0.1").port(proxy.port()).to_url_lossy().to_string();
     let mut behind_proxy = system.start_instance_reaching(Service::Oms, &proxied_url).expect("an OMS behind the proxy");
@@ -58,9 +64,13 @@ async fn an_oms_whose_database_traffic_is_blackholed_hands_its_feeds_over_and_ev
     // The first instance leads both feeds since it started: restarted, it hands them
     // to the proxied one and stands by when it is back.
     system.oms.terminate(Duration::from_secs(30)).await.expect("the first OMS stops");
-    scrape::until(&behind_proxy, &http, "the proxied OMS leads the relay and the view follower", Duration::from_secs(15), |m| {
-        leads_the_relay(m) && leads_the_view(m)
-    })
+    scrape::until(
+        &behind_proxy,
+        &http,
+        "the proxied OMS leads the relay and the view follower",
+        Duration::from_secs(15),
+        |m| leads_the_relay(m) && leads_the_view(m),
+    )
     .await;
     system.oms.start().expect("the first OMS starts again");
     system.oms.wait_ready(&http, Duration::from_secs(60)).await.expect("the first OMS is ready again");
@@ -80,8 +90,18 @@ async fn an_oms_whose_database_traffic_is_blackholed_hands_its_feeds_over_and_ev
     eprintln!("blackholed the proxied OMS's database traffic after {:?}", started.elapsed());
     scrape::until(&system.oms, &http, "the direct OMS takes the relay over", TAKEOVER_BOUND, leads_the_relay).await;
     let relay_taken_over = blackholed_at.elapsed();
-    scrape::until(&system.oms, &http, "the direct OMS takes the view follower over", TAKEOVER_BOUND.saturating_sub(relay_taken_over), leads_the_view).await;
-    eprintln!("the direct OMS leads the relay {relay_taken_over:?} and the view follower {:?} after the blackhole began", blackholed_at.elapsed());
+    scrape::until(
+        &system.oms,
+        &http,
+        "the direct OMS takes the view follower over",
+        TAKEOVER_BOUND.saturating_sub(relay_taken_over),
+        leads_the_view,
+    )
+    .await;
+    eprintln!(
+        "the direct OMS leads the relay {relay_taken_over:?} and the view follower {:?} after the blackhole began",
+        blackholed_at.elapsed()
+    );
 
     tokio::time::sleep(BLACKHOLE.saturating_sub(blackholed_at.elapsed())).await;
     proxy.blackhole(false);
@@ -91,15 +111,25 @@ async fn an_oms_whose_database_traffic_is_blackholed_hands_its_feeds_over_and_ev
     tokio::time::sleep(Duration::from_secs(5)).await;
     let published_by_old = total(&behind_proxy.metrics(&http).await.expect("metrics"), names::RELAY_PUBLISHED, &[]);
 
-    tokio::time::timeout(CLIENT_PATIENCE + Duration::from_secs(30), placing).await.expect("placing orders ends").expect("placing task");
+    tokio::time::timeout(CLIENT_PATIENCE + Duration::from_secs(30), placing)
+        .await
+        .expect("placing orders ends")
+        .expect("placing task");
     let attempts = log.lock().expect("attempt log").clone();
     eprintln!("placed {ORDERS} orders with {} attempts in {:?}", attempts.len(), started.elapsed());
     let accepted = accepted_orders(&attempts, ORDERS);
     assert_nothing_lost_or_doubled(&system, &system.kafka, RUN, &accepted, Duration::from_secs(120)).await;
 
     let old = behind_proxy.metrics(&http).await.expect("metrics");
-    assert_eq!(total(&old, names::RELAY_PUBLISHED, &[]), published_by_old, "the old leader stood by once its network returned: it published nothing more");
-    assert!(total(&system.oms.metrics(&http).await.expect("metrics"), names::RELAY_PUBLISHED, &[]) > 0.0, "the new leader published");
+    assert_eq!(
+        total(&old, names::RELAY_PUBLISHED, &[]),
+        published_by_old,
+        "the old leader stood by once its network returned: it published nothing more"
+    );
+    assert!(
+        total(&system.oms.metrics(&http).await.expect("metrics"), names::RELAY_PUBLISHED, &[]) > 0.0,
+        "the new leader published"
+    );
     assert!(system.oms.is_running() && behind_proxy.is_running(), "both OMS instances still run");
     eprintln!("checked after {:?}", started.elapsed());
     drop(behind_proxy);

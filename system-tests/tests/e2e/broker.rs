@@ -83,7 +83,12 @@ fn store_and_commit(consumer: &StreamConsumer, topic: &str, messages: &[Seen]) {
     }
     let committed = consumer.committed_offsets(list, Duration::from_secs(10)).expect("reading committed offsets");
     for element in committed.elements() {
-        assert_eq!(element.offset(), Offset::Offset(expected[&element.partition()]), "committed offset of partition {}", element.partition());
+        assert_eq!(
+            element.offset(),
+            Offset::Offset(expected[&element.partition()]),
+            "committed offset of partition {}",
+            element.partition()
+        );
     }
 }
 
@@ -92,7 +97,9 @@ async fn a_consumer_group_resumes_exactly_after_its_committed_offsets() {
     let run = uuid::Uuid::new_v4().simple().to_string();
     let topic = format!("t{}.broker-check", &run[..10]);
     let group = format!("broker-check-{run}");
-    let settings = broker::kafka_settings(&[format!("--kafka-brokers={}", brokers()), "--kafka-partitions=2".to_owned()]).expect("settings");
+    let settings =
+        broker::kafka_settings(&[format!("--kafka-brokers={}", brokers()), "--kafka-partitions=2".to_owned()])
+            .expect("settings");
     messaging::topics::ensure_topics(&settings, &[&topic]).await.expect("creating the topic");
     let producer = broker::producer(&settings).expect("producer");
     let timeout = Duration::from_secs(20);
@@ -101,7 +108,11 @@ async fn a_consumer_group_resumes_exactly_after_its_committed_offsets() {
     produce(&producer, &topic, 0..12).await;
     let first = joined_consumer(&settings, &group, &topic);
     let seen = receive(&first, 12, timeout).await;
-    assert_eq!(values(&seen), (0..12).map(|i| format!("message-{i}")).collect(), "the first member reads every message once");
+    assert_eq!(
+        values(&seen),
+        (0..12).map(|i| format!("message-{i}")).collect(),
+        "the first member reads every message once"
+    );
     let mut by_key: BTreeMap<&str, BTreeSet<i32>> = BTreeMap::new();
     for message in &seen {
         by_key.entry(&message.key).or_default().insert(message.partition);
@@ -116,7 +127,11 @@ async fn a_consumer_group_resumes_exactly_after_its_committed_offsets() {
     produce(&producer, &topic, 12..20).await;
     let second = joined_consumer(&settings, &group, &topic);
     let mut seen = receive(&second, 8, timeout).await;
-    assert_eq!(values(&seen), (12..20).map(|i| format!("message-{i}")).collect(), "resumes after the committed offsets: nothing re-read, nothing skipped");
+    assert_eq!(
+        values(&seen),
+        (12..20).map(|i| format!("message-{i}")).collect(),
+        "resumes after the committed offsets: nothing re-read, nothing skipped"
+    );
     seen.sort();
     let mut handled: Vec<Seen> = Vec::new();
     for message in &seen {

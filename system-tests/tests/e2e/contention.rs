@@ -22,7 +22,10 @@ async fn five_hundred_concurrent_orders_for_one_hundred_units_execute_exactly_on
     wait_until_resolved(&system, Duration::from_secs(120)).await;
     let hot = api.product("hot").await.unwrap();
     assert_eq!((hot["available"].as_i64(), hot["reserved"].as_i64()), (Some(0), Some(100)), "{hot}");
-    let executed: i64 = sqlx::query_scalar("SELECT count(*) FROM order_view WHERE status = 'EXECUTED'").fetch_one(&system.oms_pool).await.unwrap();
+    let executed: i64 = sqlx::query_scalar("SELECT count(*) FROM order_view WHERE status = 'EXECUTED'")
+        .fetch_one(&system.oms_pool)
+        .await
+        .unwrap();
     assert_eq!(executed, 100, "exactly 100 orders executed");
     assert_invariants(&system).await;
     system.stop().await;
@@ -42,7 +45,10 @@ async fn a_thousand_orders_with_skewed_demand_and_cancels_keep_every_invariant()
         .map(|i| async move {
             let hot = &products[i % 3];
             let other = &products[3 + (i * 7) % 17];
-            let order = api.place_order(&format!("u-{}", i % 50), &[(hot, 1 + (i % 3) as u32), (other, 2)]).await.expect("POST");
+            let order = api
+                .place_order(&format!("u-{}", i % 50), &[(hot, 1 + (i % 3) as u32), (other, 2)])
+                .await
+                .expect("POST");
             order["orderId"].as_str().unwrap().to_owned()
         })
         .buffer_unordered(32)
@@ -52,11 +58,15 @@ async fn a_thousand_orders_with_skewed_demand_and_cancels_keep_every_invariant()
     futures::stream::iter(placed.iter().enumerate())
         .for_each_concurrent(16, |(i, id)| async move {
             if i % 10 == 0 {
-                let (status, body) = api.update_order(id, serde_json::json!({"status": "CANCELED"})).await.expect("PUT");
+                let (status, body) =
+                    api.update_order(id, serde_json::json!({"status": "CANCELED"})).await.expect("PUT");
                 assert!(status == 200 || status == 409, "{status} {body}");
             } else if i % 7 == 0 {
                 let product = &products[3 + (i * 7) % 17];
-                let (status, body) = api.update_order(id, serde_json::json!({"orderItems": [{"productId": product, "quantity": 5}]})).await.expect("PUT");
+                let (status, body) = api
+                    .update_order(id, serde_json::json!({"orderItems": [{"productId": product, "quantity": 5}]}))
+                    .await
+                    .expect("PUT");
                 assert!(status == 200 || status == 409, "{status} {body}");
             }
         })

@@ -11,7 +11,9 @@ use std::time::Duration;
 use system_tests::ProcessSystem;
 use tokio::time::Instant;
 
-use crate::load::{Attempt, AttemptLog, CLIENT_PATIENCE, accepted_orders, add_products, assert_nothing_lost_or_doubled, spawn_clients};
+use crate::load::{
+    Attempt, AttemptLog, CLIENT_PATIENCE, accepted_orders, add_products, assert_nothing_lost_or_doubled, spawn_clients,
+};
 
 const ORDERS: usize = 300;
 const PACE: Duration = Duration::from_millis(50);
@@ -23,7 +25,9 @@ const RUN: &str = "crash";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_both_services_mid_run_loses_and_doubles_no_order() {
-    let mut system = ProcessSystem::start(3, &[("KAFKA_CONSUMER_SESSION_TIMEOUT_MS", SESSION_TIMEOUT_MS)]).await.expect("starting both services as processes");
+    let mut system = ProcessSystem::start(3, &[("KAFKA_CONSUMER_SESSION_TIMEOUT_MS", SESSION_TIMEOUT_MS)])
+        .await
+        .expect("starting both services as processes");
     eprintln!("service logs in {}", system.log_dir.display());
     let api = system.api.clone();
     add_products(&api, 150).await;
@@ -49,17 +53,25 @@ async fn killing_both_services_mid_run_loses_and_doubles_no_order() {
     system.oms.wait_ready(&api.http, Duration::from_secs(30)).await.expect("OMS ready again");
     let oms_up = Instant::now();
 
-    tokio::time::timeout(CLIENT_PATIENCE + Duration::from_secs(30), placing).await.expect("placing orders ends").expect("placing task");
+    tokio::time::timeout(CLIENT_PATIENCE + Duration::from_secs(30), placing)
+        .await
+        .expect("placing orders ends")
+        .expect("placing task");
     let attempts = log.lock().expect("attempt log").clone();
     eprintln!("placed {ORDERS} orders with {} attempts in {:?}", attempts.len(), started.elapsed());
 
     // The OMS answered while the inventory service was down; while the OMS itself was
     // down, POSTs failed and were retried.
-    let while_inventory_down: Vec<&Attempt> = attempts.iter().filter(|a| a.at >= inventory_down && a.at < inventory_up).collect();
+    let while_inventory_down: Vec<&Attempt> =
+        attempts.iter().filter(|a| a.at >= inventory_down && a.at < inventory_up).collect();
     assert!(!while_inventory_down.is_empty(), "orders were placed while the inventory service was down");
-    let failed: Vec<&&Attempt> = while_inventory_down.iter().filter(|a| !a.status.is_some_and(|s| (200..300).contains(&s))).collect();
+    let failed: Vec<&&Attempt> =
+        while_inventory_down.iter().filter(|a| !a.status.is_some_and(|s| (200..300).contains(&s))).collect();
     assert!(failed.is_empty(), "every POST succeeds while only the inventory service is down: {failed:?}");
-    assert!(attempts.iter().any(|a| a.at >= oms_down && a.at < oms_up && a.status.is_none()), "some POSTs hit the OMS while it was down");
+    assert!(
+        attempts.iter().any(|a| a.at >= oms_down && a.at < oms_up && a.status.is_none()),
+        "some POSTs hit the OMS while it was down"
+    );
 
     // Every key ends with one 2xx; all answers for a key name the same order.
     let accepted = accepted_orders(&attempts, ORDERS);

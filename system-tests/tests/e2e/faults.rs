@@ -29,8 +29,8 @@ use tokio::time::Instant;
 
 use crate::invariants::{assert_invariants, wait_until_resolved};
 use crate::load::{
-    Attempt, AttemptLog, CLIENT_PATIENCE, accepted_orders, add_products, assert_accepted_orders_are_served, assert_each_order_placed_and_served_once,
-    assert_nothing_lost_or_doubled, spawn_clients,
+    Attempt, AttemptLog, CLIENT_PATIENCE, accepted_orders, add_products, assert_accepted_orders_are_served,
+    assert_each_order_placed_and_served_once, assert_nothing_lost_or_doubled, spawn_clients,
 };
 
 /// How long every order may take to resolve once a fault has ended.
@@ -40,7 +40,10 @@ const RESOLVE: Duration = Duration::from_secs(90);
 /// binaries are built (or found current) first, outside the bound: a build waits for
 /// cargo's lock and takes minutes on a busy machine.
 async fn bounded<F: Future<Output = ()>>(limit: Duration, body: F) {
-    tokio::task::spawn_blocking(system_tests::processes::binaries_dir).await.expect("build task").expect("building the service binaries");
+    tokio::task::spawn_blocking(system_tests::processes::binaries_dir)
+        .await
+        .expect("build task")
+        .expect("building the service binaries");
     let started = Instant::now();
     if tokio::time::timeout(limit, body).await.is_err() {
         panic!("the test did not finish within {limit:?}");
@@ -56,7 +59,12 @@ async fn bounded<F: Future<Output = ()>>(limit: Duration, body: F) {
 /// another `scripts/test` run ending on the same server (it drops the test databases
 /// made while it ran).
 async fn start_system(broker: &DevBroker, database: &PgCluster, env: &[(&str, &str)]) -> ProcessSystem {
-    let options = ProcessOptions { partitions: 3, env, brokers: Some(broker.address.clone()), database_url: Some(database.url()) };
+    let options = ProcessOptions {
+        partitions: 3,
+        env,
+        brokers: Some(broker.address.clone()),
+        database_url: Some(database.url()),
+    };
     let started = Instant::now();
     let system = ProcessSystem::start_with(options).await.expect("starting both services as processes");
     eprintln!("both services ready after {:?}; logs in {}", started.elapsed(), system.log_dir.display());
@@ -79,7 +87,10 @@ fn summarize(attempts: &[Attempt]) {
 /// Every message of `topic`, read without a consumer group.
 async fn read_topic(system: &ProcessSystem, topic: &str) -> Vec<ReadMessage> {
     let (kafka, name) = (system.kafka.clone(), topic.to_owned());
-    tokio::task::spawn_blocking(move || broker::read_topic(&kafka, &name, Duration::from_secs(30))).await.expect("reader task").expect("reading a topic")
+    tokio::task::spawn_blocking(move || broker::read_topic(&kafka, &name, Duration::from_secs(30)))
+        .await
+        .expect("reader task")
+        .expect("reading a topic")
 }
 
 /// How many messages of `topic` consumer group `group` has not committed.
@@ -144,15 +155,27 @@ fn hostile_body(mut envelope: Value, hostility: Hostility, wrong_type: &str) -> 
 
 /// Produces `body` to `topic`/`partition` keyed `key` with `headers`; returns its
 /// origin as the consumers record it, `topic/partition/offset`.
-async fn produce(producer: &FutureProducer, topic: &str, partition: i32, key: &str, body: &[u8], headers: OwnedHeaders) -> String {
+async fn produce(
+    producer: &FutureProducer,
+    topic: &str,
+    partition: i32,
+    key: &str,
+    body: &[u8],
+    headers: OwnedHeaders,
+) -> String {
     let record = FutureRecord::to(topic).partition(partition).key(key).payload(body).headers(headers);
-    let delivery = producer.send(record, Timeout::After(Duration::from_secs(15))).await.unwrap_or_else(|(error, _)| panic!("producing to {topic}/{partition}: {error}"));
+    let delivery = producer
+        .send(record, Timeout::After(Duration::from_secs(15)))
+        .await
+        .unwrap_or_else(|(error, _)| panic!("producing to {topic}/{partition}: {error}"));
     format!("{topic}/{}/{}", delivery.partition, delivery.offset)
 }
 
 /// The headers of a real message, as its copy carries them.
 fn copied_headers(message: &ReadMessage) -> OwnedHeaders {
-    message.headers.iter().fold(OwnedHeaders::new(), |headers, (key, value)| headers.insert(rdkafka::message::Header { key, value: Some(value.as_bytes()) }))
+    message.headers.iter().fold(OwnedHeaders::new(), |headers, (key, value)| {
+        headers.insert(rdkafka::message::Header { key, value: Some(value.as_bytes()) })
+    })
 }
 
 /// The first message of `messages` whose body satisfies `wanted`.
@@ -166,11 +189,12 @@ async fn wait_until_resolved_among(pool: &PgPool, ids: &[String], timeout: Durat
     let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.parse().expect("an order id is a UUID")).collect();
     let deadline = Instant::now() + timeout;
     loop {
-        let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM order_view WHERE order_id = ANY($1) AND status = 'PENDING'")
-            .bind(&ids)
-            .fetch_one(pool)
-            .await
-            .expect("counting pending orders");
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM order_view WHERE order_id = ANY($1) AND status = 'PENDING'")
+                .bind(&ids)
+                .fetch_one(pool)
+                .await
+                .expect("counting pending orders");
         if pending == 0 || Instant::now() > deadline {
             return pending;
         }
@@ -184,13 +208,21 @@ async fn wait_until_parked(pool: &PgPool, origins: &BTreeSet<String>, timeout: D
     let deadline = Instant::now() + timeout;
     loop {
         let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT origin, reason FROM dead_letters WHERE source = 'consumer'").fetch_all(pool).await.expect("reading dead letters");
+            sqlx::query_as("SELECT origin, reason FROM dead_letters WHERE source = 'consumer'")
+                .fetch_all(pool)
+                .await
+                .expect("reading dead letters");
         let parked: BTreeMap<String, String> = rows.into_iter().collect();
         let missing: Vec<&String> = origins.iter().filter(|o| !parked.contains_key(*o)).collect();
         if missing.is_empty() {
             return parked;
         }
-        assert!(Instant::now() < deadline, "{} of {} hostile messages not parked after {timeout:?}: {missing:?}; parked: {parked:?}", missing.len(), origins.len());
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} hostile messages not parked after {timeout:?}: {missing:?}; parked: {parked:?}",
+            missing.len(),
+            origins.len()
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -205,11 +237,20 @@ async fn assert_copied_to_dead_letter_topic(system: &ProcessSystem, topic: &str,
         let missing: Vec<&String> = origins.iter().filter(|o| !copied.contains(o.as_str())).collect();
         if missing.is_empty() {
             for copy in copies.iter().filter(|m| m.header("dlq-origin").is_some_and(|o| origins.contains(o))) {
-                assert!(copy.header("dlq-reason").is_some_and(|r| !r.is_empty()), "a reason on each copy: {:?}", copy.headers);
+                assert!(
+                    copy.header("dlq-reason").is_some_and(|r| !r.is_empty()),
+                    "a reason on each copy: {:?}",
+                    copy.headers
+                );
             }
             return;
         }
-        assert!(Instant::now() < deadline, "{} of {} hostile messages have no copy on {dead_letter_topic}: {missing:?}", missing.len(), origins.len());
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} hostile messages have no copy on {dead_letter_topic}: {missing:?}",
+            missing.len(),
+            origins.len()
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -244,17 +285,21 @@ async fn hostile_messages_on(target: Target) {
     let first = api.place_order("u-first", &[("mug", 2)]).await.expect("placing the first order");
     let first_id = first["orderId"].as_str().expect("an order id").to_owned();
     api.resolved_order(&first_id, Duration::from_secs(30)).await.expect("the first order resolves");
-    let (placed_message, placed) = find(&read_topic(&system, &topics.order_events).await, |m| m["eventType"] == "OrderPlaced" && m["aggregateId"] == first_id.as_str())
-        .expect("the first order's OrderPlaced on the order-events topic");
+    let (placed_message, placed) = find(&read_topic(&system, &topics.order_events).await, |m| {
+        m["eventType"] == "OrderPlaced" && m["aggregateId"] == first_id.as_str()
+    })
+    .expect("the first order's OrderPlaced on the order-events topic");
     let (outcome_message, outcome) =
-        find(&read_topic(&system, &topics.order_outcomes).await, |m| m["eventType"] == "OrderItemExecuted").expect("the first order's outcome on the outcomes topic");
+        find(&read_topic(&system, &topics.order_outcomes).await, |m| m["eventType"] == "OrderItemExecuted")
+            .expect("the first order's outcome on the outcomes topic");
 
     // Orders still pending while the forged outcomes arrive: the saga is frozen.
     let mut victims = Vec::new();
     if target == Target::Outcomes {
         system.inventory.pause().expect("pausing the inventory service");
         for i in 0..3 {
-            let order = api.place_order(&format!("u-victim-{i}"), &[("ghost", 1)]).await.expect("placing a victim order");
+            let order =
+                api.place_order(&format!("u-victim-{i}"), &[("ghost", 1)]).await.expect("placing a victim order");
             victims.push(order["orderId"].as_str().expect("an order id").to_owned());
         }
     }
@@ -272,7 +317,8 @@ async fn hostile_messages_on(target: Target) {
                     }
                     let key = event["aggregateId"].as_str().expect("an id").to_owned();
                     let body = hostile_body(event, hostility, "Product");
-                    produce(&producer, &topics.order_events, partition, &key, &body, copied_headers(&placed_message)).await
+                    produce(&producer, &topics.order_events, partition, &key, &body, copied_headers(&placed_message))
+                        .await
                 }
                 Target::Outcomes => {
                     // "Executed" for the unknown product of a pending order.
@@ -283,7 +329,15 @@ async fn hostile_messages_on(target: Target) {
                     forged["payload"]["productId"] = json!("ghost");
                     forged["payload"]["revision"] = json!(1);
                     let body = hostile_body(forged, hostility, "Order");
-                    produce(&producer, &topics.order_outcomes, partition, victim, &body, copied_headers(&outcome_message)).await
+                    produce(
+                        &producer,
+                        &topics.order_outcomes,
+                        partition,
+                        victim,
+                        &body,
+                        copied_headers(&outcome_message),
+                    )
+                    .await
                 }
             };
             hostile.insert(origin);
@@ -294,7 +348,9 @@ async fn hostile_messages_on(target: Target) {
         // The OMS handles the forged outcomes while the victims are still pending (or
         // is stuck on them: then the checks below fail).
         let deadline = Instant::now() + Duration::from_secs(30);
-        while group_lag(&system, &system.oms_group, &topics.order_outcomes).await != Some(0) && Instant::now() < deadline {
+        while group_lag(&system, &system.oms_group, &topics.order_outcomes).await != Some(0)
+            && Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         system.inventory.resume().expect("resuming the inventory service");
@@ -305,7 +361,10 @@ async fn hostile_messages_on(target: Target) {
     let api_ref = &api;
     let placed_ids: Vec<String> = futures::stream::iter(0..60)
         .map(|i| async move {
-            let order = api_ref.place_order(&format!("u-{}", i % 7), &[("mug", 1), ("tea", 1 + i % 3)]).await.expect("placing an order");
+            let order = api_ref
+                .place_order(&format!("u-{}", i % 7), &[("mug", 1), ("tea", 1 + i % 3)])
+                .await
+                .expect("placing an order");
             order["orderId"].as_str().expect("an order id").to_owned()
         })
         .buffered(8)
@@ -329,16 +388,26 @@ async fn hostile_messages_on(target: Target) {
     }
 
     // The forged revision changed nothing: the first order's cancellation releases.
-    let (status, body) = api.update_order(&first_id, json!({"status": "CANCELED"})).await.expect("canceling the first order");
+    let (status, body) =
+        api.update_order(&first_id, json!({"status": "CANCELED"})).await.expect("canceling the first order");
     assert_eq!(status, 200, "{body}");
     wait_until_resolved(&system, RESOLVE).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while api.product("mug").await.expect("mug")["reserved"] != json!(60) {
-        assert!(Instant::now() < deadline, "the first order's 2 mugs are released: {}", api.product("mug").await.expect("mug"));
+        assert!(
+            Instant::now() < deadline,
+            "the first order's 2 mugs are released: {}",
+            api.product("mug").await.expect("mug")
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert_invariants(&system).await;
-    assert_each_order_placed_and_served_once(&system.oms_pool, &system.inventory_pool, 1 + victims.len() + placed_ids.len()).await;
+    assert_each_order_placed_and_served_once(
+        &system.oms_pool,
+        &system.inventory_pool,
+        1 + victims.len() + placed_ids.len(),
+    )
+    .await;
     assert!(system.oms.is_running() && system.inventory.is_running(), "both services still run");
     let _ = std::fs::remove_dir_all(&system.log_dir);
 }
@@ -381,7 +450,12 @@ async fn orders_flow_after_the_broker_hung_for(pause: Duration, run: &str) {
     for service in [&mut system.oms, &mut system.inventory] {
         let naming_the_broker = |status: u16, body: &str| status == 503 && body.contains("broker");
         service
-            .wait_readiness(&api.http, pause.saturating_sub(paused.elapsed()), "unready naming the broker", naming_the_broker)
+            .wait_readiness(
+                &api.http,
+                pause.saturating_sub(paused.elapsed()),
+                "unready naming the broker",
+                naming_the_broker,
+            )
             .await
             .expect("readiness says the broker is down while it hangs");
         eprintln!("{} said the broker is down {:?} into the hang", service.binary_name(), paused.elapsed());
@@ -391,10 +465,17 @@ async fn orders_flow_after_the_broker_hung_for(pause: Duration, run: &str) {
     let resumed = Instant::now();
     eprintln!("broker resumed at {:?}", started.elapsed());
     system.oms.wait_ready(&api.http, Duration::from_secs(60)).await.expect("the OMS is ready again");
-    system.inventory.wait_ready(&api.http, Duration::from_secs(60)).await.expect("the inventory service is ready again");
+    system
+        .inventory
+        .wait_ready(&api.http, Duration::from_secs(60))
+        .await
+        .expect("the inventory service is ready again");
     eprintln!("both services ready {:?} after the resume", resumed.elapsed());
 
-    tokio::time::timeout(CLIENT_PATIENCE + Duration::from_secs(30), placing).await.expect("placing orders ends").expect("placing task");
+    tokio::time::timeout(CLIENT_PATIENCE + Duration::from_secs(30), placing)
+        .await
+        .expect("placing orders ends")
+        .expect("placing task");
     let attempts = log.lock().expect("attempt log").clone();
     summarize(&attempts);
     eprintln!("placed {ORDERS} orders with {} attempts in {:?}", attempts.len(), started.elapsed());
@@ -413,7 +494,8 @@ async fn every_order_resolves_after_the_broker_hung_for_45_seconds() {
 /// The long one of the suite (about 5 minutes, mostly waiting): it runs with the rest.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slow_every_order_resolves_after_the_broker_hung_for_3_minutes() {
-    bounded(Duration::from_secs(480), orders_flow_after_the_broker_hung_for(Duration::from_secs(180), "hung-3min")).await;
+    bounded(Duration::from_secs(480), orders_flow_after_the_broker_hung_for(Duration::from_secs(180), "hung-3min"))
+        .await;
 }
 
 // ---------------------------------------------------------------------------------
@@ -447,7 +529,10 @@ async fn every_order_resolves_after_the_broker_restarted_empty() {
         let restarted = Instant::now();
         eprintln!("broker restarted empty at {:?}", started.elapsed());
 
-        tokio::time::timeout(CLIENT_PATIENCE + Duration::from_secs(30), placing).await.expect("placing orders ends").expect("placing task");
+        tokio::time::timeout(CLIENT_PATIENCE + Duration::from_secs(30), placing)
+            .await
+            .expect("placing orders ends")
+            .expect("placing task");
         let attempts = log.lock().expect("attempt log").clone();
         summarize(&attempts);
         let accepted = accepted_orders(&attempts, ORDERS);
@@ -490,15 +575,26 @@ async fn every_order_resolves_after_postgresql_crash_restarted() {
         cluster.crash_restart().await.expect("crash-restarting PostgreSQL");
         eprintln!("PostgreSQL crash-restarted at {:?}, back after {:?}", crashed - started, crashed.elapsed());
         // The test's own connections died with the server too.
-        system.oms_pool = migrations::connect_and_migrate(&system.database_url, "oms", 4, &migrations::OMS).await.expect("the test's OMS pool again");
+        system.oms_pool = migrations::connect_and_migrate(&system.database_url, "oms", 4, &migrations::OMS)
+            .await
+            .expect("the test's OMS pool again");
         system.inventory_pool =
-            migrations::connect_and_migrate(&system.database_url, "inventory", 4, &migrations::INVENTORY).await.expect("the test's inventory pool again");
+            migrations::connect_and_migrate(&system.database_url, "inventory", 4, &migrations::INVENTORY)
+                .await
+                .expect("the test's inventory pool again");
 
-        tokio::time::timeout(CLIENT_PATIENCE + Duration::from_secs(30), placing).await.expect("placing orders ends").expect("placing task");
+        tokio::time::timeout(CLIENT_PATIENCE + Duration::from_secs(30), placing)
+            .await
+            .expect("placing orders ends")
+            .expect("placing task");
         let attempts = log.lock().expect("attempt log").clone();
         summarize(&attempts);
         let refused = attempts.iter().filter(|a| a.status.is_none_or(|s| s >= 500)).count();
-        eprintln!("placed {ORDERS} orders with {} attempts ({refused} failed and were retried) in {:?}", attempts.len(), started.elapsed());
+        eprintln!(
+            "placed {ORDERS} orders with {} attempts ({refused} failed and were retried) in {:?}",
+            attempts.len(),
+            started.elapsed()
+        );
         let accepted = accepted_orders(&attempts, ORDERS);
         assert_nothing_lost_or_doubled(&system, &system.kafka, RUN, &accepted, RESOLVE).await;
         assert!(system.oms.is_running() && system.inventory.is_running(), "both services still run");
@@ -520,7 +616,10 @@ const EXIT_MARGIN: Duration = Duration::from_secs(4);
 async fn place_orders(api: &Api, prefix: &str, count: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..count {
-        let order = api.place_order(&format!("{prefix}-{i}"), &[("mug", 1), (if i % 2 == 0 { "tea" } else { "ghost" }, 1)]).await.expect("placing an order");
+        let order = api
+            .place_order(&format!("{prefix}-{i}"), &[("mug", 1), (if i % 2 == 0 { "tea" } else { "ghost" }, 1)])
+            .await
+            .expect("placing an order");
         ids.push(order["orderId"].as_str().expect("an order id").to_owned());
     }
     ids
@@ -528,7 +627,10 @@ async fn place_orders(api: &Api, prefix: &str, count: usize) -> Vec<String> {
 
 /// Stops `service` with SIGTERM; it must exit within its grace (and a margin).
 async fn terminate_within_grace(service: &mut ServiceProcess, name: &str) -> Duration {
-    let (status, took) = service.terminate(SHUTDOWN_GRACE + EXIT_MARGIN).await.unwrap_or_else(|e| panic!("{name} exits within its grace after SIGTERM: {e:#}"));
+    let (status, took) = service
+        .terminate(SHUTDOWN_GRACE + EXIT_MARGIN)
+        .await
+        .unwrap_or_else(|e| panic!("{name} exits within its grace after SIGTERM: {e:#}"));
     eprintln!("{name} exited with {status} {took:?} after SIGTERM with the broker down");
     took
 }
@@ -556,13 +658,20 @@ async fn sigterm_with_the_broker_down_exits_within_the_grace_and_the_next_start_
         // Long enough for the relay and consumers to be retrying against a dead broker.
         tokio::time::sleep(Duration::from_secs(5)).await;
         let (oms, inventory) = (&mut system.oms, &mut system.inventory);
-        tokio::join!(terminate_within_grace(oms, "the OMS"), terminate_within_grace(inventory, "the inventory service"));
+        tokio::join!(
+            terminate_within_grace(oms, "the OMS"),
+            terminate_within_grace(inventory, "the inventory service")
+        );
 
         broker.start_empty().await.expect("the broker back (empty)");
         system.oms.start().expect("starting the OMS again");
         system.inventory.start().expect("starting the inventory service again");
         system.oms.wait_ready(&api.http, Duration::from_secs(60)).await.expect("the OMS is ready again");
-        system.inventory.wait_ready(&api.http, Duration::from_secs(60)).await.expect("the inventory service is ready again");
+        system
+            .inventory
+            .wait_ready(&api.http, Duration::from_secs(60))
+            .await
+            .expect("the inventory service is ready again");
         let restarted = Instant::now();
         orders.extend(place_orders(&api, "after", 10).await);
         wait_until_resolved(&system, RESOLVE).await;

@@ -28,7 +28,8 @@ fn status_of_open_order(items: &[Value]) -> &'static str {
 
 /// The same instant however many digits of the fraction are written.
 fn instant(text: &Value) -> Value {
-    let time: DateTime<Utc> = text.as_str().and_then(|t| t.parse().ok()).unwrap_or_else(|| panic!("{text} is not a time"));
+    let time: DateTime<Utc> =
+        text.as_str().and_then(|t| t.parse().ok()).unwrap_or_else(|| panic!("{text} is not a time"));
     json!(time.timestamp_micros())
 }
 
@@ -59,7 +60,8 @@ pub fn fold_order(order_id: &str, history: &[Value]) -> Value {
             }
             "OrderItemsChanged" => {
                 for change in payload["items"].as_array().expect("items") {
-                    let reason = if change["status"] == "CANCELED" { json!("CANCELED_BY_CUSTOMER") } else { Value::Null };
+                    let reason =
+                        if change["status"] == "CANCELED" { json!("CANCELED_BY_CUSTOMER") } else { Value::Null };
                     let item = json!({"productId": change["productId"], "quantity": change["quantity"], "status": change["status"], "reason": reason});
                     let items = order["orderItems"].as_array_mut().expect("items");
                     match items.iter_mut().find(|i| i["productId"] == change["productId"]) {
@@ -82,7 +84,11 @@ pub fn fold_order(order_id: &str, history: &[Value]) -> Value {
             }
             other => panic!("unknown order event {other}"),
         }
-        order["status"] = if stage == "OPEN" { json!(status_of_open_order(order["orderItems"].as_array().expect("items"))) } else { json!(stage) };
+        order["status"] = if stage == "OPEN" {
+            json!(status_of_open_order(order["orderItems"].as_array().expect("items")))
+        } else {
+            json!(stage)
+        };
         order["updatedAt"] = instant(&event["occurredAt"]);
         order["version"] = event["sequence"].clone();
     }
@@ -121,7 +127,8 @@ pub async fn assert_rebuild_is_exact(system: &impl Deployment) {
     let products = Products::new(inventory.clone());
     let order_differences = rebuild::verify::<OrderViews>(oms, orders.events(), |_| {}).await.expect("verify orders");
     assert!(order_differences.is_empty(), "orders differ from the fold of their events: {order_differences:#?}");
-    let product_differences = rebuild::verify::<ProductViews>(inventory, products.events(), |_| {}).await.expect("verify products");
+    let product_differences =
+        rebuild::verify::<ProductViews>(inventory, products.events(), |_| {}).await.expect("verify products");
     assert!(product_differences.is_empty(), "products differ from the fold of their events: {product_differences:#?}");
 
     let by_id = |mut orders: Vec<Value>| {
@@ -137,5 +144,9 @@ pub async fn assert_rebuild_is_exact(system: &impl Deployment) {
     for (after, before) in orders_after.iter().zip(&orders_before) {
         assert_eq!(after, before, "the rebuilt order view, order for order");
     }
-    assert_eq!(system.api().all_products().await.expect("products"), products_before, "the rebuilt product view, product for product");
+    assert_eq!(
+        system.api().all_products().await.expect("products"),
+        products_before,
+        "the rebuilt product view, product for product"
+    );
 }

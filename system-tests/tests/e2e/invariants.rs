@@ -8,7 +8,10 @@ use system_tests::Deployment;
 
 /// Every order of the OMS view, as JSON.
 pub async fn all_orders(system: &impl Deployment) -> Vec<Value> {
-    let rows: Vec<(serde_json::Value,)> = sqlx::query_as("SELECT to_jsonb(o) FROM order_view o").fetch_all(system.oms_pool()).await.expect("reading orders");
+    let rows: Vec<(serde_json::Value,)> = sqlx::query_as("SELECT to_jsonb(o) FROM order_view o")
+        .fetch_all(system.oms_pool())
+        .await
+        .expect("reading orders");
     let mut orders = Vec::new();
     for (row,) in rows {
         orders.push(system.api().order(row["order_id"].as_str().expect("order id")).await.expect("GET order"));
@@ -60,7 +63,8 @@ pub async fn assert_invariants(system: &impl Deployment) {
                 assert_eq!(item["status"], "CANCELED", "a canceled order has only canceled items: {order}");
             }
             if item["status"] == "EXECUTED" {
-                *executed_units.entry(item["productId"].as_str().expect("product").to_owned()).or_default() += item["quantity"].as_i64().expect("qty");
+                *executed_units.entry(item["productId"].as_str().expect("product").to_owned()).or_default() +=
+                    item["quantity"].as_i64().expect("qty");
             }
         }
     }
@@ -71,7 +75,11 @@ pub async fn assert_invariants(system: &impl Deployment) {
         let reserved = product["reserved"].as_i64().expect("reserved");
         assert!(available >= 0, "{product_id}: available never negative ({available})");
         assert_eq!(available + reserved, *received, "{product_id}: available + reserved = received");
-        assert_eq!(reserved, executed_units.get(product_id).copied().unwrap_or(0), "{product_id}: reserved = executed units of live orders");
+        assert_eq!(
+            reserved,
+            executed_units.get(product_id).copied().unwrap_or(0),
+            "{product_id}: reserved = executed units of live orders"
+        );
     }
     for product_id in executed_units.keys() {
         assert!(received.contains_key(product_id), "an item of unknown product {product_id} was executed");

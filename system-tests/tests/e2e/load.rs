@@ -117,7 +117,8 @@ pub fn accepted_orders(attempts: &[Attempt], orders: usize) -> HashMap<String, S
     for attempt in attempts {
         match attempt.status {
             Some(status) if (200..300).contains(&status) => {
-                let order_id = attempt.order_id.clone().unwrap_or_else(|| panic!("a 2xx without an order: {attempt:?}"));
+                let order_id =
+                    attempt.order_id.clone().unwrap_or_else(|| panic!("a 2xx without an order: {attempt:?}"));
                 let previous = accepted.insert(attempt.key.clone(), order_id.clone());
                 assert!(previous.is_none_or(|p| p == order_id), "one key, one order: {attempt:?}");
             }
@@ -135,8 +136,12 @@ pub fn accepted_orders(attempts: &[Attempt], orders: usize) -> HashMap<String, S
 /// changed: one `OrderPlaced` per order; for every item, exactly one reservation
 /// outcome on its product (reserved or rejected) and exactly one outcome on its order.
 pub async fn assert_each_order_placed_and_served_once(oms: &PgPool, inventory: &PgPool, orders: usize) {
-    let placements: Vec<(String, i64)> =
-        sqlx::query_as("SELECT aggregate_id, count(*) FROM events WHERE event_type = 'OrderPlaced' GROUP BY aggregate_id").fetch_all(oms).await.expect("placements");
+    let placements: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT aggregate_id, count(*) FROM events WHERE event_type = 'OrderPlaced' GROUP BY aggregate_id",
+    )
+    .fetch_all(oms)
+    .await
+    .expect("placements");
     assert_eq!(placements.len(), orders, "one placement per key in the event store");
     let doubled: Vec<_> = placements.iter().filter(|(_, n)| *n > 1).collect();
     assert!(doubled.is_empty(), "no order placed twice: {doubled:?}");
@@ -164,10 +169,13 @@ pub async fn assert_each_order_placed_and_served_once(oms: &PgPool, inventory: &
     .fetch_all(oms)
     .await
     .expect("item outcomes");
-    for (label, outcomes) in [("reservation outcome on the product", &reservations), ("outcome on the order", &item_outcomes)] {
+    for (label, outcomes) in
+        [("reservation outcome on the product", &reservations), ("outcome on the order", &item_outcomes)]
+    {
         let doubled: Vec<_> = outcomes.iter().filter(|(.., n)| *n != 1).collect();
         assert!(doubled.is_empty(), "each item has one {label}: {doubled:?}");
-        let served: BTreeSet<(String, String)> = outcomes.iter().map(|(order, product, _)| (order.clone(), product.clone())).collect();
+        let served: BTreeSet<(String, String)> =
+            outcomes.iter().map(|(order, product, _)| (order.clone(), product.clone())).collect();
         let missing: Vec<_> = items.difference(&served).collect();
         assert!(missing.is_empty(), "{} of {} items have no {label}: {missing:?}", missing.len(), items.len());
         assert_eq!(served.len(), items.len(), "no {label} for an item never placed");
@@ -177,7 +185,10 @@ pub async fn assert_each_order_placed_and_served_once(oms: &PgPool, inventory: &
 /// Event ids of `topic`'s messages.
 async fn published_event_ids(kafka: &KafkaSettings, topic: &str) -> BTreeSet<String> {
     let (kafka, name) = (kafka.clone(), topic.to_owned());
-    let messages = tokio::task::spawn_blocking(move || broker::read_topic(&kafka, &name, Duration::from_secs(30))).await.expect("reader").expect("reading a topic");
+    let messages = tokio::task::spawn_blocking(move || broker::read_topic(&kafka, &name, Duration::from_secs(30)))
+        .await
+        .expect("reader")
+        .expect("reading a topic");
     messages.iter().filter_map(|m| m.json()).filter_map(|body| body["eventId"].as_str().map(str::to_owned)).collect()
 }
 
@@ -186,9 +197,18 @@ async fn published_event_ids(kafka: &KafkaSettings, topic: &str) -> BTreeSet<Str
 async fn assert_every_event_published(kafka: &KafkaSettings, oms: &PgPool, inventory: &PgPool) {
     let topics = &kafka.topics;
     let on_order_events = published_event_ids(kafka, &topics.order_events).await;
-    let stored: Vec<(uuid::Uuid,)> = sqlx::query_as("SELECT event_id FROM events WHERE aggregate_type = 'Order'").fetch_all(oms).await.expect("order events");
+    let stored: Vec<(uuid::Uuid,)> = sqlx::query_as("SELECT event_id FROM events WHERE aggregate_type = 'Order'")
+        .fetch_all(oms)
+        .await
+        .expect("order events");
     let missing: Vec<_> = stored.iter().filter(|(id,)| !on_order_events.contains(&id.to_string())).collect();
-    assert!(missing.is_empty(), "{} of {} order events never reached {}: {missing:?}", missing.len(), stored.len(), topics.order_events);
+    assert!(
+        missing.is_empty(),
+        "{} of {} order events never reached {}: {missing:?}",
+        missing.len(),
+        stored.len(),
+        topics.order_events
+    );
 
     let on_outcomes = published_event_ids(kafka, &topics.order_outcomes).await;
     let on_alerts = published_event_ids(kafka, &topics.stock_alerts).await;
@@ -202,11 +222,20 @@ async fn assert_every_event_published(kafka: &KafkaSettings, oms: &PgPool, inven
     let missing: Vec<_> = stored
         .iter()
         .filter(|(id, event_type)| {
-            let topic = if event_type.starts_with("Stock") || event_type.starts_with("Reservation") { &on_outcomes } else { &on_alerts };
+            let topic = if event_type.starts_with("Stock") || event_type.starts_with("Reservation") {
+                &on_outcomes
+            } else {
+                &on_alerts
+            };
             !topic.contains(&id.to_string())
         })
         .collect();
-    assert!(missing.is_empty(), "{} of {} product events never reached their topic: {missing:?}", missing.len(), stored.len());
+    assert!(
+        missing.is_empty(),
+        "{} of {} product events never reached their topic: {missing:?}",
+        missing.len(),
+        stored.len()
+    );
 }
 
 /// Checks that every accepted order is one `GET` returns, as placed, and that
@@ -217,9 +246,15 @@ pub async fn assert_accepted_orders_are_served(api: &Api, run: &str, accepted: &
         .for_each_concurrent(16, |i| async move {
             let key = key(run, i);
             let order_id = &accepted[&key];
-            let order = api.order(order_id).await.unwrap_or_else(|e| panic!("GET of accepted order {order_id} ({key}): {e:#}"));
+            let order =
+                api.order(order_id).await.unwrap_or_else(|e| panic!("GET of accepted order {order_id} ({key}): {e:#}"));
             assert_eq!(order["userId"], user(i).as_str(), "{order}");
-            let products: BTreeSet<&str> = order["orderItems"].as_array().expect("items").iter().filter_map(|item| item["productId"].as_str()).collect();
+            let products: BTreeSet<&str> = order["orderItems"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .filter_map(|item| item["productId"].as_str())
+                .collect();
             let expected = lines(i);
             assert_eq!(products, expected.iter().map(|(p, _)| p.as_str()).collect(), "{order}");
             let expected: Vec<(&str, u32)> = expected.iter().map(|(p, q)| (p.as_str(), *q)).collect();
@@ -234,13 +269,22 @@ pub async fn assert_accepted_orders_are_served(api: &Api, run: &str, accepted: &
 /// every order resolves within `timeout`, every invariant holds, every accepted order
 /// is served as placed, none was lost or processed twice, and every event that is
 /// published reached its topic.
-pub async fn assert_nothing_lost_or_doubled(system: &impl Deployment, kafka: &KafkaSettings, run: &str, accepted: &HashMap<String, String>, timeout: Duration) {
+pub async fn assert_nothing_lost_or_doubled(
+    system: &impl Deployment,
+    kafka: &KafkaSettings,
+    run: &str,
+    accepted: &HashMap<String, String>,
+    timeout: Duration,
+) {
     let started = Instant::now();
     wait_until_resolved(system, timeout).await;
     eprintln!("every order resolved {:?} after the last client", started.elapsed());
     assert_invariants(system).await;
     assert_accepted_orders_are_served(system.api(), run, accepted).await;
-    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM order_view").fetch_one(system.oms_pool()).await.expect("counting orders");
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM order_view")
+        .fetch_one(system.oms_pool())
+        .await
+        .expect("counting orders");
     assert_eq!(orders, accepted.len() as i64, "one order per idempotency key in the view");
     assert_each_order_placed_and_served_once(system.oms_pool(), system.inventory_pool(), accepted.len()).await;
     assert_every_event_published(kafka, system.oms_pool(), system.inventory_pool()).await;

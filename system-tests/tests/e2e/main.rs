@@ -4,7 +4,6 @@
 mod blackhole;
 mod broker;
 mod contention;
-mod publishing;
 mod crash;
 mod faults;
 mod history;
@@ -12,6 +11,7 @@ mod invariants;
 mod load;
 mod operations;
 mod outage;
+mod publishing;
 mod redelivery;
 mod scale_out;
 mod scenarios;

@@ -28,7 +28,11 @@ async fn with_the_broker_up_both_services_are_ready_and_the_saga_is_counted() {
     let api = &system.api;
     for base in [&api.oms, &api.inventory] {
         let body = ready(&api.http, &format!("{base}/health/ready")).await;
-        assert_eq!(body["data"], json!({"status": "ready", "checks": {"broker": "up", "database": "up", "pipeline": "up"}}), "{base}");
+        assert_eq!(
+            body["data"],
+            json!({"status": "ready", "checks": {"broker": "up", "database": "up", "pipeline": "up"}}),
+            "{base}"
+        );
     }
 
     api.add_product("lamp", 5, 1).await.expect("product");
@@ -37,12 +41,21 @@ async fn with_the_broker_up_both_services_are_ready_and_the_saga_is_counted() {
     let resolved = api.resolved_order(order_id, Duration::from_secs(30)).await.expect("resolved");
     assert_eq!(resolved["status"], "EXECUTED");
 
-    let metrics = api.http.get(format!("{}/metrics", api.inventory)).send().await.expect("GET /metrics").text().await.expect("text");
+    let metrics = api
+        .http
+        .get(format!("{}/metrics", api.inventory))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("text");
     for series in [
         r#"commands_total{aggregate="Product",command="ReserveStock",result="accepted"}"#,
         r#"commands_total{aggregate="Order",command="RecordItemOutcome",result="accepted"}"#,
     ] {
-        let value: f64 = metrics.lines().find_map(|l| l.strip_prefix(series)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0);
+        let value: f64 =
+            metrics.lines().find_map(|l| l.strip_prefix(series)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0);
         assert!(value >= 1.0, "{series} counted: {metrics}");
     }
     // The pipeline between them: published, consumed, reserved (both services record
@@ -51,13 +64,22 @@ async fn with_the_broker_up_both_services_are_ready_and_the_saga_is_counted() {
     for (name, labels) in [
         ("relay_published_total", vec![format!("topic=\"{}\"", topics.order_events)]),
         ("relay_published_total", vec![format!("topic=\"{}\"", topics.order_outcomes)]),
-        ("messages_consumed_total", vec![format!("topic=\"{}\"", topics.order_events), "result=\"applied\"".to_owned()]),
-        ("messages_consumed_total", vec![format!("topic=\"{}\"", topics.order_outcomes), "result=\"applied\"".to_owned()]),
+        (
+            "messages_consumed_total",
+            vec![format!("topic=\"{}\"", topics.order_events), "result=\"applied\"".to_owned()],
+        ),
+        (
+            "messages_consumed_total",
+            vec![format!("topic=\"{}\"", topics.order_outcomes), "result=\"applied\"".to_owned()],
+        ),
         ("saga_outcomes_total", vec!["outcome=\"reserved\"".to_owned()]),
     ] {
         let value: f64 = metrics
             .lines()
-            .filter(|line| line.strip_prefix(name).is_some_and(|rest| rest.starts_with('{')) && labels.iter().all(|label| line.contains(label.as_str())))
+            .filter(|line| {
+                line.strip_prefix(name).is_some_and(|rest| rest.starts_with('{'))
+                    && labels.iter().all(|label| line.contains(label.as_str()))
+            })
             .filter_map(|line| line.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
             .sum();
         assert!(value >= 1.0, "{name} {labels:?} counted: {metrics}");
@@ -79,6 +101,9 @@ async fn the_broker_probe_answers_for_a_topic_not_created_yet_and_does_not_creat
     assert_eq!(probe.check().await, Ok(()), "the broker answered");
 
     let client: BaseConsumer = settings.admin_config().create().expect("client");
-    let metadata = tokio::task::spawn_blocking(move || client.fetch_metadata(None, Duration::from_secs(5)).expect("metadata")).await.expect("join");
+    let metadata =
+        tokio::task::spawn_blocking(move || client.fetch_metadata(None, Duration::from_secs(5)).expect("metadata"))
+            .await
+            .expect("join");
     assert!(metadata.topics().iter().all(|t| t.name() != topic), "probing created {topic}");
 }

@@ -15,7 +15,9 @@ const DURING: usize = 30;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_are_accepted_while_the_broker_hangs_and_flow_once_it_is_back() {
     let broker = DevBroker::start().await.expect("a private development broker");
-    let system = System::start(SystemOptions { brokers: Some(broker.address.clone()), ..SystemOptions::default() }).await.expect("system");
+    let system = System::start(SystemOptions { brokers: Some(broker.address.clone()), ..SystemOptions::default() })
+        .await
+        .expect("system");
     let api = &system.api;
     api.add_product("mug", 1000, 10).await.expect("adding mug");
     api.add_product("rare", 10, 0).await.expect("adding rare");
@@ -23,14 +25,20 @@ async fn orders_are_accepted_while_the_broker_hangs_and_flow_once_it_is_back() {
     // The pipeline works before the outage.
     for i in 0..BEFORE {
         let order = api.place_order(&format!("u-{i}"), &[("mug", 1)]).await.expect("placing an order");
-        let order = api.resolved_order(order["orderId"].as_str().expect("order id"), Duration::from_secs(30)).await.expect("resolved before the outage");
+        let order = api
+            .resolved_order(order["orderId"].as_str().expect("order id"), Duration::from_secs(30))
+            .await
+            .expect("resolved before the outage");
         assert_eq!(order["status"], "EXECUTED", "{order}");
     }
 
     broker.pause().expect("pausing the broker");
     let mut placed = Vec::new();
     for i in 0..DURING {
-        let order = api.place_order(&format!("u-{i}"), &[("mug", 2), ("rare", 1)]).await.expect("an order is accepted while the broker hangs");
+        let order = api
+            .place_order(&format!("u-{i}"), &[("mug", 2), ("rare", 1)])
+            .await
+            .expect("an order is accepted while the broker hangs");
         placed.push(order["orderId"].as_str().expect("order id").to_owned());
     }
     // Readiness tells the orchestrator the broker is gone (the probe times out at 1.5 s).
@@ -44,8 +52,12 @@ async fn orders_are_accepted_while_the_broker_hangs_and_flow_once_it_is_back() {
 
     broker.resume().expect("resuming the broker");
     for order_id in &placed {
-        let order = api.resolved_order(order_id, Duration::from_secs(60)).await.expect("every order resolves once the broker is back");
-        let executed = order["orderItems"].as_array().expect("items").iter().filter(|item| item["status"] == "EXECUTED").count();
+        let order = api
+            .resolved_order(order_id, Duration::from_secs(60))
+            .await
+            .expect("every order resolves once the broker is back");
+        let executed =
+            order["orderItems"].as_array().expect("items").iter().filter(|item| item["status"] == "EXECUTED").count();
         assert!(executed >= 1, "mug is in stock for every order: {order}");
     }
     wait_until_resolved(&system, Duration::from_secs(30)).await;

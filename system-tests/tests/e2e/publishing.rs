@@ -58,7 +58,13 @@ async fn every_committed_order_event_is_published_once_in_order_with_its_envelop
         assert_eq!(header, Some(envelope.correlation_id.as_str()), "correlation id also in a header");
         // Redelivery may repeat a message, never reorder an order's events.
         let last = last_sequence.entry(envelope.aggregate_id.clone()).or_insert(0);
-        assert!(envelope.sequence <= *last + 1, "order {} jumped from {} to {}", envelope.aggregate_id, last, envelope.sequence);
+        assert!(
+            envelope.sequence <= *last + 1,
+            "order {} jumped from {} to {}",
+            envelope.aggregate_id,
+            last,
+            envelope.sequence
+        );
         *last = (*last).max(envelope.sequence);
         *seen.entry(envelope.event_id).or_default() += 1;
     }

@@ -23,7 +23,10 @@ struct Snapshot {
 }
 
 async fn snapshot(system: &System, api: &Api) -> Snapshot {
-    let ids: Vec<(uuid::Uuid,)> = sqlx::query_as("SELECT order_id FROM order_view ORDER BY order_id").fetch_all(&system.oms_pool).await.expect("order ids");
+    let ids: Vec<(uuid::Uuid,)> = sqlx::query_as("SELECT order_id FROM order_view ORDER BY order_id")
+        .fetch_all(&system.oms_pool)
+        .await
+        .expect("order ids");
     let orders = futures::stream::iter(ids)
         .map(|(id,)| async move { api.order(&id.to_string()).await.expect("GET order") })
         .buffered(16)
@@ -35,7 +38,10 @@ async fn snapshot(system: &System, api: &Api) -> Snapshot {
         orders,
         products,
         oms_events: sqlx::query_scalar(count).fetch_one(&system.oms_pool).await.expect("counting OMS events"),
-        inventory_events: sqlx::query_scalar(count).fetch_one(&system.inventory_pool).await.expect("counting inventory events"),
+        inventory_events: sqlx::query_scalar(count)
+            .fetch_one(&system.inventory_pool)
+            .await
+            .expect("counting inventory events"),
     }
 }
 
@@ -46,7 +52,9 @@ async fn wait_until_consumed(system: &System, groups: &[(&str, &str)], timeout: 
         let mut lags = Vec::new();
         for (group, topic) in groups {
             let (kafka, group_name, topic_name) = (system.kafka.clone(), group.to_string(), topic.to_string());
-            let lag = tokio::task::spawn_blocking(move || broker::group_lag(&kafka, &group_name, &topic_name)).await.expect("lag task");
+            let lag = tokio::task::spawn_blocking(move || broker::group_lag(&kafka, &group_name, &topic_name))
+                .await
+                .expect("lag task");
             lags.push((group, topic, lag.map_err(|e| format!("{e:#}"))));
         }
         if lags.iter().all(|(_, _, lag)| lag.as_ref().is_ok_and(|lag| *lag == 0)) {
@@ -75,7 +83,11 @@ async fn settled(system: &System, api: &Api, groups: &[(&str, &str)], timeout: D
 
 /// Compares two snapshots, naming the first difference.
 fn assert_same(label: &str, expected: &Snapshot, actual: &Snapshot) {
-    assert_eq!((actual.oms_events, actual.inventory_events), (expected.oms_events, expected.inventory_events), "{label}: events in the OMS and inventory stores");
+    assert_eq!(
+        (actual.oms_events, actual.inventory_events),
+        (expected.oms_events, expected.inventory_events),
+        "{label}: events in the OMS and inventory stores"
+    );
     assert_eq!(actual.orders.len(), expected.orders.len(), "{label}: number of orders");
     for (expected, actual) in expected.orders.iter().zip(&actual.orders) {
         assert_eq!(actual, expected, "{label}: order {}", expected["orderId"]);
@@ -102,7 +114,12 @@ async fn replaying_every_topic_to_new_consumer_groups_changes_nothing() {
     };
     let api_ref = &api;
     let placed: Vec<String> = futures::stream::iter(0..50usize)
-        .map(|i| async move { api_ref.place_order(&format!("u-{}", i % 7), &lines(i)).await.expect("POST")["orderId"].as_str().expect("an order id").to_owned() })
+        .map(|i| async move {
+            api_ref.place_order(&format!("u-{}", i % 7), &lines(i)).await.expect("POST")["orderId"]
+                .as_str()
+                .expect("an order id")
+                .to_owned()
+        })
         .buffered(8)
         .collect()
         .await;
@@ -112,13 +129,17 @@ async fn replaying_every_topic_to_new_consumer_groups_changes_nothing() {
         let (status, body) = api.update_order(id, json!({"status": "CANCELED"})).await.unwrap();
         assert_eq!(status, 200, "{body}");
     }
-    let (status, body) = api.update_order(&placed[8], json!({"orderItems": [{"productId": "mug", "quantity": 7}]})).await.unwrap();
+    let (status, body) =
+        api.update_order(&placed[8], json!({"orderItems": [{"productId": "mug", "quantity": 7}]})).await.unwrap();
     assert_eq!(status, 200, "{body}");
     wait_until_resolved(&system, RESOLVE).await;
 
     let topics = system.kafka.topics.clone();
     let (oms_group, inventory_group) = (system.oms_group.clone(), system.inventory_group.clone());
-    let first_groups = [(inventory_group.as_str(), topics.order_events.as_str()), (oms_group.as_str(), topics.order_outcomes.as_str())];
+    let first_groups = [
+        (inventory_group.as_str(), topics.order_events.as_str()),
+        (oms_group.as_str(), topics.order_outcomes.as_str()),
+    ];
     let before = settled(&system, &api, &first_groups, RESOLVE).await;
     assert!(before.orders.iter().any(|o| o["status"] == "CANCELED"), "some orders are canceled");
     assert!(before.orders.iter().any(|o| o["status"] == "PARTIALLY_EXECUTED"), "some orders are partially executed");
@@ -128,9 +149,13 @@ async fn replaying_every_topic_to_new_consumer_groups_changes_nothing() {
     // Second instances in new consumer groups: they read every topic from offset 0.
     let replay_inventory = format!("inventory-replay-{}", system.run);
     let replay_oms = format!("oms-replay-{}", system.run);
-    let inventory_url = system.start_instance(Service::Inventory, &replay_inventory).await.expect("second inventory service");
+    let inventory_url =
+        system.start_instance(Service::Inventory, &replay_inventory).await.expect("second inventory service");
     let oms_url = system.start_instance(Service::Oms, &replay_oms).await.expect("second OMS");
-    let replay_groups = [(replay_inventory.as_str(), topics.order_events.as_str()), (replay_oms.as_str(), topics.order_outcomes.as_str())];
+    let replay_groups = [
+        (replay_inventory.as_str(), topics.order_events.as_str()),
+        (replay_oms.as_str(), topics.order_outcomes.as_str()),
+    ];
     let all_groups: Vec<(&str, &str)> = first_groups.iter().chain(&replay_groups).copied().collect();
     let after = settled(&system, &api, &all_groups, Duration::from_secs(60)).await;
     assert_same("after a full redelivery", &before, &after);
@@ -141,10 +166,19 @@ async fn replaying_every_topic_to_new_consumer_groups_changes_nothing() {
 }
 
 /// Produces `payload` to every partition of `topic`, keyed `key`.
-async fn produce_everywhere(producer: &rdkafka::producer::FutureProducer, topic: &str, partitions: i32, key: &str, payload: &[u8]) {
+async fn produce_everywhere(
+    producer: &rdkafka::producer::FutureProducer,
+    topic: &str,
+    partitions: i32,
+    key: &str,
+    payload: &[u8],
+) {
     for partition in 0..partitions {
         producer
-            .send(FutureRecord::to(topic).partition(partition).key(key).payload(payload), Timeout::After(Duration::from_secs(10)))
+            .send(
+                FutureRecord::to(topic).partition(partition).key(key).payload(payload),
+                Timeout::After(Duration::from_secs(10)),
+            )
             .await
             .unwrap_or_else(|(error, _)| panic!("producing to {topic}/{partition}: {error}"));
     }
@@ -155,7 +189,9 @@ async fn read_until(system: &System, topic: &str, count: usize, timeout: Duratio
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let (kafka, name) = (system.kafka.clone(), topic.to_owned());
-        let read = tokio::task::spawn_blocking(move || broker::read_topic(&kafka, &name, Duration::from_secs(10))).await.expect("reader task");
+        let read = tokio::task::spawn_blocking(move || broker::read_topic(&kafka, &name, Duration::from_secs(10)))
+            .await
+            .expect("reader task");
         match read {
             Ok(messages) if messages.len() >= count => return messages,
             other => assert!(
@@ -175,7 +211,9 @@ async fn dead_letter_check(system: &System) {
     api.add_product("mug", 100, 0).await.expect("product added");
     // One order through first: both consumers are in their groups and working.
     let first = api.place_order("u-0", &[("mug", 1)]).await.expect("POST");
-    api.resolved_order(first["orderId"].as_str().expect("an order id"), RESOLVE).await.expect("the first order resolves");
+    api.resolved_order(first["orderId"].as_str().expect("an order id"), RESOLVE)
+        .await
+        .expect("the first order resolves");
 
     let topics = &system.kafka.topics;
     let partitions = system.kafka.partitions;
@@ -193,7 +231,12 @@ async fn dead_letter_check(system: &System) {
 
     // Orders placed afterwards resolve: no partition is stuck behind a poison message.
     let placed: Vec<String> = futures::stream::iter(0..12)
-        .map(|i| async move { api.place_order(&format!("u-{i}"), &[("mug", 1)]).await.expect("POST")["orderId"].as_str().expect("an order id").to_owned() })
+        .map(|i| async move {
+            api.place_order(&format!("u-{i}"), &[("mug", 1)]).await.expect("POST")["orderId"]
+                .as_str()
+                .expect("an order id")
+                .to_owned()
+        })
         .buffered(4)
         .collect()
         .await;
@@ -202,13 +245,18 @@ async fn dead_letter_check(system: &System) {
         assert_eq!(order["status"], "EXECUTED", "{order}");
     }
 
-    let dead = read_until(system, &messaging::Topics::dead_letter(&topics.order_events), 2 * partitions as usize, RESOLVE).await;
+    let dead =
+        read_until(system, &messaging::Topics::dead_letter(&topics.order_events), 2 * partitions as usize, RESOLVE)
+            .await;
     assert_eq!(dead.len(), 2 * partitions as usize, "each poison message dead-lettered once: {dead:?}");
     for message in &dead {
         let reason = message.header("dlq-reason").unwrap_or_default();
         assert!(!reason.is_empty(), "dlq-reason header on {message:?}");
         let origin = message.header("dlq-origin").unwrap_or_default();
-        assert!(origin.starts_with(&format!("{}/", topics.order_events)), "dlq-origin names the topic/partition/offset: {origin}");
+        assert!(
+            origin.starts_with(&format!("{}/", topics.order_events)),
+            "dlq-origin names the topic/partition/offset: {origin}"
+        );
         match message.key.as_deref() {
             Some("malformed") => assert_eq!(message.payload.as_deref(), Some(malformed), "the body is kept"),
             Some("teleported") => {
@@ -221,9 +269,13 @@ async fn dead_letter_check(system: &System) {
     let origins: std::collections::BTreeSet<&str> = dead.iter().filter_map(|m| m.header("dlq-origin")).collect();
     assert_eq!(origins.len(), dead.len(), "distinct origins");
 
-    let dead_outcomes = read_until(system, &messaging::Topics::dead_letter(&topics.order_outcomes), partitions as usize, RESOLVE).await;
+    let dead_outcomes =
+        read_until(system, &messaging::Topics::dead_letter(&topics.order_outcomes), partitions as usize, RESOLVE).await;
     assert_eq!(dead_outcomes.len(), partitions as usize, "each malformed outcome dead-lettered once");
-    assert!(dead_outcomes.iter().all(|m| m.header("dlq-reason").is_some_and(|r| !r.is_empty())), "dlq-reason: {dead_outcomes:?}");
+    assert!(
+        dead_outcomes.iter().all(|m| m.header("dlq-reason").is_some_and(|r| !r.is_empty())),
+        "dlq-reason: {dead_outcomes:?}"
+    );
     assert_invariants(system).await;
 }
 
@@ -240,7 +292,8 @@ async fn poison_messages_are_dead_lettered_and_the_consumers_go_on() {
 async fn poison_messages_are_dead_lettered_and_the_consumers_go_on_when_the_dead_letter_topics_exist() {
     let system = System::start(SystemOptions::default()).await.expect("system");
     let topics = &system.kafka.topics;
-    let dead_letter_topics = [messaging::Topics::dead_letter(&topics.order_events), messaging::Topics::dead_letter(&topics.order_outcomes)];
+    let dead_letter_topics =
+        [messaging::Topics::dead_letter(&topics.order_events), messaging::Topics::dead_letter(&topics.order_outcomes)];
     let names: Vec<&str> = dead_letter_topics.iter().map(String::as_str).collect();
     messaging::topics::ensure_topics(&system.kafka, &names).await.expect("creating the dead-letter topics");
     dead_letter_check(&system).await;

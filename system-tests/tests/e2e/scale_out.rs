@@ -21,7 +21,9 @@ use system_tests::{Api, Deployment, ProcessSystem, Service, ServiceProcess};
 use telemetry::names;
 use tokio::time::Instant;
 
-use crate::load::{AttemptLog, CLIENT_PATIENCE, accepted_orders, add_products, assert_nothing_lost_or_doubled, spawn_clients};
+use crate::load::{
+    AttemptLog, CLIENT_PATIENCE, accepted_orders, add_products, assert_nothing_lost_or_doubled, spawn_clients,
+};
 use crate::scrape::{self, matching, total};
 
 const ORDERS: usize = 400;
@@ -82,14 +84,18 @@ async fn two_instances_of_each_service_share_the_work_and_one_takes_over_when_th
     let mut inventory2 = system.start_instance(Service::Inventory).expect("a second inventory service");
     oms2.wait_ready(&http, Duration::from_secs(60)).await.expect("the second OMS is ready");
     inventory2.wait_ready(&http, Duration::from_secs(60)).await.expect("the second inventory service is ready");
-    let (order_events, outcomes) = (system.kafka.topics.order_events.clone(), system.kafka.topics.order_outcomes.clone());
+    let (order_events, outcomes) =
+        (system.kafka.topics.order_events.clone(), system.kafka.topics.order_outcomes.clone());
     let (inventory_group, oms_group) = (system.inventory_group.clone(), system.oms_group.clone());
 
     // One inventory instance leads its schema's relay (usually the first, which
     // started first; the advisory lock decides); the other waits.
     let deadline = Instant::now() + Duration::from_secs(15);
     let first_leads = loop {
-        let metrics = [system.inventory.metrics(&http).await.expect("metrics"), inventory2.metrics(&http).await.expect("metrics")];
+        let metrics = [
+            system.inventory.metrics(&http).await.expect("metrics"),
+            inventory2.metrics(&http).await.expect("metrics"),
+        ];
         match metrics.iter().filter(|m| leads_the_relay(m)).count() {
             0 => assert!(Instant::now() < deadline, "no inventory instance leads the relay within 15 s"),
             1 => break leads_the_relay(&metrics[0]),
@@ -97,7 +103,8 @@ async fn two_instances_of_each_service_share_the_work_and_one_takes_over_when_th
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let (leader, survivor) = if first_leads { (&mut system.inventory, &mut inventory2) } else { (&mut inventory2, &mut system.inventory) };
+    let (leader, survivor) =
+        if first_leads { (&mut system.inventory, &mut inventory2) } else { (&mut inventory2, &mut system.inventory) };
 
     let api2 = Api::new(oms2.base_url.clone(), survivor.base_url.clone());
     add_products(&api2, 200).await;
@@ -110,7 +117,14 @@ async fn two_instances_of_each_service_share_the_work_and_one_takes_over_when_th
     wait_until_both_consume([&*leader, &*survivor], &http, &inventory_group, &order_events).await;
     wait_until_both_consume([&system.oms, &oms2], &http, &oms_group, &outcomes).await;
     let has_a_share = |m: &str| (1..PARTITIONS).contains(&partitions_assigned(m, &inventory_group, &order_events));
-    scrape::until(&*survivor, &http, "the surviving saga instance has part of the partitions", Duration::from_secs(30), has_a_share).await;
+    scrape::until(
+        &*survivor,
+        &http,
+        "the surviving saga instance has part of the partitions",
+        Duration::from_secs(30),
+        has_a_share,
+    )
+    .await;
     eprintln!("the saga instances share the partitions after {:?}", started.elapsed());
 
     leader.kill();
@@ -119,18 +133,36 @@ async fn two_instances_of_each_service_share_the_work_and_one_takes_over_when_th
     // The killed member's session expires (6 s), the group rebalances, and the
     // survivor is assigned every partition: nobody has to join for that.
     let takes_every_partition = |m: &str| partitions_assigned(m, &inventory_group, &order_events) == PARTITIONS;
-    scrape::until(&*survivor, &http, "the survivor takes every partition", Duration::from_secs(30), takes_every_partition).await;
+    scrape::until(
+        &*survivor,
+        &http,
+        "the survivor takes every partition",
+        Duration::from_secs(30),
+        takes_every_partition,
+    )
+    .await;
     eprintln!("the survivor took every partition after {:?}", started.elapsed());
 
-    tokio::time::timeout(CLIENT_PATIENCE + Duration::from_secs(30), placing).await.expect("placing orders ends").expect("placing task");
+    tokio::time::timeout(CLIENT_PATIENCE + Duration::from_secs(30), placing)
+        .await
+        .expect("placing orders ends")
+        .expect("placing task");
     let attempts = log.lock().expect("attempt log").clone();
     eprintln!("placed {ORDERS} orders with {} attempts in {:?}", attempts.len(), started.elapsed());
     let accepted = accepted_orders(&attempts, ORDERS);
 
-    let survivors = Survivors { api: api2.clone(), oms_pool: system.oms_pool.clone(), inventory_pool: system.inventory_pool.clone() };
+    let survivors = Survivors {
+        api: api2.clone(),
+        oms_pool: system.oms_pool.clone(),
+        inventory_pool: system.inventory_pool.clone(),
+    };
     assert_nothing_lost_or_doubled(&survivors, &system.kafka, RUN, &accepted, Duration::from_secs(60)).await;
     let oms_relays = [system.oms.metrics(&http).await.expect("metrics"), oms2.metrics(&http).await.expect("metrics")];
-    assert_eq!(oms_relays.iter().filter(|m| leads_the_relay(m)).count(), 1, "one OMS relay published, the other stood by");
+    assert_eq!(
+        oms_relays.iter().filter(|m| leads_the_relay(m)).count(),
+        1,
+        "one OMS relay published, the other stood by"
+    );
     assert!(system.oms.is_running() && oms2.is_running() && survivor.is_running(), "the other instances still run");
     eprintln!("checked after {:?}", started.elapsed());
     drop((oms2, inventory2));

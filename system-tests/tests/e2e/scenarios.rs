@@ -41,8 +41,14 @@ async fn insufficient_stock_and_unknown_products_cancel_their_items_only() {
     let partial = api.resolved_order(partial["orderId"].as_str().unwrap(), RESOLVE).await.unwrap();
     assert_eq!(partial["status"], "PARTIALLY_EXECUTED", "{partial}");
     assert_eq!(item(&partial, "mug")["status"], "EXECUTED");
-    assert_eq!((item(&partial, "rare")["status"].as_str(), item(&partial, "rare")["reason"].as_str()), (Some("CANCELED"), Some("INSUFFICIENT_STOCK")));
-    assert_eq!((item(&partial, "ghost")["status"].as_str(), item(&partial, "ghost")["reason"].as_str()), (Some("CANCELED"), Some("UNKNOWN_PRODUCT")));
+    assert_eq!(
+        (item(&partial, "rare")["status"].as_str(), item(&partial, "rare")["reason"].as_str()),
+        (Some("CANCELED"), Some("INSUFFICIENT_STOCK"))
+    );
+    assert_eq!(
+        (item(&partial, "ghost")["status"].as_str(), item(&partial, "ghost")["reason"].as_str()),
+        (Some("CANCELED"), Some("UNKNOWN_PRODUCT"))
+    );
 
     let none = api.place_order("u-2", &[("rare", 5)]).await.unwrap();
     let none = api.resolved_order(none["orderId"].as_str().unwrap(), RESOLVE).await.unwrap();
@@ -69,16 +75,19 @@ async fn canceling_releases_every_reserved_unit_before_and_after_reservation() {
 
     // Right after placing, most likely before the saga saw it.
     let early = api.place_order("u-1", &[("mug", 3)]).await.unwrap();
-    let (status, _) = api.update_order(early["orderId"].as_str().unwrap(), json!({"status": "CANCELED"})).await.unwrap();
+    let (status, _) =
+        api.update_order(early["orderId"].as_str().unwrap(), json!({"status": "CANCELED"})).await.unwrap();
     assert_eq!(status, 200);
 
     // Both orders reserve (there is stock for both) and both are released; `reserved`
     // alone can read 0 between the first release and the second reservation.
     wait_for(|| async {
-        let releases: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = 'mug' AND event_type = 'StockReleased'")
-            .fetch_one(&system.inventory_pool)
-            .await
-            .expect("counting releases");
+        let releases: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE aggregate_id = 'mug' AND event_type = 'StockReleased'",
+        )
+        .fetch_one(&system.inventory_pool)
+        .await
+        .expect("counting releases");
         releases == 2
     })
     .await;
@@ -102,7 +111,8 @@ async fn changing_a_quantity_reserves_or_releases_the_difference() {
     api.resolved_order(&id, RESOLVE).await.unwrap();
 
     for (quantity, reserved) in [(6, 6), (1, 1)] {
-        let (status, body) = api.update_order(&id, json!({"orderItems": [{"productId": "mug", "quantity": quantity}]})).await.unwrap();
+        let (status, body) =
+            api.update_order(&id, json!({"orderItems": [{"productId": "mug", "quantity": quantity}]})).await.unwrap();
         assert_eq!(status, 200, "{body}");
         assert_eq!(item(&body["data"], "mug")["status"], "PENDING", "a changed item waits for the inventory service");
         let order = api.resolved_order(&id, RESOLVE).await.unwrap();
@@ -110,10 +120,14 @@ async fn changing_a_quantity_reserves_or_releases_the_difference() {
         assert_eq!(api.product("mug").await.unwrap()["reserved"], reserved, "after changing to {quantity}");
     }
     // Growing beyond the stock cancels the item and releases what it held.
-    let (status, _) = api.update_order(&id, json!({"orderItems": [{"productId": "mug", "quantity": 50}]})).await.unwrap();
+    let (status, _) =
+        api.update_order(&id, json!({"orderItems": [{"productId": "mug", "quantity": 50}]})).await.unwrap();
     assert_eq!(status, 200);
     let order = api.resolved_order(&id, RESOLVE).await.unwrap();
-    assert_eq!((item(&order, "mug")["status"].as_str(), order["status"].as_str()), (Some("CANCELED"), Some("CANCELED")));
+    assert_eq!(
+        (item(&order, "mug")["status"].as_str(), order["status"].as_str()),
+        (Some("CANCELED"), Some("CANCELED"))
+    );
     assert_eq!(api.product("mug").await.unwrap()["reserved"], 0);
     assert_invariants(&system).await;
     system.stop().await;

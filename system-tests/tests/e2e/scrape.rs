@@ -30,7 +30,9 @@ pub fn samples(text: &str, name: &str) -> Vec<Sample> {
             let labels = labels
                 .split("\",")
                 .filter(|pair| !pair.is_empty())
-                .filter_map(|pair| pair.split_once("=\"").map(|(k, v)| (k.to_owned(), v.trim_end_matches('"').to_owned())))
+                .filter_map(|pair| {
+                    pair.split_once("=\"").map(|(k, v)| (k.to_owned(), v.trim_end_matches('"').to_owned()))
+                })
                 .collect();
             Some(Sample { labels, value: value.parse().ok()? })
         })
@@ -39,7 +41,10 @@ pub fn samples(text: &str, name: &str) -> Vec<Sample> {
 
 /// The samples of metric `name` whose labels include every pair of `labels`.
 pub fn matching(text: &str, name: &str, labels: &[(&str, &str)]) -> Vec<Sample> {
-    samples(text, name).into_iter().filter(|s| labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))).collect()
+    samples(text, name)
+        .into_iter()
+        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+        .collect()
 }
 
 /// The sum of the samples of metric `name` whose labels include `labels` (0 when none).
@@ -49,7 +54,13 @@ pub fn total(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 
 /// Scrapes `service` until `holds` is true of its metrics; returns them. Fails, naming
 /// `what` and showing the last metrics scraped, after `timeout`.
-pub async fn until(service: &ServiceProcess, http: &reqwest::Client, what: &str, timeout: Duration, holds: impl Fn(&str) -> bool) -> String {
+pub async fn until(
+    service: &ServiceProcess,
+    http: &reqwest::Client,
+    what: &str,
+    timeout: Duration,
+    holds: impl Fn(&str) -> bool,
+) -> String {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let text = service.metrics(http).await.unwrap_or_else(|e| panic!("scraping {}: {e:#}", service.base_url));

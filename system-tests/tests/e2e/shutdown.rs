@@ -14,7 +14,9 @@ use sqlx::PgPool;
 use system_tests::{ProcessSystem, ServiceProcess, broker};
 use tokio::time::Instant;
 
-use crate::load::{AttemptLog, CLIENT_PATIENCE, accepted_orders, add_products, assert_nothing_lost_or_doubled, spawn_clients};
+use crate::load::{
+    AttemptLog, CLIENT_PATIENCE, accepted_orders, add_products, assert_nothing_lost_or_doubled, spawn_clients,
+};
 
 const ORDERS: usize = 300;
 const PACE: Duration = Duration::from_millis(40);
@@ -25,7 +27,10 @@ const STOP_BOUND: Duration = Duration::from_secs(10);
 /// Where each event id on `topic` first appears: (partition, offset).
 async fn first_offsets(kafka: &KafkaSettings, topic: &str) -> BTreeMap<String, (i32, i64)> {
     let (kafka, name) = (kafka.clone(), topic.to_owned());
-    let messages = tokio::task::spawn_blocking(move || broker::read_topic(&kafka, &name, Duration::from_secs(30))).await.expect("reader").expect("reading a topic");
+    let messages = tokio::task::spawn_blocking(move || broker::read_topic(&kafka, &name, Duration::from_secs(30)))
+        .await
+        .expect("reader")
+        .expect("reading a topic");
     let mut first = BTreeMap::new();
     for message in &messages {
         if let Some(event_id) = message.json().and_then(|body| body["eventId"].as_str().map(str::to_owned)) {
@@ -39,12 +44,19 @@ async fn first_offsets(kafka: &KafkaSettings, topic: &str) -> BTreeMap<String, (
 /// Checks that consumer group `group` committed, in every partition of `topic`, past
 /// the last message it had processed: a message whose event id caused events written
 /// by `actor` in `pool`. (Redelivered copies are ignored: the first copy counts.)
-async fn assert_committed_what_it_processed(kafka: &KafkaSettings, group: &str, topic: &str, pool: &PgPool, actor: &str) {
-    let processed: Vec<String> = sqlx::query_scalar("SELECT DISTINCT metadata->>'causation_id' FROM events WHERE metadata->>'actor' = $1")
-        .bind(actor)
-        .fetch_all(pool)
-        .await
-        .expect("causes of the consumer's events");
+async fn assert_committed_what_it_processed(
+    kafka: &KafkaSettings,
+    group: &str,
+    topic: &str,
+    pool: &PgPool,
+    actor: &str,
+) {
+    let processed: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT metadata->>'causation_id' FROM events WHERE metadata->>'actor' = $1")
+            .bind(actor)
+            .fetch_all(pool)
+            .await
+            .expect("causes of the consumer's events");
     let processed: BTreeSet<String> = processed.into_iter().collect();
     let mut last_processed: BTreeMap<i32, i64> = BTreeMap::new();
     for (event_id, (partition, offset)) in first_offsets(kafka, topic).await {
@@ -55,7 +67,10 @@ async fn assert_committed_what_it_processed(kafka: &KafkaSettings, group: &str, 
     }
     assert!(!last_processed.is_empty(), "{group} processed messages of {topic} before it stopped");
     let (kafka, group_name, topic_name) = (kafka.clone(), group.to_owned(), topic.to_owned());
-    let committed = tokio::task::spawn_blocking(move || broker::committed_offsets(&kafka, &group_name, &topic_name)).await.expect("offsets task").expect("offsets");
+    let committed = tokio::task::spawn_blocking(move || broker::committed_offsets(&kafka, &group_name, &topic_name))
+        .await
+        .expect("offsets task")
+        .expect("offsets");
     for (partition, last) in last_processed {
         let committed = committed.get(&partition).copied().flatten();
         assert!(
@@ -67,7 +82,8 @@ async fn assert_committed_what_it_processed(kafka: &KafkaSettings, group: &str, 
 
 /// Stops `service` with SIGTERM and checks it exits 0 within [`STOP_BOUND`].
 async fn stop_gracefully(service: &mut ServiceProcess, name: &str) {
-    let (status, took) = service.terminate(STOP_BOUND).await.unwrap_or_else(|e| panic!("{name} stops on SIGTERM: {e:#}"));
+    let (status, took) =
+        service.terminate(STOP_BOUND).await.unwrap_or_else(|e| panic!("{name} stops on SIGTERM: {e:#}"));
     eprintln!("{name} exited with {status} {took:?} after SIGTERM");
     assert!(status.success(), "{name} exits 0 after SIGTERM, not {status}; see {}", service.log().display());
 }
@@ -86,7 +102,14 @@ async fn a_rolling_restart_under_load_loses_and_doubles_no_order() {
     tokio::time::sleep_until(started + Duration::from_secs(3)).await;
     stop_gracefully(&mut system.inventory, "the inventory service").await;
     let order_events = system.kafka.topics.order_events.clone();
-    assert_committed_what_it_processed(&system.kafka, &system.inventory_group, &order_events, &system.inventory_pool, "inventory-saga").await;
+    assert_committed_what_it_processed(
+        &system.kafka,
+        &system.inventory_group,
+        &order_events,
+        &system.inventory_pool,
+        "inventory-saga",
+    )
+    .await;
     system.inventory.start().expect("restarting the inventory service");
     system.inventory.wait_ready(&api.http, Duration::from_secs(30)).await.expect("inventory ready again");
 
@@ -94,15 +117,22 @@ async fn a_rolling_restart_under_load_loses_and_doubles_no_order() {
     stop_gracefully(&mut system.oms, "the OMS").await;
     let oms_down = Instant::now();
     let outcomes = system.kafka.topics.order_outcomes.clone();
-    assert_committed_what_it_processed(&system.kafka, &system.oms_group, &outcomes, &system.oms_pool, "oms-outcomes").await;
+    assert_committed_what_it_processed(&system.kafka, &system.oms_group, &outcomes, &system.oms_pool, "oms-outcomes")
+        .await;
     system.oms.start().expect("restarting the OMS");
     system.oms.wait_ready(&api.http, Duration::from_secs(30)).await.expect("OMS ready again");
     let oms_up = Instant::now();
 
-    tokio::time::timeout(CLIENT_PATIENCE + Duration::from_secs(30), placing).await.expect("placing orders ends").expect("placing task");
+    tokio::time::timeout(CLIENT_PATIENCE + Duration::from_secs(30), placing)
+        .await
+        .expect("placing orders ends")
+        .expect("placing task");
     let attempts = log.lock().expect("attempt log").clone();
     eprintln!("placed {ORDERS} orders with {} attempts in {:?}", attempts.len(), started.elapsed());
-    assert!(attempts.iter().any(|a| a.at >= oms_down && a.at < oms_up && a.status.is_none()), "some POSTs found the OMS down and were retried");
+    assert!(
+        attempts.iter().any(|a| a.at >= oms_down && a.at < oms_up && a.status.is_none()),
+        "some POSTs found the OMS down and were retried"
+    );
     let failed: Vec<_> = attempts.iter().filter(|a| a.status.is_some_and(|s| s >= 500)).collect();
     assert!(failed.is_empty(), "a request the OMS took in is answered, never cut off with a 5xx: {failed:?}");
     let accepted = accepted_orders(&attempts, ORDERS);
@@ -129,7 +159,11 @@ fn broker_complaints(log: &std::path::Path, from: usize) -> usize {
     text.get(from..)
         .unwrap_or_default()
         .lines()
-        .filter(|line| ["AllBrokersDown", "Connection refused", "BrokerTransportFailure", "consumer error"].iter().any(|m| line.contains(m)))
+        .filter(|line| {
+            ["AllBrokersDown", "Connection refused", "BrokerTransportFailure", "consumer error"]
+                .iter()
+                .any(|m| line.contains(m))
+        })
         .count()
 }
 
@@ -140,7 +174,8 @@ async fn sigterm_with_the_broker_killed_exits_within_the_grace() {
     let mut broker = system_tests::DevBroker::start().await.expect("a private development broker");
     let grace_ms = SHORT_GRACE.as_millis().to_string();
     let env = [("SHUTDOWN_GRACE_MS", grace_ms.as_str())];
-    let options = system_tests::ProcessOptions { env: &env, brokers: Some(broker.address.clone()), ..Default::default() };
+    let options =
+        system_tests::ProcessOptions { env: &env, brokers: Some(broker.address.clone()), ..Default::default() };
     let mut system = ProcessSystem::start_with(options).await.expect("both services on a private broker");
     let api = system.api.clone();
     add_products(&api, 2).await;
@@ -148,12 +183,17 @@ async fn sigterm_with_the_broker_killed_exits_within_the_grace() {
     let order_id = order["orderId"].as_str().expect("an order id").to_owned();
     api.resolved_order(&order_id, Duration::from_secs(60)).await.expect("the order resolves before the outage");
 
-    let logged_before: Vec<usize> = [system.oms.log(), system.inventory.log()].iter().map(|log| std::fs::metadata(log).map_or(0, |m| m.len() as usize)).collect();
+    let logged_before: Vec<usize> = [system.oms.log(), system.inventory.log()]
+        .iter()
+        .map(|log| std::fs::metadata(log).map_or(0, |m| m.len() as usize))
+        .collect();
     broker.kill();
     // Orders are still taken: their events wait in the event store.
     api.place_order("during-the-outage", &[("p-1", 1)]).await.expect("placing an order with the broker dead");
     tokio::time::sleep(OUTAGE).await;
-    for ((name, log), from) in [("oms", system.oms.log()), ("inventory", system.inventory.log())].into_iter().zip(&logged_before) {
+    for ((name, log), from) in
+        [("oms", system.oms.log()), ("inventory", system.inventory.log())].into_iter().zip(&logged_before)
+    {
         let complaints = broker_complaints(log, *from);
         // Measured, not yet bounded: librdkafka's error callback logs each failed
         // reconnection of each client (about 8 lines a second for the OMS).
@@ -161,7 +201,10 @@ async fn sigterm_with_the_broker_killed_exits_within_the_grace() {
     }
 
     for (service, name) in [(&mut system.oms, "the OMS"), (&mut system.inventory, "the inventory service")] {
-        let (status, took) = service.terminate(SHORT_GRACE + EXIT_MARGIN).await.unwrap_or_else(|e| panic!("{name} exits after SIGTERM: {e:#}"));
+        let (status, took) = service
+            .terminate(SHORT_GRACE + EXIT_MARGIN)
+            .await
+            .unwrap_or_else(|e| panic!("{name} exits after SIGTERM: {e:#}"));
         eprintln!("{name} exited with {status} {took:?} after SIGTERM with the broker dead");
         assert!(status.success(), "{name} exits 0, not {status}; see {}", service.log().display());
         assert!(took <= SHORT_GRACE + EXIT_MARGIN, "{name} took {took:?}");

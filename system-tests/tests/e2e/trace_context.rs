@@ -45,7 +45,9 @@ fn trace_id_of(traceparent: &str) -> Option<&str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_orders_trace_crosses_kafka_into_the_inventory_service_and_back() {
     let (endpoint, exports) = collector().await;
-    let mut system = ProcessSystem::start(3, &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())]).await.expect("starting both services as processes");
+    let mut system = ProcessSystem::start(3, &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())])
+        .await
+        .expect("starting both services as processes");
     let api = system.api.clone();
     api.add_product("lamp", 5, 1).await.expect("adding a product");
 
@@ -66,11 +68,16 @@ async fn an_orders_trace_crosses_kafka_into_the_inventory_service_and_back() {
 
     for topic in [system.kafka.topics.order_events.clone(), system.kafka.topics.order_outcomes.clone()] {
         let (kafka, name) = (system.kafka.clone(), topic.clone());
-        let messages = tokio::task::spawn_blocking(move || broker::read_topic(&kafka, &name, Duration::from_secs(30))).await.expect("reader").expect("reading");
+        let messages = tokio::task::spawn_blocking(move || broker::read_topic(&kafka, &name, Duration::from_secs(30)))
+            .await
+            .expect("reader")
+            .expect("reading");
         let of_order: Vec<_> = messages.iter().filter(|m| m.key.as_deref() == Some(order_id.as_str())).collect();
         assert!(!of_order.is_empty(), "{topic} has messages of the order");
         for message in of_order {
-            let traceparent = message.header("traceparent").unwrap_or_else(|| panic!("a message on {topic} carries the trace: {:?}", message.headers));
+            let traceparent = message
+                .header("traceparent")
+                .unwrap_or_else(|| panic!("a message on {topic} carries the trace: {:?}", message.headers));
             assert_eq!(trace_id_of(traceparent), Some(trace_id), "{topic}: {traceparent}");
         }
     }

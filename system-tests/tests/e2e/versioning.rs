@@ -47,7 +47,15 @@ async fn resolved(system: &System, order_id: &str) -> Value {
 
 async fn versions(system: &System, order_id: &str) -> Vec<(String, String)> {
     let history = system.api.order_events(order_id).await.expect("the history");
-    history.iter().map(|e| (e["eventType"].as_str().unwrap_or_default().to_owned(), e["eventVersion"].as_str().unwrap_or_default().to_owned())).collect()
+    history
+        .iter()
+        .map(|e| {
+            (
+                e["eventType"].as_str().unwrap_or_default().to_owned(),
+                e["eventVersion"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
 }
 
 async fn reserved_mugs(system: &System) -> i64 {
@@ -64,10 +72,18 @@ async fn an_order_stored_as_order_placed_1_0_is_reserved_and_released_like_one_p
 
     let legacy_order = resolved(&system, &legacy).await;
     let today_order = resolved(&system, &today).await;
-    assert_eq!((legacy_order["status"].as_str(), today_order["status"].as_str()), (Some("EXECUTED"), Some("EXECUTED")), "{legacy_order} {today_order}");
+    assert_eq!(
+        (legacy_order["status"].as_str(), today_order["status"].as_str()),
+        (Some("EXECUTED"), Some("EXECUTED")),
+        "{legacy_order} {today_order}"
+    );
     assert_eq!(reserved_mugs(&system).await, 5, "the saga reserved for both placements");
     let one = |t: &str, v: &str| (t.to_owned(), v.to_owned());
-    assert_eq!(versions(&system, &legacy).await, [one("OrderPlaced", "1.0"), one("ItemExecuted", "1.0")], "history as stored");
+    assert_eq!(
+        versions(&system, &legacy).await,
+        [one("OrderPlaced", "1.0"), one("ItemExecuted", "1.0")],
+        "history as stored"
+    );
     assert_eq!(versions(&system, &today).await, [one("OrderPlaced", "2.0"), one("ItemExecuted", "1.0")]);
 
     let (status, body) = api.update_order(&legacy, json!({"status": "CANCELED"})).await.expect("PUT");
