@@ -19,6 +19,9 @@ use crate::publishing::OrderEventsRoute;
 /// The name of the relay's checkpoint in the feed.
 pub const RELAY_NAME: &str = "kafka-relay";
 
+/// The consumer's task name: in readiness answers and on `pipeline_stalled{task}`.
+const OUTCOME_CONSUMER: &str = "outcome consumer";
+
 /// The OMS, bound to its port and ready to serve.
 pub struct Application {
     listener: TcpListener,
@@ -105,7 +108,8 @@ impl Application {
                 }
             }
         });
-        tasks.spawn("outcome consumer", {
+        tasks.spawn(OUTCOME_CONSUMER, {
+            let stuck: messaging::StuckReport = Arc::new(self.pipeline.stuck_reporter(OUTCOME_CONSUMER));
             let (kafka, pool, group, handler) = (
                 self.kafka.clone(),
                 self.pool.clone(),
@@ -114,7 +118,10 @@ impl Application {
             );
             move |stop| {
                 let (kafka, pool, group, handler) = (kafka.clone(), pool.clone(), group.clone(), handler.clone());
-                async move { run_consumer(&kafka, pool, &group, &[&kafka.topics.order_outcomes], handler, stop).await }
+                let stuck = stuck.clone();
+                async move {
+                    run_consumer(&kafka, pool, &group, &[&kafka.topics.order_outcomes], handler, stuck, stop).await
+                }
             }
         });
         if self.rerequest_after > std::time::Duration::ZERO {

@@ -1,8 +1,10 @@
 //! The service's background tasks (the outbox relay, the consumers, the view
 //! follower): each runs supervised, so that one that ends or panics before shutdown
 //! is logged and restarted with backoff instead of leaving a dead pipeline behind a
-//! service that says it is ready. What they are doing is visible: readiness's
-//! `pipeline` check fails while one is down, the gauge `pipeline_stalled{task}` is 1
+//! service that says it is ready. A task that runs but cannot do its work (a consumer
+//! the group left without partitions, say) reports itself stuck through
+//! [`Pipeline::stuck_reporter`]. What they are doing is visible: readiness's `pipeline`
+//! check fails while one is down or stuck, the gauge `pipeline_stalled{task}` is 1
 //! meanwhile, and at shutdown [`Pipeline::unfinished`] names those still stopping.
 
 use std::collections::BTreeMap;
@@ -28,6 +30,12 @@ const HEALTHY_RUN: Duration = Duration::from_secs(60);
 pub enum TaskState {
     /// It runs.
     Running,
+    /// It runs but says it cannot do its work, for `reason`, until it says otherwise
+    /// or is restarted.
+    Stuck {
+        /// What keeps it from working, in its own words.
+        reason: String,
+    },
     /// It ended or panicked before shutdown, for `reason`, and is restarted soon.
     Restarting {
         /// What happened to it (it ended, failed with an error, panicked).
@@ -71,15 +79,32 @@ impl Pipeline {
         self.lock().clone()
     }
 
-    /// The tasks down (waiting to be restarted), with why, by name.
+    /// The tasks down (waiting to be restarted) or stuck, with why, by name.
     pub fn stalled(&self) -> Vec<(&'static str, String)> {
         self.lock()
             .iter()
             .filter_map(|(name, state)| match state {
-                TaskState::Restarting { reason } => Some((*name, reason.clone())),
+                TaskState::Restarting { reason } | TaskState::Stuck { reason } => Some((*name, reason.clone())),
                 _ => None,
             })
             .collect()
+    }
+
+    /// How the running task `name` says it is stuck (`Some(why)`) or working again
+    /// (`None`). A report while the task is not running (restarting, stopped) is stale
+    /// and changes nothing; a restart clears the stuck state.
+    pub fn stuck_reporter(&self, name: &'static str) -> impl Fn(Option<String>) + Send + Sync + Clone + 'static {
+        let pipeline = self.clone();
+        move |reason| {
+            let mut tasks = pipeline.lock();
+            let next = match (tasks.get(name), reason) {
+                (Some(TaskState::Running | TaskState::Stuck { .. }), Some(reason)) => TaskState::Stuck { reason },
+                (Some(TaskState::Stuck { .. }), None) => TaskState::Running,
+                _ => return,
+            };
+            record(name, &next);
+            tasks.insert(name, next);
+        }
     }
 
     /// The tasks that have not stopped yet (at shutdown: those still finishing).
@@ -87,19 +112,22 @@ impl Pipeline {
         self.lock().iter().filter(|(_, state)| **state != TaskState::Stopped).map(|(name, _)| *name).collect()
     }
 
-    /// `Ok` while no task is down, else which are (for readiness).
+    /// `Ok` while no task is down or stuck, else which are and why (for readiness).
     pub fn check(&self) -> Result<(), String> {
-        let stalled = self.stalled();
-        if stalled.is_empty() {
-            return Ok(());
-        }
-        let described: Vec<String> =
-            stalled.iter().map(|(name, reason)| format!("{name} {reason}; restarting")).collect();
-        Err(described.join("; "))
+        let described: Vec<String> = self
+            .lock()
+            .iter()
+            .filter_map(|(name, state)| match state {
+                TaskState::Restarting { reason } => Some(format!("{name} {reason}; restarting")),
+                TaskState::Stuck { reason } => Some(format!("{name} {reason}")),
+                _ => None,
+            })
+            .collect();
+        if described.is_empty() { Ok(()) } else { Err(described.join("; ")) }
     }
 
     fn set(&self, name: &'static str, state: TaskState) {
-        telemetry::pipeline::record_task_stalled(name, matches!(state, TaskState::Restarting { .. }));
+        record(name, &state);
         self.lock().insert(name, state);
     }
 
@@ -108,6 +136,14 @@ impl Pipeline {
         // is a single insert.
         self.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// Reports `state` of task `name` on the gauge `pipeline_stalled{task}`.
+fn record(name: &str, state: &TaskState) {
+    telemetry::pipeline::record_task_stalled(
+        name,
+        matches!(state, TaskState::Restarting { .. } | TaskState::Stuck { .. }),
+    );
 }
 
 /// The supervised tasks of one running service: started with [`Supervisor::spawn`],
@@ -279,6 +315,55 @@ mod tests {
         shutdown.cancel();
         handle.await.expect("the supervisor ends during the backoff");
         assert_eq!(pipeline.states()["quitter"], TaskState::Stopped);
+    }
+
+    #[tokio::test]
+    async fn a_running_task_that_says_it_is_stuck_fails_readiness_until_it_works_again_or_restarts() {
+        let pipeline = Pipeline::new();
+        let shutdown = CancellationToken::new();
+        let starts = Arc::new(AtomicU32::new(0));
+        let (end_first_run, first_run_ends) = tokio::sync::oneshot::channel::<()>();
+        let first_run_ends = Arc::new(Mutex::new(Some(first_run_ends)));
+        let handle = pipeline.supervise("consumer", &shutdown, {
+            let (starts, shutdown) = (starts.clone(), shutdown.clone());
+            move || {
+                let ends = first_run_ends.lock().expect("lock").take();
+                let (starts, shutdown) = (starts.clone(), shutdown.clone());
+                async move {
+                    starts.fetch_add(1, Ordering::SeqCst);
+                    match ends {
+                        Some(ends) => drop(ends.await),
+                        None => shutdown.cancelled().await,
+                    }
+                    Ok(())
+                }
+            }
+        });
+        let report = pipeline.stuck_reporter("consumer");
+        assert_eq!(pipeline.check(), Ok(()));
+
+        report(Some("holds no partition for 10 s".to_owned()));
+        assert_eq!(pipeline.stalled(), [("consumer", "holds no partition for 10 s".to_owned())]);
+        assert_eq!(pipeline.check(), Err("consumer holds no partition for 10 s".to_owned()));
+        report(None);
+        assert_eq!(pipeline.states()["consumer"], TaskState::Running, "working again");
+        assert_eq!(pipeline.check(), Ok(()));
+
+        // A restart clears it: the new run has not said anything yet.
+        report(Some("stuck".to_owned()));
+        end_first_run.send(()).expect("the first run waits");
+        let started = Instant::now();
+        while starts.load(Ordering::SeqCst) < 2 || pipeline.states()["consumer"] != TaskState::Running {
+            assert!(started.elapsed() < Duration::from_secs(5), "never restarted: {:?}", pipeline.states());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(pipeline.check(), Ok(()));
+
+        // A report after the task stopped is stale.
+        shutdown.cancel();
+        handle.await.expect("the supervisor ends");
+        report(Some("late".to_owned()));
+        assert_eq!(pipeline.states()["consumer"], TaskState::Stopped);
     }
 
     #[tokio::test]

@@ -19,6 +19,9 @@ use crate::saga::ReservationSaga;
 /// The name of the relay's checkpoint in the feed.
 pub const RELAY_NAME: &str = "kafka-relay";
 
+/// The consumer's task name: in readiness answers and on `pipeline_stalled{task}`.
+const SAGA_CONSUMER: &str = "saga consumer";
+
 /// The inventory service, bound to its port and ready to serve.
 pub struct Application {
     listener: TcpListener,
@@ -102,7 +105,8 @@ impl Application {
                 }
             }
         });
-        tasks.spawn("saga consumer", {
+        tasks.spawn(SAGA_CONSUMER, {
+            let stuck: messaging::StuckReport = Arc::new(self.pipeline.stuck_reporter(SAGA_CONSUMER));
             let (kafka, pool, group, handler) = (
                 self.kafka.clone(),
                 self.pool.clone(),
@@ -113,7 +117,8 @@ impl Application {
             );
             move |stop| {
                 let (kafka, pool, group, handler) = (kafka.clone(), pool.clone(), group.clone(), handler.clone());
-                async move { run_consumer(&kafka, pool, &group, &[&kafka.topics.order_events], handler, stop).await }
+                let stuck = stuck.clone();
+                async move { run_consumer(&kafka, pool, &group, &[&kafka.topics.order_events], handler, stuck, stop).await }
             }
         });
         tasks.spawn("view follower", {

@@ -37,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 use crate::dead_letters::sanitize_reason;
 use crate::failure::{self, Failure, KafkaFailure};
 use crate::producer::ReplaceableProducer;
+use crate::starvation::{StuckReport, replace_when_starved};
 use crate::{KafkaSettings, Topics};
 use eventstore::sleep_or_cancel;
 use telemetry::ConsumeResult;
@@ -140,13 +141,16 @@ pub trait MessageHandler: Send + Sync + 'static {
 /// Consumes `topics` as `group` until `shutdown` (creating missing topics first, as soon
 /// as the broker answers), then finishes the batch in hand, commits the stored offsets
 /// and returns. Messages that can never be handled are parked in `pool`'s
-/// `dead_letters` table and copied to their topic's dead-letter topic.
+/// `dead_letters` table and copied to their topic's dead-letter topic. While the group
+/// leaves it without partitions it should have, the consumer says so through `stuck`,
+/// and its client is replaced after a while (see [`crate::starvation`]).
 pub async fn run_consumer<H: MessageHandler>(
     settings: &KafkaSettings,
     pool: PgPool,
     group: &str,
     topics: &[&str],
     handler: Arc<H>,
+    stuck: StuckReport,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     // The consumed topics and their dead-letter topics must exist: brokers without
@@ -164,6 +168,7 @@ pub async fn run_consumer<H: MessageHandler>(
         shutdown: shutdown.clone(),
     };
     let worker = BatchWorker { handler, dead_letters, group: group.to_owned(), shutdown: shutdown.clone() };
+    let watched_topics: Arc<[String]> = topics.iter().map(|t| (*t).to_owned()).collect();
     // A consumer whose client failed for good is replaced by a new one, subscribed
     // alike; what it had stored but not committed comes again.
     while !shutdown.is_cancelled() {
@@ -183,9 +188,13 @@ pub async fn run_consumer<H: MessageHandler>(
         });
         // Cancelled by the watchdog when the group leaves this client without work.
         let replace = lag_stops.child_token();
-        let topics_owned: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
-        let watchdog =
-            tokio::spawn(replace_when_starved(consumer.clone(), group.to_owned(), topics_owned, replace.clone()));
+        let watchdog = tokio::spawn(replace_when_starved(
+            consumer.clone(),
+            group.to_owned(),
+            watched_topics.clone(),
+            stuck.clone(),
+            replace.clone(),
+        ));
         consume(&consumer, &worker, &replace).await;
         // What was processed is committed now, not at the next auto-commit: the
         // partitions' next owner (this service restarted, or another instance)
@@ -204,58 +213,6 @@ pub async fn run_consumer<H: MessageHandler>(
     worker.dead_letters.producer.flush(Duration::from_secs(5)).await;
     tracing::info!(group, "consumer stopped");
     Ok(())
-}
-
-/// How often the watchdog looks for a consumer left without work.
-const STARVATION_CHECK: Duration = Duration::from_secs(5);
-
-/// Cancels `replace` once `consumer` has been left without work it should have (see
-/// [`crate::starvation`]) for [`crate::starvation::STARVED_FOR`]; returns then, or
-/// when `replace` is cancelled otherwise (shutdown, the client replaced).
-async fn replace_when_starved(
-    consumer: Arc<StreamConsumer>,
-    group: String,
-    topics: Vec<String>,
-    replace: CancellationToken,
-) {
-    let mut starved_since: Option<std::time::Instant> = None;
-    while !sleep_or_cancel(STARVATION_CHECK, &replace).await {
-        let (probe, probed_group, probed_topics) = (consumer.clone(), group.clone(), topics.clone());
-        let starved = match tokio::task::spawn_blocking(move || {
-            crate::starvation::is_starved(&probe, &probed_group, &probed_topics)
-        })
-        .await
-        {
-            Ok(Ok(starved)) => starved,
-            // The broker unreachable: the consumer's own errors say so, nothing to decide.
-            Ok(Err(error)) => {
-                tracing::debug!(%error, group, "cannot tell whether the consumer has work");
-                false
-            }
-            Err(error) => {
-                tracing::warn!(%error, group, "the consumer's starvation probe failed");
-                false
-            }
-        };
-        let since = match (starved, starved_since) {
-            (false, _) => {
-                starved_since = None;
-                continue;
-            }
-            (true, None) => *starved_since.insert(std::time::Instant::now()),
-            (true, Some(since)) => since,
-        };
-        if since.elapsed() >= crate::starvation::STARVED_FOR {
-            tracing::warn!(
-                group,
-                ?topics,
-                starved_ms = since.elapsed().as_millis() as u64,
-                "the group left this consumer without partitions although its topics have some for it; replacing the client"
-            );
-            replace.cancel();
-            return;
-        }
-    }
 }
 
 /// Consumes with `consumer` until shutdown, until its client failed for good, or until
@@ -571,20 +528,4 @@ fn panic_reason(panic: &Box<dyn std::any::Any + Send>) -> String {
         .cloned()
         .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
         .unwrap_or_default()
-}
-
-/// Runs [`run_consumer`] in a task; a failure to start is logged there, once.
-pub fn spawn_consumer<H: MessageHandler>(
-    settings: KafkaSettings,
-    pool: PgPool,
-    group: String,
-    topic: String,
-    handler: Arc<H>,
-    shutdown: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        if let Err(error) = run_consumer(&settings, pool, &group, &[&topic], handler, shutdown).await {
-            tracing::error!(error = format!("{error:#}"), group, "consumer failed");
-        }
-    })
 }

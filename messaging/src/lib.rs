@@ -18,8 +18,8 @@
 //! - `producer`: a producer replaced when its client fails for good.
 //! - [`redrive`]: producing dead letters back to the broker (`dlq replay`).
 //! - `lag`: the consumer lag per partition, measured beside the consumer loop.
-//! - `starvation`: telling a consumer the group left without work it should have,
-//!   watched beside the consumer loop (such a client is replaced).
+//! - [`starvation`]: telling a consumer the group left without work it should have,
+//!   watched beside the consumer loop: it says it is stuck, then its client is replaced.
 //!
 //! Must not depend on `axum`.
 
@@ -33,11 +33,12 @@ pub mod producer;
 pub mod redrive;
 pub mod relay;
 pub mod settings;
-mod starvation;
+pub mod starvation;
 pub mod topics;
 
-pub use consumer::{Handled, IncomingMessage, MessageHandler, Unprocessable, Verdict, run_consumer, spawn_consumer};
+pub use consumer::{Handled, IncomingMessage, MessageHandler, Unprocessable, Verdict, run_consumer};
 pub use envelope::{Envelope, OutgoingMessage};
 pub use probe::BrokerProbe;
 pub use relay::{Relay, Route, Unroutable};
 pub use settings::{KafkaSettings, Topics};
+pub use starvation::StuckReport;

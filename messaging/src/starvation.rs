@@ -8,23 +8,108 @@
 //! of a topic that has as many partitions as the group has members, so such a consumer
 //! is stuck, not idle; a new client joins the group afresh.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaResult;
+use tokio_util::sync::CancellationToken;
+
+use eventstore::sleep_or_cancel;
+
+/// How a consumer tells its service that it is stuck (`Some(why)`) or working again
+/// (`None`); a service shows it in its readiness.
+pub type StuckReport = Arc<dyn Fn(Option<String>) + Send + Sync>;
+
+/// A report that goes nowhere, for a consumer whose health nobody watches.
+pub fn unwatched() -> StuckReport {
+    Arc::new(|_| {})
+}
+
+/// How often the watchdog looks for a consumer left without work.
+const CHECK_EVERY: Duration = Duration::from_secs(5);
 
 /// How long one metadata or group request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long a consumer may go without work it should have before it says it is stuck:
+/// three probes in a row, longer than a rebalance normally takes.
+const STUCK_AFTER: Duration = Duration::from_secs(10);
+
 /// How long a consumer may go without work it should have before it is replaced:
 /// longer than a rebalance takes, even one waiting for a member's session to expire.
-pub(crate) const STARVED_FOR: Duration = Duration::from_secs(30);
+const STARVED_FOR: Duration = Duration::from_secs(30);
 
-/// Whether `consumer`, a member of `group` subscribed to `topics`, holds no partition
-/// although one of its topics has a partition for each member of the group. Blocking.
-pub(crate) fn is_starved(consumer: &StreamConsumer, group: &str, topics: &[String]) -> KafkaResult<bool> {
+/// A consumer without partitions in a group whose topics have enough for every member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Starved {
+    members: usize,
+    partitions: usize,
+}
+
+/// Watches `consumer`, a member of `group` subscribed to `topics`, every few seconds:
+/// once it has been left without work it should have for [`STUCK_AFTER`] it says so
+/// through `report` (and that it works again once it does); after [`STARVED_FOR`] it
+/// cancels `replace` and returns. Returns too when `replace` is cancelled otherwise
+/// (shutdown, the client replaced).
+pub(crate) async fn replace_when_starved(
+    consumer: Arc<StreamConsumer>,
+    group: String,
+    topics: Arc<[String]>,
+    report: StuckReport,
+    replace: CancellationToken,
+) {
+    let mut starved_since: Option<Instant> = None;
+    while !sleep_or_cancel(CHECK_EVERY, &replace).await {
+        let (probe, probed_group, probed_topics) = (consumer.clone(), group.clone(), topics.clone());
+        let starved = match tokio::task::spawn_blocking(move || starvation(&probe, &probed_group, &probed_topics)).await
+        {
+            Ok(Ok(starved)) => starved,
+            // The broker unreachable: the consumer's own errors and the broker check
+            // say so; nothing to decide here.
+            Ok(Err(error)) => {
+                tracing::debug!(%error, group, "cannot tell whether the consumer has work");
+                continue;
+            }
+            Err(error) => {
+                tracing::warn!(%error, group, "the consumer's starvation probe failed");
+                continue;
+            }
+        };
+        let Some(Starved { members, partitions }) = starved else {
+            starved_since = None;
+            report(None);
+            continue;
+        };
+        let since = *starved_since.get_or_insert_with(Instant::now);
+        let starved_for = since.elapsed();
+        if starved_for >= STUCK_AFTER {
+            report(Some(format!(
+                "holds no partition of {topics} for {} s although {topics} has {partitions} partition(s) and group {group} {members} member(s) (the client is replaced after {} s)",
+                starved_for.as_secs(),
+                STARVED_FOR.as_secs(),
+                topics = topics.join(", "),
+            )));
+        }
+        if starved_for >= STARVED_FOR {
+            tracing::warn!(
+                group,
+                ?topics,
+                starved_ms = starved_for.as_millis() as u64,
+                "the group left this consumer without partitions although its topics have some for it; replacing the client"
+            );
+            replace.cancel();
+            return;
+        }
+    }
+}
+
+/// `Some` when `consumer`, a member of `group` subscribed to `topics`, holds no
+/// partition although one of its topics has a partition for each member of the group.
+/// Blocking.
+fn starvation(consumer: &StreamConsumer, group: &str, topics: &[String]) -> KafkaResult<Option<Starved>> {
     if consumer.assignment()?.count() > 0 {
-        return Ok(false);
+        return Ok(None);
     }
     let mut most_partitions = 0;
     for topic in topics {
@@ -34,16 +119,16 @@ pub(crate) fn is_starved(consumer: &StreamConsumer, group: &str, topics: &[Strin
         most_partitions = most_partitions.max(partitions);
     }
     if most_partitions == 0 {
-        return Ok(false);
+        return Ok(None);
     }
     let groups = consumer.fetch_group_list(Some(group), REQUEST_TIMEOUT)?;
     let members = groups.groups().iter().find(|g| g.name() == group).map_or(0, |g| g.members().len());
-    Ok(lacks_work(members, most_partitions))
+    Ok(lacks_work(members, most_partitions).then_some(Starved { members, partitions: most_partitions }))
 }
 
 /// Whether a member with no partition lacks work it should have, in a group of
 /// `members` whose largest subscribed topic has `partitions`.
-pub(crate) fn lacks_work(members: usize, partitions: usize) -> bool {
+fn lacks_work(members: usize, partitions: usize) -> bool {
     partitions > 0 && members <= partitions
 }
 

@@ -209,7 +209,7 @@ impl ServiceProcess {
     }
 
     /// Its readiness answer: the status and the body's text.
-    async fn readiness(&self, http: &reqwest::Client) -> anyhow::Result<(u16, String)> {
+    pub async fn readiness(&self, http: &reqwest::Client) -> anyhow::Result<(u16, String)> {
         let url = format!("{}/health/ready", self.base_url);
         let response =
             http.get(&url).timeout(Duration::from_secs(2)).send().await.with_context(|| format!("GET {url}"))?;

@@ -38,7 +38,7 @@ pub fn record_oldest_unpublished(feed: &str, age: Option<std::time::Duration>) {
 }
 
 /// Reports whether the supervised background task `task` is down (ended or
-/// panicked, and waiting to be restarted).
+/// panicked, and waiting to be restarted) or stuck (running, but unable to work).
 pub fn record_task_stalled(task: &str, stalled: bool) {
     metrics::gauge!(names::PIPELINE_STALLED, "task" => task.to_owned()).set(if stalled { 1.0 } else { 0.0 });
 }

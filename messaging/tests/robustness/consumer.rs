@@ -1,7 +1,9 @@
 //! The consumer loop against the real broker and PostgreSQL: a message the database
 //! refuses for good is parked alone (a row in `dead_letters` and a copy on the
 //! dead-letter topic) and the rest of its batch is applied; a transient failure is
-//! retried until it passes, and parks nothing.
+//! retried until it passes, and parks nothing; a consumer the group leaves without
+//! partitions after its broker restarted empty says it is stuck, is replaced, and
+//! consumes again.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -9,12 +11,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use messaging::starvation::unwatched;
 use messaging::{Handled, IncomingMessage, MessageHandler, Topics, Verdict, run_consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{database, dead_letters, eventually, kafka, read_topic, topic};
+use crate::support::{PrivateBroker, database, dead_letters, eventually, kafka, read_topic, topic};
 
 /// Stores each message's body as jsonb in `notes`, a batch per transaction; the first
 /// `transient` calls fail with a serialization failure (40001) first.
@@ -96,7 +99,7 @@ async fn a_message_the_database_refuses_for_good_is_parked_alone_and_the_rest_of
     let consumer = tokio::spawn({
         let (settings, pool, topic, handler, shutdown) =
             (settings.clone(), pool.clone(), topic.clone(), handler.clone(), shutdown.clone());
-        async move { run_consumer(&settings, pool, "test-notes", &[&topic], handler, shutdown).await }
+        async move { run_consumer(&settings, pool, "test-notes", &[&topic], handler, unwatched(), shutdown).await }
     });
     let done = eventually(Duration::from_secs(30), async || {
         count(&pool, "SELECT count(*) FROM notes").await == 9
@@ -148,7 +151,7 @@ async fn a_transient_failure_is_retried_until_it_passes_and_never_parked() {
     let consumer = tokio::spawn({
         let (settings, pool, topic, handler, shutdown) =
             (settings.clone(), pool.clone(), topic.clone(), handler.clone(), shutdown.clone());
-        async move { run_consumer(&settings, pool, "test-transient", &[&topic], handler, shutdown).await }
+        async move { run_consumer(&settings, pool, "test-transient", &[&topic], handler, unwatched(), shutdown).await }
     });
     let applied =
         eventually(Duration::from_secs(30), async || count(&pool, "SELECT count(*) FROM notes").await == 5).await;
@@ -161,4 +164,64 @@ async fn a_transient_failure_is_retried_until_it_passes_and_never_parked() {
         read_topic(&settings, &Topics::dead_letter(&topic), 1, Duration::from_secs(2)).await.is_empty(),
         "nothing on the dead-letter topic"
     );
+}
+
+/// The broker restarts empty: the consumer's group and topic are gone. The consumer
+/// rejoins a new group while its topic is missing, so the group gives it nothing; when
+/// the topic comes back the consumer must not stay without it. It says it is stuck
+/// (what the service's readiness shows) while it waits, its client is replaced, the
+/// new message is applied, and it says it works again.
+#[tokio::test]
+async fn a_consumer_left_without_partitions_says_it_is_stuck_then_is_replaced_and_consumes() {
+    let mut broker = PrivateBroker::start().await;
+    let pool = database().await;
+    let settings = kafka(Some(&broker.address), &[]);
+    let topic = topic("starved");
+    let needed = [topic.as_str(), &Topics::dead_letter(&topic)].map(str::to_owned);
+    let needed: Vec<&str> = needed.iter().map(String::as_str).collect();
+    messaging::topics::ensure_topics(&settings, &needed).await.expect("topics");
+    produce(&settings, &topic, &[("n-0".to_owned(), r#"{"i": 0}"#.to_owned())]).await;
+
+    let handler = Notes::new(&pool, 0).await;
+    let reports: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let stuck: messaging::StuckReport = Arc::new({
+        let reports = reports.clone();
+        move |report| reports.lock().expect("reports").push(report)
+    });
+    let shutdown = CancellationToken::new();
+    let consumer = tokio::spawn({
+        let (settings, pool, topic, handler, shutdown) =
+            (settings.clone(), pool.clone(), topic.clone(), handler.clone(), shutdown.clone());
+        async move { run_consumer(&settings, pool, "test-starved", &[&topic], handler, stuck, shutdown).await }
+    });
+    let first =
+        eventually(Duration::from_secs(30), async || count(&pool, "SELECT count(*) FROM notes").await == 1).await;
+    assert!(first, "the first message applied");
+
+    broker.restart_empty().await;
+    let restarted = tokio::time::Instant::now();
+    // Long enough for the consumer to notice and rejoin a group on the new broker.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    messaging::topics::ensure_topics(&settings, &needed).await.expect("topics again");
+    produce(&settings, &topic, &[("n-1".to_owned(), r#"{"i": 1}"#.to_owned())]).await;
+    let stuck_seen = eventually(Duration::from_secs(60), async || {
+        reports.lock().expect("reports").iter().flatten().any(|reason| reason.contains(&topic))
+    })
+    .await;
+    let applied =
+        eventually(Duration::from_secs(90), async || count(&pool, "SELECT count(*) FROM notes").await == 2).await;
+    let took = restarted.elapsed();
+    // The replaced client's watchdog says it works again at its first probe.
+    let recovered =
+        eventually(Duration::from_secs(15), async || reports.lock().expect("reports").last() == Some(&None)).await;
+    shutdown.cancel();
+    consumer.await.expect("joined").expect("the consumer ran");
+    let reports = reports.lock().expect("reports").clone();
+    let said: Vec<&String> = reports.iter().flatten().collect();
+    assert!(stuck_seen, "the consumer said it was stuck, naming its topic: {said:?}");
+    assert!(said[0].contains("holds no partition") && said[0].contains("test-starved"), "{}", said[0]);
+    assert!(applied, "the message after the restart applied {took:?} after it");
+    assert!(recovered, "then it said it works again: {reports:?}");
+    assert_eq!(dead_letters(&pool).await, vec![], "nothing parked");
+    eprintln!("applied {took:?} after the restart; reports: {reports:?}");
 }

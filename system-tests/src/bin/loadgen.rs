@@ -190,15 +190,14 @@ fn report_minutes(placed: &[Placed]) {
     for p in placed {
         minutes.entry(p.minute).or_default().push(p.post_ms);
     }
-    // The last minute is usually partial: leave it out of the comparison.
-    let full: Vec<(u64, f64)> = minutes
-        .iter_mut()
-        .map(|(minute, ms)| {
+    let p99_by_minute: Vec<f64> = minutes
+        .values_mut()
+        .map(|ms| {
             ms.sort_by(f64::total_cmp);
-            (*minute, percentile(ms, 0.99))
+            percentile(ms, 0.99)
         })
         .collect();
-    if full.len() < 3 {
+    if p99_by_minute.len() < 3 {
         return;
     }
     println!("POST per minute of the run:");
@@ -211,6 +210,7 @@ fn report_minutes(placed: &[Placed]) {
             percentile(ms, 0.99)
         );
     }
-    let (first, last) = (full[0].1, full[full.len() - 2].1);
+    // The run's last minute is usually partial: the last full one is the one before.
+    let (first, last) = (p99_by_minute[0], p99_by_minute[p99_by_minute.len() - 2]);
     println!("POST p99, last full minute / first: {:.2} ({last:.1} / {first:.1} ms)", last / first);
 }

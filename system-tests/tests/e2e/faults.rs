@@ -529,15 +529,41 @@ async fn every_order_resolves_after_the_broker_restarted_empty() {
         let restarted = Instant::now();
         eprintln!("broker restarted empty at {:?}", started.elapsed());
 
-        tokio::time::timeout(CLIENT_PATIENCE + Duration::from_secs(30), placing)
-            .await
-            .expect("placing orders ends")
-            .expect("placing task");
+        // Readiness is watched until every order resolved: a consumer the group left
+        // without partitions must say so (see the check after).
+        let unready = Arc::new(std::sync::Mutex::new(Vec::<(&str, String)>::new()));
+        let watching = {
+            let unready = unready.clone();
+            let system = &system;
+            async move {
+                loop {
+                    for service in [&system.oms, &system.inventory] {
+                        if let Ok((status, body)) = service.readiness(&system.api.http).await
+                            && status != 200
+                        {
+                            unready.lock().expect("unready").push((service.binary_name(), body));
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        };
+        let recovering = async {
+            tokio::time::timeout(CLIENT_PATIENCE + Duration::from_secs(30), placing)
+                .await
+                .expect("placing orders ends")
+                .expect("placing task");
+            wait_until_resolved(&system, RESOLVE).await;
+        };
+        tokio::select! {
+            () = recovering => {}
+            () = watching => unreachable!("watches until the orders resolved"),
+        }
         let attempts = log.lock().expect("attempt log").clone();
         summarize(&attempts);
         let accepted = accepted_orders(&attempts, ORDERS);
-        wait_until_resolved(&system, RESOLVE).await;
         eprintln!("every order resolved {:?} after the restart", restarted.elapsed());
+        assert_starved_consumers_said_so(&system, &unready.lock().expect("unready"));
         assert_invariants(&system).await;
         assert_accepted_orders_are_served(&system.api, RUN, &accepted).await;
         // Not checked: that every event is on its topic. What the old broker held is gone.
@@ -546,6 +572,28 @@ async fn every_order_resolves_after_the_broker_restarted_empty() {
         let _ = std::fs::remove_dir_all(&system.log_dir);
     })
     .await;
+}
+
+/// A consumer replaced because the group left it without partitions (its service
+/// logged so) was stuck first: its service's readiness must have named it meanwhile
+/// (invariant 8: health says so while the pipeline does not heal).
+fn assert_starved_consumers_said_so(system: &ProcessSystem, unready: &[(&str, String)]) {
+    for (service, task) in [(&system.oms, "outcome consumer"), (&system.inventory, "saga consumer")] {
+        let log = std::fs::read_to_string(service.log()).expect("the service's log");
+        let replaced = log.matches("the group left this consumer without partitions").count();
+        let named = unready.iter().filter(|(name, body)| *name == service.binary_name() && body.contains(task)).count();
+        eprintln!(
+            "{}: {task} replaced for starvation {replaced} time(s); readiness named it {named} time(s)",
+            service.binary_name()
+        );
+        if replaced > 0 {
+            assert!(
+                named > 0,
+                "{} replaced its {task} without readiness naming it first: {unready:?}",
+                service.binary_name()
+            );
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------
