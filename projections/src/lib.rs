@@ -11,6 +11,7 @@
 
 mod as_of;
 pub mod catch_up;
+mod coalesce;
 pub mod model;
 mod orders;
 mod page;
@@ -19,6 +20,7 @@ pub mod rebuild;
 mod view;
 
 pub use as_of::{AsOf, view_as_of};
+pub use coalesce::CoalescedReads;
 pub use model::{Projector, ViewTable};
 pub use orders::{OrderFilter, OrderItemView, OrderView, OrderViews};
 pub use page::{Cursor, InvalidCursor, Page};
@@ -37,4 +39,7 @@ pub enum ProjectionError {
     /// The event store failed while refolding history.
     #[error("event store error while refolding a view: {0}")]
     EventStore(String),
+    /// A read coalesced with others failed; each of them has the same cause.
+    #[error(transparent)]
+    Shared(std::sync::Arc<ProjectionError>),
 }

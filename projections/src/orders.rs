@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use domain::order::{CancelReason, ItemStatus, Order, OrderEvent, OrderStatus, TargetStatus};
 use domain::{OrderId, ProductId, Quantity, UserId};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use eventstore::{EventEnvelope, EventMetadata};
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::coalesce::CoalescedReads;
 use crate::model::ViewTable;
 use crate::view::View;
 use crate::{Cursor, InvalidCursor, Page, ProjectionError};
@@ -176,6 +178,7 @@ pub struct OrderFilter {
 #[derive(Debug, Clone)]
 pub struct OrderViews {
     pool: PgPool,
+    reads: Arc<CoalescedReads<OrderViews>>,
 }
 
 type OrderRow = (Uuid, String, String, serde_json::Value, DateTime<Utc>, DateTime<Utc>, i64);
@@ -185,17 +188,18 @@ const ORDER_COLUMNS: &str = "order_id, user_id, status, items, created_at, updat
 impl OrderViews {
     /// Views stored through `pool` (whose search path is the OMS schema).
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self { reads: Arc::new(CoalescedReads::new(pool.clone())), pool }
     }
 
-    /// One order, if it is in the view.
+    /// One order, if it is in the view (read with the reads that arrive meanwhile: see
+    /// [`CoalescedReads`]).
     pub async fn get(&self, order_id: OrderId) -> Result<Option<OrderView>, ProjectionError> {
-        let row: Option<OrderRow> =
-            sqlx::query_as(&format!("SELECT {ORDER_COLUMNS} FROM order_view WHERE order_id = $1"))
-                .bind(order_id.as_uuid())
-                .fetch_optional(&self.pool)
-                .await?;
-        row.map(from_row).transpose()
+        self.reads.get(order_id.to_string()).await
+    }
+
+    /// How many statements have served [`OrderViews::get`] so far.
+    pub fn statements_read(&self) -> u64 {
+        self.reads.statements()
     }
 
     /// A page of orders, newest first.

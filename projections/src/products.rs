@@ -3,12 +3,14 @@
 use domain::ProductId;
 use domain::inventory::{Product, ProductEvent, StockStatus};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use eventstore::EventEnvelope;
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 
+use crate::coalesce::CoalescedReads;
 use crate::model::ViewTable;
 use crate::view::View;
 use crate::{Cursor, Page, ProjectionError};
@@ -82,6 +84,7 @@ impl ProductView {
 #[derive(Debug, Clone)]
 pub struct ProductViews {
     pool: PgPool,
+    reads: Arc<CoalescedReads<ProductViews>>,
 }
 
 type ProductRow = (String, String, i64, i64, i64, String, i64);
@@ -91,17 +94,13 @@ const PRODUCT_COLUMNS: &str = "product_id, name, available, reserved, low_stock_
 impl ProductViews {
     /// Views stored through `pool` (whose search path is the inventory schema).
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self { reads: Arc::new(CoalescedReads::new(pool.clone())), pool }
     }
 
-    /// One product, if it is in the view.
+    /// One product, if it is in the view (read with the reads that arrive meanwhile:
+    /// see [`CoalescedReads`]).
     pub async fn get(&self, product_id: &ProductId) -> Result<Option<ProductView>, ProjectionError> {
-        let row: Option<ProductRow> =
-            sqlx::query_as(&format!("SELECT {PRODUCT_COLUMNS} FROM product_view WHERE product_id = $1"))
-                .bind(product_id.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-        row.map(from_row).transpose()
+        self.reads.get(product_id.as_str().to_owned()).await
     }
 
     /// A page of products, by id.

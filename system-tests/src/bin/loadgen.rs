@@ -147,7 +147,7 @@ async fn main() -> anyhow::Result<()> {
         args.rate.map_or("max".to_owned(), |r| format!("{r}/s"))
     );
     println!(
-        "POST: {:.0} orders/s  p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+        "POST: {:.0} orders/s  p50 {:.2} ms  p99 {:.2} ms  max {:.1} ms",
         args.orders as f64 / post_elapsed,
         percentile(&post, 0.5),
         percentile(&post, 0.99),
