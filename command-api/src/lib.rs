@@ -11,8 +11,10 @@
 //! - [`orders`]: the application service: one command in, events committed, view out.
 //! - [`http`]: routes, request/response shapes, and the one mapping of errors to
 //!   statuses.
-//! - [`publishing`]: the outbox relay's route: order events to `oms.order-events`.
-//! - [`outcomes`]: the consumer of `inventory.order-outcomes`.
+//! - [`publishing`]: the outbox relay's route: order events to `oms.order-events`
+//!   (the message types, shared with the inventory service: `messaging::messages`).
+//! - [`outcomes`]: the consumer of `inventory.order-outcomes` (reading
+//!   `messaging::messages::outcomes`).
 //! - [`rerequests`]: asking again for items still pending long after their request.
 //! - [`app`]: wiring: connect, migrate, bind, serve.
 //! - [`operations`]: the operator commands: history, export, rebuild.

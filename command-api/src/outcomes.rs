@@ -13,33 +13,14 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use domain::order::{ItemOutcome, Order, OrderCommand, RecordItemOutcome, RejectionReason};
-use domain::{OrderId, ProductId};
+use domain::order::{ItemOutcome, Order, OrderCommand, RecordItemOutcome};
 use eventstore::{Command, EventMetadata};
-use messaging::envelope::{MAX_SEQUENCE, bounded, quote};
+use messaging::messages::outcomes::Outcome;
 use messaging::{Envelope, Handled, IncomingMessage, MessageHandler, Unprocessable, Verdict};
-use serde::Deserialize;
 
 use crate::orders::Orders;
 
-/// The message types of the outcomes topic.
-pub const ITEM_EXECUTED: &str = "OrderItemExecuted";
-/// See [`ITEM_EXECUTED`].
-pub const ITEM_CANCELED: &str = "OrderItemCanceled";
-
 const ACTOR: &str = "oms-outcomes";
-
-/// The version of the outcome messages this code reads.
-const OUTCOME_VERSION: &str = "1.0";
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct OutcomePayload {
-    order_id: OrderId,
-    product_id: ProductId,
-    revision: u64,
-    reason: Option<RejectionReason>,
-}
 
 /// Applies outcomes to orders.
 pub struct OutcomeHandler {
@@ -60,44 +41,23 @@ fn decode(message: &IncomingMessage) -> Result<Command<Order>, Unprocessable> {
 }
 
 /// Every field the consumer takes from a message is checked before anything reaches
-/// the store: the envelope's (ids, sequence, names, size: see [`Envelope::parse`]), an
-/// aggregate type of `Product`, the payload's order id (a UUID), product id (domain
-/// rules), revision (1 to [`MAX_SEQUENCE`], like the saga's) and reason. A reason
-/// names the field and quotes at most a short prefix of the offending value.
+/// the store: the envelope's (ids, sequence, names, size: see [`Envelope::parse`]) and
+/// the outcome's (version, aggregate type, message type, payload fields: see
+/// [`Outcome::decode`]). A reason names the field and quotes at most a short prefix of
+/// the offending value.
 fn decode_in_span(message: &IncomingMessage) -> Result<Command<Order>, Unprocessable> {
     let poison = |reason: String| Unprocessable(reason);
     let body = message.payload.as_deref().ok_or_else(|| poison("message: empty".into()))?;
     let envelope = Envelope::parse(body).map_err(|e| poison(e.to_string()))?;
-    // Outcomes are product events, all at 1.0: a version this code does not know (a
-    // newer release's) may mean something else, so it is refused, never guessed at.
-    if envelope.event_version != OUTCOME_VERSION {
-        return Err(poison(format!(
-            "eventVersion: {} {} is not supported",
-            quote(&envelope.event_type),
-            quote(&envelope.event_version)
-        )));
-    }
-    if envelope.aggregate_type != "Product" {
-        return Err(poison(format!("aggregateType: not a product event: {}", quote(&envelope.aggregate_type))));
-    }
-    let payload: OutcomePayload = serde_json::from_value(envelope.payload.clone())
-        .map_err(|e| poison(format!("payload: {} {}", envelope.event_type, bounded(&e.to_string()))))?;
-    if !(1..=MAX_SEQUENCE).contains(&i64::try_from(payload.revision).unwrap_or(i64::MAX)) {
-        return Err(poison(format!("payload.revision: must be from 1 to {MAX_SEQUENCE}, got {}", payload.revision)));
-    }
-    let outcome = match (envelope.event_type.as_str(), payload.reason) {
-        (ITEM_EXECUTED, _) => ItemOutcome::Executed,
-        (ITEM_CANCELED, Some(reason)) => ItemOutcome::Rejected(reason),
-        (ITEM_CANCELED, None) => return Err(poison("payload.reason: OrderItemCanceled without a reason".into())),
-        (other, _) => return Err(poison(format!("eventType: unknown message type {}", quote(other)))),
+    let decided = Outcome::decode(&envelope).map_err(|e| poison(e.to_string()))?;
+    let (order_id, revision) = (decided.order_id(), decided.revision());
+    let (product_id, outcome) = match decided {
+        Outcome::Executed(executed) => (executed.product_id, ItemOutcome::Executed),
+        Outcome::Canceled(canceled) => (canceled.product_id, ItemOutcome::Rejected(canceled.reason)),
     };
     Ok(Command {
-        aggregate_id: payload.order_id.to_string(),
-        command: OrderCommand::RecordItemOutcome(RecordItemOutcome {
-            product_id: payload.product_id,
-            revision: payload.revision,
-            outcome,
-        }),
+        aggregate_id: order_id.to_string(),
+        command: OrderCommand::RecordItemOutcome(RecordItemOutcome { product_id, revision, outcome }),
         metadata: EventMetadata::new(envelope.correlation_id, envelope.event_id.to_string(), ACTOR),
     })
 }
@@ -138,6 +98,8 @@ mod tests {
     //! Decoding outcome messages as the inventory relay publishes them, and refusing
     //! hostile ones before anything reaches the store.
 
+    use domain::OrderId;
+    use messaging::messages::outcomes::{ITEM_CANCELED, ITEM_EXECUTED};
     use serde_json::{Value, json};
 
     use super::*;

@@ -1,8 +1,10 @@
 //! What the OMS publishes: every order event, on the order-events topic, keyed by
-//! order id so each order's events stay in order.
+//! order id so each order's events stay in order; the message is
+//! [`messaging::messages::order_events`]'s, which the inventory saga reads.
 
 use eventstore::FeedEvent;
-use messaging::{Envelope, OutgoingMessage, Route, Unroutable};
+use messaging::messages::order_events;
+use messaging::{OutgoingMessage, Route, Unroutable};
 
 /// Routes order events to `topic`.
 pub struct OrderEventsRoute {
@@ -18,13 +20,9 @@ impl Route for OrderEventsRoute {
     /// Every order event becomes one message with its stored fields as the payload;
     /// no decoding is needed, so none is unroutable.
     fn route(&self, event: &FeedEvent) -> Result<Vec<OutgoingMessage>, Unroutable> {
-        if event.aggregate_type != "Order" {
-            return Ok(vec![]);
-        }
-        Ok(vec![OutgoingMessage {
-            topic: self.topic.clone(),
-            key: event.aggregate_id.clone(),
-            envelope: Envelope::from_feed(event, event.event_type.clone(), event.fields()),
-        }])
+        Ok(order_events::envelope(event)
+            .map(|envelope| OutgoingMessage { topic: self.topic.clone(), key: event.aggregate_id.clone(), envelope })
+            .into_iter()
+            .collect())
     }
 }

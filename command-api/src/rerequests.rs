@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use domain::OrderId;
-use domain::order::ItemStatus;
-use eventstore::sleep_or_cancel;
+use domain::order::{ItemStatus, Order};
+use eventstore::{Aggregate, sleep_or_cancel};
 use messaging::envelope::RE_REQUEST_HEADER;
 use messaging::{KafkaSettings, Route};
 use sqlx::PgPool;
@@ -217,7 +217,7 @@ impl Rerequests {
         if revisions.is_empty() {
             return Ok(0);
         }
-        let events = eventstore::load_events_at(&self.pool, "Order", &order_id.to_string(), &revisions)
+        let events = eventstore::load_events_at(&self.pool, Order::TYPE, &order_id.to_string(), &revisions)
             .await
             .context("reading the pending requests")?;
         let mut sent = 0;

@@ -8,7 +8,8 @@
 //! - [`reservations`]: what each product holds per order, kept beside its events.
 //! - [`http`]: routes, request shapes, and the one mapping of errors to statuses.
 //! - [`saga`]: the consumer of `oms.order-events` that reserves and releases stock.
-//! - [`publishing`]: the outbox relay's route: outcomes and stock alerts.
+//! - [`publishing`]: the outbox relay's route: outcomes and stock alerts (the message
+//!   types, shared with the OMS: `messaging::messages`).
 //! - [`reannounce`]: announcing a decided outcome again when the OMS re-requests it.
 //! - [`app`]: wiring: connect, migrate, bind, serve.
 //! - [`operations`]: the operator commands: history, export, rebuild.

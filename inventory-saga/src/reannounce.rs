@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use domain::OrderId;
+use domain::inventory::Product;
+use eventstore::Aggregate;
 use messaging::{KafkaSettings, OutgoingMessage, Route};
 use sqlx::PgPool;
 
@@ -98,7 +100,7 @@ impl Reannouncer {
             self.products.announcement(product_id, order_id).await.context("reading the order's reservation")?;
         let Some(sequence) = announced else { return Ok(vec![]) };
         let sequence = i64::try_from(sequence).context("sequence out of range")?;
-        let events = eventstore::load_events_at(&self.pool, "Product", product_id, &[sequence])
+        let events = eventstore::load_events_at(&self.pool, Product::TYPE, product_id, &[sequence])
             .await
             .context("reading the announcing event")?;
         let mut outcomes = Vec::new();

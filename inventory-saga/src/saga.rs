@@ -28,9 +28,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use domain::OrderId;
 use domain::inventory::{Product, ProductCommand, ProductEvent};
-use domain::order::{ItemStatus, OrderEvent, RejectionReason, UnreadableEvent, decode_event};
+use domain::order::{ItemStatus, OrderEvent, RejectionReason};
 use eventstore::{Command, EventMetadata};
-use messaging::envelope::{RE_REQUEST_HEADER, bounded, quote};
+use messaging::envelope::RE_REQUEST_HEADER;
+use messaging::messages::order_events::OrderEventMessage;
 use messaging::{Envelope, Handled, IncomingMessage, MessageHandler, Unprocessable, Verdict};
 use telemetry::SagaOutcome;
 
@@ -118,26 +119,18 @@ fn decode(message: &IncomingMessage) -> Result<Asked, Unprocessable> {
 }
 
 /// Every field the saga takes from a message is checked before anything reaches the
-/// store: the envelope's (ids, sequence, names, size: see [`Envelope::parse`]), the
-/// order id (a UUID), the items' product ids and quantities (domain types). A reason
-/// names the field and quotes at most a short prefix of the offending value.
+/// store: the envelope's (ids, sequence, names, size: see [`Envelope::parse`]) and the
+/// order event's (aggregate type, order id, payload by type and version: see
+/// [`OrderEventMessage::decode`]). A reason names the field and quotes at most a short
+/// prefix of the offending value.
 fn decode_in_span(message: &IncomingMessage) -> Result<Asked, Unprocessable> {
     let poison = |reason: String| Unprocessable(reason);
     let body = message.payload.as_deref().ok_or_else(|| poison("message: empty".into()))?;
     let envelope = Envelope::parse(body).map_err(|e| poison(e.to_string()))?;
-    if envelope.aggregate_type != "Order" {
-        return Err(poison(format!("aggregateType: not an order event: {}", quote(&envelope.aggregate_type))));
-    }
-    let order_id: OrderId = envelope.aggregate_id.parse().map_err(|_| {
-        poison(format!("aggregateId: an order id must be a UUID, got {}", quote(&envelope.aggregate_id)))
-    })?;
-    let event = decode_event(&envelope.event_type, &envelope.event_version, envelope.payload).map_err(|e| match e {
-        UnreadableEvent::UnsupportedVersion { .. } => poison(format!("eventVersion: {e}")),
-        UnreadableEvent::Malformed { .. } => poison(format!("payload: {}", bounded(&e.to_string()))),
-    })?;
-    // Bounded by `Envelope::parse` (1 to `MAX_SEQUENCE`), so a forged message cannot
-    // put a revision out of reach of the order's real requests.
-    let revision = u64::try_from(envelope.sequence).map_err(|_| poison("sequence: negative".into()))?;
+    // The revision is the sequence, bounded by `Envelope::parse` (1 to `MAX_SEQUENCE`),
+    // so a forged message cannot put it out of reach of the order's real requests.
+    let OrderEventMessage { order_id, revision, event } =
+        OrderEventMessage::decode(&envelope).map_err(|e| poison(e.to_string()))?;
     let metadata = EventMetadata::new(envelope.correlation_id.clone(), envelope.event_id.to_string(), ACTOR);
     let commands = commands_for(order_id, revision, &event)
         .into_iter()

@@ -179,13 +179,13 @@ pub const MAX_NAME_LEN: usize = 64;
 /// How much of an offending value a reason quotes at most, in characters.
 const QUOTE_CHARS: usize = 40;
 
-/// Why a consumed message is not an envelope we accept; the message names the field
-/// and quotes at most a short prefix of the offending value, so the reason stays
+/// Why a consumed message is not an envelope we accept, or not a message we read
+/// (see [`crate::messages`]); the message names the field and quotes at most a short prefix of the offending value, so the reason stays
 /// small enough to log, park and send on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {problem}")]
 pub struct InvalidEnvelope {
-    /// The envelope field (as on the wire, e.g. `correlationId`), or `message`.
+    /// The field (as on the wire, e.g. `correlationId`, `payload.reason`), or `message`.
     pub field: &'static str,
     /// What is wrong with it.
     pub problem: String,

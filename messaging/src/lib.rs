@@ -5,6 +5,9 @@
 //! # Layout
 //! - [`settings`]: brokers, security, topic names, librdkafka pass-through properties.
 //! - [`envelope`]: the JSON message every topic carries, and its headers.
+//! - [`messages`]: every message the two services exchange (order events, item
+//!   outcomes, stock alerts), one type each for its producer and its consumer, with
+//!   their names, versions and pinned wire form.
 //! - [`topics`]: creating missing topics at start-up.
 //! - [`probe`]: whether the brokers answer, for readiness.
 //! - [`relay`]: the outbox relay: committed events from the feed to Kafka, with a
@@ -21,13 +24,14 @@
 //! - [`starvation`]: telling a consumer the group left without work it should have,
 //!   watched beside the consumer loop: it says it is stuck, then its client is replaced.
 //!
-//! Must not depend on `axum`.
+//! Depends on `domain` for the messages' fields only; must not depend on `axum`.
 
 pub mod consumer;
 pub mod dead_letters;
 pub mod envelope;
 pub mod failure;
 mod lag;
+pub mod messages;
 pub mod probe;
 pub mod producer;
 pub mod redrive;

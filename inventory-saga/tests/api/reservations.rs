@@ -541,7 +541,8 @@ async fn a_re_request_finds_the_event_that_announced_the_decision_in_the_orders_
     kafka.brokers = "127.0.0.1:1".to_owned();
     let reannouncer =
         inventory_saga::reannounce::Reannouncer::new(pool.clone(), products, &kafka).expect("a re-announcer");
-    let (executed, canceled) = (inventory_saga::publishing::ITEM_EXECUTED, inventory_saga::publishing::ITEM_CANCELED);
+    let (executed, canceled) =
+        (messaging::messages::outcomes::ITEM_EXECUTED, messaging::messages::outcomes::ITEM_CANCELED);
     let cases =
         [(1, Some((executed, 2, 1))), (2, Some((canceled, 3, 1))), (3, Some((canceled, 6, 2))), (4, None), (5, None)];
     for (n, expected) in cases {
