@@ -5,10 +5,10 @@
 
 use domain::ProductId;
 use domain::inventory::Product;
-use eventstore::{Aggregate, FeedEvent};
+use eventstore::FeedEvent;
 use serde::{Deserialize, Serialize};
 
-use super::{envelope_of, expect_version, payload};
+use super::{envelope_of, expect_aggregate, expect_version, payload};
 use crate::Envelope;
 use crate::envelope::{InvalidEnvelope, quote};
 
@@ -71,12 +71,7 @@ impl StockAlert {
     /// message type and its payload's fields by their domain types.
     pub fn decode(envelope: &Envelope) -> Result<Self, InvalidEnvelope> {
         expect_version(envelope, VERSION)?;
-        if envelope.aggregate_type != Product::TYPE {
-            return Err(InvalidEnvelope::new(
-                "aggregateType",
-                format!("not a product event: {}", quote(&envelope.aggregate_type)),
-            ));
-        }
+        expect_aggregate::<Product>(envelope, "a product")?;
         let kind =
             AlertKind::ALL.into_iter().find(|kind| kind.message_type() == envelope.event_type).ok_or_else(|| {
                 InvalidEnvelope::new("eventType", format!("unknown message type {}", quote(&envelope.event_type)))

@@ -21,7 +21,7 @@ pub mod alerts;
 pub mod order_events;
 pub mod outcomes;
 
-use eventstore::FeedEvent;
+use eventstore::{Aggregate, FeedEvent};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -43,6 +43,18 @@ fn expect_version(envelope: &Envelope, expected: &str) -> Result<(), InvalidEnve
         return Err(InvalidEnvelope::new(
             "eventVersion",
             format!("{} {} is not supported", quote(&envelope.event_type), quote(&envelope.event_version)),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses an envelope about another aggregate type than `A`'s (`what`: "an order",
+/// "a product"), quoting the type it names.
+fn expect_aggregate<A: Aggregate>(envelope: &Envelope, what: &str) -> Result<(), InvalidEnvelope> {
+    if envelope.aggregate_type != A::TYPE {
+        return Err(InvalidEnvelope::new(
+            "aggregateType",
+            format!("not {what} event: {}", quote(&envelope.aggregate_type)),
         ));
     }
     Ok(())

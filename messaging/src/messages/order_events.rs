@@ -12,6 +12,7 @@ use domain::OrderId;
 use domain::order::{Order, OrderEvent, UnreadableEvent, decode_event};
 use eventstore::{Aggregate, FeedEvent};
 
+use super::expect_aggregate;
 use crate::Envelope;
 use crate::envelope::{InvalidEnvelope, bounded, quote};
 
@@ -38,12 +39,7 @@ impl OrderEventMessage {
     /// id that is a UUID, and the payload by the event's type and version (a version
     /// this code neither writes nor upcasts is refused, never guessed at).
     pub fn decode(envelope: &Envelope) -> Result<Self, InvalidEnvelope> {
-        if envelope.aggregate_type != Order::TYPE {
-            return Err(InvalidEnvelope::new(
-                "aggregateType",
-                format!("not an order event: {}", quote(&envelope.aggregate_type)),
-            ));
-        }
+        expect_aggregate::<Order>(envelope, "an order")?;
         let order_id: OrderId = envelope.aggregate_id.parse().map_err(|_| {
             InvalidEnvelope::new(
                 "aggregateId",

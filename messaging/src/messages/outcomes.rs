@@ -6,10 +6,10 @@
 use domain::inventory::Product;
 use domain::order::RejectionReason;
 use domain::{OrderId, ProductId, Quantity};
-use eventstore::{Aggregate, FeedEvent};
+use eventstore::FeedEvent;
 use serde::{Deserialize, Serialize};
 
-use super::{envelope_of, expect_version, payload};
+use super::{envelope_of, expect_aggregate, expect_version, payload};
 use crate::Envelope;
 use crate::envelope::{InvalidEnvelope, MAX_SEQUENCE, quote};
 
@@ -110,12 +110,7 @@ impl Outcome {
     /// outcome of the item), and a reason for a canceled item.
     pub fn decode(envelope: &Envelope) -> Result<Self, InvalidEnvelope> {
         expect_version(envelope, VERSION)?;
-        if envelope.aggregate_type != Product::TYPE {
-            return Err(InvalidEnvelope::new(
-                "aggregateType",
-                format!("not a product event: {}", quote(&envelope.aggregate_type)),
-            ));
-        }
+        expect_aggregate::<Product>(envelope, "a product")?;
         let outcome = match envelope.event_type.as_str() {
             ITEM_EXECUTED => Self::Executed(payload(envelope)?),
             ITEM_CANCELED => {
