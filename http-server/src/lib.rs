@@ -19,10 +19,14 @@
 //! - [`openapi`]: the envelope schemas and the answers every route documents.
 //! - `openapi_checks` (feature `test-support`): checks of a served document, for
 //!   the services' tests.
+//! - `detached` (feature `test-support`): a service under test on a runtime of its
+//!   own, so that the test's end does not wait for its blocking tasks.
 //!
 //! Knows nothing of orders or products; must not depend on `rdkafka`.
 
 pub mod context;
+#[cfg(feature = "test-support")]
+pub mod detached;
 pub mod envelope;
 pub mod extract;
 pub mod health;

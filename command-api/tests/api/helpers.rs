@@ -26,6 +26,8 @@ pub struct TestApp {
     pub pool: PgPool,
     /// The app's database URL, for the operator commands.
     pub database_url: String,
+    /// The app, asked to stop when the test drops this.
+    _service: http_server::detached::DetachedService,
 }
 
 /// Starts an OMS on a fresh database. Logs only with `TEST_LOG=1`.
@@ -60,13 +62,17 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     settings.kafka.brokers = "127.0.0.1:1".to_owned();
     settings.consumer_group = format!("oms-api-test-{}", uuid::Uuid::new_v4().simple());
     configure(&mut settings);
-    let app = Application::build(&settings).await.expect("building the application");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until(std::future::pending()));
+    let (started, port) = tokio::sync::oneshot::channel();
+    let service = http_server::detached::run_detached(move |shutdown| async move {
+        let app = Application::build(&settings).await.expect("building the application");
+        let _ = started.send(app.port());
+        let _ = app.run_until(shutdown).await;
+    });
+    let address = format!("http://127.0.0.1:{}", port.await.expect("the application started"));
     let pool = migrations::connect_and_migrate(&database_url, "oms", 2, &migrations::OMS)
         .await
         .expect("connecting the test pool");
-    TestApp { address, client: reqwest::Client::new(), pool, database_url }
+    TestApp { address, client: reqwest::Client::new(), pool, database_url, _service: service }
 }
 
 /// A request body as a test sends it.
