@@ -181,7 +181,9 @@ pub struct OrderViews {
     reads: Arc<CoalescedReads<OrderViews>>,
 }
 
-type OrderRow = (Uuid, String, String, serde_json::Value, DateTime<Utc>, DateTime<Utc>, i64);
+/// A row as read; `items` is decoded straight from the column's JSON (no
+/// intermediate `serde_json::Value`, which cost allocations per item on every read).
+type OrderRow = (Uuid, String, String, sqlx::types::Json<Vec<OrderItemView>>, DateTime<Utc>, DateTime<Utc>, i64);
 
 const ORDER_COLUMNS: &str = "order_id, user_id, status, items, created_at, updated_at, version";
 
@@ -330,7 +332,7 @@ fn from_row(
         order_id: order_id.into(),
         user_id: UserId::parse(user_id).map_err(|e| corrupt("user_id", &e))?,
         status: serde_json::from_value(serde_json::Value::String(status)).map_err(|e| corrupt("status", &e))?,
-        order_items: serde_json::from_value(items).map_err(|e| corrupt("items", &e))?,
+        order_items: items.0,
         created_at,
         updated_at,
         version: version as u64,
