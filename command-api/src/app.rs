@@ -1,149 +1,59 @@
-//! Wiring: connect and migrate the database, build the router, bind; then serve HTTP
-//! while the outbox relay and the outcome consumer run beside it.
+//! Wiring: the service kit's start-up (`service_kit::wiring`) with the OMS's parts:
+//! its routes, the outbox relay's route, the outcome consumer, the re-requests and
+//! the order view's follower.
 
 use std::sync::Arc;
 
-use anyhow::Context;
-use axum::Router;
-use eventstore::CommitNotifier;
-use http_server::{Pipeline, Supervisor};
-use messaging::{KafkaSettings, Relay, run_consumer};
-use sqlx::PgPool;
-use tokio::net::TcpListener;
+use projections::OrderViews;
+use service_kit::{Named, Operated};
 
 use crate::Settings;
 use crate::orders::Orders;
 use crate::outcomes::OutcomeHandler;
-use crate::publishing::OrderEventsRoute;
-
-/// The name of the relay's checkpoint in the feed.
-pub const RELAY_NAME: &str = "kafka-relay";
+use crate::settings::Oms;
 
 /// The consumer's task name: in readiness answers and on `pipeline_stalled{task}`.
 const OUTCOME_CONSUMER: &str = "outcome consumer";
 
 /// The OMS, bound to its port and ready to serve.
 pub struct Application {
-    listener: TcpListener,
-    router: Router,
-    pool: PgPool,
-    notifier: CommitNotifier,
+    service: service_kit::Service,
     orders: Arc<Orders>,
-    kafka: KafkaSettings,
-    consumer_group: String,
-    pipeline: Pipeline,
-    shutdown_grace: std::time::Duration,
     rerequest_after: std::time::Duration,
 }
 
-impl Application {
-    /// Connects to the database (applying migrations) and binds the listener, so the
-    /// port is known (and taken) before serving starts. The broker need not be up.
-    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let pool = migrations::connect_and_migrate_with(
-            settings.database.url.expose(),
-            &settings.database_schema,
-            settings.database.max_connections,
-            &settings.database_sessions.sessions(),
-            &migrations::OMS,
-        )
-        .await?;
-        let notifier = CommitNotifier::new(pool.clone(), &settings.database_schema);
-        let orders = Arc::new(Orders::new(pool.clone()).notifying(notifier.clone()));
-        let broker = Arc::new(messaging::BrokerProbe::new(&settings.kafka)?);
-        let pipeline = Pipeline::new();
-        let relay_feed = eventstore::Feed::new(pool.clone(), RELAY_NAME);
-        let readiness = http_server::Readiness::new()
-            .database(pool.clone(), &migrations::OMS)
-            .pipeline(pipeline.clone(), settings.lifecycle.pipeline_stall_after(), move || {
-                let feed = relay_feed.clone();
-                async move { feed.oldest_unhandled_age().await.map_err(|e| e.to_string()) }
-            })
-            .check("broker", move || {
-                let broker = broker.clone();
-                async move { broker.check().await }
-            });
-        let router = http_server::with_common_layers(crate::http::routes(orders.clone()), readiness, &settings.http);
-        let address = format!("{}:{}", settings.host, settings.port);
-        let listener = TcpListener::bind(&address).await.with_context(|| format!("binding {address}"))?;
-        Ok(Self {
-            listener,
-            router,
-            pool,
-            notifier,
-            orders,
-            kafka: settings.kafka.clone(),
-            consumer_group: settings.consumer_group.clone(),
-            pipeline,
-            shutdown_grace: settings.lifecycle.shutdown_grace(),
-            rerequest_after: std::time::Duration::from_millis(settings.rerequest_after_ms),
-        })
+impl service_kit::Application for Application {
+    type Settings = Settings;
+
+    async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let foundation = service_kit::Foundation::connect(&settings.service, &migrations::OMS).await?;
+        let orders = Arc::new(Orders::new(foundation.pool.clone()).notifying(foundation.notifier.clone()));
+        let service = foundation.bind(crate::http::routes(orders.clone())).await?;
+        Ok(Self { service, orders, rerequest_after: std::time::Duration::from_millis(settings.rerequest_after_ms) })
     }
 
-    /// The port actually bound.
-    pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+    fn port(&self) -> u16 {
+        self.service.port()
     }
 
-    /// Serves until `shutdown` completes while the relay, the outcome consumer and the
-    /// view follower run supervised beside it (restarted when one ends or panics);
-    /// then, within the shutdown grace, stops accepting, finishes requests in flight,
-    /// and stops the consumer (committing what it processed), the relay (flushing)
-    /// and the follower.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let mut tasks = Supervisor::new(&self.pipeline);
-        tasks.spawn("relay", {
-            let (pool, kafka, notifier) = (self.pool.clone(), self.kafka.clone(), self.notifier.clone());
-            move |stop| {
-                let relay = Relay::new(
-                    pool.clone(),
-                    RELAY_NAME,
-                    &kafka,
-                    OrderEventsRoute { topic: kafka.topics.order_events.clone() },
-                );
-                let notifier = notifier.clone();
-                async move {
-                    relay?.woken_by(notifier).run(stop).await;
-                    Ok(())
-                }
-            }
-        });
-        tasks.spawn(OUTCOME_CONSUMER, {
-            let stuck: messaging::StuckReport = Arc::new(self.pipeline.stuck_reporter(OUTCOME_CONSUMER));
-            let (kafka, pool, group, handler) = (
-                self.kafka.clone(),
-                self.pool.clone(),
-                self.consumer_group.clone(),
-                Arc::new(OutcomeHandler::new(self.orders.clone())),
-            );
-            move |stop| {
-                let (kafka, pool, group, handler) = (kafka.clone(), pool.clone(), group.clone(), handler.clone());
-                let stuck = stuck.clone();
-                async move {
-                    run_consumer(&kafka, pool, &group, &[&kafka.topics.order_outcomes], handler, stuck, stop).await
-                }
-            }
-        });
-        if self.rerequest_after > std::time::Duration::ZERO {
-            let (pool, orders, kafka, after) =
-                (self.pool.clone(), self.orders.clone(), self.kafka.clone(), self.rerequest_after);
-            tasks.spawn("re-requests", move |stop| {
-                crate::rerequests::run(pool.clone(), orders.clone(), kafka.clone(), after, stop)
+    /// Serves until `shutdown` completes while the relay, the outcome consumer, the
+    /// re-requests and the view follower run supervised beside it (see
+    /// `service_kit::Service::serve`).
+    async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Self { mut service, orders, rerequest_after } = self;
+        service.relay(<Oms as Operated>::route);
+        service.consumer(
+            OUTCOME_CONSUMER,
+            |topics| &topics.order_outcomes,
+            Arc::new(OutcomeHandler::new(orders.clone())),
+        );
+        if rerequest_after > std::time::Duration::ZERO {
+            let (pool, orders, kafka) = (service.pool().clone(), orders.clone(), service.kafka().clone());
+            service.task("re-requests", move |stop| {
+                crate::rerequests::run(pool.clone(), orders.clone(), kafka.clone(), rerequest_after, stop)
             });
         }
-        tasks.spawn("view follower", {
-            let (pool, orders) = (self.pool.clone(), self.orders.clone());
-            move |stop| {
-                let (pool, orders) = (pool.clone(), orders.clone());
-                async move {
-                    orders.follow_feed(pool, stop).await;
-                    Ok(())
-                }
-            }
-        });
-        tracing::info!(port = self.port(), "order management service listening");
-        http_server::serve_supervised(self.listener, self.router, shutdown, tasks, self.shutdown_grace)
-            .await
-            .context("serving HTTP")
+        service.view_follower::<OrderViews>(orders.events().clone());
+        service.serve(Oms::IDENTITY.title, shutdown).await
     }
 }

@@ -7,7 +7,8 @@
 //! through the outcome consumer.
 //!
 //! # Layout
-//! - [`settings`]: flags and environment, read once.
+//! - [`settings`]: the OMS's identity in the service kit (names, variables,
+//!   defaults) and its own setting.
 //! - [`orders`]: the application service: one command in, events committed, view out.
 //! - [`http`]: routes, request/response shapes, and the one mapping of errors to
 //!   statuses.
@@ -16,8 +17,9 @@
 //! - [`outcomes`]: the consumer of `inventory.order-outcomes` (reading
 //!   `messaging::messages::outcomes`).
 //! - [`rerequests`]: asking again for items still pending long after their request.
-//! - [`app`]: wiring: connect, migrate, bind, serve.
-//! - [`operations`]: the operator commands: history, export, rebuild.
+//! - [`app`]: wiring: the kit's start-up with the OMS's routes, relay route,
+//!   consumer, re-requests and view follower.
+//! - [`operations`]: the OMS's part of the kit's operator commands.
 //!
 //! Must not depend on `inventory-saga`.
 
@@ -31,4 +33,4 @@ pub mod rerequests;
 pub mod settings;
 
 pub use app::Application;
-pub use settings::{Cli, Command, Settings};
+pub use settings::{Cli, Command, Oms, Settings};

@@ -6,10 +6,6 @@ use domain::order::{Order, OrderCommand, OrderError};
 use eventstore::{AggregateStore, Command, CommitNotifier, Committed, EventMetadata, ExecuteError, StoredEvent};
 use projections::{AsOf, Cursor, OrderFilter, OrderView, OrderViews, Page, ProjectionError, Projector, View};
 use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
-
-/// The view follower's position in the event feed.
-pub const VIEW_FEED: &str = "view-catch-up";
 
 /// Why an order operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -122,21 +118,6 @@ impl Orders {
     /// How this service reads its events (with the upcasters of old event versions).
     pub fn events(&self) -> &eventstore::Events<Order> {
         self.store.events()
-    }
-
-    /// Keeps the order view up to date from the commit-ordered event feed until
-    /// `shutdown`: whatever was committed without the view (written by another tool,
-    /// or while the view was being rebuilt) is caught up here, by itself. Idempotent:
-    /// a view only moves forward.
-    pub async fn follow_feed(&self, pool: PgPool, shutdown: CancellationToken) {
-        projections::catch_up::follow_feed(
-            pool,
-            VIEW_FEED,
-            self.store.events().clone(),
-            Projector::<OrderViews>::live(),
-            shutdown,
-        )
-        .await;
     }
 
     /// The order as it was at `as_of`, folded from its events (not read from the view).

@@ -3,7 +3,8 @@
 //! stock for orders and the stock alerts.
 //!
 //! # Layout
-//! - [`settings`]: flags and environment, read once.
+//! - [`settings`]: the inventory service's identity in the service kit (names,
+//!   variables, defaults).
 //! - [`products`]: the application service: one command in, events committed, view out.
 //! - [`reservations`]: what each product holds per order, kept beside its events.
 //! - [`http`]: routes, request shapes, and the one mapping of errors to statuses.
@@ -11,8 +12,9 @@
 //! - [`publishing`]: the outbox relay's route: outcomes and stock alerts (the message
 //!   types, shared with the OMS: `messaging::messages`).
 //! - [`reannounce`]: announcing a decided outcome again when the OMS re-requests it.
-//! - [`app`]: wiring: connect, migrate, bind, serve.
-//! - [`operations`]: the operator commands: history, export, rebuild.
+//! - [`app`]: wiring: the kit's start-up with the service's routes, relay route,
+//!   saga and view follower.
+//! - [`operations`]: the service's part of the kit's operator commands.
 //!
 //! Must not depend on `command-api`.
 
@@ -27,4 +29,4 @@ pub mod saga;
 pub mod settings;
 
 pub use app::Application;
-pub use settings::{Cli, Command, Settings};
+pub use settings::{Cli, Command, Inventory, Settings};

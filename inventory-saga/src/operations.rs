@@ -1,135 +1,77 @@
-//! The operator commands of the `inventory` binary: history, export, rebuild, dlq.
+//! The inventory service's part of the operator commands (`service_kit::operations`
+//! runs them): how a product's history is found, the view to rebuild, the route to
+//! re-drive on, and the rebuild of `product_reservations`.
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use domain::ProductId;
+use domain::inventory::Product;
+use eventstore::{Events, StoredEvent};
+use messaging::KafkaSettings;
 use projections::ProductViews;
 use sqlx::PgPool;
 
 use crate::products::{Products, ProductsError};
-use crate::settings::{Command, StoreSettings};
-use admin::dead_letters::{DlqCommand, Failed, Parked, Selection};
-use messaging::KafkaSettings;
-use messaging::redrive::Redriver;
+use crate::publishing::ProductEventsRoute;
+use crate::settings::Inventory;
 
-async fn connect(store: &StoreSettings) -> anyhow::Result<PgPool> {
-    // No statement timeout: a rebuild or an export over the whole history may rightly
-    // run long statements.
-    let sessions = migrations::Sessions::default().without_statement_timeout();
-    migrations::connect_and_migrate_with(
-        store.database.url.expose(),
-        &store.database_schema,
-        4,
-        &sessions,
-        &migrations::INVENTORY,
-    )
-    .await
-}
+impl service_kit::Operated for Inventory {
+    type Views = ProductViews;
+    type Route = ProductEventsRoute;
 
-/// Runs an operator command (anything but `serve`), writing to standard output.
-pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
-    let mut out = std::io::stdout().lock();
-    match command {
-        Command::Serve(_) => anyhow::bail!("serve is not an operator command"),
-        Command::History { product_id, json, store } => {
-            let id = ProductId::parse(product_id.clone())
-                .map_err(|e| anyhow::anyhow!("'{product_id}' is not a product id: {e}"))?;
-            let products = Products::new(connect(&store).await?);
-            match products.history(&id).await {
-                Ok(events) => admin::history::print(
-                    &events,
-                    if json { admin::Format::Json } else { admin::Format::Table },
-                    &mut out,
-                )?,
-                Err(ProductsError::NotFound) => anyhow::bail!("product {product_id} has no events"),
-                Err(other) => return Err(other).context("reading the product's history"),
-            }
-        }
-        Command::Export { since, store } => {
-            let written = admin::export::export(&connect(&store).await?, since, &mut out).await?;
-            eprintln!("exported {written} events");
-        }
-        Command::Rebuild { projection, verify, store } if projection == "product_reservations" => {
-            let pool = connect(&store).await?;
-            if verify {
-                let differences = crate::reservations::differences(&pool)
-                    .await
-                    .context("comparing product_reservations with the fold of the events")?;
-                for (stored, folded) in &differences {
-                    writeln!(out, "stored {stored:?}, folded from the events {folded:?}")?;
-                }
-                if differences.is_empty() {
-                    writeln!(out, "product_reservations: equals the fold of the event store")?;
-                } else {
-                    writeln!(out, "product_reservations: {} rows differ", differences.len())?;
-                }
-                out.flush()?;
-                return Ok(if differences.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
-            }
-            let rows = crate::reservations::rebuild(&pool).await.context("rebuilding product_reservations")?;
-            writeln!(out, "product_reservations: {rows} rows folded from the event store; product snapshots dropped")?;
-        }
-        Command::Rebuild { projection: _, verify, store } => {
-            let pool = connect(&store).await?;
-            let products = Products::new(pool.clone());
-            if verify {
-                let clean = admin::rebuild::verify::<ProductViews>(&pool, products.events(), &mut out).await?;
-                out.flush()?;
-                return Ok(if clean { ExitCode::SUCCESS } else { ExitCode::FAILURE });
-            }
-            admin::rebuild::rebuild::<ProductViews>(&pool, products.events(), &mut out).await?;
-        }
-        Command::Dlq(command) => return dlq(command, &mut out).await,
+    const MIGRATIONS: &'static sqlx::migrate::Migrator = &migrations::INVENTORY;
+
+    fn events() -> Events<Product> {
+        Events::default()
     }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
-}
 
-/// `dlq list|show|replay`; status 1 when a replay left failures.
-async fn dlq(command: DlqCommand<StoreSettings, KafkaSettings>, out: &mut impl Write) -> anyhow::Result<ExitCode> {
-    let format = |json: bool| if json { admin::Format::Json } else { admin::Format::Table };
-    match command {
-        DlqCommand::List { filter, all, json, store } => {
-            let selection = Selection { filter, include_replayed: all, ids: vec![] };
-            admin::dead_letters::list(&connect(&store).await?, &selection, format(json), out).await?;
-        }
-        DlqCommand::Show { id, json, store } => {
-            admin::dead_letters::show(&connect(&store).await?, id, format(json), out).await?
-        }
-        DlqCommand::Replay { filter, ids, dry_run, again, store, kafka } => {
-            let pool = connect(&store).await?;
-            let selection = Selection { filter, include_replayed: again, ids };
-            let kafka = kafka.with_env_properties(std::env::vars());
-            let redriver = Redriver::new(&kafka)?;
-            if !dry_run {
-                redriver.check_broker().await.context("nothing was replayed")?;
-            }
-            let route = crate::publishing::ProductEventsRoute {
-                outcomes_topic: kafka.topics.order_outcomes.clone(),
-                alerts_topic: kafka.topics.stock_alerts.clone(),
-            };
-            let replayed =
-                admin::dead_letters::replay(&pool, &selection, dry_run, out, async |id, parked| match parked {
-                    Parked::Message { topic, key, payload, headers } => {
-                        redriver.produce(id, &topic, key.as_deref(), payload.as_deref(), &headers).await.map_err(failed)
-                    }
-                    Parked::Event { topic, event } => {
-                        redriver.republish(id, &route, &event, &topic).await.map(drop).map_err(failed)
-                    }
-                })
-                .await?;
-            out.flush()?;
-            return Ok(if replayed.complete() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+    async fn history(pool: PgPool, id: &str) -> anyhow::Result<Vec<StoredEvent>> {
+        let product_id =
+            ProductId::parse(id.to_owned()).map_err(|e| anyhow::anyhow!("'{id}' is not a product id: {e}"))?;
+        match Products::new(pool).history(&product_id).await {
+            Ok(events) => Ok(events),
+            Err(ProductsError::NotFound) => anyhow::bail!("product {id} has no events"),
+            Err(other) => Err(anyhow::Error::new(other).context("reading the product's history")),
         }
     }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
+
+    fn route(kafka: &KafkaSettings) -> ProductEventsRoute {
+        ProductEventsRoute {
+            outcomes_topic: kafka.topics.order_outcomes.clone(),
+            alerts_topic: kafka.topics.stock_alerts.clone(),
+        }
+    }
+
+    async fn rebuild_other(
+        pool: &PgPool,
+        projection: &str,
+        verify: bool,
+        out: &mut (dyn Write + Send),
+    ) -> Option<anyhow::Result<ExitCode>> {
+        (projection == "product_reservations").then_some(())?;
+        Some(rebuild_reservations(pool, verify, out).await)
+    }
 }
 
-/// A re-drive's failure: an outage of the broker stops the replay, anything else
-/// fails only that dead letter.
-fn failed(error: anyhow::Error) -> Failed {
-    if Redriver::is_outage(&error) { Failed::All(error) } else { Failed::This(error) }
+/// `rebuild --projection product_reservations [--verify]`.
+async fn rebuild_reservations(pool: &PgPool, verify: bool, out: &mut (dyn Write + Send)) -> anyhow::Result<ExitCode> {
+    if verify {
+        let differences = crate::reservations::differences(pool)
+            .await
+            .context("comparing product_reservations with the fold of the events")?;
+        for (stored, folded) in &differences {
+            writeln!(out, "stored {stored:?}, folded from the events {folded:?}")?;
+        }
+        if differences.is_empty() {
+            writeln!(out, "product_reservations: equals the fold of the event store")?;
+        } else {
+            writeln!(out, "product_reservations: {} rows differ", differences.len())?;
+        }
+        return Ok(if differences.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+    }
+    let rows = crate::reservations::rebuild(pool).await.context("rebuilding product_reservations")?;
+    writeln!(out, "product_reservations: {rows} rows folded from the event store; product snapshots dropped")?;
+    Ok(ExitCode::SUCCESS)
 }

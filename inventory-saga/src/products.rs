@@ -6,12 +6,8 @@ use domain::{OrderId, ProductId};
 use eventstore::{AggregateStore, Command, CommitNotifier, Committed, EventMetadata, ExecuteError, StoredEvent};
 use projections::{AsOf, Cursor, Page, ProductView, ProductViews, ProjectionError, Projector};
 use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
 
 use crate::reservations::ProductReservations;
-
-/// The view follower's position in the event feed.
-pub const VIEW_FEED: &str = "view-catch-up";
 
 /// A product is snapshotted every this many events: a product not in the store's cache
 /// loads from its snapshot and fewer events than this, whatever its history.
@@ -122,19 +118,6 @@ impl Products {
     /// How this service reads its events (with the upcasters of old event versions).
     pub fn events(&self) -> &eventstore::Events<Product> {
         self.store.events()
-    }
-
-    /// Keeps the product view up to date from the commit-ordered event feed until
-    /// `shutdown`; see `Orders::follow_feed` in the OMS.
-    pub async fn follow_feed(&self, pool: PgPool, shutdown: CancellationToken) {
-        projections::catch_up::follow_feed(
-            pool,
-            VIEW_FEED,
-            self.store.events().clone(),
-            Projector::<ProductViews>::live(),
-            shutdown,
-        )
-        .await;
     }
 
     /// The product as it was at `as_of`, folded from its events (not read from the view).

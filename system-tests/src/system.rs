@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use service_kit::ServeSettings as _;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -158,35 +159,38 @@ async fn spawn_service(
     stop: CancellationToken,
 ) -> anyhow::Result<(u16, JoinHandle<()>)> {
     match service {
-        Service::Oms => {
-            let cli = command_api::Cli::try_parse_from(std::iter::once("oms".to_owned()).chain(flags.iter().cloned()))?;
-            let mut settings = cli.serve;
-            settings.consumer_group = group.to_owned();
-            settings.kafka = settings.kafka.with_env_properties(std::env::vars());
-            let app = command_api::Application::build(&settings).await.context("starting the OMS")?;
-            let port = app.port();
-            Ok((
-                port,
-                tokio::spawn(async move {
-                    let _ = app.run_until(async move { stop.cancelled().await }).await;
-                }),
-            ))
-        }
+        Service::Oms => start_app::<command_api::Application, command_api::Oms>(flags, group, stop).await,
         Service::Inventory => {
-            let cli = inventory_saga::Cli::try_parse_from(
-                std::iter::once("inventory".to_owned()).chain(flags.iter().cloned()),
-            )?;
-            let mut settings = cli.serve;
-            settings.consumer_group = group.to_owned();
-            settings.kafka = settings.kafka.with_env_properties(std::env::vars());
-            let app = inventory_saga::Application::build(&settings).await.context("starting the inventory service")?;
-            let port = app.port();
-            Ok((
-                port,
-                tokio::spawn(async move {
-                    let _ = app.run_until(async move { stop.cancelled().await }).await;
-                }),
-            ))
+            start_app::<inventory_saga::Application, inventory_saga::Inventory>(flags, group, stop).await
         }
     }
+}
+
+/// Starts application `A` (named `I`) with `flags` in consumer group `group`, until
+/// `stop`.
+async fn start_app<A, I>(
+    flags: &[String],
+    group: &str,
+    stop: CancellationToken,
+) -> anyhow::Result<(u16, JoinHandle<()>)>
+where
+    A: service_kit::Application,
+    I: service_kit::Named,
+{
+    let binary = I::IDENTITY.binary;
+    let cli = service_kit::Cli::<A::Settings, I>::try_parse_from(
+        std::iter::once(binary.to_owned()).chain(flags.iter().cloned()),
+    )?;
+    let mut settings = cli.serve;
+    let service = settings.service_mut();
+    service.consumer_group = group.to_owned();
+    service.kafka = service.kafka.clone().with_env_properties(std::env::vars());
+    let app = A::build(&settings).await.with_context(|| format!("starting {}", I::IDENTITY.title))?;
+    let port = app.port();
+    Ok((
+        port,
+        tokio::spawn(async move {
+            let _ = app.run_until(async move { stop.cancelled().await }).await;
+        }),
+    ))
 }

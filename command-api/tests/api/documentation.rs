@@ -3,11 +3,11 @@
 
 use reqwest::Method;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use http_server::openapi_checks::{answer_schema, check, check_every_example, documented};
+use http_server::openapi_checks::{answer_schema, check, check_every_example};
 
-use crate::helpers::{Body, TestApp, spawn_app};
+use crate::helpers::{Body, spawn_app};
 
 /// Every operation the OMS serves, as `(method, path template)`.
 const OPERATIONS: &[(&str, &str)] = &[
@@ -21,43 +21,16 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/metrics"),
 ];
 
-async fn document(app: &TestApp) -> Value {
-    let response = app.client.get(format!("{}/openapi.json", app.address)).send().await.expect("GET /openapi.json");
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json().await.expect("the document is JSON")
-}
-
 #[tokio::test]
 async fn the_document_lists_exactly_the_routes_served() {
     let app = spawn_app().await;
-    let document = document(&app).await;
-    assert!(
-        document["openapi"].as_str().is_some_and(|v| v.starts_with("3.1.")),
-        "OpenAPI 3.1: {}",
-        document["openapi"]
-    );
-    let mut expected: Vec<(String, String)> = OPERATIONS.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
-    expected.sort();
-    assert_eq!(documented(&document), expected);
-
-    for (method, path) in documented(&document) {
-        let concrete = path.replace("{orderId}", "00000000-0000-4000-8000-000000000000");
-        let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
-        let response =
-            app.client.request(method.clone(), format!("{}{concrete}", app.address)).send().await.expect("request");
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        assert!(
-            !text.contains("no such route") && status != StatusCode::METHOD_NOT_ALLOWED,
-            "{method} {path} is documented but not served: {status} {text}"
-        );
-    }
+    app.assert_documents_exactly(OPERATIONS, ("{orderId}", "00000000-0000-4000-8000-000000000000")).await;
 }
 
 #[tokio::test]
 async fn every_documented_example_fits_its_schema() {
     let app = spawn_app().await;
-    let document = document(&app).await;
+    let document = app.openapi().await;
     let checked = check_every_example(&document);
     assert!(checked >= 25, "only {checked} examples: most answers should show one");
     let placing = &document["paths"]["/oms/orders"]["post"]["responses"];
@@ -72,7 +45,7 @@ async fn every_documented_example_fits_its_schema() {
 #[tokio::test]
 async fn the_documented_request_examples_are_accepted_and_every_answer_fits_its_schema() {
     let app = spawn_app().await;
-    let document = document(&app).await;
+    let document = app.openapi().await;
     let example = |method: &str, path: &str| {
         document["paths"][path][method]["requestBody"]["content"]["application/json"]["example"].clone()
     };

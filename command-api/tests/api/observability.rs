@@ -43,69 +43,15 @@ async fn requests_and_commands_are_counted_in_prometheus_text() {
 
 #[tokio::test]
 async fn readiness_reports_the_database_down_when_a_migration_is_missing() {
-    let app = spawn_app().await;
-    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = (SELECT max(version) FROM _sqlx_migrations)")
-        .execute(&app.pool)
-        .await
-        .expect("forgetting the latest migration");
-    let ready = app.send(Method::GET, "/health/ready", &[], Body::None).await;
-    assert_eq!(
-        ready.error(StatusCode::SERVICE_UNAVAILABLE, "migration missing"),
-        "not ready: database and broker are down (pipeline is up)"
-    );
+    spawn_app().await.assert_readiness_names_a_missing_migration().await;
 }
 
 #[test]
 fn help_documents_every_setting_with_its_variable_and_hides_secrets() {
-    use clap::CommandFactory;
-    let mut command = command_api::Cli::command();
-    let help = command.render_long_help().to_string();
-    for variable in [
-        "DATABASE_URL",
-        "DATABASE_MAX_CONNECTIONS",
-        "OMS_HOST",
-        "OMS_PORT",
-        "OMS_DATABASE_SCHEMA",
-        "OMS_CONSUMER_GROUP",
-        "HTTP_BODY_LIMIT_BYTES",
-        "HTTP_REQUEST_TIMEOUT_MS",
-        "HTTP_CORS_ALLOWED_ORIGINS",
-        "HTTP_RATE_LIMIT_PER_SECOND",
-        "HTTP_RATE_LIMIT_BURST",
-        "LOG_LEVEL",
-        "LOG_FORMAT",
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_SERVICE_NAME",
-        "KAFKA_BROKERS",
-        "KAFKA_SASL_PASSWORD",
-    ] {
-        assert!(help.contains(&format!("[env: {variable}")), "--help names {variable}");
-    }
-    for argument in command.get_arguments() {
-        let documented = argument.get_help().is_some() || argument.get_long_help().is_some();
-        assert!(documented, "--{} has no help text", argument.get_id());
-    }
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_oms"))
-        .arg("--help")
-        .env("DATABASE_URL", "postgres://app:hunter2@db/orders")
-        .env("KAFKA_SASL_PASSWORD", "hunter3")
-        .env("KAFKA_PRODUCER_SSL_KEY_PASSWORD", "hunter4")
-        .env("DATABASE_STATEMENT_TIMEOUT_MS", "12345")
-        .output()
-        .expect("running oms --help");
-    let printed = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success() && printed.contains("--otlp-endpoint"), "{printed}");
-    assert!(
-        !printed.contains("hunter2") && !printed.contains("hunter3") && !printed.contains("hunter4"),
-        "secrets set in the environment are not printed"
+    service_kit::testing::assert_help_documents_settings::<command_api::Settings, command_api::Oms>(
+        env!("CARGO_BIN_EXE_oms"),
+        &["ORDER_REREQUEST_AFTER_MS"],
     );
-    assert!(printed.contains("12345"), "ordinary settings show their environment value: {printed}");
-    let secret_args: Vec<_> =
-        command.get_arguments().filter(|a| ["url", "sasl_password"].contains(&a.get_id().as_str())).collect();
-    assert_eq!(secret_args.len(), 2);
-    for argument in secret_args {
-        assert!(argument.is_hide_env_values_set(), "--{} hides its environment value", argument.get_id());
-    }
 }
 
 #[tokio::test]
@@ -121,10 +67,15 @@ async fn pooled_sessions_carry_the_configured_limits_and_a_statement_over_the_ti
     ])
     .expect("the flags parse")
     .serve;
-    let pool =
-        migrations::connect_and_migrate_with(&url, "oms", 3, &settings.database_sessions.sessions(), &migrations::OMS)
-            .await
-            .expect("connecting");
+    let pool = migrations::connect_and_migrate_with(
+        &url,
+        "oms",
+        3,
+        &settings.service.database_sessions.sessions(),
+        &migrations::OMS,
+    )
+    .await
+    .expect("connecting");
     // Every session of the pool, not just the first: hold three at once.
     let mut sessions = Vec::new();
     for _ in 0..3 {

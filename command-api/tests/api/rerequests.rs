@@ -64,14 +64,17 @@ async fn read_topic(topic: &str, expected: usize) -> Vec<(Value, bool)> {
 async fn a_stuck_item_is_asked_for_again_by_one_instance_with_backoff_until_it_resolves() {
     let topic = format!("rerequest-test-{}-orders", Uuid::new_v4().simple());
     let app = spawn_app_with(|settings| {
-        settings.kafka.brokers = broker();
-        settings.kafka.topics.order_events = topic.clone();
-        settings.kafka.topics.order_outcomes = format!("{topic}-outcomes");
+        settings.service.kafka.brokers = broker();
+        settings.service.kafka.topics.order_events = topic.clone();
+        settings.service.kafka.topics.order_outcomes = format!("{topic}-outcomes");
         settings.rerequest_after_ms = 0;
     })
     .await;
-    let mut kafka =
-        <command_api::Cli as clap::Parser>::try_parse_from(["oms"]).expect("the default settings parse").serve.kafka;
+    let mut kafka = <command_api::Cli as clap::Parser>::try_parse_from(["oms"])
+        .expect("the default settings parse")
+        .serve
+        .service
+        .kafka;
     kafka.brokers = broker();
     kafka.topics.order_events = topic.clone();
     let after = Duration::from_millis(500);

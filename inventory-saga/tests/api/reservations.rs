@@ -537,7 +537,8 @@ async fn a_re_request_finds_the_event_that_announced_the_decision_in_the_orders_
         .execute_all(&[command("mug", ProductCommand::ReleaseStock { order_id: order(4), revision: 2 })])
         .await
         .expect("committed");
-    let mut kafka = inventory_saga::Cli::try_parse_from(["inventory"]).expect("the default settings").serve.kafka;
+    let mut kafka =
+        inventory_saga::Cli::try_parse_from(["inventory"]).expect("the default settings").serve.service.kafka;
     kafka.brokers = "127.0.0.1:1".to_owned();
     let reannouncer =
         inventory_saga::reannounce::Reannouncer::new(pool.clone(), products, &kafka).expect("a re-announcer");

@@ -565,7 +565,7 @@ async fn every_order_resolves_after_the_broker_restarted_empty() {
         eprintln!("every order resolved {:?} after the restart", restarted.elapsed());
         assert_starved_consumers_said_so(&system, &unready.lock().expect("unready"));
         assert_invariants(&system).await;
-        assert_accepted_orders_are_served(&system.api, RUN, &accepted).await;
+        assert_accepted_orders_are_served(&system, RUN, &accepted).await;
         // Not checked: that every event is on its topic. What the old broker held is gone.
         assert_each_order_placed_and_served_once(&system.oms_pool, &system.inventory_pool, ORDERS).await;
         assert!(system.oms.is_running() && system.inventory.is_running(), "both services still run");

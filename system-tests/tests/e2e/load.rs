@@ -240,14 +240,24 @@ async fn assert_every_event_published(kafka: &KafkaSettings, oms: &PgPool, inven
 
 /// Checks that every accepted order is one `GET` returns, as placed, and that
 /// retrying its key once more answers the same order.
-pub async fn assert_accepted_orders_are_served(api: &Api, run: &str, accepted: &HashMap<String, String>) {
+pub async fn assert_accepted_orders_are_served(
+    system: &impl Deployment,
+    run: &str,
+    accepted: &HashMap<String, String>,
+) {
     use futures::StreamExt;
+    let api = system.api();
     futures::stream::iter(0..accepted.len())
         .for_each_concurrent(16, |i| async move {
             let key = key(run, i);
             let order_id = &accepted[&key];
-            let order =
-                api.order(order_id).await.unwrap_or_else(|e| panic!("GET of accepted order {order_id} ({key}): {e:#}"));
+            let order = match api.order(order_id).await {
+                Ok(order) => order,
+                Err(error) => {
+                    let stored = what_the_store_holds(system.oms_pool(), order_id).await;
+                    panic!("GET of accepted order {order_id} ({key}): {error:#}; the OMS store holds {stored}")
+                }
+            };
             assert_eq!(order["userId"], user(i).as_str(), "{order}");
             let products: BTreeSet<&str> = order["orderItems"]
                 .as_array()
@@ -265,6 +275,23 @@ pub async fn assert_accepted_orders_are_served(api: &Api, run: &str, accepted: &
         .await;
 }
 
+/// What the OMS schema holds of `order_id` (its events, its view row), for a failure's
+/// message: it tells a lost commit from a view that missed one.
+async fn what_the_store_holds(oms: &PgPool, order_id: &str) -> String {
+    let events: Result<Vec<(i64, String, String)>, _> = sqlx::query_as(
+        "SELECT sequence, event_type, transaction_id::text FROM events WHERE aggregate_id = $1 ORDER BY sequence",
+    )
+    .bind(order_id)
+    .fetch_all(oms)
+    .await;
+    let view: Result<Option<(String, i64)>, _> =
+        sqlx::query_as("SELECT status, version FROM order_view WHERE order_id::text = $1")
+            .bind(order_id)
+            .fetch_optional(oms)
+            .await;
+    format!("events (sequence, type, transaction) {events:?}; view row (status, version) {view:?}")
+}
+
 /// What must hold after a run of clients named `run` whose orders were `accepted`:
 /// every order resolves within `timeout`, every invariant holds, every accepted order
 /// is served as placed, none was lost or processed twice, and every event that is
@@ -280,7 +307,7 @@ pub async fn assert_nothing_lost_or_doubled(
     wait_until_resolved(system, timeout).await;
     eprintln!("every order resolved {:?} after the last client", started.elapsed());
     assert_invariants(system).await;
-    assert_accepted_orders_are_served(system.api(), run, accepted).await;
+    assert_accepted_orders_are_served(system, run, accepted).await;
     let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM order_view")
         .fetch_one(system.oms_pool())
         .await
