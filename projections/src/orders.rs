@@ -20,10 +20,18 @@ use crate::{Cursor, InvalidCursor, Page, ProjectionError};
 /// An order as clients read it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = Order, example = json!({
+    "orderId": "6f1c2a9e-3b4d-4e5f-8a6b-7c8d9e0f1a2b", "userId": "u-1", "status": "PENDING",
+    "orderItems": [{"productId": "mug", "quantity": 2, "status": "PENDING", "reason": null}],
+    "createdAt": "2026-12-01T17:00:00Z", "updatedAt": "2026-12-01T17:00:00Z", "version": 1
+})))]
 pub struct OrderView {
-    /// The order's id.
+    /// The order's id (a UUID).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = "uuid"))]
     pub order_id: OrderId,
     /// Who placed it.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "u-1"))]
     pub user_id: UserId,
     /// Where it stands.
     pub status: OrderStatus,
@@ -34,16 +42,21 @@ pub struct OrderView {
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
     /// How many events it has.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub version: u64,
 }
 
 /// One item of an order as clients read it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = OrderItem))]
 pub struct OrderItemView {
     /// The product.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "mug"))]
     pub product_id: ProductId,
     /// Units ordered.
+    #[cfg_attr(feature = "openapi", schema(value_type = u32, minimum = 1, maximum = 1_000_000, example = 2))]
     pub quantity: Quantity,
     /// Where the reservation stands.
     pub status: ItemStatus,

@@ -18,10 +18,17 @@ use crate::{Cursor, Page, ProjectionError};
 /// A product as clients read it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = Product, example = json!({
+    "productId": "mug", "name": "Mug", "available": 100, "reserved": 0,
+    "lowStockThreshold": 10, "stockStatus": "IN_STOCK", "version": 1
+})))]
 pub struct ProductView {
     /// The product's id.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "mug"))]
     pub product_id: ProductId,
     /// Display name.
+    #[cfg_attr(feature = "openapi", schema(example = "Mug"))]
     pub name: String,
     /// Units that can be reserved.
     pub available: u64,
@@ -32,6 +39,7 @@ pub struct ProductView {
     /// In stock, low or out.
     pub stock_status: StockStatus,
     /// How many events it has.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub version: u64,
 }
 

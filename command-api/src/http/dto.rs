@@ -8,7 +8,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiError;
-use super::openapi::{ItemChangeStatusSchema, TargetStatusSchema};
+use super::openapi::ItemChangeStatusSchema;
 
 /// `POST /oms/orders`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -58,7 +58,7 @@ impl PlaceOrderRequest {
 #[schema(as = UpdateOrder)]
 pub struct UpdateOrderRequest {
     /// The status to move to; asking for the current one changes nothing.
-    #[schema(value_type = Option<TargetStatusSchema>)]
+    #[schema(value_type = Option<TargetStatus>)]
     pub status: Option<OrderStatus>,
     /// Item changes, at most one per product.
     pub order_items: Option<Vec<ItemUpdateRequest>>,
@@ -149,7 +149,7 @@ pub struct ListOrdersQuery {
     #[param(value_type = Option<String>, example = "u-1")]
     pub user_id: Option<UserId>,
     /// Only orders with this status.
-    #[param(value_type = Option<super::openapi::OrderStatusSchema>)]
+    #[param(value_type = Option<OrderStatus>)]
     pub status: Option<OrderStatus>,
     /// Page size, from 1 to 100; 20 when omitted.
     #[param(minimum = 1, maximum = 100, example = 20)]

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::ApiError;
 use super::dto::{GetOrderQuery, ListOrdersQuery, PlaceOrderRequest, UpdateOrderRequest, idempotency_key};
-use super::openapi::{OrderSchema, failure, order_example, success};
+use super::openapi::{failure, order_example, success};
 use crate::orders::Orders;
 
 type Result<T> = std::result::Result<ApiResponse<T>, ApiError>;
@@ -37,7 +37,7 @@ fn order_id(ApiPath(raw): ApiPath) -> std::result::Result<OrderId, ApiError> {
     params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters. Retries with the same key (and user) return the same order, even concurrently; the same key with a different body is 422.")),
     request_body(content = PlaceOrderRequest, example = json!({"userId": "u-1", "orderItems": [{"productId": "mug", "quantity": 2}]})),
     responses(
-        (status = 201, description = "The order; every item `PENDING` until the inventory service answers.", body = Success<OrderSchema>,
+        (status = 201, description = "The order; every item `PENDING` until the inventory service answers.", body = Success<OrderView>,
             example = json!(success(order_example("PENDING", "PENDING")))),
         (status = 422, description = "A value breaks a rule: no items, too many, a product twice, a bad quantity or id, a bad `Idempotency-Key`, or the key reused with another body.", body = Failure,
             example = json!(failure("orderItems[0].quantity: must be a whole number from 1 to 1000000, got 0"))),
@@ -66,7 +66,7 @@ pub async fn place(
 #[utoipa::path(get, path = "/oms/orders/{orderId}", tag = "orders", summary = "Get an order, now or as it was",
     params(("orderId" = String, Path, description = "The order's id (a UUID)."), GetOrderQuery),
     responses(
-        (status = 200, description = "The order.", body = Success<OrderSchema>, example = json!(success(order_example("EXECUTED", "EXECUTED")))),
+        (status = 200, description = "The order.", body = Success<OrderView>, example = json!(success(order_example("EXECUTED", "EXECUTED")))),
         (status = 404, description = "No such order (or it had no such version, or did not exist yet at that time).", body = Failure, example = json!(failure("order '6f1c2a9e-3b4d-4e5f-8a6b-7c8d9e0f1a2b' not found"))),
         (status = 422, description = "`asOf` is neither a version nor an RFC 3339 time.", body = Failure, example = json!(failure("invalid query parameter 'asOf': versions start at 1"))),
     ))]
@@ -88,7 +88,7 @@ pub async fn get(
     params(("orderId" = String, Path, description = "The order's id (a UUID).")),
     request_body(content = UpdateOrderRequest, example = json!({"orderItems": [{"productId": "mug", "quantity": 3}, {"productId": "tea", "quantity": 1}]})),
     responses(
-        (status = 200, description = "The order as it now is; changed items are `PENDING` again.", body = Success<OrderSchema>,
+        (status = 200, description = "The order as it now is; changed items are `PENDING` again.", body = Success<OrderView>,
             example = json!(success(order_example("PAID", "EXECUTED")))),
         (status = 404, description = "No such order.", body = Failure, example = json!(failure("order '6f1c2a9e-3b4d-4e5f-8a6b-7c8d9e0f1a2b' not found"))),
         (status = 409, description = "The order's state forbids it: the transition is not allowed, the items are locked (paid or canceled), or concurrent writers kept winning.", body = Failure,
@@ -112,7 +112,7 @@ pub async fn update(
 #[utoipa::path(get, path = "/oms/orders", tag = "orders", summary = "List orders, newest first",
     params(ListOrdersQuery),
     responses(
-        (status = 200, description = "A page of orders, newest first.", body = Success<PageSchema<OrderSchema>>,
+        (status = 200, description = "A page of orders, newest first.", body = Success<PageSchema<OrderView>>,
             example = json!(success(json!({"items": [order_example("EXECUTED", "EXECUTED")], "nextCursor": null})))),
         (status = 422, description = "A parameter does not fit: a bad status or limit, or a cursor this service did not give.", body = Failure,
             example = json!(failure("limit must be from 1 to 100, got 0"))),

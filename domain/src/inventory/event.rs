@@ -8,6 +8,7 @@ use crate::order::RejectionReason;
 use crate::{OrderId, Quantity};
 
 /// Stock level as shoppers see it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum StockStatus {

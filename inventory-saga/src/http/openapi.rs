@@ -1,10 +1,9 @@
-//! What the API document says about the inventory service: its title and tags, and
-//! the shapes of what it answers. The answers are built by the read model
-//! (`projections`); the API tests hold every real answer to the shapes here.
+//! What the API document says about the inventory service beyond its routes: its
+//! title and tags, and the examples of its answers. The schemas of the answers are
+//! derived from the types served (`projections::ProductView` and the domain's
+//! `StockStatus`, feature `openapi`), so they cannot drift from the code.
 
-use serde::Serialize;
 use serde_json::json;
-use utoipa::ToSchema;
 
 /// The document's title, description and tags; the routes add themselves.
 #[derive(utoipa::OpenApi)]
@@ -21,43 +20,6 @@ use utoipa::ToSchema;
     )
 )]
 pub struct ApiDoc;
-
-/// How much of a product is left.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[schema(as = StockStatus)]
-pub enum StockStatusSchema {
-    /// More than the low-stock threshold available.
-    InStock,
-    /// At or below the threshold, above zero.
-    LowStock,
-    /// Nothing available.
-    OutOfStock,
-}
-
-/// A product as clients read it.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schema(as = Product, example = json!(product_example(100, 0)))]
-pub struct ProductSchema {
-    /// The product's id.
-    #[schema(example = "mug")]
-    pub product_id: String,
-    /// Display name.
-    #[schema(example = "Mug")]
-    pub name: String,
-    /// Units that can be reserved.
-    pub available: u64,
-    /// Units held for orders.
-    pub reserved: u64,
-    /// At or below this many available units, stock is low.
-    pub low_stock_threshold: u32,
-    /// In stock, low or out.
-    pub stock_status: StockStatusSchema,
-    /// How many events it has.
-    #[schema(minimum = 1)]
-    pub version: u64,
-}
 
 /// A product, as the examples show it.
 pub fn product_example(available: u64, reserved: u64) -> serde_json::Value {

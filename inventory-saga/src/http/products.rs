@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::ApiError;
 use super::dto::{AddProductRequest, GetProductQuery, ListProductsQuery, RestockRequest};
-use super::openapi::{ProductSchema, failure, product_example, success};
+use super::openapi::{failure, product_example, success};
 use crate::products::Products;
 
 type Result<T> = std::result::Result<ApiResponse<T>, ApiError>;
@@ -34,7 +34,7 @@ fn product_id(ApiPath(raw): ApiPath) -> std::result::Result<ProductId, ApiError>
 #[utoipa::path(post, path = "/inventory/products", tag = "products", summary = "Add a product",
     request_body(content = AddProductRequest, example = json!({"productId": "mug", "name": "Mug", "quantity": 100, "lowStockThreshold": 10})),
     responses(
-        (status = 201, description = "The product.", body = Success<ProductSchema>, example = json!(success(product_example(100, 0)))),
+        (status = 201, description = "The product.", body = Success<ProductView>, example = json!(success(product_example(100, 0)))),
         (status = 409, description = "A product with this id exists.", body = Failure, example = json!(failure("product 'mug' already exists"))),
         (status = 422, description = "A value breaks a rule: a bad id or name, a negative quantity.", body = Failure,
             example = json!(failure("productId: must be at most 64 characters long"))),
@@ -57,7 +57,7 @@ pub async fn add(
 #[utoipa::path(get, path = "/inventory/products/{productId}", tag = "products", summary = "Get a product, now or as it was",
     params(("productId" = String, Path, description = "The product's id."), GetProductQuery),
     responses(
-        (status = 200, description = "The product.", body = Success<ProductSchema>, example = json!(success(product_example(98, 2)))),
+        (status = 200, description = "The product.", body = Success<ProductView>, example = json!(success(product_example(98, 2)))),
         (status = 404, description = "No such product (or it had no such version, or did not exist yet at that time).", body = Failure, example = json!(failure("product 'mug' not found"))),
         (status = 422, description = "`asOf` is neither a version nor an RFC 3339 time.", body = Failure, example = json!(failure("invalid query parameter 'asOf': versions start at 1"))),
     ))]
@@ -79,7 +79,7 @@ pub async fn get(
     params(("productId" = String, Path, description = "The product's id.")),
     request_body(content = RestockRequest, example = json!({"quantity": 50})),
     responses(
-        (status = 200, description = "The product with the units added.", body = Success<ProductSchema>, example = json!(success(product_example(148, 2)))),
+        (status = 200, description = "The product with the units added.", body = Success<ProductView>, example = json!(success(product_example(148, 2)))),
         (status = 404, description = "No such product.", body = Failure, example = json!(failure("product 'mug' not found"))),
         (status = 409, description = "Concurrent writers kept winning; retry.", body = Failure, example = json!(failure("the product kept changing concurrently"))),
         (status = 422, description = "The quantity is not from 1 to 1,000,000.", body = Failure,
@@ -103,7 +103,7 @@ pub async fn restock(
 #[utoipa::path(get, path = "/inventory/products", tag = "products", summary = "List products, by id",
     params(ListProductsQuery),
     responses(
-        (status = 200, description = "A page of products, by id.", body = Success<PageSchema<ProductSchema>>,
+        (status = 200, description = "A page of products, by id.", body = Success<PageSchema<ProductView>>,
             example = json!(success(json!({"items": [product_example(100, 0)], "nextCursor": null})))),
         (status = 422, description = "A parameter does not fit: a bad limit, or a cursor this service did not give.", body = Failure,
             example = json!(failure("limit must be from 1 to 100, got 0"))),
