@@ -3,59 +3,32 @@
 use std::io::Write;
 
 use chrono::{DateTime, Utc};
-use eventstore::{Feed, FeedEvent, FeedPosition};
+use eventstore::{Feed, FeedEvent, FeedPosition, StoredEvent};
 use serde::Serialize;
 use sqlx::PgPool;
 
 /// Events read per query.
 const PAGE: i64 = 1_000;
 
-/// One line of an export.
+/// One line of an export: the aggregate, then the event as the history shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExportedEvent {
-    /// Unique id of the event.
-    pub event_id: uuid::Uuid,
     /// `Order`, `Product`.
     pub aggregate_type: String,
     /// The aggregate's id.
     pub aggregate_id: String,
-    /// Its place in the aggregate's stream.
-    pub sequence: i64,
-    /// The event's name.
-    pub event_type: String,
-    /// The payload's schema version, as stored.
-    pub event_version: String,
-    /// When the command was accepted.
-    pub occurred_at: Option<String>,
-    /// When the writing transaction began.
-    pub recorded_at: DateTime<Utc>,
-    /// Ties together what follows from one request.
-    pub correlation_id: Option<String>,
-    /// What directly caused it.
-    pub causation_id: Option<String>,
-    /// Who issued the command.
-    pub actor: Option<String>,
-    /// The event's fields.
-    pub payload: serde_json::Value,
+    /// The event with its metadata.
+    #[serde(flatten)]
+    pub event: StoredEvent,
 }
 
 impl From<&FeedEvent> for ExportedEvent {
     fn from(event: &FeedEvent) -> Self {
-        let field = |key: &str| event.metadata_field(key).map(str::to_owned);
         Self {
-            event_id: event.event_id,
             aggregate_type: event.aggregate_type.clone(),
             aggregate_id: event.aggregate_id.clone(),
-            sequence: event.sequence,
-            event_type: event.event_type.clone(),
-            event_version: event.event_version.clone(),
-            occurred_at: field("occurred_at"),
-            recorded_at: event.recorded_at,
-            correlation_id: field("correlation_id"),
-            causation_id: field("causation_id"),
-            actor: field("actor"),
-            payload: event.fields(),
+            event: StoredEvent::from(event),
         }
     }
 }

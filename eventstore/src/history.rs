@@ -7,9 +7,19 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-/// One stored event, as the `/events` endpoints show it.
+/// One stored event with its metadata: the one shape in which events leave the store
+/// for people and tools (the `/events` answers, `history --json`, each line of
+/// `export` with the aggregate beside it).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = HistoryEvent, example = json!({
+    "sequence": 1, "eventType": "OrderPlaced", "eventVersion": "1.0",
+    "eventId": "0b9f5c1e-8a51-4c1a-9d3e-2f1d0c7b6a55", "occurredAt": "2026-12-01T17:00:00.000000Z",
+    "recordedAt": "2026-12-01T17:00:00.001234Z", "correlationId": "checkout-42",
+    "causationId": "5f0c9e3a-1b2d-4e6f-8a7b-9c0d1e2f3a4b", "actor": "oms-http",
+    "payload": {"userId": "u-1", "items": [{"productId": "mug", "quantity": 2}]}
+})))]
 pub struct StoredEvent {
     /// Position in the aggregate's stream, from 1.
     pub sequence: i64,
@@ -18,24 +28,40 @@ pub struct StoredEvent {
     /// The payload's schema version.
     pub event_version: String,
     /// Unique id of this event.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = "uuid"))]
     pub event_id: Uuid,
-    /// When the command that produced it was accepted.
+    /// When the command that produced it was accepted (RFC 3339).
     pub occurred_at: Option<String>,
     /// When the writing transaction began (commit-time order).
     pub recorded_at: DateTime<Utc>,
     /// Shared by everything that follows from one customer request.
     pub correlation_id: Option<String>,
-    /// What directly caused it.
+    /// What directly caused it: the request id, or the id of the event it answers.
     pub causation_id: Option<String>,
-    /// Who issued the command.
+    /// Who issued the command (`oms-http`, `inventory-saga`, ...).
     pub actor: Option<String>,
     /// The event's fields (without the enum tag postgres-es stores around them).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub payload: Value,
 }
 
-/// An event as `load_history` reads it: sequence, type, version, id, recorded at,
-/// metadata, payload.
-type HistoryRow = (i64, String, String, Uuid, DateTime<Utc>, Value, Value);
+impl From<&crate::FeedEvent> for StoredEvent {
+    fn from(event: &crate::FeedEvent) -> Self {
+        let field = |key: &str| event.metadata_field(key).map(str::to_owned);
+        Self {
+            sequence: event.sequence,
+            event_type: event.event_type.clone(),
+            event_version: event.event_version.clone(),
+            event_id: event.event_id,
+            occurred_at: field("occurred_at"),
+            recorded_at: event.recorded_at,
+            correlation_id: field("correlation_id"),
+            causation_id: field("causation_id"),
+            actor: field("actor"),
+            payload: event.fields(),
+        }
+    }
+}
 
 /// Every event of one aggregate, oldest first. Empty when it has none.
 pub async fn load_history(
@@ -43,41 +69,19 @@ pub async fn load_history(
     aggregate_type: &str,
     aggregate_id: &str,
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    let rows: Vec<HistoryRow> = sqlx::query_as(
-        "SELECT sequence, event_type, event_version, event_id, recorded_at, metadata, payload
-           FROM events
-          WHERE aggregate_type = $1 AND aggregate_id = $2
-          ORDER BY sequence",
-    )
+    let rows: Vec<EventAtRow> = sqlx::query_as(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence"
+    ))
     .bind(aggregate_type)
     .bind(aggregate_id)
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(sequence, event_type, event_version, event_id, recorded_at, metadata, payload)| {
-            let field = |key: &str| metadata.get(key).and_then(Value::as_str).map(str::to_owned);
-            let payload = match payload {
-                Value::Object(mut tagged) if tagged.len() == 1 => tagged.remove(&event_type).unwrap_or(Value::Null),
-                // Unit variants are stored as a bare string: no fields.
-                Value::String(_) => Value::Object(Default::default()),
-                other => other,
-            };
-            StoredEvent {
-                sequence,
-                occurred_at: field("occurred_at"),
-                correlation_id: field("correlation_id"),
-                causation_id: field("causation_id"),
-                actor: field("actor"),
-                event_type,
-                event_version,
-                event_id,
-                recorded_at,
-                payload,
-            }
-        })
-        .collect())
+    Ok(rows.into_iter().map(|row| StoredEvent::from(&feed_event(row))).collect())
 }
+
+/// The columns of an [`EventAtRow`].
+const EVENT_COLUMNS: &str = "transaction_id::text, global_position, event_id, aggregate_type, aggregate_id, sequence, \
+    event_type, event_version, payload, metadata, recorded_at";
 
 /// An event as `load_events_at` reads it (the feed's columns).
 type EventAtRow = (
@@ -103,13 +107,9 @@ pub async fn load_events_at(
     aggregate_id: &str,
     sequences: &[i64],
 ) -> Result<Vec<crate::FeedEvent>, sqlx::Error> {
-    let rows: Vec<EventAtRow> = sqlx::query_as(
-        "SELECT transaction_id::text, global_position, event_id, aggregate_type, aggregate_id, sequence, event_type, event_version,
-                payload, metadata, recorded_at
-           FROM events
-          WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = ANY($3)
-          ORDER BY sequence",
-    )
+    let rows: Vec<EventAtRow> = sqlx::query_as(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = ANY($3) ORDER BY sequence"
+    ))
     .bind(aggregate_type)
     .bind(aggregate_id)
     .bind(sequences)
@@ -121,15 +121,10 @@ pub async fn load_events_at(
 /// The stored event `event_id` exactly as the feed delivers it; `None` when there is
 /// none (for re-driving an event the relay parked by its id).
 pub async fn load_event(pool: &PgPool, event_id: Uuid) -> Result<Option<crate::FeedEvent>, sqlx::Error> {
-    let row: Option<EventAtRow> = sqlx::query_as(
-        "SELECT transaction_id::text, global_position, event_id, aggregate_type, aggregate_id, sequence, event_type, event_version,
-                payload, metadata, recorded_at
-           FROM events
-          WHERE event_id = $1",
-    )
-    .bind(event_id)
-    .fetch_optional(pool)
-    .await?;
+    let row: Option<EventAtRow> = sqlx::query_as(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE event_id = $1"))
+        .bind(event_id)
+        .fetch_optional(pool)
+        .await?;
     Ok(row.map(feed_event))
 }
 

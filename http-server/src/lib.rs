@@ -43,7 +43,7 @@ pub use context::RequestContext;
 pub use envelope::{ApiResponse, ErrorResponse};
 pub use extract::{ApiJson, ApiPath, ApiQuery};
 pub use health::Readiness;
-pub use openapi::{Failure, HistoryEvent, Page, Success};
+pub use openapi::{Failure, Page, Success};
 pub use server::{
     DOCS_PATH, OPENAPI_PATH, serve, serve_supervised, shutdown_signal, shutdown_signal_within, with_common_layers,
 };

@@ -166,38 +166,3 @@ pub struct Page<T> {
     #[schema(example = "b3JkZXItNDI")]
     pub next_cursor: Option<String>,
 }
-
-/// One stored event of an aggregate's history (`…/{id}/events`), oldest first.
-#[derive(serde::Serialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-#[schema(example = json!({
-    "sequence": 1, "eventType": "OrderPlaced", "eventVersion": "1.0",
-    "eventId": "0b9f5c1e-8a51-4c1a-9d3e-2f1d0c7b6a55", "occurredAt": "2026-12-01T17:00:00.000000Z",
-    "recordedAt": "2026-12-01T17:00:00.001234Z", "correlationId": "checkout-42", "causationId": "5f0c9e3a-1b2d-4e6f-8a7b-9c0d1e2f3a4b",
-    "actor": "oms-http", "payload": {"userId": "u-1", "items": [{"productId": "mug", "quantity": 2}]}
-}))]
-pub struct HistoryEvent {
-    /// Position in the aggregate's stream, from 1.
-    pub sequence: i64,
-    /// The event's name, e.g. `OrderPlaced`.
-    pub event_type: String,
-    /// The payload's schema version.
-    pub event_version: String,
-    /// Unique id of this event.
-    #[schema(format = "uuid")]
-    pub event_id: String,
-    /// When the command that produced it was accepted (RFC 3339).
-    pub occurred_at: Option<String>,
-    /// When the writing transaction began (commit-time order).
-    #[schema(format = DateTime)]
-    pub recorded_at: String,
-    /// Shared by everything that follows from one customer request.
-    pub correlation_id: Option<String>,
-    /// What directly caused it: the request id, or the id of the event it answers.
-    pub causation_id: Option<String>,
-    /// Who issued the command (`oms-http`, `inventory-saga`, …).
-    pub actor: Option<String>,
-    /// The event's fields.
-    #[schema(value_type = Object)]
-    pub payload: serde_json::Value,
-}

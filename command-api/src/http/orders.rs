@@ -10,7 +10,7 @@ use eventstore::{EventMetadata, StoredEvent};
 use http_server::{ApiJson, ApiPath, ApiQuery, ApiResponse, RequestContext};
 use projections::{OrderView, Page};
 
-use http_server::{Failure, HistoryEvent, Page as PageSchema, Success};
+use http_server::{Failure, Page as PageSchema, Success};
 use serde_json::json;
 
 use super::ApiError;
@@ -129,7 +129,7 @@ pub async fn list(
 #[utoipa::path(get, path = "/oms/orders/{orderId}/events", tag = "orders", summary = "An order's history",
     params(("orderId" = String, Path, description = "The order's id (a UUID).")),
     responses(
-        (status = 200, description = "Every event of the order, oldest first; folding them gives the order.", body = Success<Vec<HistoryEvent>>),
+        (status = 200, description = "Every event of the order, oldest first; folding them gives the order.", body = Success<Vec<StoredEvent>>),
         (status = 404, description = "No such order.", body = Failure, example = json!(failure("order '6f1c2a9e-3b4d-4e5f-8a6b-7c8d9e0f1a2b' not found"))),
     ))]
 pub async fn history(State(orders): State<Arc<Orders>>, path: ApiPath) -> Result<Vec<StoredEvent>> {

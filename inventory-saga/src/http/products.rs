@@ -9,7 +9,7 @@ use eventstore::{EventMetadata, StoredEvent};
 use http_server::{ApiJson, ApiPath, ApiQuery, ApiResponse, RequestContext};
 use projections::{Page, ProductView};
 
-use http_server::{Failure, HistoryEvent, Page as PageSchema, Success};
+use http_server::{Failure, Page as PageSchema, Success};
 use serde_json::json;
 
 use super::ApiError;
@@ -120,7 +120,7 @@ pub async fn list(
 #[utoipa::path(get, path = "/inventory/products/{productId}/events", tag = "products", summary = "A product's history",
     params(("productId" = String, Path, description = "The product's id.")),
     responses(
-        (status = 200, description = "Every event of the product, oldest first.", body = Success<Vec<HistoryEvent>>),
+        (status = 200, description = "Every event of the product, oldest first.", body = Success<Vec<StoredEvent>>),
         (status = 404, description = "No such product.", body = Failure, example = json!(failure("product 'mug' not found"))),
     ))]
 pub async fn history(State(products): State<Arc<Products>>, path: ApiPath) -> Result<Vec<StoredEvent>> {
