@@ -19,6 +19,13 @@ pub enum OrdersError {
     /// No such order.
     #[error("order not found")]
     NotFound,
+    /// The order moved on from the version the writer named in `If-Match`: nothing
+    /// was stored.
+    #[error("the order is at version {current}, not the one in If-Match; read it again")]
+    Stale {
+        /// Its version now.
+        current: u64,
+    },
     /// The database failed; the cause is kept as the source, so callers can tell a
     /// transient failure from a permanent one.
     #[error("storage failure: {0}")]
@@ -31,6 +38,9 @@ impl From<ExecuteError<OrderError>> for OrdersError {
             ExecuteError::Rejected(e) => Self::Rejected(e),
             ExecuteError::Conflict => Self::Conflict,
             ExecuteError::Store(e) => Self::Storage(e),
+            // `If-Match` named a version of an order that has none.
+            ExecuteError::Stale { current: 0 } => Self::NotFound,
+            ExecuteError::Stale { current } => Self::Stale { current },
         }
     }
 }
@@ -74,7 +84,23 @@ impl Orders {
         command: OrderCommand,
         metadata: &EventMetadata,
     ) -> Result<OrderView, OrdersError> {
-        let committed = self.store.execute(&order_id.to_string(), command, metadata).await?;
+        self.execute_if(order_id, None, command, metadata).await
+    }
+
+    /// Like [`Orders::execute`], only while the order is at one of `versions` when
+    /// given (a client's `If-Match`); else [`OrdersError::Stale`], nothing stored.
+    pub async fn execute_if(
+        &self,
+        order_id: OrderId,
+        versions: Option<&[u64]>,
+        command: OrderCommand,
+        metadata: &EventMetadata,
+    ) -> Result<OrderView, OrdersError> {
+        let id = order_id.to_string();
+        let committed = match versions {
+            Some(versions) => self.store.execute_expecting(&id, versions, command, metadata).await?,
+            None => self.store.execute(&id, command, metadata).await?,
+        };
         self.view_after(order_id, &committed).await
     }
 

@@ -34,6 +34,13 @@ pub enum ExecuteError<E: std::error::Error> {
     /// The store failed (connection, serialization, projection).
     #[error("event store failure: {0}")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The aggregate is no longer at a version the writer expected (an HTTP
+    /// `If-Match` that no longer holds): nothing was decided.
+    #[error("the aggregate is at version {current}, not one the writer expected")]
+    Stale {
+        /// Its version now (0: it has no events).
+        current: u64,
+    },
 }
 
 impl<E: std::error::Error> From<EventsError> for ExecuteError<E> {
@@ -64,9 +71,11 @@ type Batch<A> = Result<Vec<Result<Committed<A>, <A as Aggregate>::Error>>, Execu
 
 /// How a batch finds the state of its aggregates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Load {
+enum Load<'a> {
     /// Cached state plus newer events.
     Current,
+    /// The same, required to be at one of these versions.
+    Expecting(&'a [u64]),
     /// None: the aggregates have no events (a wrong guess is caught as a conflict).
     AssumeNew,
 }
@@ -334,6 +343,27 @@ where
         results.pop().unwrap_or(Ok(Committed { events: vec![], version: 0 })).map_err(ExecuteError::Rejected)
     }
 
+    /// Like [`AggregateStore::execute`], only while the aggregate is at one of
+    /// `versions` (what the writer last saw): otherwise [`ExecuteError::Stale`] and
+    /// nothing is decided. Checked against the state the command is decided on, so a
+    /// writer that commits in between makes it stale too.
+    pub async fn execute_expecting(
+        &self,
+        aggregate_id: &str,
+        versions: &[u64],
+        command: A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<Committed<A>, ExecuteError<A::Error>> {
+        let command = Command { aggregate_id: aggregate_id.to_owned(), command, metadata: metadata.clone() };
+        let batch = std::slice::from_ref(&command);
+        let outcome = (|| self.try_execute_all(batch, Load::Expecting(versions)))
+            .retry(self.retry)
+            .when(|error| matches!(error, ExecuteError::Conflict))
+            .await;
+        let mut results = self.counted(batch, outcome)?;
+        results.pop().unwrap_or(Ok(Committed { events: vec![], version: 0 })).map_err(ExecuteError::Rejected)
+    }
+
     /// Like [`AggregateStore::execute`], for an aggregate that has no events yet (its id
     /// was just generated): the first attempt skips reading the store. Should it exist
     /// after all, the append conflicts and the command is retried the normal way.
@@ -383,7 +413,7 @@ where
                     _ => CommandResult::Rejected,
                 },
                 Err(ExecuteError::Rejected(_)) => CommandResult::Rejected,
-                Err(ExecuteError::Conflict) => CommandResult::Conflict,
+                Err(ExecuteError::Conflict | ExecuteError::Stale { .. }) => CommandResult::Conflict,
                 Err(ExecuteError::Store(_)) => CommandResult::Failed,
             };
             telemetry::record_command(A::TYPE, (self.command_name)(&command.command), result);
@@ -394,7 +424,7 @@ where
     async fn try_execute_all(
         &self,
         commands: &[Command<A>],
-        load: Load,
+        load: Load<'_>,
     ) -> Result<Vec<Result<Committed<A>, A::Error>>, ExecuteError<A::Error>> {
         let mut ids: Vec<&str> = commands.iter().map(|c| c.aggregate_id.as_str()).collect();
         ids.sort_unstable();
@@ -403,12 +433,20 @@ where
         // costs a round trip (sqlx checks it on release).
         let mut connection = self.pool.acquire().await?;
         let mut states = match load {
-            Load::Current => self.load_many(&mut connection, &ids).await?,
+            Load::Current | Load::Expecting(_) => self.load_many(&mut connection, &ids).await?,
             Load::AssumeNew => HashMap::new(),
         };
+        if let Load::Expecting(versions) = load {
+            for id in &ids {
+                let current = states.get(*id).map_or(0, |(_, version)| *version);
+                if !versions.contains(&current) {
+                    return Err(ExecuteError::Stale { current });
+                }
+            }
+        }
         // Read after the events: entries newer than the folded events can only come with
         // events this attempt has not seen, and its append then conflicts.
-        if let (Load::Current, Some(working_set)) = (load, &self.working_set) {
+        if let (Load::Current | Load::Expecting(_), Some(working_set)) = (load, &self.working_set) {
             let all: Vec<&Command<A>> = commands.iter().collect();
             working_set.load(&mut connection, &all, &mut states).await.map_err(ExecuteError::Store)?;
         }

@@ -1,7 +1,7 @@
 //! The response envelope: `{"success": bool, "data": …|null, "error": string|null}`.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -10,6 +10,7 @@ use serde::Serialize;
 pub struct ApiResponse<T> {
     status: StatusCode,
     data: T,
+    version: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -22,19 +23,32 @@ struct Envelope<'a, T> {
 impl<T: Serialize> ApiResponse<T> {
     /// 200 with `data`.
     pub fn ok(data: T) -> Self {
-        Self { status: StatusCode::OK, data }
+        Self { status: StatusCode::OK, data, version: None }
     }
 
     /// 201 with `data`.
     pub fn created(data: T) -> Self {
-        Self { status: StatusCode::CREATED, data }
+        Self { status: StatusCode::CREATED, data, version: None }
+    }
+
+    /// The same, with `ETag: "<version>"`: `data` is that version of one resource,
+    /// which a client may name in `If-Match` when it writes.
+    pub fn versioned(mut self, version: u64) -> Self {
+        self.version = Some(version);
+        self
     }
 }
 
 impl<T: Serialize> IntoResponse for ApiResponse<T> {
     fn into_response(self) -> Response {
         let body = Envelope { success: true, data: Some(&self.data), error: None };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(version) = self.version
+            && let Ok(tag) = HeaderValue::from_str(&format!("\"{version}\""))
+        {
+            response.headers_mut().insert(header::ETAG, tag);
+        }
+        response
     }
 }
 

@@ -203,3 +203,85 @@ mod tests {
         assert!(error.message.contains("'limit'"), "{}", error.message);
     }
 }
+
+/// An `If-Match` precondition: the versions a writer last saw (`If-Match: "3"`, or a
+/// list `"3", "4"`), `None` when there is no header or it is `*` (any current
+/// representation: the write's own not-found answer covers a missing resource).
+/// Entity tags are strong and are the resource's version, as `ETag` gives them; a weak
+/// tag (`W/"3"`) or a quoted non-version never matches (the write answers 412). A
+/// header that is not a list of entity tags is refused (400).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfMatch(pub Option<Vec<u64>>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = ErrorResponse;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let mut versions = Vec::new();
+        let mut any = false;
+        let mut present = false;
+        for value in parts.headers.get_all(header::IF_MATCH) {
+            present = true;
+            let text = value.to_str().map_err(|_| if_match_refused())?;
+            for tag in text.split(',').map(str::trim).filter(|tag| !tag.is_empty()) {
+                if tag == "*" {
+                    any = true;
+                    continue;
+                }
+                let (weak, quoted) = match tag.strip_prefix("W/") {
+                    Some(rest) => (true, rest),
+                    None => (false, tag),
+                };
+                let opaque = quoted
+                    .strip_prefix('"')
+                    .and_then(|rest| rest.strip_suffix('"'))
+                    .filter(|opaque| !opaque.contains('"'))
+                    .ok_or_else(if_match_refused)?;
+                // Strong comparison: a weak tag matches nothing; nor does a tag that is
+                // not a version of ours.
+                if let (false, Ok(version)) = (weak, opaque.parse::<u64>()) {
+                    versions.push(version);
+                }
+            }
+        }
+        Ok(Self((present && !any).then_some(versions)))
+    }
+}
+
+fn if_match_refused() -> ErrorResponse {
+    ErrorResponse::new(StatusCode::BAD_REQUEST, "If-Match: expected entity tags such as \"3\" (a version) or *")
+}
+
+#[cfg(test)]
+mod if_match_tests {
+    use axum::http::Request;
+
+    use super::*;
+
+    async fn parse(values: &[&str]) -> Result<IfMatch, ErrorResponse> {
+        let mut request = Request::builder();
+        for value in values {
+            request = request.header(header::IF_MATCH, *value);
+        }
+        let (mut parts, ()) = request.body(()).expect("a request").into_parts();
+        IfMatch::from_request_parts(&mut parts, &()).await
+    }
+
+    #[tokio::test]
+    async fn versions_are_read_from_strong_tags_and_star_means_no_condition() {
+        assert_eq!(parse(&[]).await, Ok(IfMatch(None)));
+        assert_eq!(parse(&["*"]).await, Ok(IfMatch(None)));
+        assert_eq!(parse(&["\"3\""]).await, Ok(IfMatch(Some(vec![3]))));
+        assert_eq!(parse(&["\"3\", \"5\"", "\"8\""]).await, Ok(IfMatch(Some(vec![3, 5, 8]))));
+        assert_eq!(parse(&["W/\"3\""]).await, Ok(IfMatch(Some(vec![]))), "a weak tag never matches");
+        assert_eq!(parse(&["\"abc\""]).await, Ok(IfMatch(Some(vec![]))), "not a version: never matches");
+    }
+
+    #[tokio::test]
+    async fn what_is_not_an_entity_tag_is_refused() {
+        for value in ["3", "\"3", "'3'", "\"3\"x", "W/3"] {
+            let refused = parse(&[value]).await.expect_err(value);
+            assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{value}");
+        }
+    }
+}

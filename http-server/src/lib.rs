@@ -41,7 +41,7 @@ pub mod supervisor;
 
 pub use context::RequestContext;
 pub use envelope::{ApiResponse, ErrorResponse};
-pub use extract::{ApiJson, ApiPath, ApiQuery};
+pub use extract::{ApiJson, ApiPath, ApiQuery, IfMatch};
 pub use health::Readiness;
 pub use openapi::{Failure, Page, Success};
 pub use server::{

@@ -25,6 +25,13 @@ pub enum ProductsError {
     /// No such product.
     #[error("product not found")]
     NotFound,
+    /// The product moved on from the version the writer named in `If-Match`: nothing
+    /// was stored.
+    #[error("the product is at version {current}, not the one in If-Match; read it again")]
+    Stale {
+        /// Its version now.
+        current: u64,
+    },
     /// The database failed; the cause is kept as the source, so callers can tell a
     /// transient failure from a permanent one.
     #[error("storage failure: {0}")]
@@ -37,6 +44,9 @@ impl From<ExecuteError<ProductError>> for ProductsError {
             ExecuteError::Rejected(e) => Self::Rejected(e),
             ExecuteError::Conflict => Self::Conflict,
             ExecuteError::Store(e) => Self::Storage(e),
+            // `If-Match` named a version of a product that has none.
+            ExecuteError::Stale { current: 0 } => Self::NotFound,
+            ExecuteError::Stale { current } => Self::Stale { current },
         }
     }
 }
@@ -86,7 +96,23 @@ impl Products {
         command: ProductCommand,
         metadata: &EventMetadata,
     ) -> Result<ProductView, ProductsError> {
-        self.store.execute(product_id.as_str(), command, metadata).await?;
+        self.execute_if(product_id, None, command, metadata).await
+    }
+
+    /// Like [`Products::execute`], only while the product is at one of `versions`
+    /// when given (a client's `If-Match`); else [`ProductsError::Stale`], nothing
+    /// stored.
+    pub async fn execute_if(
+        &self,
+        product_id: &ProductId,
+        versions: Option<&[u64]>,
+        command: ProductCommand,
+        metadata: &EventMetadata,
+    ) -> Result<ProductView, ProductsError> {
+        match versions {
+            Some(versions) => self.store.execute_expecting(product_id.as_str(), versions, command, metadata).await?,
+            None => self.store.execute(product_id.as_str(), command, metadata).await?,
+        };
         self.get(product_id).await
     }
 

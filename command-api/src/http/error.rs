@@ -31,6 +31,7 @@ impl IntoResponse for ApiError {
             Self::Orders(error) => match error {
                 OrdersError::NotFound => StatusCode::NOT_FOUND,
                 OrdersError::Conflict => StatusCode::CONFLICT,
+                OrdersError::Stale { .. } => StatusCode::PRECONDITION_FAILED,
                 OrdersError::Storage(cause) => {
                     tracing::error!(%cause, "order storage failure");
                     return ErrorResponse::unavailable("the order store").into_response();

@@ -7,7 +7,7 @@ use axum::http::HeaderMap;
 use domain::OrderId;
 use domain::order::OrderCommand;
 use eventstore::{EventMetadata, StoredEvent};
-use http_server::{ApiJson, ApiPath, ApiQuery, ApiResponse, RequestContext};
+use http_server::{ApiJson, ApiPath, ApiQuery, ApiResponse, IfMatch, RequestContext};
 use projections::{OrderView, Page};
 
 use http_server::{Failure, Page as PageSchema, Success};
@@ -58,7 +58,8 @@ pub async fn place(
         }
         None => orders.place_new(OrderId::generate(), OrderCommand::PlaceOrder(command), &command_metadata).await?,
     };
-    Ok(ApiResponse::created(order))
+    let version = order.version;
+    Ok(ApiResponse::created(order).versioned(version))
 }
 
 /// `GET /oms/orders/{orderId}`.
@@ -66,7 +67,7 @@ pub async fn place(
 #[utoipa::path(get, path = "/oms/orders/{orderId}", tag = "orders", summary = "Get an order, now or as it was",
     params(("orderId" = String, Path, description = "The order's id (a UUID)."), GetOrderQuery),
     responses(
-        (status = 200, description = "The order.", body = Success<OrderView>, example = json!(success(order_example("EXECUTED", "EXECUTED")))),
+        (status = 200, description = "The order.", body = Success<OrderView>, headers(("ETag" = String, description = "The order's version, quoted (e.g. `\"3\"`): send it as `If-Match` to write only if nobody changed it meanwhile.")), example = json!(success(order_example("EXECUTED", "EXECUTED")))),
         (status = 404, description = "No such order (or it had no such version, or did not exist yet at that time).", body = Failure, example = json!(failure("order '6f1c2a9e-3b4d-4e5f-8a6b-7c8d9e0f1a2b' not found"))),
         (status = 422, description = "`asOf` is neither a version nor an RFC 3339 time.", body = Failure, example = json!(failure("invalid query parameter 'asOf': versions start at 1"))),
     ))]
@@ -80,17 +81,21 @@ pub async fn get(
         Some(as_of) => orders.as_of(order_id, as_of).await?,
         None => orders.get(order_id).await?,
     };
-    Ok(ApiResponse::ok(order))
+    let version = order.version;
+    Ok(ApiResponse::ok(order).versioned(version))
 }
 
 /// `PUT /oms/orders/{orderId}`: change items and/or the status.
 #[utoipa::path(put, path = "/oms/orders/{orderId}", tag = "orders", summary = "Change items and/or the status",
-    params(("orderId" = String, Path, description = "The order's id (a UUID).")),
+    params(("orderId" = String, Path, description = "The order's id (a UUID)."), ("If-Match" = Option<String>, Header, description = "Only if the order is still at this version: its `ETag` as read, e.g. `\"3\"` (a list, or `*` for any). Without it the write does not check.")),
     request_body(content = UpdateOrderRequest, example = json!({"orderItems": [{"productId": "mug", "quantity": 3}, {"productId": "tea", "quantity": 1}]})),
     responses(
-        (status = 200, description = "The order as it now is; changed items are `PENDING` again.", body = Success<OrderView>,
+        (status = 200, description = "The order as it now is; changed items are `PENDING` again.", body = Success<OrderView>, headers(("ETag" = String, description = "The order's version, quoted (e.g. `\"3\"`): send it as `If-Match` to write only if nobody changed it meanwhile.")),
             example = json!(success(order_example("PAID", "EXECUTED")))),
         (status = 404, description = "No such order.", body = Failure, example = json!(failure("order '6f1c2a9e-3b4d-4e5f-8a6b-7c8d9e0f1a2b' not found"))),
+        (status = 400, description = "The body is not well-formed JSON, or `If-Match` is not a list of entity tags.", body = Failure, example = json!(failure("If-Match: expected entity tags such as \"3\" (a version) or *"))),
+        (status = 412, description = "The order is no longer at the version in `If-Match`; nothing was stored. Read it again.", body = Failure,
+            example = json!(failure("the order is at version 4, not the one in If-Match; read it again"))),
         (status = 409, description = "The order's state forbids it: the transition is not allowed, the items are locked (paid or canceled), or concurrent writers kept winning.", body = Failure,
             example = json!(failure("cannot move an order from SHIPPED to CANCELED"))),
         (status = 422, description = "A value breaks a rule: nothing to update, a status the system sets, `EXECUTED` for an item, a quantity with `CANCELED`, a product twice.", body = Failure,
@@ -100,12 +105,15 @@ pub async fn update(
     State(orders): State<Arc<Orders>>,
     context: RequestContext,
     path: ApiPath,
+    IfMatch(versions): IfMatch,
     ApiJson(request): ApiJson<UpdateOrderRequest>,
 ) -> Result<OrderView> {
     let order_id = order_id(path)?;
     let command = request.into_command()?;
-    let order = orders.execute(order_id, OrderCommand::UpdateOrder(command), &metadata(&context)).await?;
-    Ok(ApiResponse::ok(order))
+    let command = OrderCommand::UpdateOrder(command);
+    let order = orders.execute_if(order_id, versions.as_deref(), command, &metadata(&context)).await?;
+    let version = order.version;
+    Ok(ApiResponse::ok(order).versioned(version))
 }
 
 /// `GET /oms/orders?userId=&status=&limit=&cursor=`: newest first.

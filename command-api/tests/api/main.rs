@@ -9,6 +9,7 @@
 //! - `bad_input`: tables of refused requests; none leaves an event behind.
 //! - `idempotency`: the `Idempotency-Key` of `POST`.
 //! - `concurrency`: many writers on one order; no lost update, no 5xx.
+//! - `conditional_writes`: `ETag` on reads and writes, `If-Match` on `PUT` (412 when stale).
 //! - `operations`: the operator commands (history, export, rebuild) as a process.
 //! - `rerequests`: stuck items asked for again, with backoff, by one instance of two.
 //! - `dead_letters`: `dlq list`, `show` and `replay` as a process, with the broker.
@@ -19,6 +20,7 @@
 mod as_of;
 mod bad_input;
 mod concurrency;
+mod conditional_writes;
 mod dead_letters;
 mod documentation;
 mod healing;

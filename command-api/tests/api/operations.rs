@@ -66,7 +66,19 @@ async fn export_until(app: &TestApp, args: &[&str], expected: i64) -> Output {
     loop {
         let output = oms(app, args).await;
         assert!(output.status.success(), "{output:?}");
-        if stdout(&output).lines().count() as i64 >= expected || tokio::time::Instant::now() > deadline {
+        if stdout(&output).lines().count() as i64 >= expected {
+            return output;
+        }
+        if tokio::time::Instant::now() > deadline {
+            // For the failure that follows: the transactions that held the feed back.
+            let holders: Vec<(Option<String>,)> = sqlx::query_as(
+                "SELECT concat_ws(' ', pid, datname, backend_xid, xact_start, left(query, 120)) FROM pg_stat_activity
+                  WHERE backend_xid IS NOT NULL ORDER BY xact_start",
+            )
+            .fetch_all(&app.pool)
+            .await
+            .unwrap_or_default();
+            eprintln!("the export still held back; transactions with an id on the server: {holders:?}");
             return output;
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;

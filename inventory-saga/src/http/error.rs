@@ -49,6 +49,7 @@ impl IntoResponse for ApiError {
             Self::Products(error) => match error {
                 ProductsError::NotFound | ProductsError::Rejected(ProductError::NotFound) => StatusCode::NOT_FOUND,
                 ProductsError::Conflict | ProductsError::Rejected(ProductError::AlreadyExists) => StatusCode::CONFLICT,
+                ProductsError::Stale { .. } => StatusCode::PRECONDITION_FAILED,
                 ProductsError::Storage(cause) => {
                     tracing::error!(%cause, "product storage failure");
                     return ErrorResponse::unavailable("the inventory store").into_response();

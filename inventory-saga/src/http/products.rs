@@ -6,7 +6,7 @@ use axum::extract::State;
 use domain::ProductId;
 use domain::inventory::ProductCommand;
 use eventstore::{EventMetadata, StoredEvent};
-use http_server::{ApiJson, ApiPath, ApiQuery, ApiResponse, RequestContext};
+use http_server::{ApiJson, ApiPath, ApiQuery, ApiResponse, IfMatch, RequestContext};
 use projections::{Page, ProductView};
 
 use http_server::{Failure, Page as PageSchema, Success};
@@ -49,7 +49,8 @@ pub async fn add(
         .execute(&product_id, ProductCommand::AddProduct(add), &metadata(&context))
         .await
         .map_err(|e| ApiError::about(&product_id, e))?;
-    Ok(ApiResponse::created(product))
+    let version = product.version;
+    Ok(ApiResponse::created(product).versioned(version))
 }
 
 /// `GET /inventory/products/{productId}`.
@@ -57,7 +58,7 @@ pub async fn add(
 #[utoipa::path(get, path = "/inventory/products/{productId}", tag = "products", summary = "Get a product, now or as it was",
     params(("productId" = String, Path, description = "The product's id."), GetProductQuery),
     responses(
-        (status = 200, description = "The product.", body = Success<ProductView>, example = json!(success(product_example(98, 2)))),
+        (status = 200, description = "The product.", body = Success<ProductView>, headers(("ETag" = String, description = "The product's version, quoted (e.g. `\"3\"`): send it as `If-Match` to write only if nobody changed it meanwhile.")), example = json!(success(product_example(98, 2)))),
         (status = 404, description = "No such product (or it had no such version, or did not exist yet at that time).", body = Failure, example = json!(failure("product 'mug' not found"))),
         (status = 422, description = "`asOf` is neither a version nor an RFC 3339 time.", body = Failure, example = json!(failure("invalid query parameter 'asOf': versions start at 1"))),
     ))]
@@ -71,17 +72,22 @@ pub async fn get(
         Some(as_of) => products.as_of(&product_id, as_of).await,
         None => products.get(&product_id).await,
     };
-    Ok(ApiResponse::ok(product.map_err(|e| ApiError::about(&product_id, e))?))
+    let product = product.map_err(|e| ApiError::about(&product_id, e))?;
+    let version = product.version;
+    Ok(ApiResponse::ok(product).versioned(version))
 }
 
 /// `POST /inventory/products/{productId}/restock`: receive units.
 #[utoipa::path(post, path = "/inventory/products/{productId}/restock", tag = "products", summary = "Receive units",
-    params(("productId" = String, Path, description = "The product's id.")),
+    params(("productId" = String, Path, description = "The product's id."), ("If-Match" = Option<String>, Header, description = "Only if the product is still at this version: its `ETag` as read, e.g. `\"3\"` (a list, or `*` for any). Without it the write does not check.")),
     request_body(content = RestockRequest, example = json!({"quantity": 50})),
     responses(
-        (status = 200, description = "The product with the units added.", body = Success<ProductView>, example = json!(success(product_example(148, 2)))),
+        (status = 200, description = "The product with the units added.", body = Success<ProductView>, headers(("ETag" = String, description = "The product's version, quoted (e.g. `\"3\"`): send it as `If-Match` to write only if nobody changed it meanwhile.")), example = json!(success(product_example(148, 2)))),
         (status = 404, description = "No such product.", body = Failure, example = json!(failure("product 'mug' not found"))),
+        (status = 400, description = "The body is not well-formed JSON, or `If-Match` is not a list of entity tags.", body = Failure, example = json!(failure("If-Match: expected entity tags such as \"3\" (a version) or *"))),
         (status = 409, description = "Concurrent writers kept winning; retry.", body = Failure, example = json!(failure("the product kept changing concurrently"))),
+        (status = 412, description = "The product is no longer at the version in `If-Match`; nothing was stored. Read it again.", body = Failure,
+            example = json!(failure("the product is at version 4, not the one in If-Match; read it again"))),
         (status = 422, description = "The quantity is not from 1 to 1,000,000.", body = Failure,
             example = json!(failure("quantity: must be a whole number from 1 to 1000000, got 0"))),
     ))]
@@ -89,14 +95,17 @@ pub async fn restock(
     State(products): State<Arc<Products>>,
     context: RequestContext,
     path: ApiPath,
+    IfMatch(versions): IfMatch,
     ApiJson(request): ApiJson<RestockRequest>,
 ) -> Result<ProductView> {
     let product_id = product_id(path)?;
+    let restock = ProductCommand::Restock { quantity: request.quantity };
     let product = products
-        .execute(&product_id, ProductCommand::Restock { quantity: request.quantity }, &metadata(&context))
+        .execute_if(&product_id, versions.as_deref(), restock, &metadata(&context))
         .await
         .map_err(|e| ApiError::about(&product_id, e))?;
-    Ok(ApiResponse::ok(product))
+    let version = product.version;
+    Ok(ApiResponse::ok(product).versioned(version))
 }
 
 /// `GET /inventory/products?limit=&cursor=`: by product id.

@@ -8,6 +8,7 @@
 //! - `history`: `/events`, its metadata and alerts; the read model is its fold.
 //! - `bad_input`: a table of refused requests; none leaves an event behind.
 //! - `concurrency`: many writers on one product.
+//! - `conditional_writes`: `ETag` on reads and writes, `If-Match` on restock (412 when stale).
 //! - `operations`: the operator commands (history, export, rebuild) as a process.
 //! - `dead_letters`: `dlq` on the inventory schema, and a product event re-driven.
 //! - `documentation`: `/openapi.json` lists the routes; examples and answers fit it.
@@ -17,6 +18,7 @@
 
 mod bad_input;
 mod concurrency;
+mod conditional_writes;
 mod dead_letters;
 mod documentation;
 mod helpers;
