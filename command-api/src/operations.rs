@@ -2,12 +2,10 @@
 //! how an order's history is found, the view to rebuild, the route to re-drive on.
 
 use domain::OrderId;
-use eventstore::{Events, StoredEvent};
+use eventstore::Events;
 use messaging::KafkaSettings;
 use projections::OrderViews;
-use sqlx::PgPool;
 
-use crate::orders::{Orders, OrdersError};
 use crate::publishing::OrderEventsRoute;
 use crate::settings::Oms;
 
@@ -21,13 +19,9 @@ impl service_kit::Operated for Oms {
         Events::with_upcasters(domain::order::upcasters())
     }
 
-    async fn history(pool: PgPool, id: &str) -> anyhow::Result<Vec<StoredEvent>> {
+    fn aggregate_id(id: &str) -> anyhow::Result<String> {
         let order_id: OrderId = id.parse().map_err(|_| anyhow::anyhow!("'{id}' is not an order id (a UUID)"))?;
-        match Orders::new(pool).history(order_id).await {
-            Ok(events) => Ok(events),
-            Err(OrdersError::NotFound) => anyhow::bail!("order {id} has no events"),
-            Err(other) => Err(anyhow::Error::new(other).context("reading the order's history")),
-        }
+        Ok(order_id.to_string())
     }
 
     fn route(kafka: &KafkaSettings) -> OrderEventsRoute {

@@ -3,7 +3,7 @@
 
 use domain::OrderId;
 use domain::order::{Order, OrderCommand, OrderError};
-use eventstore::{AggregateStore, Command, CommitNotifier, Committed, EventMetadata, ExecuteError, StoredEvent};
+use eventstore::{AggregateStore, Command, CommitNotifier, Committed, EventMetadata, ExecuteError, HistoryPage};
 use projections::{AsOf, Cursor, OrderFilter, OrderView, OrderViews, Page, ProjectionError, Projector, View};
 use sqlx::PgPool;
 
@@ -166,9 +166,8 @@ impl Orders {
         Ok(self.views.list(filter, limit, cursor).await?)
     }
 
-    /// Every event of the order, oldest first.
-    pub async fn history(&self, order_id: OrderId) -> Result<Vec<StoredEvent>, OrdersError> {
-        let events = self.store.history(&order_id.to_string()).await?;
-        if events.is_empty() { Err(OrdersError::NotFound) } else { Ok(events) }
+    /// At most `limit` events of the order from sequence `from` on, oldest first.
+    pub async fn history(&self, order_id: OrderId, from: i64, limit: i64) -> Result<HistoryPage, OrdersError> {
+        self.store.history(&order_id.to_string(), from, limit).await?.ok_or(OrdersError::NotFound)
     }
 }

@@ -63,20 +63,49 @@ impl From<&crate::FeedEvent> for StoredEvent {
     }
 }
 
-/// Every event of one aggregate, oldest first. Empty when it has none.
+/// A page of one aggregate's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryPage {
+    /// Its events, oldest first.
+    pub events: Vec<StoredEvent>,
+    /// The sequence the next page starts at; `None` on the last page.
+    pub next_from: Option<i64>,
+}
+
+/// At most `limit` events of one aggregate from sequence `from` on, oldest first,
+/// and where the next page starts; `None` when the aggregate has no events at all.
 pub async fn load_history(
     pool: &PgPool,
     aggregate_type: &str,
     aggregate_id: &str,
-) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    from: i64,
+    limit: i64,
+) -> Result<Option<HistoryPage>, sqlx::Error> {
     let rows: Vec<EventAtRow> = sqlx::query_as(&format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence"
+        "SELECT {EVENT_COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence >= $3
+          ORDER BY sequence LIMIT $4"
     ))
     .bind(aggregate_type)
     .bind(aggregate_id)
+    .bind(from)
+    .bind(limit.saturating_add(1))
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(|row| StoredEvent::from(&feed_event(row))).collect())
+    let mut events: Vec<StoredEvent> = rows.into_iter().map(|row| StoredEvent::from(&feed_event(row))).collect();
+    let more = events.len() as i64 > limit;
+    events.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    if events.is_empty() {
+        // Past the end of a history, or no history at all.
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE aggregate_type = $1 AND aggregate_id = $2)")
+                .bind(aggregate_type)
+                .bind(aggregate_id)
+                .fetch_one(pool)
+                .await?;
+        return Ok(exists.then_some(HistoryPage { events, next_from: None }));
+    }
+    let next_from = events.last().filter(|_| more).map(|last| last.sequence + 1);
+    Ok(Some(HistoryPage { events, next_from }))
 }
 
 /// The columns of an [`EventAtRow`].

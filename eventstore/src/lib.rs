@@ -31,7 +31,7 @@ mod store;
 
 pub use events::{AppendError, Events, EventsError, NewRows};
 pub use feed::{Feed, FeedEvent, FeedPage, FeedPosition, sleep_or_cancel};
-pub use history::{StoredEvent, load_event, load_events_at, load_history};
+pub use history::{HistoryPage, StoredEvent, load_event, load_events_at, load_history};
 pub use keyed::{Entries, KeyedState};
 pub use metadata::{EventMetadata, MetadataError};
 pub use notifier::CommitNotifier;

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
+use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::EventUpcaster;
 use cqrs_es::{Aggregate, EventEnvelope};
@@ -325,9 +326,28 @@ where
         Ok(self.events.read_all(&mut connection, aggregate_id).await?)
     }
 
-    /// Every event of one aggregate with its stored columns, for auditors.
-    pub async fn history(&self, aggregate_id: &str) -> Result<Vec<crate::StoredEvent>, ExecuteError<A::Error>> {
-        Ok(crate::load_history(&self.pool, A::TYPE, aggregate_id).await?)
+    /// The aggregate's version with every event recorded by `time` (0: none yet).
+    pub async fn version_at(&self, aggregate_id: &str, time: DateTime<Utc>) -> Result<u64, ExecuteError<A::Error>> {
+        let version: Option<i64> = sqlx::query_scalar(
+            "SELECT max(sequence) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND recorded_at <= $3",
+        )
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .bind(time)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(version.map_or(0, |v| v as u64))
+    }
+
+    /// A page of one aggregate's events with their stored columns, for auditors (see
+    /// [`crate::load_history`]); `None` when it has no events.
+    pub async fn history(
+        &self,
+        aggregate_id: &str,
+        from: i64,
+        limit: i64,
+    ) -> Result<Option<crate::HistoryPage>, ExecuteError<A::Error>> {
+        Ok(crate::load_history(&self.pool, A::TYPE, aggregate_id, from, limit).await?)
     }
 
     /// Runs `command` on the aggregate and commits what it decides, retrying on

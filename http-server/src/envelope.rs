@@ -11,6 +11,7 @@ pub struct ApiResponse<T> {
     status: StatusCode,
     data: T,
     version: Option<u64>,
+    next_page: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -23,18 +24,25 @@ struct Envelope<'a, T> {
 impl<T: Serialize> ApiResponse<T> {
     /// 200 with `data`.
     pub fn ok(data: T) -> Self {
-        Self { status: StatusCode::OK, data, version: None }
+        Self { status: StatusCode::OK, data, version: None, next_page: None }
     }
 
     /// 201 with `data`.
     pub fn created(data: T) -> Self {
-        Self { status: StatusCode::CREATED, data, version: None }
+        Self { status: StatusCode::CREATED, data, version: None, next_page: None }
     }
 
     /// The same, with `ETag: "<version>"`: `data` is that version of one resource,
     /// which a client may name in `If-Match` when it writes.
     pub fn versioned(mut self, version: u64) -> Self {
         self.version = Some(version);
+        self
+    }
+
+    /// The same, with `Link: <next_page>; rel="next"` (a value from
+    /// [`crate::history::next_page_link`]) when there is a next page.
+    pub fn next_page(mut self, link: Option<String>) -> Self {
+        self.next_page = link;
         self
     }
 }
@@ -47,6 +55,11 @@ impl<T: Serialize> IntoResponse for ApiResponse<T> {
             && let Ok(tag) = HeaderValue::from_str(&format!("\"{version}\""))
         {
             response.headers_mut().insert(header::ETAG, tag);
+        }
+        if let Some(link) = self.next_page
+            && let Ok(link) = HeaderValue::from_str(&link)
+        {
+            response.headers_mut().insert(header::LINK, link);
         }
         response
     }

@@ -30,6 +30,7 @@ pub mod detached;
 pub mod envelope;
 pub mod extract;
 pub mod health;
+pub mod history;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;

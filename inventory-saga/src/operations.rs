@@ -8,12 +8,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use domain::ProductId;
 use domain::inventory::Product;
-use eventstore::{Events, StoredEvent};
+use eventstore::Events;
 use messaging::KafkaSettings;
 use projections::ProductViews;
 use sqlx::PgPool;
 
-use crate::products::{Products, ProductsError};
 use crate::publishing::ProductEventsRoute;
 use crate::settings::Inventory;
 
@@ -27,14 +26,10 @@ impl service_kit::Operated for Inventory {
         Events::default()
     }
 
-    async fn history(pool: PgPool, id: &str) -> anyhow::Result<Vec<StoredEvent>> {
+    fn aggregate_id(id: &str) -> anyhow::Result<String> {
         let product_id =
             ProductId::parse(id.to_owned()).map_err(|e| anyhow::anyhow!("'{id}' is not a product id: {e}"))?;
-        match Products::new(pool).history(&product_id).await {
-            Ok(events) => Ok(events),
-            Err(ProductsError::NotFound) => anyhow::bail!("product {id} has no events"),
-            Err(other) => Err(anyhow::Error::new(other).context("reading the product's history")),
-        }
+        Ok(product_id.as_str().to_owned())
     }
 
     fn route(kafka: &KafkaSettings) -> ProductEventsRoute {

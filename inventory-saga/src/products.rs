@@ -3,7 +3,7 @@
 
 use domain::inventory::{Product, ProductCommand, ProductError};
 use domain::{OrderId, ProductId};
-use eventstore::{AggregateStore, Command, CommitNotifier, Committed, EventMetadata, ExecuteError, StoredEvent};
+use eventstore::{AggregateStore, Command, CommitNotifier, Committed, EventMetadata, ExecuteError, HistoryPage};
 use projections::{AsOf, Cursor, Page, ProductView, ProductViews, ProjectionError, Projector};
 use sqlx::PgPool;
 
@@ -161,9 +161,8 @@ impl Products {
         Ok(self.views.list(limit, cursor).await?)
     }
 
-    /// Every event of the product, oldest first.
-    pub async fn history(&self, product_id: &ProductId) -> Result<Vec<StoredEvent>, ProductsError> {
-        let events = self.store.history(product_id.as_str()).await?;
-        if events.is_empty() { Err(ProductsError::NotFound) } else { Ok(events) }
+    /// At most `limit` events of the product from sequence `from` on, oldest first.
+    pub async fn history(&self, product_id: &ProductId, from: i64, limit: i64) -> Result<HistoryPage, ProductsError> {
+        self.store.history(product_id.as_str(), from, limit).await?.ok_or(ProductsError::NotFound)
     }
 }

@@ -53,10 +53,7 @@ where
         |e: eventstore::ExecuteError<<V::Aggregate as Aggregate>::Error>| ProjectionError::EventStore(e.to_string());
     let last = match as_of {
         AsOf::Version(version) => version,
-        AsOf::Time(time) => {
-            let history = store.history(aggregate_id).await.map_err(failed)?;
-            history.iter().take_while(|e| e.recorded_at <= time).map(|e| e.sequence as u64).last().unwrap_or(0)
-        }
+        AsOf::Time(time) => store.version_at(aggregate_id, time).await.map_err(failed)?,
     };
     let events = store.load_events(aggregate_id).await.map_err(failed)?;
     if last == 0 || events.len() < last as usize {

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use eventstore::{Events, StoredEvent};
+use eventstore::{Aggregate, Events, load_history};
 use messaging::redrive::Redriver;
 use messaging::{KafkaSettings, Route};
 use projections::{View, ViewTable};
@@ -14,6 +14,9 @@ use sqlx::migrate::Migrator;
 
 use crate::cli::{Command, StoreSettings};
 use admin::dead_letters::{DlqCommand, Failed, Parked, Selection};
+
+/// Events `history` reads and prints at a time.
+const HISTORY_PAGE: i64 = 1000;
 
 /// The aggregate a read model folds.
 pub type AggregateOf<T> = <<T as ViewTable>::View as View>::Aggregate;
@@ -31,9 +34,9 @@ pub trait Operated {
     /// How the service reads its events (with the upcasters of old versions).
     fn events() -> Events<AggregateOf<Self::Views>>;
 
-    /// The events of aggregate `id`; an error that says why when `id` is not one of
-    /// the service's ids or has no events.
-    fn history(pool: PgPool, id: &str) -> impl Future<Output = anyhow::Result<Vec<StoredEvent>>> + Send;
+    /// The id of one of the service's aggregates as stored, from `id` as an operator
+    /// wrote it; an error that says why when it is not one.
+    fn aggregate_id(id: &str) -> anyhow::Result<String>;
 
     /// The relay's route, on the configured topics.
     fn route(kafka: &KafkaSettings) -> Self::Route;
@@ -71,8 +74,19 @@ pub async fn run<S: Operated, A: clap::Args>(command: Command<A>) -> anyhow::Res
     match command {
         Command::Serve(_) => anyhow::bail!("serve is not an operator command"),
         Command::History { id, json, store } => {
-            let events = S::history(connect::<S>(&store).await?, &id).await?;
-            admin::history::print(&events, format(json), &mut out)?;
+            // A page at a time: a history of any length in constant memory (a table
+            // is printed a page at a time too).
+            let (pool, aggregate_id) = (connect::<S>(&store).await?, S::aggregate_id(&id)?);
+            let aggregate_type = <AggregateOf<S::Views> as Aggregate>::TYPE;
+            let mut from = Some(1);
+            while let Some(first) = from {
+                let page = load_history(&pool, aggregate_type, &aggregate_id, first, HISTORY_PAGE)
+                    .await
+                    .context("reading the history")?
+                    .with_context(|| format!("{} {id} has no events", aggregate_type.to_lowercase()))?;
+                admin::history::print(&page.events, format(json), &mut out)?;
+                from = page.next_from;
+            }
         }
         Command::Export { since, store } => {
             let written = admin::export::export(&connect::<S>(&store).await?, since, &mut out).await?;

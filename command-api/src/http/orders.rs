@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
 use axum::http::HeaderMap;
 use domain::OrderId;
 use domain::order::OrderCommand;
 use eventstore::{EventMetadata, StoredEvent};
+use http_server::history::{HistoryQuery, next_page_link};
 use http_server::{ApiJson, ApiPath, ApiQuery, ApiResponse, IfMatch, RequestContext};
 use projections::{OrderView, Page};
 
@@ -135,11 +136,21 @@ pub async fn list(
 
 /// `GET /oms/orders/{orderId}/events`: the order's history, oldest first.
 #[utoipa::path(get, path = "/oms/orders/{orderId}/events", tag = "orders", summary = "An order's history",
-    params(("orderId" = String, Path, description = "The order's id (a UUID).")),
+    params(("orderId" = String, Path, description = "The order's id (a UUID)."), HistoryQuery),
     responses(
-        (status = 200, description = "Every event of the order, oldest first; folding them gives the order.", body = Success<Vec<StoredEvent>>),
+        (status = 200, description = "A page of the order's events, oldest first (all of them unless more than `limit`); folding all gives the order.", body = Success<Vec<StoredEvent>>, headers(("Link" = String, description = "While more events follow: `<…/events?from=N&limit=M>; rel=\"next\"`, the next page."))),
         (status = 404, description = "No such order.", body = Failure, example = json!(failure("order '6f1c2a9e-3b4d-4e5f-8a6b-7c8d9e0f1a2b' not found"))),
+        (status = 422, description = "`from` or `limit` out of range.", body = Failure, example = json!(failure("limit must be from 1 to 1000, got 0"))),
     ))]
-pub async fn history(State(orders): State<Arc<Orders>>, path: ApiPath) -> Result<Vec<StoredEvent>> {
-    Ok(ApiResponse::ok(orders.history(order_id(path)?).await?))
+pub async fn history(
+    State(orders): State<Arc<Orders>>,
+    OriginalUri(uri): OriginalUri,
+    path: ApiPath,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
+) -> Result<Vec<StoredEvent>> {
+    let order_id = order_id(path)?;
+    let (from, limit) = query.range().map_err(ApiError::Invalid)?;
+    let page = orders.history(order_id, from, limit).await?;
+    let next = page.next_from.map(|next| next_page_link(uri.path(), next, limit));
+    Ok(ApiResponse::ok(page.events).next_page(next))
 }

@@ -9,6 +9,7 @@
 //! - `bad_input`: tables of refused requests; none leaves an event behind.
 //! - `idempotency`: the `Idempotency-Key` of `POST`.
 //! - `concurrency`: many writers on one order; no lost update, no 5xx.
+//! - `history_pages`: `/events` in pages with `Link: rel="next"`.
 //! - `conditional_writes`: `ETag` on reads and writes, `If-Match` on `PUT` (412 when stale).
 //! - `operations`: the operator commands (history, export, rebuild) as a process.
 //! - `rerequests`: stuck items asked for again, with backoff, by one instance of two.
@@ -25,6 +26,7 @@ mod dead_letters;
 mod documentation;
 mod healing;
 mod helpers;
+mod history_pages;
 mod idempotency;
 mod observability;
 mod operations;

@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
 use domain::ProductId;
 use domain::inventory::ProductCommand;
 use eventstore::{EventMetadata, StoredEvent};
+use http_server::history::{HistoryQuery, next_page_link};
 use http_server::{ApiJson, ApiPath, ApiQuery, ApiResponse, IfMatch, RequestContext};
 use projections::{Page, ProductView};
 
@@ -127,13 +128,21 @@ pub async fn list(
 
 /// `GET /inventory/products/{productId}/events`: the product's history, oldest first.
 #[utoipa::path(get, path = "/inventory/products/{productId}/events", tag = "products", summary = "A product's history",
-    params(("productId" = String, Path, description = "The product's id.")),
+    params(("productId" = String, Path, description = "The product's id."), HistoryQuery),
     responses(
-        (status = 200, description = "Every event of the product, oldest first.", body = Success<Vec<StoredEvent>>),
+        (status = 200, description = "A page of the product's events, oldest first (all of them unless more than `limit`).", body = Success<Vec<StoredEvent>>, headers(("Link" = String, description = "While more events follow: `<…/events?from=N&limit=M>; rel=\"next\"`, the next page."))),
         (status = 404, description = "No such product.", body = Failure, example = json!(failure("product 'mug' not found"))),
+        (status = 422, description = "`from` or `limit` out of range.", body = Failure, example = json!(failure("limit must be from 1 to 1000, got 0"))),
     ))]
-pub async fn history(State(products): State<Arc<Products>>, path: ApiPath) -> Result<Vec<StoredEvent>> {
+pub async fn history(
+    State(products): State<Arc<Products>>,
+    OriginalUri(uri): OriginalUri,
+    path: ApiPath,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
+) -> Result<Vec<StoredEvent>> {
     let product_id = product_id(path)?;
-    let events = products.history(&product_id).await.map_err(|e| ApiError::about(&product_id, e))?;
-    Ok(ApiResponse::ok(events))
+    let (from, limit) = query.range().map_err(ApiError::Invalid)?;
+    let page = products.history(&product_id, from, limit).await.map_err(|e| ApiError::about(&product_id, e))?;
+    let next = page.next_from.map(|next| next_page_link(uri.path(), next, limit));
+    Ok(ApiResponse::ok(page.events).next_page(next))
 }

@@ -8,6 +8,7 @@
 //! - `history`: `/events`, its metadata and alerts; the read model is its fold.
 //! - `bad_input`: a table of refused requests; none leaves an event behind.
 //! - `concurrency`: many writers on one product.
+//! - `history_pages`: `/events` in pages with `Link: rel="next"`.
 //! - `conditional_writes`: `ETag` on reads and writes, `If-Match` on restock (412 when stale).
 //! - `operations`: the operator commands (history, export, rebuild) as a process.
 //! - `dead_letters`: `dlq` on the inventory schema, and a product event re-driven.
@@ -23,6 +24,7 @@ mod dead_letters;
 mod documentation;
 mod helpers;
 mod history;
+mod history_pages;
 mod listing;
 mod observability;
 mod operations;
