@@ -5,6 +5,9 @@
 #   2. else the development broker, tansu (pinned, installed once into a cache
 #      directory with `cargo install`), started on 127.0.0.1:9092 with in-memory
 #      storage and stopped by stop_started_kafka (call it from an EXIT trap).
+#      KAFKA_DEV_BROKER=crabka (opt-in) starts crabka-broker instead, whose log is
+#      kept on disk in the cache directory (docs/development-broker.md says what it
+#      does and does not do yet). KAFKA_DEV_ADDRESS moves either off 127.0.0.1:9092.
 # Exports KAFKA_BROKERS.
 
 TANSU_VERSION=0.6.0
@@ -21,7 +24,19 @@ declare -A TANSU_CRATE_SHA256=(
   [tansu-storage]=720d2ed8e6010c70f7f06e5af5a7274ebbf6e42fdcd9e46de542b10dc4d2f35d
 )
 TANSU_ROOT=${TANSU_ROOT:-$TANSU_CACHE/tansu-$TANSU_VERSION-$(cat "$TANSU_PATCH_DIR"/*.patch | sha256sum | cut -c1-10)}
+KAFKA_DEV_ADDRESS=${KAFKA_DEV_ADDRESS:-127.0.0.1:9092}
+# crabka-broker 0.3.0, the only 0.3.x that builds with rustc 1.95. It is yanked, so it
+# is fetched as a .crate (checksum as its index lists it) and built with its own
+# Cargo.lock rather than with `cargo install`, with our patch applied (see
+# scripts/lib/crabka/README.md); as for tansu, the install directory is named after
+# the patch's hash, so a changed patch installs anew.
+CRABKA_VERSION=0.3.0
+CRABKA_CRATE_SHA256=554e4628d62fa805fc5f410c901c749b5ac253fabdaf474b94cee974c5342602
+CRABKA_PATCH=$(cd "$(dirname "${BASH_SOURCE[0]}")/crabka" && pwd)/crabka-broker.patch
+CRABKA_ROOT=${CRABKA_ROOT:-$TANSU_CACHE/crabka-broker-$CRABKA_VERSION-$(sha256sum <"$CRABKA_PATCH" | cut -c1-10)}
+CRABKA_DATA=${CRABKA_DATA:-$TANSU_CACHE/crabka-data}
 STARTED_KAFKA_PID=""
+STARTED_KAFKA_SIGNAL=TERM
 
 tcp_open() {
   local host=${1%:*} port=${1##*:}
@@ -65,32 +80,88 @@ install_tansu() {
 }
 
 start_tansu() {
-  local address=127.0.0.1:9092
+  local address=$KAFKA_DEV_ADDRESS
   install_tansu
   "$TANSU_ROOT/bin/tansu" broker \
     --listener-url "tcp://$address" --advertised-listener-url "tcp://$address" \
     --storage-engine memory://tansu/ >"${TANSU_LOG:-/tmp/order-processing-tansu.log}" 2>&1 &
   STARTED_KAFKA_PID=$!
+  await_started_kafka tansu "$address" "${TANSU_LOG:-/tmp/order-processing-tansu.log}"
+}
+
+install_crabka() {
+  if [[ -x $CRABKA_ROOT/bin/crabka-broker ]]; then return 0; fi
+  echo "building the development broker crabka-broker $CRABKA_VERSION with our patch into $CRABKA_ROOT (once; 5-15 minutes)..." >&2
+  local sources=$TANSU_CACHE/crabka-sources archive
+  archive=$(mktemp)
+  curl -sSfL --retry 3 -o "$archive" "https://static.crates.io/crates/crabka-broker/$CRABKA_VERSION/download" || { rm -f "$archive"; return 1; }
+  if ! echo "$CRABKA_CRATE_SHA256  $archive" | sha256sum --check --status; then
+    echo "the downloaded crabka-broker $CRABKA_VERSION does not have its pinned checksum" >&2
+    rm -f "$archive"
+    return 1
+  fi
+  rm -rf "$sources"
+  mkdir -p "$sources"
+  tar -xzf "$archive" -C "$sources" --strip-components=1
+  rm -f "$archive"
+  patch --quiet --directory "$sources" --strip 1 <"$CRABKA_PATCH" || return 1
+  # The target directory is kept, so a changed patch rebuilds in minutes.
+  cargo build --release --locked --manifest-path "$sources/Cargo.toml" \
+    --target-dir "$TANSU_CACHE/crabka-target" >&2 || return 1
+  install -D "$TANSU_CACHE/crabka-target/release/crabka-broker" "$CRABKA_ROOT/bin/crabka-broker"
+}
+
+# crabka-broker refuses a log directory without meta.properties.json, which
+# `crabka format` (another crate's CLI) writes. The broker reads only its
+# directory_id, so it is written here once, by hand, with a cluster id of ours.
+start_crabka() {
+  local address=$KAFKA_DEV_ADDRESS log=${CRABKA_LOG:-/tmp/order-processing-crabka.log}
+  local meta=$CRABKA_DATA/meta.properties.json cluster_id
+  install_crabka || return 1
+  mkdir -p "$CRABKA_DATA"
+  if [[ ! -s $meta ]]; then
+    printf '{"cluster_id": "%s", "directory_id": "%s", "version": 1}\n' \
+      "$(cat /proc/sys/kernel/random/uuid)" "$(cat /proc/sys/kernel/random/uuid)" >"$meta"
+  fi
+  cluster_id=$(sed -n 's/.*"cluster_id": "\([0-9a-f-]*\)".*/\1/p' "$meta")
+  # Its KRaft controller listens on port 9093 of the same host (no command-line
+  # option moves it); its metrics endpoint (0.0.0.0:9404) is off; at INFO it logs
+  # every request. A partition keeps at most CRABKA_RETENTION_BYTES (default 64 MiB,
+  # as tansu's TANSU_RETENTION_BYTES) unless its topic sets retention.bytes; whole
+  # 16 MiB segments are deleted, the newest always kept (our patch runs the pass).
+  RUST_LOG=${CRABKA_RUST_LOG:-warn} "$CRABKA_ROOT/bin/crabka-broker" --listen-addr "$address" \
+    --log-dir "$CRABKA_DATA" --cluster-id "$cluster_id" --metrics-listen-addr none \
+    --log-retention-bytes "${CRABKA_RETENTION_BYTES:-67108864}" \
+    --log-segment-bytes "${CRABKA_SEGMENT_BYTES:-16777216}" >>"$log" 2>&1 &
+  STARTED_KAFKA_PID=$!
+  # It shuts down cleanly on SIGINT only; SIGTERM kills it outright.
+  STARTED_KAFKA_SIGNAL=INT
+  await_started_kafka crabka-broker "$address" "$log"
+}
+
+# Waits up to 10 s for the broker just started ($STARTED_KAFKA_PID) to listen.
+await_started_kafka() {
+  local name=$1 address=$2 log=$3
   for _ in $(seq 1 100); do
     if ! kill -0 "$STARTED_KAFKA_PID" 2>/dev/null; then
-      echo "the development broker exited at start-up; see ${TANSU_LOG:-/tmp/order-processing-tansu.log}" >&2
+      echo "the development broker exited at start-up; see $log" >&2
       STARTED_KAFKA_PID=""
       return 1
     fi
     if tcp_open "$address"; then
-      echo "started the development broker (tansu) on $address" >&2
+      echo "started the development broker ($name) on $address" >&2
       return 0
     fi
     sleep 0.1
   done
-  echo "the development broker did not open $address within 10 s; see ${TANSU_LOG:-/tmp/order-processing-tansu.log}" >&2
+  echo "the development broker did not open $address within 10 s; see $log" >&2
   stop_started_kafka
   return 1
 }
 
 stop_started_kafka() {
   [[ -n $STARTED_KAFKA_PID ]] || return 0
-  kill -TERM "$STARTED_KAFKA_PID" 2>/dev/null || true
+  kill -"$STARTED_KAFKA_SIGNAL" "$STARTED_KAFKA_PID" 2>/dev/null || true
   # Wait for it to exit so that the next start finds the port free.
   wait "$STARTED_KAFKA_PID" 2>/dev/null || true
   STARTED_KAFKA_PID=""
@@ -101,12 +172,17 @@ provision_kafka() {
     echo "using the Kafka brokers of KAFKA_BROKERS ($KAFKA_BROKERS)" >&2
     return 0
   fi
-  if tcp_open 127.0.0.1:9092; then
-    echo "using the broker already listening on 127.0.0.1:9092" >&2
-  else
+  if tcp_open "$KAFKA_DEV_ADDRESS"; then
+    echo "using the broker already listening on $KAFKA_DEV_ADDRESS" >&2
+  elif [[ ${KAFKA_DEV_BROKER:-tansu} == crabka ]]; then
+    start_crabka
+  elif [[ ${KAFKA_DEV_BROKER:-tansu} == tansu ]]; then
     start_tansu
+  else
+    echo "KAFKA_DEV_BROKER is tansu (the default) or crabka, not $KAFKA_DEV_BROKER" >&2
+    return 1
   fi
-  export KAFKA_BROKERS=127.0.0.1:9092
+  export KAFKA_BROKERS=$KAFKA_DEV_ADDRESS
   # tansu holds every fetch for the consumer's whole fetch.wait.max.ms, data or not
   # (Apache Kafka answers as soon as data arrives): a short wait keeps each Kafka hop
   # at a few milliseconds, for some idle polling.
