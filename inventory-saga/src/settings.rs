@@ -42,11 +42,7 @@ pub struct Settings {
 }
 
 impl ServeSettings for Settings {
-    fn service(&self) -> &ServiceSettings {
-        &self.service
-    }
-
-    fn service_mut(&mut self) -> &mut ServiceSettings {
+    fn service(&mut self) -> &mut ServiceSettings {
         &mut self.service
     }
 }

@@ -34,10 +34,8 @@ pub use wiring::{Foundation, Service};
 
 /// A service's `serve` settings: its own, with the shared ones inside.
 pub trait ServeSettings: clap::Args + Debug + Send + 'static {
-    /// The settings every service has.
-    fn service(&self) -> &ServiceSettings;
-    /// The same, to change.
-    fn service_mut(&mut self) -> &mut ServiceSettings;
+    /// The settings every service has (to read or to change).
+    fn service(&mut self) -> &mut ServiceSettings;
 }
 
 /// A service as a program: built from its settings (database connected, port bound),
@@ -68,7 +66,7 @@ pub async fn main<A: Application, I: Named + Operated>() -> anyhow::Result<ExitC
     let identity = I::IDENTITY;
     match Cli::<A::Settings, I>::parse().into_command() {
         Command::Serve(mut settings) => {
-            let shared = settings.service_mut();
+            let shared = settings.service();
             shared.kafka = shared.kafka.clone().with_env_properties(std::env::vars());
             let telemetry = telemetry::init(&settings.service().telemetry, identity.binary)?;
             tracing::info!(?settings, "starting {}", identity.title);

@@ -56,7 +56,7 @@ where
     let database_url = migrations::testing::create_database().await.expect("creating a test database");
     let mut settings =
         Cli::<A::Settings, I>::try_parse_from([identity.binary]).expect("the default settings parse").serve;
-    let service = settings.service_mut();
+    let service = settings.service();
     service.host = "127.0.0.1".to_owned();
     service.port = 0;
     service.database_schema = identity.schema.to_owned();

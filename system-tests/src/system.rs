@@ -182,7 +182,7 @@ where
         std::iter::once(binary.to_owned()).chain(flags.iter().cloned()),
     )?;
     let mut settings = cli.serve;
-    let service = settings.service_mut();
+    let service = settings.service();
     service.consumer_group = group.to_owned();
     service.kafka = service.kafka.clone().with_env_properties(std::env::vars());
     let app = A::build(&settings).await.with_context(|| format!("starting {}", I::IDENTITY.title))?;
