@@ -80,6 +80,8 @@ impl Route for ProductEventsRoute {
             ProductEvent::OutOfStock => vec![alert(AlertKind::OutOfStock, 0)?],
             ProductEvent::BackInStock { available } => vec![alert(AlertKind::BackInStock, available)?],
             ProductEvent::ProductAdded { .. }
+            | ProductEvent::ProductRenamed { .. }
+            | ProductEvent::LowStockThresholdChanged { .. }
             | ProductEvent::StockRestocked { .. }
             | ProductEvent::StockReleased { .. } => vec![],
         })
@@ -219,6 +221,13 @@ mod tests {
                 vec![message("alerts", "mug", "BackInStock", json!({"productId": "mug", "available": 7}))],
             ),
             (ProductEvent::StockRestocked { quantity: units(7) }, vec![]),
+            (
+                ProductEvent::ProductRenamed {
+                    name: domain::inventory::ProductName::parse("Big mug").expect("a name"),
+                },
+                vec![],
+            ),
+            (ProductEvent::LowStockThresholdChanged { low_stock_threshold: 4 }, vec![]),
             (ProductEvent::StockReleased { order_id, quantity: 2, revision: 3 }, vec![]),
         ];
         for (event, expected) in cases {

@@ -96,6 +96,8 @@ pub fn outcome_of(event: &ProductEvent) -> Option<SagaOutcome> {
         })),
         ProductEvent::StockReleased { .. } => Some(SagaOutcome::Released),
         ProductEvent::ProductAdded { .. }
+        | ProductEvent::ProductRenamed { .. }
+        | ProductEvent::LowStockThresholdChanged { .. }
         | ProductEvent::StockRestocked { .. }
         | ProductEvent::LowStockReached { .. }
         | ProductEvent::OutOfStock

@@ -61,6 +61,10 @@ impl ProductView {
         };
         match event {
             ProductEvent::ProductAdded { .. } => {}
+            ProductEvent::ProductRenamed { name } => view.name = name.as_str().to_owned(),
+            ProductEvent::LowStockThresholdChanged { low_stock_threshold } => {
+                view.low_stock_threshold = *low_stock_threshold;
+            }
             ProductEvent::StockRestocked { quantity } => view.available += u64::from(quantity.get()),
             ProductEvent::StockReserved { quantity, .. } => view.move_units(u64::from(*quantity), true),
             ProductEvent::ReservationReduced { quantity, .. } => view.move_units(u64::from(quantity.get()), false),

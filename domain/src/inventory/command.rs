@@ -57,11 +57,23 @@ pub struct AddProduct {
     pub low_stock_threshold: u32,
 }
 
+/// Change what describes a product: its name, its low-stock threshold, or both (what
+/// is not given stays).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateProduct {
+    /// The new display name.
+    pub name: Option<ProductName>,
+    /// The new low-stock threshold.
+    pub low_stock_threshold: Option<u32>,
+}
+
 /// A command for the `Product` aggregate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProductCommand {
     /// Add the product.
     AddProduct(AddProduct),
+    /// Rename it and/or change its low-stock threshold.
+    UpdateProduct(UpdateProduct),
     /// Receive more units.
     Restock {
         /// Units received.
@@ -91,7 +103,7 @@ impl ProductCommand {
     pub fn order_id(&self) -> Option<OrderId> {
         match self {
             Self::ReserveStock { order_id, .. } | Self::ReleaseStock { order_id, .. } => Some(*order_id),
-            Self::AddProduct(_) | Self::Restock { .. } => None,
+            Self::AddProduct(_) | Self::UpdateProduct(_) | Self::Restock { .. } => None,
         }
     }
 
@@ -99,6 +111,7 @@ impl ProductCommand {
     pub fn name(&self) -> &'static str {
         match self {
             Self::AddProduct(_) => "AddProduct",
+            Self::UpdateProduct(_) => "UpdateProduct",
             Self::Restock { .. } => "Restock",
             Self::ReserveStock { .. } => "ReserveStock",
             Self::ReleaseStock { .. } => "ReleaseStock",

@@ -55,6 +55,16 @@ pub enum ProductEvent {
         /// Low-stock threshold.
         low_stock_threshold: u32,
     },
+    /// The product was renamed.
+    ProductRenamed {
+        /// The new display name.
+        name: ProductName,
+    },
+    /// The low-stock threshold changed (alerts the new level implies follow).
+    LowStockThresholdChanged {
+        /// The new threshold.
+        low_stock_threshold: u32,
+    },
     /// Units were received.
     StockRestocked {
         /// Units received.
@@ -129,6 +139,8 @@ impl ProductEvent {
             | Self::ReservationRejected { order_id, .. }
             | Self::StockReleased { order_id, .. } => Some(*order_id),
             Self::ProductAdded { .. }
+            | Self::ProductRenamed { .. }
+            | Self::LowStockThresholdChanged { .. }
             | Self::StockRestocked { .. }
             | Self::LowStockReached { .. }
             | Self::OutOfStock
@@ -141,6 +153,8 @@ impl DomainEvent for ProductEvent {
     fn event_type(&self) -> String {
         match self {
             Self::ProductAdded { .. } => "ProductAdded",
+            Self::ProductRenamed { .. } => "ProductRenamed",
+            Self::LowStockThresholdChanged { .. } => "LowStockThresholdChanged",
             Self::StockRestocked { .. } => "StockRestocked",
             Self::StockReserved { .. } => "StockReserved",
             Self::ReservationReduced { .. } => "ReservationReduced",

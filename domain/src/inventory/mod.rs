@@ -26,7 +26,7 @@ use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
 
-pub use command::{AddProduct, ProductCommand, ProductName};
+pub use command::{AddProduct, ProductCommand, ProductName, UpdateProduct};
 pub use error::ProductError;
 pub use event::{ProductEvent, StockStatus};
 
@@ -69,11 +69,15 @@ impl Stock {
                 self.received = (*initial_stock).into();
                 self.low_stock_threshold = *low_stock_threshold;
             }
+            ProductEvent::LowStockThresholdChanged { low_stock_threshold } => {
+                self.low_stock_threshold = *low_stock_threshold;
+            }
             ProductEvent::StockRestocked { quantity } => self.received += u64::from(quantity.get()),
             ProductEvent::StockReserved { quantity, .. } => self.reserved += u64::from(*quantity),
             ProductEvent::ReservationReduced { quantity, .. } => self.reserved -= u64::from(quantity.get()),
             ProductEvent::StockReleased { quantity, .. } => self.reserved -= u64::from(*quantity),
-            ProductEvent::ReservationRejected { .. }
+            ProductEvent::ProductRenamed { .. }
+            | ProductEvent::ReservationRejected { .. }
             | ProductEvent::LowStockReached { .. }
             | ProductEvent::OutOfStock
             | ProductEvent::BackInStock { .. } => {}
@@ -210,6 +214,20 @@ impl Product {
                     low_stock_threshold: add.low_stock_threshold,
                 }]
             }
+            ProductCommand::UpdateProduct(update) => {
+                self.ensure_exists()?;
+                // Only what changes is recorded: the same update again decides nothing.
+                let renamed = update.name.filter(|name| self.name.as_ref() != Some(name));
+                let threshold = update.low_stock_threshold.filter(|t| *t != self.stock.low_stock_threshold);
+                renamed
+                    .map(|name| ProductEvent::ProductRenamed { name })
+                    .into_iter()
+                    .chain(
+                        threshold
+                            .map(|low_stock_threshold| ProductEvent::LowStockThresholdChanged { low_stock_threshold }),
+                    )
+                    .collect()
+            }
             ProductCommand::Restock { quantity } => {
                 self.ensure_exists()?;
                 vec![ProductEvent::StockRestocked { quantity }]
@@ -330,7 +348,7 @@ impl Aggregate for Product {
         self.version += 1;
         self.stock.apply(&event);
         match event {
-            ProductEvent::ProductAdded { name, .. } => self.name = Some(name),
+            ProductEvent::ProductAdded { name, .. } | ProductEvent::ProductRenamed { name } => self.name = Some(name),
             ProductEvent::StockReserved { order_id, reserved_for_order, revision, .. }
             | ProductEvent::ReservationReduced { order_id, reserved_for_order, revision, .. } => {
                 self.reservations.insert(order_id, Reservation { quantity: reserved_for_order.get(), revision });
@@ -350,6 +368,7 @@ impl Aggregate for Product {
                 self.reservations.insert(order_id, Reservation { quantity: 0, revision });
             }
             ProductEvent::StockRestocked { .. }
+            | ProductEvent::LowStockThresholdChanged { .. }
             | ProductEvent::LowStockReached { .. }
             | ProductEvent::OutOfStock
             | ProductEvent::BackInStock { .. } => {}

@@ -118,6 +118,48 @@ fn adding_a_product_records_its_name_stock_and_threshold() {
     assert_eq!(product.version(), 1);
 }
 
+// ----- changing what describes a product ------------------------------------------
+
+fn update(name: Option<&str>, low_stock_threshold: Option<u32>) -> ProductCommand {
+    ProductCommand::UpdateProduct(UpdateProduct {
+        name: name.map(|n| ProductName::parse(n).unwrap()),
+        low_stock_threshold,
+    })
+}
+
+#[test]
+fn an_update_records_only_what_changes() {
+    let renamed = ProductEvent::ProductRenamed { name: ProductName::parse("Big mug").unwrap() };
+    assert_eq!(given(vec![ten_mugs()]).when(update(Some("Big mug"), None)), Ok(vec![renamed.clone()]));
+    assert_eq!(given(vec![ten_mugs()]).when(update(Some("Mug"), Some(2))), Ok(vec![]), "nothing changes");
+    let changed = ProductEvent::LowStockThresholdChanged { low_stock_threshold: 3 };
+    assert_eq!(given(vec![ten_mugs()]).when(update(Some("Mug"), Some(3))), Ok(vec![changed.clone()]));
+
+    let product = fold(vec![ten_mugs(), renamed, changed]);
+    assert_eq!(product.name().map(ProductName::as_str), Some("Big mug"));
+    assert_eq!(product.low_stock_threshold(), 3);
+    assert_eq!(product.available(), 10, "stock untouched");
+    assert_eq!(given(vec![]).when(update(Some("Mug"), None)), Err(ProductError::NotFound));
+}
+
+#[test]
+fn a_threshold_change_announces_the_level_it_implies() {
+    let raised = ProductEvent::LowStockThresholdChanged { low_stock_threshold: 10 };
+    assert_eq!(
+        given(vec![ten_mugs()]).when(update(None, Some(10))),
+        Ok(vec![raised.clone(), ProductEvent::LowStockReached { available: 10 }]),
+        "10 available at a threshold of 10 is low"
+    );
+    let lowered = ProductEvent::LowStockThresholdChanged { low_stock_threshold: 1 };
+    assert_eq!(
+        given(vec![ten_mugs(), raised.clone(), ProductEvent::LowStockReached { available: 10 }])
+            .when(update(None, Some(1))),
+        Ok(vec![lowered]),
+        "back above the threshold: no alert, as when a restock lifts it"
+    );
+    assert_eq!(fold(vec![ten_mugs(), raised]).stock_status(), StockStatus::LowStock);
+}
+
 #[test]
 fn adding_a_product_twice_is_refused() {
     assert_eq!(given(vec![ten_mugs()]).when(add(5, 1)), Err(ProductError::AlreadyExists));
@@ -470,6 +512,8 @@ fn product_names_must_be_visible_text_of_at_most_200_characters() {
 fn one_of_each_event() -> Vec<ProductEvent> {
     let events = vec![
         ten_mugs(),
+        ProductEvent::ProductRenamed { name: ProductName::parse("Big mug").unwrap() },
+        ProductEvent::LowStockThresholdChanged { low_stock_threshold: 4 },
         restocked(5),
         reserved(order(1), 3, 5, 2),
         reduced(order(1), 2, 3, 3),
@@ -482,6 +526,8 @@ fn one_of_each_event() -> Vec<ProductEvent> {
     for event in &events {
         match event {
             ProductEvent::ProductAdded { .. }
+            | ProductEvent::ProductRenamed { .. }
+            | ProductEvent::LowStockThresholdChanged { .. }
             | ProductEvent::StockRestocked { .. }
             | ProductEvent::StockReserved { .. }
             | ProductEvent::ReservationReduced { .. }

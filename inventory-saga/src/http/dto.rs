@@ -1,7 +1,7 @@
 //! Request and query shapes of the inventory API. Fields are domain types, so a value
 //! that breaks a rule is refused while parsing, with a message naming its field.
 
-use domain::inventory::{AddProduct, ProductName};
+use domain::inventory::{AddProduct, ProductName, UpdateProduct};
 use domain::{ProductId, Quantity};
 use projections::{AsOf, Cursor};
 use serde::Deserialize;
@@ -34,6 +34,29 @@ impl AddProductRequest {
         let add =
             AddProduct { name: self.name, initial_stock: self.quantity, low_stock_threshold: self.low_stock_threshold };
         (self.product_id, add)
+    }
+}
+
+/// `PUT /inventory/products/{productId}`: a new name, a new low-stock threshold, or
+/// both.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = UpdateProduct)]
+pub struct UpdateProductRequest {
+    /// Display name: 1 to 200 characters, not blank.
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 200, example = "Big mug")]
+    pub name: Option<ProductName>,
+    /// At or below this many available units, stock is low.
+    #[schema(example = 5)]
+    pub low_stock_threshold: Option<u32>,
+}
+
+impl UpdateProductRequest {
+    pub fn into_command(self) -> Result<UpdateProduct, ApiError> {
+        if self.name.is_none() && self.low_stock_threshold.is_none() {
+            return Err(ApiError::Invalid("nothing to update: give name and/or lowStockThreshold".to_owned()));
+        }
+        Ok(UpdateProduct { name: self.name, low_stock_threshold: self.low_stock_threshold })
     }
 }
 

@@ -21,7 +21,7 @@ use crate::products::Products;
 pub fn routes(products: Arc<Products>) -> OpenApiRouter {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(products::list, products::add))
-        .routes(routes!(products::get))
+        .routes(routes!(products::get, products::update))
         .routes(routes!(products::restock))
         .routes(routes!(products::history))
         .with_state(products)

@@ -14,7 +14,7 @@ use http_server::{Failure, Page as PageSchema, Success};
 use serde_json::json;
 
 use super::ApiError;
-use super::dto::{AddProductRequest, GetProductQuery, ListProductsQuery, RestockRequest};
+use super::dto::{AddProductRequest, GetProductQuery, ListProductsQuery, RestockRequest, UpdateProductRequest};
 use super::openapi::{failure, product_example, success};
 use crate::products::Products;
 
@@ -74,6 +74,38 @@ pub async fn get(
         None => products.get(&product_id).await,
     };
     let product = product.map_err(|e| ApiError::about(&product_id, e))?;
+    let version = product.version;
+    Ok(ApiResponse::ok(product).versioned(version))
+}
+
+/// `PUT /inventory/products/{productId}`: rename it and/or change its low-stock
+/// threshold (the stock alert the new level implies follows).
+#[utoipa::path(put, path = "/inventory/products/{productId}", tag = "products", summary = "Rename a product or change its threshold",
+    params(("productId" = String, Path, description = "The product's id."), ("If-Match" = Option<String>, Header, description = "Only if the product is still at this version: its `ETag` as read, e.g. `\"3\"` (a list, or `*` for any). Without it the write does not check.")),
+    request_body(content = UpdateProductRequest, example = json!({"name": "Big mug", "lowStockThreshold": 5})),
+    responses(
+        (status = 200, description = "The product as it now is; the same values again change nothing.", body = Success<ProductView>, headers(("ETag" = String, description = "The product's version, quoted (e.g. `\"3\"`): send it as `If-Match` to write only if nobody changed it meanwhile.")), example = json!(success(product_example(98, 2)))),
+        (status = 400, description = "The body is not well-formed JSON, or `If-Match` is not a list of entity tags.", body = Failure, example = json!(failure("If-Match: expected entity tags such as \"3\" (a version) or *"))),
+        (status = 404, description = "No such product.", body = Failure, example = json!(failure("product 'mug' not found"))),
+        (status = 409, description = "Concurrent writers kept winning; retry.", body = Failure, example = json!(failure("the product kept changing concurrently"))),
+        (status = 412, description = "The product is no longer at the version in `If-Match`; nothing was stored. Read it again.", body = Failure,
+            example = json!(failure("the product is at version 4, not the one in If-Match; read it again"))),
+        (status = 422, description = "Nothing to update, a blank or too long name, or a threshold that is not a whole number.", body = Failure,
+            example = json!(failure("nothing to update: give name and/or lowStockThreshold"))),
+    ))]
+pub async fn update(
+    State(products): State<Arc<Products>>,
+    context: RequestContext,
+    path: ApiPath,
+    IfMatch(versions): IfMatch,
+    ApiJson(request): ApiJson<UpdateProductRequest>,
+) -> Result<ProductView> {
+    let product_id = product_id(path)?;
+    let update = ProductCommand::UpdateProduct(request.into_command()?);
+    let product = products
+        .execute_if(&product_id, versions.as_deref(), update, &metadata(&context))
+        .await
+        .map_err(|e| ApiError::about(&product_id, e))?;
     let version = product.version;
     Ok(ApiResponse::ok(product).versioned(version))
 }

@@ -14,6 +14,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/inventory/products"),
     ("post", "/inventory/products"),
     ("get", "/inventory/products/{productId}"),
+    ("put", "/inventory/products/{productId}"),
     ("post", "/inventory/products/{productId}/restock"),
     ("get", "/inventory/products/{productId}/events"),
     ("get", "/health/live"),

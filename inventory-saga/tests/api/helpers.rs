@@ -43,6 +43,12 @@ impl TestApp {
         self.add_product(&body).await.data(StatusCode::CREATED).clone()
     }
 
+    /// `PUT /inventory/products/{id}` with `body` and extra headers.
+    pub async fn put_product(&self, product_id: &str, body: &Value, headers: &[(&str, &str)]) -> Answer {
+        let path = format!("/inventory/products/{product_id}");
+        self.send(Method::PUT, &path, headers, Body::Json(body.clone())).await
+    }
+
     /// `GET /inventory/products/{id}`.
     pub async fn get_product(&self, product_id: &str) -> Answer {
         self.send(Method::GET, &format!("/inventory/products/{product_id}"), &[], Body::None).await
@@ -105,6 +111,8 @@ pub fn fold_history(product_id: &str, history: &[Value]) -> Value {
                 product = json!({"productId": product_id, "name": payload["name"], "reserved": 0, "lowStockThreshold": payload["lowStockThreshold"]});
             }
             "StockRestocked" => available += units(payload, "quantity"),
+            "ProductRenamed" => product["name"] = payload["name"].clone(),
+            "LowStockThresholdChanged" => product["lowStockThreshold"] = payload["lowStockThreshold"].clone(),
             "StockReserved" => {
                 available -= units(payload, "quantity");
                 reserved += units(payload, "quantity");

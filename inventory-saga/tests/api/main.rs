@@ -9,6 +9,7 @@
 //! - `bad_input`: a table of refused requests; none leaves an event behind.
 //! - `concurrency`: many writers on one product.
 //! - `history_pages`: `/events` in pages with `Link: rel="next"`.
+//! - `updates`: `PUT` of a product: name, threshold and the alert it implies.
 //! - `conditional_writes`: `ETag` on reads and writes, `If-Match` on restock (412 when stale).
 //! - `operations`: the operator commands (history, export, rebuild) as a process.
 //! - `dead_letters`: `dlq` on the inventory schema, and a product event re-driven.
@@ -30,3 +31,4 @@ mod observability;
 mod operations;
 mod products;
 mod reservations;
+mod updates;

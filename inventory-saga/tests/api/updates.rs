@@ -1,0 +1,56 @@
+//! `PUT /inventory/products/{id}`: a new name and/or low-stock threshold, with the
+//! alert the new level implies; only what changes is recorded.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{event_types, spawn_app};
+
+#[tokio::test]
+async fn a_rename_changes_the_name_and_the_same_update_again_changes_nothing() {
+    let app = spawn_app().await;
+    app.given_product("mug", 10, 2).await;
+    let renamed = app.put_product("mug", &json!({"name": "Big mug"}), &[]).await;
+    assert_eq!(renamed.header("etag"), Some("\"2\""));
+    let product = renamed.data(StatusCode::OK);
+    assert_eq!(
+        (product["name"].as_str(), &product["available"], &product["version"]),
+        (Some("Big mug"), &json!(10), &json!(2))
+    );
+    let again = app.put_product("mug", &json!({"name": "Big mug", "lowStockThreshold": 2}), &[]).await;
+    assert_eq!(again.data(StatusCode::OK)["version"], 2, "nothing changed, nothing recorded");
+    assert_eq!(event_types(&app.assert_history_explains_product("mug").await), ["ProductAdded", "ProductRenamed"]);
+}
+
+#[tokio::test]
+async fn raising_the_threshold_to_the_stock_announces_low_stock() {
+    let app = spawn_app().await;
+    app.given_product("mug", 10, 2).await;
+    let raised = app.put_product("mug", &json!({"lowStockThreshold": 10}), &[]).await;
+    let product = raised.data(StatusCode::OK);
+    assert_eq!((&product["lowStockThreshold"], product["stockStatus"].as_str()), (&json!(10), Some("LOW_STOCK")));
+    let history = app.assert_history_explains_product("mug").await;
+    assert_eq!(event_types(&history), ["ProductAdded", "LowStockThresholdChanged", "LowStockReached"]);
+    assert_eq!(history[2]["payload"], json!({"available": 10}));
+}
+
+#[tokio::test]
+async fn a_bad_update_is_refused_and_stores_nothing() {
+    let app = spawn_app().await;
+    app.given_product("mug", 10, 2).await;
+    let events = app.count_events().await;
+    for (body, label) in [
+        (json!({}), "nothing to update"),
+        (json!({"name": "  "}), "a blank name"),
+        (json!({"lowStockThreshold": -1}), "a negative threshold"),
+        (json!({"name": "Mug", "quantity": 3}), "a field a PUT does not take"),
+    ] {
+        app.put_product("mug", &body, &[]).await.error(StatusCode::UNPROCESSABLE_ENTITY, label);
+    }
+    let stale = app.put_product("mug", &json!({"name": "Big mug"}), &[("if-match", "\"7\"")]).await;
+    stale.error(StatusCode::PRECONDITION_FAILED, "a stale If-Match");
+    assert_eq!(app.count_events().await, events, "nothing stored");
+    let current = app.put_product("mug", &json!({"name": "Big mug"}), &[("if-match", "\"1\"")]).await;
+    assert_eq!(current.data(StatusCode::OK)["name"], "Big mug");
+    app.put_product("nothing", &json!({"name": "X"}), &[]).await.error(StatusCode::NOT_FOUND, "unknown product");
+}
