@@ -83,6 +83,7 @@ impl Route for ProductEventsRoute {
             | ProductEvent::ProductRenamed { .. }
             | ProductEvent::LowStockThresholdChanged { .. }
             | ProductEvent::StockRestocked { .. }
+            | ProductEvent::StockAdjusted { .. }
             | ProductEvent::StockReleased { .. } => vec![],
         })
     }
@@ -228,6 +229,13 @@ mod tests {
                 vec![],
             ),
             (ProductEvent::LowStockThresholdChanged { low_stock_threshold: 4 }, vec![]),
+            (
+                ProductEvent::StockAdjusted {
+                    quantity: domain::inventory::UnitChange::new(-2).expect("a change"),
+                    reason: domain::inventory::AdjustmentReason::Damaged,
+                },
+                vec![],
+            ),
             (ProductEvent::StockReleased { order_id, quantity: 2, revision: 3 }, vec![]),
         ];
         for (event, expected) in cases {

@@ -99,6 +99,7 @@ pub fn outcome_of(event: &ProductEvent) -> Option<SagaOutcome> {
         | ProductEvent::ProductRenamed { .. }
         | ProductEvent::LowStockThresholdChanged { .. }
         | ProductEvent::StockRestocked { .. }
+        | ProductEvent::StockAdjusted { .. }
         | ProductEvent::LowStockReached { .. }
         | ProductEvent::OutOfStock
         | ProductEvent::BackInStock { .. } => None,

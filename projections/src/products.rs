@@ -66,6 +66,9 @@ impl ProductView {
                 view.low_stock_threshold = *low_stock_threshold;
             }
             ProductEvent::StockRestocked { quantity } => view.available += u64::from(quantity.get()),
+            ProductEvent::StockAdjusted { quantity, .. } => {
+                view.available = view.available.saturating_add_signed(quantity.get().into());
+            }
             ProductEvent::StockReserved { quantity, .. } => view.move_units(u64::from(*quantity), true),
             ProductEvent::ReservationReduced { quantity, .. } => view.move_units(u64::from(quantity.get()), false),
             ProductEvent::StockReleased { quantity, .. } => view.move_units(u64::from(*quantity), false),

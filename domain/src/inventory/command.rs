@@ -57,6 +57,65 @@ pub struct AddProduct {
     pub low_stock_threshold: u32,
 }
 
+/// Why a count of units on hand was corrected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum AdjustmentReason {
+    /// Units broken or spoiled (a removal).
+    Damaged,
+    /// Units missing (a removal).
+    Lost,
+    /// Units found (an addition).
+    Found,
+    /// A count corrected after a stocktake (either way).
+    CountCorrection,
+}
+
+/// A signed, non-zero change of the units on hand, at most 1,000,000 either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
+pub struct UnitChange(i32);
+
+/// Why a unit change is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("must be a whole number from -1000000 to 1000000 other than 0, got {got}")]
+pub struct InvalidUnitChange {
+    /// The value given.
+    pub got: i64,
+}
+
+impl UnitChange {
+    /// Largest change either way.
+    pub const MAX: i32 = 1_000_000;
+
+    /// Parses a change.
+    pub fn new(value: i64) -> Result<Self, InvalidUnitChange> {
+        match i32::try_from(value) {
+            Ok(units) if units != 0 && units.abs() <= Self::MAX => Ok(Self(units)),
+            _ => Err(InvalidUnitChange { got: value }),
+        }
+    }
+
+    /// The change, signed.
+    pub fn get(self) -> i32 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for UnitChange {
+    type Error = InvalidUnitChange;
+    fn try_from(value: i64) -> Result<Self, Self::Error> {
+        Self::new(value)
+    }
+}
+
+impl From<UnitChange> for i64 {
+    fn from(value: UnitChange) -> Self {
+        value.0.into()
+    }
+}
+
 /// Change what describes a product: its name, its low-stock threshold, or both (what
 /// is not given stays).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +137,14 @@ pub enum ProductCommand {
     Restock {
         /// Units received.
         quantity: Quantity,
+    },
+    /// Correct the units on hand (damaged, lost, found, counted); a removal may not
+    /// take units reserved for orders.
+    AdjustStock {
+        /// Units added (positive) or removed (negative).
+        quantity: UnitChange,
+        /// Why.
+        reason: AdjustmentReason,
     },
     /// Hold `quantity` units in total for one order (the difference to what it holds
     /// is reserved or released).
@@ -103,7 +170,7 @@ impl ProductCommand {
     pub fn order_id(&self) -> Option<OrderId> {
         match self {
             Self::ReserveStock { order_id, .. } | Self::ReleaseStock { order_id, .. } => Some(*order_id),
-            Self::AddProduct(_) | Self::UpdateProduct(_) | Self::Restock { .. } => None,
+            Self::AddProduct(_) | Self::UpdateProduct(_) | Self::Restock { .. } | Self::AdjustStock { .. } => None,
         }
     }
 
@@ -113,6 +180,7 @@ impl ProductCommand {
             Self::AddProduct(_) => "AddProduct",
             Self::UpdateProduct(_) => "UpdateProduct",
             Self::Restock { .. } => "Restock",
+            Self::AdjustStock { .. } => "AdjustStock",
             Self::ReserveStock { .. } => "ReserveStock",
             Self::ReleaseStock { .. } => "ReleaseStock",
         }

@@ -11,4 +11,12 @@ pub enum ProductError {
     /// The product id is taken (409).
     #[error("a product with this id already exists")]
     AlreadyExists,
+    /// A removal larger than what is available: reserved units are promised (409).
+    #[error("cannot remove {asked} units: {available} are available (reserved units are promised to orders)")]
+    NotEnoughAvailable {
+        /// Units the removal asked for.
+        asked: u64,
+        /// Units available.
+        available: u64,
+    },
 }

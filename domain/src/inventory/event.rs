@@ -3,7 +3,7 @@
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
-use super::command::ProductName;
+use super::command::{AdjustmentReason, ProductName, UnitChange};
 use crate::order::RejectionReason;
 use crate::{OrderId, Quantity};
 
@@ -69,6 +69,13 @@ pub enum ProductEvent {
     StockRestocked {
         /// Units received.
         quantity: Quantity,
+    },
+    /// The units on hand were corrected.
+    StockAdjusted {
+        /// Units added (positive) or removed (negative).
+        quantity: UnitChange,
+        /// Why.
+        reason: AdjustmentReason,
     },
     /// Units were reserved for an order (`quantity` more; 0 when the order already held
     /// exactly what it asked).
@@ -142,6 +149,7 @@ impl ProductEvent {
             | Self::ProductRenamed { .. }
             | Self::LowStockThresholdChanged { .. }
             | Self::StockRestocked { .. }
+            | Self::StockAdjusted { .. }
             | Self::LowStockReached { .. }
             | Self::OutOfStock
             | Self::BackInStock { .. } => None,
@@ -156,6 +164,7 @@ impl DomainEvent for ProductEvent {
             Self::ProductRenamed { .. } => "ProductRenamed",
             Self::LowStockThresholdChanged { .. } => "LowStockThresholdChanged",
             Self::StockRestocked { .. } => "StockRestocked",
+            Self::StockAdjusted { .. } => "StockAdjusted",
             Self::StockReserved { .. } => "StockReserved",
             Self::ReservationReduced { .. } => "ReservationReduced",
             Self::ReservationRejected { .. } => "ReservationRejected",

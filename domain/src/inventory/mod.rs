@@ -26,7 +26,9 @@ use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
 
-pub use command::{AddProduct, ProductCommand, ProductName, UpdateProduct};
+pub use command::{
+    AddProduct, AdjustmentReason, InvalidUnitChange, ProductCommand, ProductName, UnitChange, UpdateProduct,
+};
 pub use error::ProductError;
 pub use event::{ProductEvent, StockStatus};
 
@@ -58,6 +60,9 @@ pub struct Product {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Stock {
     received: u64,
+    /// Adjustments in all (units found minus units removed).
+    #[serde(default)]
+    adjusted: i64,
     reserved: u64,
     low_stock_threshold: u32,
 }
@@ -73,9 +78,18 @@ impl Stock {
                 self.low_stock_threshold = *low_stock_threshold;
             }
             ProductEvent::StockRestocked { quantity } => self.received += u64::from(quantity.get()),
+            ProductEvent::StockAdjusted { quantity, .. } => self.adjusted += i64::from(quantity.get()),
             ProductEvent::StockReserved { quantity, .. } => self.reserved += u64::from(*quantity),
-            ProductEvent::ReservationReduced { quantity, .. } => self.reserved -= u64::from(quantity.get()),
-            ProductEvent::StockReleased { quantity, .. } => self.reserved -= u64::from(*quantity),
+            // Saturating: a store that reads an order's entry newer than the events it
+            // folded (another instance committed in between) decides on a state that can
+            // release more than its counter holds; its append then conflicts and the
+            // state is dropped, but folding the decision must not panic first.
+            ProductEvent::ReservationReduced { quantity, .. } => {
+                self.reserved = self.reserved.saturating_sub(u64::from(quantity.get()));
+            }
+            ProductEvent::StockReleased { quantity, .. } => {
+                self.reserved = self.reserved.saturating_sub(u64::from(*quantity));
+            }
             ProductEvent::ProductRenamed { .. }
             | ProductEvent::ReservationRejected { .. }
             | ProductEvent::LowStockReached { .. }
@@ -84,10 +98,15 @@ impl Stock {
         }
     }
 
-    /// `decide` keeps `reserved <= received`; the saturation only keeps a corrupted
+    /// Units the warehouse holds: received plus adjustments (never below zero).
+    fn on_hand(&self) -> u64 {
+        u64::try_from(i128::from(self.received) + i128::from(self.adjusted)).unwrap_or(0)
+    }
+
+    /// `decide` keeps `reserved <= on_hand`; the saturation only keeps a corrupted
     /// history from crashing whoever folds it.
     fn available(&self) -> u64 {
-        self.received.saturating_sub(self.reserved)
+        self.on_hand().saturating_sub(self.reserved)
     }
 
     fn status(&self) -> StockStatus {
@@ -139,6 +158,11 @@ impl Product {
     /// Units received in all: initial stock plus restocks.
     pub fn received(&self) -> u64 {
         self.stock.received
+    }
+
+    /// Units the warehouse holds: received plus adjustments.
+    pub fn on_hand(&self) -> u64 {
+        self.stock.on_hand()
     }
 
     /// Units held for orders.
@@ -231,6 +255,14 @@ impl Product {
             ProductCommand::Restock { quantity } => {
                 self.ensure_exists()?;
                 vec![ProductEvent::StockRestocked { quantity }]
+            }
+            ProductCommand::AdjustStock { quantity, reason } => {
+                self.ensure_exists()?;
+                let removed = u64::from(quantity.get().unsigned_abs());
+                if quantity.get() < 0 && removed > self.available() {
+                    return Err(ProductError::NotEnoughAvailable { asked: removed, available: self.available() });
+                }
+                vec![ProductEvent::StockAdjusted { quantity, reason }]
             }
             // Reservations and releases are answered even for a product that does not
             // exist (yet): the request is recorded in its stream, so that a redelivery
@@ -368,6 +400,7 @@ impl Aggregate for Product {
                 self.reservations.insert(order_id, Reservation { quantity: 0, revision });
             }
             ProductEvent::StockRestocked { .. }
+            | ProductEvent::StockAdjusted { .. }
             | ProductEvent::LowStockThresholdChanged { .. }
             | ProductEvent::LowStockReached { .. }
             | ProductEvent::OutOfStock

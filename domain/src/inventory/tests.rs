@@ -160,6 +160,50 @@ fn a_threshold_change_announces_the_level_it_implies() {
     assert_eq!(fold(vec![ten_mugs(), raised]).stock_status(), StockStatus::LowStock);
 }
 
+// ----- adjustments ---------------------------------------------------------------------
+
+fn adjust(n: i64, reason: AdjustmentReason) -> ProductCommand {
+    ProductCommand::AdjustStock { quantity: UnitChange::new(n).unwrap(), reason }
+}
+
+fn adjusted(n: i64, reason: AdjustmentReason) -> ProductEvent {
+    ProductEvent::StockAdjusted { quantity: UnitChange::new(n).unwrap(), reason }
+}
+
+#[test]
+fn an_adjustment_corrects_the_units_on_hand_but_never_takes_reserved_ones() {
+    let history = vec![ten_mugs(), reserved(order(1), 4, 4, 1)];
+    assert_eq!(
+        given(history.clone()).when(adjust(-3, AdjustmentReason::Damaged)),
+        Ok(vec![adjusted(-3, AdjustmentReason::Damaged)])
+    );
+    assert_eq!(
+        given(history.clone()).when(adjust(-7, AdjustmentReason::Lost)),
+        Err(ProductError::NotEnoughAvailable { asked: 7, available: 6 }),
+        "6 available: the 4 reserved are promised"
+    );
+    let product = fold(
+        [history.clone(), vec![adjusted(-3, AdjustmentReason::Damaged), adjusted(5, AdjustmentReason::Found)]].concat(),
+    );
+    assert_eq!((product.on_hand(), product.reserved(), product.available()), (12, 4, 8));
+    assert_eq!(product.received(), 10, "received counts deliveries only");
+    assert_eq!(
+        given(history).when(adjust(-6, AdjustmentReason::CountCorrection)),
+        Ok(vec![adjusted(-6, AdjustmentReason::CountCorrection), ProductEvent::OutOfStock]),
+        "the alert the new level implies follows"
+    );
+    assert_eq!(given(vec![]).when(adjust(1, AdjustmentReason::Found)), Err(ProductError::NotFound));
+}
+
+#[test]
+fn a_unit_change_is_signed_non_zero_and_bounded() {
+    for bad in [0, 1_000_001, -1_000_001, i64::MAX] {
+        assert_eq!(UnitChange::new(bad), Err(InvalidUnitChange { got: bad }), "{bad}");
+    }
+    assert_eq!(UnitChange::new(-1_000_000).map(UnitChange::get), Ok(-1_000_000));
+    assert!(serde_json::from_str::<UnitChange>("0").is_err());
+}
+
 #[test]
 fn adding_a_product_twice_is_refused() {
     assert_eq!(given(vec![ten_mugs()]).when(add(5, 1)), Err(ProductError::AlreadyExists));
@@ -515,6 +559,7 @@ fn one_of_each_event() -> Vec<ProductEvent> {
         ProductEvent::ProductRenamed { name: ProductName::parse("Big mug").unwrap() },
         ProductEvent::LowStockThresholdChanged { low_stock_threshold: 4 },
         restocked(5),
+        ProductEvent::StockAdjusted { quantity: UnitChange::new(-2).unwrap(), reason: AdjustmentReason::Damaged },
         reserved(order(1), 3, 5, 2),
         reduced(order(1), 2, 3, 3),
         rejected(order(2), 9, 4, 1),
@@ -529,6 +574,7 @@ fn one_of_each_event() -> Vec<ProductEvent> {
             | ProductEvent::ProductRenamed { .. }
             | ProductEvent::LowStockThresholdChanged { .. }
             | ProductEvent::StockRestocked { .. }
+            | ProductEvent::StockAdjusted { .. }
             | ProductEvent::StockReserved { .. }
             | ProductEvent::ReservationReduced { .. }
             | ProductEvent::ReservationRejected { .. }
@@ -627,6 +673,7 @@ enum Step {
         threshold: u32,
     },
     Restock(u32),
+    Adjust(i64),
     /// `revision_step` moves the order's revision: negative or zero replays an old one.
     Reserve {
         order: u128,
@@ -647,6 +694,7 @@ fn a_step() -> impl Strategy<Value = Step> {
     prop_oneof![
         1 => (0u32..20, 0u32..6).prop_map(|(stock, threshold)| Step::Add { stock, threshold }),
         2 => (1u32..15).prop_map(Step::Restock),
+        2 => prop_oneof![-12i64..0, 1i64..8].prop_map(Step::Adjust),
         6 => (0..ORDERS, 1u32..12, a_revision_step())
             .prop_map(|(order, quantity, revision_step)| Step::Reserve { order, quantity, revision_step }),
         2 => (0..ORDERS, a_revision_step()).prop_map(|(order, revision_step)| Step::Release { order, revision_step }),
@@ -679,6 +727,10 @@ impl Step {
         match *self {
             Self::Add { stock, threshold } => add(stock, threshold),
             Self::Restock(n) => restock(n),
+            Self::Adjust(n) => ProductCommand::AdjustStock {
+                quantity: UnitChange::new(n).unwrap(),
+                reason: if n < 0 { AdjustmentReason::Damaged } else { AdjustmentReason::Found },
+            },
             Self::Reserve { order: n, quantity, revision_step } => {
                 reserve(order(n), quantity, revisions.next(n, revision_step))
             }
@@ -710,14 +762,15 @@ proptest! {
         let mut product = Product::default();
         let mut revisions = Revisions::default();
         let mut received_in_all = 0u64;
+        let mut adjusted_in_all = 0i64;
 
         for step in &history {
             let command = step.command(&mut revisions);
             let before = product.clone();
             let events = decide_and_apply(&mut product, command.clone());
 
-            prop_assert!(product.reserved() <= product.received(), "oversold after {:?}: {:?}", command, events);
-            prop_assert_eq!(product.available() + product.reserved(), product.received());
+            prop_assert!(product.reserved() <= product.on_hand(), "oversold after {:?}: {:?}", command, events);
+            prop_assert_eq!(product.available() + product.reserved(), product.on_hand());
             let sum: u64 = (0..ORDERS).map(|n| u64::from(product.reservation(&order(n)).quantity)).sum();
             prop_assert_eq!(product.reserved(), sum);
 
@@ -725,10 +778,12 @@ proptest! {
                 match event {
                     ProductEvent::ProductAdded { initial_stock, .. } => received_in_all = (*initial_stock).into(),
                     ProductEvent::StockRestocked { quantity } => received_in_all += u64::from(quantity.get()),
+                    ProductEvent::StockAdjusted { quantity, .. } => adjusted_in_all += i64::from(quantity.get()),
                     _ => {}
                 }
             }
             prop_assert_eq!(product.received(), received_in_all);
+            prop_assert_eq!(product.on_hand() as i64, received_in_all as i64 + adjusted_in_all);
 
             if let ProductCommand::ReserveStock { order_id, quantity, revision } = command {
                 let held = before.reservation(&order_id);

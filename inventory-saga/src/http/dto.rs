@@ -1,7 +1,7 @@
 //! Request and query shapes of the inventory API. Fields are domain types, so a value
 //! that breaks a rule is refused while parsing, with a message naming its field.
 
-use domain::inventory::{AddProduct, ProductName, UpdateProduct};
+use domain::inventory::{AddProduct, AdjustmentReason, ProductName, UnitChange, UpdateProduct};
 use domain::{ProductId, Quantity};
 use projections::{AsOf, Cursor};
 use serde::Deserialize;
@@ -58,6 +58,19 @@ impl UpdateProductRequest {
         }
         Ok(UpdateProduct { name: self.name, low_stock_threshold: self.low_stock_threshold })
     }
+}
+
+/// `POST /inventory/products/{productId}/adjustments`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = Adjustment)]
+pub struct AdjustmentRequest {
+    /// Units added (positive) or removed (negative): a whole number from -1,000,000 to
+    /// 1,000,000 other than 0.
+    #[schema(value_type = i32, minimum = -1_000_000, maximum = 1_000_000, example = -3)]
+    pub quantity: UnitChange,
+    /// Why.
+    pub reason: AdjustmentReason,
 }
 
 /// `POST /inventory/products/{productId}/restock`.

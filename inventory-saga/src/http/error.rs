@@ -48,7 +48,10 @@ impl IntoResponse for ApiError {
             Self::ProductExists(_) => StatusCode::CONFLICT,
             Self::Products(error) => match error {
                 ProductsError::NotFound | ProductsError::Rejected(ProductError::NotFound) => StatusCode::NOT_FOUND,
-                ProductsError::Conflict | ProductsError::Rejected(ProductError::AlreadyExists) => StatusCode::CONFLICT,
+                ProductsError::Conflict
+                | ProductsError::Rejected(ProductError::AlreadyExists | ProductError::NotEnoughAvailable { .. }) => {
+                    StatusCode::CONFLICT
+                }
                 ProductsError::Stale { .. } => StatusCode::PRECONDITION_FAILED,
                 ProductsError::Storage(cause) => {
                     tracing::error!(%cause, "product storage failure");

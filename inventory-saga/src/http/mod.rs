@@ -23,6 +23,7 @@ pub fn routes(products: Arc<Products>) -> OpenApiRouter {
         .routes(routes!(products::list, products::add))
         .routes(routes!(products::get, products::update))
         .routes(routes!(products::restock))
+        .routes(routes!(products::adjust))
         .routes(routes!(products::history))
         .with_state(products)
 }

@@ -14,7 +14,9 @@ use http_server::{Failure, Page as PageSchema, Success};
 use serde_json::json;
 
 use super::ApiError;
-use super::dto::{AddProductRequest, GetProductQuery, ListProductsQuery, RestockRequest, UpdateProductRequest};
+use super::dto::{
+    AddProductRequest, AdjustmentRequest, GetProductQuery, ListProductsQuery, RestockRequest, UpdateProductRequest,
+};
 use super::openapi::{failure, product_example, success};
 use crate::products::Products;
 
@@ -135,6 +137,38 @@ pub async fn restock(
     let restock = ProductCommand::Restock { quantity: request.quantity };
     let product = products
         .execute_if(&product_id, versions.as_deref(), restock, &metadata(&context))
+        .await
+        .map_err(|e| ApiError::about(&product_id, e))?;
+    let version = product.version;
+    Ok(ApiResponse::ok(product).versioned(version))
+}
+
+/// `POST /inventory/products/{productId}/adjustments`: correct the units on hand.
+#[utoipa::path(post, path = "/inventory/products/{productId}/adjustments", tag = "products", summary = "Correct the units on hand",
+    params(("productId" = String, Path, description = "The product's id."), ("If-Match" = Option<String>, Header, description = "Only if the product is still at this version: its `ETag` as read, e.g. `\"3\"` (a list, or `*` for any). Without it the write does not check.")),
+    request_body(content = AdjustmentRequest, example = json!({"quantity": -3, "reason": "DAMAGED"})),
+    responses(
+        (status = 200, description = "The product with the units corrected (and the stock alert the new level implies recorded).", body = Success<ProductView>, headers(("ETag" = String, description = "The product's version, quoted (e.g. `\"3\"`): send it as `If-Match` to write only if nobody changed it meanwhile.")), example = json!(success(product_example(95, 2)))),
+        (status = 400, description = "The body is not well-formed JSON, or `If-Match` is not a list of entity tags.", body = Failure, example = json!(failure("If-Match: expected entity tags such as \"3\" (a version) or *"))),
+        (status = 404, description = "No such product.", body = Failure, example = json!(failure("product 'mug' not found"))),
+        (status = 409, description = "A removal larger than what is available (reserved units are promised to orders), or concurrent writers kept winning.", body = Failure,
+            example = json!(failure("cannot remove 7 units: 6 are available (reserved units are promised to orders)"))),
+        (status = 412, description = "The product is no longer at the version in `If-Match`; nothing was stored. Read it again.", body = Failure,
+            example = json!(failure("the product is at version 4, not the one in If-Match; read it again"))),
+        (status = 422, description = "The quantity is 0 or beyond 1,000,000 either way, or the reason is not one of `DAMAGED`, `LOST`, `FOUND`, `COUNT_CORRECTION`.", body = Failure,
+            example = json!(failure("quantity: must be a whole number from -1000000 to 1000000 other than 0, got 0"))),
+    ))]
+pub async fn adjust(
+    State(products): State<Arc<Products>>,
+    context: RequestContext,
+    path: ApiPath,
+    IfMatch(versions): IfMatch,
+    ApiJson(request): ApiJson<AdjustmentRequest>,
+) -> Result<ProductView> {
+    let product_id = product_id(path)?;
+    let adjust = ProductCommand::AdjustStock { quantity: request.quantity, reason: request.reason };
+    let product = products
+        .execute_if(&product_id, versions.as_deref(), adjust, &metadata(&context))
         .await
         .map_err(|e| ApiError::about(&product_id, e))?;
     let version = product.version;

@@ -16,6 +16,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/inventory/products/{productId}"),
     ("put", "/inventory/products/{productId}"),
     ("post", "/inventory/products/{productId}/restock"),
+    ("post", "/inventory/products/{productId}/adjustments"),
     ("get", "/inventory/products/{productId}/events"),
     ("get", "/health/live"),
     ("get", "/health/ready"),

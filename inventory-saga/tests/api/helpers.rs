@@ -111,6 +111,10 @@ pub fn fold_history(product_id: &str, history: &[Value]) -> Value {
                 product = json!({"productId": product_id, "name": payload["name"], "reserved": 0, "lowStockThreshold": payload["lowStockThreshold"]});
             }
             "StockRestocked" => available += units(payload, "quantity"),
+            "StockAdjusted" => {
+                let change = payload["quantity"].as_i64().unwrap_or_else(|| panic!("a signed quantity in {payload}"));
+                available = available.checked_add_signed(change).expect("an adjustment never takes reserved units");
+            }
             "ProductRenamed" => product["name"] = payload["name"].clone(),
             "LowStockThresholdChanged" => product["lowStockThreshold"] = payload["lowStockThreshold"].clone(),
             "StockReserved" => {

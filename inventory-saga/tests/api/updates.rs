@@ -1,10 +1,10 @@
-//! `PUT /inventory/products/{id}`: a new name and/or low-stock threshold, with the
-//! alert the new level implies; only what changes is recorded.
+//! `PUT /inventory/products/{id}` (a new name and/or low-stock threshold) and
+//! adjustments of the units on hand, each with the alert the new level implies.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{event_types, spawn_app};
+use crate::helpers::{Answer, Body, TestApp, event_types, spawn_app};
 
 #[tokio::test]
 async fn a_rename_changes_the_name_and_the_same_update_again_changes_nothing() {
@@ -53,4 +53,45 @@ async fn a_bad_update_is_refused_and_stores_nothing() {
     let current = app.put_product("mug", &json!({"name": "Big mug"}), &[("if-match", "\"1\"")]).await;
     assert_eq!(current.data(StatusCode::OK)["name"], "Big mug");
     app.put_product("nothing", &json!({"name": "X"}), &[]).await.error(StatusCode::NOT_FOUND, "unknown product");
+}
+
+async fn adjust(app: &TestApp, product_id: &str, quantity: i64, reason: &str) -> Answer {
+    let path = format!("/inventory/products/{product_id}/adjustments");
+    app.send(Method::POST, &path, &[], Body::Json(json!({"quantity": quantity, "reason": reason}))).await
+}
+
+#[tokio::test]
+async fn adjustments_correct_the_units_on_hand_and_never_take_reserved_units() {
+    let app = spawn_app().await;
+    app.given_product("mug", 10, 2).await;
+    let damaged = adjust(&app, "mug", -3, "DAMAGED").await;
+    assert_eq!(damaged.data(StatusCode::OK)["available"], 7);
+    let found = adjust(&app, "mug", 2, "FOUND").await;
+    assert_eq!(found.data(StatusCode::OK)["available"], 9);
+
+    let events = app.count_events().await;
+    let too_many = adjust(&app, "mug", -10, "LOST").await;
+    let message = too_many.error(StatusCode::CONFLICT, "more than available");
+    assert!(message.contains("9 are available"), "{message}");
+    for (body, label) in [
+        (json!({"quantity": 0, "reason": "FOUND"}), "zero"),
+        (json!({"quantity": 1_000_001, "reason": "FOUND"}), "too many"),
+        (json!({"quantity": -1, "reason": "STOLEN"}), "an unknown reason"),
+        (json!({"quantity": -1}), "no reason"),
+    ] {
+        let path = "/inventory/products/mug/adjustments";
+        app.send(Method::POST, path, &[], Body::Json(body)).await.error(StatusCode::UNPROCESSABLE_ENTITY, label);
+    }
+    assert_eq!(app.count_events().await, events, "nothing stored");
+
+    let emptied = adjust(&app, "mug", -9, "COUNT_CORRECTION").await;
+    assert_eq!(emptied.data(StatusCode::OK)["stockStatus"], "OUT_OF_STOCK");
+    let history = app.assert_history_explains_product("mug").await;
+    assert_eq!(
+        event_types(&history),
+        ["ProductAdded", "StockAdjusted", "StockAdjusted", "StockAdjusted", "OutOfStock"],
+        "the alert the new level implies follows"
+    );
+    assert_eq!(history[1]["payload"], json!({"quantity": -3, "reason": "DAMAGED"}));
+    adjust(&app, "nothing", 1, "FOUND").await.error(StatusCode::NOT_FOUND, "unknown product");
 }
