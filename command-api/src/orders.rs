@@ -36,7 +36,8 @@ impl From<ExecuteError<OrderError>> for OrdersError {
     fn from(error: ExecuteError<OrderError>) -> Self {
         match error {
             ExecuteError::Rejected(e) => Self::Rejected(e),
-            ExecuteError::Conflict => Self::Conflict,
+            // Duplicate: no write of this service's that reaches here carries a key.
+            ExecuteError::Conflict | ExecuteError::Duplicate => Self::Conflict,
             ExecuteError::Store(e) => Self::Storage(e),
             // `If-Match` named a version of an order that has none.
             ExecuteError::Stale { current: 0 } => Self::NotFound,

@@ -220,6 +220,9 @@ impl<A: Aggregate> Events<A> {
             .await;
         match appended {
             Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(error)) if error.constraint() == Some(crate::metadata::IDEMPOTENCY_INDEX) => {
+                Err(AppendError::Duplicate)
+            }
             Err(sqlx::Error::Database(error)) if error.is_unique_violation() => Err(AppendError::Conflict),
             Err(error) => Err(AppendError::Events(error.into())),
         }
@@ -242,6 +245,9 @@ pub enum AppendError {
     /// Another writer took one of the sequences first.
     #[error("another writer appended to the same aggregate first")]
     Conflict,
+    /// An event of the same kind with the same idempotency key is stored already.
+    #[error("an event with this idempotency key is stored already")]
+    Duplicate,
     /// Storage failed.
     #[error(transparent)]
     Events(#[from] EventsError),

@@ -8,6 +8,11 @@ const CORRELATION_ID: &str = "correlation_id";
 const CAUSATION_ID: &str = "causation_id";
 const ACTOR: &str = "actor";
 const OCCURRED_AT: &str = "occurred_at";
+const IDEMPOTENCY_KEY: &str = "idempotency_key";
+
+/// The unique index (migrations) that refuses a second event of the same kind with the
+/// same idempotency key on one aggregate.
+pub const IDEMPOTENCY_INDEX: &str = "events_idempotency_key";
 
 /// Context stored with the events of one command.
 ///
@@ -30,6 +35,9 @@ pub struct EventMetadata {
     /// under the header names, and only when present: metadata written before it
     /// existed reads back with none.
     pub trace_headers: Vec<(String, String)>,
+    /// The client's `Idempotency-Key` of a write that must apply once per aggregate
+    /// (restocks, adjustments); stored only when given.
+    pub idempotency_key: Option<String>,
 }
 
 /// Stored metadata that lacks a key or holds an unreadable time.
@@ -49,7 +57,14 @@ impl EventMetadata {
             actor: actor.into(),
             occurred_at: Utc::now(),
             trace_headers: telemetry::current_trace_headers(),
+            idempotency_key: None,
         }
+    }
+
+    /// The same metadata carrying a client's idempotency key.
+    pub fn with_idempotency_key(mut self, key: Option<String>) -> Self {
+        self.idempotency_key = key;
+        self
     }
 
     /// The same metadata in the trace `trace_headers` (W3C header name and value).
@@ -69,6 +84,9 @@ impl EventMetadata {
         // Only the W3C names: they cannot collide with the keys above.
         let trace = self.trace_headers.iter().filter(|(name, _)| telemetry::TRACE_HEADERS.contains(&name.as_str()));
         map.extend(trace.cloned());
+        if let Some(key) = &self.idempotency_key {
+            map.insert(IDEMPOTENCY_KEY.to_owned(), key.clone());
+        }
         map
     }
 
@@ -81,6 +99,7 @@ impl EventMetadata {
             actor: get(ACTOR)?,
             occurred_at: Self::occurred_at_in(map)?,
             trace_headers: trace_headers_in(|key| map.get(key).map(String::as_str)),
+            idempotency_key: map.get(IDEMPOTENCY_KEY).cloned(),
         })
     }
 

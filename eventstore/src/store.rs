@@ -42,6 +42,10 @@ pub enum ExecuteError<E: std::error::Error> {
         /// Its version now (0: it has no events).
         current: u64,
     },
+    /// A write with the same idempotency key was applied already (see
+    /// `EventMetadata::idempotency_key`): nothing was decided.
+    #[error("a write with this idempotency key was applied already")]
+    Duplicate,
 }
 
 impl<E: std::error::Error> From<EventsError> for ExecuteError<E> {
@@ -433,7 +437,9 @@ where
                     _ => CommandResult::Rejected,
                 },
                 Err(ExecuteError::Rejected(_)) => CommandResult::Rejected,
-                Err(ExecuteError::Conflict | ExecuteError::Stale { .. }) => CommandResult::Conflict,
+                Err(ExecuteError::Conflict | ExecuteError::Stale { .. } | ExecuteError::Duplicate) => {
+                    CommandResult::Conflict
+                }
                 Err(ExecuteError::Store(_)) => CommandResult::Failed,
             };
             telemetry::record_command(A::TYPE, (self.command_name)(&command.command), result);
@@ -599,6 +605,7 @@ fn appended<E: std::error::Error>(result: Result<(), AppendError>) -> Result<(),
     match result {
         Ok(()) => Ok(()),
         Err(AppendError::Conflict) => Err(ExecuteError::Conflict),
+        Err(AppendError::Duplicate) => Err(ExecuteError::Duplicate),
         Err(AppendError::Events(error)) => Err(error.into()),
     }
 }

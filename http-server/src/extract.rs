@@ -204,6 +204,18 @@ mod tests {
     }
 }
 
+/// The `Idempotency-Key` header, when sent: 1 to 255 visible ASCII characters (else
+/// the message of a 422).
+pub fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>, String> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    value
+        .to_str()
+        .ok()
+        .filter(|key| (1..=255).contains(&key.len()) && key.chars().all(|c| c.is_ascii_graphic()))
+        .map(|key| Some(key.to_owned()))
+        .ok_or_else(|| "Idempotency-Key must be 1 to 255 visible ASCII characters".to_owned())
+}
+
 /// An `If-Match` precondition: the versions a writer last saw (`If-Match: "3"`, or a
 /// list `"3", "4"`), `None` when there is no header or it is `*` (any current
 /// representation: the write's own not-found answer covers a missing resource).

@@ -42,7 +42,7 @@ pub mod supervisor;
 
 pub use context::RequestContext;
 pub use envelope::{ApiResponse, ErrorResponse};
-pub use extract::{ApiJson, ApiPath, ApiQuery, IfMatch};
+pub use extract::{ApiJson, ApiPath, ApiQuery, IfMatch, idempotency_key};
 pub use health::Readiness;
 pub use openapi::{Failure, Page, Success};
 pub use server::{

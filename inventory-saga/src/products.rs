@@ -1,8 +1,9 @@
 //! The application service for products: turns one command into committed events and
 //! an up-to-date view, and answers queries from the view.
 
-use domain::inventory::{Product, ProductCommand, ProductError};
+use domain::inventory::{Product, ProductCommand, ProductError, ProductEvent};
 use domain::{OrderId, ProductId};
+use eventstore::Aggregate;
 use eventstore::{AggregateStore, Command, CommitNotifier, Committed, EventMetadata, ExecuteError, HistoryPage};
 use projections::{AsOf, Cursor, Page, ProductView, ProductViews, ProjectionError, Projector};
 use sqlx::PgPool;
@@ -25,6 +26,9 @@ pub enum ProductsError {
     /// No such product.
     #[error("product not found")]
     NotFound,
+    /// The `Idempotency-Key` was used on this product for another request.
+    #[error("Idempotency-Key: used on this product for another request")]
+    KeyReused,
     /// The product moved on from the version the writer named in `If-Match`: nothing
     /// was stored.
     #[error("the product is at version {current}, not the one in If-Match; read it again")]
@@ -42,7 +46,8 @@ impl From<ExecuteError<ProductError>> for ProductsError {
     fn from(error: ExecuteError<ProductError>) -> Self {
         match error {
             ExecuteError::Rejected(e) => Self::Rejected(e),
-            ExecuteError::Conflict => Self::Conflict,
+            // Duplicate: no write of this service's that reaches here carries a key.
+            ExecuteError::Conflict | ExecuteError::Duplicate => Self::Conflict,
             ExecuteError::Store(e) => Self::Storage(e),
             // `If-Match` named a version of a product that has none.
             ExecuteError::Stale { current: 0 } => Self::NotFound,
@@ -109,11 +114,64 @@ impl Products {
         command: ProductCommand,
         metadata: &EventMetadata,
     ) -> Result<ProductView, ProductsError> {
-        match versions {
-            Some(versions) => self.store.execute_expecting(product_id.as_str(), versions, command, metadata).await?,
-            None => self.store.execute(product_id.as_str(), command, metadata).await?,
+        // A retry of a write already applied (its key is stored) is answered as it was
+        // applied, whatever happened since, If-Match included.
+        let key = metadata.idempotency_key.as_deref();
+        if let Some(key) = key
+            && let Some(view) = self.applied_with(product_id, key, &command).await?
+        {
+            return Ok(view);
+        }
+        let id = product_id.as_str();
+        let executed = match versions {
+            Some(versions) => self.store.execute_expecting(id, versions, command.clone(), metadata).await,
+            None => self.store.execute(id, command.clone(), metadata).await,
         };
-        self.get(product_id).await
+        match (executed, key) {
+            // A concurrent write with the same key committed first.
+            (Err(ExecuteError::Duplicate), Some(key)) => {
+                self.applied_with(product_id, key, &command).await?.ok_or(ProductsError::Conflict)
+            }
+            (executed, _) => {
+                executed?;
+                self.get(product_id).await
+            }
+        }
+    }
+
+    /// When a restock or adjustment with idempotency key `key` was applied to the
+    /// product: the product now if it was `command` again, [`ProductsError::KeyReused`]
+    /// if it was another; `None` when the key was never used on it.
+    async fn applied_with(
+        &self,
+        product_id: &ProductId,
+        key: &str,
+        command: &ProductCommand,
+    ) -> Result<Option<ProductView>, ProductsError> {
+        let stored: Option<(serde_json::Value,)> = sqlx::query_as(
+            "SELECT payload FROM events
+              WHERE aggregate_type = $1 AND aggregate_id = $2 AND event_type IN ('StockRestocked', 'StockAdjusted')
+                AND metadata ? 'idempotency_key' AND metadata->>'idempotency_key' = $3",
+        )
+        .bind(Product::TYPE)
+        .bind(product_id.as_str())
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| ProductsError::Storage(Box::new(e)))?;
+        let Some((payload,)) = stored else { return Ok(None) };
+        let applied: ProductEvent = serde_json::from_value(payload).map_err(|e| ProductsError::Storage(Box::new(e)))?;
+        let same = match (command, &applied) {
+            (ProductCommand::Restock { quantity }, ProductEvent::StockRestocked { quantity: applied }) => {
+                quantity == applied
+            }
+            (
+                ProductCommand::AdjustStock { quantity, reason },
+                ProductEvent::StockAdjusted { quantity: applied, reason: applied_reason },
+            ) => quantity == applied && reason == applied_reason,
+            _ => false,
+        };
+        if same { self.get(product_id).await.map(Some) } else { Err(ProductsError::KeyReused) }
     }
 
     /// Executes `commands` in order, all committed in one transaction; a command a rule

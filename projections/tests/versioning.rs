@@ -43,6 +43,7 @@ fn metadata(minute: u32) -> EventMetadata {
         actor: "test".into(),
         occurred_at: at(minute),
         trace_headers: Vec::new(),
+        idempotency_key: None,
     }
 }
 

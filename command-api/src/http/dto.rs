@@ -180,13 +180,3 @@ pub fn checked_limit(limit: Option<u32>) -> Result<u32, ApiError> {
         other => Err(ApiError::Invalid(format!("limit must be from 1 to {MAX_LIMIT}, got {other}"))),
     }
 }
-
-/// The `Idempotency-Key` header: 1 to 255 visible ASCII characters.
-pub fn idempotency_key(value: &axum::http::HeaderValue) -> Result<String, ApiError> {
-    value
-        .to_str()
-        .ok()
-        .filter(|key| (1..=255).contains(&key.len()) && key.chars().all(|c| c.is_ascii_graphic()))
-        .map(str::to_owned)
-        .ok_or_else(|| ApiError::Invalid("Idempotency-Key must be 1 to 255 visible ASCII characters".to_owned()))
-}

@@ -15,7 +15,7 @@ use http_server::{Failure, Page as PageSchema, Success};
 use serde_json::json;
 
 use super::ApiError;
-use super::dto::{GetOrderQuery, ListOrdersQuery, PlaceOrderRequest, UpdateOrderRequest, idempotency_key};
+use super::dto::{GetOrderQuery, ListOrdersQuery, PlaceOrderRequest, UpdateOrderRequest};
 use super::openapi::{failure, order_example, success};
 use crate::orders::Orders;
 
@@ -49,7 +49,7 @@ pub async fn place(
     headers: HeaderMap,
     ApiJson(request): ApiJson<PlaceOrderRequest>,
 ) -> Result<OrderView> {
-    let key = headers.get("idempotency-key").map(idempotency_key).transpose()?;
+    let key = http_server::idempotency_key(&headers).map_err(ApiError::Invalid)?;
     let command = request.into_command(key.clone());
     let command_metadata = metadata(&context);
     let order = match key {

@@ -53,6 +53,7 @@ impl IntoResponse for ApiError {
                     StatusCode::CONFLICT
                 }
                 ProductsError::Stale { .. } => StatusCode::PRECONDITION_FAILED,
+                ProductsError::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
                 ProductsError::Storage(cause) => {
                     tracing::error!(%cause, "product storage failure");
                     return ErrorResponse::unavailable("the inventory store").into_response();

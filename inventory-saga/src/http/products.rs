@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::{OriginalUri, State};
+use axum::http::HeaderMap;
 use domain::ProductId;
 use domain::inventory::ProductCommand;
 use eventstore::{EventMetadata, StoredEvent};
@@ -114,7 +115,7 @@ pub async fn update(
 
 /// `POST /inventory/products/{productId}/restock`: receive units.
 #[utoipa::path(post, path = "/inventory/products/{productId}/restock", tag = "products", summary = "Receive units",
-    params(("productId" = String, Path, description = "The product's id."), ("If-Match" = Option<String>, Header, description = "Only if the product is still at this version: its `ETag` as read, e.g. `\"3\"` (a list, or `*` for any). Without it the write does not check.")),
+    params(("productId" = String, Path, description = "The product's id."), ("If-Match" = Option<String>, Header, description = "Only if the product is still at this version: its `ETag` as read, e.g. `\"3\"` (a list, or `*` for any). Without it the write does not check."), ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters. A retry with the same key and body is applied once and answered with the product as it now is; the same key with another body is 422.")),
     request_body(content = RestockRequest, example = json!({"quantity": 50})),
     responses(
         (status = 200, description = "The product with the units added.", body = Success<ProductView>, headers(("ETag" = String, description = "The product's version, quoted (e.g. `\"3\"`): send it as `If-Match` to write only if nobody changed it meanwhile.")), example = json!(success(product_example(148, 2)))),
@@ -123,7 +124,7 @@ pub async fn update(
         (status = 409, description = "Concurrent writers kept winning; retry.", body = Failure, example = json!(failure("the product kept changing concurrently"))),
         (status = 412, description = "The product is no longer at the version in `If-Match`; nothing was stored. Read it again.", body = Failure,
             example = json!(failure("the product is at version 4, not the one in If-Match; read it again"))),
-        (status = 422, description = "The quantity is not from 1 to 1,000,000.", body = Failure,
+        (status = 422, description = "The quantity is not from 1 to 1,000,000, or the `Idempotency-Key` is malformed or was used for another request on this product.", body = Failure,
             example = json!(failure("quantity: must be a whole number from 1 to 1000000, got 0"))),
     ))]
 pub async fn restock(
@@ -131,12 +132,14 @@ pub async fn restock(
     context: RequestContext,
     path: ApiPath,
     IfMatch(versions): IfMatch,
+    headers: HeaderMap,
     ApiJson(request): ApiJson<RestockRequest>,
 ) -> Result<ProductView> {
     let product_id = product_id(path)?;
+    let key = http_server::idempotency_key(&headers).map_err(ApiError::Invalid)?;
     let restock = ProductCommand::Restock { quantity: request.quantity };
     let product = products
-        .execute_if(&product_id, versions.as_deref(), restock, &metadata(&context))
+        .execute_if(&product_id, versions.as_deref(), restock, &metadata(&context).with_idempotency_key(key))
         .await
         .map_err(|e| ApiError::about(&product_id, e))?;
     let version = product.version;
@@ -145,7 +148,7 @@ pub async fn restock(
 
 /// `POST /inventory/products/{productId}/adjustments`: correct the units on hand.
 #[utoipa::path(post, path = "/inventory/products/{productId}/adjustments", tag = "products", summary = "Correct the units on hand",
-    params(("productId" = String, Path, description = "The product's id."), ("If-Match" = Option<String>, Header, description = "Only if the product is still at this version: its `ETag` as read, e.g. `\"3\"` (a list, or `*` for any). Without it the write does not check.")),
+    params(("productId" = String, Path, description = "The product's id."), ("If-Match" = Option<String>, Header, description = "Only if the product is still at this version: its `ETag` as read, e.g. `\"3\"` (a list, or `*` for any). Without it the write does not check."), ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters. A retry with the same key and body is applied once and answered with the product as it now is; the same key with another body is 422.")),
     request_body(content = AdjustmentRequest, example = json!({"quantity": -3, "reason": "DAMAGED"})),
     responses(
         (status = 200, description = "The product with the units corrected (and the stock alert the new level implies recorded).", body = Success<ProductView>, headers(("ETag" = String, description = "The product's version, quoted (e.g. `\"3\"`): send it as `If-Match` to write only if nobody changed it meanwhile.")), example = json!(success(product_example(95, 2)))),
@@ -155,7 +158,7 @@ pub async fn restock(
             example = json!(failure("cannot remove 7 units: 6 are available (reserved units are promised to orders)"))),
         (status = 412, description = "The product is no longer at the version in `If-Match`; nothing was stored. Read it again.", body = Failure,
             example = json!(failure("the product is at version 4, not the one in If-Match; read it again"))),
-        (status = 422, description = "The quantity is 0 or beyond 1,000,000 either way, or the reason is not one of `DAMAGED`, `LOST`, `FOUND`, `COUNT_CORRECTION`.", body = Failure,
+        (status = 422, description = "The quantity is 0 or beyond 1,000,000 either way, the reason is not one of `DAMAGED`, `LOST`, `FOUND`, `COUNT_CORRECTION`, or the `Idempotency-Key` is malformed or was used for another request on this product.", body = Failure,
             example = json!(failure("quantity: must be a whole number from -1000000 to 1000000 other than 0, got 0"))),
     ))]
 pub async fn adjust(
@@ -163,12 +166,14 @@ pub async fn adjust(
     context: RequestContext,
     path: ApiPath,
     IfMatch(versions): IfMatch,
+    headers: HeaderMap,
     ApiJson(request): ApiJson<AdjustmentRequest>,
 ) -> Result<ProductView> {
     let product_id = product_id(path)?;
+    let key = http_server::idempotency_key(&headers).map_err(ApiError::Invalid)?;
     let adjust = ProductCommand::AdjustStock { quantity: request.quantity, reason: request.reason };
     let product = products
-        .execute_if(&product_id, versions.as_deref(), adjust, &metadata(&context))
+        .execute_if(&product_id, versions.as_deref(), adjust, &metadata(&context).with_idempotency_key(key))
         .await
         .map_err(|e| ApiError::about(&product_id, e))?;
     let version = product.version;

@@ -9,6 +9,7 @@
 //! - `bad_input`: a table of refused requests; none leaves an event behind.
 //! - `concurrency`: many writers on one product.
 //! - `history_pages`: `/events` in pages with `Link: rel="next"`.
+//! - `idempotent_writes`: restocks and adjustments with an `Idempotency-Key`.
 //! - `updates`: `PUT` of a product: name, threshold and the alert it implies.
 //! - `conditional_writes`: `ETag` on reads and writes, `If-Match` on restock (412 when stale).
 //! - `operations`: the operator commands (history, export, rebuild) as a process.
@@ -26,6 +27,7 @@ mod documentation;
 mod helpers;
 mod history;
 mod history_pages;
+mod idempotent_writes;
 mod listing;
 mod observability;
 mod operations;
