@@ -363,8 +363,7 @@ where
         metadata: &EventMetadata,
     ) -> Result<Committed<A>, ExecuteError<A::Error>> {
         let command = Command { aggregate_id: aggregate_id.to_owned(), command, metadata: metadata.clone() };
-        let mut results = self.execute_all(std::slice::from_ref(&command)).await?;
-        results.pop().unwrap_or(Ok(Committed { events: vec![], version: 0 })).map_err(ExecuteError::Rejected)
+        only(self.retried(std::slice::from_ref(&command), Load::Current).await)
     }
 
     /// Like [`AggregateStore::execute`], only while the aggregate is at one of
@@ -379,13 +378,7 @@ where
         metadata: &EventMetadata,
     ) -> Result<Committed<A>, ExecuteError<A::Error>> {
         let command = Command { aggregate_id: aggregate_id.to_owned(), command, metadata: metadata.clone() };
-        let batch = std::slice::from_ref(&command);
-        let outcome = (|| self.try_execute_all(batch, Load::Expecting(versions)))
-            .retry(self.retry)
-            .when(|error| matches!(error, ExecuteError::Conflict))
-            .await;
-        let mut results = self.counted(batch, outcome)?;
-        results.pop().unwrap_or(Ok(Committed { events: vec![], version: 0 })).map_err(ExecuteError::Rejected)
+        only(self.retried(std::slice::from_ref(&command), Load::Expecting(versions)).await)
     }
 
     /// Like [`AggregateStore::execute`], for an aggregate that has no events yet (its id
@@ -399,11 +392,10 @@ where
     ) -> Result<Committed<A>, ExecuteError<A::Error>> {
         let command = Command { aggregate_id: aggregate_id.to_owned(), command, metadata: metadata.clone() };
         let batch = std::slice::from_ref(&command);
-        let mut results = match self.try_execute_all(batch, Load::AssumeNew).await {
-            Err(ExecuteError::Conflict) => self.execute_all(batch).await?,
-            other => self.counted(batch, other)?,
-        };
-        results.pop().unwrap_or(Ok(Committed { events: vec![], version: 0 })).map_err(ExecuteError::Rejected)
+        only(match self.try_execute_all(batch, Load::AssumeNew).await {
+            Err(ExecuteError::Conflict) => self.execute_all(batch).await,
+            other => self.counted(batch, other),
+        })
     }
 
     /// Runs `commands` in order (each on the state its predecessors left) and commits
@@ -414,7 +406,13 @@ where
         &self,
         commands: &[Command<A>],
     ) -> Result<Vec<Result<Committed<A>, A::Error>>, ExecuteError<A::Error>> {
-        let outcome = (|| self.try_execute_all(commands, Load::Current))
+        self.retried(commands, Load::Current).await
+    }
+
+    /// Runs `commands` loading as `load`, retrying the whole batch on conflicts, and
+    /// counts how each ended.
+    async fn retried(&self, commands: &[Command<A>], load: Load<'_>) -> Batch<A> {
+        let outcome = (|| self.try_execute_all(commands, load))
             .retry(self.retry)
             .when(|error| matches!(error, ExecuteError::Conflict))
             .notify(|_, wait| tracing::debug!(commands = commands.len(), ?wait, "optimistic lock conflict, retrying"))
@@ -599,6 +597,11 @@ where
         }
         Ok(())
     }
+}
+
+/// The result of a batch of one command.
+fn only<A: Aggregate>(batch: Batch<A>) -> Result<Committed<A>, ExecuteError<A::Error>> {
+    batch?.pop().unwrap_or(Ok(Committed { events: vec![], version: 0 })).map_err(ExecuteError::Rejected)
 }
 
 fn appended<E: std::error::Error>(result: Result<(), AppendError>) -> Result<(), ExecuteError<E>> {
