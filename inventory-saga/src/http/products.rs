@@ -105,12 +105,7 @@ pub async fn update(
 ) -> Result<ProductView> {
     let product_id = product_id(path)?;
     let update = ProductCommand::UpdateProduct(request.into_command()?);
-    let product = products
-        .execute_if(&product_id, versions.as_deref(), update, &metadata(&context))
-        .await
-        .map_err(|e| ApiError::about(&product_id, e))?;
-    let version = product.version;
-    Ok(ApiResponse::ok(product).versioned(version))
+    write(&products, &product_id, versions, update, metadata(&context)).await
 }
 
 /// `POST /inventory/products/{productId}/restock`: receive units.
@@ -138,12 +133,7 @@ pub async fn restock(
     let product_id = product_id(path)?;
     let key = http_server::idempotency_key(&headers).map_err(ApiError::Invalid)?;
     let restock = ProductCommand::Restock { quantity: request.quantity };
-    let product = products
-        .execute_if(&product_id, versions.as_deref(), restock, &metadata(&context).with_idempotency_key(key))
-        .await
-        .map_err(|e| ApiError::about(&product_id, e))?;
-    let version = product.version;
-    Ok(ApiResponse::ok(product).versioned(version))
+    write(&products, &product_id, versions, restock, metadata(&context).with_idempotency_key(key)).await
 }
 
 /// `POST /inventory/products/{productId}/adjustments`: correct the units on hand.
@@ -172,10 +162,22 @@ pub async fn adjust(
     let product_id = product_id(path)?;
     let key = http_server::idempotency_key(&headers).map_err(ApiError::Invalid)?;
     let adjust = ProductCommand::AdjustStock { quantity: request.quantity, reason: request.reason };
+    write(&products, &product_id, versions, adjust, metadata(&context).with_idempotency_key(key)).await
+}
+
+/// A write to product `product_id`: `command`, only while the product is at one of
+/// `versions` when given (`If-Match`), answered with the product and its `ETag`.
+async fn write(
+    products: &Products,
+    product_id: &ProductId,
+    versions: Option<Vec<u64>>,
+    command: ProductCommand,
+    metadata: EventMetadata,
+) -> Result<ProductView> {
     let product = products
-        .execute_if(&product_id, versions.as_deref(), adjust, &metadata(&context).with_idempotency_key(key))
+        .execute_if(product_id, versions.as_deref(), command, &metadata)
         .await
-        .map_err(|e| ApiError::about(&product_id, e))?;
+        .map_err(|e| ApiError::about(product_id, e))?;
     let version = product.version;
     Ok(ApiResponse::ok(product).versioned(version))
 }
