@@ -76,7 +76,8 @@ pub async fn run<S: Operated, A: clap::Args>(command: Command<A>) -> anyhow::Res
         Command::History { id, json, store } => {
             // A page at a time: a history of any length in constant memory (a table
             // is printed a page at a time too).
-            let (pool, aggregate_id) = (connect::<S>(&store).await?, S::aggregate_id(&id)?);
+            let aggregate_id = S::aggregate_id(&id)?;
+            let pool = connect::<S>(&store).await?;
             let aggregate_type = <AggregateOf<S::Views> as Aggregate>::TYPE;
             let mut from = Some(1);
             while let Some(first) = from {
@@ -94,6 +95,8 @@ pub async fn run<S: Operated, A: clap::Args>(command: Command<A>) -> anyhow::Res
         }
         Command::Rebuild { projection, verify, store } => {
             let pool = connect::<S>(&store).await?;
+            // Its output is short; buffered because standard output's lock cannot
+            // cross the await of a `Send` future.
             let mut buffered = Vec::new();
             let other = S::rebuild_other(&pool, &projection, verify, &mut buffered).await;
             out.write_all(&buffered)?;
