@@ -17,8 +17,9 @@
 //! - [`outcomes`]: the consumer of `inventory.order-outcomes` (reading
 //!   `messaging::messages::outcomes`).
 //! - [`rerequests`]: asking again for items still pending long after their request.
+//! - [`payment_deadline`]: canceling resolved orders not paid in time.
 //! - [`app`]: wiring: the kit's start-up with the OMS's routes, relay route,
-//!   consumer, re-requests and view follower.
+//!   consumer, re-requests, payment deadline and view follower.
 //! - [`operations`]: the OMS's part of the kit's operator commands.
 //!
 //! Must not depend on `inventory-saga`.
@@ -28,6 +29,7 @@ pub mod http;
 pub mod operations;
 pub mod orders;
 pub mod outcomes;
+pub mod payment_deadline;
 pub mod publishing;
 pub mod rerequests;
 pub mod settings;

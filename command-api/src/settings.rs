@@ -43,6 +43,11 @@ pub struct Settings {
     /// pending. 0 turns re-requests off.
     #[arg(long, env = "ORDER_REREQUEST_AFTER_MS", default_value_t = 30_000)]
     pub rerequest_after_ms: u64,
+    /// Milliseconds a resolved order (EXECUTED or PARTIALLY_EXECUTED) may wait for
+    /// payment after its last change; an order not PAID by then is canceled, its items
+    /// CANCELED for PAYMENT_TIMEOUT and their stock released. 0 turns the deadline off.
+    #[arg(long, env = "ORDER_PAYMENT_TIMEOUT_MS", default_value_t = 1_800_000)]
+    pub payment_timeout_ms: u64,
 }
 
 impl ServeSettings for Settings {

@@ -84,7 +84,8 @@ impl Route for ProductEventsRoute {
             | ProductEvent::LowStockThresholdChanged { .. }
             | ProductEvent::StockRestocked { .. }
             | ProductEvent::StockAdjusted { .. }
-            | ProductEvent::StockReleased { .. } => vec![],
+            | ProductEvent::StockReleased { .. }
+            | ProductEvent::StockShipped { .. } => vec![],
         })
     }
 }

@@ -67,6 +67,7 @@ pub fn commands_for(order_id: OrderId, revision: u64, event: &OrderEvent) -> Vec
     };
     let release =
         |product_id: &domain::ProductId| (product_id.clone(), ProductCommand::ReleaseStock { order_id, revision });
+    let ship = |product_id: &domain::ProductId| (product_id.clone(), ProductCommand::ShipStock { order_id, revision });
     match event {
         OrderEvent::OrderPlaced { items, .. } => {
             items.iter().map(|line| reserve(&line.product_id, line.quantity)).collect()
@@ -78,10 +79,10 @@ pub fn commands_for(order_id: OrderId, revision: u64, event: &OrderEvent) -> Vec
                 ItemStatus::Pending | ItemStatus::Executed => reserve(&change.product_id, change.quantity),
             })
             .collect(),
-        OrderEvent::OrderCanceled { items } => items.iter().map(release).collect(),
-        OrderEvent::ItemExecuted { .. } | OrderEvent::ItemRejected { .. } | OrderEvent::OrderStatusChanged { .. } => {
-            vec![]
-        }
+        OrderEvent::OrderCanceled { items, .. } => items.iter().map(release).collect(),
+        // Only a shipment names products (the executed items'), whose units leave.
+        OrderEvent::OrderStatusChanged { items, .. } => items.iter().map(ship).collect(),
+        OrderEvent::ItemExecuted { .. } | OrderEvent::ItemRejected { .. } => vec![],
     }
 }
 
@@ -95,6 +96,7 @@ pub fn outcome_of(event: &ProductEvent) -> Option<SagaOutcome> {
             RejectionReason::UnknownProduct => "UNKNOWN_PRODUCT",
         })),
         ProductEvent::StockReleased { .. } => Some(SagaOutcome::Released),
+        ProductEvent::StockShipped { .. } => Some(SagaOutcome::Shipped),
         ProductEvent::ProductAdded { .. }
         | ProductEvent::ProductRenamed { .. }
         | ProductEvent::LowStockThresholdChanged { .. }
@@ -391,7 +393,13 @@ mod tests {
         let order_id = OrderId::generate();
         let cases = [
             ("OrderPlaced 3.0, even with fields that fit 2.0", "OrderPlaced", "3.0", placed_2_0(Value::Null)),
-            ("OrderCanceled 2.0: only OrderPlaced has a 2.0", "OrderCanceled", "2.0", json!({"items": ["mug"]})),
+            (
+                "OrderCanceled 3.0, even with fields that fit 2.0",
+                "OrderCanceled",
+                "3.0",
+                json!({"items": ["mug"], "reason": "PAYMENT_TIMEOUT"}),
+            ),
+            ("OrderItemsChanged 2.0: it has only a 1.0", "OrderItemsChanged", "2.0", json!({"items": []})),
         ];
         for (label, event_type, event_version, payload) in cases {
             let verdict = asked(&message(order_id, 1, event_type, event_version, payload));
@@ -438,6 +446,7 @@ mod tests {
                 Some(SagaOutcome::Reduced),
             ),
             (ProductEvent::StockReleased { order_id, quantity: 0, revision: 3 }, Some(SagaOutcome::Released)),
+            (ProductEvent::StockShipped { order_id, quantity: units, revision: 5 }, Some(SagaOutcome::Shipped)),
             (ProductEvent::OutOfStock, None),
             (ProductEvent::StockRestocked { quantity: units }, None),
         ];
@@ -451,6 +460,26 @@ mod tests {
             let Some(SagaOutcome::Rejected(label)) = outcome_of(&event) else { panic!("{reason:?} is a rejection") };
             assert_eq!(Some(label), wire.as_str(), "{reason:?}: the label is the wire name");
         }
+    }
+
+    #[test]
+    fn a_shipment_ships_the_products_it_names_and_other_status_changes_ask_nothing() {
+        let order_id = OrderId::generate();
+        let ship = |product: &str| (product.to_owned(), ProductCommand::ShipStock { order_id, revision: 5 });
+        let shipped =
+            message(order_id, 5, "OrderStatusChanged", "2.0", json!({"status": "SHIPPED", "items": ["mug", "tea"]}));
+        assert_eq!(asked(&shipped), Ok(vec![ship("mug"), ship("tea")]));
+        let paid = message(order_id, 4, "OrderStatusChanged", "2.0", json!({"status": "PAID", "items": []}));
+        assert_eq!(asked(&paid), Ok(vec![]));
+        // Shipped before 2.0: no products named, nothing shipped (as that release did).
+        let shipped_1_0 = message(order_id, 5, "OrderStatusChanged", "1.0", json!({"status": "SHIPPED"}));
+        assert_eq!(asked(&shipped_1_0), Ok(vec![]));
+        let expired =
+            message(order_id, 4, "OrderCanceled", "2.0", json!({"items": ["mug"], "reason": "PAYMENT_TIMEOUT"}));
+        assert_eq!(
+            asked(&expired),
+            Ok(vec![("mug".to_owned(), ProductCommand::ReleaseStock { order_id, revision: 4 })])
+        );
     }
 
     #[test]

@@ -125,13 +125,13 @@ impl OrderView {
                 }
                 view.derive_status();
             }
-            OrderEvent::OrderStatusChanged { status } => view.status = (*status).into(),
-            OrderEvent::OrderCanceled { .. } => {
+            OrderEvent::OrderStatusChanged { status, .. } => view.status = (*status).into(),
+            OrderEvent::OrderCanceled { reason, .. } => {
                 view.status = OrderStatus::Canceled;
                 for item in &mut view.order_items {
                     if item.status != ItemStatus::Canceled {
                         item.status = ItemStatus::Canceled;
-                        item.reason = Some(CancelReason::CanceledByCustomer);
+                        item.reason = Some(*reason);
                     }
                 }
             }

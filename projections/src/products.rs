@@ -21,7 +21,7 @@ use crate::{Cursor, Page, ProjectionError};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(as = Product, example = json!({
     "productId": "mug", "name": "Mug", "available": 100, "reserved": 0,
-    "lowStockThreshold": 10, "stockStatus": "IN_STOCK", "version": 1
+    "onHand": 100, "shipped": 0, "lowStockThreshold": 10, "stockStatus": "IN_STOCK", "version": 1
 })))]
 pub struct ProductView {
     /// The product's id.
@@ -34,6 +34,10 @@ pub struct ProductView {
     pub available: u64,
     /// Units held for orders.
     pub reserved: u64,
+    /// Units in the warehouse: available plus reserved.
+    pub on_hand: u64,
+    /// Units that left with shipped orders.
+    pub shipped: u64,
     /// At or below this many available units, stock is low.
     pub low_stock_threshold: u32,
     /// In stock, low or out.
@@ -52,6 +56,8 @@ impl ProductView {
                 name: name.as_str().to_owned(),
                 available: (*initial_stock).into(),
                 reserved: 0,
+                on_hand: 0,
+                shipped: 0,
                 low_stock_threshold: *low_stock_threshold,
                 stock_status: StockStatus::InStock,
                 version: 0,
@@ -72,11 +78,16 @@ impl ProductView {
             ProductEvent::StockReserved { quantity, .. } => view.move_units(u64::from(*quantity), true),
             ProductEvent::ReservationReduced { quantity, .. } => view.move_units(u64::from(quantity.get()), false),
             ProductEvent::StockReleased { quantity, .. } => view.move_units(u64::from(*quantity), false),
+            ProductEvent::StockShipped { quantity, .. } => {
+                view.reserved = view.reserved.saturating_sub(u64::from(quantity.get()));
+                view.shipped += u64::from(quantity.get());
+            }
             ProductEvent::ReservationRejected { .. }
             | ProductEvent::LowStockReached { .. }
             | ProductEvent::OutOfStock
             | ProductEvent::BackInStock { .. } => {}
         }
+        view.on_hand = view.available + view.reserved;
         view.stock_status = StockStatus::of(view.available, view.low_stock_threshold);
         view.version = sequence;
         Some(view)
@@ -102,9 +113,10 @@ pub struct ProductViews {
     reads: Arc<CoalescedReads<ProductViews>>,
 }
 
-type ProductRow = (String, String, i64, i64, i64, String, i64);
+type ProductRow = (String, String, i64, i64, i64, i64, String, i64);
 
-const PRODUCT_COLUMNS: &str = "product_id, name, available, reserved, low_stock_threshold, stock_status, version";
+const PRODUCT_COLUMNS: &str =
+    "product_id, name, available, reserved, shipped, low_stock_threshold, stock_status, version";
 
 impl ProductViews {
     /// Views stored through `pool` (whose search path is the inventory schema).
@@ -166,6 +178,7 @@ impl ViewTable for ProductViews {
             "name": view.name,
             "available": view.available,
             "reserved": view.reserved,
+            "shipped": view.shipped,
             "low_stock_threshold": view.low_stock_threshold,
             "stock_status": view.stock_status,
             "version": view.version,
@@ -181,11 +194,12 @@ impl ViewTable for ProductViews {
             return Ok(());
         }
         sqlx::query(&format!(
-            "INSERT INTO {table} (product_id, name, available, reserved, low_stock_threshold, stock_status, version)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::bigint[])
+            "INSERT INTO {table} (product_id, name, available, reserved, shipped, low_stock_threshold, stock_status, version)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
+                                  $7::text[], $8::bigint[])
              ON CONFLICT (product_id) DO UPDATE
                 SET name = EXCLUDED.name, available = EXCLUDED.available, reserved = EXCLUDED.reserved,
-                    low_stock_threshold = EXCLUDED.low_stock_threshold, stock_status = EXCLUDED.stock_status,
+                    shipped = EXCLUDED.shipped, low_stock_threshold = EXCLUDED.low_stock_threshold, stock_status = EXCLUDED.stock_status,
                     version = EXCLUDED.version
               WHERE {table}.version < EXCLUDED.version"
         ))
@@ -193,6 +207,7 @@ impl ViewTable for ProductViews {
         .bind(views.iter().map(|v| v.name.as_str()).collect::<Vec<_>>())
         .bind(views.iter().map(|v| v.available as i64).collect::<Vec<_>>())
         .bind(views.iter().map(|v| v.reserved as i64).collect::<Vec<_>>())
+        .bind(views.iter().map(|v| v.shipped as i64).collect::<Vec<_>>())
         .bind(views.iter().map(|v| i64::from(v.low_stock_threshold)).collect::<Vec<_>>())
         .bind(views.iter().map(|v| v.stock_status.as_str()).collect::<Vec<_>>())
         .bind(views.iter().map(|v| v.version as i64).collect::<Vec<_>>())
@@ -217,7 +232,7 @@ impl View for ProductView {
 }
 
 fn from_row(
-    (product_id, name, available, reserved, threshold, status, version): ProductRow,
+    (product_id, name, available, reserved, shipped, threshold, status, version): ProductRow,
 ) -> Result<ProductView, ProjectionError> {
     let corrupt = |what: &str, e: &dyn std::fmt::Display| {
         ProjectionError::Corrupt(format!("product_view {product_id} {what}: {e}"))
@@ -227,6 +242,8 @@ fn from_row(
         name,
         available: available as u64,
         reserved: reserved as u64,
+        on_hand: (available + reserved) as u64,
+        shipped: shipped as u64,
         low_stock_threshold: u32::try_from(threshold).map_err(|e| corrupt("low_stock_threshold", &e))?,
         stock_status: serde_json::from_value(serde_json::Value::String(status))
             .map_err(|e| corrupt("stock_status", &e))?,

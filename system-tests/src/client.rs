@@ -61,6 +61,12 @@ impl Api {
         self.expect(self.http.post(url).json(&json!({"quantity": quantity})), StatusCode::OK).await
     }
 
+    /// Adjusts a product's units on hand by `quantity` (signed) for `reason`; returns it.
+    pub async fn adjust(&self, product_id: &str, quantity: i64, reason: &str) -> anyhow::Result<Value> {
+        let url = format!("{}/inventory/products/{product_id}/adjustments", self.inventory);
+        self.expect(self.http.post(url).json(&json!({"quantity": quantity, "reason": reason})), StatusCode::OK).await
+    }
+
     /// A product.
     pub async fn product(&self, product_id: &str) -> anyhow::Result<Value> {
         self.expect(self.http.get(format!("{}/inventory/products/{product_id}", self.inventory)), StatusCode::OK).await
@@ -129,6 +135,13 @@ impl Api {
     pub async fn order_events(&self, order_id: &str) -> anyhow::Result<Vec<Value>> {
         let data =
             self.expect(self.http.get(format!("{}/oms/orders/{order_id}/events", self.oms)), StatusCode::OK).await?;
+        Ok(data.as_array().cloned().unwrap_or_default())
+    }
+
+    /// A product's history.
+    pub async fn product_events(&self, product_id: &str) -> anyhow::Result<Vec<Value>> {
+        let url = format!("{}/inventory/products/{product_id}/events", self.inventory);
+        let data = self.expect(self.http.get(url), StatusCode::OK).await?;
         Ok(data.as_array().cloned().unwrap_or_default())
     }
 

@@ -38,11 +38,13 @@ pub struct SystemOptions {
     pub partitions: i32,
     /// Bootstrap brokers; the suite's broker ([`brokers`]) when none.
     pub brokers: Option<String>,
+    /// Flags of the OMS's own, e.g. `--payment-timeout-ms=500`.
+    pub oms_flags: Vec<String>,
 }
 
 impl Default for SystemOptions {
     fn default() -> Self {
-        Self { partitions: 3, brokers: None }
+        Self { partitions: 3, brokers: None, oms_flags: vec![] }
     }
 }
 
@@ -54,6 +56,8 @@ pub struct System {
     pub database_url: String,
     /// Flags both services were started with (database, Kafka, topics, groups).
     pub shared_flags: Vec<String>,
+    /// Flags only the OMS instances were started with.
+    pub oms_flags: Vec<String>,
     /// The OMS schema.
     pub oms_pool: PgPool,
     /// The inventory schema.
@@ -96,7 +100,9 @@ impl System {
         let stop = CancellationToken::new();
         let oms_group = format!("oms-g{run}");
         let inventory_group = format!("inventory-g{run}");
-        let (oms_port, oms) = spawn_service(Service::Oms, &shared_flags, &oms_group, stop.clone()).await?;
+        let oms_flags = options.oms_flags;
+        let (oms_port, oms) =
+            spawn_service(Service::Oms, &[&shared_flags[..], &oms_flags].concat(), &oms_group, stop.clone()).await?;
         let (inventory_port, inventory) =
             spawn_service(Service::Inventory, &shared_flags, &inventory_group, stop.clone()).await?;
         let api = Api::new(format!("http://127.0.0.1:{oms_port}"), format!("http://127.0.0.1:{inventory_port}"));
@@ -109,6 +115,7 @@ impl System {
             api,
             database_url,
             shared_flags,
+            oms_flags,
             oms_pool,
             inventory_pool,
             run,
@@ -124,7 +131,11 @@ impl System {
     /// topics, consuming as consumer group `group`; returns its base URL. A new group
     /// reads its topic from the beginning. Stopped with the system.
     pub async fn start_instance(&mut self, service: Service, group: &str) -> anyhow::Result<String> {
-        let (port, handle) = spawn_service(service, &self.shared_flags, group, self.stop.clone()).await?;
+        let flags = match service {
+            Service::Oms => [&self.shared_flags[..], &self.oms_flags].concat(),
+            Service::Inventory => self.shared_flags.clone(),
+        };
+        let (port, handle) = spawn_service(service, &flags, group, self.stop.clone()).await?;
         self.services.push(handle);
         Ok(format!("http://127.0.0.1:{port}"))
     }

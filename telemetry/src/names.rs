@@ -63,7 +63,7 @@ pub const DEAD_LETTERS: &str = "dead_letters_total";
 pub const RELAY_PARKED: &str = "relay_parked_total";
 
 /// Counter of reservation outcomes the saga decided. Labels: `outcome`
-/// (`reserved`, `reduced`, `rejected`, `released`), `reason` for rejections.
+/// (`reserved`, `reduced`, `rejected`, `released`, `shipped`), `reason` for rejections.
 pub const SAGA_OUTCOMES: &str = "saga_outcomes_total";
 
 /// Gauge of events committed but not yet folded by a feed-fed read model. Labels:
@@ -73,6 +73,10 @@ pub const PROJECTION_LAG: &str = "projection_lag_events";
 /// Counter of stuck order items asked for again: the order event that made them
 /// pending, republished by the OMS. Labels: none.
 pub const REREQUESTS: &str = "rerequests_total";
+
+/// Counter of orders the OMS canceled because they were not paid within the payment
+/// deadline. Labels: none.
+pub const PAYMENT_TIMEOUTS: &str = "payment_timeouts_total";
 
 /// Gauge, in seconds, of how long the oldest pending order has waited since its last
 /// change (0 when none is pending). Labels: none.

@@ -130,6 +130,8 @@ pub enum SagaOutcome {
     Rejected(&'static str),
     /// Everything held for the item was released (canceled item or order).
     Released,
+    /// What the item held left with its shipped order.
+    Shipped,
 }
 
 impl SagaOutcome {
@@ -140,6 +142,7 @@ impl SagaOutcome {
             Self::Reduced => "reduced",
             Self::Rejected(_) => "rejected",
             Self::Released => "released",
+            Self::Shipped => "shipped",
         }
     }
 }
@@ -158,6 +161,11 @@ pub fn record_saga_outcome(outcome: SagaOutcome) {
 /// Counts order events republished by the OMS to ask again for stuck items.
 pub fn record_rerequests(messages: u64) {
     metrics::counter!(names::REREQUESTS).increment(messages);
+}
+
+/// Counts orders canceled for not being paid within the payment deadline.
+pub fn record_payment_timeouts(orders: u64) {
+    metrics::counter!(names::PAYMENT_TIMEOUTS).increment(orders);
 }
 
 /// Sets how long the oldest pending order has waited (zero when none is pending).

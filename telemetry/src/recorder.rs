@@ -104,6 +104,7 @@ fn describe() {
         "Age of the oldest committed event the relay has not published yet (0: none waits), by feed"
     );
     metrics::describe_counter!(names::REREQUESTS, "Order events republished to ask again for items still pending");
+    metrics::describe_counter!(names::PAYMENT_TIMEOUTS, "Orders canceled because they were not paid in time");
     metrics::describe_gauge!(
         names::PENDING_OLDEST_AGE,
         metrics::Unit::Seconds,

@@ -159,7 +159,7 @@ pub fn fold_history(order_id: &str, history: &[Value]) -> Value {
                 for item in order["orderItems"].as_array_mut().expect("items") {
                     if item["status"] != "CANCELED" {
                         item["status"] = json!("CANCELED");
-                        item["reason"] = json!("CANCELED_BY_CUSTOMER");
+                        item["reason"] = payload["reason"].clone();
                     }
                 }
             }

@@ -13,6 +13,7 @@
 //! - `conditional_writes`: `ETag` on reads and writes, `If-Match` on `PUT` (412 when stale).
 //! - `operations`: the operator commands (history, export, rebuild) as a process.
 //! - `rerequests`: stuck items asked for again, with backoff, by one instance of two.
+//! - `payment_deadline`: unpaid orders canceled once, after restarts, never once paid.
 //! - `dead_letters`: `dlq list`, `show` and `replay` as a process, with the broker.
 //! - `versioning`: orders whose placement is stored as `OrderPlaced` 1.0; the key in 2.0.
 //! - `documentation`: `/openapi.json` lists the routes; examples and answers fit it.
@@ -30,6 +31,7 @@ mod history_pages;
 mod idempotency;
 mod observability;
 mod operations;
+mod payment_deadline;
 mod place;
 mod queries;
 mod rerequests;

@@ -103,7 +103,7 @@ async fn an_order_placed_as_1_0_is_served_changed_and_canceled() {
         .collect();
     assert_eq!(
         versions,
-        [("OrderPlaced", "1.0"), ("OrderItemsChanged", "1.0"), ("OrderCanceled", "1.0")],
+        [("OrderPlaced", "1.0"), ("OrderItemsChanged", "1.0"), ("OrderCanceled", "2.0")],
         "history shows each event as stored"
     );
     assert_eq!(history[0]["payload"], order_placed_1_0()["OrderPlaced"], "the 1.0 payload as stored, not upcast");

@@ -163,13 +163,22 @@ pub enum ProductCommand {
         /// Revision of the order request (cancellation).
         revision: u64,
     },
+    /// The order was shipped: what it holds leaves the warehouse.
+    ShipStock {
+        /// The order.
+        order_id: OrderId,
+        /// Revision of the order request (the shipment).
+        revision: u64,
+    },
 }
 
 impl ProductCommand {
     /// The order whose reservation deciding this command reads, if any.
     pub fn order_id(&self) -> Option<OrderId> {
         match self {
-            Self::ReserveStock { order_id, .. } | Self::ReleaseStock { order_id, .. } => Some(*order_id),
+            Self::ReserveStock { order_id, .. }
+            | Self::ReleaseStock { order_id, .. }
+            | Self::ShipStock { order_id, .. } => Some(*order_id),
             Self::AddProduct(_) | Self::UpdateProduct(_) | Self::Restock { .. } | Self::AdjustStock { .. } => None,
         }
     }
@@ -183,6 +192,7 @@ impl ProductCommand {
             Self::AdjustStock { .. } => "AdjustStock",
             Self::ReserveStock { .. } => "ReserveStock",
             Self::ReleaseStock { .. } => "ReleaseStock",
+            Self::ShipStock { .. } => "ShipStock",
         }
     }
 }

@@ -123,6 +123,16 @@ pub enum ProductEvent {
         /// Revision of the order request.
         revision: u64,
     },
+    /// What an order held was shipped: it leaves `reserved` and the units on hand
+    /// (available stays as it was).
+    StockShipped {
+        /// The order.
+        order_id: OrderId,
+        /// Units shipped.
+        quantity: Quantity,
+        /// Revision of the order request (the shipment).
+        revision: u64,
+    },
     /// Available stock fell to the low-stock threshold or below.
     LowStockReached {
         /// Units available.
@@ -144,7 +154,8 @@ impl ProductEvent {
             Self::StockReserved { order_id, .. }
             | Self::ReservationReduced { order_id, .. }
             | Self::ReservationRejected { order_id, .. }
-            | Self::StockReleased { order_id, .. } => Some(*order_id),
+            | Self::StockReleased { order_id, .. }
+            | Self::StockShipped { order_id, .. } => Some(*order_id),
             Self::ProductAdded { .. }
             | Self::ProductRenamed { .. }
             | Self::LowStockThresholdChanged { .. }
@@ -169,6 +180,7 @@ impl DomainEvent for ProductEvent {
             Self::ReservationReduced { .. } => "ReservationReduced",
             Self::ReservationRejected { .. } => "ReservationRejected",
             Self::StockReleased { .. } => "StockReleased",
+            Self::StockShipped { .. } => "StockShipped",
             Self::LowStockReached { .. } => "LowStockReached",
             Self::OutOfStock => "OutOfStock",
             Self::BackInStock { .. } => "BackInStock",

@@ -64,6 +64,9 @@ struct Stock {
     #[serde(default)]
     adjusted: i64,
     reserved: u64,
+    /// Units that left with shipped orders.
+    #[serde(default)]
+    shipped: u64,
     low_stock_threshold: u32,
 }
 
@@ -90,6 +93,10 @@ impl Stock {
             ProductEvent::StockReleased { quantity, .. } => {
                 self.reserved = self.reserved.saturating_sub(u64::from(*quantity));
             }
+            ProductEvent::StockShipped { quantity, .. } => {
+                self.reserved = self.reserved.saturating_sub(u64::from(quantity.get()));
+                self.shipped += u64::from(quantity.get());
+            }
             ProductEvent::ProductRenamed { .. }
             | ProductEvent::ReservationRejected { .. }
             | ProductEvent::LowStockReached { .. }
@@ -98,9 +105,10 @@ impl Stock {
         }
     }
 
-    /// Units the warehouse holds: received plus adjustments (never below zero).
+    /// Units the warehouse holds: received plus adjustments minus shipped (never below
+    /// zero).
     fn on_hand(&self) -> u64 {
-        u64::try_from(i128::from(self.received) + i128::from(self.adjusted)).unwrap_or(0)
+        u64::try_from(i128::from(self.received) + i128::from(self.adjusted) - i128::from(self.shipped)).unwrap_or(0)
     }
 
     /// `decide` keeps `reserved <= on_hand`; the saturation only keeps a corrupted
@@ -160,9 +168,14 @@ impl Product {
         self.stock.received
     }
 
-    /// Units the warehouse holds: received plus adjustments.
+    /// Units the warehouse holds: received plus adjustments minus shipped.
     pub fn on_hand(&self) -> u64 {
         self.stock.on_hand()
+    }
+
+    /// Units that left with shipped orders.
+    pub fn shipped(&self) -> u64 {
+        self.stock.shipped
     }
 
     /// Units held for orders.
@@ -280,6 +293,16 @@ impl Product {
                     vec![ProductEvent::StockReleased { order_id, quantity: held.quantity, revision }]
                 }
             }
+            ProductCommand::ShipStock { order_id, revision } => {
+                let held = self.reservation(&order_id);
+                match Quantity::new(held.quantity.into()) {
+                    // Nothing held (an item canceled, or already shipped): nothing leaves.
+                    Ok(quantity) if held.revision < revision => {
+                        vec![ProductEvent::StockShipped { order_id, quantity, revision }]
+                    }
+                    _ => vec![],
+                }
+            }
         };
         Ok(self.with_alerts(events))
     }
@@ -391,9 +414,11 @@ impl Aggregate for Product {
                 held.revision = revision;
                 self.announcements.insert(order_id, self.version);
             }
-            ProductEvent::StockReleased { order_id, revision, .. } => {
+            ProductEvent::StockReleased { order_id, revision, .. }
+            | ProductEvent::StockShipped { order_id, revision, .. } => {
                 // A release of the same revision completes a rejection (what the item
-                // held before is given back): the rejection stays its announcement.
+                // held before is given back): the rejection stays its announcement. A
+                // shipment has a newer revision than any request: nothing to announce.
                 if self.reservation(&order_id).revision != revision {
                     self.announcements.remove(&order_id);
                 }

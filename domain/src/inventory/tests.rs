@@ -62,6 +62,14 @@ fn released(order_id: OrderId, quantity: u32, revision: u64) -> ProductEvent {
     ProductEvent::StockReleased { order_id, quantity, revision }
 }
 
+fn shipped(order_id: OrderId, quantity: u32, revision: u64) -> ProductEvent {
+    ProductEvent::StockShipped { order_id, quantity: units(quantity), revision }
+}
+
+fn ship(order_id: OrderId, revision: u64) -> ProductCommand {
+    ProductCommand::ShipStock { order_id, revision }
+}
+
 fn add(initial_stock: u32, low_stock_threshold: u32) -> ProductCommand {
     ProductCommand::AddProduct(AddProduct { name: mug(), initial_stock, low_stock_threshold })
 }
@@ -373,6 +381,27 @@ fn releasing_frees_everything_the_order_holds() {
 }
 
 #[test]
+fn shipping_moves_what_the_order_holds_out_of_reserved_and_on_hand() {
+    let product = fold(vec![ten_mugs(), reserved(order(1), 3, 3, 1), reserved(order(2), 2, 2, 1)]);
+    let decided = product.decide(ship(order(1), 4)).unwrap();
+    assert_eq!(decided, vec![shipped(order(1), 3, 4)]);
+    let after =
+        fold(vec![ten_mugs(), reserved(order(1), 3, 3, 1), reserved(order(2), 2, 2, 1), shipped(order(1), 3, 4)]);
+    assert_eq!((after.on_hand(), after.reserved(), after.available(), after.shipped()), (7, 2, 5, 3));
+    assert_eq!(after.reservation(&order(1)), Reservation { quantity: 0, revision: 4 });
+    assert_eq!(after.announcement(&order(1)), None, "nothing left to announce for a shipped order");
+}
+
+#[test]
+fn shipping_twice_or_an_order_that_holds_nothing_decides_nothing() {
+    let history = vec![ten_mugs(), reserved(order(1), 3, 3, 1), shipped(order(1), 3, 4)];
+    assert_eq!(given(history.clone()).when(ship(order(1), 4)), Ok(vec![]), "the same shipment again");
+    assert_eq!(given(history).when(reserve(order(1), 3, 2)), Ok(vec![]), "a request older than the shipment");
+    assert_eq!(given(vec![ten_mugs(), rejected(order(2), 20, 10, 1)]).when(ship(order(2), 3)), Ok(vec![]));
+    assert_eq!(given(vec![ten_mugs()]).when(ship(order(3), 3)), Ok(vec![]), "never asked");
+}
+
+#[test]
 fn releasing_twice_decides_nothing() {
     let history = vec![ten_mugs(), reserved(order(1), 3, 3, 1), released(order(1), 3, 2)];
     assert_eq!(given(history.clone()).when(release(order(1), 2)), Ok(vec![]));
@@ -564,6 +593,7 @@ fn one_of_each_event() -> Vec<ProductEvent> {
         reduced(order(1), 2, 3, 3),
         rejected(order(2), 9, 4, 1),
         released(order(1), 3, 4),
+        shipped(order(3), 2, 6),
         ProductEvent::LowStockReached { available: 2 },
         ProductEvent::OutOfStock,
         ProductEvent::BackInStock { available: 5 },
@@ -579,6 +609,7 @@ fn one_of_each_event() -> Vec<ProductEvent> {
             | ProductEvent::ReservationReduced { .. }
             | ProductEvent::ReservationRejected { .. }
             | ProductEvent::StockReleased { .. }
+            | ProductEvent::StockShipped { .. }
             | ProductEvent::LowStockReached { .. }
             | ProductEvent::OutOfStock
             | ProductEvent::BackInStock { .. } => {}
@@ -628,6 +659,10 @@ fn product_events_keep_their_wire_form() {
         (
             rejected(order(2), 9, 4, 1),
             r#"{"ReservationRejected":{"orderId":"00000000-0000-0000-0000-000000000002","requested":9,"available":4,"revision":1,"reason":"INSUFFICIENT_STOCK"}}"#,
+        ),
+        (
+            shipped(order(3), 2, 6),
+            r#"{"StockShipped":{"orderId":"00000000-0000-0000-0000-000000000003","quantity":2,"revision":6}}"#,
         ),
         (ProductEvent::OutOfStock, r#""OutOfStock""#),
         (ProductEvent::BackInStock { available: 5 }, r#"{"BackInStock":{"available":5}}"#),
@@ -684,6 +719,10 @@ enum Step {
         order: u128,
         revision_step: i8,
     },
+    Ship {
+        order: u128,
+        revision_step: i8,
+    },
 }
 
 fn a_revision_step() -> impl Strategy<Value = i8> {
@@ -698,6 +737,7 @@ fn a_step() -> impl Strategy<Value = Step> {
         6 => (0..ORDERS, 1u32..12, a_revision_step())
             .prop_map(|(order, quantity, revision_step)| Step::Reserve { order, quantity, revision_step }),
         2 => (0..ORDERS, a_revision_step()).prop_map(|(order, revision_step)| Step::Release { order, revision_step }),
+        1 => (0..ORDERS, a_revision_step()).prop_map(|(order, revision_step)| Step::Ship { order, revision_step }),
     ]
 }
 
@@ -735,6 +775,7 @@ impl Step {
                 reserve(order(n), quantity, revisions.next(n, revision_step))
             }
             Self::Release { order: n, revision_step } => release(order(n), revisions.next(n, revision_step)),
+            Self::Ship { order: n, revision_step } => ship(order(n), revisions.next(n, revision_step)),
         }
     }
 }
@@ -763,6 +804,7 @@ proptest! {
         let mut revisions = Revisions::default();
         let mut received_in_all = 0u64;
         let mut adjusted_in_all = 0i64;
+        let mut shipped_in_all = 0u64;
 
         for step in &history {
             let command = step.command(&mut revisions);
@@ -779,11 +821,13 @@ proptest! {
                     ProductEvent::ProductAdded { initial_stock, .. } => received_in_all = (*initial_stock).into(),
                     ProductEvent::StockRestocked { quantity } => received_in_all += u64::from(quantity.get()),
                     ProductEvent::StockAdjusted { quantity, .. } => adjusted_in_all += i64::from(quantity.get()),
+                    ProductEvent::StockShipped { quantity, .. } => shipped_in_all += u64::from(quantity.get()),
                     _ => {}
                 }
             }
             prop_assert_eq!(product.received(), received_in_all);
-            prop_assert_eq!(product.on_hand() as i64, received_in_all as i64 + adjusted_in_all);
+            prop_assert_eq!(product.shipped(), shipped_in_all);
+            prop_assert_eq!(product.on_hand() as i64, received_in_all as i64 + adjusted_in_all - shipped_in_all as i64);
 
             if let ProductCommand::ReserveStock { order_id, quantity, revision } = command {
                 let held = before.reservation(&order_id);
@@ -803,6 +847,17 @@ proptest! {
                     prop_assert!(events.is_empty(), "a stale release decided {:?}", events);
                 } else {
                     prop_assert_eq!(product.reservation(&order_id), Reservation { quantity: 0, revision });
+                }
+            }
+            if let ProductCommand::ShipStock { order_id, revision } = command {
+                // What the order held leaves reserved and on hand; available stays.
+                let held = before.reservation(&order_id);
+                if held.revision >= revision || held.quantity == 0 {
+                    prop_assert!(events.is_empty(), "a stale or empty shipment decided {:?}", events);
+                } else {
+                    prop_assert_eq!(product.reservation(&order_id), Reservation { quantity: 0, revision });
+                    prop_assert_eq!(product.shipped(), before.shipped() + u64::from(held.quantity));
+                    prop_assert_eq!(product.available(), before.available());
                 }
             }
 
@@ -866,6 +921,19 @@ proptest! {
         let first = decide_and_apply(&mut product, command.clone());
         prop_assert_eq!(product.decide(command), Ok(vec![]), "first time: {:?}", first);
     }
+
+    #[test]
+    fn shipping_twice_is_shipping_once(
+        history in a_history(),
+        order_index in 0..ORDERS,
+        revision_step in a_revision_step(),
+    ) {
+        let (mut product, mut revisions) = play(&history);
+        let command = ship(order(order_index), revisions.next(order_index, revision_step));
+
+        let first = decide_and_apply(&mut product, command.clone());
+        prop_assert_eq!(product.decide(command), Ok(vec![]), "first time: {:?}", first);
+    }
 }
 
 proptest! {
@@ -891,7 +959,10 @@ proptest! {
             for order_id in decided.iter().filter_map(ProductEvent::order_id) {
                 kept_apart.insert(order_id, bounded.order_entry(&order_id));
             }
-            prop_assert_eq!((bounded.version(), bounded.received(), bounded.reserved()), (full.version(), full.received(), full.reserved()));
+            prop_assert_eq!(
+                (bounded.version(), bounded.received(), bounded.reserved(), bounded.shipped()),
+                (full.version(), full.received(), full.reserved(), full.shipped())
+            );
         }
         for n in 0..ORDERS {
             prop_assert_eq!(kept_apart.get(&order(n)).copied().unwrap_or_default(), full.order_entry(&order(n)), "order {}", n);

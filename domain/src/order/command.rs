@@ -16,6 +16,10 @@ pub enum OrderCommand {
     UpdateOrder(UpdateOrder),
     /// Record what the inventory service decided for one item.
     RecordItemOutcome(RecordItemOutcome),
+    /// Cancel the order because its payment deadline passed: only while it is resolved
+    /// (`EXECUTED` or `PARTIALLY_EXECUTED`) and unpaid; otherwise nothing happens. The
+    /// OMS issues it, never a client; when the deadline passed is the OMS's to judge.
+    CancelUnpaid,
 }
 
 /// Place an order for a customer.
@@ -63,6 +67,7 @@ impl OrderCommand {
             Self::PlaceOrder(_) => "PlaceOrder",
             Self::UpdateOrder(_) => "UpdateOrder",
             Self::RecordItemOutcome(_) => "RecordItemOutcome",
+            Self::CancelUnpaid => "CancelUnpaid",
         }
     }
 }

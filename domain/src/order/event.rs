@@ -4,7 +4,7 @@
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
-use super::status::{ItemStatus, RejectionReason, TargetStatus};
+use super::status::{CancelReason, ItemStatus, RejectionReason, TargetStatus};
 use crate::{ProductId, Quantity, UserId};
 
 /// One product and its quantity.
@@ -76,14 +76,27 @@ pub enum OrderEvent {
         reason: RejectionReason,
     },
     /// The order moved along its lifecycle (paid, shipped, delivered).
+    ///
+    /// Version 2.0 added `items`; 1.0 events are upcast with none.
     OrderStatusChanged {
         /// The new status.
         status: TargetStatus,
+        /// The products whose reserved units this change consumes, for the inventory
+        /// service to ship: the executed items' when the order is shipped, none
+        /// otherwise (and none for orders shipped before 2.0, whose reservations stay).
+        items: Vec<ProductId>,
     },
-    /// The customer canceled the order; every reserved unit must be released.
+    /// The order was canceled (by the customer, or by the OMS when it was not paid in
+    /// time); every reserved unit must be released.
+    ///
+    /// Version 2.0 added `reason`; 1.0 events (customer cancellations, the only kind
+    /// then) are upcast with `CANCELED_BY_CUSTOMER`.
     OrderCanceled {
         /// Every product of the order, for the inventory service to release.
         items: Vec<ProductId>,
+        /// `CANCELED_BY_CUSTOMER` or `PAYMENT_TIMEOUT`: what the items are canceled
+        /// for, so that downstream consumers can tell one from the other.
+        reason: CancelReason,
     },
 }
 
@@ -104,12 +117,8 @@ impl DomainEvent for OrderEvent {
     /// fields change, never the others'.
     fn event_version(&self) -> String {
         match self {
-            Self::OrderPlaced { .. } => "2.0",
-            Self::OrderItemsChanged { .. }
-            | Self::ItemExecuted { .. }
-            | Self::ItemRejected { .. }
-            | Self::OrderStatusChanged { .. }
-            | Self::OrderCanceled { .. } => "1.0",
+            Self::OrderPlaced { .. } | Self::OrderStatusChanged { .. } | Self::OrderCanceled { .. } => "2.0",
+            Self::OrderItemsChanged { .. } | Self::ItemExecuted { .. } | Self::ItemRejected { .. } => "1.0",
         }
         .to_owned()
     }

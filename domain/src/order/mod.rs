@@ -120,7 +120,24 @@ impl Order {
             OrderCommand::PlaceOrder(cmd) => self.decide_place(cmd),
             OrderCommand::UpdateOrder(cmd) => self.decide_update(cmd),
             OrderCommand::RecordItemOutcome(cmd) => self.decide_outcome(cmd),
+            OrderCommand::CancelUnpaid => Ok(self.decide_cancel_unpaid()),
         }
+    }
+
+    /// Whether the order awaits payment: every item resolved, some executed, not paid.
+    pub fn awaits_payment(&self) -> bool {
+        matches!(self.status(), OrderStatus::Executed | OrderStatus::PartiallyExecuted)
+    }
+
+    fn decide_cancel_unpaid(&self) -> Vec<OrderEvent> {
+        if !self.awaits_payment() {
+            return vec![];
+        }
+        vec![self.cancellation(CancelReason::PaymentTimeout)]
+    }
+
+    fn cancellation(&self, reason: CancelReason) -> OrderEvent {
+        OrderEvent::OrderCanceled { items: self.items.iter().map(|item| item.product_id.clone()).collect(), reason }
     }
 
     fn decide_place(&self, cmd: PlaceOrder) -> Result<Vec<OrderEvent>, OrderError> {
@@ -220,9 +237,7 @@ impl Order {
             return match self.stage {
                 Stage::Canceled => Ok(None),
                 Stage::Shipped | Stage::Delivered => Err(OrderError::TransitionNotAllowed { from, to }),
-                Stage::Open | Stage::Paid => Ok(Some(OrderEvent::OrderCanceled {
-                    items: self.items.iter().map(|item| item.product_id.clone()).collect(),
-                })),
+                Stage::Open | Stage::Paid => Ok(Some(self.cancellation(CancelReason::CanceledByCustomer))),
             };
         }
         if from == to {
@@ -235,7 +250,18 @@ impl Order {
             TargetStatus::Canceled => unreachable!("handled above"),
         };
         if allowed {
-            Ok(Some(OrderEvent::OrderStatusChanged { status: target }))
+            // Shipping hands the executed items' units to the carrier: the inventory
+            // service consumes their reservations.
+            let items = match target {
+                TargetStatus::Shipped => self
+                    .items
+                    .iter()
+                    .filter(|item| item.status == ItemStatus::Executed)
+                    .map(|item| item.product_id.clone())
+                    .collect(),
+                _ => vec![],
+            };
+            Ok(Some(OrderEvent::OrderStatusChanged { status: target, items }))
         } else {
             Err(OrderError::TransitionNotAllowed { from, to })
         }
@@ -333,7 +359,7 @@ impl Aggregate for Order {
                     item.reason = Some(reason.into());
                 }
             }
-            OrderEvent::OrderStatusChanged { status } => {
+            OrderEvent::OrderStatusChanged { status, .. } => {
                 self.stage = match status {
                     TargetStatus::Paid => Stage::Paid,
                     TargetStatus::Shipped => Stage::Shipped,
@@ -341,12 +367,12 @@ impl Aggregate for Order {
                     TargetStatus::Canceled => Stage::Canceled,
                 };
             }
-            OrderEvent::OrderCanceled { .. } => {
+            OrderEvent::OrderCanceled { reason, .. } => {
                 self.stage = Stage::Canceled;
                 for item in &mut self.items {
                     if item.status != ItemStatus::Canceled {
                         item.status = ItemStatus::Canceled;
-                        item.reason = Some(CancelReason::CanceledByCustomer);
+                        item.reason = Some(reason);
                     }
                     item.revision = revision;
                 }

@@ -123,6 +123,8 @@ pub enum CancelReason {
     UnknownProduct,
     /// The customer canceled the item or the order.
     CanceledByCustomer,
+    /// The order was not paid within the payment deadline after it resolved.
+    PaymentTimeout,
 }
 
 impl From<RejectionReason> for CancelReason {

@@ -52,12 +52,28 @@ fn items_changed(changes: &[(&str, u32, ItemStatus)]) -> OrderEvent {
     }
 }
 
+/// A status change that ships nothing (paid, delivered).
 fn status_changed(status: TargetStatus) -> OrderEvent {
-    OrderEvent::OrderStatusChanged { status }
+    OrderEvent::OrderStatusChanged { status, items: vec![] }
+}
+
+/// The order shipped, consuming the reservations of `ids`.
+fn shipped_with(ids: &[&str]) -> OrderEvent {
+    OrderEvent::OrderStatusChanged { status: TargetStatus::Shipped, items: ids.iter().map(|id| product(id)).collect() }
 }
 
 fn canceled(ids: &[&str]) -> OrderEvent {
-    OrderEvent::OrderCanceled { items: ids.iter().map(|id| product(id)).collect() }
+    OrderEvent::OrderCanceled {
+        items: ids.iter().map(|id| product(id)).collect(),
+        reason: CancelReason::CanceledByCustomer,
+    }
+}
+
+fn expired(ids: &[&str]) -> OrderEvent {
+    OrderEvent::OrderCanceled {
+        items: ids.iter().map(|id| product(id)).collect(),
+        reason: CancelReason::PaymentTimeout,
+    }
 }
 
 fn place(items: &[(&str, u32)]) -> OrderCommand {
@@ -161,7 +177,7 @@ fn paid() -> Vec<OrderEvent> {
 
 fn shipped() -> Vec<OrderEvent> {
     let mut events = paid();
-    events.push(status_changed(TargetStatus::Shipped));
+    events.push(shipped_with(&["mug", "tea"]));
     events
 }
 
@@ -324,7 +340,11 @@ fn every_status_transition_is_allowed_or_refused_as_the_lifecycle_says() {
             let case = format!("{label} -> {to}");
             match expect {
                 Moves => {
-                    let event = if target == Canceled { canceled(&["mug", "tea"]) } else { status_changed(target) };
+                    let event = match target {
+                        Canceled => canceled(&["mug", "tea"]),
+                        Shipped => shipped_with(&["mug", "tea"]),
+                        Paid | Delivered => status_changed(target),
+                    };
                     assert_eq!(decided, Ok(vec![event.clone()]), "{case}");
                     let mut after = before.clone();
                     after.apply(event);
@@ -350,6 +370,58 @@ fn canceling_a_shipped_order_is_a_conflict() {
     assert_eq!(
         given(shipped()).when(update_status(TargetStatus::Canceled)),
         Err(OrderError::TransitionNotAllowed { from: OrderStatus::Shipped, to: OrderStatus::Canceled })
+    );
+}
+
+#[test]
+fn shipping_consumes_the_reservations_of_executed_items_only() {
+    let mut history = partially_executed();
+    history.push(status_changed(TargetStatus::Paid));
+    assert_eq!(given(history).when(update_status(TargetStatus::Shipped)), Ok(vec![shipped_with(&["mug"])]));
+}
+
+#[test]
+fn an_unpaid_resolved_order_is_canceled_for_payment_timeout() {
+    for (label, history) in [("executed", all_executed()), ("partially executed", partially_executed())] {
+        let decided = given(history.clone()).when(OrderCommand::CancelUnpaid);
+        assert_eq!(decided, Ok(vec![expired(&["mug", "tea"])]), "{label}");
+        let mut order = fold(history);
+        order.apply(expired(&["mug", "tea"]));
+        assert_eq!(order.status(), OrderStatus::Canceled, "{label}");
+        // Items canceled earlier keep their reason; the rest are canceled for the timeout.
+        let reasons: Vec<_> = order.items().iter().map(|item| (item.status, item.reason)).collect();
+        let tea = if label == "executed" { CancelReason::PaymentTimeout } else { CancelReason::InsufficientStock };
+        assert_eq!(
+            reasons,
+            [(ItemStatus::Canceled, Some(CancelReason::PaymentTimeout)), (ItemStatus::Canceled, Some(tea))],
+            "{label}"
+        );
+    }
+}
+
+#[test]
+fn the_payment_deadline_cancels_nothing_once_paid_or_while_pending_or_when_canceled() {
+    type History = fn() -> Vec<OrderEvent>;
+    let cases: [(&str, History); 6] = [
+        ("pending", pending),
+        ("paid", paid),
+        ("shipped", shipped),
+        ("delivered", delivered),
+        ("canceled by the customer", canceled_by_customer),
+        ("canceled by its outcomes", all_rejected),
+    ];
+    for (label, history) in cases {
+        assert_eq!(given(history()).when(OrderCommand::CancelUnpaid), Ok(vec![]), "{label}");
+    }
+}
+
+#[test]
+fn paying_an_order_canceled_for_payment_timeout_is_a_conflict() {
+    let mut history = all_executed();
+    history.push(expired(&["mug", "tea"]));
+    assert_eq!(
+        given(history).when(update_status(TargetStatus::Paid)),
+        Err(OrderError::TransitionNotAllowed { from: OrderStatus::Canceled, to: OrderStatus::Paid })
     );
 }
 
@@ -820,8 +892,10 @@ fn order_events_keep_their_wire_form() {
             rejected("tea", 1, 3, INSUFFICIENT),
             r#"{"ItemRejected":{"productId":"tea","quantity":1,"revision":3,"reason":"INSUFFICIENT_STOCK"}}"#,
         ),
-        (status_changed(TargetStatus::Paid), r#"{"OrderStatusChanged":{"status":"PAID"}}"#),
-        (canceled(&["mug", "tea"]), r#"{"OrderCanceled":{"items":["mug","tea"]}}"#),
+        (status_changed(TargetStatus::Paid), r#"{"OrderStatusChanged":{"status":"PAID","items":[]}}"#),
+        (shipped_with(&["mug"]), r#"{"OrderStatusChanged":{"status":"SHIPPED","items":["mug"]}}"#),
+        (canceled(&["mug", "tea"]), r#"{"OrderCanceled":{"items":["mug","tea"],"reason":"CANCELED_BY_CUSTOMER"}}"#),
+        (expired(&["mug"]), r#"{"OrderCanceled":{"items":["mug"],"reason":"PAYMENT_TIMEOUT"}}"#),
     ];
     for (event, wire) in pinned {
         assert_eq!(serde_json::to_string(&event).unwrap(), wire);
@@ -835,7 +909,10 @@ fn a_stored_event_with_an_invalid_value_does_not_deserialize() {
         r#"{"OrderPlaced":{"userId":"alice","items":[{"productId":"mug","quantity":0}],"idempotencyKey":null}}"#,
         r#"{"OrderPlaced":{"userId":"alice","items":[{"productId":"a b","quantity":1}],"idempotencyKey":null}}"#,
         r#"{"OrderPlaced":{"userId":"alice","items":[{"productId":"mug","quantity":1}],"idempotencyKey":42}}"#,
-        r#"{"OrderStatusChanged":{"status":"PENDING"}}"#,
+        r#"{"OrderStatusChanged":{"status":"PENDING","items":[]}}"#,
+        r#"{"OrderStatusChanged":{"status":"PAID"}}"#,
+        r#"{"OrderCanceled":{"items":["mug"]}}"#,
+        r#"{"OrderCanceled":{"items":["mug"],"reason":"INSUFFICIENT_STOCK_OR_WORSE"}}"#,
         r#"{"ItemRejected":{"productId":"tea","quantity":1,"revision":3,"reason":"CANCELED_BY_CUSTOMER"}}"#,
     ] {
         assert!(serde_json::from_str::<OrderEvent>(bad).is_err(), "{bad}");
@@ -869,7 +946,7 @@ fn upcast(event: SerializedEvent) -> SerializedEvent {
 }
 
 #[test]
-fn only_order_placed_is_at_version_2_0() {
+fn each_event_type_is_at_its_own_version() {
     let versions: Vec<(String, String)> =
         one_of_each_event().iter().map(|e| (e.event_type(), e.event_version())).collect();
     let expected = [
@@ -877,8 +954,8 @@ fn only_order_placed_is_at_version_2_0() {
         ("OrderItemsChanged", "1.0"),
         ("ItemExecuted", "1.0"),
         ("ItemRejected", "1.0"),
-        ("OrderStatusChanged", "1.0"),
-        ("OrderCanceled", "1.0"),
+        ("OrderStatusChanged", "2.0"),
+        ("OrderCanceled", "2.0"),
     ];
     assert_eq!(versions, expected.map(|(t, v)| (t.to_owned(), v.to_owned())));
 }
@@ -944,14 +1021,48 @@ fn a_received_order_placed_reads_the_same_at_1_0_and_at_2_0() {
 }
 
 #[test]
+fn stored_status_changes_and_cancellations_1_0_read_as_2_0() {
+    // Before 2.0 shipping consumed no reservation, and only customers canceled.
+    let cases = [
+        ("OrderStatusChanged", r#"{"OrderStatusChanged":{"status":"SHIPPED"}}"#, shipped_with(&[])),
+        ("OrderStatusChanged", r#"{"OrderStatusChanged":{"status":"PAID"}}"#, status_changed(TargetStatus::Paid)),
+        ("OrderCanceled", r#"{"OrderCanceled":{"items":["mug","tea"]}}"#, canceled(&["mug", "tea"])),
+    ];
+    for (event_type, payload, expected) in cases {
+        let upcast = upcast(stored(event_type, "1.0", payload));
+        assert_eq!(upcast.event_version, "2.0.0", "{payload}");
+        assert_eq!(serde_json::from_value::<OrderEvent>(upcast.payload).unwrap(), expected, "{payload}");
+    }
+    assert_eq!(
+        decode_event("OrderStatusChanged", "1.0", serde_json::json!({"status": "SHIPPED"})),
+        Ok(shipped_with(&[]))
+    );
+    assert_eq!(
+        decode_event("OrderCanceled", "2.0", serde_json::json!({"items": ["mug"], "reason": "PAYMENT_TIMEOUT"})),
+        Ok(expired(&["mug"]))
+    );
+}
+
+#[test]
 fn a_received_event_of_a_version_this_code_does_not_know_is_refused() {
     let placed_2_0 =
         serde_json::json!({"userId": "alice", "items": [{"productId": "mug", "quantity": 2}], "idempotencyKey": null});
     let cases = [
         ("a newer OrderPlaced, even with fields that fit", "OrderPlaced", "3.0", placed_2_0.clone()),
         ("OrderPlaced 2.1", "OrderPlaced", "2.1", placed_2_0),
-        ("a version only OrderPlaced has", "OrderCanceled", "2.0", serde_json::json!({"items": ["mug"]})),
-        ("not a version", "OrderCanceled", "latest", serde_json::json!({"items": ["mug"]})),
+        ("a version OrderItemsChanged does not have", "OrderItemsChanged", "2.0", serde_json::json!({"items": []})),
+        (
+            "not a version",
+            "OrderCanceled",
+            "latest",
+            serde_json::json!({"items": ["mug"], "reason": "CANCELED_BY_CUSTOMER"}),
+        ),
+        (
+            "a newer OrderCanceled",
+            "OrderCanceled",
+            "3.0",
+            serde_json::json!({"items": [], "reason": "PAYMENT_TIMEOUT"}),
+        ),
     ];
     for (label, event_type, event_version, fields) in cases {
         assert_eq!(
@@ -1037,6 +1148,8 @@ enum Step {
     /// An outcome for one of the order's items (by position), for its current revision
     /// or a stale one.
     Outcome { item: usize, stale: bool, outcome: ItemOutcome },
+    /// The payment deadline passed.
+    Expire,
 }
 
 fn a_target_status() -> impl Strategy<Value = TargetStatus> {
@@ -1065,7 +1178,7 @@ fn a_step() -> impl Strategy<Value = Step> {
     let status = a_target_status().prop_map(|status| Step::Update { items: vec![], status: Some(status) });
     let outcome = (0..PRODUCTS.len(), prop::bool::weighted(0.2), an_outcome())
         .prop_map(|(item, stale, outcome)| Step::Outcome { item, stale, outcome });
-    prop_oneof![1 => item_changes, 2 => status, 4 => outcome]
+    prop_oneof![1 => item_changes, 2 => status, 4 => outcome, 1 => Just(Step::Expire)]
 }
 
 fn a_placement() -> impl Strategy<Value = Vec<(usize, u32)>> {
@@ -1094,6 +1207,7 @@ impl Step {
                 let revision = if *stale { item.revision - 1 } else { item.revision };
                 record(item.product_id.as_str(), revision, *outcome)
             }
+            Self::Expire => OrderCommand::CancelUnpaid,
         }
     }
 }
@@ -1112,7 +1226,15 @@ fn assert_event_allowed(before: &Order, event: &OrderEvent, left_open: bool) {
             assert_eq!(item.status, ItemStatus::Pending, "outcome for a resolved item");
             assert_eq!(item.revision, *revision, "outcome for another revision");
         }
-        OrderEvent::OrderStatusChanged { status } => {
+        OrderEvent::OrderStatusChanged { status, items } => {
+            let executed: Vec<_> = before
+                .items()
+                .iter()
+                .filter(|item| item.status == ItemStatus::Executed)
+                .map(|item| &item.product_id)
+                .collect();
+            let ships = if *status == TargetStatus::Shipped { executed } else { vec![] };
+            assert_eq!(items.iter().collect::<Vec<_>>(), ships, "{status:?} ships the executed items only");
             let allowed = match status {
                 TargetStatus::Paid => {
                     !left_open && matches!(from, OrderStatus::Executed | OrderStatus::PartiallyExecuted)
@@ -1123,8 +1245,18 @@ fn assert_event_allowed(before: &Order, event: &OrderEvent, left_open: bool) {
             };
             assert!(allowed, "{from} -> {status:?}");
         }
-        OrderEvent::OrderCanceled { items } => {
+        OrderEvent::OrderCanceled { items, reason } => {
             assert!(!matches!(from, OrderStatus::Shipped | OrderStatus::Delivered), "canceled after {from}");
+            match reason {
+                CancelReason::CanceledByCustomer => {}
+                CancelReason::PaymentTimeout => assert!(
+                    !left_open && matches!(from, OrderStatus::Executed | OrderStatus::PartiallyExecuted),
+                    "payment timeout from {from}"
+                ),
+                CancelReason::InsufficientStock | CancelReason::UnknownProduct => {
+                    panic!("order canceled for {reason:?}")
+                }
+            }
             assert!(!(left_open && from == OrderStatus::Canceled), "canceled twice");
             let all: Vec<_> = before.items().iter().map(|item| &item.product_id).collect();
             assert_eq!(items.iter().collect::<Vec<_>>(), all, "cancellation lists every product");

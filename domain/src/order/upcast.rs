@@ -8,6 +8,8 @@
 //! | event | version | change |
 //! | --- | --- | --- |
 //! | `OrderPlaced` | 2.0 | `idempotencyKey` (string or `null`); 1.0 events get `null` |
+//! | `OrderStatusChanged` | 2.0 | `items` (products whose reservations are shipped); 1.0 events get `[]` |
+//! | `OrderCanceled` | 2.0 | `reason`; 1.0 events (customer cancellations) get `CANCELED_BY_CUSTOMER` |
 
 use std::str::FromStr;
 use std::sync::LazyLock;
@@ -21,15 +23,36 @@ use super::{Order, OrderEvent};
 /// The upcasters of order events, oldest version first: applied in this order, they
 /// bring a stored event of any past version to the current one.
 pub fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
-    vec![Box::new(SemanticVersionEventUpcaster::new("OrderPlaced", "2.0", Box::new(order_placed_1_to_2)))]
+    vec![
+        Box::new(SemanticVersionEventUpcaster::new("OrderPlaced", "2.0", Box::new(order_placed_1_to_2))),
+        Box::new(SemanticVersionEventUpcaster::new("OrderStatusChanged", "2.0", Box::new(status_changed_1_to_2))),
+        Box::new(SemanticVersionEventUpcaster::new("OrderCanceled", "2.0", Box::new(order_canceled_1_to_2))),
+    ]
 }
 
 /// `OrderPlaced` 1.0 → 2.0. The key an order was placed with was not recorded before
 /// 2.0: it is unknown, `null`. `payload` is the stored, externally tagged form
 /// (`{"OrderPlaced": {...}}`); anything else is left for decoding to refuse.
-fn order_placed_1_to_2(mut payload: Value) -> Value {
-    if let Some(fields) = payload.get_mut("OrderPlaced").and_then(Value::as_object_mut) {
-        fields.entry("idempotencyKey").or_insert(Value::Null);
+fn order_placed_1_to_2(payload: Value) -> Value {
+    with_default(payload, "OrderPlaced", "idempotencyKey", Value::Null)
+}
+
+/// `OrderStatusChanged` 1.0 → 2.0. Before 2.0 shipping consumed no reservation: a
+/// shipment then names no products, and what it held stays reserved.
+fn status_changed_1_to_2(payload: Value) -> Value {
+    with_default(payload, "OrderStatusChanged", "items", json!([]))
+}
+
+/// `OrderCanceled` 1.0 → 2.0. Only customers canceled orders before 2.0.
+fn order_canceled_1_to_2(payload: Value) -> Value {
+    with_default(payload, "OrderCanceled", "reason", json!("CANCELED_BY_CUSTOMER"))
+}
+
+/// Adds `field` to the fields of a stored `{event_type: {...}}` payload when it lacks
+/// it; anything else is left for decoding to refuse.
+fn with_default(mut payload: Value, event_type: &str, field: &str, value: Value) -> Value {
+    if let Some(fields) = payload.get_mut(event_type).and_then(Value::as_object_mut) {
+        fields.entry(field).or_insert(value);
     }
     payload
 }

@@ -29,7 +29,8 @@ pub fn product_example(available: u64, reserved: u64) -> serde_json::Value {
         _ => "IN_STOCK",
     };
     json!({"productId": "mug", "name": "Mug", "available": available, "reserved": reserved,
-           "lowStockThreshold": 10, "stockStatus": status, "version": 1})
+           "onHand": available + reserved, "shipped": 0, "lowStockThreshold": 10, "stockStatus": status,
+           "version": 1})
 }
 
 /// `data` in a success envelope.

@@ -99,7 +99,7 @@ pub fn event_types(history: &[Value]) -> Vec<&str> {
 /// alone (not with the service's code), following DESIGN.md. Alerts change nothing.
 pub fn fold_history(product_id: &str, history: &[Value]) -> Value {
     let mut product = Value::Null;
-    let (mut available, mut reserved) = (0_u64, 0_u64);
+    let (mut available, mut reserved, mut shipped) = (0_u64, 0_u64, 0_u64);
     let units = |payload: &Value, key: &str| {
         payload[key].as_u64().unwrap_or_else(|| panic!("{key} is not a count in {payload}"))
     };
@@ -125,12 +125,18 @@ pub fn fold_history(product_id: &str, history: &[Value]) -> Value {
                 available += units(payload, "quantity");
                 reserved -= units(payload, "quantity");
             }
+            "StockShipped" => {
+                reserved -= units(payload, "quantity");
+                shipped += units(payload, "quantity");
+            }
             "ReservationRejected" | "LowStockReached" | "OutOfStock" | "BackInStock" => {}
             other => panic!("unknown product event {other}: {event}"),
         }
         let threshold = product["lowStockThreshold"].as_u64().expect("lowStockThreshold is a count");
         product["available"] = json!(available);
         product["reserved"] = json!(reserved);
+        product["onHand"] = json!(available + reserved);
+        product["shipped"] = json!(shipped);
         product["stockStatus"] = json!(stock_status(available, threshold));
         product["version"] = event["sequence"].clone();
     }

@@ -62,7 +62,7 @@ mod tests {
     //! The order events' wire form: each event's fields as the domain stores them, at
     //! the version it was stored with.
 
-    use domain::order::{ItemChange, ItemStatus, OrderLine, RejectionReason, TargetStatus};
+    use domain::order::{CancelReason, ItemChange, ItemStatus, OrderLine, RejectionReason, TargetStatus};
     use domain::{ProductId, Quantity, UserId};
     use eventstore::DomainEvent;
     use serde_json::{Value, json};
@@ -125,8 +125,26 @@ mod tests {
                 "1.0",
                 json!({"productId": "mug", "quantity": 2, "revision": 1, "reason": "UNKNOWN_PRODUCT"}),
             ),
-            (OrderEvent::OrderStatusChanged { status: TargetStatus::Paid }, "1.0", json!({"status": "PAID"})),
-            (OrderEvent::OrderCanceled { items: vec![product("mug")] }, "1.0", json!({"items": ["mug"]})),
+            (
+                OrderEvent::OrderStatusChanged { status: TargetStatus::Paid, items: vec![] },
+                "2.0",
+                json!({"status": "PAID", "items": []}),
+            ),
+            (
+                OrderEvent::OrderStatusChanged { status: TargetStatus::Shipped, items: vec![product("mug")] },
+                "2.0",
+                json!({"status": "SHIPPED", "items": ["mug"]}),
+            ),
+            (
+                OrderEvent::OrderCanceled { items: vec![product("mug")], reason: CancelReason::CanceledByCustomer },
+                "2.0",
+                json!({"items": ["mug"], "reason": "CANCELED_BY_CUSTOMER"}),
+            ),
+            (
+                OrderEvent::OrderCanceled { items: vec![product("mug")], reason: CancelReason::PaymentTimeout },
+                "2.0",
+                json!({"items": ["mug"], "reason": "PAYMENT_TIMEOUT"}),
+            ),
         ];
         for (event, version, payload) in cases {
             let name = event.event_type();

@@ -78,7 +78,7 @@ pub fn fold_order(order_id: &str, history: &[Value]) -> Value {
                 for item in order["orderItems"].as_array_mut().expect("items") {
                     if item["status"] != "CANCELED" {
                         item["status"] = json!("CANCELED");
-                        item["reason"] = json!("CANCELED_BY_CUSTOMER");
+                        item["reason"] = payload["reason"].clone();
                     }
                 }
             }

@@ -35,53 +35,88 @@ pub async fn wait_until_resolved(system: &impl Deployment, timeout: Duration) {
     }
 }
 
-/// Units received per product: initial stock plus restocks, from the event store.
-async fn received(system: &impl Deployment) -> HashMap<String, i64> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
+/// Per product, from the inventory's event store: units received (initial stock plus
+/// restocks) and the sum of adjustments.
+async fn stock_movements(system: &impl Deployment) -> HashMap<String, (i64, i64)> {
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
         "SELECT aggregate_id,
-                sum(CASE event_type WHEN 'ProductAdded' THEN (payload->'ProductAdded'->>'initialStock')::bigint
-                                    WHEN 'StockRestocked' THEN (payload->'StockRestocked'->>'quantity')::bigint END)::bigint
-           FROM events WHERE aggregate_type = 'Product' AND event_type IN ('ProductAdded', 'StockRestocked')
+                coalesce(sum(CASE event_type WHEN 'ProductAdded' THEN (payload->'ProductAdded'->>'initialStock')::bigint
+                                             WHEN 'StockRestocked' THEN (payload->'StockRestocked'->>'quantity')::bigint END), 0)::bigint,
+                coalesce(sum((payload->'StockAdjusted'->>'quantity')::bigint), 0)::bigint
+           FROM events WHERE aggregate_type = 'Product' AND event_type IN ('ProductAdded', 'StockRestocked', 'StockAdjusted')
           GROUP BY aggregate_id",
     )
     .fetch_all(system.inventory_pool())
     .await
     .expect("reading received stock");
-    rows.into_iter().collect()
+    rows.into_iter().map(|(product, received, adjusted)| (product, (received, adjusted))).collect()
 }
 
-/// Checks invariants 1 (no oversell, reserved = executed units of live orders),
-/// 2 (every item resolved) and the views against each other, at rest.
+/// How long the inventory service may take to act on the last order events (a
+/// shipment, a cancellation) once every item has resolved.
+const SETTLE: Duration = Duration::from_secs(30);
+
+/// Checks invariants 1 (no oversell; available + reserved = onHand = received +
+/// adjustments − shipped; reserved = executed units of orders neither canceled nor
+/// shipped; shipped = executed units of shipped or delivered orders) and 2 (every item
+/// resolved), the views against each other, at rest: the stock side is given
+/// [`SETTLE`] to act on the last order events before a difference fails.
 pub async fn assert_invariants(system: &impl Deployment) {
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    loop {
+        let violations = invariant_violations(system).await;
+        if violations.is_empty() {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "invariants broken after {SETTLE:?}: {violations:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn invariant_violations(system: &impl Deployment) -> Vec<String> {
     let orders = all_orders(system).await;
-    let mut executed_units: HashMap<String, i64> = HashMap::new();
+    let mut held: HashMap<String, i64> = HashMap::new();
+    let mut shipped: HashMap<String, i64> = HashMap::new();
+    let mut violations = Vec::new();
     for order in &orders {
         let canceled = order["status"] == "CANCELED";
+        let gone = order["status"] == "SHIPPED" || order["status"] == "DELIVERED";
         for item in order["orderItems"].as_array().expect("items") {
             assert_ne!(item["status"], "PENDING", "every item resolves: {order}");
             if canceled {
                 assert_eq!(item["status"], "CANCELED", "a canceled order has only canceled items: {order}");
             }
             if item["status"] == "EXECUTED" {
-                *executed_units.entry(item["productId"].as_str().expect("product").to_owned()).or_default() +=
+                let units = if gone { &mut shipped } else { &mut held };
+                *units.entry(item["productId"].as_str().expect("product").to_owned()).or_default() +=
                     item["quantity"].as_i64().expect("qty");
             }
         }
     }
-    let received = received(system).await;
-    for (product_id, received) in &received {
+    let movements = stock_movements(system).await;
+    for (product_id, (received, adjusted)) in &movements {
         let product = system.api().product(product_id).await.expect("GET product");
-        let available = product["available"].as_i64().expect("available");
-        let reserved = product["reserved"].as_i64().expect("reserved");
-        assert!(available >= 0, "{product_id}: available never negative ({available})");
-        assert_eq!(available + reserved, *received, "{product_id}: available + reserved = received");
-        assert_eq!(
-            reserved,
-            executed_units.get(product_id).copied().unwrap_or(0),
-            "{product_id}: reserved = executed units of live orders"
+        let count = |field: &str| product[field].as_i64().unwrap_or_else(|| panic!("{field} of {product}"));
+        let (available, reserved, on_hand, shipped_units) =
+            (count("available"), count("reserved"), count("onHand"), count("shipped"));
+        let mut check = |holds: bool, what: String| {
+            if !holds {
+                violations.push(format!("{product_id}: {what} ({product})"));
+            }
+        };
+        check(available >= 0, "available is never negative".into());
+        check(available + reserved == on_hand, "available + reserved = onHand".into());
+        check(
+            on_hand == received + adjusted - shipped_units,
+            format!("onHand = received {received} + adjustments {adjusted} - shipped"),
         );
+        let expected_held = held.get(product_id).copied().unwrap_or(0);
+        check(reserved == expected_held, format!("reserved = {expected_held} executed units of live orders"));
+        let expected_shipped = shipped.get(product_id).copied().unwrap_or(0);
+        check(shipped_units == expected_shipped, format!("shipped = {expected_shipped} units of shipped orders"));
     }
-    for product_id in executed_units.keys() {
-        assert!(received.contains_key(product_id), "an item of unknown product {product_id} was executed");
+    for product_id in held.keys().chain(shipped.keys()) {
+        assert!(movements.contains_key(product_id), "an item of unknown product {product_id} was executed");
     }
+    violations
 }

@@ -8,6 +8,7 @@ mod crash;
 mod faults;
 mod history;
 mod invariants;
+mod lifecycle;
 mod load;
 mod operations;
 mod outage;

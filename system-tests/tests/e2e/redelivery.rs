@@ -1,5 +1,5 @@
-//! At-least-once delivery, exactly-once effects: replaying whole topics changes
-//! nothing; a poison message is dead-lettered and the consumer goes on.
+//! At-least-once delivery, exactly-once effects: replaying whole topics (reservations,
+//! releases and shipments) changes nothing; a poison message is dead-lettered and the consumer goes on.
 
 use std::time::Duration;
 
@@ -132,6 +132,22 @@ async fn replaying_every_topic_to_new_consumer_groups_changes_nothing() {
     let (status, body) =
         api.update_order(&placed[8], json!({"orderItems": [{"productId": "mug", "quantity": 7}]})).await.unwrap();
     assert_eq!(status, 200, "{body}");
+    // Shipments (their reservations consumed) and a delivery, of resolved orders.
+    let mut shippable = Vec::new();
+    for id in &placed[10..] {
+        let order = api.order(id).await.expect("GET order");
+        if matches!(order["status"].as_str(), Some("EXECUTED" | "PARTIALLY_EXECUTED")) {
+            shippable.push(id.clone());
+        }
+    }
+    assert!(shippable.len() >= 3, "resolved orders to ship: {shippable:?}");
+    for (n, id) in shippable.iter().take(3).enumerate() {
+        let steps: &[&str] = if n == 0 { &["PAID", "SHIPPED", "DELIVERED"] } else { &["PAID", "SHIPPED"] };
+        for status in steps {
+            let (code, body) = api.update_order(id, json!({"status": status})).await.unwrap();
+            assert_eq!(code, 200, "{status}: {body}");
+        }
+    }
     wait_until_resolved(&system, RESOLVE).await;
 
     let topics = system.kafka.topics.clone();
@@ -144,6 +160,7 @@ async fn replaying_every_topic_to_new_consumer_groups_changes_nothing() {
     assert!(before.orders.iter().any(|o| o["status"] == "CANCELED"), "some orders are canceled");
     assert!(before.orders.iter().any(|o| o["status"] == "PARTIALLY_EXECUTED"), "some orders are partially executed");
     assert!(before.orders.iter().any(|o| o["status"] == "EXECUTED"), "some orders are executed");
+    assert!(before.products.iter().any(|p| p["shipped"].as_u64() > Some(0)), "some units are shipped");
     assert_invariants(&system).await;
 
     // Second instances in new consumer groups: they read every topic from offset 0.
