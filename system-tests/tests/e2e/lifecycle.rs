@@ -1,11 +1,12 @@
 //! The order's life after the saga, through both services and the broker: shipping
 //! consumes reservations, the payment deadline cancels unpaid orders and releases
-//! their stock, and adjustments mix with both, invariant 1 holding throughout.
+//! their stock (after a killed OMS comes back, and once with two instances), and
+//! adjustments mix with both, invariant 1 holding throughout.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use system_tests::{System, SystemOptions};
+use system_tests::{ProcessSystem, Service, System, SystemOptions};
 
 use crate::invariants::{assert_invariants, wait_until_resolved};
 use crate::scenarios::wait_for;
@@ -20,8 +21,7 @@ fn stock(product: &Value) -> (i64, i64, i64, i64) {
 
 async fn move_to(system: &System, order_id: &str, statuses: &[&str]) {
     for status in statuses {
-        let (code, body) = system.api.update_order(order_id, json!({"status": status})).await.expect("PUT");
-        assert_eq!(code, 200, "{status}: {body}");
+        move_to_api(&system.api, order_id, status).await;
     }
 }
 
@@ -138,4 +138,73 @@ async fn shipments_expiries_cancellations_and_adjustments_together_keep_the_stoc
     }
     assert!(shipped > 0, "units were shipped");
     system.stop().await;
+}
+
+/// Counts each order's cancellations for `PAYMENT_TIMEOUT`, from the OMS's store.
+async fn expiries(pool: &sqlx::PgPool) -> Vec<(String, i64)> {
+    sqlx::query_as(
+        "SELECT aggregate_id, count(*) FROM events
+          WHERE event_type = 'OrderCanceled' AND payload->'OrderCanceled'->>'reason' = 'PAYMENT_TIMEOUT'
+          GROUP BY aggregate_id ORDER BY aggregate_id",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("counting expiries")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_payment_deadline_fires_after_the_oms_was_killed_and_once_with_two_instances() {
+    let mut system = ProcessSystem::start(3, &[("ORDER_PAYMENT_TIMEOUT_MS", "2000")]).await.expect("processes");
+    eprintln!("service logs in {}", system.log_dir.display());
+    let api = system.api.clone();
+    api.add_product("mug", 100, 0).await.expect("mug");
+    let place = |n: usize| {
+        let api = api.clone();
+        async move {
+            let mut ids = Vec::new();
+            for i in 0..n {
+                let order = api.place_order(&format!("u-{i}"), &[("mug", 1)]).await.expect("POST");
+                ids.push(order["orderId"].as_str().expect("id").to_owned());
+            }
+            for id in &ids {
+                api.resolved_order(id, RESOLVE).await.expect("resolved");
+            }
+            ids
+        }
+    };
+
+    // Resolved, then the only OMS is killed before the deadline and comes back after.
+    let first = place(4).await;
+    system.oms.kill();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    system.oms.start().expect("restarting the OMS");
+    system.oms.wait_ready(&api.http, Duration::from_secs(30)).await.expect("OMS ready again");
+    for id in &first {
+        wait_for(|| async { api.order(id).await.expect("GET")["status"] == "CANCELED" }).await;
+    }
+
+    // Two instances polling the same orders: each order expires once; paid ones never.
+    let mut second = system.start_instance(Service::Oms).expect("a second OMS");
+    second.wait_ready(&api.http, Duration::from_secs(30)).await.expect("second OMS ready");
+    let more = place(10).await;
+    for id in more.iter().step_by(2) {
+        move_to_api(&api, id, "PAID").await;
+    }
+    for id in more.iter().skip(1).step_by(2) {
+        wait_for(|| async { api.order(id).await.expect("GET")["status"] == "CANCELED" }).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for id in more.iter().step_by(2) {
+        assert_eq!(api.order(id).await.expect("GET")["status"], "PAID", "a paid order never expires");
+    }
+    let counted = expiries(&system.oms_pool).await;
+    assert_eq!(counted.len(), first.len() + more.len() / 2, "every unpaid order expired: {counted:?}");
+    assert!(counted.iter().all(|(_, n)| *n == 1), "each once: {counted:?}");
+    assert_invariants(&system).await;
+    second.kill();
+}
+
+async fn move_to_api(api: &system_tests::Api, order_id: &str, status: &str) {
+    let (code, body) = api.update_order(order_id, json!({"status": status})).await.expect("PUT");
+    assert_eq!(code, 200, "{status}: {body}");
 }
