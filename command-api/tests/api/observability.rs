@@ -118,5 +118,8 @@ async fn pooled_sessions_carry_the_configured_limits_and_a_statement_over_the_ti
     .expect("SHOW");
     assert_eq!(shown, ("0".to_owned(), "1min".to_owned()));
     pool.close().await;
-    migrations::testing::drop_database(&url).await.expect("dropping the test database");
+    // The database is left for scripts/test to drop when the run ends: a DROP DATABASE
+    // holds a transaction id while it checkpoints (seen: over 30 s under the suite's
+    // load), and the commit-ordered feeds of every other test on the server wait
+    // behind it.
 }
