@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -76,17 +75,17 @@ const UNLIMITED_PATHS: [&str; 2] = ["/health/", "/metrics"];
 
 type Limiter = governor::DefaultDirectRateLimiter;
 
-/// `router` behind the rate limit of `settings`, if one is set: one token bucket for
-/// the whole instance (per-client limits belong in front of it, at the gateway). The
-/// probes and `/metrics` are not counted and never refused.
-pub(crate) fn with_rate_limit(router: Router, settings: &HttpSettings) -> Router {
-    let Some(per_second) = settings.rate_limit_per_second else { return router };
+/// The rate limit of `settings`, if one is set: one token bucket for the whole
+/// instance (per-client limits belong in front of it, at the gateway). The probes and
+/// `/metrics` are not counted and never refused.
+pub(crate) fn rate_limiter(settings: &HttpSettings) -> Option<Arc<Limiter>> {
+    let per_second = settings.rate_limit_per_second?;
     let burst = settings.rate_limit_burst.unwrap_or(per_second);
-    let limiter = Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(per_second).allow_burst(burst)));
-    router.layer(axum::middleware::from_fn_with_state(limiter, rate_limit))
+    Some(Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(per_second).allow_burst(burst))))
 }
 
-async fn rate_limit(State(limiter): State<Arc<Limiter>>, request: Request, next: Next) -> Response {
+/// Middleware: answers 429 once `limiter`'s budget is spent (probes and metrics aside).
+pub(crate) async fn rate_limit(State(limiter): State<Arc<Limiter>>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
     if UNLIMITED_PATHS.iter().any(|unlimited| path.starts_with(unlimited)) {
         return next.run(request).await;
@@ -110,11 +109,11 @@ fn too_many_requests(wait_seconds: u64) -> Response {
     response
 }
 
-/// `router` with the CORS policy of `settings`, if any origin is allowed.
-pub(crate) fn with_cors(router: Router, settings: &HttpSettings) -> Router {
+/// The CORS policy of `settings`, if any origin is allowed.
+pub(crate) fn cors(settings: &HttpSettings) -> Option<CorsLayer> {
     let origins = settings.cors_origins();
     if origins.is_empty() {
-        return router;
+        return None;
     }
     let allow_origin = if origins.contains(&"*") {
         AllowOrigin::any()
@@ -129,7 +128,7 @@ pub(crate) fn with_cors(router: Router, settings: &HttpSettings) -> Router {
             .collect();
         AllowOrigin::list(values)
     };
-    router.layer(
+    Some(
         CorsLayer::new()
             .allow_origin(allow_origin)
             .allow_methods([Method::GET, Method::POST, Method::PUT])

@@ -38,8 +38,10 @@ pub struct OrderView {
     /// Its items, in the order first requested.
     pub order_items: Vec<OrderItemView>,
     /// When it was placed.
+    #[serde(serialize_with = "rfc3339")]
     pub created_at: DateTime<Utc>,
     /// When it last changed.
+    #[serde(serialize_with = "rfc3339")]
     pub updated_at: DateTime<Utc>,
     /// How many events it has.
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
@@ -350,4 +352,29 @@ fn from_row(
         updated_at,
         version: version as u64,
     })
+}
+
+/// A time as chrono writes it (RFC 3339, UTC as `Z`, as many fraction digits as it
+/// has), formatted into one string first: chrono's own `Serialize` writes through
+/// `collect_str`, one escaped fragment per piece of the date, which cost a `GET` of an
+/// order about 5% of its instructions (callgrind).
+fn rfc3339<S: serde::Serializer>(time: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn times_are_written_exactly_as_chronos_own_serialize_writes_them() {
+        let base = Utc.with_ymd_and_hms(2026, 12, 6, 7, 48, 0).unwrap();
+        for nanos in [0, 1_000, 123_456_000, 123_456_789, 500_000_000, 999_999_999] {
+            let time = base + chrono::Duration::nanoseconds(nanos);
+            let ours = rfc3339(&time, serde_json::value::Serializer).unwrap();
+            assert_eq!(ours, serde_json::to_value(time).unwrap(), "{nanos} ns");
+        }
+    }
 }
