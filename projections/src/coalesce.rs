@@ -13,8 +13,8 @@
 //! hold [`READERS`] connections beyond the pool's maximum): a pooled connection is
 //! pinged by sqlx each time it goes back, a second round trip per statement that
 //! cost the service about 6% of a `GET`'s instructions (callgrind) and the database a
-//! wake-up. After a failed statement the reader drops its connection and takes a new
-//! one for the next, so a restarted database is reconnected to as the pool would.
+//! wake-up. A read that fails on a kept connection is tried once more on a new one
+//! (see [`read_many`]), so a restarted database is reconnected to as the pool would.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -129,14 +129,23 @@ where
 }
 
 /// Reads `ids` on the reader's own `connection`, taken from `pool` when it has none.
+/// A kept connection that fails (the database restarted since it was taken, say) is
+/// replaced and the read tried once more on the new one, so that no reader answers
+/// with an error a fresh pooled connection would not have.
 async fn read_many<T: ViewTable>(
     pool: &PgPool,
     connection: &mut Option<PgConnection>,
     ids: &[&str],
 ) -> Result<HashMap<String, T::View>, ProjectionError> {
-    let connection = match connection {
-        Some(connection) => connection,
-        None => connection.insert(pool.acquire().await?.detach()),
-    };
-    T::get_many(connection, T::MODEL, ids).await
+    if let Some(kept) = connection {
+        match T::get_many(kept, T::MODEL, ids).await {
+            Ok(found) => return Ok(found),
+            Err(error) => {
+                tracing::debug!(model = T::MODEL, %error, "a view reader's connection failed; reading on a new one");
+                *connection = None;
+            }
+        }
+    }
+    let fresh = connection.insert(pool.acquire().await?.detach());
+    T::get_many(fresh, T::MODEL, ids).await
 }
