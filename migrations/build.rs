@@ -4,4 +4,5 @@
 fn main() {
     println!("cargo:rerun-if-changed=oms");
     println!("cargo:rerun-if-changed=inventory");
+    println!("cargo:rerun-if-changed=shared");
 }

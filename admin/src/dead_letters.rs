@@ -15,7 +15,7 @@ use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, SecondsFormat, Utc};
-use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use comfy_table::Table;
 use eventstore::FeedEvent;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -417,28 +417,21 @@ pub async fn list(pool: &PgPool, selection: &Selection, format: Format, out: &mu
 }
 
 fn table(page: &[Listed]) -> Table {
-    let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header([
-        "id",
-        "parked at",
-        "source",
-        "topic",
-        "origin",
-        "reason",
-        "replays",
-    ]);
-    for letter in page {
-        table.add_row([
-            letter.id.to_string(),
-            time(letter.parked_at),
-            letter.source.clone(),
-            printable(&letter.topic),
-            printable(&letter.origin),
-            printable(&shortened(&letter.reason, REASON_IN_TABLE)),
-            letter.replays.to_string(),
-        ]);
-    }
-    table
+    let header = ["id", "parked at", "source", "topic", "origin", "reason", "replays"];
+    crate::table(
+        header,
+        page.iter().map(|letter| {
+            [
+                letter.id.to_string(),
+                time(letter.parked_at),
+                letter.source.clone(),
+                printable(&letter.topic),
+                printable(&letter.origin),
+                printable(&shortened(&letter.reason, REASON_IN_TABLE)),
+                letter.replays.to_string(),
+            ]
+        }),
+    )
 }
 
 /// Prints everything of dead letter `id`; an error when there is none.

@@ -2,7 +2,6 @@
 
 use std::io::{self, Write};
 
-use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use eventstore::StoredEvent;
 
 use crate::Format;
@@ -17,29 +16,22 @@ pub fn print(events: &[StoredEvent], format: Format, out: &mut impl Write) -> io
             }
         }
         Format::Table => {
-            let mut table = Table::new();
-            table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header([
-                "#",
-                "event",
-                "version",
-                "recorded at",
-                "actor",
-                "correlation id",
-                "causation id",
-                "payload",
-            ]);
-            for event in events {
-                table.add_row([
-                    event.sequence.to_string(),
-                    event.event_type.clone(),
-                    event.event_version.clone(),
-                    event.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                    event.actor.clone().unwrap_or_default(),
-                    event.correlation_id.clone().unwrap_or_default(),
-                    event.causation_id.clone().unwrap_or_default(),
-                    event.payload.to_string(),
-                ]);
-            }
+            let header = ["#", "event", "version", "recorded at", "actor", "correlation id", "causation id", "payload"];
+            let table = crate::table(
+                header,
+                events.iter().map(|event| {
+                    [
+                        event.sequence.to_string(),
+                        event.event_type.clone(),
+                        event.event_version.clone(),
+                        event.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                        event.actor.clone().unwrap_or_default(),
+                        event.correlation_id.clone().unwrap_or_default(),
+                        event.causation_id.clone().unwrap_or_default(),
+                        event.payload.to_string(),
+                    ]
+                }),
+            );
             writeln!(out, "{table}")?;
         }
     }

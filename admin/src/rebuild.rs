@@ -3,7 +3,6 @@
 
 use std::io::Write;
 
-use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use eventstore::Events;
 use indicatif::{ProgressBar, ProgressStyle};
 use projections::rebuild::{self, Progress};
@@ -66,18 +65,15 @@ pub async fn verify<T: ViewTable>(
         writeln!(out, "{}: the active table equals the fold of the event store", T::MODEL)?;
         return Ok(true);
     }
-    let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header([
-        T::KEY,
-        "served",
-        "from the events",
-    ]);
     let show = |row: &Option<serde_json::Value>| {
         row.as_ref().map_or_else(|| "(none)".to_owned(), serde_json::Value::to_string)
     };
-    for difference in &differences {
-        table.add_row([difference.key.clone(), show(&difference.live), show(&difference.rebuilt)]);
-    }
+    let table = crate::table(
+        [T::KEY, "served", "from the events"],
+        differences
+            .iter()
+            .map(|difference| [difference.key.clone(), show(&difference.live), show(&difference.rebuilt)]),
+    );
     writeln!(out, "{table}\n{}: {} rows differ", T::MODEL, differences.len())?;
     Ok(false)
 }

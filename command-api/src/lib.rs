@@ -21,6 +21,8 @@
 //! - [`app`]: wiring: the kit's start-up with the OMS's routes, relay route,
 //!   consumer, re-requests, payment deadline and view follower.
 //! - [`operations`]: the OMS's part of the kit's operator commands.
+//! - `testing` (feature `test-support`): an order folded from its `/events` alone,
+//!   for the API suite and the end-to-end tests.
 //!
 //! Must not depend on `inventory-saga`.
 
@@ -33,6 +35,8 @@ pub mod payment_deadline;
 pub mod publishing;
 pub mod rerequests;
 pub mod settings;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 pub use app::Application;
 pub use settings::{Cli, Command, Oms, Settings};

@@ -13,7 +13,9 @@ impl service_kit::Operated for Oms {
     type Views = OrderViews;
     type Route = OrderEventsRoute;
 
-    const MIGRATIONS: &'static sqlx::migrate::Migrator = &migrations::OMS;
+    fn migrations() -> &'static sqlx::migrate::Migrator {
+        &migrations::OMS
+    }
 
     fn events() -> Events<domain::order::Order> {
         Events::with_upcasters(domain::order::upcasters())

@@ -7,6 +7,8 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::{EVENT_COLUMNS, EventRow};
+
 /// One stored event with its metadata: the one shape in which events leave the store
 /// for people and tools (the `/events` answers, `history --json`, each line of
 /// `export` with the aggregate beside it).
@@ -81,7 +83,7 @@ pub async fn load_history(
     from: i64,
     limit: i64,
 ) -> Result<Option<HistoryPage>, sqlx::Error> {
-    let rows: Vec<EventAtRow> = sqlx::query_as(&format!(
+    let rows: Vec<EventRow> = sqlx::query_as(&format!(
         "SELECT {EVENT_COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence >= $3
           ORDER BY sequence LIMIT $4"
     ))
@@ -91,7 +93,8 @@ pub async fn load_history(
     .bind(limit.saturating_add(1))
     .fetch_all(pool)
     .await?;
-    let mut events: Vec<StoredEvent> = rows.into_iter().map(|row| StoredEvent::from(&feed_event(row))).collect();
+    let mut events: Vec<StoredEvent> =
+        rows.into_iter().map(|row| StoredEvent::from(&crate::FeedEvent::from(row))).collect();
     let more = events.len() as i64 > limit;
     events.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     if events.is_empty() {
@@ -108,25 +111,6 @@ pub async fn load_history(
     Ok(Some(HistoryPage { events, next_from }))
 }
 
-/// The columns of an [`EventAtRow`].
-const EVENT_COLUMNS: &str = "transaction_id::text, global_position, event_id, aggregate_type, aggregate_id, sequence, \
-    event_type, event_version, payload, metadata, recorded_at";
-
-/// An event as `load_events_at` reads it (the feed's columns).
-type EventAtRow = (
-    String,
-    i64,
-    Uuid,
-    String,
-    String,
-    i64,
-    String,
-    String,
-    sqlx::types::Json<Box<serde_json::value::RawValue>>,
-    sqlx::types::Json<std::collections::HashMap<String, String>>,
-    DateTime<Utc>,
-);
-
 /// The events of one aggregate at `sequences`, oldest first, with their stored columns
 /// exactly as the feed delivers them: for republishing one event as the relay did
 /// (re-requests, re-announcements) without reading the aggregate's whole history.
@@ -136,7 +120,7 @@ pub async fn load_events_at(
     aggregate_id: &str,
     sequences: &[i64],
 ) -> Result<Vec<crate::FeedEvent>, sqlx::Error> {
-    let rows: Vec<EventAtRow> = sqlx::query_as(&format!(
+    let rows: Vec<EventRow> = sqlx::query_as(&format!(
         "SELECT {EVENT_COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = ANY($3) ORDER BY sequence"
     ))
     .bind(aggregate_type)
@@ -144,44 +128,15 @@ pub async fn load_events_at(
     .bind(sequences)
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(feed_event).collect())
+    Ok(rows.into_iter().map(crate::FeedEvent::from).collect())
 }
 
 /// The stored event `event_id` exactly as the feed delivers it; `None` when there is
 /// none (for re-driving an event the relay parked by its id).
 pub async fn load_event(pool: &PgPool, event_id: Uuid) -> Result<Option<crate::FeedEvent>, sqlx::Error> {
-    let row: Option<EventAtRow> = sqlx::query_as(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE event_id = $1"))
+    let row: Option<EventRow> = sqlx::query_as(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE event_id = $1"))
         .bind(event_id)
         .fetch_optional(pool)
         .await?;
-    Ok(row.map(feed_event))
-}
-
-fn feed_event(
-    (
-        tx,
-        global_position,
-        event_id,
-        aggregate_type,
-        aggregate_id,
-        sequence,
-        event_type,
-        event_version,
-        payload,
-        metadata,
-        recorded_at,
-    ): EventAtRow,
-) -> crate::FeedEvent {
-    crate::FeedEvent {
-        position: crate::FeedPosition { transaction_id: tx.parse().unwrap_or(0), global_position },
-        event_id,
-        aggregate_type,
-        aggregate_id,
-        sequence,
-        event_type,
-        event_version,
-        payload: payload.0,
-        metadata: metadata.0,
-        recorded_at,
-    }
+    Ok(row.map(crate::FeedEvent::from))
 }

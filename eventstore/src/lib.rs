@@ -30,6 +30,7 @@ mod snapshots;
 mod store;
 
 pub use events::{AppendError, Events, EventsError, NewRows};
+pub(crate) use feed::{EVENT_COLUMNS, EventRow};
 pub use feed::{Feed, FeedEvent, FeedPage, FeedPosition, sleep_or_cancel};
 pub use history::{HistoryPage, StoredEvent, load_event, load_events_at, load_history};
 pub use keyed::{Entries, KeyedState};

@@ -5,6 +5,9 @@ use std::time::Duration;
 use eventstore::{CommitNotifier, Feed, FeedPosition};
 use sqlx::PgPool;
 
+mod support;
+use support::append;
+
 async fn pool() -> PgPool {
     let url = migrations::testing::create_database().await.expect("a test database");
     migrations::connect_and_migrate(&url, "oms", 4, &migrations::OMS).await.expect("migrated")
@@ -21,18 +24,6 @@ async fn insert(pool: &PgPool, aggregate_id: &str, sequence: i64, transaction_id
     .execute(pool)
     .await
     .expect("insert");
-}
-
-/// Appends an event in a transaction of its own, as writers do.
-async fn append<'c>(connection: impl sqlx::PgExecutor<'c>, aggregate_id: &str) {
-    sqlx::query(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-                 VALUES ('Order', $1, 1, 'OrderCanceled', '1.0', '{}', '{}')",
-    )
-    .bind(aggregate_id)
-    .execute(connection)
-    .await
-    .expect("append");
 }
 
 #[tokio::test]

@@ -19,6 +19,9 @@ mod tcp_proxy;
 
 use tcp_proxy::TcpProxy;
 
+mod support;
+use support::append;
+
 const FEED: &str = "relay";
 const BEHIND_PROXY: &str = "follower-behind-proxy";
 const DIRECT: &str = "follower-direct";
@@ -90,18 +93,6 @@ fn follow(
             })
             .await;
     })
-}
-
-/// Appends an event in a transaction of its own, as writers do.
-async fn append(pool: &PgPool, aggregate_id: &str) {
-    sqlx::query(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-         VALUES ('Order', $1, 1, 'OrderCanceled', '1.0', '{}', '{}')",
-    )
-    .bind(aggregate_id)
-    .execute(pool)
-    .await
-    .expect("append");
 }
 
 /// Waits until `by` handled `aggregate_id`, at most `limit`; when it did.

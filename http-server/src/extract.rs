@@ -98,6 +98,38 @@ fn strip_position(error: &serde_json::Error) -> String {
     }
 }
 
+/// Deserializes a field declared `integer` in the API document as `T` (with
+/// `#[serde(deserialize_with = "http_server::extract::whole_number")]`), taking a
+/// number with a zero fraction (`3.0`) as the whole number it is: JSON Schema's
+/// `integer` is any number without a fractional part, so the document allows `3.0`
+/// wherever it allows `3`. Anything else reaches `T` as sent, so its rules and
+/// messages apply (a fraction is refused as a floating point number).
+pub fn whole_number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    let value = <serde_json::Value as serde::Deserialize>::deserialize(deserializer)?;
+    let value = match value.as_f64() {
+        Some(number) if value.is_f64() && number.fract() == 0.0 => whole(number).unwrap_or(value),
+        _ => value,
+    };
+    T::deserialize(value).map_err(serde::de::Error::custom)
+}
+
+/// `number` as a JSON integer, when it is one that fits 64 bits.
+fn whole(number: f64) -> Option<serde_json::Value> {
+    // Beyond ±2^63 (exactly representable) the cast would saturate.
+    const BOUND: f64 = 9_223_372_036_854_775_808.0;
+    if (-BOUND..BOUND).contains(&number) {
+        Some(serde_json::Value::from(number as i64))
+    } else if (0.0..2.0 * BOUND).contains(&number) {
+        Some(serde_json::Value::from(number as u64))
+    } else {
+        None
+    }
+}
+
 /// Query-string parameters; a parameter that does not fit is a 422 naming it.
 #[derive(Debug, Clone)]
 pub struct ApiQuery<T>(pub T);
@@ -194,6 +226,37 @@ mod tests {
         limit: Option<u32>,
     }
 
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Counts {
+        #[serde(deserialize_with = "whole_number")]
+        units: u32,
+        #[serde(default, deserialize_with = "whole_number")]
+        change: Option<i64>,
+    }
+
+    #[test]
+    fn a_whole_number_may_be_written_with_a_zero_fraction() {
+        let counts: Counts = parse_json(br#"{"units": 3.0, "change": -2.0}"#).unwrap();
+        assert_eq!((counts.units, counts.change), (3, Some(-2)));
+        let counts: Counts = parse_json(br#"{"units": 4294967295, "change": null}"#).unwrap();
+        assert_eq!((counts.units, counts.change), (4_294_967_295, None));
+        assert_eq!(parse_json::<Counts>(br#"{"units": 1e2}"#).unwrap().units, 100);
+        for (input, fragment) in [
+            (r#"{"units": 2.5}"#, "units: invalid type: floating point `2.5`"),
+            (r#"{"units": -1.0}"#, "units: invalid value: integer `-1`"),
+            (r#"{"units": 4294967296.0}"#, "units: invalid value: integer `4294967296`"),
+            (r#"{"units": 1e30}"#, "units: invalid type: floating point"),
+            (r#"{"units": "3"}"#, "units: invalid type: string \"3\""),
+            (r#"{"units": null}"#, "units: invalid type: null"),
+            (r#"{"units": 1, "change": 0.5}"#, "change: invalid type: floating point `0.5`"),
+        ] {
+            let error = parse_json::<Counts>(input.as_bytes()).unwrap_err();
+            assert_eq!(error.status, StatusCode::UNPROCESSABLE_ENTITY, "{input}");
+            assert!(error.message.contains(fragment), "{input}: {:?} lacks {fragment:?}", error.message);
+        }
+    }
+
     #[test]
     fn query_parameters_are_decoded_and_bad_ones_named() {
         let query: ListQuery = parse_query("userId=a%20b&limit=2").unwrap();
@@ -201,99 +264,5 @@ mod tests {
         let error = parse_query::<ListQuery>("limit=ten").unwrap_err();
         assert_eq!(error.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(error.message.contains("'limit'"), "{}", error.message);
-    }
-}
-
-/// The `Idempotency-Key` header, when sent: 1 to 255 visible ASCII characters (else
-/// the message of a 422).
-pub fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>, String> {
-    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
-    value
-        .to_str()
-        .ok()
-        .filter(|key| (1..=255).contains(&key.len()) && key.chars().all(|c| c.is_ascii_graphic()))
-        .map(|key| Some(key.to_owned()))
-        .ok_or_else(|| "Idempotency-Key must be 1 to 255 visible ASCII characters".to_owned())
-}
-
-/// An `If-Match` precondition: the versions a writer last saw (`If-Match: "3"`, or a
-/// list `"3", "4"`), `None` when there is no header or it is `*` (any current
-/// representation: the write's own not-found answer covers a missing resource).
-/// Entity tags are strong and are the resource's version, as `ETag` gives them; a weak
-/// tag (`W/"3"`) or a quoted non-version never matches (the write answers 412). A
-/// header that is not a list of entity tags is refused (400).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IfMatch(pub Option<Vec<u64>>);
-
-impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
-    type Rejection = ErrorResponse;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let mut versions = Vec::new();
-        let mut any = false;
-        let mut present = false;
-        for value in parts.headers.get_all(header::IF_MATCH) {
-            present = true;
-            let text = value.to_str().map_err(|_| if_match_refused())?;
-            for tag in text.split(',').map(str::trim).filter(|tag| !tag.is_empty()) {
-                if tag == "*" {
-                    any = true;
-                    continue;
-                }
-                let (weak, quoted) = match tag.strip_prefix("W/") {
-                    Some(rest) => (true, rest),
-                    None => (false, tag),
-                };
-                let opaque = quoted
-                    .strip_prefix('"')
-                    .and_then(|rest| rest.strip_suffix('"'))
-                    .filter(|opaque| !opaque.contains('"'))
-                    .ok_or_else(if_match_refused)?;
-                // Strong comparison: a weak tag matches nothing; nor does a tag that is
-                // not a version of ours.
-                if let (false, Ok(version)) = (weak, opaque.parse::<u64>()) {
-                    versions.push(version);
-                }
-            }
-        }
-        Ok(Self((present && !any).then_some(versions)))
-    }
-}
-
-fn if_match_refused() -> ErrorResponse {
-    ErrorResponse::new(StatusCode::BAD_REQUEST, "If-Match: expected entity tags such as \"3\" (a version) or *")
-}
-
-#[cfg(test)]
-mod if_match_tests {
-    use axum::http::Request;
-
-    use super::*;
-
-    async fn parse(values: &[&str]) -> Result<IfMatch, ErrorResponse> {
-        let mut request = Request::builder();
-        for value in values {
-            request = request.header(header::IF_MATCH, *value);
-        }
-        let (mut parts, ()) = request.body(()).expect("a request").into_parts();
-        IfMatch::from_request_parts(&mut parts, &()).await
-    }
-
-    #[tokio::test]
-    async fn versions_are_read_from_strong_tags_and_star_means_no_condition() {
-        assert_eq!(parse(&[]).await, Ok(IfMatch(None)));
-        assert_eq!(parse(&["*"]).await, Ok(IfMatch(None)));
-        assert_eq!(parse(&["\"3\""]).await, Ok(IfMatch(Some(vec![3]))));
-        assert_eq!(parse(&["\"3\", \"5\"", "\"8\""]).await, Ok(IfMatch(Some(vec![3, 5, 8]))));
-        assert_eq!(parse(&["W/\"3\""]).await, Ok(IfMatch(Some(vec![]))), "a weak tag never matches");
-        assert_eq!(parse(&["\"abc\""]).await, Ok(IfMatch(Some(vec![]))), "not a version: never matches");
-    }
-
-    #[tokio::test]
-    async fn what_is_not_an_entity_tag_is_refused() {
-        for value in ["3", "\"3", "'3'", "\"3\"x", "W/3"] {
-            let refused = parse(&[value]).await.expect_err(value);
-            assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{value}");
-        }
     }
 }

@@ -6,6 +6,8 @@
 //! - [`envelope`]: the response envelope and [`ErrorResponse`], the one way errors
 //!   leave a service.
 //! - [`extract`]: JSON body, query and path extractors that reject in the envelope.
+//! - [`headers`]: `If-Match` and `Idempotency-Key`, enforced and documented alike.
+//! - [`as_of`]: the `asOf` parameter, enforced and documented alike.
 //! - [`context`]: request and correlation ids.
 //! - [`settings`]: database, HTTP and telemetry settings both binaries take.
 //! - [`server`]: the middleware stack, fallbacks, the operations routes, serving and
@@ -24,11 +26,13 @@
 //!
 //! Knows nothing of orders or products; must not depend on `rdkafka`.
 
+pub mod as_of;
 pub mod context;
 #[cfg(feature = "test-support")]
 pub mod detached;
 pub mod envelope;
 pub mod extract;
+pub mod headers;
 pub mod health;
 pub mod history;
 pub mod limits;
@@ -42,7 +46,8 @@ pub mod supervisor;
 
 pub use context::RequestContext;
 pub use envelope::{ApiResponse, ErrorResponse};
-pub use extract::{ApiJson, ApiPath, ApiQuery, IfMatch, idempotency_key};
+pub use extract::{ApiJson, ApiPath, ApiQuery};
+pub use headers::{IfMatch, idempotency_key};
 pub use health::Readiness;
 pub use openapi::{Failure, Page, Success};
 pub use server::{

@@ -118,19 +118,21 @@ fn add_id_headers(operation: &mut Operation) {
                 .parameter_in(ParameterIn::Header)
                 .required(Required::False)
                 .description(Some(description))
-                .schema(Some(
-                    utoipa::openapi::ObjectBuilder::new()
-                        .schema_type(utoipa::openapi::Type::String)
-                        .max_length(Some(128)),
-                ))
+                // Any text: one the service would not record is replaced, not refused.
+                .schema(Some(utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::Type::String)))
                 .build(),
         )
     };
     let parameters = operation.parameters.get_or_insert_with(Vec::new);
-    parameters.push(header("x-request-id", "This request's id, 1 to 128 visible ASCII characters; generated when absent or unusable. Echoed in the answer."));
+    parameters.push(header(
+        "x-request-id",
+        "This request's id, echoed in the answer and recorded with what it causes: used when it is 1 to 128 visible \
+         ASCII characters, else (never refused) replaced by a generated one, as when absent.",
+    ));
     parameters.push(header(
         "x-correlation-id",
-        "Ties requests (and the events and messages they cause) together; the request id when absent.",
+        "Ties requests (and the events and messages they cause) together: used when it is 1 to 128 visible ASCII \
+         characters, else (never refused) the request id is, as when absent.",
     ));
     for answer in operation.responses.responses.values_mut() {
         if let RefOr::T(answer) = answer {
@@ -156,6 +158,39 @@ fn add_common_answers(operation: &mut Operation) {
     }
 }
 
+/// Adds the JSON Schema keyword `keyword` (such as `anyOf`) with `value` to the object
+/// schema `name` of `api`'s components, beside its properties: for a rule across fields,
+/// which the schema derived from a type cannot state. (utoipa's object schema has no
+/// field for these keywords; its extensions are written out as given, so they carry it.)
+///
+/// # Panics
+/// When `api` has no object schema `name`: the routes did not register the type.
+pub fn add_schema_keyword(api: &mut OpenApi, name: &str, keyword: &str, value: serde_json::Value) {
+    let object = object_schema(api, name);
+    object.extensions.get_or_insert_with(Default::default).insert(keyword.to_owned(), value);
+}
+
+/// Adds the JSON Schema keyword `keyword` with `value` to property `property` of the
+/// object schema `name`, as [`add_schema_keyword`] does to the object.
+///
+/// # Panics
+/// When there is no such property with a schema of its own.
+pub fn add_property_keyword(api: &mut OpenApi, name: &str, property: &str, keyword: &str, value: serde_json::Value) {
+    let Some(RefOr::T(utoipa::openapi::Schema::Object(field))) = object_schema(api, name).properties.get_mut(property)
+    else {
+        panic!("the schema {name} has no property {property} of its own");
+    };
+    field.extensions.get_or_insert_with(Default::default).insert(keyword.to_owned(), value);
+}
+
+fn object_schema<'a>(api: &'a mut OpenApi, name: &str) -> &'a mut utoipa::openapi::schema::Object {
+    let schema = api.components.as_mut().and_then(|components| components.schemas.get_mut(name));
+    let Some(RefOr::T(utoipa::openapi::Schema::Object(object))) = schema else {
+        panic!("the API document has no object schema {name}");
+    };
+    object
+}
+
 /// A page of a list: the items, and the cursor of the next page.
 #[derive(serde::Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -163,6 +198,5 @@ pub struct Page<T> {
     /// The items of this page.
     pub items: Vec<T>,
     /// Pass it as `cursor` to get the next page; `null` on the last page.
-    #[schema(example = "b3JkZXItNDI")]
     pub next_cursor: Option<String>,
 }

@@ -33,6 +33,33 @@ pub fn check(document: &Value, schema: &Value, instance: &Value, label: &str) {
     assert!(errors.is_empty(), "[{label}] {instance}\ndoes not fit {schema}:\n{}", errors.join("\n"));
 }
 
+/// Whether `instance` fits `schema`, whose `$ref`s point into `document`'s components.
+pub fn fits(document: &Value, schema: &Value, instance: &Value) -> bool {
+    let mut root = schema.clone();
+    root.as_object_mut().expect("a schema object").insert("components".to_owned(), document["components"].clone());
+    jsonschema::draft202012::new(&root)
+        .unwrap_or_else(|e| panic!("the schema does not compile: {e}\n{schema}"))
+        .is_valid(instance)
+}
+
+/// Parameter `name` of `method path` (its `in`, `schema`, ...); panics when there is none.
+pub fn parameter<'a>(document: &'a Value, method: &str, path: &str, name: &str) -> &'a Value {
+    let parameters = document["paths"][path][method]["parameters"].as_array();
+    let named = |p: &&Value| p["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name));
+    parameters
+        .into_iter()
+        .flatten()
+        .find(named)
+        .unwrap_or_else(|| panic!("{method} {path} documents no parameter {name}"))
+}
+
+/// The JSON schema of the request body of `method path`; panics when there is none.
+pub fn request_schema<'a>(document: &'a Value, method: &str, path: &str) -> &'a Value {
+    let schema = &document["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"];
+    assert!(schema.is_object(), "{method} {path} documents no JSON body");
+    schema
+}
+
 /// The JSON schema of the `status` answer of `method path`; panics when there is none.
 pub fn answer_schema<'a>(document: &'a Value, method: &str, path: &str, status: u16) -> &'a Value {
     let schema =

@@ -26,7 +26,7 @@ impl service_kit::Application for Application {
     type Settings = Settings;
 
     async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let foundation = service_kit::Foundation::connect(&settings.service, &migrations::INVENTORY).await?;
+        let foundation = service_kit::Foundation::connect(settings, &migrations::INVENTORY).await?;
         let products = Arc::new(Products::new(foundation.pool.clone()).notifying(foundation.notifier.clone()));
         let service = foundation.bind(crate::http::routes(products.clone())).await?;
         Ok(Self { service, products })

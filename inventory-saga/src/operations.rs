@@ -20,7 +20,9 @@ impl service_kit::Operated for Inventory {
     type Views = ProductViews;
     type Route = ProductEventsRoute;
 
-    const MIGRATIONS: &'static sqlx::migrate::Migrator = &migrations::INVENTORY;
+    fn migrations() -> &'static sqlx::migrate::Migrator {
+        &migrations::INVENTORY
+    }
 
     fn events() -> Events<Product> {
         Events::default()

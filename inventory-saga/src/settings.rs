@@ -1,7 +1,7 @@
 //! Command line and environment of the `inventory` binary: the kit's command line
 //! (`service_kit::cli`) with the inventory service's identity.
 
-use service_kit::{Identity, Named, ServeSettings, ServiceSettings};
+use service_kit::{Identity, Named, ServiceSettings};
 
 /// The inventory service, as the service kit knows it: its names and defaults here,
 /// its operator commands in `operations`.
@@ -34,15 +34,4 @@ pub type Cli = service_kit::Cli<Settings, Inventory>;
 pub type Command = service_kit::Command<Settings>;
 
 /// Settings of the running service: the kit's, none of its own yet.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Settings {
-    #[command(flatten)]
-    #[expect(missing_docs, reason = "clap shows a flattened group's own docs; a comment here would be ignored")]
-    pub service: ServiceSettings,
-}
-
-impl ServeSettings for Settings {
-    fn service(&mut self) -> &mut ServiceSettings {
-        &mut self.service
-    }
-}
+pub type Settings = ServiceSettings;

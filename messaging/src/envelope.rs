@@ -312,20 +312,12 @@ fn id(field: &'static str, value: &str) -> Result<(), InvalidEnvelope> {
 
 #[cfg(test)]
 mod tests {
-    use opentelemetry::trace::{TraceContextExt, TracerProvider};
-    use opentelemetry_sdk::trace::SdkTracerProvider;
+    use opentelemetry::trace::TraceContextExt;
     use rdkafka::message::{Message, OwnedMessage, Timestamp};
+    use telemetry::testing::with_tracing;
     use tracing_opentelemetry::OpenTelemetrySpanExt;
-    use tracing_subscriber::layer::SubscriberExt;
 
     use super::*;
-
-    fn with_tracing<T>(f: impl FnOnce() -> T) -> T {
-        let provider = SdkTracerProvider::builder().build();
-        let subscriber =
-            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-        tracing::subscriber::with_default(subscriber, f)
-    }
 
     /// What a consumer receives when `headers` were sent.
     fn received(headers: OwnedHeaders) -> OwnedMessage {

@@ -79,12 +79,7 @@ mod tests {
     use clap::Parser;
 
     use super::*;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        kafka: KafkaSettings,
-    }
+    use crate::settings::Cli;
 
     #[tokio::test]
     async fn an_unreachable_broker_is_reported_down_quickly_and_the_answer_is_reused() {

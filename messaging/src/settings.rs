@@ -256,16 +256,18 @@ pub fn describe(config: &ClientConfig) -> BTreeMap<String, String> {
     config.config_map().iter().map(|(k, v)| (k.to_string(), shown(k, v).to_owned())).collect()
 }
 
+/// The Kafka flags alone as a command line, for tests of what they configure.
+#[cfg(test)]
+#[derive(clap::Parser)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) kafka: KafkaSettings,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        kafka: KafkaSettings,
-    }
 
     #[test]
     fn pass_through_properties_come_from_flags_and_prefixed_variables() {

@@ -3,22 +3,63 @@
 //!
 //! Each service owns a PostgreSQL schema (`oms`, `inventory` by default) with its own
 //! migration history, so the two can share a database server, or even a database,
-//! and still deploy independently. Never edit an applied migration: add one.
+//! and still deploy independently. A migration both histories have alike, byte for
+//! byte, is written once (`shared/`) and applied to each schema as its own. Never edit
+//! an applied migration: add one.
 //!
 //! This crate depends on no other crate of the workspace.
 
+use std::pin::{Pin, pin};
+use std::sync::LazyLock;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::migrate::Migrator;
+use sqlx::migrate::{Migration, MigrationSource, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
 
-/// Migrations of the Order Management Service schema.
-pub static OMS: Migrator = sqlx::migrate!("./oms");
+/// Migrations of the Order Management Service schema: its own (`oms/`) and those both
+/// schemas apply alike (`shared/`), in version order.
+pub static OMS: LazyLock<Migrator> = LazyLock::new(|| merged(&OMS_OWN, &SHARED));
 
-/// Migrations of the inventory service schema.
-pub static INVENTORY: Migrator = sqlx::migrate!("./inventory");
+/// Migrations of the inventory service schema: its own (`inventory/`) and those both
+/// schemas apply alike (`shared/`), in version order.
+pub static INVENTORY: LazyLock<Migrator> = LazyLock::new(|| merged(&INVENTORY_OWN, &SHARED));
+
+static OMS_OWN: Migrator = sqlx::migrate!("./oms");
+static INVENTORY_OWN: Migrator = sqlx::migrate!("./inventory");
+
+/// Migrations that are the same in both schemas' histories: same version, name and
+/// SQL, so the same checksum in each schema's `_sqlx_migrations`. Written once; each
+/// schema still records and applies them as its own.
+static SHARED: Migrator = sqlx::migrate!("./shared");
+
+/// One schema's history from two embedded sets.
+#[derive(Debug)]
+struct Merged(&'static Migrator, &'static Migrator);
+
+impl MigrationSource<'static> for Merged {
+    fn resolve(
+        self,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, sqlx::error::BoxDynError>> + Send + 'static>> {
+        let mut migrations: Vec<Migration> = self.0.iter().chain(self.1.iter()).cloned().collect();
+        migrations.sort_by_key(|migration| migration.version);
+        Box::pin(std::future::ready(Ok(migrations)))
+    }
+}
+
+/// The migrator of `own` and `shared` together, in version order, built the way sqlx
+/// builds one from any source ([`Migrator::new`]). That is async, for sources that read
+/// files; this one has its migrations in hand, so the first poll finishes it.
+fn merged(own: &'static Migrator, shared: &'static Migrator) -> Migrator {
+    let mut building = pin!(Migrator::new(Merged(own, shared)));
+    match building.as_mut().poll(&mut std::task::Context::from_waker(Waker::noop())) {
+        Poll::Ready(Ok(migrator)) => migrator,
+        Poll::Ready(Err(error)) => panic!("merging the embedded migrations: {error}"),
+        Poll::Pending => unreachable!("merging embedded migrations waits on nothing"),
+    }
+}
 
 /// How the pool's sessions behave, so that no statement, forgotten transaction or
 /// dead connection can hang whoever waits on it. Each is a session option sent at
@@ -189,6 +230,125 @@ pub mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a migrator hands sqlx, migration by migration: (version, description,
+    /// SHA-384 of the SQL in hex). sqlx compares the checksums with those a deployed
+    /// schema recorded, so these must never change.
+    fn listed(migrator: &Migrator) -> Vec<(i64, String, String)> {
+        migrator
+            .iter()
+            .map(|m| {
+                let checksum: String = m.checksum.iter().map(|byte| format!("{byte:02x}")).collect();
+                (m.version, m.description.to_string(), checksum)
+            })
+            .collect()
+    }
+
+    /// The migrations both schemas' deployed histories recorded alike.
+    const ALIKE: [(i64, &str, &str); 4] = [
+        (
+            3,
+            "feed checkpoints",
+            "1cf43c7d7bf6fb32bace0cb46b01382f99c77ef2662d6fb317507e192e779d856babd1b6260e3d08a407a4c065dcd6a7",
+        ),
+        (
+            5,
+            "notify after commit",
+            "31beaafcb399b519627f845fb8088e0edbfa6f5b6ab6e9d9ecff167fdac54539d02516874f8cbfcb820e8293ee095da5",
+        ),
+        (
+            6,
+            "append function",
+            "8b71202ad9cc44d84fbecd239c5a8245c86df57ea668c9f7b8816c73b0474873b808590a28cd88fef7ca83db5e88874b",
+        ),
+        (
+            7,
+            "dead letters",
+            "b440759a58df898e51a06556a753cb7c34d73dcf4628b608517e4fc304e8b9e5a8cecbb3c7d47b9efc3c6d3200ed9fe5",
+        ),
+    ];
+
+    /// What `listed` must give for a schema whose own migrations are `own`: those and
+    /// [`ALIKE`], in version order.
+    fn expected(own: &[(i64, &str, &str)]) -> Vec<(i64, String, String)> {
+        let mut rows: Vec<(i64, String, String)> =
+            own.iter().chain(&ALIKE).map(|(v, d, c)| (*v, (*d).to_owned(), (*c).to_owned())).collect();
+        rows.sort();
+        rows
+    }
+
+    #[test]
+    fn the_oms_gets_the_migrations_its_deployed_schemas_recorded() {
+        assert_eq!(
+            listed(&OMS),
+            expected(&[
+                (
+                    1,
+                    "event store",
+                    "376bf437982dca8be0aab2707d030c3ac3e3350a13f9ef6bb0fd4d683a4832b92359299e22ed9c5aacdf1ab3a74cd79b"
+                ),
+                (
+                    2,
+                    "order view",
+                    "0b15fcef2af03400f0cd98730e60af6e1f1da97864554adb100d03b0390c82fab644c2a1e413998de665aad2aaa00a10"
+                ),
+                (
+                    4,
+                    "versioned read models",
+                    "bbf4476a27198c43a94e7511ff3b8ce6f8cb8404bfe1ff8a99d1e253fae074a323b6b364d61fc5ed855a82b28317018b"
+                ),
+                (
+                    8,
+                    "rerequests",
+                    "189f03a3e26280744fc3d606aebdca38a59c1c0536e7a837eaab9b5de8cfad736d483cc3bc81ad9a76d50236d4965bb3"
+                ),
+                (
+                    9,
+                    "payment deadline",
+                    "d65e3a1dc2adb9239d3fb6f51d3f2d89b9ea4ba0d7d317509f563d7b4d9aaa6ae91fb522f5605c038ce5942f48e1f33a"
+                ),
+            ])
+        );
+    }
+
+    #[test]
+    fn the_inventory_service_gets_the_migrations_its_deployed_schemas_recorded() {
+        assert_eq!(
+            listed(&INVENTORY),
+            expected(&[
+                (
+                    1,
+                    "event store",
+                    "b0befc36ba481679ae0f794f21e28e02bffcc62bb52069e7ddd0f018c61461f06cffe5f12769f81a8abe3a93ce26e748"
+                ),
+                (
+                    2,
+                    "product view",
+                    "43ed31c9ae950dbb86b8998f8acf5a1f7569f82f9de7011fd833772fa0acef9c9e3a2ee01624166c0e875abc516dbb81"
+                ),
+                (
+                    4,
+                    "versioned read models",
+                    "b619c8f0b53931044e9c220ab6b878d272dc533c167149c7a1162f03ea6cec289c1ad700a06ffb4da39d64ca14110309"
+                ),
+                (
+                    8,
+                    "product reservations",
+                    "3276bf568ae45a7dfe06fd08e0af542b6ae979c1ea61a29b1d823f78cf4ca0384d3c8b5846366d8a453b1cca880875bd"
+                ),
+                (
+                    9,
+                    "idempotency keys",
+                    "8960ddf6d430c5e58ee8f1887ca0ea7d964697fa55d4ae7b9832fb9c667c135072b665fe81ec628395707d3836c45708"
+                ),
+                (
+                    10,
+                    "fulfilment",
+                    "321eb9e25e3a08441d5d5a4080da29805ce242ca0a564bc54fae59eecfd08bba97a3952710c202b5764b6b99ad19345c"
+                ),
+            ])
+        );
+    }
 
     #[test]
     fn every_session_runs_without_jit_compilation_whatever_its_limits() {

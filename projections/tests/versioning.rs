@@ -153,14 +153,29 @@ fn payloads(committed: &Committed<Order>) -> Vec<domain::order::OrderEvent> {
     committed.events.iter().map(|e| e.payload.clone()).collect()
 }
 
-#[tokio::test]
-async fn an_order_placed_as_1_0_loads_decides_and_projects_like_the_same_order_placed_as_2_0() {
+/// A database holding one order twice: placed by the old release (`legacy`, 1.0) and
+/// the same placed today (`twin`, 2.0).
+struct Twins {
+    pool: PgPool,
+    store: AggregateStore<Order>,
+    views: OrderViews,
+    legacy: OrderId,
+    twin: OrderId,
+}
+
+async fn given_twin_orders() -> Twins {
     let pool = pool().await;
     let store = store(&pool);
     let views = OrderViews::new(pool.clone());
     let (legacy, twin) = (OrderId::generate(), OrderId::generate());
     given_an_order_stored_by_the_old_release(&pool, legacy).await;
     given_the_same_order_placed_today(&store, twin).await;
+    Twins { pool, store, views, legacy, twin }
+}
+
+#[tokio::test]
+async fn an_order_placed_as_1_0_loads_decides_and_projects_like_the_same_order_placed_as_2_0() {
+    let Twins { pool, store, views, legacy, twin } = given_twin_orders().await;
 
     let (old, old_version) = store.load(&legacy.to_string()).await.expect("the 1.0 order loads");
     let (new, new_version) = store.load(&twin.to_string()).await.expect("the 2.0 order loads");
@@ -233,12 +248,7 @@ async fn an_order_placed_as_1_0_loads_decides_and_projects_like_the_same_order_p
 
 #[tokio::test]
 async fn the_feed_catch_up_builds_the_view_of_an_order_placed_as_1_0() {
-    let pool = pool().await;
-    let store = store(&pool);
-    let views = OrderViews::new(pool.clone());
-    let (legacy, twin) = (OrderId::generate(), OrderId::generate());
-    given_an_order_stored_by_the_old_release(&pool, legacy).await;
-    given_the_same_order_placed_today(&store, twin).await;
+    let Twins { pool, store, views, legacy, twin } = given_twin_orders().await;
     assert!(views.get(legacy).await.expect("read").is_none(), "nothing has projected the 1.0 order yet");
 
     let shutdown = CancellationToken::new();
@@ -273,12 +283,7 @@ async fn the_feed_catch_up_builds_the_view_of_an_order_placed_as_1_0() {
 
 #[tokio::test]
 async fn an_offline_rebuild_and_its_verification_read_a_1_0_history() {
-    let pool = pool().await;
-    let store = store(&pool);
-    let views = OrderViews::new(pool.clone());
-    let (legacy, twin) = (OrderId::generate(), OrderId::generate());
-    given_an_order_stored_by_the_old_release(&pool, legacy).await;
-    given_the_same_order_placed_today(&store, twin).await;
+    let Twins { pool, store, views, legacy, twin } = given_twin_orders().await;
 
     let rebuilt = rebuild::rebuild::<OrderViews>(&pool, store.events(), |_| {})
         .await

@@ -38,6 +38,13 @@ pub trait ServeSettings: clap::Args + Debug + Send + 'static {
     fn service(&mut self) -> &mut ServiceSettings;
 }
 
+/// The shared settings alone, for a service with none of its own.
+impl ServeSettings for ServiceSettings {
+    fn service(&mut self) -> &mut ServiceSettings {
+        self
+    }
+}
+
 /// A service as a program: built from its settings (database connected, port bound),
 /// then run until a shutdown signal.
 pub trait Application: Sized + Send + 'static {

@@ -29,7 +29,7 @@ pub trait Operated {
     type Route: Route;
 
     /// The migrations of the service's schema.
-    const MIGRATIONS: &'static Migrator;
+    fn migrations() -> &'static Migrator;
 
     /// How the service reads its events (with the upcasters of old versions).
     fn events() -> Events<AggregateOf<Self::Views>>;
@@ -63,7 +63,7 @@ async fn connect<S: Operated>(store: &StoreSettings) -> anyhow::Result<PgPool> {
         &store.database_schema,
         4,
         &sessions,
-        S::MIGRATIONS,
+        S::migrations(),
     )
     .await
 }

@@ -77,7 +77,7 @@ where
         let _ = app.run_until(shutdown).await;
     });
     let address = format!("http://127.0.0.1:{}", port.await.expect("the application started"));
-    let pool = migrations::connect_and_migrate(&database_url, &schema, 2, I::MIGRATIONS)
+    let pool = migrations::connect_and_migrate(&database_url, &schema, 2, I::migrations())
         .await
         .expect("connecting the test pool");
     TestService { address, client: reqwest::Client::new(), pool, database_url, _service: service }
@@ -150,6 +150,32 @@ impl Answer {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+}
+
+/// The request example `document` shows for operation `method path` (`null` when none).
+pub fn request_example(document: &Value, method: &str, path: &str) -> Value {
+    document["paths"][path][method]["requestBody"]["content"]["application/json"]["example"].clone()
+}
+
+/// The value of the first sample line of Prometheus text `metrics` that starts with
+/// `series` (0 when there is none).
+fn sample(metrics: &str, series: &str) -> f64 {
+    metrics.lines().find_map(|l| l.strip_prefix(series)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
+}
+
+/// Asserts that an event of an `/events` history carries the audit fields of DESIGN.md
+/// (sequence, type, version, id, time, correlation and causation, payload), its id a
+/// UUID.
+#[track_caller]
+pub fn assert_audit_fields(event: &Value) {
+    let keys = object_keys(event);
+    for key in
+        ["sequence", "eventType", "eventVersion", "eventId", "occurredAt", "correlationId", "causationId", "payload"]
+    {
+        assert!(keys.contains(&key), "every event has {key}: {event}");
+    }
+    let event_id = event["eventId"].as_str().expect("eventId is a string");
+    assert!(uuid::Uuid::parse_str(event_id).is_ok(), "eventId {event_id} is a UUID");
 }
 
 /// The sorted keys of a JSON object (empty for anything else).
@@ -248,11 +274,14 @@ impl TestService {
         response.json().await.expect("the document is JSON")
     }
 
-    /// Checks that the API document is OpenAPI 3.1 and lists exactly `operations`
-    /// (`(method, path template)`), and that each is served: asked with the path
+    /// Checks that the API document is OpenAPI 3.1 and lists exactly the service's
+    /// `operations` (`(method, path template)`) and those every service serves (the
+    /// health probes and `/metrics`), and that each is served: asked with the path
     /// parameter `parameter.0` replaced by `parameter.1`, none answers "no such route"
     /// or 405.
     pub async fn assert_documents_exactly(&self, operations: &[(&str, &str)], parameter: (&str, &str)) {
+        const EVERY_SERVICE: [(&str, &str); 3] =
+            [("get", "/health/live"), ("get", "/health/ready"), ("get", "/metrics")];
         use http_server::openapi_checks::documented;
         let document = self.openapi().await;
         assert!(
@@ -261,7 +290,7 @@ impl TestService {
             document["openapi"]
         );
         let mut expected: Vec<(String, String)> =
-            operations.iter().map(|(m, p)| ((*m).to_owned(), (*p).to_owned())).collect();
+            operations.iter().chain(&EVERY_SERVICE).map(|(m, p)| ((*m).to_owned(), (*p).to_owned())).collect();
         expected.sort();
         assert_eq!(documented(&document), expected);
         for (method, path) in documented(&document) {
@@ -284,6 +313,67 @@ impl TestService {
 }
 
 impl TestService {
+    /// Asserts that the document's examples all fit their schemas, that there are at
+    /// least `at_least` of them, and that operation `method path` shows one for each of
+    /// `statuses`.
+    pub async fn assert_examples_fit(&self, at_least: usize, (method, path): (&str, &str), statuses: &[&str]) {
+        let document = self.openapi().await;
+        let checked = http_server::openapi_checks::check_every_example(&document);
+        assert!(checked >= at_least, "only {checked} examples: most answers should show one");
+        let responses = &document["paths"][path][method]["responses"];
+        for status in statuses {
+            assert!(
+                responses[status]["content"]["application/json"]["example"].is_object(),
+                "{} {path} documents {status} with an example",
+                method.to_uppercase()
+            );
+        }
+    }
+
+    /// `GET`s each `(path template, path, status)` of `answers`: asserts the status, and
+    /// that the answer fits the schema `document` gives for that status.
+    pub async fn assert_answers_fit(&self, document: &Value, answers: &[(&str, String, u16)]) {
+        use http_server::openapi_checks::{answer_schema, check};
+        for (template, path, status) in answers {
+            let answer = self.send(Method::GET, path, &[], Body::None).await;
+            assert_eq!(answer.status.as_u16(), *status, "GET {path}: {}", answer.body);
+            check(document, answer_schema(document, "get", template, *status), &answer.body, path);
+        }
+    }
+
+    /// Asserts that the page to browse the API document, `/docs/`, is served.
+    pub async fn assert_docs_page_served(&self) {
+        let page = self.client.get(format!("{}/docs/", self.address)).send().await.expect("GET /docs/");
+        assert_eq!(page.status(), StatusCode::OK);
+        assert!(page.text().await.unwrap_or_default().contains("swagger-ui"));
+    }
+
+    /// The service's metrics, `GET /metrics` (Prometheus text).
+    pub async fn metrics(&self) -> String {
+        let response = self.client.get(format!("{}/metrics", self.address)).send().await.expect("GET /metrics");
+        response.text().await.expect("text")
+    }
+
+    /// Asserts that the service's metrics count `command` of `aggregate` both accepted
+    /// and rejected, count a `GET` answered 200 under its route template `route`, and
+    /// never name `id` (ids never become labels).
+    pub async fn assert_commands_and_requests_counted(
+        &self,
+        (aggregate, command): (&str, &str),
+        route: &str,
+        id: &str,
+    ) {
+        let metrics = self.metrics().await;
+        for result in ["accepted", "rejected"] {
+            let series = format!(r#"commands_total{{aggregate="{aggregate}",command="{command}",result="{result}"}}"#);
+            assert!(sample(&metrics, &series) >= 1.0, "{command} {result} is counted: {metrics}");
+        }
+        let by_route =
+            sample(&metrics, &format!(r#"http_requests_total{{method="GET",route="{route}",status="200"}}"#));
+        assert!(by_route >= 1.0, "requests are counted under the route template: {metrics}");
+        assert!(!metrics.contains(id), "ids never become labels");
+    }
+
     /// Forgets the latest migration behind the service's back and checks that readiness
     /// then reports the database down (the service runs with a schema it does not
     /// know), in the envelope.
@@ -296,6 +386,80 @@ impl TestService {
         assert_eq!(
             ready.error(StatusCode::SERVICE_UNAVAILABLE, "migration missing"),
             "not ready: database and broker are down (pipeline is up)"
+        );
+    }
+}
+
+/// Whether an answer took the request's shape as valid: anything but 400 and 422 (a
+/// 404, 409 or 412 is about what is stored, not about the request).
+fn shape_accepted(status: StatusCode) -> bool {
+    status != StatusCode::BAD_REQUEST && status != StatusCode::UNPROCESSABLE_ENTITY
+}
+
+/// `text` as a query-string value.
+fn query_value(text: &str) -> String {
+    let keep = |b: u8| b.is_ascii_alphanumeric() || b"-._~".contains(&b);
+    text.bytes().map(|b| if keep(b) { char::from(b).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+/// Exactness of the API document: what it allows, the service accepts, and nothing else.
+impl TestService {
+    /// Asserts that `document` allows `value` for parameter `name` of operation
+    /// `(method, template)` exactly when the service accepts it (answers neither 400 nor
+    /// 422) in a request to `path` with `body`: a header parameter is sent as that
+    /// header, a query parameter in the query string.
+    pub async fn assert_parameter_exact(
+        &self,
+        document: &Value,
+        (method, template): (&str, &str),
+        name: &str,
+        (path, body): (&str, Option<&Value>),
+        value: &str,
+    ) {
+        use http_server::openapi_checks::{fits, parameter};
+        let declared = parameter(document, method, template, name);
+        let allowed = fits(document, &declared["schema"], &json!(value));
+        let body = body.map_or(Body::None, |body| Body::Json(body.clone()));
+        let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("a method");
+        let answer = match declared["in"].as_str() {
+            Some("header") => self.send(method, path, &[(name, value)], body).await,
+            Some("query") => {
+                let separator = if path.contains('?') { '&' } else { '?' };
+                self.send(method, &format!("{path}{separator}{name}={}", query_value(value)), &[], body).await
+            }
+            other => panic!("{name} is in {other:?}, neither a header nor the query"),
+        };
+        assert_eq!(
+            allowed,
+            shape_accepted(answer.status),
+            "{name}={value:?}: the document {} it, the service answered {} {}",
+            if allowed { "allows" } else { "refuses" },
+            answer.status,
+            answer.body
+        );
+    }
+
+    /// Asserts that `document` allows `body` for operation `(method, template)` exactly
+    /// when the service accepts it (answers neither 400 nor 422) at `path`.
+    pub async fn assert_body_exact(
+        &self,
+        document: &Value,
+        (method, template): (&str, &str),
+        path: &str,
+        body: &Value,
+    ) {
+        use http_server::openapi_checks::{fits, request_schema};
+        let allowed = fits(document, request_schema(document, method, template), body);
+        let verb = Method::from_bytes(method.to_uppercase().as_bytes()).expect("a method");
+        let answer = self.send(verb, path, &[], Body::Json(body.clone())).await;
+        assert_eq!(
+            allowed,
+            shape_accepted(answer.status),
+            "{} {path} {body}: the document {} it, the service answered {} {}",
+            method.to_uppercase(),
+            if allowed { "allows" } else { "refuses" },
+            answer.status,
+            answer.body
         );
     }
 }

@@ -60,23 +60,11 @@ pub fn partitions(consumer: &BaseConsumer, topic: &str) -> anyhow::Result<Vec<i3
 /// Messages of `topic` that consumer group `group` has not committed yet (summed over
 /// partitions); a partition the group never committed counts from its low watermark.
 pub fn group_lag(settings: &KafkaSettings, group: &str, topic: &str) -> anyhow::Result<i64> {
-    // Not subscribed, so it never joins the group: it only asks for the group's offsets.
-    let consumer: BaseConsumer =
-        manual_consumer_config(settings, group).create().context("creating an offset reader")?;
-    let mut list = TopicPartitionList::new();
-    for partition in partitions(&consumer, topic)? {
-        list.add_partition(topic, partition);
-    }
-    let committed = consumer.committed_offsets(list, REQUEST).context("fetching committed offsets")?;
+    let (consumer, committed) = read_committed(settings, group, topic)?;
     let mut lag = 0;
-    for element in committed.elements() {
-        let (low, high) =
-            consumer.fetch_watermarks(topic, element.partition(), REQUEST).context("fetching watermarks")?;
-        let position = match element.offset() {
-            Offset::Offset(offset) => offset,
-            _ => low,
-        };
-        lag += (high - position).max(0);
+    for (partition, committed) in committed {
+        let (low, high) = consumer.fetch_watermarks(topic, partition, REQUEST).context("fetching watermarks")?;
+        lag += (high - committed.unwrap_or(low)).max(0);
     }
     Ok(lag)
 }
@@ -88,6 +76,15 @@ pub fn committed_offsets(
     group: &str,
     topic: &str,
 ) -> anyhow::Result<std::collections::BTreeMap<i32, Option<i64>>> {
+    Ok(read_committed(settings, group, topic)?.1)
+}
+
+/// [`committed_offsets`], and the consumer that asked (to ask the broker more).
+fn read_committed(
+    settings: &KafkaSettings,
+    group: &str,
+    topic: &str,
+) -> anyhow::Result<(BaseConsumer, std::collections::BTreeMap<i32, Option<i64>>)> {
     // Not subscribed, so it never joins the group: it only asks for the group's offsets.
     let consumer: BaseConsumer =
         manual_consumer_config(settings, group).create().context("creating an offset reader")?;
@@ -96,7 +93,7 @@ pub fn committed_offsets(
         list.add_partition(topic, partition);
     }
     let committed = consumer.committed_offsets(list, REQUEST).context("fetching committed offsets")?;
-    Ok(committed
+    let offsets = committed
         .elements()
         .iter()
         .map(|element| {
@@ -106,7 +103,8 @@ pub fn committed_offsets(
             };
             (element.partition(), offset)
         })
-        .collect())
+        .collect();
+    Ok((consumer, offsets))
 }
 
 /// A message read back from a topic.

@@ -145,6 +145,13 @@ impl Api {
         Ok(data.as_array().cloned().unwrap_or_default())
     }
 
+    /// The metrics (Prometheus text) of the service at `base` (one of [`Api::oms`] and
+    /// [`Api::inventory`]).
+    pub async fn metrics(&self, base: &str) -> anyhow::Result<String> {
+        let response = self.http.get(format!("{base}/metrics")).send().await.context("GET /metrics")?;
+        response.error_for_status()?.text().await.context("reading /metrics")
+    }
+
     /// Polls an order until no item is `PENDING`; returns it.
     pub async fn resolved_order(&self, order_id: &str, timeout: Duration) -> anyhow::Result<Value> {
         let deadline = tokio::time::Instant::now() + timeout;

@@ -1,5 +1,8 @@
 //! A private development broker (tansu, in-memory) for a test that must pause or stop
 //! its broker without disturbing the tests sharing the suite's broker.
+//!
+//! Needs nothing else of this crate: `messaging`'s robustness tests include this file
+//! as source (this crate depends on `messaging`, so they cannot depend on it).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -8,8 +11,6 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-
-use crate::processes::free_port;
 
 /// The tansu binary: `DEV_BROKER_BIN`, which `scripts/test` sets to the patched build
 /// of `scripts/lib/kafka.sh`.
@@ -32,7 +33,8 @@ pub struct DevBroker {
 impl DevBroker {
     /// Starts one and waits until it accepts connections.
     pub async fn start() -> anyhow::Result<Self> {
-        Self::start_on(format!("127.0.0.1:{}", free_port()?)).await
+        let free = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?.local_addr()?;
+        Self::start_on(format!("127.0.0.1:{}", free.port())).await
     }
 
     /// Starts one on `address` and waits until it accepts connections.

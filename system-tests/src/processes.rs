@@ -16,7 +16,7 @@ use nix::unistd::Pid;
 use sqlx::PgPool;
 
 use crate::Api;
-use crate::system::{Deployment, Service, brokers};
+use crate::system::{Deployment, Service, brokers, schema_pools};
 
 impl Service {
     /// The binary's name.
@@ -362,9 +362,7 @@ impl ProcessSystem {
         inventory.start()?;
         oms.wait_ready(&api.http, Duration::from_secs(60)).await?;
         inventory.wait_ready(&api.http, Duration::from_secs(60)).await?;
-        let oms_pool = migrations::connect_and_migrate(&database_url, "oms", 4, &migrations::OMS).await?;
-        let inventory_pool =
-            migrations::connect_and_migrate(&database_url, "inventory", 4, &migrations::INVENTORY).await?;
+        let (oms_pool, inventory_pool) = schema_pools(&database_url).await?;
         Ok(Self {
             api,
             database_url,
@@ -382,21 +380,17 @@ impl ProcessSystem {
         })
     }
 
+    /// Waits until both services answer ready, each within `timeout`.
+    pub async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        self.oms.wait_ready(&self.api.http, timeout).await.context("the OMS")?;
+        self.inventory.wait_ready(&self.api.http, timeout).await.context("the inventory service")
+    }
+
     /// Starts one more instance of `service` on a port of its own, against the same
     /// database and topics, in the same consumer group as the first; does not wait
     /// until it is ready.
     pub fn start_instance(&mut self, service: Service) -> anyhow::Result<ServiceProcess> {
-        self.instances += 1;
-        let port = free_port()?;
-        let group = match service {
-            Service::Oms => &self.oms_group,
-            Service::Inventory => &self.inventory_group,
-        };
-        let log = self.log_dir.join(format!("{}-{}.log", service.binary_name(), self.instances));
-        let mut instance =
-            ServiceProcess::new(service, instance_args(&self.flags, port, group), self.env.clone(), port, log)?;
-        instance.start()?;
-        Ok(instance)
+        self.start_instance_with(service, self.flags.clone())
     }
 
     /// [`ProcessSystem::start_instance`] reaching the database at `database_url`
@@ -413,6 +407,12 @@ impl ProcessSystem {
                 }
             })
             .collect();
+        self.start_instance_with(service, flags)
+    }
+
+    /// Starts one more instance of `service` with the shared `flags` (and its own port
+    /// and the service's consumer group).
+    fn start_instance_with(&mut self, service: Service, flags: Vec<String>) -> anyhow::Result<ServiceProcess> {
         self.instances += 1;
         let port = free_port()?;
         let group = match service {
@@ -436,13 +436,7 @@ fn instance_args(flags: &[String], port: u16, group: &str) -> Vec<String> {
 }
 
 impl Deployment for ProcessSystem {
-    fn api(&self) -> &Api {
-        &self.api
-    }
-    fn oms_pool(&self) -> &PgPool {
-        &self.oms_pool
-    }
-    fn inventory_pool(&self) -> &PgPool {
-        &self.inventory_pool
+    fn parts(&self) -> (&Api, &PgPool, &PgPool) {
+        (&self.api, &self.oms_pool, &self.inventory_pool)
     }
 }

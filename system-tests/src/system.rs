@@ -14,12 +14,30 @@ use crate::Api;
 /// A running pair of services, whichever way it was started: what the invariant
 /// checks need.
 pub trait Deployment {
+    /// Clients of both APIs, the OMS schema and the inventory schema.
+    fn parts(&self) -> (&Api, &PgPool, &PgPool);
+
     /// Clients of both APIs.
-    fn api(&self) -> &Api;
+    fn api(&self) -> &Api {
+        self.parts().0
+    }
+
     /// The OMS schema.
-    fn oms_pool(&self) -> &PgPool;
+    fn oms_pool(&self) -> &PgPool {
+        self.parts().1
+    }
+
     /// The inventory schema.
-    fn inventory_pool(&self) -> &PgPool;
+    fn inventory_pool(&self) -> &PgPool {
+        self.parts().2
+    }
+}
+
+/// Any clients and pools: e.g. the instances still running after others were killed.
+impl Deployment for (Api, PgPool, PgPool) {
+    fn parts(&self) -> (&Api, &PgPool, &PgPool) {
+        (&self.0, &self.1, &self.2)
+    }
 }
 
 /// One of the two services.
@@ -108,9 +126,7 @@ impl System {
         let api = Api::new(format!("http://127.0.0.1:{oms_port}"), format!("http://127.0.0.1:{inventory_port}"));
         let services = vec![oms, inventory];
         let kafka = crate::broker::kafka_settings(&shared_flags)?;
-        let oms_pool = migrations::connect_and_migrate(&database_url, "oms", 4, &migrations::OMS).await?;
-        let inventory_pool =
-            migrations::connect_and_migrate(&database_url, "inventory", 4, &migrations::INVENTORY).await?;
+        let (oms_pool, inventory_pool) = schema_pools(&database_url).await?;
         Ok(Self {
             api,
             database_url,
@@ -150,15 +166,17 @@ impl System {
 }
 
 impl Deployment for System {
-    fn api(&self) -> &Api {
-        &self.api
+    fn parts(&self) -> (&Api, &PgPool, &PgPool) {
+        (&self.api, &self.oms_pool, &self.inventory_pool)
     }
-    fn oms_pool(&self) -> &PgPool {
-        &self.oms_pool
-    }
-    fn inventory_pool(&self) -> &PgPool {
-        &self.inventory_pool
-    }
+}
+
+/// Pools of the test's own on the OMS and the inventory schema of `database_url`
+/// (migrated, as the services migrate them).
+pub async fn schema_pools(database_url: &str) -> anyhow::Result<(PgPool, PgPool)> {
+    let oms = migrations::connect_and_migrate(database_url, "oms", 4, &migrations::OMS).await?;
+    let inventory = migrations::connect_and_migrate(database_url, "inventory", 4, &migrations::INVENTORY).await?;
+    Ok((oms, inventory))
 }
 
 /// Builds `service` from `flags` with consumer group `group` and serves it until `stop`;

@@ -11,6 +11,7 @@
 //! - [`tracing_setup`]: log and trace settings, and the subscriber built from them.
 //! - [`ids`]: the rule for correlation, request and causation ids.
 //! - [`propagation`]: carrying a trace across a process boundary in W3C headers.
+//! - `testing` (feature `test-support`): traces recorded in memory, for tests.
 //!
 //! Depends on no crate of ours and on neither `axum` nor `rdkafka`, so every crate
 //! may use it.
@@ -21,6 +22,8 @@ pub mod names;
 pub mod pipeline;
 pub mod propagation;
 pub mod recorder;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 pub mod tracing_setup;
 
 pub use commands::{CommandResult, counted, record_command, record_events_appended};

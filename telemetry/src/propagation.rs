@@ -76,19 +76,10 @@ impl<'a, F: Fn(&str) -> Option<&'a str>> Extractor for GetWith<'a, F> {
 mod tests {
     use std::collections::HashMap;
 
-    use opentelemetry::trace::{TraceContextExt, TracerProvider};
-    use opentelemetry_sdk::trace::SdkTracerProvider;
-    use tracing_subscriber::layer::SubscriberExt;
+    use opentelemetry::trace::TraceContextExt;
 
     use super::*;
-
-    /// Runs `f` with a subscriber that records traces (exported nowhere).
-    fn with_tracing<T>(f: impl FnOnce() -> T) -> T {
-        let provider = SdkTracerProvider::builder().build();
-        let subscriber =
-            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-        tracing::subscriber::with_default(subscriber, f)
-    }
+    use crate::testing::with_tracing;
 
     #[test]
     fn a_span_context_survives_a_round_trip_through_headers() {

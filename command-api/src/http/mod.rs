@@ -19,9 +19,10 @@ use crate::orders::Orders;
 /// The OMS routes (without the common layers), each registered with its
 /// documentation, so a route cannot be served undocumented.
 pub fn routes(orders: Arc<Orders>) -> OpenApiRouter {
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    let mut router = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(orders::list, orders::place))
         .routes(routes!(orders::get, orders::update))
-        .routes(routes!(orders::history))
-        .with_state(orders)
+        .routes(routes!(orders::history));
+    openapi::add_request_rules(router.get_openapi_mut());
+    router.with_state(orders)
 }

@@ -47,6 +47,35 @@ pub fn failure(message: &str) -> serde_json::Value {
     json!({"success": false, "data": null, "error": message})
 }
 
+/// States the rules of the request bodies that span fields, which their derived
+/// schemas cannot: a `PUT` asks for a status or at least one item change, and an item
+/// change is a quantity (with no status, or `PENDING`) or status `CANCELED` (with no
+/// quantity). `UpdateOrderRequest::into_command` enforces them.
+pub fn add_request_rules(api: &mut utoipa::openapi::OpenApi) {
+    http_server::openapi::add_schema_keyword(
+        api,
+        "UpdateOrder",
+        "anyOf",
+        json!([
+            {"title": "a status", "required": ["status"],
+             "properties": {"status": {"$ref": "#/components/schemas/TargetStatus"}}},
+            {"title": "item changes", "required": ["orderItems"],
+             "properties": {"orderItems": {"type": "array", "minItems": 1}}},
+        ]),
+    );
+    http_server::openapi::add_schema_keyword(
+        api,
+        "ItemUpdate",
+        "oneOf",
+        json!([
+            {"title": "set a quantity", "required": ["quantity"],
+             "properties": {"quantity": {"type": "integer"}, "status": {"enum": ["PENDING", null]}}},
+            {"title": "cancel the item", "required": ["status"],
+             "properties": {"status": {"const": "CANCELED"}, "quantity": {"type": "null"}}},
+        ]),
+    );
+}
+
 /// A status a client may give an item.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

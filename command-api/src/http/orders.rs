@@ -15,7 +15,10 @@ use http_server::{Failure, Page as PageSchema, Success};
 use serde_json::json;
 
 use super::ApiError;
-use super::dto::{GetOrderQuery, ListOrdersQuery, PlaceOrderRequest, UpdateOrderRequest};
+use super::dto::{
+    GetOrderQuery, ListOrdersQuery, PlaceOrderHeaders, PlaceOrderRequest, UpdateOrderHeaders, UpdateOrderRequest,
+    next_cursor,
+};
 use super::openapi::{failure, order_example, success};
 use crate::orders::Orders;
 
@@ -35,7 +38,7 @@ fn order_id(ApiPath(raw): ApiPath) -> std::result::Result<OrderId, ApiError> {
 /// `POST /oms/orders`: place an order. With an `Idempotency-Key`, retries return the
 /// same order and never create a second one.
 #[utoipa::path(post, path = "/oms/orders", tag = "orders", summary = "Place an order",
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters. Retries with the same key (and user) return the same order, even concurrently; the same key with a different body is 422.")),
+    params(PlaceOrderHeaders),
     request_body(content = PlaceOrderRequest, example = json!({"userId": "u-1", "orderItems": [{"productId": "mug", "quantity": 2}]})),
     responses(
         (status = 201, description = "The order; every item `PENDING` until the inventory service answers.", body = Success<OrderView>,
@@ -88,7 +91,7 @@ pub async fn get(
 
 /// `PUT /oms/orders/{orderId}`: change items and/or the status.
 #[utoipa::path(put, path = "/oms/orders/{orderId}", tag = "orders", summary = "Change items and/or the status",
-    params(("orderId" = String, Path, description = "The order's id (a UUID)."), ("If-Match" = Option<String>, Header, description = "Only if the order is still at this version: its `ETag` as read, e.g. `\"3\"` (a list, or `*` for any). Without it the write does not check.")),
+    params(("orderId" = String, Path, description = "The order's id (a UUID)."), UpdateOrderHeaders),
     request_body(content = UpdateOrderRequest, example = json!({"orderItems": [{"productId": "mug", "quantity": 3}, {"productId": "tea", "quantity": 1}]})),
     responses(
         (status = 200, description = "The order as it now is; changed items are `PENDING` again.", body = Success<OrderView>, headers(("ETag" = String, description = "The order's version, quoted (e.g. `\"3\"`): send it as `If-Match` to write only if nobody changed it meanwhile.")),
@@ -99,7 +102,7 @@ pub async fn get(
             example = json!(failure("the order is at version 4, not the one in If-Match; read it again"))),
         (status = 409, description = "The order's state forbids it: the transition is not allowed, the items are locked (paid or canceled), or concurrent writers kept winning.", body = Failure,
             example = json!(failure("cannot move an order from SHIPPED to CANCELED"))),
-        (status = 422, description = "A value breaks a rule: nothing to update, a status the system sets, `EXECUTED` for an item, a quantity with `CANCELED`, a product twice.", body = Failure,
+        (status = 422, description = "A value breaks a rule: nothing to update, a status the system sets, `EXECUTED` for an item, a quantity with `CANCELED`, a product twice, an item to cancel that the order does not have, more than 100 items once the changes are made.", body = Failure,
             example = json!(failure("orderItems[0].status: a client cannot set an item to EXECUTED; the inventory service does"))),
     ))]
 pub async fn update(
@@ -123,7 +126,7 @@ pub async fn update(
     responses(
         (status = 200, description = "A page of orders, newest first.", body = Success<PageSchema<OrderView>>,
             example = json!(success(json!({"items": [order_example("EXECUTED", "EXECUTED")], "nextCursor": null})))),
-        (status = 422, description = "A parameter does not fit: a bad status or limit, or a cursor this service did not give.", body = Failure,
+        (status = 422, description = "A parameter does not fit: a bad userId, status or limit, or a cursor not written as `nextCursor` writes them.", body = Failure,
             example = json!(failure("limit must be from 1 to 100, got 0"))),
     ))]
 pub async fn list(
@@ -131,7 +134,10 @@ pub async fn list(
     ApiQuery(query): ApiQuery<ListOrdersQuery>,
 ) -> Result<Page<OrderView>> {
     let (filter, limit, cursor) = query.into_parts()?;
-    Ok(ApiResponse::ok(orders.list(&filter, limit, cursor.as_ref()).await?))
+    let mut page = orders.list(&filter, limit, cursor.as_ref()).await?;
+    // The list says whether a page follows; the cursor clients see is ours.
+    page.next_cursor = page.next_cursor.and(page.items.last().map(next_cursor));
+    Ok(ApiResponse::ok(page))
 }
 
 /// `GET /oms/orders/{orderId}/events`: the order's history, oldest first.

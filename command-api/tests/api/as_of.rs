@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{Answer, Body, TestApp, fold_history, order_id, spawn_app};
+use crate::helpers::{Answer, Body, TestApp, fold_order, order_id, spawn_app};
 
 async fn get(app: &TestApp, path: &str) -> Answer {
     app.send(reqwest::Method::GET, path, &[], Body::None).await
@@ -26,7 +26,7 @@ async fn as_of_every_version_and_every_event_time_is_the_fold_of_the_history_so_
     assert_eq!(history.len(), 4);
     for version in 1..=history.len() {
         let then = get(&app, &format!("/oms/orders/{id}?asOf={version}")).await.data(StatusCode::OK).clone();
-        let expected = fold_history(&id, &history[..version]);
+        let expected = fold_order(&id, &history[..version]);
         assert_eq!(
             (then["version"].clone(), then["status"].clone(), then["orderItems"].clone()),
             (expected["version"].clone(), expected["status"].clone(), expected["orderItems"].clone()),

@@ -294,20 +294,47 @@ async fn unknown_routes_methods_and_ids_are_refused_in_the_envelope() {
     .await;
 }
 
-/// A cursor the service would never hand out, yet one that decodes: a time before
-/// 4713 BC is valid for chrono but out of PostgreSQL's timestamptz range.
+/// Cursors the service would never hand out, though shaped like its own: a time before
+/// 1970 or beyond 17 digits of microseconds (a time before 4713 BC would be valid for
+/// chrono but out of PostgreSQL's timestamptz range), digits or an id not written as
+/// the service writes them, and the opaque form of an earlier release.
 #[tokio::test]
-async fn a_forged_cursor_out_of_the_databases_time_range_is_refused_as_invalid() {
+async fn a_forged_cursor_is_refused_as_invalid() {
     let app = spawn_app().await;
     app.place_order("alice", &[("mug", 1)]).await;
     let events = app.count_events().await;
-    let cursor = projections::Cursor::new(format!("-1000000000000000000|{}", uuid::Uuid::nil())).encode();
-
-    let answer = app.list(&format!("cursor={cursor}")).await;
-
-    let message = answer.error(StatusCode::UNPROCESSABLE_ENTITY, "cursor out of range");
-    assert!(message.contains("cursor is not valid"), "message {message:?} should name the cursor");
+    let id = "6f1c2a9e-3b4d-4e5f-8a6b-7c8d9e0f1a2b";
+    let old_release = projections::Cursor::new(format!("1796140800000000|{id}")).encode();
+    for cursor in [
+        format!("-1000000000000000000.{id}"),
+        format!("100000000000000000.{id}"),
+        format!("01796140800000000.{id}"),
+        format!("+1796140800000000.{id}"),
+        format!("1796140800000000.{}", id.to_uppercase()),
+        format!("1796140800000000.{}", id.replace('-', "")),
+        format!("1796140800000000|{id}"),
+        format!("1796140800000000.{id}."),
+        old_release,
+    ] {
+        let answer = app.list(&format!("cursor={}", cursor.replace('+', "%2B").replace('|', "%7C"))).await;
+        let message = answer.error(StatusCode::UNPROCESSABLE_ENTITY, &cursor);
+        assert!(message.contains("cursor is not valid"), "cursor {cursor}: {message:?} should name the cursor");
+    }
     assert_eq!(app.count_events().await, events);
+}
+
+/// Every cursor written as the service writes them is a position, even one no page
+/// ended at: the page after it (here: the orders placed before it).
+#[tokio::test]
+async fn any_cursor_of_the_documented_form_is_a_position() {
+    let app = spawn_app().await;
+    app.place_order("alice", &[("mug", 1)]).await;
+    for (cursor, items) in
+        [("0.00000000-0000-0000-0000-000000000000", 0), ("99999999999999999.ffffffff-ffff-ffff-ffff-ffffffffffff", 1)]
+    {
+        let page = app.list(&format!("cursor={cursor}")).await;
+        assert_eq!(page.data(StatusCode::OK)["items"].as_array().map(Vec::len), Some(items), "cursor {cursor}");
+    }
 }
 
 /// serde lets a struct be read from a JSON array of its fields in order; the contract's

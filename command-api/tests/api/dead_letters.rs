@@ -2,24 +2,15 @@
 //! (what the consumers and the relay park), re-driven to the shared broker on topics
 //! of the test's own, and read back with a plain Kafka consumer.
 
-use std::time::{Duration, Instant};
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{TestApp, spawn_app};
 use crate::operations::{oms, stdout};
-
-/// The broker the tests share.
-fn broker() -> String {
-    std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_owned())
-}
+use crate::topics::{Received, broker, read_topic};
 
 /// A topic name no other test uses.
 fn unique(name: &str) -> String {
@@ -112,64 +103,6 @@ async fn listed(app: &TestApp, args: &[&str]) -> Vec<i64> {
 
 fn b64(bytes: &[u8]) -> String {
     BASE64.encode(bytes)
-}
-
-/// A message as read back from the broker.
-#[derive(Debug, PartialEq)]
-struct Received {
-    key: Option<Vec<u8>>,
-    payload: Option<Vec<u8>>,
-    headers: Vec<(String, Option<Vec<u8>>)>,
-}
-
-impl Received {
-    fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers.iter().find(|(key, _)| key == name).and_then(|(_, value)| value.as_deref())
-    }
-}
-
-/// Every message of `topic`, read from the beginning until `expected` arrived, and a
-/// second longer, so that one too many would show.
-async fn read_topic(topic: &str, expected: usize) -> Vec<Received> {
-    let topic = topic.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", broker())
-            .set("group.id", format!("dlq-reader-{}", Uuid::new_v4().simple()))
-            .set("enable.auto.commit", "false")
-            .create()
-            .expect("a consumer");
-        let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10)).expect("metadata");
-        let mut partitions = TopicPartitionList::new();
-        for partition in metadata.topics()[0].partitions() {
-            partitions.add_partition_offset(&topic, partition.id(), Offset::Beginning).expect("a partition");
-        }
-        assert!(partitions.count() > 0, "{topic} has partitions");
-        consumer.assign(&partitions).expect("assigning");
-        let mut received = Vec::new();
-        let mut deadline = Instant::now() + Duration::from_secs(30);
-        let mut settled = false;
-        while Instant::now() < deadline {
-            let Some(message) = consumer.poll(Duration::from_millis(100)) else { continue };
-            let message = message.expect("reading");
-            let headers = message
-                .headers()
-                .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec))).collect())
-                .unwrap_or_default();
-            received.push(Received {
-                key: message.key().map(<[u8]>::to_vec),
-                payload: message.payload().map(<[u8]>::to_vec),
-                headers,
-            });
-            if received.len() >= expected && !settled {
-                settled = true;
-                deadline = Instant::now() + Duration::from_secs(1);
-            }
-        }
-        received
-    })
-    .await
-    .expect("the reader's thread")
 }
 
 #[tokio::test]

@@ -1,12 +1,13 @@
 //! A running OMS on its own database (the service kit's `testing`), and what tests
-//! need to talk to it: the order requests, and a fold of an order's history to
-//! compare with its `GET`.
+//! need to talk to it: the order requests, and the check that the fold of an order's
+//! history (`command_api::testing`) gives its `GET`.
 
+pub use command_api::testing::fold_order;
 use command_api::{Application, Oms, Settings};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use service_kit::testing::TestService;
-pub use service_kit::testing::{Answer, BODY_LIMIT_BYTES, Body, object_keys};
+pub use service_kit::testing::{Answer, BODY_LIMIT_BYTES, Body, assert_audit_fields, object_keys};
 
 /// An OMS listening on a free port, with a database of its own (search path `oms`).
 pub struct TestApp(TestService);
@@ -80,7 +81,7 @@ impl TestApp {
         let order = self.get_order(order_id).await.data(StatusCode::OK).clone();
         let history =
             self.events(order_id).await.data(StatusCode::OK).as_array().expect("the history is an array").clone();
-        let folded = fold_history(order_id, &history);
+        let folded = fold_order(order_id, &history);
         assert_eq!(comparable(&folded), comparable(&order), "folding /events must give GET; history: {history:#?}");
         history
     }
@@ -122,68 +123,4 @@ fn comparable(order: &Value) -> Value {
         order[key] = json!(instant(&text));
     }
     order
-}
-
-/// What an order is after its events, computed here from the `/events` payloads alone
-/// (not with the service's code), following DESIGN.md.
-pub fn fold_history(order_id: &str, history: &[Value]) -> Value {
-    let mut order = Value::Null;
-    for event in history {
-        let payload = &event["payload"];
-        let occurred_at = event["occurredAt"].as_str().expect("occurredAt is a string");
-        match event["eventType"].as_str().expect("eventType is a string") {
-            "OrderPlaced" => {
-                let items: Vec<Value> = payload["items"]
-                    .as_array()
-                    .expect("OrderPlaced has items")
-                    .iter()
-                    .map(|line| json!({"productId": line["productId"], "quantity": line["quantity"], "status": "PENDING", "reason": null}))
-                    .collect();
-                order = json!({"orderId": order_id, "userId": payload["userId"], "status": "PENDING", "orderItems": items, "createdAt": occurred_at});
-            }
-            "OrderItemsChanged" => {
-                for change in payload["items"].as_array().expect("OrderItemsChanged has items") {
-                    let reason =
-                        if change["status"] == "CANCELED" { json!("CANCELED_BY_CUSTOMER") } else { Value::Null };
-                    let item = json!({"productId": change["productId"], "quantity": change["quantity"], "status": change["status"], "reason": reason});
-                    let items = order["orderItems"].as_array_mut().expect("items");
-                    match items.iter_mut().find(|i| i["productId"] == change["productId"]) {
-                        Some(existing) => *existing = item,
-                        None => items.push(item),
-                    }
-                }
-                order["status"] = json!(status_of_open_order(&order["orderItems"]));
-            }
-            "OrderCanceled" => {
-                order["status"] = json!("CANCELED");
-                for item in order["orderItems"].as_array_mut().expect("items") {
-                    if item["status"] != "CANCELED" {
-                        item["status"] = json!("CANCELED");
-                        item["reason"] = payload["reason"].clone();
-                    }
-                }
-            }
-            "OrderStatusChanged" => order["status"] = payload["status"].clone(),
-            other => panic!("event {other} cannot happen without the inventory saga: {event}"),
-        }
-        order["updatedAt"] = json!(occurred_at);
-        order["version"] = event["sequence"].clone();
-    }
-    order
-}
-
-/// PENDING while any item is; then EXECUTED, PARTIALLY_EXECUTED or CANCELED.
-fn status_of_open_order(items: &Value) -> &'static str {
-    let statuses: Vec<&str> =
-        items.as_array().expect("items").iter().map(|i| i["status"].as_str().expect("item status")).collect();
-    let executed = statuses.iter().filter(|s| **s == "EXECUTED").count();
-    if statuses.contains(&"PENDING") {
-        "PENDING"
-    } else if executed == 0 {
-        "CANCELED"
-    } else if executed == statuses.len() {
-        "EXECUTED"
-    } else {
-        "PARTIALLY_EXECUTED"
-    }
 }

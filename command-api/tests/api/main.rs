@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - `helpers`: `spawn_app()`, requests, envelope checks, the history fold.
+//! - `topics`: the shared broker, and a topic read back from its beginning.
 //! - `place`, `update`, `queries`: the contract, route by route.
 //! - `as_of`: `GET ?asOf=` at every version and every event time.
 //! - `transitions`: every status move reachable without the inventory saga.
@@ -17,6 +18,7 @@
 //! - `dead_letters`: `dlq list`, `show` and `replay` as a process, with the broker.
 //! - `versioning`: orders whose placement is stored as `OrderPlaced` 1.0; the key in 2.0.
 //! - `documentation`: `/openapi.json` lists the routes; examples and answers fit it.
+//! - `exactness`: the document allows a parameter or body exactly when the service does.
 //! - `observability`: metrics, readiness, `--help`.
 
 mod as_of;
@@ -25,6 +27,7 @@ mod concurrency;
 mod conditional_writes;
 mod dead_letters;
 mod documentation;
+mod exactness;
 mod healing;
 mod helpers;
 mod history_pages;
@@ -35,6 +38,7 @@ mod payment_deadline;
 mod place;
 mod queries;
 mod rerequests;
+mod topics;
 mod transitions;
 mod update;
 mod versioning;

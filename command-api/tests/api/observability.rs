@@ -6,11 +6,6 @@ use serde_json::json;
 
 use crate::helpers::{Body, spawn_app};
 
-/// The value of the first sample line of `metrics` that starts with `series`.
-fn sample(metrics: &str, series: &str) -> f64 {
-    metrics.lines().find_map(|l| l.strip_prefix(series)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
-}
-
 #[tokio::test]
 async fn requests_and_commands_are_counted_in_prometheus_text() {
     let app = spawn_app().await;
@@ -22,23 +17,8 @@ async fn requests_and_commands_are_counted_in_prometheus_text() {
         .await
         .error(StatusCode::UNPROCESSABLE_ENTITY, "duplicate product");
 
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("text");
-    let commands = |result: &str| {
-        sample(&metrics, &format!(r#"commands_total{{aggregate="Order",command="PlaceOrder",result="{result}"}}"#))
-    };
-    assert!(commands("accepted") >= 1.0, "{metrics}");
-    assert!(commands("rejected") >= 1.0, "the duplicate product is a refused command: {metrics}");
-    let by_route = sample(&metrics, r#"http_requests_total{method="GET",route="/oms/orders/{orderId}",status="200"}"#);
-    assert!(by_route >= 1.0, "requests are counted under the route template: {metrics}");
-    assert!(!metrics.contains(order_id), "ids never become labels");
+    // The duplicate product is a refused command.
+    app.assert_commands_and_requests_counted(("Order", "PlaceOrder"), "/oms/orders/{orderId}", order_id).await;
 }
 
 #[tokio::test]

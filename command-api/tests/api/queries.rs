@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, instant, object_keys, order_id, spawn_app};
+use crate::helpers::{TestApp, assert_audit_fields, instant, object_keys, order_id, spawn_app};
 
 /// Walks every page of `query` with `limit`, asserting each page's shape; returns the
 /// order ids in the order served and the size of each page.
@@ -159,20 +159,7 @@ async fn the_history_lists_every_event_oldest_first_with_its_metadata() {
 
     assert_eq!(history.len(), 3);
     for event in &history {
-        for key in [
-            "sequence",
-            "eventType",
-            "eventVersion",
-            "eventId",
-            "occurredAt",
-            "correlationId",
-            "causationId",
-            "payload",
-        ] {
-            assert!(event.get(key).is_some(), "every event has {key}: {event}");
-        }
-        let event_id = event["eventId"].as_str().expect("eventId is a string");
-        assert!(uuid::Uuid::parse_str(event_id).is_ok(), "eventId {event_id} is a UUID");
+        assert_audit_fields(event);
         let version = match event["eventType"].as_str() {
             Some("OrderPlaced" | "OrderStatusChanged" | "OrderCanceled") => "2.0",
             _ => "1.0",

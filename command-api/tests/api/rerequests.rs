@@ -5,59 +5,28 @@
 //! OMS processes.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use command_api::orders::Orders;
 use command_api::rerequests::Rerequests;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::spawn_app_with;
-
-fn broker() -> String {
-    std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_owned())
-}
+use crate::topics::{self, broker};
 
 /// (body, whether it carries `re-request: 1`) of every message of `topic`, read from
 /// the beginning until `expected` arrived, and a second longer, so one too many shows.
 async fn read_topic(topic: &str, expected: usize) -> Vec<(Value, bool)> {
-    let topic = topic.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", broker())
-            .set("group.id", format!("rerequest-reader-{}", Uuid::new_v4().simple()))
-            .set("enable.auto.commit", "false")
-            .create()
-            .expect("a consumer");
-        let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10)).expect("metadata");
-        let mut partitions = TopicPartitionList::new();
-        for partition in metadata.topics()[0].partitions() {
-            partitions.add_partition_offset(&topic, partition.id(), Offset::Beginning).expect("a partition");
-        }
-        consumer.assign(&partitions).expect("assigning");
-        let mut received = Vec::new();
-        let mut deadline = Instant::now() + Duration::from_secs(30);
-        let mut settled = false;
-        while Instant::now() < deadline {
-            let Some(message) = consumer.poll(Duration::from_millis(100)) else { continue };
-            let message = message.expect("reading");
-            let rerequest = message
-                .headers()
-                .is_some_and(|h| h.iter().any(|h| h.key == "re-request" && h.value == Some(b"1".as_slice())));
-            received.push((serde_json::from_slice(message.payload().expect("a body")).expect("JSON"), rerequest));
-            if received.len() >= expected && !settled {
-                settled = true;
-                deadline = Instant::now() + Duration::from_secs(1);
-            }
-        }
-        received
-    })
-    .await
-    .expect("the reader's thread")
+    topics::read_topic(topic, expected)
+        .await
+        .into_iter()
+        .map(|message| {
+            let body = serde_json::from_slice(message.payload.as_deref().expect("a body")).expect("JSON");
+            (body, message.header("re-request") == Some(b"1".as_slice()))
+        })
+        .collect()
 }
 
 #[tokio::test]

@@ -36,6 +36,7 @@ use uuid::Uuid;
 
 pub use following::sleep_or_cancel;
 pub use pages::FeedPage;
+pub(crate) use pages::{EVENT_COLUMNS, EventRow};
 
 use crate::CommitNotifier;
 

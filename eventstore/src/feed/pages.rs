@@ -39,9 +39,10 @@ impl FromRow<'_, PgRow> for PageRow {
     }
 }
 
-/// An event's stored columns.
+/// An event's stored columns, as the feed and the history reads select them
+/// ([`EVENT_COLUMNS`]).
 #[derive(FromRow)]
-struct EventRow {
+pub(crate) struct EventRow {
     /// `xid8` as text: sqlx has no type for it.
     transaction_text: String,
     global_position: i64,
@@ -57,6 +58,10 @@ struct EventRow {
     metadata: HashMap<String, String>,
     recorded_at: DateTime<Utc>,
 }
+
+/// The columns of an [`EventRow`], from table `events`.
+pub(crate) const EVENT_COLUMNS: &str = "transaction_id::text AS transaction_text, global_position, event_id, \
+    aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at";
 
 impl From<EventRow> for FeedEvent {
     fn from(row: EventRow) -> Self {

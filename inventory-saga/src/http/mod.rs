@@ -19,11 +19,12 @@ use crate::products::Products;
 /// The inventory routes (without the common layers), each registered with its
 /// documentation, so a route cannot be served undocumented.
 pub fn routes(products: Arc<Products>) -> OpenApiRouter {
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    let mut router = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(products::list, products::add))
         .routes(routes!(products::get, products::update))
         .routes(routes!(products::restock))
         .routes(routes!(products::adjust))
-        .routes(routes!(products::history))
-        .with_state(products)
+        .routes(routes!(products::history));
+    openapi::add_request_rules(router.get_openapi_mut());
+    router.with_state(products)
 }

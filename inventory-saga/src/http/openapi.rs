@@ -21,6 +21,23 @@ use serde_json::json;
 )]
 pub struct ApiDoc;
 
+/// States the rules of the request bodies that their derived schemas cannot: a `PUT`
+/// gives a name or a threshold (`UpdateProductRequest::into_command` enforces it), and
+/// an adjustment's quantity is not 0 (`UnitChange`).
+pub fn add_request_rules(api: &mut utoipa::openapi::OpenApi) {
+    http_server::openapi::add_schema_keyword(
+        api,
+        "UpdateProduct",
+        "anyOf",
+        json!([
+            {"title": "a new name", "required": ["name"], "properties": {"name": {"type": "string"}}},
+            {"title": "a new threshold", "required": ["lowStockThreshold"],
+             "properties": {"lowStockThreshold": {"type": "integer"}}},
+        ]),
+    );
+    http_server::openapi::add_property_keyword(api, "Adjustment", "quantity", "not", json!({"const": 0}));
+}
+
 /// A product, as the examples show it.
 pub fn product_example(available: u64, reserved: u64) -> serde_json::Value {
     let status = match available {

@@ -16,7 +16,8 @@ use serde_json::json;
 
 use super::ApiError;
 use super::dto::{
-    AddProductRequest, AdjustmentRequest, GetProductQuery, ListProductsQuery, RestockRequest, UpdateProductRequest,
+    AddProductRequest, AdjustmentRequest, GetProductQuery, ListProductsQuery, RestockRequest, StockChangeHeaders,
+    UpdateProductHeaders, UpdateProductRequest, with_client_cursor,
 };
 use super::openapi::{failure, product_example, success};
 use crate::products::Products;
@@ -84,7 +85,7 @@ pub async fn get(
 /// `PUT /inventory/products/{productId}`: rename it and/or change its low-stock
 /// threshold (the stock alert the new level implies follows).
 #[utoipa::path(put, path = "/inventory/products/{productId}", tag = "products", summary = "Rename a product or change its threshold",
-    params(("productId" = String, Path, description = "The product's id."), ("If-Match" = Option<String>, Header, description = "Only if the product is still at this version: its `ETag` as read, e.g. `\"3\"` (a list, or `*` for any). Without it the write does not check.")),
+    params(("productId" = String, Path, description = "The product's id."), UpdateProductHeaders),
     request_body(content = UpdateProductRequest, example = json!({"name": "Big mug", "lowStockThreshold": 5})),
     responses(
         (status = 200, description = "The product as it now is; the same values again change nothing.", body = Success<ProductView>, headers(("ETag" = String, description = "The product's version, quoted (e.g. `\"3\"`): send it as `If-Match` to write only if nobody changed it meanwhile.")), example = json!(success(product_example(98, 2)))),
@@ -110,7 +111,7 @@ pub async fn update(
 
 /// `POST /inventory/products/{productId}/restock`: receive units.
 #[utoipa::path(post, path = "/inventory/products/{productId}/restock", tag = "products", summary = "Receive units",
-    params(("productId" = String, Path, description = "The product's id."), ("If-Match" = Option<String>, Header, description = "Only if the product is still at this version: its `ETag` as read, e.g. `\"3\"` (a list, or `*` for any). Without it the write does not check."), ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters. A retry with the same key and body is applied once and answered with the product as it now is; the same key with another body is 422.")),
+    params(("productId" = String, Path, description = "The product's id."), StockChangeHeaders),
     request_body(content = RestockRequest, example = json!({"quantity": 50})),
     responses(
         (status = 200, description = "The product with the units added.", body = Success<ProductView>, headers(("ETag" = String, description = "The product's version, quoted (e.g. `\"3\"`): send it as `If-Match` to write only if nobody changed it meanwhile.")), example = json!(success(product_example(148, 2)))),
@@ -138,7 +139,7 @@ pub async fn restock(
 
 /// `POST /inventory/products/{productId}/adjustments`: correct the units on hand.
 #[utoipa::path(post, path = "/inventory/products/{productId}/adjustments", tag = "products", summary = "Correct the units on hand",
-    params(("productId" = String, Path, description = "The product's id."), ("If-Match" = Option<String>, Header, description = "Only if the product is still at this version: its `ETag` as read, e.g. `\"3\"` (a list, or `*` for any). Without it the write does not check."), ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters. A retry with the same key and body is applied once and answered with the product as it now is; the same key with another body is 422.")),
+    params(("productId" = String, Path, description = "The product's id."), StockChangeHeaders),
     request_body(content = AdjustmentRequest, example = json!({"quantity": -3, "reason": "DAMAGED"})),
     responses(
         (status = 200, description = "The product with the units corrected (and the stock alert the new level implies recorded).", body = Success<ProductView>, headers(("ETag" = String, description = "The product's version, quoted (e.g. `\"3\"`): send it as `If-Match` to write only if nobody changed it meanwhile.")), example = json!(success(product_example(95, 2)))),
@@ -188,7 +189,7 @@ async fn write(
     responses(
         (status = 200, description = "A page of products, by id.", body = Success<PageSchema<ProductView>>,
             example = json!(success(json!({"items": [product_example(100, 0)], "nextCursor": null})))),
-        (status = 422, description = "A parameter does not fit: a bad limit, or a cursor this service did not give.", body = Failure,
+        (status = 422, description = "A parameter does not fit: a bad limit, or a cursor that is not a product id.", body = Failure,
             example = json!(failure("limit must be from 1 to 100, got 0"))),
     ))]
 pub async fn list(
@@ -196,7 +197,7 @@ pub async fn list(
     ApiQuery(query): ApiQuery<ListProductsQuery>,
 ) -> Result<Page<ProductView>> {
     let (limit, cursor) = query.into_parts()?;
-    Ok(ApiResponse::ok(products.list(limit, cursor.as_ref()).await?))
+    Ok(ApiResponse::ok(with_client_cursor(products.list(limit, cursor.as_ref()).await?)))
 }
 
 /// `GET /inventory/products/{productId}/events`: the product's history, oldest first.

@@ -148,8 +148,10 @@ fn cases() -> Vec<Case> {
         get("limit abc", "/inventory/products?limit=abc", S::UNPROCESSABLE_ENTITY, "invalid query parameter 'limit'"),
         get("negative limit", "/inventory/products?limit=-1", S::UNPROCESSABLE_ENTITY, "invalid query parameter 'limit'"),
         get("garbage cursor", "/inventory/products?cursor=%%%not-a-cursor", S::UNPROCESSABLE_ENTITY, "cursor is not valid"),
-        // base64url of "a b": it decodes, but to no possible product id.
-        get("cursor to an impossible id", "/inventory/products?cursor=YSBi", S::UNPROCESSABLE_ENTITY, "cursor is not valid"),
+        // A cursor is a product id (the last of the previous page); these are none.
+        get("cursor of an impossible id", "/inventory/products?cursor=a%20b", S::UNPROCESSABLE_ENTITY, "cursor is not valid"),
+        get("empty cursor", "/inventory/products?cursor=", S::UNPROCESSABLE_ENTITY, "cursor is not valid"),
+        get("cursor over 64 characters", &format!("{PRODUCTS}?cursor={}", "p".repeat(65)), S::UNPROCESSABLE_ENTITY, "cursor is not valid"),
     ]
 }
 

@@ -5,11 +5,12 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use http_server::openapi_checks::{answer_schema, check, check_every_example};
+use http_server::openapi_checks::{answer_schema, check};
+use service_kit::testing::request_example;
 
 use crate::helpers::{Body, spawn_app};
 
-/// Every operation the inventory service serves, as `(method, path template)`.
+/// Every operation of the inventory service's own, as `(method, path template)`.
 const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/inventory/products"),
     ("post", "/inventory/products"),
@@ -18,39 +19,25 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/inventory/products/{productId}/restock"),
     ("post", "/inventory/products/{productId}/adjustments"),
     ("get", "/inventory/products/{productId}/events"),
-    ("get", "/health/live"),
-    ("get", "/health/ready"),
-    ("get", "/metrics"),
 ];
 
 #[tokio::test]
 async fn the_document_lists_exactly_the_routes_served() {
-    let app = spawn_app().await;
-    app.assert_documents_exactly(OPERATIONS, ("{productId}", "no-such-product")).await;
+    spawn_app().await.assert_documents_exactly(OPERATIONS, ("{productId}", "no-such-product")).await;
 }
 
 #[tokio::test]
 async fn every_documented_example_fits_its_schema() {
-    let app = spawn_app().await;
-    let document = app.openapi().await;
-    let checked = check_every_example(&document);
-    assert!(checked >= 25, "only {checked} examples: most answers should show one");
-    let restocking = &document["paths"]["/inventory/products/{productId}/restock"]["post"]["responses"];
-    for status in ["200", "400", "404", "409", "413", "415", "422", "429", "503"] {
-        assert!(
-            restocking[status]["content"]["application/json"]["example"].is_object(),
-            "restock documents {status} with an example"
-        );
-    }
+    let restock = ("post", "/inventory/products/{productId}/restock");
+    let statuses = ["200", "400", "404", "409", "413", "415", "422", "429", "503"];
+    spawn_app().await.assert_examples_fit(25, restock, &statuses).await;
 }
 
 #[tokio::test]
 async fn the_documented_request_examples_are_accepted_and_every_answer_fits_its_schema() {
     let app = spawn_app().await;
     let document = app.openapi().await;
-    let example = |method: &str, path: &str| {
-        document["paths"][path][method]["requestBody"]["content"]["application/json"]["example"].clone()
-    };
+    let example = |method: &str, path: &str| request_example(&document, method, path);
 
     let added =
         app.send(Method::POST, "/inventory/products", &[], Body::Json(example("post", "/inventory/products"))).await;
@@ -79,11 +66,7 @@ async fn the_documented_request_examples_are_accepted_and_every_answer_fits_its_
         ("/health/live", "/health/live".to_owned(), 200),
         ("/health/ready", "/health/ready".to_owned(), 503),
     ];
-    for (template, path, status) in answers {
-        let answer = app.send(Method::GET, &path, &[], Body::None).await;
-        assert_eq!(answer.status.as_u16(), status, "GET {path}: {}", answer.body);
-        check(&document, answer_schema(&document, "get", template, status), &answer.body, &path);
-    }
+    app.assert_answers_fit(&document, &answers).await;
     let refused =
         app.send(Method::POST, &format!("{product_path}/restock"), &[], Body::Json(json!({"quantity": 0}))).await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -92,8 +75,5 @@ async fn the_documented_request_examples_are_accepted_and_every_answer_fits_its_
 
 #[tokio::test]
 async fn the_docs_page_is_served() {
-    let app = spawn_app().await;
-    let page = app.client.get(format!("{}/docs/", app.address)).send().await.expect("GET /docs/");
-    assert_eq!(page.status(), StatusCode::OK);
-    assert!(page.text().await.unwrap_or_default().contains("swagger-ui"));
+    spawn_app().await.assert_docs_page_served().await;
 }

@@ -6,7 +6,7 @@ use inventory_saga::{Application, Inventory};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use service_kit::testing::TestService;
-pub use service_kit::testing::{Answer, BODY_LIMIT_BYTES, Body, object_keys};
+pub use service_kit::testing::{Answer, BODY_LIMIT_BYTES, Body, assert_audit_fields, object_keys};
 
 /// An inventory service listening on a free port, with a database of its own (search
 /// path `inventory`).

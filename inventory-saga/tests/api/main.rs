@@ -15,6 +15,7 @@
 //! - `operations`: the operator commands (history, export, rebuild) as a process.
 //! - `dead_letters`: `dlq` on the inventory schema, and a product event re-driven.
 //! - `documentation`: `/openapi.json` lists the routes; examples and answers fit it.
+//! - `exactness`: the document allows a parameter or body exactly when the service does.
 //! - `observability`: metrics, readiness, `--help`.
 //! - `reservations`: products with their orders kept apart and snapshots decide as the
 //!   full fold: warm, cold, redelivered, from snapshots, after the upgrade backfill.
@@ -24,6 +25,7 @@ mod concurrency;
 mod conditional_writes;
 mod dead_letters;
 mod documentation;
+mod exactness;
 mod helpers;
 mod history;
 mod history_pages;

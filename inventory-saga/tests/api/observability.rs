@@ -5,11 +5,6 @@ use serde_json::json;
 
 use crate::helpers::spawn_app;
 
-/// The value of the first sample line of `metrics` that starts with `series`.
-fn sample(metrics: &str, series: &str) -> f64 {
-    metrics.lines().find_map(|l| l.strip_prefix(series)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
-}
-
 #[tokio::test]
 async fn requests_and_commands_are_counted_in_prometheus_text() {
     let app = spawn_app().await;
@@ -20,24 +15,9 @@ async fn requests_and_commands_are_counted_in_prometheus_text() {
         .await
         .error(StatusCode::CONFLICT, "taken");
 
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("text");
-    let commands = |result: &str| {
-        sample(&metrics, &format!(r#"commands_total{{aggregate="Product",command="AddProduct",result="{result}"}}"#))
-    };
-    assert!(commands("accepted") >= 1.0, "{metrics}");
-    assert!(commands("rejected") >= 1.0, "the taken id is a refused command: {metrics}");
-    let by_route =
-        sample(&metrics, r#"http_requests_total{method="GET",route="/inventory/products/{productId}",status="200"}"#);
-    assert!(by_route >= 1.0, "requests are counted under the route template: {metrics}");
-    assert!(!metrics.contains(&product_id), "ids never become labels");
+    // The taken id is a refused command.
+    app.assert_commands_and_requests_counted(("Product", "AddProduct"), "/inventory/products/{productId}", &product_id)
+        .await;
 }
 
 #[tokio::test]

@@ -334,15 +334,18 @@ async fn a_snapshot_is_written_with_its_events_and_never_over_a_newer_one() {
     assert_eq!(kept, version + 1000, "not replaced by an older version");
 }
 
-/// The inventory migrations up to and including `last`, as an older release applied them.
+/// The inventory migrations (its own and those it shares with the OMS) up to and
+/// including `last`, as an older release applied them.
 fn migrations_up_to(last: &str) -> tempdir::Dir {
-    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/inventory");
+    let sources = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
     let dir = tempdir::Dir::new();
-    for entry in std::fs::read_dir(&source).expect("the migrations") {
-        let path = entry.expect("an entry").path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
-        if name.as_str() <= last {
-            std::fs::copy(&path, dir.path().join(&name)).expect("copied");
+    for source in ["inventory", "shared"] {
+        for entry in std::fs::read_dir(sources.join(source)).expect("the migrations") {
+            let path = entry.expect("an entry").path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+            if name.as_str() <= last {
+                std::fs::copy(&path, dir.path().join(&name)).expect("copied");
+            }
         }
     }
     dir
@@ -542,8 +545,7 @@ async fn a_re_request_finds_the_event_that_announced_the_decision_in_the_orders_
         .execute_all(&[command("mug", ProductCommand::ReleaseStock { order_id: order(4), revision: 2 })])
         .await
         .expect("committed");
-    let mut kafka =
-        inventory_saga::Cli::try_parse_from(["inventory"]).expect("the default settings").serve.service.kafka;
+    let mut kafka = inventory_saga::Cli::try_parse_from(["inventory"]).expect("the default settings").serve.kafka;
     kafka.brokers = "127.0.0.1:1".to_owned();
     let reannouncer =
         inventory_saga::reannounce::Reannouncer::new(pool.clone(), products, &kafka).expect("a re-announcer");

@@ -17,7 +17,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{PrivateBroker, database, dead_letters, eventually, kafka, read_topic, topic};
+use crate::dev_broker::DevBroker;
+use crate::support::{database, dead_letters, eventually, kafka, read_topic, topic};
 
 /// Stores each message's body as jsonb in `notes`, a batch per transaction; the first
 /// `transient` calls fail with a serialization failure (40001) first.
@@ -173,7 +174,7 @@ async fn a_transient_failure_is_retried_until_it_passes_and_never_parked() {
 /// new message is applied, and it says it works again.
 #[tokio::test]
 async fn a_consumer_left_without_partitions_says_it_is_stuck_then_is_replaced_and_consumes() {
-    let mut broker = PrivateBroker::start().await;
+    let mut broker = DevBroker::start().await.expect("a private development broker");
     let pool = database().await;
     let settings = kafka(Some(&broker.address), &[]);
     let topic = topic("starved");
@@ -198,7 +199,7 @@ async fn a_consumer_left_without_partitions_says_it_is_stuck_then_is_replaced_an
         eventually(Duration::from_secs(30), async || count(&pool, "SELECT count(*) FROM notes").await == 1).await;
     assert!(first, "the first message applied");
 
-    broker.restart_empty().await;
+    broker.start_empty().await.expect("restarting the broker empty");
     let restarted = tokio::time::Instant::now();
     // Long enough for the consumer to notice and rejoin a group on the new broker.
     tokio::time::sleep(Duration::from_secs(15)).await;

@@ -4,6 +4,10 @@
 //! recovering from a broker paused past its message timeout.
 
 mod consumer;
+// The private broker lives with the system tests, which depend on this crate: included
+// as source, it adds no dependency either way.
+#[path = "../../../system-tests/src/dev_broker.rs"]
+mod dev_broker;
 mod failure;
 mod relay;
 mod support;

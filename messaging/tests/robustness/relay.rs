@@ -11,7 +11,8 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::support::{PrivateBroker, dead_letters, eventually, kafka, read_all, topic};
+use crate::dev_broker::DevBroker;
+use crate::support::{dead_letters, eventually, kafka, read_all, topic};
 
 /// Every event to one topic, keyed by aggregate; events of type `Undecodable` do not route.
 struct AllEvents {
@@ -115,7 +116,7 @@ async fn an_event_too_large_to_publish_or_not_routable_is_parked_and_the_events_
 
 #[tokio::test]
 async fn a_broker_paused_past_the_message_timeout_gets_everything_once_it_is_back() {
-    let broker = PrivateBroker::start().await;
+    let broker = DevBroker::start().await.expect("a private development broker");
     let pool = database_for_relay().await;
     let settings = kafka(Some(&broker.address), &[("message.timeout.ms", "5000")]);
     let topic = topic("relay-pause");
@@ -128,12 +129,12 @@ async fn a_broker_paused_past_the_message_timeout_gets_everything_once_it_is_bac
     let before = eventually(Duration::from_secs(20), async || published(&settings, &topic).await.len() >= 10).await;
     assert!(before, "published before the pause");
 
-    broker.pause();
+    broker.pause().expect("pausing the broker");
     for sequence in 11..=20 {
         append(&pool, "o-1", sequence, "OrderPlaced", 10).await;
     }
     tokio::time::sleep(Duration::from_secs(10)).await;
-    broker.resume();
+    broker.resume().expect("resuming the broker");
     let resumed = tokio::time::Instant::now();
 
     let mut sequences = Vec::new();
@@ -154,7 +155,7 @@ async fn a_broker_paused_past_the_message_timeout_gets_everything_once_it_is_bac
 
 #[tokio::test]
 async fn a_relay_whose_broker_restarted_empty_creates_its_topic_again_and_publishes() {
-    let mut broker = PrivateBroker::start().await;
+    let mut broker = DevBroker::start().await.expect("a private development broker");
     let pool = database_for_relay().await;
     let settings = kafka(Some(&broker.address), &[("message.timeout.ms", "5000")]);
     let topic = topic("relay-restart");
@@ -167,7 +168,7 @@ async fn a_relay_whose_broker_restarted_empty_creates_its_topic_again_and_publis
     let before = eventually(Duration::from_secs(20), async || published(&settings, &topic).await.len() >= 5).await;
     assert!(before, "published before the restart");
 
-    broker.restart_empty().await;
+    broker.start_empty().await.expect("restarting the broker empty");
     let restarted = tokio::time::Instant::now();
     for sequence in 6..=10 {
         append(&pool, "o-1", sequence, "OrderPlaced", 10).await;

@@ -1,14 +1,10 @@
 //! What the tests share: a migrated database of their own, Kafka settings with topics
-//! of their own, a private development broker, and reading a whole topic.
+//! of their own, and reading a whole topic.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use clap::Parser;
 use messaging::KafkaSettings;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -132,85 +128,6 @@ pub async fn eventually<F: AsyncFnMut() -> bool>(within: Duration, mut check: F)
             return false;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// A development broker (tansu, in memory) of the test's own, to pause without
-/// disturbing other tests; killed when dropped. (The start logic of
-/// `system_tests::DevBroker`, which this crate cannot depend on.)
-pub struct PrivateBroker {
-    child: Child,
-    pub address: String,
-}
-
-impl PrivateBroker {
-    pub async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-        Self::start_on(format!("127.0.0.1:{port}")).await
-    }
-
-    /// Kills it and starts a new one, empty, on the same address (a broker that lost
-    /// everything: topics, offsets, producer ids).
-    pub async fn restart_empty(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let new = Self::start_on(self.address.clone()).await;
-        *self = new;
-    }
-
-    async fn start_on(address: String) -> Self {
-        let binary = std::env::var_os("DEV_BROKER_BIN")
-            .map(PathBuf::from)
-            .expect("DEV_BROKER_BIN: run with scripts/test, which builds the patched broker");
-        let url = format!("tcp://{address}");
-        let child = Command::new(&binary)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "starting the development broker {}: {e} (run with scripts/test or set DEV_BROKER_BIN)",
-                    binary.display()
-                )
-            });
-        let broker = Self { child, address };
-        let listening =
-            eventually(Duration::from_secs(10), async || tokio::net::TcpStream::connect(&broker.address).await.is_ok())
-                .await;
-        assert!(listening, "the private broker listens on {}", broker.address);
-        broker
-    }
-
-    fn signal(&self, signal: Signal) {
-        let pid = Pid::from_raw(i32::try_from(self.child.id()).expect("a process id"));
-        kill(pid, signal).expect("signalled the broker");
-    }
-
-    /// Freezes it: connections stay open and nothing is answered.
-    pub fn pause(&self) {
-        self.signal(Signal::SIGSTOP);
-    }
-
-    /// Lets it go on.
-    pub fn resume(&self) {
-        self.signal(Signal::SIGCONT);
-    }
-}
-
-impl Drop for PrivateBroker {
-    fn drop(&mut self) {
-        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGCONT);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -6,7 +6,6 @@
 //! by once its network returns, and every order must resolve with every invariant
 //! holding.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::ConnectOptions;
@@ -15,9 +14,7 @@ use system_tests::{ProcessSystem, Service, TcpProxy};
 use telemetry::names;
 use tokio::time::Instant;
 
-use crate::load::{
-    AttemptLog, CLIENT_PATIENCE, accepted_orders, add_products, assert_nothing_lost_or_doubled, spawn_clients,
-};
+use crate::load::{Clients, accepted_orders, assert_nothing_lost_or_doubled};
 use crate::scrape::{self, matching, total};
 
 const ORDERS: usize = 300;
@@ -79,10 +76,8 @@ async fn an_oms_whose_database_traffic_is_blackholed_hands_its_feeds_over_and_ev
 
     // Orders go to the direct instance (the proxied one cannot serve while cut off);
     // outcomes are consumed by both, each for its partitions.
-    add_products(&system.api, 200).await;
-    let log: AttemptLog = Arc::default();
-    let started = Instant::now();
-    let placing = spawn_clients(vec![system.api.clone()], RUN, ORDERS, PACE, log.clone());
+    let clients = Clients::start(vec![system.api.clone()], 200, RUN, ORDERS, PACE).await;
+    let started = clients.started;
 
     tokio::time::sleep(BLACKHOLE_AFTER).await;
     proxy.blackhole(true);
@@ -111,12 +106,7 @@ async fn an_oms_whose_database_traffic_is_blackholed_hands_its_feeds_over_and_ev
     tokio::time::sleep(Duration::from_secs(5)).await;
     let published_by_old = total(&behind_proxy.metrics(&http).await.expect("metrics"), names::RELAY_PUBLISHED, &[]);
 
-    tokio::time::timeout(CLIENT_PATIENCE + Duration::from_secs(30), placing)
-        .await
-        .expect("placing orders ends")
-        .expect("placing task");
-    let attempts = log.lock().expect("attempt log").clone();
-    eprintln!("placed {ORDERS} orders with {} attempts in {:?}", attempts.len(), started.elapsed());
+    let attempts = clients.finish().await;
     let accepted = accepted_orders(&attempts, ORDERS);
     assert_nothing_lost_or_doubled(&system, &system.kafka, RUN, &accepted, Duration::from_secs(120)).await;
 

@@ -5,15 +5,12 @@
 //! consumer joins a group that still counts the dead member: the group must rebalance
 //! once that session expires, or the dead member's partitions stay unconsumed.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use system_tests::ProcessSystem;
 use tokio::time::Instant;
 
-use crate::load::{
-    Attempt, AttemptLog, CLIENT_PATIENCE, accepted_orders, add_products, assert_nothing_lost_or_doubled, spawn_clients,
-};
+use crate::load::{Attempt, Clients, accepted_orders, assert_nothing_lost_or_doubled};
 
 const ORDERS: usize = 300;
 const PACE: Duration = Duration::from_millis(50);
@@ -30,12 +27,10 @@ async fn killing_both_services_mid_run_loses_and_doubles_no_order() {
         .expect("starting both services as processes");
     eprintln!("service logs in {}", system.log_dir.display());
     let api = system.api.clone();
-    add_products(&api, 150).await;
 
     // Orders at a steady pace, each retried with its key until the OMS answers.
-    let log: AttemptLog = Arc::default();
-    let started = Instant::now();
-    let placing = spawn_clients(vec![api.clone()], RUN, ORDERS, PACE, log.clone());
+    let clients = Clients::start(vec![api.clone()], 150, RUN, ORDERS, PACE).await;
+    let started = clients.started;
 
     tokio::time::sleep_until(started + Duration::from_secs(3)).await;
     system.inventory.kill();
@@ -53,12 +48,7 @@ async fn killing_both_services_mid_run_loses_and_doubles_no_order() {
     system.oms.wait_ready(&api.http, Duration::from_secs(30)).await.expect("OMS ready again");
     let oms_up = Instant::now();
 
-    tokio::time::timeout(CLIENT_PATIENCE + Duration::from_secs(30), placing)
-        .await
-        .expect("placing orders ends")
-        .expect("placing task");
-    let attempts = log.lock().expect("attempt log").clone();
-    eprintln!("placed {ORDERS} orders with {} attempts in {:?}", attempts.len(), started.elapsed());
+    let attempts = clients.finish().await;
 
     // The OMS answered while the inventory service was down; while the OMS itself was
     // down, POSTs failed and were retried.

@@ -29,8 +29,8 @@ use tokio::time::Instant;
 
 use crate::invariants::{assert_invariants, wait_until_resolved};
 use crate::load::{
-    Attempt, AttemptLog, CLIENT_PATIENCE, accepted_orders, add_products, assert_accepted_orders_are_served,
-    assert_each_order_placed_and_served_once, assert_nothing_lost_or_doubled, spawn_clients,
+    Attempt, Clients, accepted_orders, assert_accepted_orders_are_served, assert_each_order_placed_and_served_once,
+    assert_nothing_lost_or_doubled,
 };
 
 /// How long every order may take to resolve once a fault has ended.
@@ -51,24 +51,22 @@ async fn bounded<F: Future<Output = ()>>(limit: Duration, body: F) {
     eprintln!("the test took {:?}", started.elapsed());
 }
 
-/// Both services as processes on `broker` and `database`, with the extra environment
-/// `env`.
+/// A private broker and a private PostgreSQL cluster, and both services as processes
+/// on them with the extra environment `env`.
 ///
 /// Every case has a PostgreSQL cluster of its own, not only the one that crashes it: a
 /// database on the suite's shared server can be dropped under a running test by
 /// another `scripts/test` run ending on the same server (it drops the test databases
 /// made while it ran).
-async fn start_system(broker: &DevBroker, database: &PgCluster, env: &[(&str, &str)]) -> ProcessSystem {
-    let options = ProcessOptions {
-        partitions: 3,
-        env,
-        brokers: Some(broker.address.clone()),
-        database_url: Some(database.url()),
-    };
+async fn start_system(env: &[(&str, &str)]) -> (DevBroker, PgCluster, ProcessSystem) {
+    let broker = DevBroker::start().await.expect("a private development broker");
+    let cluster = PgCluster::start().await.expect("a private PostgreSQL cluster");
+    let options =
+        ProcessOptions { partitions: 3, env, brokers: Some(broker.address.clone()), database_url: Some(cluster.url()) };
     let started = Instant::now();
     let system = ProcessSystem::start_with(options).await.expect("starting both services as processes");
     eprintln!("both services ready after {:?}; logs in {}", started.elapsed(), system.log_dir.display());
-    system
+    (broker, cluster, system)
 }
 
 /// Prints how the clients' attempts ended (by status), with a sample answer of each,
@@ -202,24 +200,25 @@ async fn wait_until_resolved_among(pool: &PgPool, ids: &[String], timeout: Durat
     }
 }
 
-/// Waits until every origin of `origins` is parked in `pool`'s `dead_letters`; returns
-/// the parked rows (origin, reason) of the consumer.
-async fn wait_until_parked(pool: &PgPool, origins: &BTreeSet<String>, timeout: Duration) -> BTreeMap<String, String> {
+/// Polls `look` every half second until the origins it saw include every one of
+/// `origins`; returns what it found then. Fails after `timeout`, saying which hostile
+/// messages are `not_yet` (e.g. "not parked") and what was found.
+async fn until_every_origin<T: std::fmt::Debug>(
+    origins: &BTreeSet<String>,
+    timeout: Duration,
+    not_yet: &str,
+    mut look: impl AsyncFnMut() -> (T, BTreeSet<String>),
+) -> T {
     let deadline = Instant::now() + timeout;
     loop {
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT origin, reason FROM dead_letters WHERE source = 'consumer'")
-                .fetch_all(pool)
-                .await
-                .expect("reading dead letters");
-        let parked: BTreeMap<String, String> = rows.into_iter().collect();
-        let missing: Vec<&String> = origins.iter().filter(|o| !parked.contains_key(*o)).collect();
+        let (found, seen) = look().await;
+        let missing: Vec<&String> = origins.iter().filter(|o| !seen.contains(*o)).collect();
         if missing.is_empty() {
-            return parked;
+            return found;
         }
         assert!(
             Instant::now() < deadline,
-            "{} of {} hostile messages not parked after {timeout:?}: {missing:?}; parked: {parked:?}",
+            "{} of {} hostile messages {not_yet} after {timeout:?}: {missing:?}; found: {found:?}",
             missing.len(),
             origins.len()
         );
@@ -227,31 +226,39 @@ async fn wait_until_parked(pool: &PgPool, origins: &BTreeSet<String>, timeout: D
     }
 }
 
+/// Waits until every origin of `origins` is parked in `pool`'s `dead_letters`; returns
+/// the parked rows (origin, reason) of the consumer.
+async fn wait_until_parked(pool: &PgPool, origins: &BTreeSet<String>, timeout: Duration) -> BTreeMap<String, String> {
+    until_every_origin(origins, timeout, "not parked", async || {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT origin, reason FROM dead_letters WHERE source = 'consumer'")
+                .fetch_all(pool)
+                .await
+                .expect("reading dead letters");
+        let parked: BTreeMap<String, String> = rows.into_iter().collect();
+        let seen = parked.keys().cloned().collect();
+        (parked, seen)
+    })
+    .await
+}
+
 /// Checks that `<topic>.dlq` holds a copy of every message of `origins`, with a reason.
 async fn assert_copied_to_dead_letter_topic(system: &ProcessSystem, topic: &str, origins: &BTreeSet<String>) {
     let dead_letter_topic = messaging::Topics::dead_letter(topic);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let copies = read_topic(system, &dead_letter_topic).await;
-        let copied: BTreeSet<&str> = copies.iter().filter_map(|m| m.header("dlq-origin")).collect();
-        let missing: Vec<&String> = origins.iter().filter(|o| !copied.contains(o.as_str())).collect();
-        if missing.is_empty() {
-            for copy in copies.iter().filter(|m| m.header("dlq-origin").is_some_and(|o| origins.contains(o))) {
-                assert!(
-                    copy.header("dlq-reason").is_some_and(|r| !r.is_empty()),
-                    "a reason on each copy: {:?}",
-                    copy.headers
-                );
-            }
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {} hostile messages have no copy on {dead_letter_topic}: {missing:?}",
-            missing.len(),
-            origins.len()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    let not_yet = format!("have no copy on {dead_letter_topic}");
+    // (origin, reason) of each copy.
+    let copies = until_every_origin(origins, Duration::from_secs(30), &not_yet, async || {
+        let copies: Vec<(String, Option<String>)> = read_topic(system, &dead_letter_topic)
+            .await
+            .iter()
+            .filter_map(|m| m.header("dlq-origin").map(|o| (o.to_owned(), m.header("dlq-reason").map(str::to_owned))))
+            .collect();
+        let seen = copies.iter().map(|(origin, _)| origin.clone()).collect();
+        (copies, seen)
+    })
+    .await;
+    for (origin, reason) in copies.iter().filter(|(origin, _)| origins.contains(origin)) {
+        assert!(reason.as_ref().is_some_and(|r| !r.is_empty()), "a reason on each copy: {origin} has {reason:?}");
     }
 }
 
@@ -272,9 +279,7 @@ enum Target {
 /// (an executed item without a reservation). Each must be parked: a `dead_letters` row
 /// of the consuming service and a copy on `<topic>.dlq`.
 async fn hostile_messages_on(target: Target) {
-    let broker = DevBroker::start().await.expect("a private development broker");
-    let cluster = PgCluster::start().await.expect("a private PostgreSQL cluster");
-    let mut system = start_system(&broker, &cluster, &[]).await;
+    let (_broker, _cluster, mut system) = start_system(&[]).await;
     let api = system.api.clone();
     api.add_product("mug", 10_000, 10).await.expect("adding mug");
     api.add_product("tea", 10_000, 10).await.expect("adding tea");
@@ -434,14 +439,10 @@ async fn hostile_outcomes_are_parked_and_every_order_still_resolves() {
 async fn orders_flow_after_the_broker_hung_for(pause: Duration, run: &str) {
     const ORDERS: usize = 1200;
     const PACE: Duration = Duration::from_millis(25);
-    let broker = DevBroker::start().await.expect("a private development broker");
-    let cluster = PgCluster::start().await.expect("a private PostgreSQL cluster");
-    let mut system = start_system(&broker, &cluster, &[]).await;
+    let (broker, _cluster, mut system) = start_system(&[]).await;
     let api = system.api.clone();
-    add_products(&api, 150).await;
-    let log: AttemptLog = Arc::default();
-    let started = Instant::now();
-    let placing = spawn_clients(vec![api.clone()], run, ORDERS, PACE, log.clone());
+    let clients = Clients::start(vec![api.clone()], 150, run, ORDERS, PACE).await;
+    let started = clients.started;
 
     tokio::time::sleep_until(started + Duration::from_secs(5)).await;
     broker.pause().expect("pausing the broker");
@@ -464,21 +465,11 @@ async fn orders_flow_after_the_broker_hung_for(pause: Duration, run: &str) {
     broker.resume().expect("resuming the broker");
     let resumed = Instant::now();
     eprintln!("broker resumed at {:?}", started.elapsed());
-    system.oms.wait_ready(&api.http, Duration::from_secs(60)).await.expect("the OMS is ready again");
-    system
-        .inventory
-        .wait_ready(&api.http, Duration::from_secs(60))
-        .await
-        .expect("the inventory service is ready again");
+    system.wait_ready(Duration::from_secs(60)).await.expect("both services ready again");
     eprintln!("both services ready {:?} after the resume", resumed.elapsed());
 
-    tokio::time::timeout(CLIENT_PATIENCE + Duration::from_secs(30), placing)
-        .await
-        .expect("placing orders ends")
-        .expect("placing task");
-    let attempts = log.lock().expect("attempt log").clone();
+    let attempts = clients.finish().await;
     summarize(&attempts);
-    eprintln!("placed {ORDERS} orders with {} attempts in {:?}", attempts.len(), started.elapsed());
     let accepted = accepted_orders(&attempts, ORDERS);
     assert_nothing_lost_or_doubled(&system, &system.kafka, run, &accepted, RESOLVE).await;
     eprintln!("every order resolved and checked {:?} after the broker came back", resumed.elapsed());
@@ -515,14 +506,11 @@ async fn every_order_resolves_after_the_broker_restarted_empty() {
         const ORDERS: usize = 600;
         const PACE: Duration = Duration::from_millis(33);
         const RUN: &str = "broker-restarted-empty";
-        let mut broker = DevBroker::start().await.expect("a private development broker");
-        let cluster = PgCluster::start().await.expect("a private PostgreSQL cluster");
-        let mut system = start_system(&broker, &cluster, &[("ORDER_REREQUEST_AFTER_MS", REREQUEST_AFTER_MS)]).await;
+        let (mut broker, _cluster, mut system) =
+            start_system(&[("ORDER_REREQUEST_AFTER_MS", REREQUEST_AFTER_MS)]).await;
         let api = system.api.clone();
-        add_products(&api, 150).await;
-        let log: AttemptLog = Arc::default();
-        let started = Instant::now();
-        let placing = spawn_clients(vec![api.clone()], RUN, ORDERS, PACE, log.clone());
+        let clients = Clients::start(vec![api.clone()], 150, RUN, ORDERS, PACE).await;
+        let started = clients.started;
 
         tokio::time::sleep_until(started + Duration::from_secs(5)).await;
         broker.start_empty().await.expect("restarting the broker empty");
@@ -549,17 +537,14 @@ async fn every_order_resolves_after_the_broker_restarted_empty() {
             }
         };
         let recovering = async {
-            tokio::time::timeout(CLIENT_PATIENCE + Duration::from_secs(30), placing)
-                .await
-                .expect("placing orders ends")
-                .expect("placing task");
+            let attempts = clients.finish().await;
             wait_until_resolved(&system, RESOLVE).await;
+            attempts
         };
-        tokio::select! {
-            () = recovering => {}
+        let attempts = tokio::select! {
+            attempts = recovering => attempts,
             () = watching => unreachable!("watches until the orders resolved"),
-        }
-        let attempts = log.lock().expect("attempt log").clone();
+        };
         summarize(&attempts);
         let accepted = accepted_orders(&attempts, ORDERS);
         eprintln!("every order resolved {:?} after the restart", restarted.elapsed());
@@ -609,40 +594,23 @@ async fn every_order_resolves_after_postgresql_crash_restarted() {
         const ORDERS: usize = 1200;
         const PACE: Duration = Duration::from_micros(16_667);
         const RUN: &str = "postgres-crash";
-        let broker = DevBroker::start().await.expect("a private development broker");
-        let cluster = PgCluster::start().await.expect("a private PostgreSQL cluster");
-        let mut system = start_system(&broker, &cluster, &[]).await;
+        let (_broker, cluster, mut system) = start_system(&[]).await;
         let api = system.api.clone();
-        add_products(&api, 150).await;
-        let log: AttemptLog = Arc::default();
-        let started = Instant::now();
-        let placing = spawn_clients(vec![api.clone()], RUN, ORDERS, PACE, log.clone());
+        let clients = Clients::start(vec![api.clone()], 150, RUN, ORDERS, PACE).await;
+        let started = clients.started;
 
         tokio::time::sleep_until(started + Duration::from_secs(7)).await;
         let crashed = Instant::now();
         cluster.crash_restart().await.expect("crash-restarting PostgreSQL");
         eprintln!("PostgreSQL crash-restarted at {:?}, back after {:?}", crashed - started, crashed.elapsed());
         // The test's own connections died with the server too.
-        system.oms_pool = migrations::connect_and_migrate(&system.database_url, "oms", 4, &migrations::OMS)
-            .await
-            .expect("the test's OMS pool again");
-        system.inventory_pool =
-            migrations::connect_and_migrate(&system.database_url, "inventory", 4, &migrations::INVENTORY)
-                .await
-                .expect("the test's inventory pool again");
+        (system.oms_pool, system.inventory_pool) =
+            system_tests::system::schema_pools(&system.database_url).await.expect("the test's pools again");
 
-        tokio::time::timeout(CLIENT_PATIENCE + Duration::from_secs(30), placing)
-            .await
-            .expect("placing orders ends")
-            .expect("placing task");
-        let attempts = log.lock().expect("attempt log").clone();
+        let attempts = clients.finish().await;
         summarize(&attempts);
         let refused = attempts.iter().filter(|a| a.status.is_none_or(|s| s >= 500)).count();
-        eprintln!(
-            "placed {ORDERS} orders with {} attempts ({refused} failed and were retried) in {:?}",
-            attempts.len(),
-            started.elapsed()
-        );
+        eprintln!("{refused} attempts failed and were retried");
         let accepted = accepted_orders(&attempts, ORDERS);
         assert_nothing_lost_or_doubled(&system, &system.kafka, RUN, &accepted, RESOLVE).await;
         assert!(system.oms.is_running() && system.inventory.is_running(), "both services still run");
@@ -690,11 +658,9 @@ async fn terminate_within_grace(service: &mut ServiceProcess, name: &str) -> Dur
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_with_the_broker_down_exits_within_the_grace_and_the_next_start_resolves_everything() {
     bounded(Duration::from_secs(300), async {
-        let mut broker = DevBroker::start().await.expect("a private development broker");
         let grace_ms = SHUTDOWN_GRACE.as_millis().to_string();
         let env = [("SHUTDOWN_GRACE_MS", grace_ms.as_str()), ("ORDER_REREQUEST_AFTER_MS", REREQUEST_AFTER_MS)];
-        let cluster = PgCluster::start().await.expect("a private PostgreSQL cluster");
-        let mut system = start_system(&broker, &cluster, &env).await;
+        let (mut broker, _cluster, mut system) = start_system(&env).await;
         let api = system.api.clone();
         api.add_product("mug", 1000, 10).await.expect("adding mug");
         api.add_product("tea", 1000, 10).await.expect("adding tea");
@@ -714,12 +680,7 @@ async fn sigterm_with_the_broker_down_exits_within_the_grace_and_the_next_start_
         broker.start_empty().await.expect("the broker back (empty)");
         system.oms.start().expect("starting the OMS again");
         system.inventory.start().expect("starting the inventory service again");
-        system.oms.wait_ready(&api.http, Duration::from_secs(60)).await.expect("the OMS is ready again");
-        system
-            .inventory
-            .wait_ready(&api.http, Duration::from_secs(60))
-            .await
-            .expect("the inventory service is ready again");
+        system.wait_ready(Duration::from_secs(60)).await.expect("both services ready again");
         let restarted = Instant::now();
         orders.extend(place_orders(&api, "after", 10).await);
         wait_until_resolved(&system, RESOLVE).await;

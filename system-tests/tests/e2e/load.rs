@@ -33,7 +33,7 @@ pub struct Attempt {
 }
 
 /// The attempts of every client, in the order they ended.
-pub type AttemptLog = Arc<Mutex<Vec<Attempt>>>;
+type AttemptLog = Arc<Mutex<Vec<Attempt>>>;
 
 /// The lines of order `i`: the hot product, one of five others, and now and then an
 /// unknown product.
@@ -91,22 +91,53 @@ async fn place(api: &Api, run: &str, i: usize, log: &Mutex<Vec<Attempt>>) {
     }
 }
 
-/// Starts `orders` clients, one every `pace`, client `i` placing order `i` through
-/// `apis[i % apis.len()]`; the task ends when every client has.
-pub fn spawn_clients(apis: Vec<Api>, run: &str, orders: usize, pace: Duration, log: AttemptLog) -> JoinHandle<()> {
-    let run = run.to_owned();
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(pace);
-        let mut clients = Vec::new();
-        for i in 0..orders {
-            ticker.tick().await;
-            let (api, log, run) = (apis[i % apis.len()].clone(), log.clone(), run.clone());
-            clients.push(tokio::spawn(async move { place(&api, &run, i, &log).await }));
-        }
-        for client in clients {
-            client.await.expect("client task");
-        }
-    })
+/// Clients placing the orders of a run in the background, each retrying with its key
+/// until an OMS answers.
+pub struct Clients {
+    /// When the first client started.
+    pub started: Instant,
+    orders: usize,
+    log: AttemptLog,
+    placing: JoinHandle<()>,
+}
+
+impl Clients {
+    /// Adds the products the orders need, `hot` with `hot_stock` units (see
+    /// [`add_products`]), then starts `orders` clients of a run named `run`, one every
+    /// `pace`, client `i` placing order `i` through `apis[i % apis.len()]`.
+    pub async fn start(apis: Vec<Api>, hot_stock: u32, run: &str, orders: usize, pace: Duration) -> Self {
+        add_products(&apis[0], hot_stock).await;
+        let log = AttemptLog::default();
+        let started = Instant::now();
+        let placing = {
+            let (run, log) = (run.to_owned(), log.clone());
+            tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(pace);
+                let mut clients = Vec::new();
+                for i in 0..orders {
+                    ticker.tick().await;
+                    let (api, log, run) = (apis[i % apis.len()].clone(), log.clone(), run.clone());
+                    clients.push(tokio::spawn(async move { place(&api, &run, i, &log).await }));
+                }
+                for client in clients {
+                    client.await.expect("client task");
+                }
+            })
+        };
+        Self { started, orders, log, placing }
+    }
+
+    /// Waits until every client has ended (each gives up after [`CLIENT_PATIENCE`]);
+    /// their attempts, in the order they ended.
+    pub async fn finish(self) -> Vec<Attempt> {
+        tokio::time::timeout(CLIENT_PATIENCE + Duration::from_secs(30), self.placing)
+            .await
+            .expect("placing orders ends")
+            .expect("placing task");
+        let attempts = self.log.lock().expect("attempt log").clone();
+        eprintln!("placed {} orders with {} attempts in {:?}", self.orders, attempts.len(), self.started.elapsed());
+        attempts
+    }
 }
 
 /// The order each key was accepted as, checking that every key of `orders` ended

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use system_tests::system::{System, SystemOptions};
 
+use crate::scrape::total;
+
 /// Polls `url` until it answers 200; its body. The broker probe reuses an answer
 /// for a few seconds, so a first "down" may stand briefly after start-up.
 async fn ready(http: &reqwest::Client, url: &str) -> Value {
@@ -41,48 +43,20 @@ async fn with_the_broker_up_both_services_are_ready_and_the_saga_is_counted() {
     let resolved = api.resolved_order(order_id, Duration::from_secs(30)).await.expect("resolved");
     assert_eq!(resolved["status"], "EXECUTED");
 
-    let metrics = api
-        .http
-        .get(format!("{}/metrics", api.inventory))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("text");
-    for series in [
-        r#"commands_total{aggregate="Product",command="ReserveStock",result="accepted"}"#,
-        r#"commands_total{aggregate="Order",command="RecordItemOutcome",result="accepted"}"#,
-    ] {
-        let value: f64 =
-            metrics.lines().find_map(|l| l.strip_prefix(series)).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0);
-        assert!(value >= 1.0, "{series} counted: {metrics}");
-    }
-    // The pipeline between them: published, consumed, reserved (both services record
-    // into this process's one recorder).
+    let metrics = api.metrics(&api.inventory).await.expect("GET /metrics");
+    // The commands of both services, and the pipeline between them: published,
+    // consumed, reserved (both services record into this process's one recorder).
     let topics = &system.kafka.topics;
     for (name, labels) in [
-        ("relay_published_total", vec![format!("topic=\"{}\"", topics.order_events)]),
-        ("relay_published_total", vec![format!("topic=\"{}\"", topics.order_outcomes)]),
-        (
-            "messages_consumed_total",
-            vec![format!("topic=\"{}\"", topics.order_events), "result=\"applied\"".to_owned()],
-        ),
-        (
-            "messages_consumed_total",
-            vec![format!("topic=\"{}\"", topics.order_outcomes), "result=\"applied\"".to_owned()],
-        ),
-        ("saga_outcomes_total", vec!["outcome=\"reserved\"".to_owned()]),
+        ("commands_total", vec![("aggregate", "Product"), ("command", "ReserveStock"), ("result", "accepted")]),
+        ("commands_total", vec![("aggregate", "Order"), ("command", "RecordItemOutcome"), ("result", "accepted")]),
+        ("relay_published_total", vec![("topic", topics.order_events.as_str())]),
+        ("relay_published_total", vec![("topic", topics.order_outcomes.as_str())]),
+        ("messages_consumed_total", vec![("topic", topics.order_events.as_str()), ("result", "applied")]),
+        ("messages_consumed_total", vec![("topic", topics.order_outcomes.as_str()), ("result", "applied")]),
+        ("saga_outcomes_total", vec![("outcome", "reserved")]),
     ] {
-        let value: f64 = metrics
-            .lines()
-            .filter(|line| {
-                line.strip_prefix(name).is_some_and(|rest| rest.starts_with('{'))
-                    && labels.iter().all(|label| line.contains(label.as_str()))
-            })
-            .filter_map(|line| line.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
-            .sum();
-        assert!(value >= 1.0, "{name} {labels:?} counted: {metrics}");
+        assert!(total(&metrics, name, &labels) >= 1.0, "{name} {labels:?} counted: {metrics}");
     }
     system.stop().await;
 }

@@ -13,17 +13,13 @@
 //! Every order resolving after the kill is what proves the hand-over: orders keep
 //! coming on every partition, those of the killed instance included.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::PgPool;
-use system_tests::{Api, Deployment, ProcessSystem, Service, ServiceProcess};
+use system_tests::{Api, ProcessSystem, Service, ServiceProcess};
 use telemetry::names;
 use tokio::time::Instant;
 
-use crate::load::{
-    AttemptLog, CLIENT_PATIENCE, accepted_orders, add_products, assert_nothing_lost_or_doubled, spawn_clients,
-};
+use crate::load::{Clients, accepted_orders, assert_nothing_lost_or_doubled};
 use crate::scrape::{self, matching, total};
 
 const ORDERS: usize = 400;
@@ -31,25 +27,6 @@ const PACE: Duration = Duration::from_millis(30);
 const PARTITIONS: usize = 4;
 const RUN: &str = "scale-out";
 const RELAY: &str = "kafka-relay";
-
-/// The instances still running, for the invariant checks.
-struct Survivors {
-    api: Api,
-    oms_pool: PgPool,
-    inventory_pool: PgPool,
-}
-
-impl Deployment for Survivors {
-    fn api(&self) -> &Api {
-        &self.api
-    }
-    fn oms_pool(&self) -> &PgPool {
-        &self.oms_pool
-    }
-    fn inventory_pool(&self) -> &PgPool {
-        &self.inventory_pool
-    }
-}
 
 /// Whether the instance whose metrics are `text` leads its schema's relay.
 fn leads_the_relay(text: &str) -> bool {
@@ -107,10 +84,8 @@ async fn two_instances_of_each_service_share_the_work_and_one_takes_over_when_th
         if first_leads { (&mut system.inventory, &mut inventory2) } else { (&mut inventory2, &mut system.inventory) };
 
     let api2 = Api::new(oms2.base_url.clone(), survivor.base_url.clone());
-    add_products(&api2, 200).await;
-    let log: AttemptLog = Arc::default();
-    let started = Instant::now();
-    let placing = spawn_clients(vec![system.api.clone(), api2.clone()], RUN, ORDERS, PACE, log.clone());
+    let clients = Clients::start(vec![system.api.clone(), api2.clone()], 200, RUN, ORDERS, PACE).await;
+    let started = clients.started;
 
     // Both saga instances reserve, both OMS instances apply outcomes: each group's
     // partitions are split between its two members.
@@ -143,19 +118,11 @@ async fn two_instances_of_each_service_share_the_work_and_one_takes_over_when_th
     .await;
     eprintln!("the survivor took every partition after {:?}", started.elapsed());
 
-    tokio::time::timeout(CLIENT_PATIENCE + Duration::from_secs(30), placing)
-        .await
-        .expect("placing orders ends")
-        .expect("placing task");
-    let attempts = log.lock().expect("attempt log").clone();
-    eprintln!("placed {ORDERS} orders with {} attempts in {:?}", attempts.len(), started.elapsed());
+    let attempts = clients.finish().await;
     let accepted = accepted_orders(&attempts, ORDERS);
 
-    let survivors = Survivors {
-        api: api2.clone(),
-        oms_pool: system.oms_pool.clone(),
-        inventory_pool: system.inventory_pool.clone(),
-    };
+    // The instances still running, for the invariant checks.
+    let survivors = (api2.clone(), system.oms_pool.clone(), system.inventory_pool.clone());
     assert_nothing_lost_or_doubled(&survivors, &system.kafka, RUN, &accepted, Duration::from_secs(60)).await;
     let oms_relays = [system.oms.metrics(&http).await.expect("metrics"), oms2.metrics(&http).await.expect("metrics")];
     assert_eq!(

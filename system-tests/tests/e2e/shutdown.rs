@@ -6,7 +6,6 @@
 //! no order was lost or processed twice.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use messaging::KafkaSettings;
@@ -14,9 +13,7 @@ use sqlx::PgPool;
 use system_tests::{ProcessSystem, ServiceProcess, broker};
 use tokio::time::Instant;
 
-use crate::load::{
-    AttemptLog, CLIENT_PATIENCE, accepted_orders, add_products, assert_nothing_lost_or_doubled, spawn_clients,
-};
+use crate::load::{Clients, accepted_orders, add_products, assert_nothing_lost_or_doubled};
 
 const ORDERS: usize = 300;
 const PACE: Duration = Duration::from_millis(40);
@@ -93,11 +90,8 @@ async fn a_rolling_restart_under_load_loses_and_doubles_no_order() {
     let mut system = ProcessSystem::start(3, &[]).await.expect("starting both services as processes");
     eprintln!("service logs in {}", system.log_dir.display());
     let api = system.api.clone();
-    add_products(&api, 150).await;
-
-    let log: AttemptLog = Arc::default();
-    let started = Instant::now();
-    let placing = spawn_clients(vec![api.clone()], RUN, ORDERS, PACE, log.clone());
+    let clients = Clients::start(vec![api.clone()], 150, RUN, ORDERS, PACE).await;
+    let started = clients.started;
 
     tokio::time::sleep_until(started + Duration::from_secs(3)).await;
     stop_gracefully(&mut system.inventory, "the inventory service").await;
@@ -123,12 +117,7 @@ async fn a_rolling_restart_under_load_loses_and_doubles_no_order() {
     system.oms.wait_ready(&api.http, Duration::from_secs(30)).await.expect("OMS ready again");
     let oms_up = Instant::now();
 
-    tokio::time::timeout(CLIENT_PATIENCE + Duration::from_secs(30), placing)
-        .await
-        .expect("placing orders ends")
-        .expect("placing task");
-    let attempts = log.lock().expect("attempt log").clone();
-    eprintln!("placed {ORDERS} orders with {} attempts in {:?}", attempts.len(), started.elapsed());
+    let attempts = clients.finish().await;
     assert!(
         attempts.iter().any(|a| a.at >= oms_down && a.at < oms_up && a.status.is_none()),
         "some POSTs found the OMS down and were retried"
