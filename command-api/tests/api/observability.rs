@@ -30,7 +30,7 @@ async fn readiness_reports_the_database_down_when_a_migration_is_missing() {
 fn help_documents_every_setting_with_its_variable_and_hides_secrets() {
     service_kit::testing::assert_help_documents_settings::<command_api::Settings, command_api::Oms>(
         env!("CARGO_BIN_EXE_oms"),
-        &["ORDER_REREQUEST_AFTER_MS"],
+        &["ORDER_REREQUEST_AFTER_MS", "ORDER_PAYMENT_TIMEOUT_MS"],
     );
 }
 
