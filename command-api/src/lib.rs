@@ -18,6 +18,7 @@
 //!   `messaging::messages::outcomes`).
 //! - [`rerequests`]: asking again for items still pending long after their request.
 //! - [`payment_deadline`]: canceling resolved orders not paid in time.
+//! - `periodic`: the pass-then-pause loop the two above share.
 //! - [`app`]: wiring: the kit's start-up with the OMS's routes, relay route,
 //!   consumer, re-requests, payment deadline and view follower.
 //! - [`operations`]: the OMS's part of the kit's operator commands.
@@ -32,6 +33,7 @@ pub mod operations;
 pub mod orders;
 pub mod outcomes;
 pub mod payment_deadline;
+mod periodic;
 pub mod publishing;
 pub mod rerequests;
 pub mod settings;

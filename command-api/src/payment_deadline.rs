@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::Context;
 use domain::OrderId;
 use domain::order::OrderCommand;
-use eventstore::{EventMetadata, sleep_or_cancel};
+use eventstore::EventMetadata;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -49,16 +49,8 @@ pub async fn run(
     // when nothing is due: one index probe per pass.
     let poll = (timeout / 10).clamp(Duration::from_millis(100), Duration::from_secs(1));
     tracing::info!(timeout_ms = timeout.as_millis() as u64, "payment deadline started");
-    loop {
-        match expire_due(&pool, &orders, timeout).await {
-            Ok(0) => {}
-            Ok(canceled) => tracing::info!(orders = canceled, "canceled orders not paid in time"),
-            Err(error) => tracing::warn!(error = format!("{error:#}"), "payment deadline pass failed; trying again"),
-        }
-        if sleep_or_cancel(poll, &shutdown).await {
-            return Ok(());
-        }
-    }
+    let (done, failed) = ("canceled orders not paid in time", "payment deadline pass failed; trying again");
+    crate::periodic::every(poll, shutdown, done, failed, || expire_due(&pool, &orders, timeout)).await
 }
 
 /// One pass: cancels every order that has awaited payment longer than `timeout`,

@@ -26,7 +26,7 @@ use std::time::Duration;
 use anyhow::Context;
 use domain::OrderId;
 use domain::order::{ItemStatus, Order};
-use eventstore::{Aggregate, sleep_or_cancel};
+use eventstore::Aggregate;
 use messaging::envelope::RE_REQUEST_HEADER;
 use messaging::{KafkaSettings, Route};
 use sqlx::PgPool;
@@ -62,16 +62,8 @@ pub async fn run(
     // nothing when none is.
     let poll = (after / 4).clamp(Duration::from_millis(200), Duration::from_secs(5));
     tracing::info!(after_ms = after.as_millis() as u64, "re-requests of stuck items started");
-    loop {
-        match rerequests.pass().await {
-            Ok(0) => {}
-            Ok(asked) => tracing::info!(orders = asked, "asked again for items still pending"),
-            Err(error) => tracing::warn!(error = format!("{error:#}"), "re-request pass failed; trying again"),
-        }
-        if sleep_or_cancel(poll, &shutdown).await {
-            return Ok(());
-        }
-    }
+    let (done, failed) = ("asked again for items still pending", "re-request pass failed; trying again");
+    crate::periodic::every(poll, shutdown, done, failed, || rerequests.pass()).await
 }
 
 /// Finds orders with stuck items and republishes their pending requests.

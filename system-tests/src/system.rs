@@ -119,10 +119,9 @@ impl System {
         let oms_group = format!("oms-g{run}");
         let inventory_group = format!("inventory-g{run}");
         let oms_flags = options.oms_flags;
-        let (oms_port, oms) =
-            spawn_service(Service::Oms, &[&shared_flags[..], &oms_flags].concat(), &oms_group, stop.clone()).await?;
+        let (oms_port, oms) = spawn_service(Service::Oms, &shared_flags, &oms_flags, &oms_group, stop.clone()).await?;
         let (inventory_port, inventory) =
-            spawn_service(Service::Inventory, &shared_flags, &inventory_group, stop.clone()).await?;
+            spawn_service(Service::Inventory, &shared_flags, &oms_flags, &inventory_group, stop.clone()).await?;
         let api = Api::new(format!("http://127.0.0.1:{oms_port}"), format!("http://127.0.0.1:{inventory_port}"));
         let services = vec![oms, inventory];
         let kafka = crate::broker::kafka_settings(&shared_flags)?;
@@ -147,11 +146,8 @@ impl System {
     /// topics, consuming as consumer group `group`; returns its base URL. A new group
     /// reads its topic from the beginning. Stopped with the system.
     pub async fn start_instance(&mut self, service: Service, group: &str) -> anyhow::Result<String> {
-        let flags = match service {
-            Service::Oms => [&self.shared_flags[..], &self.oms_flags].concat(),
-            Service::Inventory => self.shared_flags.clone(),
-        };
-        let (port, handle) = spawn_service(service, &flags, group, self.stop.clone()).await?;
+        let (port, handle) =
+            spawn_service(service, &self.shared_flags, &self.oms_flags, group, self.stop.clone()).await?;
         self.services.push(handle);
         Ok(format!("http://127.0.0.1:{port}"))
     }
@@ -179,18 +175,22 @@ pub async fn schema_pools(database_url: &str) -> anyhow::Result<(PgPool, PgPool)
     Ok((oms, inventory))
 }
 
-/// Builds `service` from `flags` with consumer group `group` and serves it until `stop`;
-/// returns its port.
+/// Builds `service` from `shared` flags (and, for the OMS, `oms_flags` after them) with
+/// consumer group `group` and serves it until `stop`; returns its port.
 async fn spawn_service(
     service: Service,
-    flags: &[String],
+    shared: &[String],
+    oms_flags: &[String],
     group: &str,
     stop: CancellationToken,
 ) -> anyhow::Result<(u16, JoinHandle<()>)> {
     match service {
-        Service::Oms => start_app::<command_api::Application, command_api::Oms>(flags, group, stop).await,
+        Service::Oms => {
+            let flags = [shared, oms_flags].concat();
+            start_app::<command_api::Application, command_api::Oms>(&flags, group, stop).await
+        }
         Service::Inventory => {
-            start_app::<inventory_saga::Application, inventory_saga::Inventory>(flags, group, stop).await
+            start_app::<inventory_saga::Application, inventory_saga::Inventory>(shared, group, stop).await
         }
     }
 }

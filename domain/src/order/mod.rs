@@ -125,7 +125,7 @@ impl Order {
     }
 
     /// Whether the order awaits payment: every item resolved, some executed, not paid.
-    pub fn awaits_payment(&self) -> bool {
+    fn awaits_payment(&self) -> bool {
         matches!(self.status(), OrderStatus::Executed | OrderStatus::PartiallyExecuted)
     }
 
