@@ -3,54 +3,12 @@
 
 use domain::OrderId;
 use domain::order::{Order, OrderCommand, OrderError};
-use eventstore::{AggregateStore, Command, CommitNotifier, Committed, EventMetadata, ExecuteError, HistoryPage};
-use projections::{AsOf, Cursor, OrderFilter, OrderView, OrderViews, Page, ProjectionError, Projector, View};
+use eventstore::{AggregateError, AggregateStore, Command, CommitNotifier, Committed, EventMetadata, HistoryPage};
+use projections::{AsOf, Cursor, OrderFilter, OrderView, OrderViews, Page, Projector, View};
 use sqlx::PgPool;
 
 /// Why an order operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum OrdersError {
-    /// A business rule refused the command.
-    #[error(transparent)]
-    Rejected(#[from] OrderError),
-    /// Concurrent writers kept winning; the client may retry.
-    #[error("the order kept changing concurrently")]
-    Conflict,
-    /// No such order.
-    #[error("order not found")]
-    NotFound,
-    /// The order moved on from the version the writer named in `If-Match`: nothing
-    /// was stored.
-    #[error("the order is at version {current}, not the one in If-Match; read it again")]
-    Stale {
-        /// Its version now.
-        current: u64,
-    },
-    /// The database failed; the cause is kept as the source, so callers can tell a
-    /// transient failure from a permanent one.
-    #[error("storage failure: {0}")]
-    Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
-}
-
-impl From<ExecuteError<OrderError>> for OrdersError {
-    fn from(error: ExecuteError<OrderError>) -> Self {
-        match error {
-            ExecuteError::Rejected(e) => Self::Rejected(e),
-            // Duplicate: no write of this service's that reaches here carries a key.
-            ExecuteError::Conflict | ExecuteError::Duplicate => Self::Conflict,
-            ExecuteError::Store(e) => Self::Storage(e),
-            // `If-Match` named a version of an order that has none.
-            ExecuteError::Stale { current: 0 } => Self::NotFound,
-            ExecuteError::Stale { current } => Self::Stale { current },
-        }
-    }
-}
-
-impl From<ProjectionError> for OrdersError {
-    fn from(error: ProjectionError) -> Self {
-        Self::Storage(Box::new(error))
-    }
-}
+pub type OrdersError = AggregateError<Order>;
 
 /// Orders: commands through the event store (which keeps the view in the same
 /// transaction), queries from the view.
@@ -97,11 +55,7 @@ impl Orders {
         command: OrderCommand,
         metadata: &EventMetadata,
     ) -> Result<OrderView, OrdersError> {
-        let id = order_id.to_string();
-        let committed = match versions {
-            Some(versions) => self.store.execute_expecting(&id, versions, command, metadata).await?,
-            None => self.store.execute(&id, command, metadata).await?,
-        };
+        let committed = self.store.execute_if(&order_id.to_string(), versions, command, metadata).await?;
         self.view_after(order_id, &committed).await
     }
 

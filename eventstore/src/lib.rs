@@ -15,10 +15,12 @@
 //!   and projections read, each from its own persisted position, reporting its lag;
 //! - [`CommitNotifier`]: wakes feed readers when events commit (without a `NOTIFY`
 //!   inside the writing transaction, which would serialize all commits);
-//! - [`load_history`]: an aggregate's events with their stored columns, for auditors.
+//! - [`load_history`]: an aggregate's events with their stored columns, for auditors;
+//! - [`AggregateError`]: why a service's operation on an aggregate failed.
 //!
 //! It must not depend on `axum`, `rdkafka`, or the read models.
 
+mod aggregate_error;
 mod events;
 mod feed;
 mod history;
@@ -29,6 +31,7 @@ mod projection;
 mod snapshots;
 mod store;
 
+pub use aggregate_error::AggregateError;
 pub use events::{AppendError, Events, EventsError, NewRows};
 pub(crate) use feed::{EVENT_COLUMNS, EventRow};
 pub use feed::{Feed, FeedEvent, FeedPage, FeedPosition, sleep_or_cancel};

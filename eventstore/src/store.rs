@@ -362,23 +362,23 @@ where
         command: A::Command,
         metadata: &EventMetadata,
     ) -> Result<Committed<A>, ExecuteError<A::Error>> {
-        let command = Command { aggregate_id: aggregate_id.to_owned(), command, metadata: metadata.clone() };
-        only(self.retried(std::slice::from_ref(&command), Load::Current).await)
+        self.execute_if(aggregate_id, None, command, metadata).await
     }
 
     /// Like [`AggregateStore::execute`], only while the aggregate is at one of
-    /// `versions` (what the writer last saw): otherwise [`ExecuteError::Stale`] and
-    /// nothing is decided. Checked against the state the command is decided on, so a
-    /// writer that commits in between makes it stale too.
-    pub async fn execute_expecting(
+    /// `versions` when given (what the writer last saw): otherwise
+    /// [`ExecuteError::Stale`] and nothing is decided. Checked against the state the
+    /// command is decided on, so a writer that commits in between makes it stale too.
+    pub async fn execute_if(
         &self,
         aggregate_id: &str,
-        versions: &[u64],
+        versions: Option<&[u64]>,
         command: A::Command,
         metadata: &EventMetadata,
     ) -> Result<Committed<A>, ExecuteError<A::Error>> {
         let command = Command { aggregate_id: aggregate_id.to_owned(), command, metadata: metadata.clone() };
-        only(self.retried(std::slice::from_ref(&command), Load::Expecting(versions)).await)
+        let load = versions.map_or(Load::Current, Load::Expecting);
+        only(self.retried(std::slice::from_ref(&command), load).await)
     }
 
     /// Like [`AggregateStore::execute`], for an aggregate that has no events yet (its id

@@ -4,13 +4,19 @@
 //!
 //! Each route documents its own answers; [`document_common_answers`] adds those the
 //! shared stack gives on every route (body rejections, timeouts, the rate limit), so
-//! no route can forget them.
+//! no route can forget them. The answers every route about one [`Resource`] gives
+//! alike ([`NotFound`], [`Contended`], [`ConditionalWrite`]) are written here once and
+//! named in the routes' `responses(...)`, beside the answers of their own.
+
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
 
 use serde_json::json;
-use utoipa::ToSchema;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
+use utoipa::openapi::response::Response;
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Required, ResponseBuilder};
+use utoipa::{IntoResponses, ToSchema};
 
 /// The envelope of a successful answer: `data` holds the result, `error` is null.
 #[derive(serde::Serialize, ToSchema)]
@@ -146,15 +152,70 @@ fn add_id_headers(operation: &mut Operation) {
 fn add_common_answers(operation: &mut Operation) {
     let reads_body = operation.request_body.is_some();
     for answer in COMMON_ANSWERS.iter().filter(|a| reads_body || !a.body_only) {
-        operation.responses.responses.entry(answer.status.to_owned()).or_insert_with(|| {
-            let content = ContentBuilder::new()
-                .schema(Some(RefOr::Ref(Ref::from_schema_name("Failure"))))
-                .example(Some(json!({"success": false, "data": null, "error": answer.example})))
-                .build();
-            RefOr::T(
-                ResponseBuilder::new().description(answer.description).content("application/json", content).build(),
-            )
-        });
+        operation
+            .responses
+            .responses
+            .entry(answer.status.to_owned())
+            .or_insert_with(|| failure_answer(answer.description, answer.example));
+    }
+}
+
+/// A failed answer: `description`, and the envelope with `message` as its example.
+fn failure_answer(description: &str, message: &str) -> RefOr<Response> {
+    let content = ContentBuilder::new()
+        .schema(Some(RefOr::Ref(Ref::from_schema_name("Failure"))))
+        .example(Some(json!({"success": false, "data": null, "error": message})))
+        .build();
+    RefOr::T(ResponseBuilder::new().description(description).content("application/json", content).build())
+}
+
+/// A kind of resource the API serves one at a time (an order, a product), as the
+/// answers about one name it. The examples follow the services' messages.
+pub trait Resource {
+    /// Its name in descriptions and messages, in lower case: `order`.
+    const NAME: &'static str;
+    /// The id the examples show.
+    const EXAMPLE_ID: &'static str;
+}
+
+/// 404: no resource `R` with the id in the path.
+pub struct NotFound<R>(PhantomData<R>);
+
+impl<R: Resource> IntoResponses for NotFound<R> {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let (name, id) = (R::NAME, R::EXAMPLE_ID);
+        let answer = failure_answer(&format!("No such {name}."), &format!("{name} '{id}' not found"));
+        BTreeMap::from([("404".to_owned(), answer)])
+    }
+}
+
+/// 409: concurrent writers to resource `R` kept winning, beyond the retry budget.
+pub struct Contended<R>(PhantomData<R>);
+
+impl<R: Resource> IntoResponses for Contended<R> {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let message = format!("the {} kept changing concurrently", R::NAME);
+        BTreeMap::from([("409".to_owned(), failure_answer("Concurrent writers kept winning; retry.", &message))])
+    }
+}
+
+/// What a write to resource `R` that takes `If-Match` ([`crate::IfMatch`]) answers
+/// for it: 400 when the header is not entity tags (or the body not JSON), 412 when
+/// the resource moved on from the versions it names.
+pub struct ConditionalWrite<R>(PhantomData<R>);
+
+impl<R: Resource> IntoResponses for ConditionalWrite<R> {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let name = R::NAME;
+        let malformed = failure_answer(
+            "The body is not well-formed JSON, or `If-Match` is not a list of entity tags.",
+            "If-Match: expected entity tags such as \"3\" (a version) or *",
+        );
+        let stale = failure_answer(
+            &format!("The {name} is no longer at the version in `If-Match`; nothing was stored. Read it again."),
+            &format!("the {name} is at version 4, not the one in If-Match; read it again"),
+        );
+        BTreeMap::from([("400".to_owned(), malformed), ("412".to_owned(), stale)])
     }
 }
 

@@ -4,8 +4,10 @@
 use domain::inventory::{Product, ProductCommand, ProductError, ProductEvent};
 use domain::{OrderId, ProductId};
 use eventstore::Aggregate;
-use eventstore::{AggregateStore, Command, CommitNotifier, Committed, EventMetadata, ExecuteError, HistoryPage};
-use projections::{AsOf, Cursor, Page, ProductView, ProductViews, ProjectionError, Projector};
+use eventstore::{
+    AggregateError, AggregateStore, Command, CommitNotifier, Committed, EventMetadata, ExecuteError, HistoryPage,
+};
+use projections::{AsOf, Cursor, Page, ProductView, ProductViews, Projector};
 use sqlx::PgPool;
 
 use crate::reservations::ProductReservations;
@@ -15,52 +17,7 @@ use crate::reservations::ProductReservations;
 pub const SNAPSHOT_EVERY: u64 = 500;
 
 /// Why a product operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ProductsError {
-    /// A business rule refused the command.
-    #[error(transparent)]
-    Rejected(#[from] ProductError),
-    /// Concurrent writers kept winning; the client may retry.
-    #[error("the product kept changing concurrently")]
-    Conflict,
-    /// No such product.
-    #[error("product not found")]
-    NotFound,
-    /// The `Idempotency-Key` was used on this product for another request.
-    #[error("Idempotency-Key: used on this product for another request")]
-    KeyReused,
-    /// The product moved on from the version the writer named in `If-Match`: nothing
-    /// was stored.
-    #[error("the product is at version {current}, not the one in If-Match; read it again")]
-    Stale {
-        /// Its version now.
-        current: u64,
-    },
-    /// The database failed; the cause is kept as the source, so callers can tell a
-    /// transient failure from a permanent one.
-    #[error("storage failure: {0}")]
-    Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
-}
-
-impl From<ExecuteError<ProductError>> for ProductsError {
-    fn from(error: ExecuteError<ProductError>) -> Self {
-        match error {
-            ExecuteError::Rejected(e) => Self::Rejected(e),
-            // Duplicate: no write of this service's that reaches here carries a key.
-            ExecuteError::Conflict | ExecuteError::Duplicate => Self::Conflict,
-            ExecuteError::Store(e) => Self::Storage(e),
-            // `If-Match` named a version of a product that has none.
-            ExecuteError::Stale { current: 0 } => Self::NotFound,
-            ExecuteError::Stale { current } => Self::Stale { current },
-        }
-    }
-}
-
-impl From<ProjectionError> for ProductsError {
-    fn from(error: ProjectionError) -> Self {
-        Self::Storage(Box::new(error))
-    }
-}
+pub type ProductsError = AggregateError<Product>;
 
 /// Products: commands through the event store (which keeps the view, the per-order
 /// rows and the snapshots in the same transaction), queries from the view.
@@ -122,11 +79,7 @@ impl Products {
         {
             return Ok(view);
         }
-        let id = product_id.as_str();
-        let executed = match versions {
-            Some(versions) => self.store.execute_expecting(id, versions, command.clone(), metadata).await,
-            None => self.store.execute(id, command.clone(), metadata).await,
-        };
+        let executed = self.store.execute_if(product_id.as_str(), versions, command.clone(), metadata).await;
         match (executed, key) {
             // A concurrent write with the same key committed first.
             (Err(ExecuteError::Duplicate), Some(key)) => {

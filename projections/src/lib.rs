@@ -43,3 +43,10 @@ pub enum ProjectionError {
     #[error(transparent)]
     Shared(std::sync::Arc<ProjectionError>),
 }
+
+/// A view that failed is the service's storage failing.
+impl<A: eventstore::Aggregate> From<ProjectionError> for eventstore::AggregateError<A> {
+    fn from(error: ProjectionError) -> Self {
+        Self::Storage(Box::new(error))
+    }
+}

@@ -242,16 +242,8 @@ impl OrderViews {
         .bind(i64::from(limit) + 1)
         .fetch_all(&self.pool)
         .await?;
-        let mut items = rows.into_iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items
-                .last()
-                .map(|last| Cursor::new(format!("{}|{}", last.created_at.timestamp_micros(), last.order_id)).encode())
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        let items = rows.into_iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::of(items, limit, |last| format!("{}|{}", last.created_at.timestamp_micros(), last.order_id)))
     }
 
     /// Checks a client's cursor before use, so a bad one is the client's error.

@@ -14,6 +14,21 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+impl<T> Page<T> {
+    /// The page of `items` read with a limit of one more than `limit`, to tell whether
+    /// a page follows: then at most `limit` of them, and the cursor at the position
+    /// `position` gives of the last.
+    pub fn of(mut items: Vec<T>, limit: u32, position: impl FnOnce(&T) -> String) -> Self {
+        let next_cursor = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|last| Cursor::new(position(last)).encode())
+        } else {
+            None
+        };
+        Self { items, next_cursor }
+    }
+}
+
 /// The position after the last item of a page, opaque to clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor(String);

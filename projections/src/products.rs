@@ -142,14 +142,8 @@ impl ProductViews {
         .bind(i64::from(limit) + 1)
         .fetch_all(&self.pool)
         .await?;
-        let mut items = rows.into_iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|last| Cursor::new(last.product_id.as_str()).encode())
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        let items = rows.into_iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::of(items, limit, |last| last.product_id.as_str().to_owned()))
     }
 }
 

@@ -83,6 +83,25 @@ where
     TestService { address, client: reqwest::Client::new(), pool, database_url, _service: service }
 }
 
+/// Declares a suite's handle on its service under test: a newtype over [`TestService`]
+/// that derefs to it, to which the suite adds the requests of its own API as methods.
+/// Build it from [`spawn`]'s service: `TestApp(spawn::<Application, Oms>(…).await)`.
+#[macro_export]
+macro_rules! test_app {
+    ($(#[$attribute:meta])* $visibility:vis struct $name:ident;) => {
+        $(#[$attribute])*
+        $visibility struct $name($crate::testing::TestService);
+
+        impl ::std::ops::Deref for $name {
+            type Target = $crate::testing::TestService;
+
+            fn deref(&self) -> &$crate::testing::TestService {
+                &self.0
+            }
+        }
+    };
+}
+
 /// A request body as a test sends it.
 #[derive(Debug, Clone)]
 pub enum Body {

@@ -32,6 +32,8 @@ impl IntoResponse for ApiError {
                 OrdersError::NotFound => StatusCode::NOT_FOUND,
                 OrdersError::Conflict => StatusCode::CONFLICT,
                 OrdersError::Stale { .. } => StatusCode::PRECONDITION_FAILED,
+                // Never raised for orders (a placement's key makes the order's id).
+                OrdersError::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
                 OrdersError::Storage(cause) => {
                     tracing::error!(%cause, "order storage failure");
                     return ErrorResponse::unavailable("the order store").into_response();

@@ -4,6 +4,7 @@
 //! statuses are derived from the types served (`projections::OrderView` and the
 //! domain's enums, feature `openapi`), so they cannot drift from the code.
 
+use http_server::openapi::Resource;
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -24,10 +25,18 @@ use utoipa::ToSchema;
 )]
 pub struct ApiDoc;
 
+/// Orders, as the answers the routes share name them (`NotFound::<OrderResource>`…).
+pub struct OrderResource;
+
+impl Resource for OrderResource {
+    const NAME: &'static str = "order";
+    const EXAMPLE_ID: &'static str = "6f1c2a9e-3b4d-4e5f-8a6b-7c8d9e0f1a2b";
+}
+
 /// An order in the envelope, as the examples show it.
 pub fn order_example(status: &str, item_status: &str) -> serde_json::Value {
     json!({
-        "orderId": "6f1c2a9e-3b4d-4e5f-8a6b-7c8d9e0f1a2b",
+        "orderId": OrderResource::EXAMPLE_ID,
         "userId": "u-1",
         "status": status,
         "orderItems": [{"productId": "mug", "quantity": 2, "status": item_status, "reason": null}],

@@ -11,6 +11,7 @@ use http_server::history::{HistoryQuery, next_page_link};
 use http_server::{ApiJson, ApiPath, ApiQuery, ApiResponse, IfMatch, RequestContext};
 use projections::{OrderView, Page};
 
+use http_server::openapi::{ConditionalWrite, NotFound};
 use http_server::{Failure, Page as PageSchema, Success};
 use serde_json::json;
 
@@ -19,7 +20,7 @@ use super::dto::{
     GetOrderQuery, ListOrdersQuery, PlaceOrderHeaders, PlaceOrderRequest, UpdateOrderHeaders, UpdateOrderRequest,
     next_cursor,
 };
-use super::openapi::{failure, order_example, success};
+use super::openapi::{OrderResource, failure, order_example, success};
 use crate::orders::Orders;
 
 type Result<T> = std::result::Result<ApiResponse<T>, ApiError>;
@@ -96,10 +97,7 @@ pub async fn get(
     responses(
         (status = 200, description = "The order as it now is; changed items are `PENDING` again.", body = Success<OrderView>, headers(("ETag" = String, description = "The order's version, quoted (e.g. `\"3\"`): send it as `If-Match` to write only if nobody changed it meanwhile.")),
             example = json!(success(order_example("PAID", "EXECUTED")))),
-        (status = 404, description = "No such order.", body = Failure, example = json!(failure("order '6f1c2a9e-3b4d-4e5f-8a6b-7c8d9e0f1a2b' not found"))),
-        (status = 400, description = "The body is not well-formed JSON, or `If-Match` is not a list of entity tags.", body = Failure, example = json!(failure("If-Match: expected entity tags such as \"3\" (a version) or *"))),
-        (status = 412, description = "The order is no longer at the version in `If-Match`; nothing was stored. Read it again.", body = Failure,
-            example = json!(failure("the order is at version 4, not the one in If-Match; read it again"))),
+        NotFound::<OrderResource>, ConditionalWrite::<OrderResource>,
         (status = 409, description = "The order's state forbids it: the transition is not allowed, the items are locked (paid or canceled), or concurrent writers kept winning.", body = Failure,
             example = json!(failure("cannot move an order from SHIPPED to CANCELED"))),
         (status = 422, description = "A value breaks a rule: nothing to update, a status the system sets, `EXECUTED` for an item, a quantity with `CANCELED`, a product twice, an item to cancel that the order does not have, more than 100 items once the changes are made.", body = Failure,
@@ -145,7 +143,7 @@ pub async fn list(
     params(("orderId" = String, Path, description = "The order's id (a UUID)."), HistoryQuery),
     responses(
         (status = 200, description = "A page of the order's events, oldest first (all of them unless more than `limit`); folding all gives the order.", body = Success<Vec<StoredEvent>>, headers(("Link" = String, description = "While more events follow: `<…/events?from=N&limit=M>; rel=\"next\"`, the next page."))),
-        (status = 404, description = "No such order.", body = Failure, example = json!(failure("order '6f1c2a9e-3b4d-4e5f-8a6b-7c8d9e0f1a2b' not found"))),
+        NotFound::<OrderResource>,
         (status = 422, description = "`from` or `limit` out of range.", body = Failure, example = json!(failure("limit must be from 1 to 1000, got 0"))),
     ))]
 pub async fn history(

@@ -6,18 +6,11 @@ pub use command_api::testing::fold_order;
 use command_api::{Application, Oms, Settings};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use service_kit::testing::TestService;
 pub use service_kit::testing::{Answer, BODY_LIMIT_BYTES, Body, assert_audit_fields, object_keys};
 
-/// An OMS listening on a free port, with a database of its own (search path `oms`).
-pub struct TestApp(TestService);
-
-impl std::ops::Deref for TestApp {
-    type Target = TestService;
-
-    fn deref(&self) -> &TestService {
-        &self.0
-    }
+service_kit::test_app! {
+    /// An OMS listening on a free port, with a database of its own (search path `oms`).
+    pub struct TestApp;
 }
 
 /// Starts an OMS on a fresh database. Logs only with `TEST_LOG=1`.

@@ -3,6 +3,7 @@
 //! derived from the types served (`projections::ProductView` and the domain's
 //! `StockStatus`, feature `openapi`), so they cannot drift from the code.
 
+use http_server::openapi::Resource;
 use serde_json::json;
 
 /// The document's title, description and tags; the routes add themselves.
@@ -20,6 +21,14 @@ use serde_json::json;
     )
 )]
 pub struct ApiDoc;
+
+/// Products, as the answers the routes share name them (`NotFound::<ProductResource>`…).
+pub struct ProductResource;
+
+impl Resource for ProductResource {
+    const NAME: &'static str = "product";
+    const EXAMPLE_ID: &'static str = "mug";
+}
 
 /// States the rules of the request bodies that their derived schemas cannot: a `PUT`
 /// gives a name or a threshold (`UpdateProductRequest::into_command` enforces it), and

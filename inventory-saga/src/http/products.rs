@@ -11,6 +11,7 @@ use http_server::history::{HistoryQuery, next_page_link};
 use http_server::{ApiJson, ApiPath, ApiQuery, ApiResponse, IfMatch, RequestContext};
 use projections::{Page, ProductView};
 
+use http_server::openapi::{ConditionalWrite, Contended, NotFound};
 use http_server::{Failure, Page as PageSchema, Success};
 use serde_json::json;
 
@@ -19,7 +20,7 @@ use super::dto::{
     AddProductRequest, AdjustmentRequest, GetProductQuery, ListProductsQuery, RestockRequest, StockChangeHeaders,
     UpdateProductHeaders, UpdateProductRequest, with_client_cursor,
 };
-use super::openapi::{failure, product_example, success};
+use super::openapi::{ProductResource, failure, product_example, success};
 use crate::products::Products;
 
 type Result<T> = std::result::Result<ApiResponse<T>, ApiError>;
@@ -89,11 +90,7 @@ pub async fn get(
     request_body(content = UpdateProductRequest, example = json!({"name": "Big mug", "lowStockThreshold": 5})),
     responses(
         (status = 200, description = "The product as it now is; the same values again change nothing.", body = Success<ProductView>, headers(("ETag" = String, description = "The product's version, quoted (e.g. `\"3\"`): send it as `If-Match` to write only if nobody changed it meanwhile.")), example = json!(success(product_example(98, 2)))),
-        (status = 400, description = "The body is not well-formed JSON, or `If-Match` is not a list of entity tags.", body = Failure, example = json!(failure("If-Match: expected entity tags such as \"3\" (a version) or *"))),
-        (status = 404, description = "No such product.", body = Failure, example = json!(failure("product 'mug' not found"))),
-        (status = 409, description = "Concurrent writers kept winning; retry.", body = Failure, example = json!(failure("the product kept changing concurrently"))),
-        (status = 412, description = "The product is no longer at the version in `If-Match`; nothing was stored. Read it again.", body = Failure,
-            example = json!(failure("the product is at version 4, not the one in If-Match; read it again"))),
+        NotFound::<ProductResource>, Contended::<ProductResource>, ConditionalWrite::<ProductResource>,
         (status = 422, description = "Nothing to update, a blank or too long name, or a threshold that is not a whole number.", body = Failure,
             example = json!(failure("nothing to update: give name and/or lowStockThreshold"))),
     ))]
@@ -115,11 +112,7 @@ pub async fn update(
     request_body(content = RestockRequest, example = json!({"quantity": 50})),
     responses(
         (status = 200, description = "The product with the units added.", body = Success<ProductView>, headers(("ETag" = String, description = "The product's version, quoted (e.g. `\"3\"`): send it as `If-Match` to write only if nobody changed it meanwhile.")), example = json!(success(product_example(148, 2)))),
-        (status = 404, description = "No such product.", body = Failure, example = json!(failure("product 'mug' not found"))),
-        (status = 400, description = "The body is not well-formed JSON, or `If-Match` is not a list of entity tags.", body = Failure, example = json!(failure("If-Match: expected entity tags such as \"3\" (a version) or *"))),
-        (status = 409, description = "Concurrent writers kept winning; retry.", body = Failure, example = json!(failure("the product kept changing concurrently"))),
-        (status = 412, description = "The product is no longer at the version in `If-Match`; nothing was stored. Read it again.", body = Failure,
-            example = json!(failure("the product is at version 4, not the one in If-Match; read it again"))),
+        NotFound::<ProductResource>, Contended::<ProductResource>, ConditionalWrite::<ProductResource>,
         (status = 422, description = "The quantity is not from 1 to 1,000,000, or the `Idempotency-Key` is malformed or was used for another request on this product.", body = Failure,
             example = json!(failure("quantity: must be a whole number from 1 to 1000000, got 0"))),
     ))]
@@ -143,12 +136,9 @@ pub async fn restock(
     request_body(content = AdjustmentRequest, example = json!({"quantity": -3, "reason": "DAMAGED"})),
     responses(
         (status = 200, description = "The product with the units corrected (and the stock alert the new level implies recorded).", body = Success<ProductView>, headers(("ETag" = String, description = "The product's version, quoted (e.g. `\"3\"`): send it as `If-Match` to write only if nobody changed it meanwhile.")), example = json!(success(product_example(95, 2)))),
-        (status = 400, description = "The body is not well-formed JSON, or `If-Match` is not a list of entity tags.", body = Failure, example = json!(failure("If-Match: expected entity tags such as \"3\" (a version) or *"))),
-        (status = 404, description = "No such product.", body = Failure, example = json!(failure("product 'mug' not found"))),
+        NotFound::<ProductResource>, ConditionalWrite::<ProductResource>,
         (status = 409, description = "A removal larger than what is available (reserved units are promised to orders), or concurrent writers kept winning.", body = Failure,
             example = json!(failure("cannot remove 7 units: 6 are available (reserved units are promised to orders)"))),
-        (status = 412, description = "The product is no longer at the version in `If-Match`; nothing was stored. Read it again.", body = Failure,
-            example = json!(failure("the product is at version 4, not the one in If-Match; read it again"))),
         (status = 422, description = "The quantity is 0 or beyond 1,000,000 either way, the reason is not one of `DAMAGED`, `LOST`, `FOUND`, `COUNT_CORRECTION`, or the `Idempotency-Key` is malformed or was used for another request on this product.", body = Failure,
             example = json!(failure("quantity: must be a whole number from -1000000 to 1000000 other than 0, got 0"))),
     ))]
@@ -205,7 +195,7 @@ pub async fn list(
     params(("productId" = String, Path, description = "The product's id."), HistoryQuery),
     responses(
         (status = 200, description = "A page of the product's events, oldest first (all of them unless more than `limit`).", body = Success<Vec<StoredEvent>>, headers(("Link" = String, description = "While more events follow: `<…/events?from=N&limit=M>; rel=\"next\"`, the next page."))),
-        (status = 404, description = "No such product.", body = Failure, example = json!(failure("product 'mug' not found"))),
+        NotFound::<ProductResource>,
         (status = 422, description = "`from` or `limit` out of range.", body = Failure, example = json!(failure("limit must be from 1 to 1000, got 0"))),
     ))]
 pub async fn history(

@@ -5,19 +5,12 @@
 use inventory_saga::{Application, Inventory};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use service_kit::testing::TestService;
 pub use service_kit::testing::{Answer, BODY_LIMIT_BYTES, Body, assert_audit_fields, object_keys};
 
-/// An inventory service listening on a free port, with a database of its own (search
-/// path `inventory`).
-pub struct TestApp(TestService);
-
-impl std::ops::Deref for TestApp {
-    type Target = TestService;
-
-    fn deref(&self) -> &TestService {
-        &self.0
-    }
+service_kit::test_app! {
+    /// An inventory service listening on a free port, with a database of its own
+    /// (search path `inventory`).
+    pub struct TestApp;
 }
 
 /// Starts an inventory service on a fresh database. Logs only with `TEST_LOG=1`.
