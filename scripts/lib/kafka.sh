@@ -129,10 +129,14 @@ start_crabka() {
   # every request. A partition keeps at most CRABKA_RETENTION_BYTES (default 64 MiB,
   # as tansu's TANSU_RETENTION_BYTES) unless its topic sets retention.bytes; whole
   # 16 MiB segments are deleted, the newest always kept (our patch runs the pass).
+  # A consumer group forming from empty waits 250 ms for more members before its
+  # first assignment (Kafka's group.initial.rebalance.delay.ms, 3 s by default, which
+  # a service that starts and is stopped within seconds would spend idle).
   RUST_LOG=${CRABKA_RUST_LOG:-warn} "$CRABKA_ROOT/bin/crabka-broker" --listen-addr "$address" \
     --log-dir "$CRABKA_DATA" --cluster-id "$cluster_id" --metrics-listen-addr none \
     --log-retention-bytes "${CRABKA_RETENTION_BYTES:-67108864}" \
-    --log-segment-bytes "${CRABKA_SEGMENT_BYTES:-16777216}" >>"$log" 2>&1 &
+    --log-segment-bytes "${CRABKA_SEGMENT_BYTES:-16777216}" \
+    --group-initial-rebalance-delay-ms "${CRABKA_GROUP_INITIAL_REBALANCE_DELAY_MS:-250}" >>"$log" 2>&1 &
   STARTED_KAFKA_PID=$!
   # It shuts down cleanly on SIGINT only; SIGTERM kills it outright.
   STARTED_KAFKA_SIGNAL=INT
