@@ -27,6 +27,15 @@ pub struct KafkaSettings {
     /// CA certificate file for SSL.
     #[arg(long = "kafka-ssl-ca-location", env = "KAFKA_SSL_CA_LOCATION")]
     pub ssl_ca_location: Option<String>,
+    /// Client certificate file (PEM) for SSL, for brokers that require one.
+    #[arg(long = "kafka-ssl-certificate-location", env = "KAFKA_SSL_CERTIFICATE_LOCATION")]
+    pub ssl_certificate_location: Option<String>,
+    /// Private key file (PEM) of the client certificate.
+    #[arg(long = "kafka-ssl-key-location", env = "KAFKA_SSL_KEY_LOCATION")]
+    pub ssl_key_location: Option<String>,
+    /// Password of an encrypted client key (never printed).
+    #[arg(long = "kafka-ssl-key-password", env = "KAFKA_SSL_KEY_PASSWORD", hide_env_values = true, value_parser = parse_secret)]
+    pub ssl_key_password: Option<SecretString>,
     /// Partitions of topics this service creates.
     #[arg(long = "kafka-partitions", env = "KAFKA_PARTITIONS", default_value_t = 6)]
     pub partitions: i32,
@@ -94,9 +103,11 @@ fn parse_secret(text: &str) -> Result<SecretString, std::convert::Infallible> {
 const SECRET_MARKERS: [&str; 7] = ["password", "secret", "key", "token", "jaas", "credential", "oauthbearer.config"];
 
 /// Whether the librdkafka property `name` holds a secret, whose value is never shown.
+/// A `*.location` (`ssl.key.location`, `ssl.keystore.location`) names a file, which is
+/// shown: which key a client loaded is what one looks for when TLS fails.
 pub fn is_secret(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    SECRET_MARKERS.iter().any(|marker| name.contains(marker))
+    !name.ends_with(".location") && SECRET_MARKERS.iter().any(|marker| name.contains(marker))
 }
 
 /// `value`, or `***` when the property `name` holds a secret.
@@ -145,6 +156,9 @@ impl fmt::Debug for KafkaSettings {
             .field("sasl_username", &self.sasl_username)
             .field("sasl_password", &self.sasl_password.as_ref().map(|_| "***"))
             .field("ssl_ca_location", &self.ssl_ca_location)
+            .field("ssl_certificate_location", &self.ssl_certificate_location)
+            .field("ssl_key_location", &self.ssl_key_location)
+            .field("ssl_key_password", &self.ssl_key_password.as_ref().map(|_| "***"))
             .field("topics", &self.topics)
             .field("partitions", &self.partitions)
             .field("lag_interval_ms", &self.lag_interval_ms)
@@ -185,6 +199,9 @@ impl KafkaSettings {
             ("sasl.username", self.sasl_username.as_deref()),
             ("sasl.password", self.sasl_password.as_ref().map(|p| p.expose_secret())),
             ("ssl.ca.location", self.ssl_ca_location.as_deref()),
+            ("ssl.certificate.location", self.ssl_certificate_location.as_deref()),
+            ("ssl.key.location", self.ssl_key_location.as_deref()),
+            ("ssl.key.password", self.ssl_key_password.as_ref().map(|p| p.expose_secret())),
         ] {
             if let Some(value) = value {
                 config.set(key, value);
@@ -303,6 +320,53 @@ mod tests {
         assert!(!format!("{:?}", cli.kafka).contains("hunter2"));
         assert!(!format!("{:?}", describe(&cli.kafka.producer_config())).contains("hunter2"));
         assert_eq!(cli.kafka.producer_config().get("sasl.password"), Some("hunter2"), "the client still gets it");
+    }
+
+    #[test]
+    fn the_ssl_key_password_is_never_printed_but_reaches_every_client() {
+        let cli = Cli::parse_from([
+            "x",
+            "--kafka-ssl-certificate-location",
+            "/tls/client.crt",
+            "--kafka-ssl-key-location",
+            "/tls/client.key",
+            "--kafka-ssl-key-password",
+            "hunter5",
+        ]);
+        let settings = cli.kafka;
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains("hunter5"), "{debug}");
+        assert!(debug.contains(r#"ssl_key_password: Some("***")"#), "redacted, not dropped: {debug}");
+        let configs = [
+            ("admin", settings.admin_config()),
+            ("producer", settings.producer_config()),
+            ("consumer", settings.consumer_config("g")),
+        ];
+        for (client, config) in &configs {
+            let shown = describe(config);
+            assert!(!format!("{shown:?}").contains("hunter5"), "[{client}] shows the key password: {shown:?}");
+            assert_eq!(shown.get("ssl.key.password").map(String::as_str), Some("***"), "[{client}]");
+            assert_eq!(config.get("ssl.key.password"), Some("hunter5"), "[{client}] the client still gets it");
+            assert_eq!(config.get("ssl.certificate.location"), Some("/tls/client.crt"), "[{client}]");
+            assert_eq!(config.get("ssl.key.location"), Some("/tls/client.key"), "[{client}]");
+            assert_eq!(
+                shown.get("ssl.key.location").map(String::as_str),
+                Some("/tls/client.key"),
+                "[{client}] a key's file name is not a secret"
+            );
+        }
+    }
+
+    #[test]
+    fn client_certificate_settings_are_read_from_their_variables_and_help_hides_the_password() {
+        use clap::CommandFactory;
+        let command = Cli::command();
+        let by_variable = |name: &str| command.get_arguments().find(|a| a.get_env().is_some_and(|e| e == name));
+        for name in ["KAFKA_SSL_CERTIFICATE_LOCATION", "KAFKA_SSL_KEY_LOCATION", "KAFKA_SSL_KEY_PASSWORD"] {
+            assert!(by_variable(name).is_some(), "a setting reads {name}");
+        }
+        let password = by_variable("KAFKA_SSL_KEY_PASSWORD").expect("the key password setting");
+        assert!(password.is_hide_env_values_set(), "--help hides the key password's value");
     }
 
     /// Secret pass-through properties: (property, environment variable, value).

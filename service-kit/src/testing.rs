@@ -253,6 +253,9 @@ pub fn assert_help_documents_settings<S: clap::Args, I: Named>(binary: &str, own
         "OTEL_SERVICE_NAME",
         "KAFKA_BROKERS",
         "KAFKA_SASL_PASSWORD",
+        "KAFKA_SSL_CERTIFICATE_LOCATION",
+        "KAFKA_SSL_KEY_LOCATION",
+        "KAFKA_SSL_KEY_PASSWORD",
     ];
     for variable in shared.iter().copied().chain(prefixed.iter().map(String::as_str)).chain(own.iter().copied()) {
         assert!(help.contains(&format!("[env: {variable}")), "--help names {variable}:\n{help}");
@@ -266,19 +269,22 @@ pub fn assert_help_documents_settings<S: clap::Args, I: Named>(binary: &str, own
         .env("DATABASE_URL", "postgres://app:hunter2@db/orders")
         .env("KAFKA_SASL_PASSWORD", "hunter3")
         .env("KAFKA_PRODUCER_SSL_KEY_PASSWORD", "hunter4")
+        .env("KAFKA_SSL_KEY_PASSWORD", "hunter5")
         .env("DATABASE_STATEMENT_TIMEOUT_MS", "12345")
         .output()
         .unwrap_or_else(|e| panic!("running {binary} --help: {e}"));
     let printed = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success() && printed.contains("--otlp-endpoint"), "{printed}");
     assert!(
-        !printed.contains("hunter2") && !printed.contains("hunter3") && !printed.contains("hunter4"),
+        !["hunter2", "hunter3", "hunter4", "hunter5"].iter().any(|secret| printed.contains(secret)),
         "secrets set in the environment are not printed"
     );
     assert!(printed.contains("12345"), "ordinary settings show their environment value: {printed}");
-    let secret_args: Vec<_> =
-        command.get_arguments().filter(|a| ["url", "sasl_password"].contains(&a.get_id().as_str())).collect();
-    assert_eq!(secret_args.len(), 2);
+    let secret_args: Vec<_> = command
+        .get_arguments()
+        .filter(|a| ["url", "sasl_password", "ssl_key_password"].contains(&a.get_id().as_str()))
+        .collect();
+    assert_eq!(secret_args.len(), 3);
     for argument in secret_args {
         assert!(argument.is_hide_env_values_set(), "--{} hides its environment value", argument.get_id());
     }
