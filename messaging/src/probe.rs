@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::client::ClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
 use tokio::sync::Mutex;
 
 use crate::KafkaSettings;
@@ -18,9 +21,42 @@ pub const METADATA_TIMEOUT: Duration = Duration::from_millis(1500);
 /// How long an answer is reused.
 pub const ANSWER_TTL: Duration = Duration::from_secs(5);
 
+/// The probe client's context: keeps the last connection error librdkafka reported
+/// (a refused password, a certificate that does not verify), which says why the
+/// brokers do not answer better than the metadata request's own error. The client
+/// is a producer that never produces: a producer's poll hands errors to its context
+/// with librdkafka's reason, a consumer's only returns their codes.
+#[derive(Default)]
+struct LastCause(std::sync::Mutex<Option<String>>);
+
+impl ClientContext for LastCause {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::error!(target: "rdkafka::client", "librdkafka: {error}: {reason}");
+        // "All broker connections are down" follows every other cause: not one itself.
+        if error.rdkafka_error_code() != Some(RDKafkaErrorCode::AllBrokersDown) {
+            *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reason.to_owned());
+        }
+    }
+}
+
+impl ProducerContext for LastCause {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, _: &DeliveryResult<'_>, (): Self::DeliveryOpaque) {}
+}
+
+impl LastCause {
+    /// The last cause, kept until the brokers answer (librdkafka reports a refused
+    /// login once per reconnection attempt, not once per probe).
+    fn after(&self, answered: bool) -> Option<String> {
+        let mut cause = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if answered { cause.take() } else { cause.clone() }
+    }
+}
+
 /// Checks that the bootstrap brokers answer.
 pub struct BrokerProbe {
-    client: Arc<BaseConsumer>,
+    client: Arc<BaseProducer<LastCause>>,
     topic: String,
     ttl: Duration,
     last: Mutex<Option<(Instant, Result<(), String>)>>,
@@ -41,8 +77,10 @@ impl BrokerProbe {
 
     /// Like [`BrokerProbe::new`], reusing answers for `ttl`.
     pub fn with_ttl(settings: &KafkaSettings, ttl: Duration) -> anyhow::Result<Self> {
-        let client: BaseConsumer =
-            settings.admin_config().create().context("creating the Kafka client of the readiness probe")?;
+        let client: BaseProducer<LastCause> = settings
+            .admin_config()
+            .create_with_context(LastCause::default())
+            .context("creating the Kafka client of the readiness probe")?;
         // Asking for one topic keeps the answer small; a topic that does not exist yet
         // is answered too (consumers never ask the broker to create it).
         let topic = settings.topics.order_events.clone();
@@ -60,15 +98,20 @@ impl BrokerProbe {
         }
         let (client, topic) = (self.client.clone(), self.topic.clone());
         let outcome = tokio::task::spawn_blocking(move || {
-            let answer = client.fetch_metadata(Some(&topic), METADATA_TIMEOUT).map(|_| ());
+            let answer = client.client().fetch_metadata(Some(&topic), METADATA_TIMEOUT).map(|_| ());
             // Nothing else polls this client: serve what queued up since the last check
             // (connection errors, logs), or it would pile up while the broker is away.
-            while client.poll(Duration::ZERO).is_some() {}
-            answer
+            // (A producer's poll serves one event per turn until its deadline.)
+            client.poll(Duration::from_millis(10));
+            let cause = client.context().after(answer.is_ok());
+            answer.map_err(|e| match cause {
+                Some(cause) => format!("no metadata from the brokers: {e}; the last connection error: {cause}"),
+                None => format!("no metadata from the brokers: {e}"),
+            })
         })
         .await
         .map_err(|e| format!("the metadata request did not complete: {e}"))
-        .and_then(|answer| answer.map_err(|e| format!("no metadata from the brokers: {e}")));
+        .and_then(|answer| answer);
         *last = Some((Instant::now(), outcome.clone()));
         outcome
     }
