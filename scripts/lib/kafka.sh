@@ -8,7 +8,16 @@
 #      KAFKA_DEV_BROKER=crabka (opt-in) starts crabka-broker instead, whose log is
 #      kept on disk in the cache directory (docs/development-broker.md says what it
 #      does and does not do yet). KAFKA_DEV_ADDRESS moves either off 127.0.0.1:9092.
-# Exports KAFKA_BROKERS.
+#      KAFKA_DEV_SECURITY=sasl_ssl starts crabka-broker with one TLS listener that
+#      requires SASL/SCRAM-SHA-512 (throwaway CA and certificates from
+#      scripts/lib/tls.sh, a user and password generated with its data directory),
+#      and exports the services' settings for it; tansu cannot terminate TLS nor
+#      check a SCRAM password (docs/kafka-security-notes.md).
+# Exports KAFKA_BROKERS (and, for a secure development broker, KAFKA_SECURITY_PROTOCOL,
+# KAFKA_SASL_* and KAFKA_SSL_CA_LOCATION).
+
+# shellcheck source=scripts/lib/tls.sh
+source "$(dirname "${BASH_SOURCE[0]}")/tls.sh"
 
 TANSU_VERSION=0.6.0
 TANSU_CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/order-processing
@@ -34,7 +43,13 @@ CRABKA_VERSION=0.3.0
 CRABKA_CRATE_SHA256=554e4628d62fa805fc5f410c901c749b5ac253fabdaf474b94cee974c5342602
 CRABKA_PATCH=$(cd "$(dirname "${BASH_SOURCE[0]}")/crabka" && pwd)/crabka-broker.patch
 CRABKA_ROOT=${CRABKA_ROOT:-$TANSU_CACHE/crabka-broker-$CRABKA_VERSION-$(sha256sum <"$CRABKA_PATCH" | cut -c1-10)}
-CRABKA_DATA=${CRABKA_DATA:-$TANSU_CACHE/crabka-data}
+KAFKA_DEV_SECURITY=${KAFKA_DEV_SECURITY:-plaintext}
+# A secure broker keeps its own log directory: its users are seeded at its first start.
+if [[ $KAFKA_DEV_SECURITY == plaintext ]]; then
+  CRABKA_DATA=${CRABKA_DATA:-$TANSU_CACHE/crabka-data}
+else
+  CRABKA_DATA=${CRABKA_DATA:-$TANSU_CACHE/crabka-data-$KAFKA_DEV_SECURITY}
+fi
 STARTED_KAFKA_PID=""
 STARTED_KAFKA_SIGNAL=TERM
 
@@ -116,31 +131,81 @@ install_crabka() {
 # directory_id, so it is written here once, by hand, with a cluster id of ours.
 start_crabka() {
   local address=$KAFKA_DEV_ADDRESS log=${CRABKA_LOG:-/tmp/order-processing-crabka.log}
-  local meta=$CRABKA_DATA/meta.properties.json cluster_id
+  local meta=$CRABKA_DATA/meta.properties.json cluster_id secure=() users="" listen=(--listen-addr "$address")
   install_crabka || return 1
   mkdir -p "$CRABKA_DATA"
+  if [[ $KAFKA_DEV_SECURITY == sasl_ssl ]]; then
+    # The user the services log in as, made with the directory and seeded into it at
+    # the broker's first start (--add-scram, ignored once it holds metadata).
+    if [[ ! -s $CRABKA_DATA/sasl-user ]]; then
+      (umask 077 && printf 'order-processing:%s' "$(openssl rand -hex 16)" >"$CRABKA_DATA/sasl-user") || return 1
+    fi
+    users=$(cat "$CRABKA_DATA/sasl-user")
+  fi
   if [[ ! -s $meta ]]; then
     printf '{"cluster_id": "%s", "directory_id": "%s", "version": 1}\n' \
       "$(cat /proc/sys/kernel/random/uuid)" "$(cat /proc/sys/kernel/random/uuid)" >"$meta"
   fi
   cluster_id=$(sed -n 's/.*"cluster_id": "\([0-9a-f-]*\)".*/\1/p' "$meta")
-  # Its KRaft controller listens on port 9093 of the same host (no command-line
-  # option moves it); its metrics endpoint (0.0.0.0:9404) is off; at INFO it logs
+  if [[ $KAFKA_DEV_SECURITY == sasl_ssl ]]; then
+    crabka_sasl_ssl_config "$address" >"$CRABKA_DATA/listeners.toml" || return 1
+    # The file names the listener; --listen-addr cannot be given beside it.
+    secure=(--config-file "$CRABKA_DATA/listeners.toml")
+    listen=()
+  fi
+  # Its KRaft controller listens on port 9093 of the same host; its metrics endpoint (0.0.0.0:9404) is off; at INFO it logs
   # every request. A partition keeps at most CRABKA_RETENTION_BYTES (default 64 MiB,
   # as tansu's TANSU_RETENTION_BYTES) unless its topic sets retention.bytes; whole
   # 16 MiB segments are deleted, the newest always kept (our patch runs the pass).
   # A consumer group forming from empty waits 250 ms for more members before its
   # first assignment (Kafka's group.initial.rebalance.delay.ms, 3 s by default, which
   # a service that starts and is stopped within seconds would spend idle).
-  RUST_LOG=${CRABKA_RUST_LOG:-warn} "$CRABKA_ROOT/bin/crabka-broker" --listen-addr "$address" \
+  CRABKA_ADD_SCRAM=$users RUST_LOG=${CRABKA_RUST_LOG:-warn} "$CRABKA_ROOT/bin/crabka-broker" "${listen[@]}" \
+    --controller-listen-addr "${address%:*}:9093" \
     --log-dir "$CRABKA_DATA" --cluster-id "$cluster_id" --metrics-listen-addr none \
     --log-retention-bytes "${CRABKA_RETENTION_BYTES:-67108864}" \
     --log-segment-bytes "${CRABKA_SEGMENT_BYTES:-16777216}" \
-    --group-initial-rebalance-delay-ms "${CRABKA_GROUP_INITIAL_REBALANCE_DELAY_MS:-250}" >>"$log" 2>&1 &
+    --group-initial-rebalance-delay-ms "${CRABKA_GROUP_INITIAL_REBALANCE_DELAY_MS:-250}" "${secure[@]}" >>"$log" 2>&1 &
   STARTED_KAFKA_PID=$!
   # It shuts down cleanly on SIGINT only; SIGTERM kills it outright.
   STARTED_KAFKA_SIGNAL=INT
   await_started_kafka crabka-broker "$address" "$log"
+}
+
+# crabka-broker's configuration file for one listener on $1 that takes TLS (the
+# development CA's broker certificate) and then SASL/SCRAM-SHA-512. Only one: with a
+# plaintext listener beside it, Metadata advertises the inter-broker listener's
+# address to every client.
+crabka_sasl_ssl_config() {
+  local address=$1
+  DEV_TLS_EXTRA_HOSTS="${DEV_TLS_EXTRA_HOSTS:-} ${address%:*}" ensure_dev_tls || return 1
+  cat <<TOML
+broker_id = 1
+log_dir = "$CRABKA_DATA"
+inter_broker_listener_name = "secure"
+
+[[listeners]]
+name = "secure"
+bind_addr = "$address"
+advertised = "$address"
+protocol = "SaslSsl"
+tls_config = { cert_path = "$DEV_TLS_BROKER_CERT", key_path = "$DEV_TLS_BROKER_KEY", client_auth = "Disabled" }
+sasl_config = { enabled_mechanisms = ["SCRAM-SHA-512"] }
+TOML
+}
+
+# The services' settings for the secure development broker: TLS with the
+# development CA, SASL/SCRAM-SHA-512 as the user its data directory was made with.
+export_dev_security_settings() {
+  local user
+  user=$(cat "$CRABKA_DATA/sasl-user" 2>/dev/null) || {
+    echo "no SASL user in $CRABKA_DATA (sasl-user): the broker on $KAFKA_DEV_ADDRESS was not started by these scripts" >&2
+    return 1
+  }
+  dev_tls_export
+  export KAFKA_SECURITY_PROTOCOL=sasl_ssl KAFKA_SASL_MECHANISM=SCRAM-SHA-512
+  export KAFKA_SASL_USERNAME=${user%%:*} KAFKA_SASL_PASSWORD=${user#*:}
+  export KAFKA_SSL_CA_LOCATION=$DEV_TLS_CA
 }
 
 # Waits up to 10 s for the broker just started ($STARTED_KAFKA_PID) to listen.
@@ -176,7 +241,14 @@ provision_kafka() {
     echo "using the Kafka brokers of KAFKA_BROKERS ($KAFKA_BROKERS)" >&2
     return 0
   fi
-  if tcp_open "$KAFKA_DEV_ADDRESS"; then
+  if [[ $KAFKA_DEV_SECURITY != plaintext ]]; then
+    if [[ $KAFKA_DEV_SECURITY != sasl_ssl || ${KAFKA_DEV_BROKER:-crabka} != crabka ]]; then
+      echo "KAFKA_DEV_SECURITY is plaintext (the default) or sasl_ssl, which only crabka serves; not $KAFKA_DEV_SECURITY with ${KAFKA_DEV_BROKER:-crabka}" >&2
+      return 1
+    fi
+    tcp_open "$KAFKA_DEV_ADDRESS" || start_crabka || return 1
+    export_dev_security_settings || return 1
+  elif tcp_open "$KAFKA_DEV_ADDRESS"; then
     echo "using the broker already listening on $KAFKA_DEV_ADDRESS" >&2
   elif [[ ${KAFKA_DEV_BROKER:-tansu} == crabka ]]; then
     start_crabka
