@@ -154,7 +154,12 @@ async fn expiries(pool: &sqlx::PgPool) -> Vec<(String, i64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_payment_deadline_fires_after_the_oms_was_killed_and_once_with_two_instances() {
-    let mut system = ProcessSystem::start(3, &[("ORDER_PAYMENT_TIMEOUT_MS", "2000")]).await.expect("processes");
+    // Long enough for ten orders to be placed, resolved and half of them paid while a
+    // second instance joins the consumer group (a rebalance), on a loaded machine.
+    const DEADLINE: Duration = Duration::from_secs(6);
+    let deadline_ms = DEADLINE.as_millis().to_string();
+    let mut system =
+        ProcessSystem::start(3, &[("ORDER_PAYMENT_TIMEOUT_MS", deadline_ms.as_str())]).await.expect("processes");
     eprintln!("service logs in {}", system.log_dir.display());
     let api = system.api.clone();
     api.add_product("mug", 100, 0).await.expect("mug");
@@ -176,7 +181,7 @@ async fn the_payment_deadline_fires_after_the_oms_was_killed_and_once_with_two_i
     // Resolved, then the only OMS is killed before the deadline and comes back after.
     let first = place(4).await;
     system.oms.kill();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(DEADLINE + Duration::from_secs(1)).await;
     system.oms.start().expect("restarting the OMS");
     system.oms.wait_ready(&api.http, Duration::from_secs(30)).await.expect("OMS ready again");
     for id in &first {
@@ -193,7 +198,7 @@ async fn the_payment_deadline_fires_after_the_oms_was_killed_and_once_with_two_i
     for id in more.iter().skip(1).step_by(2) {
         wait_for(|| async { api.order(id).await.expect("GET")["status"] == "CANCELED" }).await;
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(DEADLINE).await;
     for id in more.iter().step_by(2) {
         assert_eq!(api.order(id).await.expect("GET")["status"], "PAID", "a paid order never expires");
     }
