@@ -131,7 +131,7 @@ install_crabka() {
 # directory_id, so it is written here once, by hand, with a cluster id of ours.
 start_crabka() {
   local address=$KAFKA_DEV_ADDRESS log=${CRABKA_LOG:-/tmp/order-processing-crabka.log}
-  local meta=$CRABKA_DATA/meta.properties.json cluster_id secure=() users="" listen=(--listen-addr "$address")
+  local meta=$CRABKA_DATA/meta.properties.json cluster_id secure=() users=() listen=(--listen-addr "$address")
   install_crabka || return 1
   mkdir -p "$CRABKA_DATA"
   if [[ $KAFKA_DEV_SECURITY == sasl_ssl ]]; then
@@ -140,7 +140,7 @@ start_crabka() {
     if [[ ! -s $CRABKA_DATA/sasl-user ]]; then
       (umask 077 && printf 'order-processing:%s' "$(openssl rand -hex 16)" >"$CRABKA_DATA/sasl-user") || return 1
     fi
-    users=$(cat "$CRABKA_DATA/sasl-user")
+    users=(CRABKA_ADD_SCRAM="$(cat "$CRABKA_DATA/sasl-user")")
   fi
   if [[ ! -s $meta ]]; then
     printf '{"cluster_id": "%s", "directory_id": "%s", "version": 1}\n' \
@@ -160,7 +160,7 @@ start_crabka() {
   # A consumer group forming from empty waits 250 ms for more members before its
   # first assignment (Kafka's group.initial.rebalance.delay.ms, 3 s by default, which
   # a service that starts and is stopped within seconds would spend idle).
-  CRABKA_ADD_SCRAM=$users RUST_LOG=${CRABKA_RUST_LOG:-warn} "$CRABKA_ROOT/bin/crabka-broker" "${listen[@]}" \
+  env "${users[@]}" RUST_LOG="${CRABKA_RUST_LOG:-warn}" "$CRABKA_ROOT/bin/crabka-broker" "${listen[@]}" \
     --controller-listen-addr "${address%:*}:9093" \
     --log-dir "$CRABKA_DATA" --cluster-id "$cluster_id" --metrics-listen-addr none \
     --log-retention-bytes "${CRABKA_RETENTION_BYTES:-67108864}" \
