@@ -3,7 +3,8 @@
 //! this process ([`system`]) or as child processes a test can kill and restart
 //! ([`processes`]); a small HTTP client for the APIs ([`client`]); direct access to
 //! the broker: offsets, reading topics ([`broker`]); a private broker a test may pause
-//! or restart empty ([`dev_broker`]); a private PostgreSQL cluster a test may crash
+//! or restart empty ([`dev_broker`]); a private broker that only speaks TLS, with SASL or
+//! client certificates ([`secure_broker`]); a private PostgreSQL cluster a test may crash
 //! ([`pg_cluster`]). Also hosts the `loadgen` benchmark binary.
 //!
 //! Depends on both service crates; nothing depends on it.
@@ -13,6 +14,7 @@ pub mod client;
 pub mod dev_broker;
 pub mod pg_cluster;
 pub mod processes;
+pub mod secure_broker;
 pub mod system;
 pub mod tcp_proxy;
 
@@ -20,5 +22,6 @@ pub use client::Api;
 pub use dev_broker::DevBroker;
 pub use pg_cluster::PgCluster;
 pub use processes::{ProcessOptions, ProcessSystem, ServiceProcess};
+pub use secure_broker::SecureBroker;
 pub use system::{Deployment, Service, System, SystemOptions};
 pub use tcp_proxy::TcpProxy;

@@ -17,6 +17,7 @@ mod redelivery;
 mod scale_out;
 mod scenarios;
 mod scrape;
+mod security;
 mod shutdown;
 mod trace_context;
 mod versioning;

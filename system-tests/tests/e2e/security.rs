@@ -1,0 +1,306 @@
+//! Both services against a broker that only speaks TLS (a private crabka-broker of
+//! each test's own, see `system_tests::secure_broker`), configured as production
+//! configures them (issue 18):
+//!
+//! - over SASL_SSL (SCRAM-SHA-512) an order flows end to end, and a client without
+//!   TLS, or with TLS but no SASL login, gets nothing from that broker;
+//! - with a client certificate, where the listener requires one, an order flows; a
+//!   service without the certificate is not ready;
+//! - a wrong password, a CA that did not sign the broker's certificate and an expired
+//!   broker certificate each leave the services running and answering readiness 503
+//!   naming the broker, with a `not ready` log line that says why and no secret in the
+//!   log; fixing the password or the CA and restarting makes them ready again.
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use sqlx::PgPool;
+use system_tests::processes::{binaries_dir, free_port};
+use system_tests::secure_broker::{Listener, SecureBroker};
+use system_tests::system::schema_pools;
+use system_tests::{Api, ProcessOptions, ProcessSystem, Service, ServiceProcess};
+
+use crate::invariants::assert_invariants;
+
+/// How long a service may take to become ready (schema migrated, broker reached).
+const READY: Duration = Duration::from_secs(60);
+/// How long an order may take to resolve.
+const RESOLVE: Duration = Duration::from_secs(30);
+/// How long a refused client waits for metadata before the test calls it refused.
+const REFUSED: Duration = Duration::from_secs(3);
+/// How long a misconfigured service is watched: it must stay up and unready
+/// throughout (longer than one readiness answer is reused, 5 s).
+const WATCH: Duration = Duration::from_secs(6);
+/// How long a misconfigured service may take to log why it is not ready.
+const EXPLAINED: Duration = Duration::from_secs(30);
+
+/// A password no broker of these tests knows.
+const WRONG_PASSWORD: &str = "wrong-pw-7c1f0e5a";
+
+/// Both services as processes against `broker`, configured by `env`, ready.
+async fn system_over(broker: &SecureBroker, env: &[(String, String)]) -> ProcessSystem {
+    let env: Vec<(&str, &str)> = env.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+    let options = ProcessOptions { brokers: Some(broker.address.clone()), env: &env, ..ProcessOptions::default() };
+    ProcessSystem::start_with(options).await.expect("both services ready over TLS")
+}
+
+/// Places one order of 3 of 10 units and checks that it is executed and reserves them.
+async fn assert_an_order_is_executed(api: &Api) {
+    let started = tokio::time::Instant::now();
+    api.add_product("mug", 10, 2).await.expect("adding mug");
+    let order = api.place_order("u-1", &[("mug", 3)]).await.expect("placing an order");
+    let order = api.resolved_order(order["orderId"].as_str().expect("order id"), RESOLVE).await.expect("resolved");
+    eprintln!("an order placed and resolved in {:?}", started.elapsed());
+    assert_eq!(order["status"], "EXECUTED", "{order}");
+    let mug = api.product("mug").await.expect("mug");
+    assert_eq!((mug["available"].as_i64(), mug["reserved"].as_i64()), (Some(7), Some(3)), "{mug}");
+}
+
+/// Asks `broker` for metadata as `config` says (in a blocking task); the error when
+/// none came within [`REFUSED`].
+async fn metadata(config: ClientConfig) -> Result<Vec<String>, String> {
+    tokio::task::spawn_blocking(move || {
+        let client: BaseConsumer = config.create().map_err(|e| format!("creating the client: {e}"))?;
+        let metadata = client.fetch_metadata(None, REFUSED).map_err(|e| e.to_string())?;
+        Ok(metadata.topics().iter().map(|topic| topic.name().to_owned()).collect())
+    })
+    .await
+    .expect("the metadata request completes")
+}
+
+/// A client of `broker` without any security setting: plaintext.
+fn plaintext_client(broker: &SecureBroker) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &broker.address);
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_sasl_ssl_an_order_is_executed_and_clients_without_tls_or_login_are_refused() {
+    let broker = SecureBroker::start(Listener::SaslSsl).await.expect("a SASL_SSL broker");
+    // Asked while the services start: each waits up to REFUSED.
+    let plaintext = tokio::spawn(metadata(plaintext_client(&broker)));
+    let mut tls_only = plaintext_client(&broker);
+    tls_only.set("security.protocol", "ssl").set("ssl.ca.location", broker.tls.ca.display().to_string());
+    let tls_only = tokio::spawn(metadata(tls_only));
+
+    let system = system_over(&broker, &broker.service_env()).await;
+    assert_an_order_is_executed(&system.api).await;
+    assert_invariants(&system).await;
+    // The services' topics are on this broker: they did not reach another one.
+    let topics = metadata(broker.client_config()).await.expect("a SASL_SSL client as the services gets metadata");
+    for topic in [&system.kafka.topics.order_events, &system.kafka.topics.order_outcomes] {
+        assert!(topics.contains(topic), "{topic} is on the secure broker: {topics:?}");
+    }
+    assert_no_secret_logged([&system.oms, &system.inventory], &[&broker.password]);
+
+    let plaintext = plaintext.await.expect("the plaintext client's task");
+    assert!(plaintext.is_err(), "a plaintext client got metadata: {plaintext:?}");
+    let tls_only = tls_only.await.expect("the TLS-only client's task");
+    assert!(tls_only.is_err(), "a TLS client that did not log in got metadata: {tls_only:?}");
+    let _ = std::fs::remove_dir_all(&system.log_dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_client_certificate_an_order_is_executed_and_without_one_a_service_is_not_ready() {
+    let broker =
+        SecureBroker::start(Listener::ClientCertificate).await.expect("a broker requiring client certificates");
+    let system = system_over(&broker, &broker.service_env()).await;
+    assert_an_order_is_executed(&system.api).await;
+
+    let without: Vec<(String, String)> = broker
+        .service_env()
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("KAFKA_SSL_KEY_") && name != "KAFKA_SSL_CERTIFICATE_LOCATION")
+        .collect();
+    let mut pair = Pair::start(&broker, &without).await;
+    pair.assert_unready_and_explained(&broker, "certificate required").await;
+    assert_no_secret_logged([&system.oms, &system.inventory], &[&broker.tls.client_key_password]);
+    let _ = std::fs::remove_dir_all(&system.log_dir);
+    let _ = std::fs::remove_dir_all(&pair.log_dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_explained_without_a_crash_and_fixing_it_recovers() {
+    let broker = SecureBroker::start(Listener::SaslSsl).await.expect("a SASL_SSL broker");
+    let wrong = with(broker.service_env(), "KAFKA_SASL_PASSWORD", WRONG_PASSWORD);
+    let mut pair = Pair::start(&broker, &wrong).await;
+    pair.assert_unready_and_explained(&broker, "SASL authentication").await;
+    assert_no_secret_logged([&pair.oms, &pair.inventory], &[WRONG_PASSWORD]);
+
+    pair.restart_with(&broker.service_env()).await;
+    pair.wait_ready().await;
+    assert_an_order_is_executed(&pair.api).await;
+    assert_invariants(&pair.deployment().await).await;
+    assert_no_secret_logged([&pair.oms, &pair.inventory], &[WRONG_PASSWORD, &broker.password]);
+    let _ = std::fs::remove_dir_all(&pair.log_dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_that_did_not_sign_the_broker_is_explained_and_fixing_it_recovers() {
+    let broker = SecureBroker::start(Listener::SaslSsl).await.expect("a SASL_SSL broker");
+    // The system's CAs: real ones, none of which signed the development certificate.
+    let unknown = with(broker.service_env(), "KAFKA_SSL_CA_LOCATION", "/etc/ssl/certs/ca-certificates.crt");
+    let mut pair = Pair::start(&broker, &unknown).await;
+    pair.assert_unready_and_explained(&broker, "certificate verify failed").await;
+    assert_no_secret_logged([&pair.oms, &pair.inventory], &[&broker.password]);
+
+    pair.restart_with(&broker.service_env()).await;
+    pair.wait_ready().await;
+    let _ = std::fs::remove_dir_all(&pair.log_dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_broker_certificate_is_explained_without_a_crash() {
+    let broker = SecureBroker::start(Listener::ExpiredCertificate).await.expect("a broker with an expired certificate");
+    let mut pair = Pair::start(&broker, &broker.service_env()).await;
+    // librdkafka reports an expired certificate as one that does not verify (it does
+    // not say "expired"): the line names the certificate, not the password.
+    pair.assert_unready_and_explained(&broker, "certificate verify failed").await;
+    assert_no_secret_logged([&pair.oms, &pair.inventory], &[&broker.password]);
+    let _ = std::fs::remove_dir_all(&pair.log_dir);
+}
+
+/// `env` with `name` set to `value`.
+fn with(mut env: Vec<(String, String)>, name: &str, value: &str) -> Vec<(String, String)> {
+    env.retain(|(key, _)| key != name);
+    env.push((name.to_owned(), value.to_owned()));
+    env
+}
+
+/// Watches `process` for [`WATCH`] at least and until its log explains why it is not
+/// ready: it must keep running (no crash loop) and answer readiness 503 naming the
+/// broker throughout, and log a `not ready` line naming `broker` and `cause`.
+async fn assert_unready_and_explained(
+    process: &mut ServiceProcess,
+    http: &reqwest::Client,
+    broker: &SecureBroker,
+    cause: &str,
+) {
+    let name = process.binary_name();
+    let started = tokio::time::Instant::now();
+    let explained = loop {
+        assert!(process.is_running(), "{name} exited; see {}", process.log().display());
+        // Not up yet (binding, migrating) is not an answer.
+        if let Ok((status, body)) = process.readiness(http).await {
+            assert_eq!(status, 503, "{name} is ready with a broker it cannot use: {body}");
+            assert!(body.contains("broker is down"), "{name}'s readiness names the broker: {body}");
+        }
+        let log = std::fs::read_to_string(process.log()).unwrap_or_default();
+        let line = log.lines().find(|line| line.contains("not ready") && line.contains(cause)).map(str::to_owned);
+        match line {
+            Some(line) if started.elapsed() >= WATCH => break line,
+            Some(_) => {}
+            None => assert!(
+                started.elapsed() < EXPLAINED,
+                "{name} did not log `not ready` with {cause:?} within {EXPLAINED:?}; see {}",
+                process.log().display()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(explained.contains(&broker.address), "{name}'s line names the broker's address: {explained}");
+    eprintln!("{name} after {:?}: {explained}", started.elapsed());
+}
+
+/// None of `processes`' logs contains any of `secrets`.
+fn assert_no_secret_logged(processes: [&ServiceProcess; 2], secrets: &[&str]) {
+    for process in processes {
+        let log = std::fs::read_to_string(process.log()).expect("the service's log");
+        for secret in secrets {
+            assert!(
+                !log.contains(secret),
+                "{} logged a secret; see {}",
+                process.binary_name(),
+                process.log().display()
+            );
+        }
+    }
+}
+
+/// Both services as processes on a fresh database and topics of their own, started
+/// without waiting until they are ready (a misconfigured pair never is), and started
+/// again with other settings on the same ports, database and topics.
+struct Pair {
+    api: Api,
+    database_url: String,
+    log_dir: std::path::PathBuf,
+    oms: ServiceProcess,
+    inventory: ServiceProcess,
+    /// Each service's arguments and port.
+    args: [(Service, Vec<String>, u16); 2],
+}
+
+impl Pair {
+    async fn start(broker: &SecureBroker, env: &[(String, String)]) -> Self {
+        // Built once per test process; not on a runtime thread.
+        tokio::task::spawn_blocking(binaries_dir).await.expect("the build's task").expect("the service binaries");
+        let database_url = migrations::testing::create_database().await.expect("a test database");
+        let run = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+        let log_dir = std::env::temp_dir().join(format!("order-processing-e2e-{run}"));
+        std::fs::create_dir_all(&log_dir).expect("the log directory");
+        let args = [Service::Oms, Service::Inventory].map(|service| {
+            let port = free_port().expect("a free port");
+            let args = vec![
+                format!("--database-url={database_url}"),
+                format!("--kafka-brokers={}", broker.address),
+                "--kafka-partitions=3".to_owned(),
+                format!("--topic-order-events=t{run}.oms.order-events"),
+                format!("--topic-order-outcomes=t{run}.inventory.order-outcomes"),
+                format!("--topic-stock-alerts=t{run}.inventory.stock-alerts"),
+                "--host=127.0.0.1".to_owned(),
+                format!("--port={port}"),
+                format!("--consumer-group={}-g{run}", service.binary_name()),
+            ];
+            (service, args, port)
+        });
+        let [oms, inventory] = args.clone().map(|(service, args, port)| {
+            let log = log_dir.join(format!("{}.log", service.binary_name()));
+            let mut process = ServiceProcess::new(service, args, env.to_vec(), port, log).expect("a service process");
+            process.start().expect("starting the service");
+            process
+        });
+        eprintln!("service logs in {}", log_dir.display());
+        let api = Api::new(oms.base_url.clone(), inventory.base_url.clone());
+        Self { api, database_url, log_dir, oms, inventory, args }
+    }
+
+    /// [`assert_unready_and_explained`] of both, at the same time.
+    async fn assert_unready_and_explained(&mut self, broker: &SecureBroker, cause: &str) {
+        let http = &self.api.http;
+        tokio::join!(
+            assert_unready_and_explained(&mut self.oms, http, broker, cause),
+            assert_unready_and_explained(&mut self.inventory, http, broker, cause),
+        );
+    }
+
+    /// Stops both (SIGTERM: they must exit by themselves, broker or not) and starts
+    /// them again with `env`, appending to the same logs.
+    async fn restart_with(&mut self, env: &[(String, String)]) {
+        for (process, (service, args, port)) in [&mut self.oms, &mut self.inventory].into_iter().zip(self.args.clone())
+        {
+            let (status, took) = process.terminate(Duration::from_secs(20)).await.expect("stopping the service");
+            eprintln!("{} stopped in {took:?}: {status}", service.binary_name());
+            let log = process.log().to_path_buf();
+            *process = ServiceProcess::new(service, args, env.to_vec(), port, log).expect("a service process");
+            process.start().expect("starting the service again");
+        }
+    }
+
+    async fn wait_ready(&mut self) {
+        let http = &self.api.http;
+        for process in [&mut self.oms, &mut self.inventory] {
+            let name = process.binary_name();
+            let started = tokio::time::Instant::now();
+            process.wait_ready(http, READY).await.unwrap_or_else(|error| panic!("{name} ready again: {error:#}"));
+            eprintln!("{name} ready {:?} after it was started again", started.elapsed());
+        }
+    }
+
+    /// What the invariant checks need.
+    async fn deployment(&self) -> (Api, PgPool, PgPool) {
+        let (oms, inventory) = schema_pools(&self.database_url).await.expect("the schemas");
+        (self.api.clone(), oms, inventory)
+    }
+}
