@@ -153,8 +153,8 @@ start_crabka() {
     secure=(--config-file "$CRABKA_DATA/listeners.toml")
     listen=()
   fi
-  # Its KRaft controller listens on port 9093 of the same host; its metrics endpoint (0.0.0.0:9404) is off; at INFO it logs
-  # every request. A partition keeps at most CRABKA_RETENTION_BYTES (default 64 MiB,
+  # Its KRaft controller listens on port 9093 of the same host; its metrics endpoint
+  # (0.0.0.0:9404) is off; at INFO it logs every request. A partition keeps at most CRABKA_RETENTION_BYTES (default 64 MiB,
   # as tansu's TANSU_RETENTION_BYTES) unless its topic sets retention.bytes; whole
   # 16 MiB segments are deleted, the newest always kept (our patch runs the pass).
   # A consumer group forming from empty waits 250 ms for more members before its
