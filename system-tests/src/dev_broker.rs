@@ -99,7 +99,7 @@ impl DevBroker {
 /// connections; kills it if it never does.
 async fn spawn_listening(address: &str) -> anyhow::Result<Child> {
     let url = format!("tcp://{address}");
-    let mut child = Command::new(binary()?)
+    let child = Command::new(binary()?)
         .args([
             "broker",
             "--listener-url",
@@ -113,15 +113,21 @@ async fn spawn_listening(address: &str) -> anyhow::Result<Child> {
         .stderr(Stdio::null())
         .spawn()
         .context("starting the development broker")?;
+    await_listening(child, address, "the development broker").await
+}
+
+/// Waits up to 10 s until `child`, a broker called `name` in errors, accepts
+/// connections on `address`; kills it if it never does.
+pub async fn await_listening(mut child: Child, address: &str, name: &str) -> anyhow::Result<Child> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while tokio::net::TcpStream::connect(address).await.is_err() {
         if let Some(status) = child.try_wait()? {
-            bail!("the development broker exited at start-up with {status}");
+            bail!("{name} exited at start-up with {status}");
         }
         if tokio::time::Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            bail!("the development broker did not listen on {address} within 10 s");
+            bail!("{name} did not listen on {address} within 10 s");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -244,26 +244,17 @@ fn spawn(
 /// The TOML configuration of the one listener `listener` on `address`.
 fn config_file(listener: Listener, tls: &DevTls, data: &Path, address: &str) -> String {
     let quoted = |path: &Path| toml_string(&path.display().to_string());
-    let tls_config = match listener {
-        Listener::SaslSsl => {
-            format!(
-                "{{ cert_path = {}, key_path = {}, client_auth = \"Disabled\" }}",
-                quoted(&tls.broker_cert),
-                quoted(&tls.broker_key)
-            )
-        }
-        Listener::ExpiredCertificate => format!(
-            "{{ cert_path = {}, key_path = {}, client_auth = \"Disabled\" }}",
-            quoted(&tls.expired_cert),
-            quoted(&tls.expired_key)
-        ),
-        Listener::ClientCertificate => format!(
-            "{{ cert_path = {}, key_path = {}, client_ca_path = {}, client_auth = \"Required\" }}",
-            quoted(&tls.broker_cert),
-            quoted(&tls.broker_key),
-            quoted(&tls.ca)
-        ),
+    // The expired listener presents the expired certificate; only the
+    // client-certificate one asks clients for theirs.
+    let (cert, key) = match listener {
+        Listener::ExpiredCertificate => (&tls.expired_cert, &tls.expired_key),
+        Listener::SaslSsl | Listener::ClientCertificate => (&tls.broker_cert, &tls.broker_key),
     };
+    let client_auth = match listener {
+        Listener::ClientCertificate => format!("client_ca_path = {}, client_auth = \"Required\"", quoted(&tls.ca)),
+        Listener::SaslSsl | Listener::ExpiredCertificate => "client_auth = \"Disabled\"".to_owned(),
+    };
+    let tls_config = format!("{{ cert_path = {}, key_path = {}, {client_auth} }}", quoted(cert), quoted(key));
     let (protocol, sasl) = match listener {
         Listener::SaslSsl | Listener::ExpiredCertificate => {
             ("SaslSsl", "sasl_config = { enabled_mechanisms = [\"SCRAM-SHA-512\"] }\n")
@@ -283,27 +274,14 @@ fn toml_string(value: &str) -> String {
     serde_json::Value::from(value).to_string()
 }
 
-/// Waits up to 10 s until `child` accepts connections on `address`; fails, with the
-/// tail of its log in `dir`, if it exits or never does.
-async fn await_listening(mut child: Child, address: &str, dir: &Path) -> anyhow::Result<Child> {
-    let log_tail = || {
+/// [`crate::dev_broker::await_listening`], with the tail of the broker's log in `dir`
+/// in the error.
+async fn await_listening(child: Child, address: &str, dir: &Path) -> anyhow::Result<Child> {
+    crate::dev_broker::await_listening(child, address, "crabka-broker").await.map_err(|error| {
         let log = std::fs::read_to_string(dir.join("broker.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(10)..].join("\n")
-    };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(address).await.is_err() {
-        if let Some(status) = child.try_wait()? {
-            bail!("crabka-broker exited at start-up with {status}:\n{}", log_tail());
-        }
-        if tokio::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("crabka-broker did not listen on {address} within 10 s:\n{}", log_tail());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(child)
+        anyhow::anyhow!("{error:#}:\n{}", lines[lines.len().saturating_sub(10)..].join("\n"))
+    })
 }
 
 impl Drop for SecureBroker {
