@@ -1,7 +1,9 @@
 //! Request and query shapes of the OMS API. Fields are domain types, so a value that
 //! breaks a rule is refused while parsing, with a message naming its field.
 
-use domain::order::{ItemStatus, ItemUpdate, OrderLine, OrderStatus, PlaceOrder, TargetStatus, UpdateOrder};
+use domain::order::{
+    ItemStatus, ItemUpdate, OrderError, OrderLine, OrderStatus, PlaceOrder, TargetStatus, UpdateOrder,
+};
 use domain::{OrderId, ProductId, Quantity, UserId};
 use projections::{AsOf, Cursor, OrderFilter, OrderView};
 use serde::Deserialize;
@@ -111,7 +113,12 @@ impl UpdateOrderRequest {
             .into_iter()
             .enumerate()
             .map(|(index, item)| item.into_update(index))
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
+        // Refused here, before any precondition: a body asking for nothing is the
+        // client's mistake whatever the order's version (422, not 412).
+        if items.is_empty() && status.is_none() {
+            return Err(ApiError::Invalid(OrderError::NothingToUpdate.to_string()));
+        }
         Ok(UpdateOrder { items, status })
     }
 }

@@ -43,6 +43,13 @@ async fn a_write_with_a_stale_if_match_is_412_and_stores_nothing() {
     stale_cancel.error(StatusCode::PRECONDITION_FAILED, "stale cancel");
     let refused = app.put_order_with(&id, &json!({"status": "SHIPPED"}), &[("if-match", "\"2\"")]).await;
     refused.error(StatusCode::CONFLICT, "a transition the state forbids, at the current version");
+    // A body that asks for nothing is refused as such whatever the version: the
+    // precondition is about what is stored, the body's shape is not.
+    for empty in [json!({"orderItems": null}), json!({"orderItems": []}), json!({})] {
+        let answer = app.put_order_with(&id, &empty, &[("if-match", "\"1\"")]).await;
+        let message = answer.error(StatusCode::UNPROCESSABLE_ENTITY, &empty.to_string());
+        assert!(message.contains("nothing to update"), "{message}");
+    }
     assert_eq!(app.count_events().await, events, "still nothing stored");
 }
 
