@@ -169,22 +169,26 @@ pub async fn serve_supervised(
         shutdown.await;
         let _ = signalled.send(Instant::now());
     };
-    let serving = std::pin::pin!(axum::serve(listener, app).with_graceful_shutdown(shutdown).into_future());
+    let mut serving = std::pin::pin!(axum::serve(listener, app).with_graceful_shutdown(shutdown).into_future());
+    let mut signal = signal;
+    // Serving ends by itself only on an error; else the signal comes first, and the
+    // requests in flight then have the grace to finish.
+    let (served, signalled_at) = tokio::select! {
+        served = &mut serving => (Some(served), signal.try_recv().unwrap_or_else(|_| Instant::now())),
+        at = &mut signal => (None, at.unwrap_or_else(|_| Instant::now())),
+    };
     // The process must be gone by the grace: stop waiting a little before it.
     let reserve = (grace / 5).min(Duration::from_secs(1));
-    // The grace runs from the signal; serving that ended without one (an error) stops
-    // the tasks within a grace from then.
-    let deadline = async { signal.await.unwrap_or_else(|_| Instant::now()) + grace.saturating_sub(reserve) };
-    let deadline = std::pin::pin!(deadline);
-    let (served, deadline) = match futures::future::select(serving, deadline).await {
-        futures::future::Either::Left((served, deadline)) => (served, deadline.await),
-        futures::future::Either::Right((deadline, _still_serving)) => {
+    let deadline = signalled_at + grace.saturating_sub(reserve);
+    let served = match served {
+        Some(served) => served,
+        None => tokio::time::timeout_at(deadline, serving).await.unwrap_or_else(|_| {
             tracing::warn!(
                 grace_ms = grace.as_millis() as u64,
                 "requests still in flight when the shutdown grace ran out; closing their connections"
             );
-            (Ok(()), deadline)
-        }
+            Ok(())
+        }),
     };
     let unfinished = supervisor.stop(deadline).await;
     if unfinished.is_empty() {
@@ -239,4 +243,66 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutdown signal received");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::supervisor::Pipeline;
+
+    /// Serves one route that answers after `delay`, supervised with `grace`, until
+    /// `stop` is notified; returns its address and the serving task.
+    async fn slow_server(
+        delay: Duration,
+        grace: Duration,
+        stop: Arc<tokio::sync::Notify>,
+    ) -> (String, tokio::task::JoinHandle<std::io::Result<()>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let address = format!("http://{}", listener.local_addr().expect("its address"));
+        let app = Router::new().route(
+            "/slow",
+            axum::routing::get(move || async move {
+                tokio::time::sleep(delay).await;
+                "done"
+            }),
+        );
+        let supervisor = Supervisor::new(&Pipeline::new());
+        let shutdown = async move { stop.notified().await };
+        (address, tokio::spawn(serve_supervised(listener, app, shutdown, supervisor, grace)))
+    }
+
+    #[tokio::test]
+    async fn a_request_in_flight_at_the_signal_finishes_within_the_grace() {
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let (address, serving) = slow_server(Duration::from_millis(500), Duration::from_secs(5), stop.clone()).await;
+        let request = tokio::spawn(async move { reqwest::get(format!("{address}/slow")).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let signalled = Instant::now();
+        stop.notify_one();
+        let answer = request.await.expect("the request task").expect("an answer, not a closed connection");
+        assert_eq!(answer.status(), StatusCode::OK);
+        assert_eq!(answer.text().await.expect("its body"), "done");
+        serving.await.expect("the server task").expect("served");
+        let took = signalled.elapsed();
+        assert!(took < Duration::from_secs(3), "stopped {took:?} after the signal, once the request was answered");
+    }
+
+    #[tokio::test]
+    async fn a_request_longer_than_the_grace_is_cut_off_at_its_end() {
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let (address, serving) = slow_server(Duration::from_secs(30), Duration::from_millis(800), stop.clone()).await;
+        let request = tokio::spawn(async move { reqwest::get(format!("{address}/slow")).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let signalled = Instant::now();
+        stop.notify_one();
+        serving.await.expect("the server task").expect("served");
+        let took = signalled.elapsed();
+        assert!(
+            took >= Duration::from_millis(500) && took < Duration::from_secs(2),
+            "stopped {took:?} after the signal: at the grace (800 ms, less its reserve), not at once nor at the request's end"
+        );
+        request.abort();
+    }
 }
