@@ -158,7 +158,7 @@ pub async fn run_consumer<H: MessageHandler>(
     // poison message.
     let needed: Vec<String> = topics.iter().flat_map(|t| [(*t).to_owned(), Topics::dead_letter(t)]).collect();
     let needed: Vec<&str> = needed.iter().map(String::as_str).collect();
-    if !crate::topics::ensure_topics_patiently(settings, &needed, &shutdown).await {
+    if !crate::topics::ensure_topics_patiently(settings, &needed, &stuck, &shutdown).await {
         return Ok(());
     }
     let dead_letters = DeadLetters {

@@ -31,6 +31,7 @@ use uuid::Uuid;
 use crate::envelope::with_trace_headers;
 use crate::failure::{KafkaFailure, classify_kafka, classify_sqlx};
 use crate::producer::{Current, ReplaceableProducer};
+use crate::starvation::{StuckReport, unwatched};
 use crate::topics::{ensure_topics, ensure_topics_patiently};
 use crate::{KafkaSettings, OutgoingMessage};
 
@@ -65,6 +66,8 @@ pub struct Relay<R> {
     /// Where queueing last failed: batches after it are refused until the feed starts
     /// again at or before it, so that no message overtakes the one that failed.
     queue_failed_at: Mutex<Option<FeedPosition>>,
+    /// Where it says that it waits for topics it may not create.
+    stuck: StuckReport,
 }
 
 /// One message of a batch, or the reason it has none.
@@ -89,7 +92,22 @@ impl<R: Route> Relay<R> {
         let producer = ReplaceableProducer::new(kafka.producer_config(), "relay")?;
         let linger = Duration::from_millis(kafka.relay_linger_ms);
         let feed = Feed::new(pool.clone(), name).reporting_lag_as(telemetry::FeedReader::Relay).lingering(linger);
-        Ok(Self { feed, pool, kafka: kafka.clone(), producer, route, queue_failed_at: Mutex::new(None) })
+        Ok(Self {
+            feed,
+            pool,
+            kafka: kafka.clone(),
+            producer,
+            route,
+            queue_failed_at: Mutex::new(None),
+            stuck: unwatched(),
+        })
+    }
+
+    /// Says through `stuck` (readiness) while its topics are missing and it may not
+    /// create them.
+    pub fn reporting_stuck_to(mut self, stuck: StuckReport) -> Self {
+        self.stuck = stuck;
+        self
     }
 
     /// Publishes as soon as `notifier` rings, instead of at the next poll.
@@ -105,7 +123,7 @@ impl<R: Route> Relay<R> {
     pub async fn run(self, shutdown: CancellationToken) {
         let topics = self.route.topics();
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-        if !ensure_topics_patiently(&self.kafka, &topics, &shutdown).await {
+        if !ensure_topics_patiently(&self.kafka, &topics, &self.stuck, &shutdown).await {
             return;
         }
         let relay = &self;

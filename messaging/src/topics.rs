@@ -15,6 +15,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 
 use crate::KafkaSettings;
+use crate::starvation::StuckReport;
 
 /// How long one metadata request may take.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
@@ -107,10 +108,12 @@ pub async fn ensure_topics(settings: &KafkaSettings, topics: &[&str]) -> Result<
 /// Like [`ensure_topics`], retried with backoff until it succeeds; false when shutdown
 /// came first. Services start serving HTTP without the broker and publish once it is
 /// there. When topics are missing and this service may not create them, that is said
-/// once, clearly, naming them, and it waits for someone who may.
+/// once, clearly, naming them, and it waits for someone who may; meanwhile `stuck`
+/// names them too, so that readiness does (the broker itself answers).
 pub async fn ensure_topics_patiently(
     settings: &KafkaSettings,
     topics: &[&str],
+    stuck: &StuckReport,
     shutdown: &tokio_util::sync::CancellationToken,
 ) -> bool {
     let mut failures = 0u32;
@@ -121,6 +124,9 @@ pub async fn ensure_topics_patiently(
                 if failures > 0 {
                     tracing::info!(?topics, "topics present");
                 }
+                if refusal_logged {
+                    stuck(None);
+                }
                 return true;
             }
             Err(error) => {
@@ -128,6 +134,11 @@ pub async fn ensure_topics_patiently(
                 if let TopicsError::Refused { missing, code } = &error
                     && error.is_not_authorized()
                 {
+                    // Said again on every attempt: the missing set shrinks as they appear.
+                    stuck(Some(format!(
+                        "waits for missing topics {} (this service may not create them)",
+                        missing.join(", ")
+                    )));
                     if !refusal_logged {
                         tracing::error!(?missing, %code, "topics are missing and this service is not allowed to create them; waiting for them to be created");
                         refusal_logged = true;

@@ -108,11 +108,12 @@ impl Service {
     /// route `route` makes, woken by each commit.
     pub fn relay<R: Route>(&mut self, route: impl Fn(&KafkaSettings) -> R + Send + 'static) {
         let (pool, kafka, notifier) = (self.pool.clone(), self.settings.kafka.clone(), self.notifier.clone());
+        let stuck: messaging::StuckReport = Arc::new(self.pipeline.stuck_reporter("relay"));
         self.tasks.spawn("relay", move |stop| {
             let relay = Relay::new(pool.clone(), RELAY_NAME, &kafka, route(&kafka));
-            let notifier = notifier.clone();
+            let (notifier, stuck) = (notifier.clone(), stuck.clone());
             async move {
-                relay?.woken_by(notifier).run(stop).await;
+                relay?.woken_by(notifier).reporting_stuck_to(stuck).run(stop).await;
                 Ok(())
             }
         });
