@@ -31,8 +31,9 @@ acls --allow-principal "$INVENTORY" --operation Write --operation Describe --top
 acls --allow-principal "$INVENTORY" --operation Read --operation Describe --group inventory-saga
 
 # Optional: let the services create the topics they find missing (with
-# KAFKA_PARTITIONS and KAFKA_REPLICATION_FACTOR). Without it, create the six topics
-# above beforehand; a service that finds one missing logs once which, and waits.
+# KAFKA_PARTITIONS and KAFKA_REPLICATION_FACTOR). Without it, create the five topics
+# above beforehand; a service that finds one missing logs once which, answers
+# readiness 503 naming it, and waits (no restart needed once it exists).
 if [[ ${ALLOW_TOPIC_CREATION:-false} == true ]]; then
   acls --allow-principal "$OMS" --operation Create --topic oms.order-events --topic inventory.order-outcomes \
     --topic inventory.order-outcomes.dlq

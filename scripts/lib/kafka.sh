@@ -2,12 +2,13 @@
 # Provisions a Kafka-protocol broker for scripts/run and scripts/test. Sourced.
 #
 #   1. $KAFKA_BROKERS, when it is set and its first broker accepts connections;
-#   2. else the development broker, tansu (pinned, installed once into a cache
-#      directory with `cargo install`), started on 127.0.0.1:9092 with in-memory
-#      storage and stopped by stop_started_kafka (call it from an EXIT trap).
-#      KAFKA_DEV_BROKER=crabka (opt-in) starts crabka-broker instead, whose log is
-#      kept on disk in the cache directory (docs/development-broker.md says what it
-#      does and does not do yet). KAFKA_DEV_ADDRESS moves either off 127.0.0.1:9092.
+#   2. else the development broker, crabka-broker (pinned, patched, built once into a
+#      cache directory), started on 127.0.0.1:9092 with its log kept on disk in the
+#      cache directory (CRABKA_DATA; scripts/test gives each run a throwaway one) and
+#      stopped by stop_started_kafka (call it from an EXIT trap). docs/development-broker.md
+#      says why it and what it does not do. KAFKA_DEV_BROKER=tansu starts tansu, the
+#      previous choice, in memory instead. KAFKA_DEV_ADDRESS moves either off
+#      127.0.0.1:9092 (crabka's controller takes port 9093 of the same host).
 #      KAFKA_DEV_SECURITY=sasl_ssl starts crabka-broker with one TLS listener that
 #      requires SASL/SCRAM-SHA-512 (throwaway CA and certificates from
 #      scripts/lib/tls.sh, a user and password generated with its data directory),
@@ -250,17 +251,17 @@ provision_kafka() {
     export_dev_security_settings || return 1
   elif tcp_open "$KAFKA_DEV_ADDRESS"; then
     echo "using the broker already listening on $KAFKA_DEV_ADDRESS" >&2
-  elif [[ ${KAFKA_DEV_BROKER:-tansu} == crabka ]]; then
-    start_crabka
-  elif [[ ${KAFKA_DEV_BROKER:-tansu} == tansu ]]; then
-    start_tansu
+  elif [[ ${KAFKA_DEV_BROKER:-crabka} == crabka ]]; then
+    start_crabka || return 1
+  elif [[ $KAFKA_DEV_BROKER == tansu ]]; then
+    start_tansu || return 1
+    # tansu holds every fetch for the consumer's whole fetch.wait.max.ms, data or not
+    # (Apache Kafka and crabka answer as soon as data arrives): a short wait keeps
+    # each Kafka hop at a few milliseconds, for some idle polling.
+    export KAFKA_CONSUMER_FETCH_WAIT_MAX_MS=${KAFKA_CONSUMER_FETCH_WAIT_MAX_MS:-5}
   else
-    echo "KAFKA_DEV_BROKER is tansu (the default) or crabka, not $KAFKA_DEV_BROKER" >&2
+    echo "KAFKA_DEV_BROKER is crabka (the default) or tansu, not $KAFKA_DEV_BROKER" >&2
     return 1
   fi
   export KAFKA_BROKERS=$KAFKA_DEV_ADDRESS
-  # tansu holds every fetch for the consumer's whole fetch.wait.max.ms, data or not
-  # (Apache Kafka answers as soon as data arrives): a short wait keeps each Kafka hop
-  # at a few milliseconds, for some idle polling.
-  export KAFKA_CONSUMER_FETCH_WAIT_MAX_MS=${KAFKA_CONSUMER_FETCH_WAIT_MAX_MS:-5}
 }

@@ -71,12 +71,9 @@ fn build_binaries() -> anyhow::Result<PathBuf> {
     Ok(profile_dir)
 }
 
-/// A port that was free a moment ago (bound and released), for a service that must
-/// come back on the same port after a restart.
-pub fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
-}
+// A port that was free a moment ago, for a service that must come back on the same
+// port after a restart.
+pub use crate::dev_broker::free_port;
 
 /// One service binary running as a child process; killed when dropped.
 pub struct ServiceProcess {

@@ -1,22 +1,23 @@
 //! A private broker that only speaks TLS (crabka-broker, patched by
 //! `scripts/lib/crabka`), for the tests of the services' Kafka security settings:
-//! SASL/SCRAM over TLS, client certificates, a server certificate that has expired.
+//! SASL/SCRAM over TLS, client certificates, a server certificate that has expired
+//! (and is then replaced), ACLs that the broker enforces.
 //!
 //! The broker and the development certificates come from the environment that
 //! `scripts/test` sets up (`CRABKA_BIN`, `DEV_TLS_*` of `scripts/lib/tls.sh`); a test
-//! without them fails, naming them, rather than skipping.
+//! without them fails, naming them, rather than skipping. So does one that grants ACLs
+//! without a Python that has `confluent-kafka` (`KAFKA_ADMIN_PYTHON`, else `python3`):
+//! librdkafka's CreateAcls is not in rust-rdkafka.
 
+use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 
-use crate::processes::free_port;
+use crate::DevBroker;
 
 /// How to get the variables this module needs.
 const HOW: &str = "run the tests with scripts/test, or export them with \
@@ -97,11 +98,44 @@ pub enum Listener {
     ExpiredCertificate,
 }
 
-/// A crabka-broker with one TLS listener on a port of its own, in a fresh log
-/// directory; stopped (SIGINT, then SIGKILL) and its directory removed when dropped.
+/// The super user of a broker started with [`SecureBroker::start_with_acls`]: the
+/// operator, allowed everything whatever the ACLs say.
+pub const ADMIN: &str = "admin";
+
+/// What an ACL is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resource {
+    /// The topic of that name.
+    Topic(String),
+    /// The consumer group of that name.
+    Group(String),
+    /// The cluster (`kafka-cluster`).
+    Cluster,
+}
+
+/// An ACL that allows `User:<principal>` `operation` on `resource` from any host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acl {
+    /// The SCRAM user.
+    pub principal: String,
+    /// What it may act on.
+    pub resource: Resource,
+    /// Kafka's name of the operation, in confluent-kafka's spelling: `READ`, `WRITE`,
+    /// `DESCRIBE`, `IDEMPOTENT_WRITE`, ...
+    pub operation: &'static str,
+}
+
+impl Acl {
+    /// `principal` may do `operation` on `resource`.
+    pub fn allow(principal: &str, operation: &'static str, resource: Resource) -> Self {
+        Self { principal: principal.to_owned(), resource, operation }
+    }
+}
+
+/// A [`DevBroker`] with one TLS listener on a port of its own, in a fresh log
+/// directory; stopped and its directory removed when dropped.
 pub struct SecureBroker {
-    child: Child,
-    dir: PathBuf,
+    broker: DevBroker,
     /// What its listener asks of a client.
     pub listener: Listener,
     /// Its bootstrap address, `127.0.0.1:<port>`.
@@ -113,6 +147,12 @@ pub struct SecureBroker {
     pub password: String,
     /// The certificates in use.
     pub tls: DevTls,
+    /// Every SCRAM user it was started with, [`SecureBroker::username`] among them,
+    /// and their passwords.
+    users: BTreeMap<String, String>,
+    /// Holds the certificate and key it presents: copies, which
+    /// [`SecureBroker::replace_certificate`] overwrites as an operator would.
+    cert_dir: PathBuf,
 }
 
 impl fmt::Debug for SecureBroker {
@@ -122,53 +162,82 @@ impl fmt::Debug for SecureBroker {
             .field("address", &self.address)
             .field("username", &self.username)
             .field("password", &"***")
+            .field("users", &self.users.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
 
 impl SecureBroker {
     /// Starts one whose listener asks what `listener` says, and waits until it
-    /// accepts connections.
+    /// accepts connections; anyone who logs in may do anything.
     pub async fn start(listener: Listener) -> anyhow::Result<Self> {
-        let binary = file_from_env("CRABKA_BIN")?;
+        Self::launch(listener, &[], false).await
+    }
+
+    /// Starts a [`Listener::SaslSsl`] one that enforces ACLs (crabka's
+    /// `SimpleAclAuthorizer`: what no ACL allows is denied), with a SCRAM user for
+    /// each of `users` besides [`SecureBroker::username`], none of them allowed
+    /// anything yet, and the super user [`ADMIN`], who may grant ([`SecureBroker::grant`]).
+    pub async fn start_with_acls(users: &[&str]) -> anyhow::Result<Self> {
+        let mut all = users.to_vec();
+        all.push(ADMIN);
+        Self::launch(Listener::SaslSsl, &all, true).await
+    }
+
+    async fn launch(listener: Listener, others: &[&str], acls: bool) -> anyhow::Result<Self> {
         let tls = DevTls::from_env()?;
         let run = uuid::Uuid::new_v4().simple().to_string();
-        let dir = std::env::temp_dir().join(format!("secure-broker-{}", &run[..10]));
-        let (username, password) = ("order-processing".to_owned(), format!("pw-{}", &run[10..]));
-        // A port free a moment ago may be taken by the time the broker binds it: then
-        // it exits, and another pair is tried.
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let _ = std::fs::remove_dir_all(&dir);
-            let ports = (free_port()?, free_port()?);
-            let address = format!("127.0.0.1:{}", ports.0);
-            let controller = format!("127.0.0.1:{}", ports.1);
-            let spawned =
-                spawn(&binary, &dir, listener, &tls, &address, &controller, &format!("{username}:{password}"))?;
-            match await_listening(spawned, &address, &dir).await {
-                Ok(child) => {
-                    return Ok(Self { child, dir, listener, address, username, password, tls });
-                }
-                Err(error) if attempts >= 3 => {
-                    return Err(error.context(format!("starting crabka-broker ({})", binary.display())));
-                }
-                Err(_) => {}
-            }
+        let (username, password) = ("order-processing".to_owned(), format!("pw-{}", &run[..16]));
+        let mut users = BTreeMap::from([(username.clone(), password.clone())]);
+        for user in others {
+            let secret = uuid::Uuid::new_v4().simple().to_string();
+            users.insert((*user).to_owned(), format!("pw-{}", &secret[..16]));
         }
+        let cert_dir = std::env::temp_dir().join(format!("secure-broker-certs-{}", &run[16..28]));
+        std::fs::create_dir_all(&cert_dir).with_context(|| format!("creating {}", cert_dir.display()))?;
+        let (cert, key) = match listener {
+            Listener::ExpiredCertificate => (&tls.expired_cert, &tls.expired_key),
+            Listener::SaslSsl | Listener::ClientCertificate => (&tls.broker_cert, &tls.broker_key),
+        };
+        copy_certificate(cert, key, &cert_dir)?;
+        let config = |data: &Path, address: &str| Some(config_file(listener, &tls, &cert_dir, acls, data, address));
+        // Seeds SCRAM-SHA-256 and -512 credentials into the new directory; in the
+        // environment, not on the command line, where any process could read it.
+        let seeded = users.iter().map(|(user, password)| format!("{user}:{password}")).collect::<Vec<_>>().join(",");
+        let env = vec![("CRABKA_ADD_SCRAM".to_owned(), seeded)];
+        let broker = match DevBroker::start_configured(config, env).await {
+            Ok(broker) => broker,
+            Err(error) => {
+                let _ = std::fs::remove_dir_all(&cert_dir);
+                return Err(error.context("starting crabka-broker with TLS"));
+            }
+        };
+        let address = broker.address.clone();
+        Ok(Self { broker, listener, address, username, password, tls, users, cert_dir })
     }
 
     /// The services' settings (environment variables) to reach it as they should:
     /// TLS trusting the development CA, and the SCRAM user or the client certificate.
     pub fn service_env(&self) -> Vec<(String, String)> {
+        self.env_with(&self.username, &self.password)
+    }
+
+    /// [`SecureBroker::service_env`] logging in as `user`, one of those it was started
+    /// with.
+    pub fn service_env_as(&self, user: &str) -> anyhow::Result<Vec<(String, String)>> {
+        let password = self.users.get(user).with_context(|| format!("the broker has no user {user}"))?;
+        Ok(self.env_with(user, password))
+    }
+
+    fn env_with(&self, username: &str, password: &str) -> Vec<(String, String)> {
         let ca = self.tls.ca.display().to_string();
         let mut env = vec![("KAFKA_SSL_CA_LOCATION", ca)];
         match self.listener {
             Listener::SaslSsl | Listener::ExpiredCertificate => env.extend([
                 ("KAFKA_SECURITY_PROTOCOL", "sasl_ssl".to_owned()),
                 ("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512".to_owned()),
-                ("KAFKA_SASL_USERNAME", self.username.clone()),
-                ("KAFKA_SASL_PASSWORD", self.password.clone()),
+                ("KAFKA_SASL_USERNAME", username.to_owned()),
+                ("KAFKA_SASL_PASSWORD", password.to_owned()),
             ]),
             Listener::ClientCertificate => env.extend([
                 ("KAFKA_SECURITY_PROTOCOL", "ssl".to_owned()),
@@ -183,88 +252,171 @@ impl SecureBroker {
     /// A librdkafka configuration that reaches it as [`SecureBroker::service_env`]
     /// configures the services.
     pub fn client_config(&self) -> rdkafka::ClientConfig {
-        let mut config = rdkafka::ClientConfig::new();
-        config.set("bootstrap.servers", &self.address);
-        for (name, value) in self.service_env() {
-            let property = name.trim_start_matches("KAFKA_").to_lowercase().replace('_', ".");
-            config.set(property, value);
+        config_from_env(&self.address, self.service_env())
+    }
+
+    /// A librdkafka configuration that reaches it as `user`, one of those it was
+    /// started with ([`ADMIN`], say).
+    pub fn client_config_as(&self, user: &str) -> anyhow::Result<rdkafka::ClientConfig> {
+        Ok(config_from_env(&self.address, self.service_env_as(user)?))
+    }
+
+    /// Creates `acls` as [`ADMIN`] (CreateAcls, from confluent-kafka: see the module's
+    /// documentation); fails unless the broker accepted every one.
+    pub async fn grant(&self, acls: &[Acl]) -> anyhow::Result<()> {
+        // Not `ClientConfig::config_map`, which masks the password.
+        let config = properties(&self.address, self.service_env_as(ADMIN)?);
+        let acls: Vec<serde_json::Value> = acls
+            .iter()
+            .map(|acl| {
+                let (resource_type, name) = match &acl.resource {
+                    Resource::Topic(name) => ("TOPIC", name.as_str()),
+                    Resource::Group(name) => ("GROUP", name.as_str()),
+                    // confluent-kafka's name for the cluster resource.
+                    Resource::Cluster => ("BROKER", "kafka-cluster"),
+                };
+                serde_json::json!({
+                    "resource_type": resource_type,
+                    "name": name,
+                    "principal": format!("User:{}", acl.principal),
+                    "operation": acl.operation,
+                })
+            })
+            .collect();
+        // On its standard input: the request holds the super user's password.
+        let request = serde_json::json!({ "config": config, "acls": acls }).to_string();
+        tokio::task::spawn_blocking(move || create_acls(&request)).await.context("the CreateAcls task")?
+    }
+
+    /// Replaces the certificate and key it presents with the valid development ones
+    /// (over the files it reads) and restarts it on the same address and log
+    /// directory, as an operator renews an expired certificate.
+    pub async fn replace_certificate(&mut self) -> anyhow::Result<()> {
+        copy_certificate(&self.tls.broker_cert, &self.tls.broker_key, &self.cert_dir)?;
+        self.broker.restart().await.context("restarting the broker with the new certificate")?;
+        if self.listener == Listener::ExpiredCertificate {
+            self.listener = Listener::SaslSsl;
         }
-        config
+        Ok(())
     }
 
     /// Its own log (warnings and errors).
     pub fn log(&self) -> PathBuf {
-        self.dir.join("broker.log")
+        self.broker.log()
     }
 }
 
-/// Writes a fresh log directory and configuration into `dir` and starts the broker
-/// there, listening on `address` as `listener` says, seeded with SCRAM user `user`
-/// (`name:password`).
-fn spawn(
-    binary: &Path,
-    dir: &Path,
-    listener: Listener,
-    tls: &DevTls,
-    address: &str,
-    controller: &str,
-    user: &str,
-) -> anyhow::Result<Child> {
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
-    let cluster_id = uuid::Uuid::new_v4();
-    // What `crabka format` would write; the broker refuses a directory without it.
-    let meta = serde_json::json!({"cluster_id": cluster_id, "directory_id": uuid::Uuid::new_v4(), "version": 1});
-    std::fs::write(data.join("meta.properties.json"), meta.to_string()).context("writing meta.properties.json")?;
-    let config = dir.join("broker.toml");
-    std::fs::write(&config, config_file(listener, tls, &data, address))
-        .context("writing the broker's configuration")?;
-    let log = File::create(dir.join("broker.log")).context("creating the broker's log")?;
-    // One listener only: with a plaintext one beside it, Metadata would advertise the
-    // inter-broker listener's address to every client. `--listen-addr` cannot be given
-    // beside `--config-file`.
-    Command::new(binary)
-        .arg("--config-file")
-        .arg(&config)
-        .args(["--controller-listen-addr", controller, "--log-dir"])
-        .arg(&data)
-        .args(["--cluster-id", &cluster_id.to_string(), "--metrics-listen-addr", "none"])
-        .args(["--group-initial-rebalance-delay-ms", "250"])
-        // Seeds SCRAM-SHA-256 and -512 credentials into the new directory; in the
-        // environment, not on the command line, where any process could read it.
-        .env("CRABKA_ADD_SCRAM", user)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log.try_clone()?))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .with_context(|| format!("starting {}", binary.display()))
+impl Drop for SecureBroker {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.cert_dir);
+    }
 }
 
-/// The TOML configuration of the one listener `listener` on `address`.
-fn config_file(listener: Listener, tls: &DevTls, data: &Path, address: &str) -> String {
+/// The librdkafka properties for `address` from the services' variables `env`.
+fn properties(address: &str, env: Vec<(String, String)>) -> BTreeMap<String, String> {
+    let mut properties = BTreeMap::from([("bootstrap.servers".to_owned(), address.to_owned())]);
+    for (name, value) in env {
+        properties.insert(name.trim_start_matches("KAFKA_").to_lowercase().replace('_', "."), value);
+    }
+    properties
+}
+
+/// A librdkafka configuration for `address` from the services' variables `env`.
+fn config_from_env(address: &str, env: Vec<(String, String)>) -> rdkafka::ClientConfig {
+    let mut config = rdkafka::ClientConfig::new();
+    for (property, value) in properties(address, env) {
+        config.set(property, value);
+    }
+    config
+}
+
+/// Copies certificate `cert` and key `key` to where the broker's configuration names
+/// them in `dir`.
+fn copy_certificate(cert: &Path, key: &Path, dir: &Path) -> anyhow::Result<()> {
+    for (from, to) in [(cert, "broker.pem"), (key, "broker.key")] {
+        std::fs::copy(from, dir.join(to))
+            .with_context(|| format!("copying {} to {}", from.display(), dir.display()))?;
+    }
+    Ok(())
+}
+
+/// The Python that runs [`CREATE_ACLS`]: `KAFKA_ADMIN_PYTHON` (which `scripts/test`
+/// sets to a virtualenv with confluent-kafka), else `python3`.
+fn admin_python() -> PathBuf {
+    std::env::var_os("KAFKA_ADMIN_PYTHON").map_or_else(|| PathBuf::from("python3"), PathBuf::from)
+}
+
+/// Reads `{"config": {librdkafka properties}, "acls": [...]}` on its standard input
+/// and creates the ACLs with confluent-kafka's AdminClient; fails saying so without it.
+const CREATE_ACLS: &str = r#"
+import json, sys
+try:
+    from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient,
+                                       ResourcePatternType, ResourceType)
+except ImportError as error:
+    sys.exit(f"confluent-kafka is not importable ({error}): pip install confluent-kafka, or run scripts/test")
+request = json.load(sys.stdin)
+bindings = [AclBinding(ResourceType[acl["resource_type"]], acl["name"], ResourcePatternType.LITERAL,
+                       acl["principal"], "*", AclOperation[acl["operation"]], AclPermissionType.ALLOW)
+            for acl in request["acls"]]
+admin = AdminClient(request["config"])  # kept until the answers came: a dropped client fails them
+for future in admin.create_acls(bindings, request_timeout=15).values():
+    future.result()
+"#;
+
+/// Runs [`CREATE_ACLS`] on `request`.
+fn create_acls(request: &str) -> anyhow::Result<()> {
+    let python = admin_python();
+    let mut child = Command::new(&python)
+        .args(["-c", CREATE_ACLS])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {} (KAFKA_ADMIN_PYTHON) to create ACLs", python.display()))?;
+    child.stdin.take().context("its standard input")?.write_all(request.as_bytes()).context("sending the ACLs")?;
+    let output = child.wait_with_output().context("waiting for it")?;
+    if !output.status.success() {
+        bail!(
+            "creating ACLs with {} failed ({}): {}",
+            python.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// The TOML configuration of the one listener `listener` on `address`, presenting
+/// the certificate and key in `cert_dir`, and with `acls` the authorizer that enforces
+/// them. One listener only: with a plaintext one beside it, Metadata would advertise
+/// the inter-broker listener's address to every client.
+fn config_file(listener: Listener, tls: &DevTls, cert_dir: &Path, acls: bool, data: &Path, address: &str) -> String {
     let quoted = |path: &Path| toml_string(&path.display().to_string());
-    // The expired listener presents the expired certificate; only the
-    // client-certificate one asks clients for theirs.
-    let (cert, key) = match listener {
-        Listener::ExpiredCertificate => (&tls.expired_cert, &tls.expired_key),
-        Listener::SaslSsl | Listener::ClientCertificate => (&tls.broker_cert, &tls.broker_key),
-    };
+    // Only the client-certificate listener asks clients for theirs.
     let client_auth = match listener {
         Listener::ClientCertificate => format!("client_ca_path = {}, client_auth = \"Required\"", quoted(&tls.ca)),
         Listener::SaslSsl | Listener::ExpiredCertificate => "client_auth = \"Disabled\"".to_owned(),
     };
-    let tls_config = format!("{{ cert_path = {}, key_path = {}, {client_auth} }}", quoted(cert), quoted(key));
+    let (cert, key) = (cert_dir.join("broker.pem"), cert_dir.join("broker.key"));
+    let tls_config = format!("{{ cert_path = {}, key_path = {}, {client_auth} }}", quoted(&cert), quoted(&key));
     let (protocol, sasl) = match listener {
         Listener::SaslSsl | Listener::ExpiredCertificate => {
             ("SaslSsl", "sasl_config = { enabled_mechanisms = [\"SCRAM-SHA-512\"] }\n")
         }
         Listener::ClientCertificate => ("Ssl", ""),
     };
+    // What no ACL allows is denied, except to the super user.
+    let authorization = if acls {
+        format!("\n[authorization]\ntype = \"simple\"\nsuper_users = [{}]\n", toml_string(ADMIN))
+    } else {
+        String::new()
+    };
     let address = toml_string(address);
     format!(
         "broker_id = 1\nlog_dir = {}\ninter_broker_listener_name = \"secure\"\n\n[[listeners]]\nname = \"secure\"\n\
-         bind_addr = {address}\nadvertised = {address}\nprotocol = \"{protocol}\"\ntls_config = {tls_config}\n{sasl}",
+         bind_addr = {address}\nadvertised = {address}\nprotocol = \"{protocol}\"\ntls_config = {tls_config}\n{sasl}\
+         {authorization}",
         quoted(data)
     )
 }
@@ -272,35 +424,4 @@ fn config_file(listener: Listener, tls: &DevTls, data: &Path, address: &str) -> 
 /// `value` as a TOML basic string (JSON's escapes are valid TOML ones).
 fn toml_string(value: &str) -> String {
     serde_json::Value::from(value).to_string()
-}
-
-/// [`crate::dev_broker::await_listening`], with the tail of the broker's log in `dir`
-/// in the error.
-async fn await_listening(child: Child, address: &str, dir: &Path) -> anyhow::Result<Child> {
-    crate::dev_broker::await_listening(child, address, "crabka-broker").await.map_err(|error| {
-        let log = std::fs::read_to_string(dir.join("broker.log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        anyhow::anyhow!("{error:#}:\n{}", lines[lines.len().saturating_sub(10)..].join("\n"))
-    })
-}
-
-impl Drop for SecureBroker {
-    fn drop(&mut self) {
-        // It shuts down cleanly on SIGINT only; nothing of it is kept, so a short
-        // grace is enough.
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGINT);
-        }
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("the secure broker's log and data are kept in {}", self.dir.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
 }

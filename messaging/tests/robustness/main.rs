@@ -5,7 +5,8 @@
 
 mod consumer;
 // The private broker lives with the system tests, which depend on this crate: included
-// as source, it adds no dependency either way.
+// as source, it adds no dependency either way. Not all of it is used here.
+#[allow(dead_code)]
 #[path = "../../../system-tests/src/dev_broker.rs"]
 mod dev_broker;
 mod failure;

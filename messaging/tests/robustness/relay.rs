@@ -1,7 +1,8 @@
 //! The outbox relay over a real feed: what the broker refuses for good, and events its
 //! route cannot decode, are parked and the events behind them published in order; a
 //! broker paused for longer than the producer's message timeout is published to in
-//! full once it is back (where the producer used to stay fenced), parking nothing.
+//! full once it is back (where the producer used to stay fenced), parking nothing; a
+//! broker restarted keeps what it had and one restarted empty gets the topic again.
 
 use std::time::Duration;
 
@@ -151,6 +152,40 @@ async fn a_broker_paused_past_the_message_timeout_gets_everything_once_it_is_bac
     assert_eq!(first_appearances(&sequences), (1..=20).collect::<Vec<_>>(), "in order");
     assert_eq!(parked, vec![], "a transient failure parks nothing");
     eprintln!("published everything {took:?} after the broker's resume");
+}
+
+#[tokio::test]
+async fn a_broker_restarted_cleanly_keeps_what_was_published_and_the_relay_goes_on() {
+    let mut broker = DevBroker::start().await.expect("a private development broker");
+    let pool = database_for_relay().await;
+    let settings = kafka(Some(&broker.address), &[("message.timeout.ms", "5000")]);
+    let topic = topic("relay-clean-restart");
+    for sequence in 1..=5 {
+        append(&pool, "o-1", sequence, "OrderPlaced", 10).await;
+    }
+    let shutdown = CancellationToken::new();
+    let relay = Relay::new(pool.clone(), "test-relay", &settings, AllEvents { topic: topic.clone() }).expect("a relay");
+    let running = tokio::spawn(relay.run(shutdown.clone()));
+    let before = eventually(Duration::from_secs(20), async || published(&settings, &topic).await.len() >= 5).await;
+    assert!(before, "published before the restart");
+
+    broker.restart().await.expect("restarting the broker");
+    for sequence in 6..=10 {
+        append(&pool, "o-1", sequence, "OrderPlaced", 10).await;
+    }
+    let mut sequences = Vec::new();
+    let all = eventually(Duration::from_secs(40), async || {
+        sequences = published(&settings, &topic).await;
+        first_appearances(&sequences).len() == 10
+    })
+    .await;
+    let parked = dead_letters(&pool).await;
+    shutdown.cancel();
+    running.await.expect("the relay stopped");
+    assert!(all, "the ten events on the topic, the first five kept over the restart: {sequences:?}");
+    assert_eq!(first_appearances(&sequences), (1..=10).collect::<Vec<_>>(), "in order");
+    assert_eq!(&sequences[..5], [1, 2, 3, 4, 5], "what was published before the restart is still there, once");
+    assert_eq!(parked, vec![], "a restart parks nothing");
 }
 
 #[tokio::test]

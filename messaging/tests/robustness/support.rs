@@ -11,11 +11,14 @@ use rdkafka::{Offset, TopicPartitionList};
 use sqlx::PgPool;
 
 /// A fresh database with the OMS schema (which has `dead_letters`). Logs are shown
-/// with `TEST_LOG=1`.
+/// with `TEST_LOG=1`, at `RUST_LOG`'s levels when it is set, else info and up.
 pub async fn database() -> PgPool {
     if std::env::var_os("TEST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            )
             .with_test_writer()
             .try_init();
     }
