@@ -167,13 +167,16 @@ async fn a_transient_failure_is_retried_until_it_passes_and_never_parked() {
     );
 }
 
-/// The broker restarts empty: the consumer's group and topic are gone. The consumer
-/// rejoins a new group while its topic is missing, so the group gives it nothing; when
-/// the topic comes back the consumer must not stay without it. It says it is stuck
-/// (what the service's readiness shows) while it waits, its client is replaced, the
-/// new message is applied, and it says it works again.
+/// The broker restarts empty: the consumer's group and topic are gone. When the
+/// consumer rejoins a new group while its topic is missing, the group gives it nothing,
+/// and librdkafka may keep that empty assignment once the topic comes back: then it
+/// must say it is stuck (what the service's readiness shows) while it waits, its
+/// client be replaced, and it say it works again. When librdkafka notices the topic
+/// by itself, it rejoins and consumes without being stuck (which of the two happens
+/// depends on timing; both are checked). Either way the new message is applied once,
+/// from the new log's start: no stale position of the old group skips it.
 #[tokio::test]
-async fn a_consumer_left_without_partitions_says_it_is_stuck_then_is_replaced_and_consumes() {
+async fn after_an_empty_broker_restart_a_consumer_consumes_from_the_new_start_and_says_so_while_stuck() {
     let mut broker = DevBroker::start().await.expect("a private development broker");
     let pool = database().await;
     let settings = kafka(Some(&broker.address), &[]);
@@ -205,24 +208,25 @@ async fn a_consumer_left_without_partitions_says_it_is_stuck_then_is_replaced_an
     tokio::time::sleep(Duration::from_secs(15)).await;
     messaging::topics::ensure_topics(&settings, &needed).await.expect("topics again");
     produce(&settings, &topic, &[("n-1".to_owned(), r#"{"i": 1}"#.to_owned())]).await;
-    let stuck_seen = eventually(Duration::from_secs(60), async || {
-        reports.lock().expect("reports").iter().flatten().any(|reason| reason.contains(&topic))
-    })
-    .await;
     let applied =
         eventually(Duration::from_secs(90), async || count(&pool, "SELECT count(*) FROM notes").await == 2).await;
     let took = restarted.elapsed();
+    let stuck_seen = reports.lock().expect("reports").iter().flatten().any(|reason| reason.contains(&topic));
     // The replaced client's watchdog says it works again at its first probe.
-    let recovered =
-        eventually(Duration::from_secs(15), async || reports.lock().expect("reports").last() == Some(&None)).await;
+    let recovered = !stuck_seen
+        || eventually(Duration::from_secs(15), async || reports.lock().expect("reports").last() == Some(&None)).await;
     shutdown.cancel();
     consumer.await.expect("joined").expect("the consumer ran");
     let reports = reports.lock().expect("reports").clone();
     let said: Vec<&String> = reports.iter().flatten().collect();
-    assert!(stuck_seen, "the consumer said it was stuck, naming its topic: {said:?}");
-    assert!(said[0].contains("holds no partition") && said[0].contains("test-starved"), "{}", said[0]);
-    assert!(applied, "the message after the restart applied {took:?} after it");
-    assert!(recovered, "then it said it works again: {reports:?}");
+    assert!(applied, "the message after the restart applied {took:?} after it; reports: {said:?}");
+    if stuck_seen {
+        assert!(said[0].contains("holds no partition") && said[0].contains("test-starved"), "{}", said[0]);
+        assert!(recovered, "then it said it works again: {reports:?}");
+    } else {
+        assert!(said.is_empty(), "no stuck report without its topic named: {said:?}");
+        eprintln!("the consumer rejoined by itself: it was never stuck");
+    }
     assert_eq!(dead_letters(&pool).await, vec![], "nothing parked");
     eprintln!("applied {took:?} after the restart; reports: {reports:?}");
 }
