@@ -81,10 +81,17 @@ impl KeyedState<Product> for ProductReservations {
     ) -> Result<Vec<(String, OrderId, OrderEntry)>, ProjectionFailure> {
         let products: Vec<&str> = wanted.iter().map(|(product, _)| *product).collect();
         let orders: Vec<uuid::Uuid> = wanted.iter().map(|(_, order)| order.as_uuid()).collect();
+        // One primary-key probe per wanted row, whatever the planner estimates: as a
+        // plain join it hashed the whole table once batches or its statistics made that
+        // look cheaper (measured: 20,918 full scans, 1.1 billion rows read, in a
+        // 6-minute soak), a cost that grows with every order ever served. The LIMIT
+        // keeps the subquery a per-row lookup; the key allows one row anyway.
         let rows: Vec<ReservationRow> = sqlx::query_as(
             "SELECT r.product_id, r.order_id, r.quantity, r.revision, r.announced_sequence
                FROM unnest($1::text[], $2::uuid[]) AS wanted (product_id, order_id)
-               JOIN product_reservations r USING (product_id, order_id)",
+               CROSS JOIN LATERAL (SELECT * FROM product_reservations r
+                                    WHERE r.product_id = wanted.product_id AND r.order_id = wanted.order_id
+                                    LIMIT 1) r",
         )
         .bind(&products)
         .bind(&orders)
