@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 use sqlx::postgres::PgRow;
-use sqlx::{FromRow, PgExecutor, Row};
+use sqlx::{Connection, FromRow, PgConnection, PgExecutor, Row};
 use uuid::Uuid;
 
 use super::{Feed, FeedEvent, FeedPosition};
@@ -114,7 +114,7 @@ impl Feed {
 
     /// How many committed events lie after `after` (the reader's lag).
     pub async fn lag(&self, after: FeedPosition) -> Result<i64, sqlx::Error> {
-        lag_on(&self.pool, after).await
+        lag_on(&mut *self.pool.acquire().await?, after).await
     }
 
     /// How long ago the first committed event after `after` (in feed order) was
@@ -175,11 +175,21 @@ pub(super) async fn read_page_on<'c>(
     Ok(FeedPage { events, held_back })
 }
 
-/// How many committed events lie after `after`.
-pub(super) async fn lag_on<'c>(executor: impl PgExecutor<'c>, after: FeedPosition) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM events WHERE (transaction_id, global_position) > ($1::text::xid8, $2)")
-        .bind(after.transaction_id.to_string())
-        .bind(after.global_position)
-        .fetch_one(executor)
-        .await
+/// How many committed events lie after `after`, counted through the index in commit
+/// order, so in time that grows with the lag, not with the store.
+pub(super) async fn lag_on(connection: &mut PgConnection, after: FeedPosition) -> Result<i64, sqlx::Error> {
+    let mut transaction = connection.begin().await?;
+    // PostgreSQL keeps no statistics it can range over for xid8: it takes any bound on
+    // `transaction_id` for a third of the table and scanned all of it (measured: 184 ms
+    // a count over 250,000 events, every few seconds per reader, against 1.3 ms
+    // through the index). Only this transaction plans without sequential scans.
+    sqlx::query("SET LOCAL enable_seqscan = off").execute(&mut *transaction).await?;
+    let lag =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE (transaction_id, global_position) > ($1::text::xid8, $2)")
+            .bind(after.transaction_id.to_string())
+            .bind(after.global_position)
+            .fetch_one(&mut *transaction)
+            .await?;
+    transaction.commit().await?;
+    Ok(lag)
 }
