@@ -143,7 +143,7 @@ impl Feed {
     /// dropped, not given back to the pool.
     async fn lag_within_timeout(&self, after: FeedPosition) -> Result<i64, LeadershipLost> {
         let mut connection = within_timeout("taking a connection for the lag count", self.pool.acquire()).await?;
-        let counted = within_timeout("counting the lag", lag_on(&mut *connection, after)).await;
+        let counted = within_timeout("counting the lag", lag_on(&mut connection, after)).await;
         if counted.is_err() {
             abandon(connection);
         }
