@@ -8,6 +8,9 @@
 # The virtualenv is named after the version and the Python it was made with; an
 # install that was interrupted is redone. Sets KAFKA_ADMIN_PYTHON to its python.
 
+# shellcheck source=scripts/lib/venv.sh
+source "$(dirname "${BASH_SOURCE[0]}")/venv.sh"
+
 KAFKA_ADMIN_CONFLUENT_KAFKA_VERSION=2.16.2
 KAFKA_ADMIN_CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/order-processing
 KAFKA_ADMIN_PYTHON=""
@@ -20,19 +23,7 @@ install_kafka_admin_python() {
   }
   version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
   venv=$KAFKA_ADMIN_CACHE/confluent-kafka-$KAFKA_ADMIN_CONFLUENT_KAFKA_VERSION-py$version
-  mkdir -p "$KAFKA_ADMIN_CACHE"
-  # One installer at a time; the marker is written last, so a virtualenv without it is
-  # an interrupted install.
-  (
-    flock 9
-    if [[ -e $venv/.installed ]]; then exit 0; fi
-    echo "installing confluent-kafka $KAFKA_ADMIN_CONFLUENT_KAFKA_VERSION into $venv (once)..." >&2
-    rm -rf "$venv"
-    "$python" -m venv "$venv" &&
-      "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
-        "confluent-kafka==$KAFKA_ADMIN_CONFLUENT_KAFKA_VERSION" >&2 &&
-      touch "$venv/.installed"
-  ) 9>"$venv.lock" || {
+  install_venv "$venv" "$python" "confluent-kafka==$KAFKA_ADMIN_CONFLUENT_KAFKA_VERSION" || {
     echo "could not install confluent-kafka $KAFKA_ADMIN_CONFLUENT_KAFKA_VERSION into $venv" >&2
     return 1
   }

@@ -9,6 +9,9 @@
 # an install that was interrupted is redone.
 # Sets SCHEMATHESIS to the executable.
 
+# shellcheck source=scripts/lib/venv.sh
+source "$(dirname "${BASH_SOURCE[0]}")/venv.sh"
+
 SCHEMATHESIS_VERSION=4.32.5
 SCHEMATHESIS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/schemathesis" && pwd)
 SCHEMATHESIS_CONSTRAINTS=$SCHEMATHESIS_DIR/constraints.txt
@@ -34,19 +37,7 @@ install_schemathesis() {
   python=$(schemathesis_python) || return 1
   version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
   venv=$SCHEMATHESIS_CACHE/schemathesis-$SCHEMATHESIS_VERSION-py$version-$(sha256sum <"$SCHEMATHESIS_CONSTRAINTS" | cut -c1-10)
-  mkdir -p "$SCHEMATHESIS_CACHE"
-  # One installer at a time (two test runs may start together); the marker is
-  # written last, so a virtualenv without it is an interrupted install.
-  (
-    flock 9
-    if [[ -e $venv/.installed ]]; then exit 0; fi
-    echo "installing schemathesis $SCHEMATHESIS_VERSION into $venv (once)..." >&2
-    rm -rf "$venv"
-    "$python" -m venv "$venv" &&
-      "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
-        --constraint "$SCHEMATHESIS_CONSTRAINTS" "schemathesis==$SCHEMATHESIS_VERSION" >&2 &&
-      touch "$venv/.installed"
-  ) 9>"$venv.lock" || {
+  install_venv "$venv" "$python" --constraint "$SCHEMATHESIS_CONSTRAINTS" "schemathesis==$SCHEMATHESIS_VERSION" || {
     echo "could not install schemathesis $SCHEMATHESIS_VERSION into $venv" >&2
     return 1
   }

@@ -157,17 +157,8 @@ async fn a_broker_paused_past_the_message_timeout_gets_everything_once_it_is_bac
 #[tokio::test]
 async fn a_broker_restarted_cleanly_keeps_what_was_published_and_the_relay_goes_on() {
     let mut broker = DevBroker::start().await.expect("a private development broker");
-    let pool = database_for_relay().await;
-    let settings = kafka(Some(&broker.address), &[("message.timeout.ms", "5000")]);
-    let topic = topic("relay-clean-restart");
-    for sequence in 1..=5 {
-        append(&pool, "o-1", sequence, "OrderPlaced", 10).await;
-    }
-    let shutdown = CancellationToken::new();
-    let relay = Relay::new(pool.clone(), "test-relay", &settings, AllEvents { topic: topic.clone() }).expect("a relay");
-    let running = tokio::spawn(relay.run(shutdown.clone()));
-    let before = eventually(Duration::from_secs(20), async || published(&settings, &topic).await.len() >= 5).await;
-    assert!(before, "published before the restart");
+    let PublishedFive { pool, settings, topic, shutdown, running } =
+        relay_that_published_five(&broker, "relay-clean-restart").await;
 
     broker.restart().await.expect("restarting the broker");
     for sequence in 6..=10 {
@@ -191,17 +182,8 @@ async fn a_broker_restarted_cleanly_keeps_what_was_published_and_the_relay_goes_
 #[tokio::test]
 async fn a_relay_whose_broker_restarted_empty_creates_its_topic_again_and_publishes() {
     let mut broker = DevBroker::start().await.expect("a private development broker");
-    let pool = database_for_relay().await;
-    let settings = kafka(Some(&broker.address), &[("message.timeout.ms", "5000")]);
-    let topic = topic("relay-restart");
-    for sequence in 1..=5 {
-        append(&pool, "o-1", sequence, "OrderPlaced", 10).await;
-    }
-    let shutdown = CancellationToken::new();
-    let relay = Relay::new(pool.clone(), "test-relay", &settings, AllEvents { topic: topic.clone() }).expect("a relay");
-    let running = tokio::spawn(relay.run(shutdown.clone()));
-    let before = eventually(Duration::from_secs(20), async || published(&settings, &topic).await.len() >= 5).await;
-    assert!(before, "published before the restart");
+    let PublishedFive { pool, settings, topic, shutdown, running } =
+        relay_that_published_five(&broker, "relay-restart").await;
 
     broker.start_empty().await.expect("restarting the broker empty");
     let restarted = tokio::time::Instant::now();
@@ -225,6 +207,31 @@ async fn a_relay_whose_broker_restarted_empty_creates_its_topic_again_and_publis
     let topics = messaging::topics::existing_topics(&settings).await.expect("metadata");
     assert!(topics.contains(&topic), "the topic exists again: {topics:?}");
     eprintln!("published on the restarted broker within {took:?}");
+}
+
+/// A relay running on `broker`, to a new topic named for `purpose`, that has
+/// published the first five events of order `o-1`.
+struct PublishedFive {
+    pool: PgPool,
+    settings: messaging::KafkaSettings,
+    topic: String,
+    shutdown: CancellationToken,
+    running: tokio::task::JoinHandle<()>,
+}
+
+async fn relay_that_published_five(broker: &DevBroker, purpose: &str) -> PublishedFive {
+    let pool = database_for_relay().await;
+    let settings = kafka(Some(&broker.address), &[("message.timeout.ms", "5000")]);
+    let topic = topic(purpose);
+    for sequence in 1..=5 {
+        append(&pool, "o-1", sequence, "OrderPlaced", 10).await;
+    }
+    let shutdown = CancellationToken::new();
+    let relay = Relay::new(pool.clone(), "test-relay", &settings, AllEvents { topic: topic.clone() }).expect("a relay");
+    let running = tokio::spawn(relay.run(shutdown.clone()));
+    let before = eventually(Duration::from_secs(20), async || published(&settings, &topic).await.len() >= 5).await;
+    assert!(before, "published before the restart");
+    PublishedFive { pool, settings, topic, shutdown, running }
 }
 
 async fn database_for_relay() -> PgPool {
