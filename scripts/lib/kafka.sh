@@ -5,10 +5,11 @@
 #   2. else the development broker, crabka-broker (pinned, patched, built once into a
 #      cache directory), started on 127.0.0.1:9092 with its log kept on disk in the
 #      cache directory (CRABKA_DATA; scripts/test gives each run a throwaway one) and
-#      stopped by stop_started_kafka (call it from an EXIT trap). docs/development-broker.md
-#      says why it and what it does not do. KAFKA_DEV_BROKER=tansu starts tansu, the
-#      previous choice, in memory instead. KAFKA_DEV_ADDRESS moves either off
-#      127.0.0.1:9092 (crabka's controller takes port 9093 of the same host).
+#      stopped by stop_started_kafka (call it from an EXIT trap);
+#      docs/development-broker.md says why it was chosen and what it does not do yet.
+#      KAFKA_DEV_BROKER=tansu starts tansu, the previous choice, in memory instead.
+#      KAFKA_DEV_ADDRESS moves either off 127.0.0.1:9092 (crabka's controller takes
+#      port 9093 of the same host).
 #      KAFKA_DEV_SECURITY=sasl_ssl starts crabka-broker with one TLS listener that
 #      requires SASL/SCRAM-SHA-512 (throwaway CA and certificates from
 #      scripts/lib/tls.sh, a user and password generated with its data directory),
