@@ -16,7 +16,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, SecondsFormat, Utc};
 use comfy_table::Table;
-use eventstore::FeedEvent;
+use eventstore::{DeadLetterSource, FeedEvent};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use sqlx::types::Json;
@@ -91,31 +91,12 @@ pub enum DlqCommand<S: clap::Args, K: clap::Args> {
     },
 }
 
-/// Who parked a dead letter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Source {
-    /// A consumer: a message it read could never be processed.
-    Consumer,
-    /// The outbox relay: a committed event it could never publish.
-    Relay,
-}
-
-impl Source {
-    /// The value of the `source` column.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Consumer => "consumer",
-            Self::Relay => "relay",
-        }
-    }
-}
-
 /// Which dead letters a command works on; every condition given must hold.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Filter {
     /// Only those parked by a consumer or by the relay.
     #[arg(long, value_enum)]
-    pub source: Option<Source>,
+    pub source: Option<DeadLetterSource>,
     /// Only those whose reason contains this text (ignoring case).
     #[arg(long)]
     pub reason: Option<String>,
@@ -307,7 +288,7 @@ impl Selection {
         let filter = &self.filter;
         sqlx::query_as(query)
             .bind(after)
-            .bind(filter.source.map(Source::as_str))
+            .bind(filter.source.map(DeadLetterSource::as_str))
             .bind(filter.reason.as_deref())
             .bind(filter.origin.as_deref())
             .bind(filter.topic.as_deref())

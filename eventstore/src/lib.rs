@@ -16,11 +16,14 @@
 //! - [`CommitNotifier`]: wakes feed readers when events commit (without a `NOTIFY`
 //!   inside the writing transaction, which would serialize all commits);
 //! - [`load_history`]: an aggregate's events with their stored columns, for auditors;
-//! - [`AggregateError`]: why a service's operation on an aggregate failed.
+//! - [`AggregateError`]: why a service's operation on an aggregate failed;
+//! - [`DeadLetterSource`]: who parked a dead letter, for the services' parking and
+//!   the operators' `dlq` alike.
 //!
 //! It must not depend on `axum`, `rdkafka`, or the read models.
 
 mod aggregate_error;
+mod dead_letters;
 mod events;
 mod feed;
 mod history;
@@ -32,6 +35,7 @@ mod snapshots;
 mod store;
 
 pub use aggregate_error::AggregateError;
+pub use dead_letters::DeadLetterSource;
 pub use events::{AppendError, Events, EventsError, NewRows};
 pub(crate) use feed::{EVENT_COLUMNS, EventRow};
 pub use feed::{Feed, FeedEvent, FeedPage, FeedPosition, sleep_or_cancel};

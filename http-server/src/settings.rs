@@ -122,40 +122,35 @@ pub struct DatabaseSettings {
 /// Operator commands (rebuild, export) run without the statement timeout.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DatabaseSessionSettings {
+    // Each field is named as its flag and its variable are, so clap derives both from
+    // the name: `database_statement_timeout_ms` is `--database-statement-timeout-ms` and
+    // `DATABASE_STATEMENT_TIMEOUT_MS`.
     /// Longest a statement may run, in milliseconds, before the server cancels it (the
     /// failure is transient: requests answer 503, consumers and the relay retry).
-    #[arg(long = "database-statement-timeout-ms", env = "DATABASE_STATEMENT_TIMEOUT_MS", default_value_t = 30_000)]
-    pub statement_timeout_ms: u64,
+    #[arg(long, env, value_name = "STATEMENT_TIMEOUT_MS", default_value_t = 30_000)]
+    pub database_statement_timeout_ms: u64,
     /// Longest a session may sit idle inside a transaction, in milliseconds, before the
     /// server ends it (and rolls the transaction back): an abandoned transaction would
     /// otherwise hold back the feed of every service on the server.
-    #[arg(
-        long = "database-idle-in-transaction-timeout-ms",
-        env = "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS",
-        default_value_t = 60_000
-    )]
-    pub idle_in_transaction_timeout_ms: u64,
+    #[arg(long, env, value_name = "IDLE_IN_TRANSACTION_TIMEOUT_MS", default_value_t = 60_000)]
+    pub database_idle_in_transaction_timeout_ms: u64,
     /// Seconds of silence on a connection before the server's TCP keepalive probes it,
     /// so that the server finds (and ends) the sessions of clients that vanished.
-    #[arg(long = "database-tcp-keepalives-idle-secs", env = "DATABASE_TCP_KEEPALIVES_IDLE_SECS", default_value_t = 30)]
-    pub tcp_keepalives_idle_secs: u32,
+    #[arg(long, env, value_name = "TCP_KEEPALIVES_IDLE_SECS", default_value_t = 30)]
+    pub database_tcp_keepalives_idle_secs: u32,
     /// Seconds between two unanswered keepalive probes.
-    #[arg(
-        long = "database-tcp-keepalives-interval-secs",
-        env = "DATABASE_TCP_KEEPALIVES_INTERVAL_SECS",
-        default_value_t = 10
-    )]
-    pub tcp_keepalives_interval_secs: u32,
+    #[arg(long, env, value_name = "TCP_KEEPALIVES_INTERVAL_SECS", default_value_t = 10)]
+    pub database_tcp_keepalives_interval_secs: u32,
     /// Unanswered keepalive probes after which the server drops the connection.
-    #[arg(long = "database-tcp-keepalives-count", env = "DATABASE_TCP_KEEPALIVES_COUNT", default_value_t = 3)]
-    pub tcp_keepalives_count: u32,
+    #[arg(long, env, value_name = "TCP_KEEPALIVES_COUNT", default_value_t = 3)]
+    pub database_tcp_keepalives_count: u32,
     /// Longest a pooled connection lives, in seconds, before it is replaced (after its
     /// current use).
-    #[arg(long = "database-max-lifetime-secs", env = "DATABASE_MAX_LIFETIME_SECS", default_value_t = 1800)]
-    pub max_lifetime_secs: u64,
+    #[arg(long, env, value_name = "MAX_LIFETIME_SECS", default_value_t = 1800)]
+    pub database_max_lifetime_secs: u64,
     /// Longest a pooled connection may stay unused, in seconds, before it is closed.
-    #[arg(long = "database-idle-timeout-secs", env = "DATABASE_IDLE_TIMEOUT_SECS", default_value_t = 600)]
-    pub idle_timeout_secs: u64,
+    #[arg(long, env, value_name = "IDLE_TIMEOUT_SECS", default_value_t = 600)]
+    pub database_idle_timeout_secs: u64,
 }
 
 impl DatabaseSessionSettings {
@@ -163,13 +158,13 @@ impl DatabaseSessionSettings {
     pub fn sessions(&self) -> migrations::Sessions {
         let off_if_zero = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
         migrations::Sessions {
-            statement_timeout: off_if_zero(self.statement_timeout_ms),
-            idle_in_transaction_timeout: off_if_zero(self.idle_in_transaction_timeout_ms),
-            tcp_keepalives_idle_secs: self.tcp_keepalives_idle_secs,
-            tcp_keepalives_interval_secs: self.tcp_keepalives_interval_secs,
-            tcp_keepalives_count: self.tcp_keepalives_count,
-            max_lifetime: off_if_zero(self.max_lifetime_secs.saturating_mul(1000)),
-            idle_timeout: off_if_zero(self.idle_timeout_secs.saturating_mul(1000)),
+            statement_timeout: off_if_zero(self.database_statement_timeout_ms),
+            idle_in_transaction_timeout: off_if_zero(self.database_idle_in_transaction_timeout_ms),
+            tcp_keepalives_idle_secs: self.database_tcp_keepalives_idle_secs,
+            tcp_keepalives_interval_secs: self.database_tcp_keepalives_interval_secs,
+            tcp_keepalives_count: self.database_tcp_keepalives_count,
+            max_lifetime: off_if_zero(self.database_max_lifetime_secs.saturating_mul(1000)),
+            idle_timeout: off_if_zero(self.database_idle_timeout_secs.saturating_mul(1000)),
         }
     }
 }

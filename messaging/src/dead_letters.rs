@@ -10,6 +10,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use eventstore::DeadLetterSource;
 use rdkafka::message::Headers;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -19,25 +20,6 @@ use crate::IncomingMessage;
 
 /// The longest reason stored, in characters.
 pub const REASON_MAX_CHARS: usize = 1000;
-
-/// Who parked a dead letter: the `source` column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// The consumer loop: a consumed message.
-    Consumer,
-    /// The outbox relay: a committed event.
-    Relay,
-}
-
-impl Source {
-    /// The stored value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Consumer => "consumer",
-            Self::Relay => "relay",
-        }
-    }
-}
 
 /// `reason` made fit to store and to put in a header: NUL characters (which
 /// PostgreSQL text refuses) become U+FFFD, and it is cut to [`REASON_MAX_CHARS`]
@@ -68,7 +50,7 @@ pub async fn park_message(pool: &PgPool, message: &IncomingMessage, reason: &str
          VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT DO NOTHING",
     )
-    .bind(Source::Consumer.as_str())
+    .bind(DeadLetterSource::Consumer.as_str())
     .bind(message.origin())
     .bind(&message.topic)
     .bind(sanitize_reason(reason))
@@ -95,7 +77,7 @@ pub async fn park_event(
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT DO NOTHING",
     )
-    .bind(Source::Relay.as_str())
+    .bind(DeadLetterSource::Relay.as_str())
     .bind(event_id.to_string())
     .bind(topic)
     .bind(sanitize_reason(reason))

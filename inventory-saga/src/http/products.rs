@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use axum::extract::{OriginalUri, State};
-use axum::http::HeaderMap;
+use axum::extract::{FromRequestParts, OriginalUri, State};
+use axum::http::request::Parts;
 use domain::ProductId;
 use domain::inventory::ProductCommand;
 use eventstore::{EventMetadata, StoredEvent};
 use http_server::history::{HistoryQuery, next_page_link};
-use http_server::{ApiJson, ApiPath, ApiQuery, ApiResponse, IfMatch, RequestContext};
+use http_server::{ApiJson, ApiPath, ApiQuery, ApiResponse, ErrorResponse, IfMatch, RequestContext};
 use projections::{Page, ProductView};
 
 use http_server::openapi::{ConditionalWrite, Contended, NotFound};
@@ -116,18 +116,8 @@ pub async fn update(
         (status = 422, description = "The quantity is not from 1 to 1,000,000, or the `Idempotency-Key` is malformed or was used for another request on this product.", body = Failure,
             example = json!(failure("quantity: must be a whole number from 1 to 1000000, got 0"))),
     ))]
-pub async fn restock(
-    State(products): State<Arc<Products>>,
-    context: RequestContext,
-    path: ApiPath,
-    IfMatch(versions): IfMatch,
-    headers: HeaderMap,
-    ApiJson(request): ApiJson<RestockRequest>,
-) -> Result<ProductView> {
-    let product_id = product_id(path)?;
-    let key = http_server::idempotency_key(&headers).map_err(ApiError::Invalid)?;
-    let restock = ProductCommand::Restock { quantity: request.quantity };
-    write(&products, &product_id, versions, restock, metadata(&context).with_idempotency_key(key)).await
+pub async fn restock(change: StockChange, ApiJson(request): ApiJson<RestockRequest>) -> Result<ProductView> {
+    change.write(ProductCommand::Restock { quantity: request.quantity }).await
 }
 
 /// `POST /inventory/products/{productId}/adjustments`: correct the units on hand.
@@ -142,18 +132,46 @@ pub async fn restock(
         (status = 422, description = "The quantity is 0 or beyond 1,000,000 either way, the reason is not one of `DAMAGED`, `LOST`, `FOUND`, `COUNT_CORRECTION`, or the `Idempotency-Key` is malformed or was used for another request on this product.", body = Failure,
             example = json!(failure("quantity: must be a whole number from -1000000 to 1000000 other than 0, got 0"))),
     ))]
-pub async fn adjust(
-    State(products): State<Arc<Products>>,
-    context: RequestContext,
+pub async fn adjust(change: StockChange, ApiJson(request): ApiJson<AdjustmentRequest>) -> Result<ProductView> {
+    change.write(ProductCommand::AdjustStock { quantity: request.quantity, reason: request.reason }).await
+}
+
+/// What a stock change (a restock, an adjustment) takes from the request besides its
+/// body: the product in the path, the versions `If-Match` allows, the
+/// `Idempotency-Key` and who asks. A malformed path or `If-Match` is refused before the
+/// body is read; an unknown product or a bad key after it, when the change is written.
+pub struct StockChange {
+    products: Arc<Products>,
     path: ApiPath,
-    IfMatch(versions): IfMatch,
-    headers: HeaderMap,
-    ApiJson(request): ApiJson<AdjustmentRequest>,
-) -> Result<ProductView> {
-    let product_id = product_id(path)?;
-    let key = http_server::idempotency_key(&headers).map_err(ApiError::Invalid)?;
-    let adjust = ProductCommand::AdjustStock { quantity: request.quantity, reason: request.reason };
-    write(&products, &product_id, versions, adjust, metadata(&context).with_idempotency_key(key)).await
+    versions: Option<Vec<u64>>,
+    key: std::result::Result<Option<String>, String>,
+    context: RequestContext,
+}
+
+impl FromRequestParts<Arc<Products>> for StockChange {
+    type Rejection = ErrorResponse;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        products: &Arc<Products>,
+    ) -> std::result::Result<Self, ErrorResponse> {
+        let Ok(context) = RequestContext::from_request_parts(parts, products).await;
+        let path = ApiPath::from_request_parts(parts, products).await?;
+        let IfMatch(versions) = IfMatch::from_request_parts(parts, products).await?;
+        let key = http_server::idempotency_key(&parts.headers);
+        Ok(Self { products: Arc::clone(products), path, versions, key, context })
+    }
+}
+
+impl StockChange {
+    /// Writes `command` to the product as [`write`] does, recorded with the request's
+    /// `Idempotency-Key`.
+    async fn write(self, command: ProductCommand) -> Result<ProductView> {
+        let product_id = product_id(self.path)?;
+        let key = self.key.map_err(ApiError::Invalid)?;
+        let metadata = metadata(&self.context).with_idempotency_key(key);
+        write(&self.products, &product_id, self.versions, command, metadata).await
+    }
 }
 
 /// A write to product `product_id`: `command`, only while the product is at one of
