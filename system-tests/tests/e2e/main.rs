@@ -5,6 +5,7 @@ mod blackhole;
 mod broker;
 mod contention;
 mod crash;
+mod downstream;
 mod faults;
 mod history;
 mod invariants;
