@@ -44,8 +44,10 @@ pub struct Settings {
     #[arg(long, env = "ORDER_REREQUEST_AFTER_MS", default_value_t = 30_000)]
     pub rerequest_after_ms: u64,
     /// Milliseconds a resolved order (EXECUTED or PARTIALLY_EXECUTED) may wait for
-    /// payment after its last change; an order not PAID by then is canceled, its items
-    /// CANCELED for PAYMENT_TIMEOUT and their stock released. 0 turns the deadline off.
+    /// payment after its resolution; an order not PAID by then is canceled, its items
+    /// CANCELED for PAYMENT_TIMEOUT and their stock released. Canceling some of its
+    /// items does not restart the wait; a changed quantity, which makes the order
+    /// PENDING again, does once it resolves again. 0 turns the deadline off.
     #[arg(long, env = "ORDER_PAYMENT_TIMEOUT_MS", default_value_t = 1_800_000)]
     pub payment_timeout_ms: u64,
 }

@@ -14,7 +14,8 @@
 //! - [`reannounce`]: announcing a decided outcome again when the OMS re-requests it.
 //! - [`app`]: wiring: the kit's start-up with the service's routes, relay route,
 //!   saga and view follower.
-//! - [`operations`]: the service's part of the kit's operator commands.
+//! - [`operations`]: the service's part of the kit's operator commands, and its own
+//!   (`ship-held`).
 //!
 //! Must not depend on `command-api`.
 
@@ -29,4 +30,5 @@ pub mod saga;
 pub mod settings;
 
 pub use app::Application;
+pub use operations::InventoryCommands;
 pub use settings::{Cli, Command, Inventory, Settings};

@@ -1,5 +1,7 @@
 //! `inventory`: the inventory service.
 
+use inventory_saga::{Application, Inventory, InventoryCommands};
+
 // Events are JSON: decoding and folding them allocates a lot, and mimalloc is much
 // faster at that than the system allocator (see docs/benchmarks.md).
 #[global_allocator]
@@ -7,5 +9,5 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<std::process::ExitCode> {
-    service_kit::main::<inventory_saga::Application, inventory_saga::Inventory>().await
+    service_kit::main_with::<Application, Inventory, InventoryCommands>().await
 }

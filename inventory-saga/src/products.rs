@@ -10,7 +10,7 @@ use eventstore::{
 use projections::{AsOf, Cursor, Page, ProductView, ProductViews, Projector};
 use sqlx::PgPool;
 
-use crate::reservations::ProductReservations;
+use crate::reservations::{Held, ProductReservations};
 
 /// A product is snapshotted every this many events: a product not in the store's cache
 /// loads from its snapshot and fewer events than this, whatever its history.
@@ -18,6 +18,17 @@ pub const SNAPSHOT_EVERY: u64 = 500;
 
 /// Why a product operation failed.
 pub type ProductsError = AggregateError<Product>;
+
+/// Units of one product shipped for one order by [`Products::ship_held`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shipment {
+    /// The order.
+    pub order_id: OrderId,
+    /// The product.
+    pub product_id: String,
+    /// Units that left the warehouse.
+    pub quantity: u32,
+}
 
 /// Products: commands through the event store (which keeps the view, the per-order
 /// rows and the snapshots in the same transaction), queries from the view.
@@ -150,6 +161,51 @@ impl Products {
         crate::reservations::announcement(&self.pool, product_id, order_id)
             .await
             .map_err(|e| ProductsError::Storage(Box::new(e)))
+    }
+
+    /// What each of `orders` holds, on every product holding units for it, by order
+    /// then product (see [`crate::reservations::held`]).
+    pub async fn held(&self, orders: &[OrderId]) -> Result<Vec<Held>, ProductsError> {
+        crate::reservations::held(&self.pool, orders).await.map_err(|e| ProductsError::Storage(Box::new(e)))
+    }
+
+    /// Ships whatever each of `orders` still holds, on every product holding units for
+    /// it, all in one transaction: for orders shipped without naming their products
+    /// (`OrderStatusChanged` 1.0) before this service shipped such orders itself. Each
+    /// product is asked `ShipStock` under the revision after the last it decided for
+    /// the order; an order that holds nothing is left as it is, so running this again
+    /// ships nothing more. Returns what left, by order then product.
+    pub async fn ship_held(
+        &self,
+        orders: &[OrderId],
+        metadata: &EventMetadata,
+    ) -> Result<Vec<Shipment>, ProductsError> {
+        let commands: Vec<Command<Product>> = self
+            .held(orders)
+            .await?
+            .into_iter()
+            .map(|held| Command {
+                command: ProductCommand::ShipStock {
+                    order_id: OrderId::from(held.order_id),
+                    revision: u64::try_from(held.revision).unwrap_or_default() + 1,
+                },
+                aggregate_id: held.product_id,
+                metadata: metadata.clone(),
+            })
+            .collect();
+        if commands.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut shipments = Vec::with_capacity(commands.len());
+        for (result, command) in self.execute_all(&commands).await?.into_iter().zip(&commands) {
+            for event in result.map_err(ProductsError::Rejected)?.events {
+                if let ProductEvent::StockShipped { order_id, quantity, .. } = event.payload {
+                    let product_id = command.aggregate_id.clone();
+                    shipments.push(Shipment { order_id, product_id, quantity: quantity.get() });
+                }
+            }
+        }
+        Ok(shipments)
     }
 
     /// How this service reads its events (with the upcasters of old event versions).

@@ -7,6 +7,7 @@
 //! the product as those events left it; a batch reads the rows of the orders its
 //! commands name. Rows are derived data: `product_reservations_folded()` (migration
 //! 0008) folds them from the events, for the operator's rebuild and verification.
+//! Shipping what an order holds finds its products through the rows ([`held`]).
 
 use domain::OrderId;
 use domain::inventory::{OrderEntry, Product, ProductCommand, ProductEvent, Reservation};
@@ -135,6 +136,34 @@ impl KeyedState<Product> for ProductReservations {
         .await?;
         Ok(())
     }
+}
+
+/// Units an order holds on one product, as its row says.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Held {
+    /// The product.
+    pub product_id: String,
+    /// The order.
+    pub order_id: uuid::Uuid,
+    /// Units held, more than 0.
+    pub quantity: i64,
+    /// Revision last decided for the order on the product.
+    pub revision: i64,
+}
+
+/// What each of `orders` holds, on every product holding units for it, by order then
+/// product; one statement, through the index on `order_id` (migration 0011), so its
+/// cost follows the orders asked about, not the orders ever served.
+pub async fn held(pool: &PgPool, orders: &[OrderId]) -> sqlx::Result<Vec<Held>> {
+    let orders: Vec<uuid::Uuid> = orders.iter().map(OrderId::as_uuid).collect();
+    sqlx::query_as(
+        "SELECT product_id, order_id, quantity, revision FROM product_reservations
+          WHERE order_id = ANY($1::uuid[]) AND quantity > 0
+          ORDER BY order_id, product_id",
+    )
+    .bind(&orders)
+    .fetch_all(pool)
+    .await
 }
 
 /// The sequence of the event that announced the outcome of the order's last decided

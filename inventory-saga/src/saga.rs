@@ -6,6 +6,12 @@
 //! Idempotent through the domain: each request carries the order event's sequence as
 //! the item revision, and a product decides nothing for a revision it has seen.
 //!
+//! A shipment ships what the order holds. `OrderStatusChanged` 2.0 names the products;
+//! one that names none (1.0, written by an OMS older than shipments naming products,
+//! upcast with none: orders shipped before the upgrade, or during it while the OMS is
+//! still the older one) ships whatever the order still holds, on every product
+//! holding units for it, found through `product_reservations` in one query per batch.
+//!
 //! Order events arrive as the OMS stored them, at whatever version they were written
 //! (`OrderPlaced` 1.0 of orders placed by an older release, 2.0 since): each is upcast
 //! with the domain's upcasters before it is decoded, and a version this code does not
@@ -23,12 +29,13 @@
 //! (and the outcomes the relay publishes from them carry it on). What the saga
 //! committed is counted by outcome.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use anyhow::Context;
-use domain::OrderId;
 use domain::inventory::{Product, ProductCommand, ProductEvent};
-use domain::order::{ItemStatus, OrderEvent, RejectionReason};
+use domain::order::{ItemStatus, OrderEvent, RejectionReason, TargetStatus};
+use domain::{OrderId, ProductId};
 use eventstore::{Command, EventMetadata};
 use messaging::envelope::RE_REQUEST_HEADER;
 use messaging::messages::order_events::OrderEventMessage;
@@ -60,15 +67,32 @@ impl ReservationSaga {
     }
 }
 
-/// The product commands one order event asks for.
-pub fn commands_for(order_id: OrderId, revision: u64, event: &OrderEvent) -> Vec<(domain::ProductId, ProductCommand)> {
-    let reserve = |product_id: &domain::ProductId, quantity| {
+/// What one order event asks of the products.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Asks {
+    /// These commands on these products, in this order (none for an event that asks
+    /// nothing).
+    Commands(Vec<(ProductId, ProductCommand)>),
+    /// `ShipStock` under `revision` on every product holding units for the order: a
+    /// shipment that names no products (an `OrderStatusChanged` 1.0), whose products
+    /// only the inventory's rows know.
+    ShipHeld {
+        /// The order shipped.
+        order_id: OrderId,
+        /// The order event's sequence.
+        revision: u64,
+    },
+}
+
+/// What one order event asks of the products; pure: a shipment naming no products
+/// is [`Asks::ShipHeld`], for the caller to resolve against what the order holds.
+pub fn commands_for(order_id: OrderId, revision: u64, event: &OrderEvent) -> Asks {
+    let reserve = |product_id: &ProductId, quantity| {
         (product_id.clone(), ProductCommand::ReserveStock { order_id, quantity, revision })
     };
-    let release =
-        |product_id: &domain::ProductId| (product_id.clone(), ProductCommand::ReleaseStock { order_id, revision });
-    let ship = |product_id: &domain::ProductId| (product_id.clone(), ProductCommand::ShipStock { order_id, revision });
-    match event {
+    let release = |product_id: &ProductId| (product_id.clone(), ProductCommand::ReleaseStock { order_id, revision });
+    let ship = |product_id: &ProductId| (product_id.clone(), ProductCommand::ShipStock { order_id, revision });
+    Asks::Commands(match event {
         OrderEvent::OrderPlaced { items, .. } => {
             items.iter().map(|line| reserve(&line.product_id, line.quantity)).collect()
         }
@@ -80,10 +104,15 @@ pub fn commands_for(order_id: OrderId, revision: u64, event: &OrderEvent) -> Vec
             })
             .collect(),
         OrderEvent::OrderCanceled { items, .. } => items.iter().map(release).collect(),
+        // A shipped order holds only its executed items' units (a canceled item's
+        // were released): shipping what it holds is shipping them.
+        OrderEvent::OrderStatusChanged { status: TargetStatus::Shipped, items } if items.is_empty() => {
+            return Asks::ShipHeld { order_id, revision };
+        }
         // Only a shipment names products (the executed items'), whose units leave.
         OrderEvent::OrderStatusChanged { items, .. } => items.iter().map(ship).collect(),
         OrderEvent::ItemExecuted { .. } | OrderEvent::ItemRejected { .. } => vec![],
-    }
+    })
 }
 
 /// The outcome a committed product event records for an order's item, if it is one.
@@ -112,6 +141,12 @@ pub fn outcome_of(event: &ProductEvent) -> Option<SagaOutcome> {
 struct Asked {
     /// The product commands, in the order the event lists the items.
     commands: Vec<Command<Product>>,
+    /// A shipment naming no products: the order whose held units to ship, resolved
+    /// into `commands` by the batch ([`ship_held`]).
+    ships_held: Option<OrderId>,
+    /// The message's revision and metadata, for the commands a shipment resolves to.
+    revision: u64,
+    metadata: EventMetadata,
     /// Whether the OMS asked again for items still pending (header `re-request`):
     /// outcomes already decided are then announced again.
     rerequest: bool,
@@ -137,7 +172,11 @@ fn decode_in_span(message: &IncomingMessage) -> Result<Asked, Unprocessable> {
     let OrderEventMessage { order_id, revision, event } =
         OrderEventMessage::decode(&envelope).map_err(|e| poison(e.to_string()))?;
     let metadata = EventMetadata::new(envelope.correlation_id.clone(), envelope.event_id.to_string(), ACTOR);
-    let commands = commands_for(order_id, revision, &event)
+    let (commands, ships_held) = match commands_for(order_id, revision, &event) {
+        Asks::Commands(commands) => (commands, None),
+        Asks::ShipHeld { order_id, .. } => (vec![], Some(order_id)),
+    };
+    let commands = commands
         .into_iter()
         .map(|(product_id, command)| Command {
             aggregate_id: product_id.as_str().to_owned(),
@@ -145,31 +184,93 @@ fn decode_in_span(message: &IncomingMessage) -> Result<Asked, Unprocessable> {
             metadata: metadata.clone(),
         })
         .collect();
-    Ok(Asked { commands, rerequest: message.header(RE_REQUEST_HEADER) == Some("1") })
+    Ok(Asked { commands, ships_held, revision, metadata, rerequest: message.header(RE_REQUEST_HEADER) == Some("1") })
+}
+
+impl ReservationSaga {
+    /// The products holding units for each order that `asked` ships without naming
+    /// products, in one query for the whole batch; none asked, no query.
+    async fn holding(&self, asked: &[Result<Asked, Unprocessable>]) -> anyhow::Result<HashMap<OrderId, Vec<String>>> {
+        let shipped: Vec<OrderId> = asked.iter().filter_map(|a| a.as_ref().ok()?.ships_held).collect();
+        let mut holding: HashMap<OrderId, Vec<String>> = HashMap::new();
+        if shipped.is_empty() {
+            return Ok(holding);
+        }
+        let held = self.products.held(&shipped).await.context("finding what shipped orders hold")?;
+        for row in held {
+            holding.entry(OrderId::from(row.order_id)).or_default().push(row.product_id);
+        }
+        Ok(holding)
+    }
+}
+
+/// The `ShipStock` commands of a shipment of `order_id` that names no products: one
+/// per product holding units for it (`holding`, read before the batch), and per
+/// product an earlier message of the batch asked about for it (which may hold units
+/// by now: a history replayed in one batch). A product holding nothing decides
+/// nothing, so asking one too many is harmless.
+fn ship_held(
+    order_id: OrderId,
+    asked: &Asked,
+    holding: &[String],
+    earlier: &[Command<Product>],
+) -> Vec<Command<Product>> {
+    let products: BTreeSet<&str> = holding
+        .iter()
+        .map(String::as_str)
+        .chain(
+            earlier
+                .iter()
+                .filter(|command| command.command.order_id() == Some(order_id))
+                .map(|command| command.aggregate_id.as_str()),
+        )
+        .collect();
+    products
+        .into_iter()
+        .map(|product_id| Command {
+            aggregate_id: product_id.to_owned(),
+            command: ProductCommand::ShipStock { order_id, revision: asked.revision },
+            metadata: asked.metadata.clone(),
+        })
+        .collect()
 }
 
 impl MessageHandler for ReservationSaga {
     /// Decides every reservation of the batch on the products, in message order, and
     /// commits them in one transaction: a hot product is loaded once per batch and
-    /// never contends with itself. For a re-request, each reservation already decided
-    /// (decided nothing now) has its outcome announced again.
+    /// never contends with itself. The shipments of the batch that name no products
+    /// find what their orders hold in one query first. For a re-request, each
+    /// reservation already decided (decided nothing now) has its outcome announced
+    /// again.
     async fn handle(&self, messages: &[IncomingMessage]) -> anyhow::Result<Vec<Verdict>> {
         let mut verdicts: Vec<Verdict> = Vec::with_capacity(messages.len());
         let mut commands = Vec::new();
         let mut asked_by = Vec::new();
         let mut rerequests = Vec::with_capacity(messages.len());
-        for (index, message) in messages.iter().enumerate() {
-            let decoded = decode(message);
+        let decoded: Vec<Result<Asked, Unprocessable>> = messages.iter().map(decode).collect();
+        let holding = self.holding(&decoded).await?;
+        for (index, decoded) in decoded.into_iter().enumerate() {
             rerequests.push(decoded.as_ref().is_ok_and(|asked| asked.rerequest));
-            match decoded {
-                Ok(asked) if asked.commands.is_empty() => verdicts.push(Ok(Handled::Ignored)),
-                Ok(asked) => {
-                    asked_by.extend(std::iter::repeat_n(index, asked.commands.len()));
-                    commands.extend(asked.commands);
-                    verdicts.push(Ok(Handled::Applied));
+            let mut asked = match decoded {
+                Ok(asked) => asked,
+                Err(poison) => {
+                    verdicts.push(Err(poison));
+                    continue;
                 }
-                Err(poison) => verdicts.push(Err(poison)),
+            };
+            if let Some(order_id) = asked.ships_held {
+                let held = holding.get(&order_id).map_or(&[][..], Vec::as_slice);
+                asked.commands = ship_held(order_id, &asked, held, &commands);
             }
+            // A shipment is handled even when its order holds nothing (any more).
+            let handled = if asked.commands.is_empty() && asked.ships_held.is_none() {
+                Handled::Ignored
+            } else {
+                Handled::Applied
+            };
+            asked_by.extend(std::iter::repeat_n(index, asked.commands.len()));
+            commands.extend(asked.commands);
+            verdicts.push(Ok(handled));
         }
         if commands.is_empty() {
             return Ok(verdicts);
@@ -471,15 +572,63 @@ mod tests {
         assert_eq!(asked(&shipped), Ok(vec![ship("mug"), ship("tea")]));
         let paid = message(order_id, 4, "OrderStatusChanged", "2.0", json!({"status": "PAID", "items": []}));
         assert_eq!(asked(&paid), Ok(vec![]));
-        // Shipped before 2.0: no products named, nothing shipped (as that release did).
+        // Shipped by an OMS older than 2.0: no products named; the batch ships what the
+        // order holds.
         let shipped_1_0 = message(order_id, 5, "OrderStatusChanged", "1.0", json!({"status": "SHIPPED"}));
-        assert_eq!(asked(&shipped_1_0), Ok(vec![]));
+        assert_eq!(asked(&shipped_1_0), Ok(vec![]), "resolved by the batch");
+        assert_eq!(decode(&shipped_1_0).expect("valid").ships_held, Some(order_id));
+        assert_eq!(decode(&paid).expect("valid").ships_held, None);
         let expired =
             message(order_id, 4, "OrderCanceled", "2.0", json!({"items": ["mug"], "reason": "PAYMENT_TIMEOUT"}));
         assert_eq!(
             asked(&expired),
             Ok(vec![("mug".to_owned(), ProductCommand::ReleaseStock { order_id, revision: 4 })])
         );
+    }
+
+    #[test]
+    fn a_shipment_naming_no_products_ships_what_the_order_holds_and_no_other_status_change_does() {
+        let order_id = OrderId::generate();
+        let shipped = |items: Vec<&str>| OrderEvent::OrderStatusChanged {
+            status: TargetStatus::Shipped,
+            items: items.into_iter().map(|p| ProductId::parse(p).expect("a product id")).collect(),
+        };
+        assert_eq!(commands_for(order_id, 5, &shipped(vec![])), Asks::ShipHeld { order_id, revision: 5 });
+        assert_eq!(
+            commands_for(order_id, 5, &shipped(vec!["mug"])),
+            Asks::Commands(vec![(
+                ProductId::parse("mug").expect("an id"),
+                ProductCommand::ShipStock { order_id, revision: 5 }
+            )])
+        );
+        for status in [TargetStatus::Paid, TargetStatus::Delivered, TargetStatus::Canceled] {
+            let changed = OrderEvent::OrderStatusChanged { status, items: vec![] };
+            assert_eq!(commands_for(order_id, 6, &changed), Asks::Commands(vec![]), "{status:?}");
+        }
+    }
+
+    #[test]
+    fn what_an_order_holds_is_shipped_with_the_products_the_batch_asked_about_for_it_before() {
+        let (order_id, other) = (OrderId::generate(), OrderId::generate());
+        let shipment = message(order_id, 7, "OrderStatusChanged", "1.0", json!({"status": "SHIPPED"}));
+        let asked = decode(&shipment).expect("valid");
+        let earlier = |product: &str, order_id| Command {
+            aggregate_id: product.to_owned(),
+            command: ProductCommand::ReleaseStock { order_id, revision: 3 },
+            metadata: asked.metadata.clone(),
+        };
+        let earlier = [earlier("cup", order_id), earlier("pot", other), earlier("mug", order_id)];
+        let commands = ship_held(order_id, &asked, &["tea".to_owned(), "mug".to_owned()], &earlier);
+        let shipped: Vec<(&str, &ProductCommand)> =
+            commands.iter().map(|c| (c.aggregate_id.as_str(), &c.command)).collect();
+        let ship = ProductCommand::ShipStock { order_id, revision: 7 };
+        assert_eq!(
+            shipped,
+            [("cup", &ship), ("mug", &ship), ("tea", &ship)],
+            "each product once, not the other order's"
+        );
+        assert!(commands.iter().all(|c| c.metadata == asked.metadata), "caused by the shipment's message");
+        assert!(ship_held(order_id, &asked, &[], &[]).is_empty(), "an order holding nothing ships nothing");
     }
 
     #[test]

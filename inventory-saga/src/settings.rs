@@ -3,8 +3,11 @@
 
 use service_kit::{Identity, Named, ServiceSettings};
 
+use crate::operations::InventoryCommands;
+
 /// The inventory service, as the service kit knows it: its names and defaults here,
-/// its operator commands in `operations`.
+/// its part of the operator commands and its own ([`InventoryCommands`]) in
+/// `operations`.
 #[derive(Debug)]
 pub struct Inventory;
 
@@ -28,10 +31,10 @@ impl Named for Inventory {
 }
 
 /// The `inventory` command line.
-pub type Cli = service_kit::Cli<Settings, Inventory>;
+pub type Cli = service_kit::Cli<Settings, Inventory, InventoryCommands>;
 
 /// What `inventory` runs.
-pub type Command = service_kit::Command<Settings>;
+pub type Command = service_kit::Command<Settings, InventoryCommands>;
 
 /// Settings of the running service: the kit's, none of its own yet.
 pub type Settings = ServiceSettings;

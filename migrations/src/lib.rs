@@ -307,6 +307,11 @@ mod tests {
                     "payment deadline",
                     "d65e3a1dc2adb9239d3fb6f51d3f2d89b9ea4ba0d7d317509f563d7b4d9aaa6ae91fb522f5605c038ce5942f48e1f33a"
                 ),
+                (
+                    10,
+                    "resolved at",
+                    "ceb87734e5dc62062847cd99a54c1d798ea44e97b8386084d8b252c720588aebaa5a9c5215e8e284808732afe9c73363"
+                ),
             ])
         );
     }
@@ -345,6 +350,11 @@ mod tests {
                     10,
                     "fulfilment",
                     "321eb9e25e3a08441d5d5a4080da29805ce242ca0a564bc54fae59eecfd08bba97a3952710c202b5764b6b99ad19345c"
+                ),
+                (
+                    11,
+                    "reservations by order",
+                    "09e74b1f623895fc78d11473a78f66ee53f0fa5e9120667993fbb9d026d39500ff813e15b3dc3bf57743b4367c900bb6"
                 ),
             ])
         );

@@ -33,7 +33,10 @@ pub struct OrderView {
     /// Who placed it.
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "u-1"))]
     pub user_id: UserId,
-    /// Where it stands.
+    /// Where it stands. An `EXECUTED` or `PARTIALLY_EXECUTED` order awaits payment:
+    /// unless `PAID` within the payment deadline after it resolved (the OMS's
+    /// `ORDER_PAYMENT_TIMEOUT_MS`, 30 minutes unless configured; 0 turns it off), the
+    /// OMS cancels it, its items `CANCELED` with reason `PAYMENT_TIMEOUT`.
     pub status: OrderStatus,
     /// Its items, in the order first requested.
     pub order_items: Vec<OrderItemView>,
@@ -46,6 +49,12 @@ pub struct OrderView {
     /// How many events it has.
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub version: u64,
+    /// When it last became resolved (`EXECUTED` or `PARTIALLY_EXECUTED` after being
+    /// neither), while it still is; `None` otherwise. The payment deadline runs from
+    /// here: an item canceled after the resolution changes `updated_at`, not this.
+    /// Kept in the view for the deadline's pass, not shown to clients.
+    #[serde(skip)]
+    pub resolved_at: Option<DateTime<Utc>>,
 }
 
 /// One item of an order as clients read it.
@@ -93,9 +102,11 @@ impl OrderView {
                 created_at: occurred_at,
                 updated_at: occurred_at,
                 version: sequence,
+                resolved_at: None,
             });
         }
         let mut view = view?;
+        let was_resolved = view.awaits_payment();
         match event {
             OrderEvent::OrderPlaced { .. } => unreachable!("handled above"),
             OrderEvent::OrderItemsChanged { items } => {
@@ -140,7 +151,19 @@ impl OrderView {
         }
         view.version = sequence;
         view.updated_at = occurred_at;
+        // Resolved by this event, still resolved (an item canceled, the rest kept), or
+        // no longer (paid, canceled, an item pending again: a later resolution is new).
+        view.resolved_at = match (was_resolved, view.awaits_payment()) {
+            (false, true) => Some(occurred_at),
+            (true, true) => view.resolved_at,
+            (_, false) => None,
+        };
         Some(view)
+    }
+
+    /// Whether the order is resolved and not paid: what the payment deadline cancels.
+    fn awaits_payment(&self) -> bool {
+        matches!(self.status, OrderStatus::Executed | OrderStatus::PartiallyExecuted)
     }
 
     fn item_mut(&mut self, product_id: &ProductId) -> Option<&mut OrderItemView> {
@@ -198,9 +221,18 @@ pub struct OrderViews {
 
 /// A row as read; `items` is decoded straight from the column's JSON (no
 /// intermediate `serde_json::Value`, which cost allocations per item on every read).
-type OrderRow = (Uuid, String, String, sqlx::types::Json<Vec<OrderItemView>>, DateTime<Utc>, DateTime<Utc>, i64);
+type OrderRow = (
+    Uuid,
+    String,
+    String,
+    sqlx::types::Json<Vec<OrderItemView>>,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    i64,
+    Option<DateTime<Utc>>,
+);
 
-const ORDER_COLUMNS: &str = "order_id, user_id, status, items, created_at, updated_at, version";
+const ORDER_COLUMNS: &str = "order_id, user_id, status, items, created_at, updated_at, version, resolved_at";
 
 impl OrderViews {
     /// Views stored through `pool` (whose search path is the OMS schema).
@@ -283,6 +315,7 @@ impl ViewTable for OrderViews {
             "created_at": view.created_at,
             "updated_at": view.updated_at,
             "version": view.version,
+            "resolved_at": view.resolved_at,
         })
     }
 
@@ -296,11 +329,12 @@ impl ViewTable for OrderViews {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
         sqlx::query(&format!(
-            "INSERT INTO {table} (order_id, user_id, status, items, created_at, updated_at, version)
-             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::timestamptz[], $6::timestamptz[], $7::bigint[])
+            "INSERT INTO {table} (order_id, user_id, status, items, created_at, updated_at, version, resolved_at)
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::timestamptz[], $6::timestamptz[], $7::bigint[], $8::timestamptz[])
              ON CONFLICT (order_id) DO UPDATE
                 SET user_id = EXCLUDED.user_id, status = EXCLUDED.status, items = EXCLUDED.items,
-                    created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, version = EXCLUDED.version
+                    created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, version = EXCLUDED.version,
+                    resolved_at = EXCLUDED.resolved_at
               WHERE {table}.version < EXCLUDED.version"
         ))
         .bind(views.iter().map(|v| v.order_id.as_uuid()).collect::<Vec<_>>())
@@ -310,6 +344,7 @@ impl ViewTable for OrderViews {
         .bind(views.iter().map(|v| v.created_at).collect::<Vec<_>>())
         .bind(views.iter().map(|v| v.updated_at).collect::<Vec<_>>())
         .bind(views.iter().map(|v| v.version as i64).collect::<Vec<_>>())
+        .bind(views.iter().map(|v| v.resolved_at).collect::<Vec<_>>())
         .execute(&mut *connection)
         .await?;
         Ok(())
@@ -331,7 +366,7 @@ fn decode_position(cursor: &Cursor) -> Result<(DateTime<Utc>, Uuid), InvalidCurs
 }
 
 fn from_row(
-    (order_id, user_id, status, items, created_at, updated_at, version): OrderRow,
+    (order_id, user_id, status, items, created_at, updated_at, version, resolved_at): OrderRow,
 ) -> Result<OrderView, ProjectionError> {
     let corrupt =
         |what: &str, e: &dyn std::fmt::Display| ProjectionError::Corrupt(format!("order_view {order_id} {what}: {e}"));
@@ -343,6 +378,7 @@ fn from_row(
         created_at,
         updated_at,
         version: version as u64,
+        resolved_at,
     })
 }
 
@@ -357,8 +393,103 @@ fn rfc3339<S: serde::Serializer>(time: &DateTime<Utc>, serializer: S) -> Result<
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
+    use domain::order::{ItemChange, OrderLine, RejectionReason};
 
     use super::*;
+
+    fn product(id: &str) -> ProductId {
+        ProductId::parse(id).unwrap()
+    }
+
+    fn units(n: u32) -> Quantity {
+        Quantity::new(n.into()).unwrap()
+    }
+
+    fn change(id: &str, n: u32, status: ItemStatus) -> OrderEvent {
+        OrderEvent::OrderItemsChanged {
+            items: vec![ItemChange { product_id: product(id), quantity: units(n), status }],
+        }
+    }
+
+    fn executed(id: &str, n: u32, revision: u64) -> OrderEvent {
+        OrderEvent::ItemExecuted { product_id: product(id), quantity: units(n), revision }
+    }
+
+    /// `(status, resolved_at)` after each event, the n-th event at minute n.
+    fn resolutions(events: &[OrderEvent]) -> Vec<(OrderStatus, Option<u32>)> {
+        let base = Utc.with_ymd_and_hms(2026, 12, 1, 17, 0, 0).unwrap();
+        let minute = |n: u32| base + chrono::Duration::minutes(n.into());
+        let order_id = OrderId::generate();
+        let mut view = None;
+        let mut seen = Vec::new();
+        for (n, event) in (1..).zip(events) {
+            view = OrderView::fold_event(view, order_id, event, n.into(), minute(n));
+            let folded = view.as_ref().unwrap();
+            let at = folded.resolved_at.map(|at| ((at - base).num_minutes()) as u32);
+            seen.push((folded.status, at));
+        }
+        seen
+    }
+
+    #[test]
+    fn the_view_keeps_when_the_order_last_became_resolved() {
+        let placed = OrderEvent::OrderPlaced {
+            user_id: UserId::parse("alice").unwrap(),
+            items: ["mug", "tea", "cup"]
+                .iter()
+                .map(|id| OrderLine { product_id: product(id), quantity: units(1) })
+                .collect(),
+            idempotency_key: None,
+        };
+        let events = [
+            placed,
+            executed("mug", 1, 1),
+            executed("tea", 1, 1),
+            // The last pending item canceled by the customer: this resolves the order.
+            change("cup", 1, ItemStatus::Canceled),
+            // An item canceled after the resolution does not move it.
+            change("tea", 1, ItemStatus::Canceled),
+            // A quantity change makes an item pending: no longer resolved...
+            change("mug", 2, ItemStatus::Pending),
+            // ...until it resolves anew, from then on.
+            executed("mug", 2, 6),
+            OrderEvent::OrderStatusChanged { status: TargetStatus::Paid, items: vec![] },
+        ];
+        assert_eq!(
+            resolutions(&events),
+            [
+                (OrderStatus::Pending, None),
+                (OrderStatus::Pending, None),
+                (OrderStatus::Pending, None),
+                (OrderStatus::PartiallyExecuted, Some(4)),
+                (OrderStatus::PartiallyExecuted, Some(4)),
+                (OrderStatus::Pending, None),
+                (OrderStatus::PartiallyExecuted, Some(7)),
+                (OrderStatus::Paid, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_order_that_resolves_with_nothing_reserved_or_is_canceled_awaits_no_payment() {
+        let placed = OrderEvent::OrderPlaced {
+            user_id: UserId::parse("alice").unwrap(),
+            items: vec![OrderLine { product_id: product("mug"), quantity: units(1) }],
+            idempotency_key: None,
+        };
+        let rejected = OrderEvent::ItemRejected {
+            product_id: product("mug"),
+            quantity: units(1),
+            revision: 1,
+            reason: RejectionReason::InsufficientStock,
+        };
+        assert_eq!(resolutions(&[placed.clone(), rejected])[1], (OrderStatus::Canceled, None));
+        let canceled = OrderEvent::OrderCanceled { items: vec![product("mug")], reason: CancelReason::PaymentTimeout };
+        assert_eq!(
+            resolutions(&[placed, executed("mug", 1, 1), canceled])[1..],
+            [(OrderStatus::Executed, Some(2)), (OrderStatus::Canceled, None)]
+        );
+    }
 
     #[test]
     fn times_are_written_exactly_as_chronos_own_serialize_writes_them() {

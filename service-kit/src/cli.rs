@@ -1,9 +1,14 @@
 //! The command line both binaries share: `serve` (the default) with the settings every
 //! service has, and the operator commands. What differs between the services (their
 //! names, environment prefix, defaults, the read models they rebuild) is an
-//! [`Identity`], applied to the one definition here when the command line is built.
+//! [`Identity`], applied to the one definition here when the command line is built;
+//! operator commands only one service has are its [`OwnCommands`], listed beside the
+//! shared ones.
 
+use std::fmt::Debug;
+use std::io::Write;
 use std::marker::PhantomData;
+use std::process::ExitCode;
 
 use clap::{Arg, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use http_server::{DatabaseSessionSettings, DatabaseSettings, HttpSettings, LifecycleSettings, TelemetrySettings};
@@ -37,11 +42,12 @@ pub struct Identity {
 }
 
 /// A service's command line: its [`Identity`] `I` applied to [`Command`], with the
-/// service's `serve` settings `S`. Parse it with [`clap::Parser`].
+/// service's `serve` settings `S` and its own operator commands `X`. Parse it with
+/// [`clap::Parser`].
 #[derive(Debug)]
-pub struct Cli<S: Args, I> {
+pub struct Cli<S: Args, I, X: Subcommand = NoCommands> {
     /// What to do; `serve` when omitted.
-    pub command: Option<Command<S>>,
+    pub command: Option<Command<S, X>>,
     /// Settings of `serve` when no subcommand is given.
     pub serve: S,
     identity: PhantomData<I>,
@@ -53,10 +59,10 @@ pub trait Named {
     const IDENTITY: Identity;
 }
 
-/// Subcommands.
+/// Subcommands: the service's own operator commands `X` follow the shared ones.
 #[derive(Debug, Subcommand)]
 #[allow(clippy::large_enum_variant, reason = "parsed once at start-up; boxing buys nothing")]
-pub enum Command<S: Args> {
+pub enum Command<S: Args, X: Subcommand = NoCommands> {
     /// Serve the HTTP API (the default).
     Serve(S),
     /// Print one aggregate's events, oldest first, for audits.
@@ -100,6 +106,26 @@ pub enum Command<S: Args> {
     /// reason.
     #[command(subcommand)]
     Dlq(admin::dead_letters::DlqCommand<StoreSettings, KafkaSettings>),
+    /// One of the service's own operator commands.
+    #[command(flatten)]
+    Own(X),
+}
+
+/// Operator commands only one service has (`inventory ship-held`), listed beside the
+/// shared ones; run like them, once, against the service's schema.
+pub trait OwnCommands: Subcommand + Debug {
+    /// Runs the command, writing what it did to `out`; its exit status.
+    fn run(self, out: &mut dyn Write) -> impl Future<Output = anyhow::Result<ExitCode>>;
+}
+
+/// A service with no operator commands of its own.
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum NoCommands {}
+
+impl OwnCommands for NoCommands {
+    async fn run(self, _out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+        match self {}
+    }
 }
 
 /// Where the operator commands find the service's data.
@@ -153,9 +179,9 @@ pub struct ServiceSettings {
 // would show a doc comment as the binary's description).
 #[derive(Debug, Parser)]
 #[command(version, args_conflicts_with_subcommands = true)]
-struct Generic<S: Args> {
+struct Generic<S: Args, X: Subcommand> {
     #[command(subcommand)]
-    command: Option<Command<S>>,
+    command: Option<Command<S, X>>,
     #[command(flatten)]
     serve: S,
 }
@@ -205,13 +231,13 @@ impl Identity {
     }
 }
 
-impl<S: Args, I: Named> CommandFactory for Cli<S, I> {
+impl<S: Args, I: Named, X: Subcommand> CommandFactory for Cli<S, I, X> {
     fn command() -> clap::Command {
         let identity = I::IDENTITY;
         // `--help`'s first paragraph; `--help` in full shows all of it.
         let summary = identity.about.split("\n\n").next().unwrap_or(identity.about);
         identity
-            .apply(Generic::<S>::command())
+            .apply(Generic::<S, X>::command())
             .name(identity.binary)
             .bin_name(identity.binary)
             .about(summary)
@@ -219,13 +245,13 @@ impl<S: Args, I: Named> CommandFactory for Cli<S, I> {
     }
 
     fn command_for_update() -> clap::Command {
-        I::IDENTITY.apply(Generic::<S>::command_for_update())
+        I::IDENTITY.apply(Generic::<S, X>::command_for_update())
     }
 }
 
-impl<S: Args, I: Named> FromArgMatches for Cli<S, I> {
+impl<S: Args, I: Named, X: Subcommand> FromArgMatches for Cli<S, I, X> {
     fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
-        let Generic { command, serve } = Generic::<S>::from_arg_matches(matches)?;
+        let Generic { command, serve } = Generic::<S, X>::from_arg_matches(matches)?;
         Ok(Self { command, serve, identity: PhantomData })
     }
 
@@ -235,11 +261,11 @@ impl<S: Args, I: Named> FromArgMatches for Cli<S, I> {
     }
 }
 
-impl<S: Args, I: Named> Parser for Cli<S, I> {}
+impl<S: Args, I: Named, X: Subcommand> Parser for Cli<S, I, X> {}
 
-impl<S: Args, I> Cli<S, I> {
+impl<S: Args, I, X: Subcommand> Cli<S, I, X> {
     /// What to run: the subcommand, or `serve` with the top-level settings.
-    pub fn into_command(self) -> Command<S> {
+    pub fn into_command(self) -> Command<S, X> {
         self.command.unwrap_or(Command::Serve(self.serve))
     }
 }
@@ -309,5 +335,48 @@ mod tests {
         let dlq = command.find_subcommand_mut("dlq").expect("dlq");
         let list = dlq.find_subcommand_mut("list").expect("list").render_long_help().to_string();
         assert!(list.contains("[env: SHOP_DATABASE_SCHEMA"), "{list}");
+    }
+
+    /// The shop's own operator command.
+    #[derive(Debug, Subcommand)]
+    enum ShopCommands {
+        /// Count a basket's lines again.
+        Recount {
+            /// The basket.
+            basket: String,
+            #[command(flatten)]
+            store: StoreSettings,
+        },
+    }
+
+    impl OwnCommands for ShopCommands {
+        async fn run(self, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+            let Self::Recount { basket, .. } = self;
+            writeln!(out, "recounted {basket}")?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+
+    #[test]
+    fn a_services_own_commands_are_listed_beside_the_shared_ones_and_take_its_identity() {
+        type OwnCli = Cli<ShopSettings, Shop, ShopCommands>;
+        let cli = OwnCli::try_parse_from(["shop", "recount", "b-1", "--database-url", "postgres://h/db"])
+            .expect("recount parses");
+        match cli.into_command() {
+            Command::Own(ShopCommands::Recount { basket, store }) => {
+                assert_eq!(basket, "b-1");
+                assert_eq!(store.database_schema, "shop", "the identity's schema by default");
+            }
+            other => panic!("recount expected: {other:?}"),
+        }
+        let cli = OwnCli::try_parse_from(["shop", "history", "b-1", "--database-url", "postgres://h/db"])
+            .expect("the shared commands stay");
+        assert!(matches!(cli.into_command(), Command::History { .. }));
+        let mut command = OwnCli::command();
+        let help = command.render_long_help().to_string();
+        assert!(help.contains("recount") && help.contains("Count a basket's lines again"), "{help}");
+        let recount = command.find_subcommand_mut("recount").expect("recount").render_long_help().to_string();
+        assert!(recount.contains("[env: SHOP_DATABASE_SCHEMA"), "{recount}");
+        assert!(ShopCli::try_parse_from(["shop", "recount", "b-1"]).is_err(), "only the service that has it");
     }
 }

@@ -9,8 +9,10 @@
 //!   [`Identity`].
 //! - [`wiring`]: connect and migrate, bind with readiness, run the relay, the
 //!   consumer and the view follower supervised beside HTTP, shut down in the grace.
-//! - [`operations`]: `history`, `export`, `rebuild`, `dlq` over the service's schema.
-//! - [`main`]: a binary's whole `main`, given its [`Application`].
+//! - [`operations`]: `history`, `export`, `rebuild`, `dlq` over the service's schema,
+//!   and the service's [`OwnCommands`].
+//! - [`main`] (or [`main_with`] for a service with commands of its own): a binary's
+//!   whole `main`, given its [`Application`].
 //! - `testing` (feature `test-support`): a service under test on its own database
 //!   and port, and the requests and envelope checks of the API suites.
 //!
@@ -28,7 +30,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-pub use cli::{Cli, Command, Identity, Named, ServiceSettings, StoreSettings};
+pub use cli::{Cli, Command, Identity, Named, NoCommands, OwnCommands, ServiceSettings, StoreSettings};
 pub use operations::Operated;
 pub use wiring::{Foundation, Service};
 
@@ -70,8 +72,13 @@ pub trait Application: Sized + Send + 'static {
 /// and runs application `A` until a shutdown signal (and its grace) ends it, then
 /// exits; any other command is an operator command.
 pub async fn main<A: Application, I: Named + Operated>() -> anyhow::Result<ExitCode> {
+    main_with::<A, I, NoCommands>().await
+}
+
+/// [`main`] for a service with operator commands of its own, `X`.
+pub async fn main_with<A: Application, I: Named + Operated, X: OwnCommands>() -> anyhow::Result<ExitCode> {
     let identity = I::IDENTITY;
-    match Cli::<A::Settings, I>::parse().into_command() {
+    match Cli::<A::Settings, I, X>::parse().into_command() {
         Command::Serve(mut settings) => {
             let shared = settings.service();
             shared.kafka = shared.kafka.clone().with_env_properties(std::env::vars());
@@ -85,6 +92,6 @@ pub async fn main<A: Application, I: Named + Operated>() -> anyhow::Result<ExitC
             // is down can block for minutes).
             std::process::exit(0)
         }
-        operation => operations::run::<I, A::Settings>(operation).await,
+        operation => operations::run::<I, A::Settings, X>(operation).await,
     }
 }

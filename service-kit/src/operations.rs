@@ -1,5 +1,6 @@
 //! The operator commands of both binaries: `history`, `export`, `rebuild` and `dlq`,
-//! run once against the service's schema, writing to standard output.
+//! and a service's own ([`OwnCommands`]), run once against the service's schema,
+//! writing to standard output.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -12,7 +13,7 @@ use projections::{View, ViewTable};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
-use crate::cli::{Command, StoreSettings};
+use crate::cli::{Command, OwnCommands, StoreSettings};
 use admin::dead_letters::{DlqCommand, Failed, Parked, Selection};
 
 /// Events `history` reads and prints at a time.
@@ -54,7 +55,9 @@ pub trait Operated {
     }
 }
 
-async fn connect<S: Operated>(store: &StoreSettings) -> anyhow::Result<PgPool> {
+/// A pool on the service's schema as `store` names it, migrated, for an operator
+/// command (a service's own ones too).
+pub async fn connect<S: Operated>(store: &StoreSettings) -> anyhow::Result<PgPool> {
     // No statement timeout: a rebuild or an export over the whole history may rightly
     // run long statements.
     let sessions = migrations::Sessions::default().without_statement_timeout();
@@ -69,10 +72,15 @@ async fn connect<S: Operated>(store: &StoreSettings) -> anyhow::Result<PgPool> {
 }
 
 /// Runs an operator command (anything but `serve`).
-pub async fn run<S: Operated, A: clap::Args>(command: Command<A>) -> anyhow::Result<ExitCode> {
+pub async fn run<S: Operated, A: clap::Args, X: OwnCommands>(command: Command<A, X>) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match command {
         Command::Serve(_) => anyhow::bail!("serve is not an operator command"),
+        Command::Own(own) => {
+            let exit = own.run(&mut out).await;
+            out.flush()?;
+            return exit;
+        }
         Command::History { id, json, store } => {
             // A page at a time: a history of any length in constant memory (a table
             // is printed a page at a time too).

@@ -64,7 +64,8 @@ impl PlaceOrderRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(as = UpdateOrder)]
 pub struct UpdateOrderRequest {
-    /// The status to move to; asking for the current one changes nothing.
+    /// The status to move to; asking for the current one changes nothing. `PAID` is
+    /// refused (409, naming the deadline) once the payment deadline canceled the order.
     #[schema(value_type = Option<TargetStatus>)]
     pub status: Option<OrderStatus>,
     /// Item changes, at most one per product (so at most 100: an order holds no more).

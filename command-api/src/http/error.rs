@@ -40,7 +40,9 @@ impl IntoResponse for ApiError {
                 }
                 OrdersError::Rejected(rule) => match rule {
                     OrderError::NotFound => StatusCode::NOT_FOUND,
-                    OrderError::ItemsLocked { .. } | OrderError::TransitionNotAllowed { .. } => StatusCode::CONFLICT,
+                    OrderError::ItemsLocked { .. }
+                    | OrderError::TransitionNotAllowed { .. }
+                    | OrderError::PaymentDeadlinePassed { .. } => StatusCode::CONFLICT,
                     OrderError::PlacedWithOtherContent
                     | OrderError::NoItems
                     | OrderError::TooManyItems { .. }

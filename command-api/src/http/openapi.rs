@@ -19,7 +19,10 @@ use utoipa::ToSchema;
             Every response carries `x-request-id` (the client's, or a generated one); send `x-correlation-id` to tie requests together."
     ),
     tags(
-        (name = "orders", description = "Placing, changing and reading orders, and their history."),
+        (name = "orders", description = "Placing, changing and reading orders, and their history. \
+            A resolved order (`EXECUTED` or `PARTIALLY_EXECUTED`) not `PAID` within the payment deadline after its resolution \
+            (`ORDER_PAYMENT_TIMEOUT_MS`, 30 minutes unless configured; 0 turns it off) is canceled by the OMS: its items \
+            `CANCELED` with reason `PAYMENT_TIMEOUT`, their stock released; a payment after that is refused with 409."),
         (name = "operations", description = "Probes and metrics for operators."),
     )
 )]

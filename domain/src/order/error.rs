@@ -44,6 +44,16 @@ pub enum OrderError {
         /// The order's status.
         status: OrderStatus,
     },
+    /// The payment deadline canceled the order before it was paid, so it can no longer
+    /// move on (409): what a payment that came too late, or lost the race with the
+    /// deadline, is told.
+    #[error(
+        "the order was canceled because it was not paid before its payment deadline: it cannot go from CANCELED to {to}"
+    )]
+    PaymentDeadlinePassed {
+        /// Asked status.
+        to: OrderStatus,
+    },
     /// The lifecycle does not allow this move (409).
     #[error("an order cannot go from {from} to {to}")]
     TransitionNotAllowed {

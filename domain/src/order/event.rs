@@ -83,7 +83,8 @@ pub enum OrderEvent {
         status: TargetStatus,
         /// The products whose reserved units this change consumes, for the inventory
         /// service to ship: the executed items' when the order is shipped, none
-        /// otherwise (and none for orders shipped before 2.0, whose reservations stay).
+        /// otherwise (and none for orders shipped before 2.0: the inventory service then
+        /// ships whatever the order still holds).
         items: Vec<ProductId>,
     },
     /// The order was canceled (by the customer, or by the OMS when it was not paid in

@@ -51,7 +51,8 @@ enum Stage {
     Paid,
     Shipped,
     Delivered,
-    Canceled,
+    /// Canceled, and why: by the customer or by the payment deadline.
+    Canceled(CancelReason),
 }
 
 /// One product line of an order and where it stands.
@@ -100,7 +101,7 @@ impl Order {
             Stage::Paid => OrderStatus::Paid,
             Stage::Shipped => OrderStatus::Shipped,
             Stage::Delivered => OrderStatus::Delivered,
-            Stage::Canceled => OrderStatus::Canceled,
+            Stage::Canceled(_) => OrderStatus::Canceled,
             Stage::Open => OrderStatus::from_items(self.items.iter().map(|item| item.status)),
         }
     }
@@ -235,13 +236,18 @@ impl Order {
         let to = target.into();
         if target == TargetStatus::Canceled {
             return match self.stage {
-                Stage::Canceled => Ok(None),
+                Stage::Canceled(_) => Ok(None),
                 Stage::Shipped | Stage::Delivered => Err(OrderError::TransitionNotAllowed { from, to }),
                 Stage::Open | Stage::Paid => Ok(Some(self.cancellation(CancelReason::CanceledByCustomer))),
             };
         }
         if from == to {
             return Ok(None);
+        }
+        // An order the deadline canceled says so: a payment that arrives after it (or
+        // loses the race with it) learns why the order can no longer be paid.
+        if self.stage == Stage::Canceled(CancelReason::PaymentTimeout) {
+            return Err(OrderError::PaymentDeadlinePassed { to });
         }
         let allowed = match target {
             TargetStatus::Paid => matches!(from, OrderStatus::Executed | OrderStatus::PartiallyExecuted),
@@ -277,7 +283,10 @@ impl Order {
         // A redelivered outcome, one for a request since superseded, or one that lands
         // after the order was canceled changes nothing here; the inventory service
         // releases what the cancellation covers.
-        if self.stage == Stage::Canceled || item.status != ItemStatus::Pending || item.revision != cmd.revision {
+        if matches!(self.stage, Stage::Canceled(_))
+            || item.status != ItemStatus::Pending
+            || item.revision != cmd.revision
+        {
             return Ok(vec![]);
         }
         let product_id = cmd.product_id;
@@ -364,11 +373,11 @@ impl Aggregate for Order {
                     TargetStatus::Paid => Stage::Paid,
                     TargetStatus::Shipped => Stage::Shipped,
                     TargetStatus::Delivered => Stage::Delivered,
-                    TargetStatus::Canceled => Stage::Canceled,
+                    TargetStatus::Canceled => Stage::Canceled(CancelReason::CanceledByCustomer),
                 };
             }
             OrderEvent::OrderCanceled { reason, .. } => {
-                self.stage = Stage::Canceled;
+                self.stage = Stage::Canceled(reason);
                 for item in &mut self.items {
                     if item.status != ItemStatus::Canceled {
                         item.status = ItemStatus::Canceled;

@@ -2,7 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// An order's status.
+/// An order's status. `PENDING` while an item waits for the inventory service; then
+/// `EXECUTED`, `PARTIALLY_EXECUTED` or `CANCELED`; then, by `PUT`, `PAID` → `SHIPPED` →
+/// `DELIVERED`. A resolved order (`EXECUTED` or `PARTIALLY_EXECUTED`) not `PAID` within
+/// the payment deadline after its resolution is `CANCELED` by the OMS.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -13,7 +16,8 @@ pub enum OrderStatus {
     Executed,
     /// Some items are reserved, others canceled.
     PartiallyExecuted,
-    /// No item is reserved, or the customer canceled the order.
+    /// No item is reserved, the customer canceled the order, or it was not paid
+    /// within the payment deadline.
     Canceled,
     /// Payment was processed.
     Paid,
@@ -63,12 +67,14 @@ impl std::fmt::Display for OrderStatus {
     }
 }
 
-/// A status a client may ask for with `PUT`.
+/// A status a client may ask for with `PUT`. `PAID` is refused (409) once the payment
+/// deadline has canceled the order.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TargetStatus {
-    /// Payment processed.
+    /// Payment processed; from `EXECUTED` or `PARTIALLY_EXECUTED`, before the payment
+    /// deadline.
     Paid,
     /// Handed to the carrier.
     Shipped,
@@ -112,7 +118,11 @@ pub enum RejectionReason {
     UnknownProduct,
 }
 
-/// Why an item is canceled.
+/// Why an item is canceled: the inventory service could not reserve it
+/// (`INSUFFICIENT_STOCK`, `UNKNOWN_PRODUCT`), the customer canceled it or the order
+/// (`CANCELED_BY_CUSTOMER`), or the order was resolved but not `PAID` within the
+/// payment deadline after its resolution (`PAYMENT_TIMEOUT`, the OMS's
+/// `ORDER_PAYMENT_TIMEOUT_MS`), so the OMS canceled it and its stock was released.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

@@ -416,9 +416,24 @@ fn the_payment_deadline_cancels_nothing_once_paid_or_while_pending_or_when_cance
 }
 
 #[test]
-fn paying_an_order_canceled_for_payment_timeout_is_a_conflict() {
+fn paying_an_order_canceled_for_payment_timeout_is_refused_naming_the_deadline() {
     let mut history = all_executed();
     history.push(expired(&["mug", "tea"]));
+    for target in [TargetStatus::Paid, TargetStatus::Shipped, TargetStatus::Delivered] {
+        let refused = given(history.clone()).when(update_status(target));
+        assert_eq!(refused, Err(OrderError::PaymentDeadlinePassed { to: target.into() }), "{target:?}");
+    }
+    assert_eq!(
+        OrderError::PaymentDeadlinePassed { to: OrderStatus::Paid }.to_string(),
+        "the order was canceled because it was not paid before its payment deadline: it cannot go from CANCELED to PAID"
+    );
+    assert_eq!(given(history).when(update_status(TargetStatus::Canceled)), Ok(vec![]), "canceling it again is a no-op");
+}
+
+#[test]
+fn paying_an_order_the_customer_canceled_is_a_plain_transition_conflict() {
+    let mut history = all_executed();
+    history.push(canceled(&["mug", "tea"]));
     assert_eq!(
         given(history).when(update_status(TargetStatus::Paid)),
         Err(OrderError::TransitionNotAllowed { from: OrderStatus::Canceled, to: OrderStatus::Paid })

@@ -37,8 +37,8 @@ fn order_placed_1_to_2(payload: Value) -> Value {
     with_default(payload, "OrderPlaced", "idempotencyKey", Value::Null)
 }
 
-/// `OrderStatusChanged` 1.0 → 2.0. Before 2.0 shipping consumed no reservation: a
-/// shipment then names no products, and what it held stays reserved.
+/// `OrderStatusChanged` 1.0 → 2.0. A 1.0 shipment names no products: it reads with
+/// none, and the inventory service ships whatever the order still holds.
 fn status_changed_1_to_2(payload: Value) -> Value {
     with_default(payload, "OrderStatusChanged", "items", json!([]))
 }

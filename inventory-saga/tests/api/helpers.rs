@@ -1,7 +1,11 @@
 //! A running inventory service on its own database (the service kit's `testing`),
-//! and what tests need to talk to it: the product requests, and a fold of a
-//! product's history to compare with its `GET`.
+//! and what tests need to talk to it: the product requests, the saga's requests
+//! decided through the store, and a fold of a product's history to compare with its
+//! `GET`.
 
+use domain::OrderId;
+use domain::inventory::{Product, ProductCommand};
+use eventstore::{Command, EventMetadata};
 use inventory_saga::{Application, Inventory};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -15,7 +19,12 @@ service_kit::test_app! {
 
 /// Starts an inventory service on a fresh database. Logs only with `TEST_LOG=1`.
 pub async fn spawn_app() -> TestApp {
-    TestApp(service_kit::testing::spawn::<Application, Inventory>(|_| {}).await)
+    spawn_app_with(|_| {}).await
+}
+
+/// [`spawn_app`] with `configure` applied to the test settings (e.g. a real broker).
+pub async fn spawn_app_with(configure: impl FnOnce(&mut inventory_saga::Settings)) -> TestApp {
+    TestApp(service_kit::testing::spawn::<Application, Inventory>(configure).await)
 }
 
 impl TestApp {
@@ -73,6 +82,35 @@ impl TestApp {
         self.events(product_id).await.data(StatusCode::OK).as_array().expect("the history is an array").clone()
     }
 
+    /// Decides `commands` (product, command) on the products in one transaction, as the
+    /// saga does, through a store of the service's kind; asserts no rule refuses one.
+    pub async fn decide(&self, commands: &[(&str, ProductCommand)]) {
+        let commands: Vec<Command<Product>> = commands
+            .iter()
+            .map(|(product_id, command)| Command {
+                aggregate_id: (*product_id).to_owned(),
+                command: command.clone(),
+                metadata: EventMetadata::new("api-test", "api-test", "test"),
+            })
+            .collect();
+        let store = inventory_saga::products::Products::store(self.pool.clone());
+        for result in store.execute_all(&commands).await.expect("decided") {
+            result.expect("no rule refuses the saga's requests");
+        }
+    }
+
+    /// Reserves `quantity` units of `product_id` for `order_id` under `revision`, as
+    /// the saga does for an order event.
+    pub async fn reserve(&self, product_id: &str, order_id: OrderId, quantity: i64, revision: u64) {
+        let quantity = domain::Quantity::new(quantity).expect("a quantity");
+        self.decide(&[(product_id, ProductCommand::ReserveStock { order_id, quantity, revision })]).await;
+    }
+
+    /// The product's stock as `GET` shows it: (onHand, available, reserved, shipped).
+    pub async fn stock(&self, product_id: &str) -> (u64, u64, u64, u64) {
+        stock_of(self.get_product(product_id).await.data(StatusCode::OK))
+    }
+
     /// Asserts that folding the product's `/events` gives exactly its `GET`, and
     /// returns the history.
     pub async fn assert_history_explains_product(&self, product_id: &str) -> Vec<Value> {
@@ -81,6 +119,12 @@ impl TestApp {
         assert_eq!(fold_history(product_id, &history), product, "folding /events must give GET; history: {history:#?}");
         history
     }
+}
+
+/// A product's stock: (onHand, available, reserved, shipped).
+pub fn stock_of(product: &Value) -> (u64, u64, u64, u64) {
+    let count = |field: &str| product[field].as_u64().unwrap_or_else(|| panic!("{field} is a count in {product}"));
+    (count("onHand"), count("available"), count("reserved"), count("shipped"))
 }
 
 /// The event types of a history, in order.

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use reqwest::Method;
 
-use crate::helpers::{Body, assert_audit_fields, event_types, fold_history, spawn_app};
+use crate::helpers::{Body, assert_audit_fields, event_types, fold_history, spawn_app, stock_of};
 
 #[tokio::test]
 async fn history_lists_events_oldest_first_with_their_metadata() {
@@ -256,4 +256,52 @@ async fn as_of_a_version_or_a_time_is_the_product_as_it_was_then() {
     let message =
         get("soon".to_owned()).await.error(StatusCode::UNPROCESSABLE_ENTITY, "not a version nor a time").to_owned();
     assert!(message.contains("asOf"), "{message}");
+}
+
+#[tokio::test]
+async fn as_of_shows_the_stock_before_and_after_a_shipment_and_the_adjustments_around_it() {
+    let app = spawn_app().await;
+    app.given_product("mug", 10, 2).await;
+    let order_id = domain::OrderId::generate();
+    app.reserve("mug", order_id, 3, 1).await;
+    app.send(
+        Method::POST,
+        "/inventory/products/mug/adjustments",
+        &[],
+        Body::Json(json!({"quantity": -2, "reason": "DAMAGED"})),
+    )
+    .await
+    .data(StatusCode::OK);
+    app.decide(&[("mug", domain::inventory::ProductCommand::ShipStock { order_id, revision: 6 })]).await;
+    app.send(
+        Method::POST,
+        "/inventory/products/mug/adjustments",
+        &[],
+        Body::Json(json!({"quantity": 1, "reason": "FOUND"})),
+    )
+    .await
+    .data(StatusCode::OK);
+    let history = app.assert_history_explains_product("mug").await;
+    assert_eq!(
+        event_types(&history),
+        ["ProductAdded", "StockReserved", "StockAdjusted", "StockShipped", "StockAdjusted"],
+        "no alert: available never reaches the threshold"
+    );
+
+    // (version, onHand, available, reserved, shipped), after each event.
+    let expected = [
+        (1, 10, 10, 0, 0),
+        (2, 10, 7, 3, 0), // reserved for the order: still on hand
+        (3, 8, 5, 3, 0),  // two damaged units leave; the reserved ones stay
+        (4, 5, 5, 0, 3),  // shipped: the reserved units leave the warehouse
+        (5, 6, 6, 0, 3),  // one found
+    ];
+    for (version, on_hand, available, reserved, shipped) in expected {
+        let then = app.send(Method::GET, &format!("/inventory/products/mug?asOf={version}"), &[], Body::None).await;
+        let then = then.data(StatusCode::OK);
+        assert_eq!(stock_of(then), (on_hand, available, reserved, shipped), "asOf={version}: {then}");
+        assert_eq!(then["version"], version, "asOf={version}");
+        assert_eq!(then, &fold_history("mug", &history[..version as usize]), "asOf={version} is the fold so far");
+    }
+    assert_eq!(app.stock("mug").await, (6, 6, 0, 3), "the last version is the product now");
 }

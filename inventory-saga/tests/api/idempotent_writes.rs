@@ -58,3 +58,30 @@ async fn a_malformed_key_is_refused() {
     }
     assert_eq!(app.count_events().await, events, "nothing stored");
 }
+
+#[tokio::test]
+async fn an_adjustments_key_reused_with_another_body_is_422_and_stores_nothing() {
+    let app = spawn_app().await;
+    app.given_product("mug", 10, 2).await;
+    let first = post(&app, "adjustments", "count-3", json!({"quantity": -2, "reason": "DAMAGED"})).await;
+    assert_eq!(first.data(StatusCode::OK)["onHand"], 8);
+    let events = app.count_events().await;
+    let before = app.get_product("mug").await.data(StatusCode::OK).clone();
+    for (body, label) in [
+        (json!({"quantity": -3, "reason": "DAMAGED"}), "another quantity"),
+        (json!({"quantity": -2, "reason": "LOST"}), "another reason"),
+        (json!({"quantity": 2, "reason": "FOUND"}), "the opposite correction"),
+    ] {
+        let reused = post(&app, "adjustments", "count-3", body).await;
+        let message = reused.error(StatusCode::UNPROCESSABLE_ENTITY, label);
+        assert!(message.contains("Idempotency-Key"), "[{label}] {message}");
+    }
+    let restock = post(&app, "restock", "count-3", json!({"quantity": 2})).await;
+    restock.error(StatusCode::UNPROCESSABLE_ENTITY, "the adjustment's key on a restock");
+    assert_eq!(app.count_events().await, events, "nothing stored");
+    assert_eq!(app.get_product("mug").await.data(StatusCode::OK), &before, "the product is as it was");
+
+    let retried = post(&app, "adjustments", "count-3", json!({"quantity": -2, "reason": "DAMAGED"})).await;
+    assert_eq!(retried.data(StatusCode::OK)["onHand"], 8, "the same body is still the one adjustment");
+    assert_eq!(app.count_events().await, events);
+}

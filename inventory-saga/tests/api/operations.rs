@@ -1,7 +1,8 @@
 //! The operator commands of the `inventory` binary, run as a real process against the
 //! database of a running inventory service.
 
-use std::process::Output;
+use std::io::Write;
+use std::process::{Output, Stdio};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -13,15 +14,28 @@ use crate::helpers::{TestApp, spawn_app};
 /// serving (and committing) while the command runs, or a rebuild would wait forever
 /// for the transaction it left open.
 pub(crate) async fn inventory(app: &TestApp, args: &[&str]) -> Output {
+    inventory_reading(app, args, "").await
+}
+
+/// [`inventory`] with `input` on its standard input.
+async fn inventory_reading(app: &TestApp, args: &[&str], input: &str) -> Output {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_inventory"));
     command
         .args(args)
         .args(["--database-url", &app.database_url, "--database-schema", "inventory"])
-        .env_remove("DATABASE_URL");
-    tokio::task::spawn_blocking(move || command.output())
-        .await
-        .expect("the command's thread")
-        .expect("running inventory")
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let input = input.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut child = command.spawn()?;
+        child.stdin.take().expect("a piped standard input").write_all(input.as_bytes())?;
+        child.wait_with_output()
+    })
+    .await
+    .expect("the command's thread")
+    .expect("running inventory")
 }
 
 #[tokio::test]
@@ -108,4 +122,93 @@ async fn rebuild_and_verify_of_product_reservations_find_and_repair_a_spoiled_ro
         "{rebuilt:?}"
     );
     assert!(inventory(&app, &verify).await.status.success(), "clean again");
+}
+
+#[tokio::test]
+async fn ship_held_ships_what_orders_hold_once_and_a_second_run_changes_nothing() {
+    let app = spawn_app().await;
+    app.given_product("mug", 10, 1).await;
+    app.given_product("tea", 5, 1).await;
+    // Shipped before the upgrade: still holding. Another order, not shipped, holds
+    // units it keeps; one order holds nothing (its item was rejected).
+    let (shipped, open, rejected) =
+        (domain::OrderId::generate(), domain::OrderId::generate(), domain::OrderId::generate());
+    app.reserve("mug", shipped, 2, 1).await;
+    app.reserve("tea", shipped, 1, 1).await;
+    app.reserve("mug", open, 3, 1).await;
+    app.reserve("tea", rejected, 9, 1).await;
+    let (shipped_id, rejected_id) = (shipped.to_string(), rejected.to_string());
+    let events = app.count_events().await;
+
+    let dry_run = inventory(&app, &["ship-held", "--dry-run", &shipped_id, &rejected_id]).await;
+    let printed = String::from_utf8_lossy(&dry_run.stdout);
+    assert!(dry_run.status.success(), "{dry_run:?}");
+    assert_eq!(
+        printed.lines().collect::<Vec<_>>(),
+        [
+            format!("{shipped_id}  mug  holds 2"),
+            format!("{shipped_id}  tea  holds 1"),
+            format!("{rejected_id}  holds nothing"),
+            "would ship 3 units for 1 of 2 orders; the others hold nothing".to_owned(),
+        ]
+    );
+    assert_eq!(app.count_events().await, events, "a dry run stores nothing");
+
+    // The ids on standard input, as a listing of the OMS's shipped orders gives them.
+    let run = inventory_reading(&app, &["ship-held", "-"], &format!("{shipped_id}\n{rejected_id}\n")).await;
+    let printed = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{run:?}");
+    assert_eq!(
+        printed.lines().collect::<Vec<_>>(),
+        [
+            format!("{shipped_id}  mug  shipped 2"),
+            format!("{shipped_id}  tea  shipped 1"),
+            format!("{rejected_id}  holds nothing"),
+            "shipped 3 units for 1 of 2 orders; the others hold nothing".to_owned(),
+        ]
+    );
+    assert_eq!(crate::helpers::stock_of(app.get_product("mug").await.data(StatusCode::OK)), (8, 5, 3, 2));
+    assert_eq!(crate::helpers::stock_of(app.get_product("tea").await.data(StatusCode::OK)), (4, 4, 0, 1));
+    let mug = app.assert_history_explains_product("mug").await;
+    let last = mug.last().expect("events");
+    assert_eq!(last["eventType"], "StockShipped");
+    assert_eq!(
+        last["payload"],
+        json!({"orderId": shipped_id, "quantity": 2, "revision": 2}),
+        "the revision after the last decided"
+    );
+    app.assert_history_explains_product("tea").await;
+
+    let events = app.count_events().await;
+    let again = inventory(&app, &["ship-held", &shipped_id, &rejected_id]).await;
+    assert!(again.status.success(), "{again:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout).lines().last(),
+        Some("shipped 0 units for 0 of 2 orders; the others hold nothing"),
+        "{again:?}"
+    );
+    assert_eq!(app.count_events().await, events, "a second run changes nothing");
+    let differences = inventory_saga::reservations::differences(&app.pool).await.expect("compared");
+    assert!(differences.is_empty(), "the rows are the fold of the events: {differences:?}");
+}
+
+#[tokio::test]
+async fn ship_held_refuses_an_id_that_is_not_an_order_before_shipping_anything() {
+    let app = spawn_app().await;
+    app.given_product("mug", 10, 1).await;
+    let order_id = domain::OrderId::generate();
+    app.reserve("mug", order_id, 2, 1).await;
+    let events = app.count_events().await;
+    let refused = inventory(&app, &["ship-held", &order_id.to_string(), "order-7"]).await;
+    assert!(!refused.status.success(), "{refused:?}");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("'order-7' is not an order id"), "{refused:?}");
+    assert_eq!(app.count_events().await, events, "nothing shipped");
+
+    let help = inventory(&app, &["--help"]).await;
+    assert!(String::from_utf8_lossy(&help.stdout).contains("ship-held"), "{help:?}");
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_inventory")).args(["ship-held", "--help"]).output();
+    let help = String::from_utf8_lossy(&help.expect("ship-held --help").stdout).into_owned();
+    for documented in ["ORDER_ID", "--dry-run", "[env: INVENTORY_DATABASE_SCHEMA", "SHIPPED"] {
+        assert!(help.contains(documented), "ship-held --help names {documented}: {help}");
+    }
 }

@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{Answer, Body, TestApp, event_types, spawn_app};
+use crate::helpers::{Answer, Body, TestApp, event_types, spawn_app, stock_of};
 
 #[tokio::test]
 async fn a_rename_changes_the_name_and_the_same_update_again_changes_nothing() {
@@ -94,4 +94,27 @@ async fn adjustments_correct_the_units_on_hand_and_never_take_reserved_units() {
     );
     assert_eq!(history[1]["payload"], json!({"quantity": -3, "reason": "DAMAGED"}));
     adjust(&app, "nothing", 1, "FOUND").await.error(StatusCode::NOT_FOUND, "unknown product");
+}
+
+#[tokio::test]
+async fn a_removal_of_units_reserved_for_an_order_is_a_conflict_and_stores_nothing() {
+    let app = spawn_app().await;
+    app.given_product("mug", 10, 2).await;
+    app.reserve("mug", domain::OrderId::generate(), 6, 1).await;
+    assert_eq!(app.stock("mug").await, (10, 4, 6, 0), "(onHand, available, reserved, shipped)");
+
+    let events = app.count_events().await;
+    let before = app.get_product("mug").await.data(StatusCode::OK).clone();
+    for (quantity, label) in [(-5, "one reserved unit"), (-10, "every unit on hand"), (-7, "most reserved units")] {
+        let refused = adjust(&app, "mug", quantity, "LOST").await;
+        let message = refused.error(StatusCode::CONFLICT, label);
+        assert!(message.contains("4 are available"), "[{label}] {message}");
+    }
+    assert_eq!(app.count_events().await, events, "nothing stored");
+    assert_eq!(app.get_product("mug").await.data(StatusCode::OK), &before, "the product is as it was");
+
+    // Every unit not promised may go.
+    let emptied = adjust(&app, "mug", -4, "DAMAGED").await;
+    assert_eq!(stock_of(emptied.data(StatusCode::OK)), (6, 0, 6, 0), "the reserved units stay on hand");
+    app.assert_history_explains_product("mug").await;
 }

@@ -5,8 +5,10 @@
 //! the same message sent again, with a header saying so.
 //!
 //! Their names and versions are the domain's, stored forever ([`OrderEvent`]'s
-//! `event_type` and `event_version`): `OrderPlaced` 2.0 (1.0 from orders placed before
-//! it recorded the idempotency key), every other event 1.0.
+//! `event_type` and `event_version`): `OrderPlaced` 2.0 (1.0 before it recorded the
+//! idempotency key), `OrderStatusChanged` 2.0 (1.0 before a shipment named the products
+//! it consumes), `OrderCanceled` 2.0 (1.0 before it carried its reason), every other
+//! event 1.0. Each is published in the version it was stored in.
 
 use domain::OrderId;
 use domain::order::{Order, OrderEvent, UnreadableEvent, decode_event};
