@@ -63,6 +63,20 @@ pub struct IncomingMessage {
 }
 
 impl IncomingMessage {
+    /// `envelope` as a consumer of `topic` receives it at `offset` when a relay
+    /// published it: keyed by its aggregate id, with its headers. For driving a
+    /// handler without a broker.
+    pub fn carrying(topic: impl Into<String>, offset: i64, envelope: &crate::Envelope) -> Self {
+        Self {
+            topic: topic.into(),
+            partition: 0,
+            offset,
+            key: Some(envelope.aggregate_id.clone()),
+            payload: Some(serde_json::to_vec(envelope).expect("an envelope is always JSON")),
+            headers: Some(envelope.headers()),
+        }
+    }
+
     /// The message as received by `group`, whose age it records.
     fn received(message: &BorrowedMessage<'_>, group: &str) -> Self {
         if let Some(created) = message.timestamp().to_millis() {

@@ -13,42 +13,37 @@ use clap::Parser;
 use domain::OrderId;
 use inventory_saga::products::Products;
 use inventory_saga::saga::ReservationSaga;
-use messaging::{Handled, IncomingMessage, MessageHandler, Verdict};
+use messaging::{Envelope, Handled, IncomingMessage, MessageHandler, Verdict};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, event_types, spawn_app, spawn_app_with};
 
-/// An order event as the OMS relay publishes it, at `event_version`.
-fn order_event(
-    order_id: OrderId,
-    sequence: i64,
-    event_type: &str,
-    event_version: &str,
-    payload: Value,
-) -> IncomingMessage {
-    let envelope = json!({
-        "eventId": uuid::Uuid::new_v4(), "aggregateType": "Order", "aggregateId": order_id.to_string(),
-        "sequence": sequence, "eventType": event_type, "eventVersion": event_version,
-        "occurredAt": "2026-11-01T10:00:00Z", "correlationId": "checkout-42", "causationId": "req-1", "payload": payload,
-    });
-    IncomingMessage {
-        topic: "oms.order-events".to_owned(),
-        partition: 0,
-        offset: sequence,
-        key: Some(order_id.to_string()),
-        payload: Some(serde_json::to_vec(&envelope).expect("an envelope encodes")),
-        headers: None,
-    }
+/// An order event as an OMS older than shipments naming products published it: every
+/// type at 1.0.
+fn older_oms_event(order_id: OrderId, sequence: i64, event_type: &str, payload: Value) -> IncomingMessage {
+    let published = Envelope {
+        event_id: uuid::Uuid::new_v4(),
+        aggregate_type: "Order".to_owned(),
+        aggregate_id: order_id.to_string(),
+        sequence,
+        event_type: event_type.to_owned(),
+        event_version: "1.0".to_owned(),
+        occurred_at: "2026-11-01T10:00:00Z".to_owned(),
+        correlation_id: "checkout-42".to_owned(),
+        causation_id: "req-1".to_owned(),
+        payload,
+    };
+    IncomingMessage::carrying("oms.order-events", sequence, &published)
 }
 
 fn placed(order_id: OrderId, items: Value) -> IncomingMessage {
-    order_event(order_id, 1, "OrderPlaced", "1.0", json!({"userId": "alice", "items": items}))
+    older_oms_event(order_id, 1, "OrderPlaced", json!({"userId": "alice", "items": items}))
 }
 
 /// A status change as an OMS older than shipments naming products wrote it.
 fn status_1_0(order_id: OrderId, sequence: i64, status: &str) -> IncomingMessage {
-    order_event(order_id, sequence, "OrderStatusChanged", "1.0", json!({"status": status}))
+    older_oms_event(order_id, sequence, "OrderStatusChanged", json!({"status": status}))
 }
 
 /// The saga as the service runs it, on `app`'s database.
@@ -79,11 +74,10 @@ async fn a_shipment_naming_no_products_ships_what_the_order_holds_exactly_once()
             shipped,
             json!([{"productId": "mug", "quantity": 2}, {"productId": "tea", "quantity": 1}, {"productId": "cup", "quantity": 1}]),
         ),
-        order_event(
+        older_oms_event(
             shipped,
             2,
             "OrderItemsChanged",
-            "1.0",
             json!({"items": [{"productId": "cup", "quantity": 1, "status": "CANCELED"}]}),
         ),
         status_1_0(shipped, 5, "PAID"),
@@ -148,7 +142,7 @@ async fn a_shipment_naming_no_products_of_an_order_holding_nothing_changes_nothi
     let saga = saga(&app);
     handle(&saga, &[placed(rejected, json!([{"productId": "mug", "quantity": 5}]))]).await;
     handle(&saga, &[placed(canceled, json!([{"productId": "mug", "quantity": 1}]))]).await;
-    handle(&saga, &[order_event(canceled, 2, "OrderCanceled", "1.0", json!({"items": ["mug"]}))]).await;
+    handle(&saga, &[older_oms_event(canceled, 2, "OrderCanceled", json!({"items": ["mug"]}))]).await;
     let events = app.count_events().await;
     let before = app.get_product("mug").await.data(StatusCode::OK).clone();
 
