@@ -59,7 +59,10 @@ impl Orders {
         self.view_after(order_id, &committed).await
     }
 
-    /// Places an order under an id just generated, so known to be new: no read first.
+    /// Places an order under an id that is most likely new (generated, or derived from
+    /// an `Idempotency-Key`): no read first. When the id has events after all (a retry
+    /// of a keyed request), the append conflicts and the command is decided on the
+    /// order as stored: the same order again, or a refusal of other content.
     pub async fn place_new(
         &self,
         order_id: OrderId,

@@ -56,13 +56,13 @@ pub async fn place(
     let key = http_server::idempotency_key(&headers).map_err(ApiError::Invalid)?;
     let command = request.into_command(key.clone());
     let command_metadata = metadata(&context);
-    let order = match key {
-        Some(key) => {
-            let order_id = OrderId::for_idempotency_key(&command.user_id, &key);
-            orders.execute(order_id, OrderCommand::PlaceOrder(command), &command_metadata).await?
-        }
-        None => orders.place_new(OrderId::generate(), OrderCommand::PlaceOrder(command), &command_metadata).await?,
+    // A key names the order it places; most keys are new, so both paths append
+    // without reading first, and a retry's append conflicts and reads the order.
+    let order_id = match &key {
+        Some(key) => OrderId::for_idempotency_key(&command.user_id, key),
+        None => OrderId::generate(),
     };
+    let order = orders.place_new(order_id, OrderCommand::PlaceOrder(command), &command_metadata).await?;
     let version = order.version;
     Ok(ApiResponse::created(order).versioned(version))
 }
