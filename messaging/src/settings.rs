@@ -241,11 +241,6 @@ impl KafkaSettings {
 
     /// A consumer configuration for `group`: offsets are stored by the application
     /// only after a message's effect is durable, and committed in the background.
-    ///
-    /// The prefetch is bounded: librdkafka's defaults keep up to 100,000 messages or
-    /// 64 MiB fetched ahead per consumer, which a consumer catching up on a backlog
-    /// fills and keeps (a service's resident memory grew by that much after a broker
-    /// pause). A few thousand messages still keep a batch ready at every poll.
     pub fn consumer_config(&self, group: &str) -> ClientConfig {
         let mut config = self.base();
         config
@@ -256,9 +251,7 @@ impl KafkaSettings {
             .set("auto.offset.reset", "earliest")
             .set("fetch.wait.max.ms", "20")
             .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000")
-            .set("queued.min.messages", "2000")
-            .set("queued.max.messages.kbytes", "2048");
+            .set("heartbeat.interval.ms", "1000");
         apply(&mut config, &self.consumer_properties);
         config
     }
@@ -319,11 +312,6 @@ mod tests {
         let consumer = describe(&settings.consumer_config("g"));
         assert_eq!(consumer.get("fetch.wait.max.ms").map(String::as_str), Some("5"), "pass-through wins over defaults");
         assert_eq!(consumer.get("enable.auto.offset.store").map(String::as_str), Some("false"));
-        assert_eq!(
-            consumer.get("queued.max.messages.kbytes").map(String::as_str),
-            Some("2048"),
-            "the prefetch is bounded"
-        );
     }
 
     #[test]
