@@ -254,31 +254,38 @@ mod tests {
 
     /// Serves one route that answers after `delay`, supervised with `grace`, until
     /// `stop` is notified; returns its address and the serving task.
+    /// A server whose `/slow` answers after `delay`, stopped by `stop` with `grace`;
+    /// also what the handler notifies as it starts, so a test signals only once its
+    /// request is in flight (a fixed sleep lost that race on a loaded machine).
     async fn slow_server(
         delay: Duration,
         grace: Duration,
         stop: Arc<tokio::sync::Notify>,
-    ) -> (String, tokio::task::JoinHandle<std::io::Result<()>>) {
+    ) -> (String, tokio::task::JoinHandle<std::io::Result<()>>, Arc<tokio::sync::Notify>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
         let address = format!("http://{}", listener.local_addr().expect("its address"));
+        let started = Arc::new(tokio::sync::Notify::new());
+        let handler_started = started.clone();
         let app = Router::new().route(
             "/slow",
             axum::routing::get(move || async move {
+                handler_started.notify_one();
                 tokio::time::sleep(delay).await;
                 "done"
             }),
         );
         let supervisor = Supervisor::new(&Pipeline::new());
         let shutdown = async move { stop.notified().await };
-        (address, tokio::spawn(serve_supervised(listener, app, shutdown, supervisor, grace)))
+        (address, tokio::spawn(serve_supervised(listener, app, shutdown, supervisor, grace)), started)
     }
 
     #[tokio::test]
     async fn a_request_in_flight_at_the_signal_finishes_within_the_grace() {
         let stop = Arc::new(tokio::sync::Notify::new());
-        let (address, serving) = slow_server(Duration::from_millis(500), Duration::from_secs(5), stop.clone()).await;
+        let (address, serving, started) =
+            slow_server(Duration::from_millis(500), Duration::from_secs(5), stop.clone()).await;
         let request = tokio::spawn(async move { reqwest::get(format!("{address}/slow")).await });
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        started.notified().await;
         let signalled = Instant::now();
         stop.notify_one();
         let answer = request.await.expect("the request task").expect("an answer, not a closed connection");
@@ -292,9 +299,10 @@ mod tests {
     #[tokio::test]
     async fn a_request_longer_than_the_grace_is_cut_off_at_its_end() {
         let stop = Arc::new(tokio::sync::Notify::new());
-        let (address, serving) = slow_server(Duration::from_secs(30), Duration::from_millis(800), stop.clone()).await;
+        let (address, serving, started) =
+            slow_server(Duration::from_secs(30), Duration::from_millis(800), stop.clone()).await;
         let request = tokio::spawn(async move { reqwest::get(format!("{address}/slow")).await });
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        started.notified().await;
         let signalled = Instant::now();
         stop.notify_one();
         serving.await.expect("the server task").expect("served");
