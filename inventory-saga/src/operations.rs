@@ -137,10 +137,12 @@ fn order_ids(arguments: &[String], input: impl BufRead) -> anyhow::Result<Vec<Or
             }
         }
     }
+    // A set beside the list: every shipped order of a shop may be piped in.
+    let mut seen: std::collections::HashSet<OrderId> = std::collections::HashSet::with_capacity(given.len());
     let mut orders: Vec<OrderId> = Vec::with_capacity(given.len());
     for id in given {
         let order_id: OrderId = id.parse().map_err(|_| anyhow::anyhow!("'{id}' is not an order id (a UUID)"))?;
-        if !orders.contains(&order_id) {
+        if seen.insert(order_id) {
             orders.push(order_id);
         }
     }
