@@ -106,7 +106,7 @@ impl OrderView {
             });
         }
         let mut view = view?;
-        let was_resolved = view.awaits_payment();
+        let was_resolved = view.status.awaits_payment();
         match event {
             OrderEvent::OrderPlaced { .. } => unreachable!("handled above"),
             OrderEvent::OrderItemsChanged { items } => {
@@ -153,17 +153,12 @@ impl OrderView {
         view.updated_at = occurred_at;
         // Resolved by this event, still resolved (an item canceled, the rest kept), or
         // no longer (paid, canceled, an item pending again: a later resolution is new).
-        view.resolved_at = match (was_resolved, view.awaits_payment()) {
+        view.resolved_at = match (was_resolved, view.status.awaits_payment()) {
             (false, true) => Some(occurred_at),
             (true, true) => view.resolved_at,
             (_, false) => None,
         };
         Some(view)
-    }
-
-    /// Whether the order is resolved and not paid: what the payment deadline cancels.
-    fn awaits_payment(&self) -> bool {
-        matches!(self.status, OrderStatus::Executed | OrderStatus::PartiallyExecuted)
     }
 
     fn item_mut(&mut self, product_id: &ProductId) -> Option<&mut OrderItemView> {

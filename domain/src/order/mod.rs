@@ -125,13 +125,8 @@ impl Order {
         }
     }
 
-    /// Whether the order awaits payment: every item resolved, some executed, not paid.
-    fn awaits_payment(&self) -> bool {
-        matches!(self.status(), OrderStatus::Executed | OrderStatus::PartiallyExecuted)
-    }
-
     fn decide_cancel_unpaid(&self) -> Vec<OrderEvent> {
-        if !self.awaits_payment() {
+        if !self.status().awaits_payment() {
             return vec![];
         }
         vec![self.cancellation(CancelReason::PaymentTimeout)]
@@ -250,7 +245,7 @@ impl Order {
             return Err(OrderError::PaymentDeadlinePassed { to });
         }
         let allowed = match target {
-            TargetStatus::Paid => matches!(from, OrderStatus::Executed | OrderStatus::PartiallyExecuted),
+            TargetStatus::Paid => from.awaits_payment(),
             TargetStatus::Shipped => from == OrderStatus::Paid,
             TargetStatus::Delivered => from == OrderStatus::Shipped,
             TargetStatus::Canceled => unreachable!("handled above"),

@@ -28,6 +28,13 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
+    /// Whether an order in this status awaits payment: every item resolved, some
+    /// executed, not paid. Only such an order may be paid, and the payment deadline
+    /// cancels it when it is not.
+    pub fn awaits_payment(self) -> bool {
+        matches!(self, Self::Executed | Self::PartiallyExecuted)
+    }
+
     /// The status of an open order with items in these states.
     pub fn from_items(items: impl Iterator<Item = ItemStatus> + Clone) -> Self {
         let mut executed = 0;
