@@ -134,8 +134,20 @@ impl ReadMessage {
     }
 }
 
+/// [`read_topic`] for async code: read on a blocking thread.
+pub async fn read_topic_async(
+    settings: &KafkaSettings,
+    topic: &str,
+    timeout: Duration,
+) -> anyhow::Result<Vec<ReadMessage>> {
+    let (settings, topic) = (settings.clone(), topic.to_owned());
+    tokio::task::spawn_blocking(move || read_topic(&settings, &topic, timeout))
+        .await
+        .context("the topic reader's thread")?
+}
+
 /// Every message of `topic` up to its current high watermarks, read without a
-/// consumer group. Blocking; call it from `spawn_blocking` in async code.
+/// consumer group. Blocking: async code calls [`read_topic_async`].
 pub fn read_topic(settings: &KafkaSettings, topic: &str, timeout: Duration) -> anyhow::Result<Vec<ReadMessage>> {
     let group = format!("reader-{}", uuid::Uuid::new_v4().simple());
     let consumer: BaseConsumer =

@@ -167,8 +167,8 @@ async fn ship_held_ships_what_orders_hold_once_and_a_second_run_changes_nothing(
             "shipped 3 units for 1 of 2 orders; the others hold nothing".to_owned(),
         ]
     );
-    assert_eq!(crate::helpers::stock_of(app.get_product("mug").await.data(StatusCode::OK)), (8, 5, 3, 2));
-    assert_eq!(crate::helpers::stock_of(app.get_product("tea").await.data(StatusCode::OK)), (4, 4, 0, 1));
+    assert_eq!(app.stock("mug").await, (8, 5, 3, 2));
+    assert_eq!(app.stock("tea").await, (4, 4, 0, 1));
     let mug = app.assert_history_explains_product("mug").await;
     let last = mug.last().expect("events");
     assert_eq!(last["eventType"], "StockShipped");

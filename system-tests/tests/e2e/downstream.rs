@@ -21,11 +21,7 @@ const RESOLVE: Duration = Duration::from_secs(30);
 
 /// Every message of `topic` published so far.
 async fn read(system: &System, topic: &str) -> Vec<ReadMessage> {
-    let (kafka, name) = (system.kafka.clone(), topic.to_owned());
-    tokio::task::spawn_blocking(move || broker::read_topic(&kafka, &name, Duration::from_secs(30)))
-        .await
-        .expect("topic reader")
-        .expect("reading the topic")
+    broker::read_topic_async(&system.kafka, topic, Duration::from_secs(30)).await.expect("reading the topic")
 }
 
 /// The envelopes of `topic` that `wanted` keeps, in topic order, once there are at
@@ -61,11 +57,9 @@ async fn envelopes(
     kept(read(system, topic).await)
 }
 
-/// `(available, reserved, onHand, shipped)` of a product.
+/// `(available, reserved, onHand, shipped)` of a product now.
 async fn stock(api: &Api, product_id: &str) -> (i64, i64, i64, i64) {
-    let product = api.product(product_id).await.expect("GET product");
-    let count = |field: &str| product[field].as_i64().unwrap_or_else(|| panic!("{field} of {product}"));
-    (count("available"), count("reserved"), count("onHand"), count("shipped"))
+    crate::lifecycle::stock(&api.product(product_id).await.expect("GET product"))
 }
 
 async fn wait_for_stock(api: &Api, product_id: &str, expected: (i64, i64, i64, i64)) {

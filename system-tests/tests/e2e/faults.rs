@@ -84,11 +84,7 @@ fn summarize(attempts: &[Attempt]) {
 
 /// Every message of `topic`, read without a consumer group.
 async fn read_topic(system: &ProcessSystem, topic: &str) -> Vec<ReadMessage> {
-    let (kafka, name) = (system.kafka.clone(), topic.to_owned());
-    tokio::task::spawn_blocking(move || broker::read_topic(&kafka, &name, Duration::from_secs(30)))
-        .await
-        .expect("reader task")
-        .expect("reading a topic")
+    broker::read_topic_async(&system.kafka, topic, Duration::from_secs(30)).await.expect("reading a topic")
 }
 
 /// How many messages of `topic` consumer group `group` has not committed.

@@ -13,8 +13,8 @@ use crate::scenarios::wait_for;
 
 const RESOLVE: Duration = Duration::from_secs(30);
 
-/// `(available, reserved, onHand, shipped)` of a product.
-fn stock(product: &Value) -> (i64, i64, i64, i64) {
+/// `(available, reserved, onHand, shipped)` of a product as `GET` shows it.
+pub(crate) fn stock(product: &Value) -> (i64, i64, i64, i64) {
     let count = |field: &str| product[field].as_i64().unwrap_or_else(|| panic!("{field} of {product}"));
     (count("available"), count("reserved"), count("onHand"), count("shipped"))
 }

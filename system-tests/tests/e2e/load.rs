@@ -215,11 +215,7 @@ pub async fn assert_each_order_placed_and_served_once(oms: &PgPool, inventory: &
 
 /// Event ids of `topic`'s messages.
 async fn published_event_ids(kafka: &KafkaSettings, topic: &str) -> BTreeSet<String> {
-    let (kafka, name) = (kafka.clone(), topic.to_owned());
-    let messages = tokio::task::spawn_blocking(move || broker::read_topic(&kafka, &name, Duration::from_secs(30)))
-        .await
-        .expect("reader")
-        .expect("reading a topic");
+    let messages = broker::read_topic_async(kafka, topic, Duration::from_secs(30)).await.expect("reading a topic");
     messages.iter().filter_map(|m| m.json()).filter_map(|body| body["eventId"].as_str().map(str::to_owned)).collect()
 }
 

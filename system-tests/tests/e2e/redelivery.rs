@@ -205,10 +205,7 @@ async fn produce_everywhere(
 async fn read_until(system: &System, topic: &str, count: usize, timeout: Duration) -> Vec<broker::ReadMessage> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let (kafka, name) = (system.kafka.clone(), topic.to_owned());
-        let read = tokio::task::spawn_blocking(move || broker::read_topic(&kafka, &name, Duration::from_secs(10)))
-            .await
-            .expect("reader task");
+        let read = broker::read_topic_async(&system.kafka, topic, Duration::from_secs(10)).await;
         match read {
             Ok(messages) if messages.len() >= count => return messages,
             other => assert!(

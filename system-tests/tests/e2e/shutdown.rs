@@ -23,11 +23,7 @@ const STOP_BOUND: Duration = Duration::from_secs(10);
 
 /// Where each event id on `topic` first appears: (partition, offset).
 async fn first_offsets(kafka: &KafkaSettings, topic: &str) -> BTreeMap<String, (i32, i64)> {
-    let (kafka, name) = (kafka.clone(), topic.to_owned());
-    let messages = tokio::task::spawn_blocking(move || broker::read_topic(&kafka, &name, Duration::from_secs(30)))
-        .await
-        .expect("reader")
-        .expect("reading a topic");
+    let messages = broker::read_topic_async(kafka, topic, Duration::from_secs(30)).await.expect("reading a topic");
     let mut first = BTreeMap::new();
     for message in &messages {
         if let Some(event_id) = message.json().and_then(|body| body["eventId"].as_str().map(str::to_owned)) {

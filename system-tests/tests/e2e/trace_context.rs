@@ -67,11 +67,7 @@ async fn an_orders_trace_crosses_kafka_into_the_inventory_service_and_back() {
     assert_eq!(order["status"], "EXECUTED", "{order}");
 
     for topic in [system.kafka.topics.order_events.clone(), system.kafka.topics.order_outcomes.clone()] {
-        let (kafka, name) = (system.kafka.clone(), topic.clone());
-        let messages = tokio::task::spawn_blocking(move || broker::read_topic(&kafka, &name, Duration::from_secs(30)))
-            .await
-            .expect("reader")
-            .expect("reading");
+        let messages = broker::read_topic_async(&system.kafka, &topic, Duration::from_secs(30)).await.expect("reading");
         let of_order: Vec<_> = messages.iter().filter(|m| m.key.as_deref() == Some(order_id.as_str())).collect();
         assert!(!of_order.is_empty(), "{topic} has messages of the order");
         for message in of_order {
