@@ -9,6 +9,7 @@
 #   scripts/probes/append_statement.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source scripts/lib/pgbench.sh
 server=${PG_SERVER_URL:-postgres://postgres@127.0.0.1:5432}
 database="append_probe_$(date +%s)"
 work=$(mktemp -d)
@@ -19,11 +20,11 @@ url="$server/$database"
 for file in $(printf '%s\n' migrations/oms/*.sql migrations/shared/*.sql | awk -F/ '{print $3, $0}' | sort | cut -d' ' -f2); do
   psql "$url" -q -v ON_ERROR_STOP=1 -f "$file" >/dev/null
 done
-psql "$url" -qc "CREATE TABLE one_row_inserts (id bigserial PRIMARY KEY, payload jsonb NOT NULL)"
+psql "$url" -qc "$PGBENCH_INSERT_TABLE"
 
 event="ARRAY['{\"OrderPlaced\":{\"userId\":\"user-42\",\"items\":[{\"productId\":\"mug\",\"quantity\":2},{\"productId\":\"tea\",\"quantity\":1}],\"idempotencyKey\":null}}'::jsonb]"
 metadata="ARRAY['{\"correlation_id\":\"c0a8e0f2-1b7e-4c59-9f4e-0e0f6c1d2a3b\",\"causation_id\":null,\"actor\":\"oms-api\"}'::jsonb]"
-echo "INSERT INTO one_row_inserts (payload) VALUES ('{\"orderId\": \"x\"}');" >"$work/insert.sql"
+echo "$PGBENCH_INSERT" >"$work/insert.sql"
 echo "SELECT append_events('Order', ARRAY[gen_random_uuid()::text], ARRAY[1::bigint], ARRAY['OrderPlaced'], ARRAY['2.0'], $event, $metadata);" >"$work/append.sql"
 cat >"$work/append_view.sql" <<SQL
 SELECT append_events('Order', ARRAY[gen_random_uuid()::text], ARRAY[1::bigint], ARRAY['OrderPlaced'], ARRAY['2.0'], $event, $metadata,
@@ -32,14 +33,11 @@ SELECT append_events('Order', ARRAY[gen_random_uuid()::text], ARRAY[1::bigint], 
     'created_at', now(), 'updated_at', now(), 'version', 1)));
 SQL
 
-p50() { # pgbench arguments...; prints the p50 latency from its per-transaction log
-  (cd "$work" && rm -f pgbench_log.* && pgbench -n -c 1 -T 10 -l "$@" "$url" >/dev/null 2>&1 &&
-    cat pgbench_log.* | awk '{print $3}' | sort -n | awk '{v[NR] = $1} END {printf "%.3f ms (%d transactions)", v[int(NR * 0.5) + 1] / 1000, NR}')
-}
 for pace in "" "-R 100"; do
   if [[ -n $pace ]]; then echo "paced at 100/s:"; else echo "back to back:"; fi
   for statement in insert append append_view; do
     # shellcheck disable=SC2086
-    echo "  $statement: p50 $(p50 $pace -f "$work/$statement.sql")"
+    read -r tps p50 _ < <(pgbench_latency pgbench "$url" "$work/$statement.sql" $pace)
+    echo "  $statement: p50 $p50 ms ($tps tps)"
   done
 done
