@@ -5,7 +5,6 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<std::process::ExitCode> {
-    service_kit::main::<command_api::Application, command_api::Oms>().await
+fn main() -> anyhow::Result<std::process::ExitCode> {
+    service_kit::main::<command_api::Application, command_api::Oms>()
 }

@@ -7,7 +7,6 @@ use inventory_saga::{Application, Inventory, InventoryCommands};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<std::process::ExitCode> {
-    service_kit::main_with::<Application, Inventory, InventoryCommands>().await
+fn main() -> anyhow::Result<std::process::ExitCode> {
+    service_kit::main_with::<Application, Inventory, InventoryCommands>()
 }

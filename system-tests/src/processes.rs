@@ -116,6 +116,11 @@ impl ServiceProcess {
         self.service.binary_name()
     }
 
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Starts the process (again).
     pub fn start(&mut self) -> anyhow::Result<()> {
         if self.child.is_some() {

@@ -11,6 +11,7 @@ mod history;
 mod invariants;
 mod lifecycle;
 mod load;
+mod memory;
 mod operations;
 mod outage;
 mod publishing;
