@@ -112,11 +112,11 @@ async fn run<A: Application, I: Named + Operated, X: OwnCommands>(
 }
 
 /// Turns transparent huge pages off for this process. mimalloc asks the kernel for
-/// them on its heap, and a huge page stays resident whole while mimalloc has returned
-/// all but a few of its 4 KiB pages (and the kernel re-forms huge pages over returned
-/// ones). A service then kept every burst's peak: after a 30 s broker pause at 250
-/// orders/s the OMS held 66-71 MB with them, 51-52 MB without, at the same CPU
-/// (docs/benchmarks.md). Memory touched before this keeps its huge pages, so it comes
+/// them on its heap, and a 2 MiB page stays resident whole while any of it is in use,
+/// however much of it mimalloc has returned (and khugepaged may collapse a range that
+/// is mostly returned into a huge page again). A service then kept every burst's
+/// peak: after a 30 s broker pause at 250 orders/s the OMS held 66-71 MB with them,
+/// 51-53 MB without, at the same CPU (docs/benchmarks.md). Memory touched before this keeps its huge pages, so it comes
 /// before the runtime starts. Operator commands, short-lived, keep the kernel's default.
 fn keep_huge_pages_off() -> std::io::Result<()> {
     #[cfg(target_os = "linux")]
