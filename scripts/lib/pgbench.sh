@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # pgbench as the benchmarks use it: the reference write a POST is compared with, and
-# the latency of one script at one client. Sourced by scripts/bench and
-# scripts/probes/append_statement.sh.
+# the latency of one script at one client. Sourced by scripts/bench and the probes
+# in scripts/probes/.
 
 # The reference write of issue 15: a one-row insert into a table made for it (used by
 # the scripts that source this file).
@@ -20,4 +20,21 @@ pgbench_latency() {
   cat "$log"/pgbench_log.* | awk '{print $3}' | sort -n |
     awk -v tps="$tps" '{v[NR] = $1} END {printf "%d %.3f %.3f\n", tps, v[int(NR * 0.5) + 1] / 1000, v[int(NR * 0.99) + 1] / 1000}'
   rm -rf "$log"
+}
+
+# pgbench_binary: prints the pgbench on PATH, else the newest PostgreSQL's (nothing
+# when there is none).
+pgbench_binary() {
+  command -v pgbench || find /usr/lib/postgresql -path '*/bin/pgbench' 2>/dev/null | sort -V | tail -n 1
+}
+
+# pgbench_insert_latency PGBENCH URL: the reference write (its table made if missing)
+# at one client for 10 s on database URL; prints "TPS P50_MS P99_MS".
+pgbench_insert_latency() {
+  local pgbench=$1 url=$2 script
+  psql "$url" -qc "$PGBENCH_INSERT_TABLE"
+  script=$(mktemp)
+  echo "$PGBENCH_INSERT" >"$script"
+  pgbench_latency "$pgbench" "$url" "$script"
+  rm -f "$script"
 }

@@ -71,14 +71,8 @@ for round in 1 2; do
   sleep 5
 done
 
-pgbench=$(command -v pgbench || find /usr/lib/postgresql -path '*/bin/pgbench' | sort -V | tail -n 1)
 reference="probe_post_ref_$run"
 ensure_database "$reference"
-reference_url=$(pg_url_with_database "$PG_SERVER_URL" "$reference")
-psql "$reference_url" -qc "$PGBENCH_INSERT_TABLE"
-insert_script=$(mktemp)
-echo "$PGBENCH_INSERT" >"$insert_script"
-read -r tps p50 p99 < <(pgbench_latency "$pgbench" "$reference_url" "$insert_script")
-rm -f "$insert_script"
+read -r tps p50 p99 < <(pgbench_insert_latency "$(pgbench_binary)" "$(pg_url_with_database "$PG_SERVER_URL" "$reference")")
 echo "same-run reference: one-row insert, 1 client: $tps tps, p50 $p50 ms, p99 $p99 ms"
 awk -v ticks="$(getconf CLK_TCK)" '{printf "OMS CPU over the probe: %.1f s\n", ($14 + $15) / ticks}' "/proc/${pids[0]}/stat"
