@@ -28,13 +28,15 @@ pgbench_binary() {
   command -v pgbench || find /usr/lib/postgresql -path '*/bin/pgbench' 2>/dev/null | sort -V | tail -n 1
 }
 
-# pgbench_insert_latency PGBENCH URL: the reference write (its table made if missing)
-# at one client for 10 s on database URL; prints "TPS P50_MS P99_MS".
+# pgbench_insert_latency PGBENCH URL [PGBENCH-ARGUMENTS...]: the reference write (its
+# table made if missing) at one client for 10 s on database URL, back to back unless
+# the arguments say otherwise (-R 100: paced at 100/s); prints "TPS P50_MS P99_MS".
 pgbench_insert_latency() {
   local pgbench=$1 url=$2 script
+  shift 2
   psql "$url" -qc "$PGBENCH_INSERT_TABLE"
   script=$(mktemp)
   echo "$PGBENCH_INSERT" >"$script"
-  pgbench_latency "$pgbench" "$url" "$script"
+  pgbench_latency "$pgbench" "$url" "$script" "$@"
   rm -f "$script"
 }

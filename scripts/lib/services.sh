@@ -1,0 +1,101 @@
+# shellcheck shell=bash
+# Both services started for a measurement, as scripts/bench and the probes in
+# scripts/probes/ start them: release builds, scripts/run's settings, a fresh database
+# and topics of their own on the broker already provisioned. Needs scripts/lib/postgres.sh
+# and scripts/lib/kafka.sh sourced, and provision_postgres and provision_kafka done.
+
+# Set by start_services (used by the scripts that source this file).
+# shellcheck disable=SC2034
+services_run=""
+services_database=""
+services_pids=()
+
+# start_services NAME OMS_PORT INVENTORY_PORT [OMS_INSTANCES]: creates the database
+# NAME_<now>, exports DATABASE_URL and the settings both services read, and starts the
+# binaries of SERVICES_BIN_DIR (default ./target/release): one inventory, and
+# OMS_INSTANCES OMS (default 1; the second on OMS_PORT + 12, and on), logging to
+# /tmp/NAME-oms.log (/tmp/NAME-oms-2.log, ...) and /tmp/NAME-inventory.log. Returns
+# once all answer ready and their consumers had time to join their groups.
+start_services() {
+  local name=$1 oms_port=$2 inventory_port=$3 instances=${4:-1} bin=${SERVICES_BIN_DIR:-./target/release}
+  services_run=$(date +%s)
+  services_database="${name}_$services_run"
+  ensure_database "$services_database"
+  export DATABASE_URL
+  DATABASE_URL=$(pg_url_with_database "$PG_SERVER_URL" "$services_database")
+  export LOG_LEVEL=${LOG_LEVEL:-warn} LOG_FORMAT=text DATABASE_MAX_CONNECTIONS=${DATABASE_MAX_CONNECTIONS:-16}
+  export KAFKA_TOPIC_ORDER_EVENTS="$name$services_run.oms.order-events" \
+    KAFKA_TOPIC_ORDER_OUTCOMES="$name$services_run.inventory.order-outcomes" \
+    KAFKA_TOPIC_STOCK_ALERTS="$name$services_run.inventory.stock-alerts"
+  OMS_PORT=$oms_port "$bin/oms" >"/tmp/$name-oms.log" 2>&1 &
+  services_pids+=($!)
+  INVENTORY_PORT=$inventory_port "$bin/inventory" >"/tmp/$name-inventory.log" 2>&1 &
+  services_pids+=($!)
+  local ports=("$oms_port" "$inventory_port") instance port
+  # More OMS instances share the first one's consumer group, the relay's leadership
+  # and the payment deadline's work.
+  for instance in $(seq 2 "$instances"); do
+    port=$((oms_port + 10 + instance))
+    OMS_PORT=$port "$bin/oms" >"/tmp/$name-oms-$instance.log" 2>&1 &
+    services_pids+=($!)
+    ports+=("$port")
+  done
+  local ready
+  for _ in $(seq 1 100); do
+    ready=0
+    for port in "${ports[@]}"; do
+      curl -fsS "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1 && ready=$((ready + 1))
+    done
+    ((ready == ${#ports[@]})) && break
+    sleep 0.1
+  done
+  sleep 4 # let the consumers join their groups
+}
+
+# stop_services: stops what start_services started and drops its database.
+stop_services() {
+  if ((${#services_pids[@]})); then
+    kill -TERM "${services_pids[@]}" 2>/dev/null || true
+    wait "${services_pids[@]}" 2>/dev/null || true
+    services_pids=()
+  fi
+  if [[ -n $services_database ]]; then
+    psql "$PG_SERVER_URL" -qc "DROP DATABASE IF EXISTS \"$services_database\" WITH (FORCE)" >/dev/null 2>&1 || true
+    services_database=""
+  fi
+}
+
+# cpu_seconds: the CPU seconds (user + system) of the processes called oms, inventory,
+# the broker and postgres, each name summed, a line each.
+cpu_seconds() {
+  local ticks stat line name rest
+  ticks=$(getconf CLK_TCK)
+  for stat in /proc/[0-9]*/stat; do
+    { read -r line <"$stat"; } 2>/dev/null || continue
+    name=${line#*\(} rest=${line##*\) }
+    name=${name%%\)*}
+    # shellcheck disable=SC2086
+    set -- $rest
+    echo "$name ${12} ${13}"
+  done | awk -v ticks="$ticks" '$1 ~ /^(oms|inventory|crabka-broker|tansu|postgres)$/ {cpu[$1] += ($2 + $3) / ticks} END {for (n in cpu) print n, cpu[n]}' | sort
+}
+
+# resident_mb: the resident memory in MB of the processes called oms, inventory and
+# the broker (the largest of each name), a line each.
+resident_mb() {
+  local status
+  for status in /proc/[0-9]*/status; do
+    awk '/^Name:/ {name = $2} /^VmRSS:/ {print name, int($2 / 1024)}' "$status" 2>/dev/null || true
+  done | awk '$1 ~ /^(oms|inventory|crabka-broker|tansu)$/ {if ($2 > mb[$1]) mb[$1] = $2} END {for (n in mb) printf "%s %d\n", n, mb[n]}' | sort
+}
+
+# context_switches: the context switches (voluntary and not) of every thread of the
+# processes called oms, inventory, the broker and postgres, each name summed.
+context_switches() {
+  local process name
+  for process in /proc/[0-9]*; do
+    name=$(awk '/^Name:/ {print $2; exit}' "$process/status" 2>/dev/null) || continue
+    [[ $name =~ ^(oms|inventory|crabka-broker|tansu|postgres)$ ]] || continue
+    cat "$process"/task/*/status 2>/dev/null | awk -v name="$name" '/ctxt_switches:/ {n += $2} END {print name, n}'
+  done | awk '{n[$1] += $2} END {for (p in n) print p, n[p]}' | sort
+}
