@@ -9,8 +9,16 @@
 //! through a `NOTIFY` that a background task sends in a transaction of its own, with
 //! asynchronous commit, at most one per [`CommitNotifier::NOTIFY_INTERVAL`].
 //! Readers also poll, so a lost wake-up only delays.
+//!
+//! Only the leader of a feed reads it, and leaders elsewhere are the only ones a
+//! `NOTIFY` can serve. So while every follower this notifier wakes leads its feed in
+//! this process (one instance, or the instance that took every lead), nothing is
+//! sent: a transaction and a wake-up of every listening session saved per burst of
+//! commits. A follower elsewhere that leads a feed this process does not follow (a
+//! differently built service on the same schema) then finds these commits by polling.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
@@ -31,6 +39,39 @@ struct Inner {
     channel: String,
     /// This process's notifications carry it, so its own readers skip them.
     origin: String,
+    /// Who in this process reads the feed, shared with the task that notifies.
+    followers: Arc<Followers>,
+}
+
+/// The followers of this process that a notifier wakes: how many follow, and how many
+/// of those lead their feed.
+#[derive(Debug, Default)]
+struct Followers {
+    following: AtomicUsize,
+    leading: AtomicUsize,
+}
+
+impl Followers {
+    /// Whether a follower in another process may lead a feed and need to hear of this
+    /// process's commits: unless every follower here leads (and there is one).
+    fn others_may_lead(&self) -> bool {
+        let following = self.following.load(Ordering::Acquire);
+        following == 0 || self.leading.load(Ordering::Acquire) < following
+    }
+}
+
+/// Counts a follower as following, or as leading, for as long as it lives.
+#[derive(Debug)]
+pub(crate) struct Counted {
+    followers: Arc<Followers>,
+    leading: bool,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let counter = if self.leading { &self.followers.leading } else { &self.followers.following };
+        counter.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl CommitNotifier {
@@ -42,9 +83,19 @@ impl CommitNotifier {
     /// notifies other processes; it ends when the last clone of the notifier is dropped.
     pub fn new(pool: PgPool, schema: &str) -> Self {
         let (commits, rung) = watch::channel(0);
-        let inner =
-            Arc::new(Inner { commits, channel: Self::channel(schema), origin: uuid::Uuid::new_v4().to_string() });
-        tokio::spawn(notify_other_processes(pool, inner.channel.clone(), inner.origin.clone(), rung));
+        let inner = Arc::new(Inner {
+            commits,
+            channel: Self::channel(schema),
+            origin: uuid::Uuid::new_v4().to_string(),
+            followers: Arc::default(),
+        });
+        tokio::spawn(notify_other_processes(
+            pool,
+            inner.channel.clone(),
+            inner.origin.clone(),
+            inner.followers.clone(),
+            rung,
+        ));
         Self { inner }
     }
 
@@ -67,19 +118,45 @@ impl CommitNotifier {
         &self.inner.channel
     }
 
+    /// Counts a follower this notifier wakes, until the returned guard is dropped.
+    pub(crate) fn count_following(&self) -> Counted {
+        self.count(false)
+    }
+
+    /// Counts one of those followers as leading its feed, until the guard is dropped.
+    pub(crate) fn count_leading(&self) -> Counted {
+        self.count(true)
+    }
+
+    fn count(&self, leading: bool) -> Counted {
+        let followers = &self.inner.followers;
+        let counter = if leading { &followers.leading } else { &followers.following };
+        counter.fetch_add(1, Ordering::AcqRel);
+        Counted { followers: followers.clone(), leading }
+    }
+
     /// Whether a notification's payload came from this process.
     pub(crate) fn is_own(&self, payload: &str) -> bool {
         payload == self.inner.origin
     }
 }
 
-/// Sends one `NOTIFY` per burst of commits, until the notifier is dropped, on a
-/// connection of its own (taken out of the pool: every connection given back to the
-/// pool costs a round trip).
-async fn notify_other_processes(pool: PgPool, channel: String, origin: String, mut rung: watch::Receiver<u64>) {
+/// Sends one `NOTIFY` per burst of commits while followers elsewhere may lead, until
+/// the notifier is dropped, on a connection of its own (taken out of the pool: every
+/// connection given back to the pool costs a round trip).
+async fn notify_other_processes(
+    pool: PgPool,
+    channel: String,
+    origin: String,
+    followers: Arc<Followers>,
+    mut rung: watch::Receiver<u64>,
+) {
     let mut connection: Option<PgConnection> = None;
     while rung.changed().await.is_ok() {
         rung.borrow_and_update();
+        if !followers.others_may_lead() {
+            continue;
+        }
         if connection.is_none() {
             connection = pool
                 .acquire()

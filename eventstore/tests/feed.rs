@@ -149,6 +149,38 @@ async fn a_follower_reads_at_once_when_a_commit_rings_in_its_process_or_in_anoth
 }
 
 #[tokio::test]
+async fn commits_are_announced_to_other_processes_only_while_a_follower_here_does_not_lead() {
+    let pool = pool().await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let mut announced = sqlx::postgres::PgListener::connect_with(&pool).await.expect("listener");
+    announced.listen(&CommitNotifier::channel("oms")).await.expect("listen");
+    let mut announced_within = async |limit| tokio::time::timeout(limit, announced.recv()).await.is_ok();
+
+    // This process leads its only feed: nobody elsewhere reads it.
+    let here = CommitNotifier::new(pool.clone(), "oms");
+    let mut received = follow(Feed::new(pool.clone(), "relay").woken_by(here.clone()).polling_every(NEVER), &shutdown);
+    tokio::time::sleep(Duration::from_millis(500)).await; // it leads and waits
+    append(&pool, "o-here").await;
+    here.committed();
+    assert_eq!(next_within(&mut received, Duration::from_secs(5)).await.as_deref(), Some("o-here"));
+    assert!(!announced_within(Duration::from_millis(500)).await, "no NOTIFY while every follower here leads");
+
+    // Another instance, whose follower stands by: the leader is elsewhere (here).
+    let elsewhere = CommitNotifier::new(pool.clone(), "oms");
+    let _standby = follow(Feed::new(pool.clone(), "relay").woken_by(elsewhere.clone()).polling_every(NEVER), &shutdown);
+    tokio::time::sleep(Duration::from_millis(300)).await; // it found the lead taken
+    append(&pool, "o-elsewhere").await;
+    elsewhere.committed();
+    assert!(announced_within(Duration::from_secs(5)).await, "announced while a follower there stands by");
+    assert_eq!(
+        next_within(&mut received, Duration::from_secs(5)).await.as_deref(),
+        Some("o-elsewhere"),
+        "the leader here woken through PostgreSQL"
+    );
+    shutdown.cancel();
+}
+
+#[tokio::test]
 async fn a_follower_reads_events_held_back_by_an_older_transaction_soon_after_it_ends() {
     let pool = pool().await;
     let shutdown = tokio_util::sync::CancellationToken::new();
@@ -373,4 +405,87 @@ async fn a_lingering_follower_stops_at_once_when_shutdown_comes_during_its_linge
         .await
         .expect("stops well within the linger")
         .expect("the follower task");
+}
+
+#[tokio::test]
+async fn a_follower_saves_its_position_at_once_after_a_quiet_spell_then_once_per_interval_and_at_shutdown() {
+    let pool = pool().await;
+    // Every save of a position counted, whoever writes it.
+    sqlx::raw_sql(
+        "CREATE TABLE checkpoint_saves (saved bigint NOT NULL);
+         INSERT INTO checkpoint_saves VALUES (0);
+         CREATE FUNCTION count_checkpoint_save() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN UPDATE checkpoint_saves SET saved = saved + 1; RETURN NEW; END $$;
+         CREATE TRIGGER counted AFTER INSERT OR UPDATE ON feed_checkpoints
+           FOR EACH ROW EXECUTE FUNCTION count_checkpoint_save();",
+    )
+    .execute(&pool)
+    .await
+    .expect("a save counter");
+    let saves = async || -> i64 {
+        sqlx::query_scalar("SELECT saved FROM checkpoint_saves").fetch_one(&pool).await.expect("saves")
+    };
+    let last_position = async || {
+        let events = Feed::new(pool.clone(), "reader").read_after(FeedPosition::default(), 1000).await.expect("read");
+        events.last().expect("events").position
+    };
+    let saved_within = async |limit: Duration, position: FeedPosition| {
+        let feed = Feed::new(pool.clone(), "relay");
+        let deadline = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < deadline {
+            if feed.checkpoint().await.expect("checkpoint") == position {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    };
+
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let notifier = CommitNotifier::new(pool.clone(), "oms");
+    // One event per batch: every commit is a batch of its own.
+    let feed = Feed::new(pool.clone(), "relay").woken_by(notifier.clone()).polling_every(NEVER);
+    let (read, mut received) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let follower = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            feed.follow(1, &shutdown, |events| {
+                for event in events {
+                    let _ = read.send(event.aggregate_id);
+                }
+                async { Ok(()) }
+            })
+            .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await; // it leads and has read the empty feed
+
+    append(&pool, "o-lone").await;
+    notifier.committed();
+    assert_eq!(next_within(&mut received, Duration::from_secs(5)).await.as_deref(), Some("o-lone"));
+    assert!(saved_within(Duration::from_millis(50), last_position().await).await, "after a quiet spell, saved at once");
+    assert_eq!(saves().await, 1);
+
+    // A stream of commits right after that save: twenty batches, saved when the
+    // interval is up, once or twice, and always the latest.
+    for n in 0..20 {
+        append(&pool, &format!("o-{n}")).await;
+        notifier.committed();
+        assert_eq!(next_within(&mut received, Duration::from_secs(5)).await, Some(format!("o-{n}")));
+    }
+    assert!(saved_within(Duration::from_secs(2), last_position().await).await, "the stream's last batch saved");
+    let after_stream = saves().await;
+    assert!((2..=4).contains(&after_stream), "a save per interval, not per batch: {after_stream} saves");
+
+    // Shutdown right after two batches, the second within the interval of the first
+    // one's save: it saves before it stops, not one interval later.
+    for id in ["o-last-1", "o-last-2"] {
+        append(&pool, id).await;
+        notifier.committed();
+        assert_eq!(next_within(&mut received, Duration::from_secs(5)).await.as_deref(), Some(id));
+    }
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), follower).await.expect("it stops").expect("the follower task");
+    let saved = Feed::new(pool.clone(), "relay").checkpoint().await.expect("checkpoint");
+    assert_eq!(saved, last_position().await, "the last batch saved at shutdown");
 }

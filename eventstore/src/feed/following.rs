@@ -26,12 +26,19 @@ const LAG_INTERVAL: Duration = Duration::from_secs(1);
 const HELD_BACK_WAIT: Duration = Duration::from_millis(1);
 const HELD_BACK_MAX_WAIT: Duration = Duration::from_millis(50);
 
+/// While batches keep ending, a follower saves its position at most this often (once
+/// at once after a quiet spell, then the latest when the interval is up): a save is a
+/// statement and a commit, worth sparing per small batch, and all it protects is the
+/// work of this long being done again after a crash, which every reader bears anyway.
+const SAVE_INTERVAL: Duration = Duration::from_millis(100);
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Feed {
     /// Hands every committed event, batch by batch in feed order, to `handle`, and
-    /// saves the position after each batch `handle` finished; runs until `shutdown`,
-    /// then finishes the batch in hand.
+    /// saves the position as batches finish (at once after a quiet spell, at most
+    /// once per [`SAVE_INTERVAL`] while they keep finishing); runs until `shutdown`,
+    /// then finishes the batch in hand and saves.
     ///
     /// A failed batch is retried from the saved position (with backoff), so `handle`
     /// sees every event at least once and must be idempotent. Only one follower per
@@ -63,6 +70,9 @@ impl Feed {
         Fut: Future<Output = Result<(), BoxError>>,
     {
         let depth = in_flight.max(1);
+        // Commits of this process are announced to others only while a follower here
+        // does not lead (see [`CommitNotifier`]).
+        let _following = self.woken_by.as_ref().map(CommitNotifier::count_following);
         // Leading means holding the feed's advisory lock on a connection; the follower
         // reads and saves its position on that connection (no pool round trips), and
         // should it fail or hang, lets go and leads again (or stands by, if another
@@ -71,6 +81,7 @@ impl Feed {
         // connection means a batch handled again, never one skipped.
         while let Some(mut leadership) = self.lead(shutdown).await {
             tracing::info!(feed = %self.name, "following the event feed");
+            let _leading = self.woken_by.as_ref().map(CommitNotifier::count_leading);
             let position = match leadership.checkpoint(self).await {
                 Ok(position) => position,
                 Err(error) => {
@@ -192,14 +203,17 @@ where
 {
     /// The follower's loop, from `saved`, reading and saving on the leader's
     /// connection; publishes every position it saved on `reached`. Returns at
-    /// shutdown, once the batches in flight are done, or when the connection fails or
-    /// stops answering.
-    async fn run(self, mut saved: FeedPosition) -> Result<(), LeadershipLost> {
+    /// shutdown, once the batches in flight are done and the last position saved, or
+    /// when the connection fails or stops answering.
+    async fn run(mut self, saved: FeedPosition) -> Result<(), LeadershipLost> {
         let mut waiter = self.feed.waiter().await;
         // The batches handed over and not yet done, oldest first, each with its last
-        // position; everything up to `handed` has been handed over.
+        // position; everything up to `handed` has been handed over, everything up to
+        // `done` is done, and saved unless a save is pending.
         let mut batches = FuturesOrdered::new();
         let mut handed = saved;
+        let mut done = saved;
+        let mut save = Save::Idle { last: None };
         let mut failures = 0u32;
         let mut held_back_wait = HELD_BACK_WAIT;
         let mut last_read = Instant::now();
@@ -207,6 +221,9 @@ where
         loop {
             let stopping = self.shutdown.is_cancelled();
             if stopping && batches.is_empty() {
+                if let Save::Pending { .. } = save {
+                    self.save(done).await?;
+                }
                 return Ok(());
             }
             if !stopping && batches.len() < self.depth && next.is_due(Instant::now()) {
@@ -236,24 +253,32 @@ where
                 _ => None,
             };
             let keep_alive_at = self.leadership.last_used + LEADERSHIP_KEEPALIVE;
+            let save_at = match save {
+                Save::Pending { at } => Some(at),
+                Save::Idle { .. } => None,
+            };
             tokio::select! {
                 biased;
-                Some((last, done)) = batches.next(), if !batches.is_empty() => match done {
+                Some((last, result)) = batches.next(), if !batches.is_empty() => match result {
                     Ok(()) => {
-                        self.leadership.save_checkpoint(self.feed, last).await?;
-                        saved = last;
-                        self.reached.send_replace(last);
+                        done = last;
                         failures = 0;
+                        save = match save {
+                            Save::Idle { last: Some(at) } if at.elapsed() < SAVE_INTERVAL => Save::Pending { at: at + SAVE_INTERVAL },
+                            Save::Idle { .. } => self.save(done).await?,
+                            pending @ Save::Pending { .. } => pending,
+                        };
                     }
                     Err(error) => {
                         failures += 1;
-                        tracing::warn!(%error, failures, feed = %self.feed.name, "a feed batch failed; retrying from the saved position");
+                        tracing::warn!(%error, failures, feed = %self.feed.name, "a feed batch failed; retrying after the last batch done");
                         batches = FuturesOrdered::new();
-                        handed = saved;
+                        handed = done;
                         next = Next::ReadAgain;
                         sleep_or_cancel(failure_backoff(failures), self.shutdown).await;
                     }
                 },
+                () = tokio::time::sleep_until(save_at.unwrap_or(last_read)), if save_at.is_some() => save = self.save(done).await?,
                 () = std::future::ready(()), if room && next == Next::ReadAgain => {}
                 () = tokio::time::sleep(held_back_wait), if room && next == Next::ReadSoon => {
                     held_back_wait = (held_back_wait * 2).min(HELD_BACK_MAX_WAIT).min(self.feed.poll);
@@ -270,6 +295,24 @@ where
             }
         }
     }
+}
+
+impl<F> Follower<'_, F> {
+    /// Saves `position` on the leader's connection and tells the lag reports.
+    async fn save(&mut self, position: FeedPosition) -> Result<Save, LeadershipLost> {
+        self.leadership.save_checkpoint(self.feed, position).await?;
+        self.reached.send_replace(position);
+        Ok(Save::Idle { last: Some(Instant::now()) })
+    }
+}
+
+/// Where saving the follower's position stands.
+#[derive(Debug, Clone, Copy)]
+enum Save {
+    /// Everything done is saved; `last` is when it last saved, if it did.
+    Idle { last: Option<Instant> },
+    /// Batches ended since the last save; the next is due `at`.
+    Pending { at: Instant },
 }
 
 /// Sleeps for `duration`; true when shutdown came first.
