@@ -34,7 +34,7 @@ pgbench_binary() {
 pgbench_insert_latency() {
   local pgbench=$1 url=$2 script
   shift 2
-  psql "$url" -qc "$PGBENCH_INSERT_TABLE"
+  PGOPTIONS="-c client_min_messages=warning" psql "$url" -qc "$PGBENCH_INSERT_TABLE"
   script=$(mktemp)
   echo "$PGBENCH_INSERT" >"$script"
   pgbench_latency "$pgbench" "$url" "$script" "$@"

@@ -5,8 +5,9 @@
 # seeded, then twice: `wrk -t1 -c1` on GET /health/live for 10 s (the HTTP floor) and
 # on POST /oms/orders, a new order with its own Idempotency-Key each time, for 15 s
 # back to back (scripts/lib/post-order.lua), with the CPU time and context switches
-# each POST cost every process of the system meanwhile; then pgbench's one-row insert
-# at one client, and the OMS's CPU seconds over the whole probe.
+# each POST cost every process of the system meanwhile; then POSTs paced at 100/s
+# (loadgen), pgbench's one-row insert at one client back to back and paced alike,
+# and the OMS's CPU seconds over the whole probe.
 #
 #   scripts/probes/post_one_client.sh
 #   PROBE_BIN_DIR=/elsewhere/target/release scripts/probes/post_one_client.sh   # another build, for A/B runs
@@ -31,7 +32,7 @@ provision_postgres
 provision_kafka
 export SERVICES_BIN_DIR=${PROBE_BIN_DIR:-}
 if [[ -z $SERVICES_BIN_DIR ]]; then
-  cargo build --release --locked --bin oms --bin inventory >&2
+  cargo build --release --locked --bin oms --bin inventory --bin loadgen >&2
   SERVICES_BIN_DIR=./target/release
 fi
 oms=http://127.0.0.1:18080 inventory=http://127.0.0.1:18081
@@ -59,8 +60,18 @@ for round in 1 2; do
   sleep 5
 done
 
+# Paced: one order every 10 ms, so that each one's pipeline is mostly done before the
+# next POST, as a client placing now and then meets it.
+loadgen=$SERVICES_BIN_DIR/loadgen
+[[ -x $loadgen ]] || loadgen=./target/release/loadgen
+"$loadgen" --oms "$oms" --inventory "$inventory" --orders 1500 --rate 100 --concurrency 1 --products 10 |
+  awk '/^POST:/ {print "paced, POST /oms/orders at 100/s, 1 client, 15 s: p50 " $5 " ms p99 " $8 " ms"}'
+
 reference="probe_ref_$services_run"
 ensure_database "$reference"
-read -r tps p50 p99 < <(pgbench_insert_latency "$(pgbench_binary)" "$(pg_url_with_database "$PG_SERVER_URL" "$reference")")
+reference_url=$(pg_url_with_database "$PG_SERVER_URL" "$reference")
+read -r tps p50 p99 < <(pgbench_insert_latency "$(pgbench_binary)" "$reference_url")
 echo "same-run reference: one-row insert, 1 client: $tps tps, p50 $p50 ms, p99 $p99 ms"
+read -r tps p50 p99 < <(pgbench_insert_latency "$(pgbench_binary)" "$reference_url" -R 100)
+echo "same-run reference, paced at 100/s: one-row insert, 1 client: p50 $p50 ms, p99 $p99 ms"
 awk -v ticks="$(getconf CLK_TCK)" '{printf "OMS CPU over the probe: %.1f s\n", ($14 + $15) / ticks}' "/proc/${services_pids[0]}/stat"
