@@ -144,7 +144,7 @@ pub async fn connect_and_migrate(
 
 /// Connects a pool of up to `max_connections` whose sessions work in `schema` and
 /// behave as `sessions` says, creating the schema if needed and applying `migrator`
-/// (concurrent starts are safe: sqlx takes an advisory lock). The migrations run on
+/// (concurrent starts are safe: both steps take an advisory lock). The migrations run on
 /// a connection of their own without the statement timeout: building an index over
 /// a large table may rightly take minutes.
 pub async fn connect_and_migrate_with(
@@ -159,10 +159,7 @@ pub async fn connect_and_migrate_with(
     let migrating = sessions.clone().without_statement_timeout();
     let mut admin =
         options.clone().options(migrating.options()).connect().await.context("connecting to the database")?;
-    sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema)))
-        .execute(&mut admin)
-        .await
-        .with_context(|| format!("creating schema {schema}"))?;
+    create_schema(&mut admin, schema).await.with_context(|| format!("creating schema {schema}"))?;
     migrator.run(&mut admin).await.with_context(|| format!("migrating schema {schema}"))?;
     admin.close().await.ok();
 
@@ -178,6 +175,20 @@ pub async fn connect_and_migrate_with(
         .connect_with(options.options(sessions.options()))
         .await
         .context("opening the connection pool")
+}
+
+/// Creates `schema` unless it exists. `IF NOT EXISTS` does not guard against a creator
+/// running at the same moment (instances started together on a fresh database would
+/// both find the schema missing, and all but one fail on the catalog's unique index),
+/// so creators take turns under an advisory lock held until their creation commits.
+async fn create_schema(connection: &mut sqlx::PgConnection, schema: &str) -> Result<(), sqlx::Error> {
+    let mut creating = sqlx::Connection::begin(connection).await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('create schema ' || $1))")
+        .bind(schema)
+        .execute(&mut *creating)
+        .await?;
+    sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema))).execute(&mut *creating).await?;
+    creating.commit().await
 }
 
 /// Quotes an SQL identifier (schema or database name) so that any text is safe in DDL.
