@@ -15,7 +15,8 @@ services_pids=()
 # binaries of SERVICES_BIN_DIR (default ./target/release): one inventory, and
 # OMS_INSTANCES OMS (default 1; the second on OMS_PORT + 12, and on), logging to
 # /tmp/NAME-oms.log (/tmp/NAME-oms-2.log, ...) and /tmp/NAME-inventory.log. Returns
-# once all answer ready and their consumers had time to join their groups.
+# once all answer ready and their consumers had time to join their groups; fails,
+# showing the ends of their logs, when one is not ready within 10 s.
 start_services() {
   local name=$1 oms_port=$2 inventory_port=$3 instances=${4:-1} bin=${SERVICES_BIN_DIR:-./target/release}
   services_run=$(date +%s)
@@ -31,7 +32,7 @@ start_services() {
   services_pids+=($!)
   INVENTORY_PORT=$inventory_port "$bin/inventory" >"/tmp/$name-inventory.log" 2>&1 &
   services_pids+=($!)
-  local ports=("$oms_port" "$inventory_port") instance port
+  local ports=("$oms_port" "$inventory_port") logs=("/tmp/$name-oms.log" "/tmp/$name-inventory.log") instance port
   # More OMS instances share the first one's consumer group, the relay's leadership
   # and the payment deadline's work.
   for instance in $(seq 2 "$instances"); do
@@ -39,6 +40,7 @@ start_services() {
     OMS_PORT=$port "$bin/oms" >"/tmp/$name-oms-$instance.log" 2>&1 &
     services_pids+=($!)
     ports+=("$port")
+    logs+=("/tmp/$name-oms-$instance.log")
   done
   local ready
   for _ in $(seq 1 100); do
@@ -49,6 +51,11 @@ start_services() {
     ((ready == ${#ports[@]})) && break
     sleep 0.1
   done
+  if ((ready < ${#ports[@]})); then
+    echo "only $ready of ${#ports[@]} services answer ready after 10 s; their logs:" >&2
+    tail -n 5 "${logs[@]}" >&2
+    return 1
+  fi
   sleep 4 # let the consumers join their groups
 }
 
