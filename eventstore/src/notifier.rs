@@ -58,6 +58,11 @@ impl Followers {
         let following = self.following.load(Ordering::Acquire);
         following == 0 || self.leading.load(Ordering::Acquire) < following
     }
+
+    /// The count of followers that lead, or of all that follow.
+    fn counter(&self, leading: bool) -> &AtomicUsize {
+        if leading { &self.leading } else { &self.following }
+    }
 }
 
 /// Counts a follower as following, or as leading, for as long as it lives.
@@ -69,8 +74,7 @@ pub(crate) struct Counted {
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        let counter = if self.leading { &self.followers.leading } else { &self.followers.following };
-        counter.fetch_sub(1, Ordering::AcqRel);
+        self.followers.counter(self.leading).fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -129,10 +133,8 @@ impl CommitNotifier {
     }
 
     fn count(&self, leading: bool) -> Counted {
-        let followers = &self.inner.followers;
-        let counter = if leading { &followers.leading } else { &followers.following };
-        counter.fetch_add(1, Ordering::AcqRel);
-        Counted { followers: followers.clone(), leading }
+        self.inner.followers.counter(leading).fetch_add(1, Ordering::AcqRel);
+        Counted { followers: self.inner.followers.clone(), leading }
     }
 
     /// Whether a notification's payload came from this process.

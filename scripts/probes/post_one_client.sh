@@ -70,8 +70,9 @@ loadgen=$SERVICES_BIN_DIR/loadgen
 reference="probe_ref_$services_run"
 ensure_database "$reference"
 reference_url=$(pg_url_with_database "$PG_SERVER_URL" "$reference")
-read -r tps p50 p99 < <(pgbench_insert_latency "$(pgbench_binary)" "$reference_url")
+pgbench=$(pgbench_binary)
+read -r tps p50 p99 < <(pgbench_insert_latency "$pgbench" "$reference_url")
 echo "same-run reference: one-row insert, 1 client: $tps tps, p50 $p50 ms, p99 $p99 ms"
-read -r tps p50 p99 < <(pgbench_insert_latency "$(pgbench_binary)" "$reference_url" -R 100)
+read -r tps p50 p99 < <(pgbench_insert_latency "$pgbench" "$reference_url" -R 100)
 echo "same-run reference, paced at 100/s: one-row insert, 1 client: p50 $p50 ms, p99 $p99 ms"
-awk -v ticks="$(getconf CLK_TCK)" '{printf "OMS CPU over the probe: %.1f s\n", ($14 + $15) / ticks}' "/proc/${services_pids[0]}/stat"
+cpu_seconds | awk '$1 == "oms" {printf "OMS CPU over the probe: %.1f s\n", $2}'
