@@ -430,15 +430,7 @@ async fn a_follower_saves_its_position_at_once_after_a_quiet_spell_then_once_per
         events.last().expect("events").position
     };
     let saved_within = async |limit: Duration, position: FeedPosition| {
-        let feed = Feed::new(pool.clone(), "relay");
-        let deadline = tokio::time::Instant::now() + limit;
-        while tokio::time::Instant::now() < deadline {
-            if feed.checkpoint().await.expect("checkpoint") == position {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        false
+        support::saved_within(&pool, "relay", limit, |p| p == position).await
     };
 
     let shutdown = tokio_util::sync::CancellationToken::new();

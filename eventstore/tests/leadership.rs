@@ -323,13 +323,10 @@ async fn a_leader_whose_connection_is_cut_leads_again_from_its_saved_position() 
     assert!(handled_within(&journal, BEHIND_PROXY, "cut-0", Duration::from_secs(10)).await.is_some(), "it leads");
 
     // Its position saved first, so that the cut costs no batch handled twice.
-    let saved = Feed::new(writer.clone(), FEED);
-    for _ in 0..100 {
-        if saved.checkpoint().await.expect("checkpoint") != FeedPosition::default() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(
+        support::saved_within(&writer, FEED, Duration::from_secs(5), |p| p != FeedPosition::default()).await,
+        "its position saved"
+    );
     proxy.cut();
     append(&writer, "cut-1").await;
     let cut_at = Instant::now();
