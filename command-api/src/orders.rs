@@ -24,7 +24,7 @@ impl Orders {
     pub fn new(pool: PgPool) -> Self {
         let store = AggregateStore::new(pool.clone())
             .with_upcasters(domain::order::upcasters())
-            .with_projection(Projector::<OrderViews>::live())
+            .with_projection(Projector::<OrderViews>::live().remembering(AggregateStore::<Order>::CACHED_AGGREGATES))
             .with_command_names(OrderCommand::name);
         Self { store, views: OrderViews::new(pool) }
     }

@@ -183,14 +183,14 @@ impl<A: Aggregate> Events<A> {
         self.append_with_rows(connection, events, None).await
     }
 
-    /// Like [`Events::append`], and writes `rows` of new aggregates into every live
-    /// table of their read model in the same statement (see [`NewRows`]): on a pool,
-    /// the whole commit is one round trip.
+    /// Like [`Events::append`], and writes `rows` into every live table of their read
+    /// model in the same statement, each unless a newer row is stored (see
+    /// [`ViewRows`]): on a pool, the whole commit is one round trip.
     pub async fn append_with_rows<'a, 'c>(
         &self,
         connection: impl PgExecutor<'c>,
         events: impl IntoIterator<Item = &'a EventEnvelope<A>>,
-        rows: Option<&NewRows>,
+        rows: Option<&ViewRows>,
     ) -> Result<(), AppendError>
     where
         A: 'a,
@@ -205,19 +205,24 @@ impl<A: Aggregate> Events<A> {
             payloads.push(serde_json::to_value(&event.payload).map_err(EventsError::from)?);
             metadata.push(serde_json::to_value(&event.metadata).map_err(EventsError::from)?);
         }
-        // `append_events` (migration 0006) inserts in the order given, then the rows.
-        let appended = sqlx::query("SELECT append_events($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        // `append_events` (migrations 0006, 0012) inserts in the order given, then the
+        // rows. Without rows, the call any release's schema takes.
+        let sql = match rows {
+            None => "SELECT append_events($1, $2, $3, $4, $5, $6, $7)",
+            Some(_) => "SELECT append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        };
+        let mut query = sqlx::query(sql)
             .bind(A::TYPE)
             .bind(&ids)
             .bind(&sequences)
             .bind(&types)
             .bind(&versions)
             .bind(&payloads)
-            .bind(&metadata)
-            .bind(rows.map(|r| r.model.as_str()))
-            .bind(rows.map(|r| Json(&r.rows)))
-            .execute(connection)
-            .await;
+            .bind(&metadata);
+        if let Some(rows) = rows {
+            query = query.bind(rows.model.as_str()).bind(Json(&rows.rows)).bind(rows.key.as_str());
+        }
+        let appended = query.execute(connection).await;
         match appended {
             Ok(_) => Ok(()),
             Err(sqlx::Error::Database(error)) if error.constraint() == Some(crate::metadata::IDEMPOTENCY_INDEX) => {
@@ -229,13 +234,17 @@ impl<A: Aggregate> Events<A> {
     }
 }
 
-/// Read-model rows of aggregates created by the events they are appended with, as
-/// JSON objects keyed by column name (see [`crate::Projection::rows_of_new`]).
+/// Read-model rows of the aggregates whose events they are appended with, as they
+/// stand after those events: JSON objects keyed by column name (see
+/// [`crate::Projection::rows_of`]).
 #[derive(Debug, Clone, PartialEq)]
-pub struct NewRows {
+pub struct ViewRows {
     /// The read model (its SQL view's name; its tables are `<model>_v<generation>`).
     pub model: String,
-    /// A JSON array of rows.
+    /// Its primary-key column. Its tables must also have a `version` column: a row
+    /// replaces the stored one only when its version is higher.
+    pub key: String,
+    /// A JSON array of rows, sorted by key (the order every writer locks rows in).
     pub rows: serde_json::Value,
 }
 

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use cqrs_es::{Aggregate, EventEnvelope};
 use sqlx::PgConnection;
 
-use crate::{Events, NewRows};
+use crate::{Events, ViewRows};
 
 /// What a failed projection reports; the whole transaction is rolled back.
 pub type ProjectionFailure = Box<dyn std::error::Error + Send + Sync>;
@@ -36,11 +36,17 @@ pub trait Projection<A: Aggregate>: Send + Sync {
         changes: &[Change<A>],
     ) -> Result<(), ProjectionFailure>;
 
-    /// The model's rows of `changes` when every change creates its aggregate (starts
-    /// at its first event), computed without reading anything, so that they are
-    /// written in the statement that appends the events. `None` when this projection
-    /// cannot, or does not write the live model: [`Projection::apply`] does it then.
-    fn rows_of_new(&self, _changes: &[Change<A>]) -> Result<Option<NewRows>, ProjectionFailure> {
+    /// The model's rows of `changes` after their events, computed without reading
+    /// anything (a change that creates its aggregate, or one whose committed row this
+    /// projection remembers), so that they are written in the statement that appends
+    /// the events. `None` when this projection cannot tell them all, or does not write
+    /// the live model: [`Projection::apply`] does it then, in a transaction.
+    fn rows_of(&self, _changes: &[Change<A>]) -> Result<Option<ViewRows>, ProjectionFailure> {
         Ok(None)
     }
+
+    /// `changes` are committed, through [`Projection::rows_of`] or
+    /// [`Projection::apply`]: a projection that remembers rows moves them forward.
+    /// Not called when a commit fails or its outcome is unknown.
+    fn committed(&self, _changes: &[Change<A>]) {}
 }

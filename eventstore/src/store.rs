@@ -14,7 +14,7 @@ use cqrs_es::{Aggregate, EventEnvelope};
 use lru::LruCache;
 use sqlx::{PgConnection, PgPool};
 
-use telemetry::CommandResult;
+use telemetry::{CommandResult, CommitPath};
 
 use crate::events::AppendError;
 use crate::keyed::{KeyedState, States, WorkingSet};
@@ -535,10 +535,10 @@ where
 
     /// Appends the changes and updates the projection, the keyed state and the
     /// snapshots due, atomically: in one statement when there is no projection, or when
-    /// the changes only create aggregates and the projection can tell their rows up
-    /// front (placing an order), and neither keyed entries nor snapshots are to be
-    /// written; otherwise in one transaction. `states` holds the aggregates after the
-    /// changes.
+    /// the projection can tell the changes' rows up front (new aggregates, and those
+    /// whose rows it remembers: placing an order, its outcome, its payment), and
+    /// neither keyed entries nor snapshots are to be written; otherwise in one
+    /// transaction. `states` holds the aggregates after the changes.
     async fn commit(
         &self,
         connection: &mut PgConnection,
@@ -546,7 +546,6 @@ where
         states: &States<A>,
     ) -> Result<(), ExecuteError<A::Error>> {
         let events = || changes.iter().flat_map(|c| &c.events);
-        let creates_only = changes.iter().all(|c| c.events.first().is_some_and(|e| e.sequence == 1));
         let working_set = self.working_set.as_ref().filter(|set| set.changes_entries(changes));
         let snapshots = self.snapshots();
         let snapshots_due: Vec<(&str, &A, u64)> = match snapshots {
@@ -567,9 +566,9 @@ where
         let single_statement = match &self.projection {
             _ if working_set.is_some() || !snapshots_due.is_empty() => None,
             None => Some(None),
-            Some(projection) if creates_only => projection.rows_of_new(changes).map_err(ExecuteError::Store)?.map(Some),
-            Some(_) => None,
+            Some(projection) => projection.rows_of(changes).map_err(ExecuteError::Store)?.map(Some),
         };
+        let path = if single_statement.is_some() { CommitPath::Statement } else { CommitPath::Transaction };
         if let Some(rows) = single_statement {
             appended(self.events.append_with_rows(&mut *connection, events(), rows.as_ref()).await)?;
         } else {
@@ -591,6 +590,10 @@ where
                 }
             }
             transaction.commit().await?;
+        }
+        telemetry::record_commit(A::TYPE, path);
+        if let Some(projection) = &self.projection {
+            projection.committed(changes);
         }
         if let Some(notifier) = &self.notifier {
             notifier.committed();

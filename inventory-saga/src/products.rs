@@ -49,7 +49,9 @@ impl Products {
     /// [`SNAPSHOT_EVERY`] events.
     pub fn store(pool: PgPool) -> AggregateStore<Product> {
         AggregateStore::new(pool)
-            .with_projection(Projector::<ProductViews>::live())
+            .with_projection(
+                Projector::<ProductViews>::live().remembering(AggregateStore::<Product>::CACHED_AGGREGATES),
+            )
             .with_command_names(ProductCommand::name)
             .with_keyed_state(ProductReservations)
             .with_snapshots(SNAPSHOT_EVERY)

@@ -256,7 +256,7 @@ mod tests {
     }
 
     /// The migrations both schemas' deployed histories recorded alike.
-    const ALIKE: [(i64, &str, &str); 4] = [
+    const ALIKE: [(i64, &str, &str); 5] = [
         (
             3,
             "feed checkpoints",
@@ -276,6 +276,11 @@ mod tests {
             7,
             "dead letters",
             "b440759a58df898e51a06556a753cb7c34d73dcf4628b608517e4fc304e8b9e5a8cecbb3c7d47b9efc3c6d3200ed9fe5",
+        ),
+        (
+            12,
+            "append updates rows",
+            "34555e6aa2fef47816a4e977e059ea23e1e66fb27913ddc9df7138e7f02df0612a30afef889f1bd4d9074c590d3e5c70",
         ),
     ];
 

@@ -6,10 +6,12 @@
 //! it has covered what was committed before the rebuild began (see [`crate::rebuild`]).
 
 use std::collections::HashMap;
-use std::marker::PhantomData;
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
 
 use async_trait::async_trait;
-use eventstore::{Change, Events, NewRows, Projection, ProjectionFailure};
+use eventstore::{Change, Events, Projection, ProjectionFailure, ViewRows};
+use lru::LruCache;
 use sqlx::PgConnection;
 
 use crate::ProjectionError;
@@ -36,7 +38,7 @@ pub trait ViewTable: Send + Sync + 'static {
     async fn save_all(connection: &mut PgConnection, table: &str, views: &[Self::View]) -> Result<(), ProjectionError>;
 
     /// The row of `view` as a JSON object keyed by column name, as the event store
-    /// writes the rows of new aggregates (`jsonb_populate_recordset`); it must store
+    /// writes rows with the events (`jsonb_populate_recordset`); it must store
     /// what [`ViewTable::save_all`] stores.
     fn to_row(view: &Self::View) -> serde_json::Value;
 }
@@ -88,20 +90,76 @@ pub enum Target {
 
 /// The projection of a [`ViewTable`] model, for the event store's commits and for
 /// rebuilds.
-pub struct Projector<T> {
+pub struct Projector<T: ViewTable> {
     target: Target,
-    table: PhantomData<fn() -> T>,
+    remembered: Option<Remembered<T::View>>,
 }
 
 impl<T: ViewTable> Projector<T> {
     /// Writes the live tables.
     pub fn live() -> Self {
-        Self { target: Target::Live, table: PhantomData }
+        Self { target: Target::Live, remembered: None }
     }
 
     /// Writes `table` only.
     pub fn into_table(table: impl Into<String>) -> Self {
-        Self { target: Target::Table(table.into()), table: PhantomData }
+        Self { target: Target::Table(table.into()), remembered: None }
+    }
+
+    /// Remembers the committed rows of the last `capacity` aggregates committed
+    /// through this projection, so that a command on one of them writes its row in the
+    /// statement that appends its events (see [`Projection::rows_of`]), instead of a
+    /// transaction that reads the row first. For the live tables only, as commands
+    /// write them.
+    pub fn remembering(mut self, capacity: usize) -> Self {
+        if self.target == Target::Live {
+            self.remembered = NonZeroUsize::new(capacity).map(Remembered::<T::View>::new);
+        }
+        self
+    }
+
+    /// The row of `change`'s aggregate after its events, computed without reading:
+    /// folded from nothing when the change creates the aggregate, else from the row
+    /// remembered at the version just before it; `None` when that is not remembered.
+    fn row_after(
+        &self,
+        change: &Change<<T::View as View>::Aggregate>,
+    ) -> Option<Result<Option<T::View>, ProjectionError>> {
+        let first = change.events.first()?.sequence as u64;
+        let before = match first {
+            1 => None,
+            _ => Some(self.remembered.as_ref()?.at(&change.aggregate_id, first - 1)?),
+        };
+        Some(change.events.iter().try_fold(before, T::View::apply))
+    }
+}
+
+/// Committed rows by aggregate id, each at its version: a row and the events after
+/// its version fold into the row after them, as the table would hold it. Only rows
+/// known to be committed go in (read from the active table, or moved forward by a
+/// commit that succeeded), and one is used only at the version the next events follow,
+/// so a row that another instance has moved on since is passed over, never written.
+struct Remembered<V> {
+    rows: Mutex<LruCache<String, V>>,
+}
+
+impl<V: View> Remembered<V> {
+    fn new(capacity: NonZeroUsize) -> Self {
+        Self { rows: Mutex::new(LruCache::new(capacity)) }
+    }
+
+    /// The row of `aggregate_id` if it is remembered at `version`.
+    fn at(&self, aggregate_id: &str, version: u64) -> Option<V> {
+        self.rows.lock().ok()?.get(aggregate_id).filter(|row| row.version() == version).cloned()
+    }
+
+    /// Keeps `row` (committed) unless a newer row of its aggregate is kept.
+    fn keep(&self, aggregate_id: &str, row: V) {
+        if let Ok(mut rows) = self.rows.lock()
+            && rows.peek(aggregate_id).is_none_or(|kept| kept.version() < row.version())
+        {
+            rows.put(aggregate_id.to_owned(), row);
+        }
     }
 }
 
@@ -131,27 +189,45 @@ impl<T: ViewTable> Projection<<T::View as View>::Aggregate> for Projector<T> {
             Target::Live => changes.iter().map(|c| c.aggregate_id.as_str()).collect(),
             Target::Table(_) => ids_to_read(&changes),
         };
-        for table in tables {
+        for (index, table) in tables.iter().enumerate() {
             let current =
-                if to_read.is_empty() { HashMap::new() } else { T::get_many(connection, &table, &to_read).await? };
+                if to_read.is_empty() { HashMap::new() } else { T::get_many(connection, table, &to_read).await? };
+            // The active table's rows, read before this transaction wrote them, are
+            // committed ones: remembered, `committed` moves them past these changes.
+            if let (0, Some(remembered)) = (index, &self.remembered) {
+                for (aggregate_id, row) in &current {
+                    remembered.keep(aggregate_id, row.clone());
+                }
+            }
             let views = advance(connection, events, &changes, current).await?;
-            T::save_all(connection, &table, &views).await?;
+            T::save_all(connection, table, &views).await?;
         }
         Ok(())
     }
 
-    fn rows_of_new(
-        &self,
-        changes: &[Change<<T::View as View>::Aggregate>],
-    ) -> Result<Option<NewRows>, ProjectionFailure> {
+    fn rows_of(&self, changes: &[Change<<T::View as View>::Aggregate>]) -> Result<Option<ViewRows>, ProjectionFailure> {
         // A rebuild's table is written by the rebuild alone, through `apply`.
-        if self.target != Target::Live || changes.iter().any(|c| c.events.first().is_none_or(|e| e.sequence != 1)) {
+        if self.target != Target::Live {
             return Ok(None);
         }
+        let mut changes: Vec<&Change<_>> = changes.iter().collect();
+        changes.sort_by(|a, b| a.aggregate_id.cmp(&b.aggregate_id));
         let mut rows = Vec::with_capacity(changes.len());
         for change in changes {
-            rows.extend(T::View::fold(&change.events)?.as_ref().map(T::to_row));
+            let Some(after) = self.row_after(change) else { return Ok(None) };
+            rows.extend(after?.as_ref().map(T::to_row));
         }
-        Ok(Some(NewRows { model: T::MODEL.to_owned(), rows: serde_json::Value::Array(rows) }))
+        Ok(Some(ViewRows { model: T::MODEL.to_owned(), key: T::KEY.to_owned(), rows: serde_json::Value::Array(rows) }))
+    }
+
+    fn committed(&self, changes: &[Change<<T::View as View>::Aggregate>]) {
+        let Some(remembered) = &self.remembered else { return };
+        for change in changes {
+            // Nothing to move forward when the row before these changes is not
+            // remembered.
+            if let Some(Ok(Some(row))) = self.row_after(change) {
+                remembered.keep(&change.aggregate_id, row);
+            }
+        }
     }
 }

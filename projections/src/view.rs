@@ -9,7 +9,7 @@ use sqlx::PgConnection;
 use crate::ProjectionError;
 
 /// A read-model row folded from the events of one aggregate.
-pub trait View: Sized + Send {
+pub trait View: Sized + Send + Clone {
     /// The aggregate whose events it folds.
     type Aggregate: Aggregate;
 

@@ -1,46 +1,18 @@
-//! The rows of new aggregates, written in the statement that appends their events
-//! (`Projection::rows_of_new`, one round trip per placed order): the same rows as the
-//! transactional path writes, into every live table of the model.
+//! Rows written in the statement that appends their events (`Projection::rows_of`):
+//! those of new aggregates (one round trip per placed order) and those of aggregates
+//! whose committed row the projection remembers (an order's outcome, its payment).
+//! They are the rows the transactional path writes, in every live table of the model,
+//! and a remembered row that another instance has moved on since is never written.
+
+mod support;
 
 use domain::inventory::{AddProduct, ProductCommand, ProductName};
-use domain::order::{Order, OrderCommand, OrderLine, PlaceOrder};
-use domain::{OrderId, ProductId, Quantity, UserId};
-use eventstore::{AggregateStore, Command, Committed, EventMetadata};
+use domain::order::Order;
+use eventstore::{AggregateStore, Command, Committed};
 use projections::{OrderViews, ProductViews, Projector, View, ViewTable};
 use serde_json::Value;
 use sqlx::PgPool;
-
-async fn pool(schema: &str, migrator: &sqlx::migrate::Migrator) -> PgPool {
-    let url = migrations::testing::create_database().await.expect("a test database");
-    migrations::connect_and_migrate(&url, schema, 4, migrator).await.expect("migrated")
-}
-
-fn metadata() -> EventMetadata {
-    EventMetadata::new("new-rows-test", "new-rows-test", "test")
-}
-
-fn placements(count: usize) -> Vec<Command<Order>> {
-    (0..count)
-        .map(|i| Command {
-            aggregate_id: OrderId::generate().to_string(),
-            command: OrderCommand::PlaceOrder(PlaceOrder {
-                user_id: UserId::parse(format!("u-{i}")).expect("user id"),
-                items: vec![
-                    OrderLine {
-                        product_id: ProductId::parse("mug").expect("id"),
-                        quantity: Quantity::new(1 + i as i64).expect("quantity"),
-                    },
-                    OrderLine {
-                        product_id: ProductId::parse("tea").expect("id"),
-                        quantity: Quantity::new(2).expect("quantity"),
-                    },
-                ],
-                idempotency_key: None,
-            }),
-            metadata: metadata(),
-        })
-        .collect()
-}
+use support::{metadata, place, placements, pool, remembering, resize};
 
 /// Every row of `table`, as PostgreSQL renders it, by key.
 async fn rows(pool: &PgPool, table: &str, key: &str) -> Vec<Value> {
@@ -50,18 +22,29 @@ async fn rows(pool: &PgPool, table: &str, key: &str) -> Vec<Value> {
         .expect("rows")
 }
 
-/// Writes the views `committed` fold to through the transactional path (`save_all`)
-/// into a fresh copy of `live`, and returns the copy's rows.
-async fn rows_written_by_save_all<T: ViewTable>(
-    pool: &PgPool,
-    live: &str,
-    committed: &[Committed<<T::View as View>::Aggregate>],
-) -> Vec<Value> {
+/// Writes `views` through the transactional path (`save_all`) into a fresh copy of
+/// `live`, and returns the copy's rows.
+async fn rows_written_by_save_all<T: ViewTable>(pool: &PgPool, live: &str, views: &[T::View]) -> Vec<Value> {
+    sqlx::query("DROP TABLE IF EXISTS save_all_copy").execute(pool).await.expect("dropped");
     sqlx::query(&format!("CREATE TABLE save_all_copy (LIKE {live} INCLUDING ALL)")).execute(pool).await.expect("copy");
-    let views: Vec<T::View> = committed.iter().filter_map(|c| T::View::fold(&c.events).expect("folds")).collect();
     let mut connection = pool.acquire().await.expect("connection");
-    T::save_all(&mut connection, "save_all_copy", &views).await.expect("saved");
+    T::save_all(&mut connection, "save_all_copy", views).await.expect("saved");
     rows(pool, "save_all_copy", T::KEY).await
+}
+
+/// The views `committed` (new aggregates) fold to.
+fn folded<A: eventstore::Aggregate, V: View<Aggregate = A>>(committed: &[Committed<A>]) -> Vec<V> {
+    committed.iter().filter_map(|c| V::fold(&c.events).expect("folds")).collect()
+}
+
+/// The views of `orders` folded from every event they have.
+async fn folded_histories(store: &AggregateStore<Order>, orders: &[&str]) -> Vec<<OrderViews as ViewTable>::View> {
+    let mut views = Vec::new();
+    for order in orders {
+        let history = store.load_events(order).await.expect("events");
+        views.extend(<OrderViews as ViewTable>::View::fold(&history).expect("folds"));
+    }
+    views
 }
 
 #[tokio::test]
@@ -75,7 +58,7 @@ async fn new_orders_get_the_rows_the_transactional_path_writes() {
     assert_eq!(live.len(), 3, "a row per order: {live:?}");
     assert_eq!(
         live,
-        rows_written_by_save_all::<OrderViews>(&pool, "order_view_v1", &committed).await,
+        rows_written_by_save_all::<OrderViews>(&pool, "order_view_v1", &folded(&committed)).await,
         "the same rows, column for column"
     );
 }
@@ -94,7 +77,7 @@ async fn a_new_product_gets_the_row_the_transactional_path_writes() {
     let live = rows(&pool, "product_view_v1", "product_id").await;
     assert_eq!(live.len(), 1, "{live:?}");
     assert_eq!(live[0]["stock_status"], "LOW_STOCK", "the row folds every event of the command: {live:?}");
-    assert_eq!(live, rows_written_by_save_all::<ProductViews>(&pool, "product_view_v1", &[committed]).await);
+    assert_eq!(live, rows_written_by_save_all::<ProductViews>(&pool, "product_view_v1", &folded(&[committed])).await);
 }
 
 #[tokio::test]
@@ -112,4 +95,65 @@ async fn orders_placed_while_a_generation_is_being_built_get_rows_in_both_tables
     let active = rows(&pool, "order_view_v1", "order_id").await;
     assert_eq!(active.len(), 2);
     assert_eq!(rows(&pool, "order_view_v2", "order_id").await, active, "the generation being built has them too");
+}
+
+#[tokio::test]
+async fn updated_orders_whose_rows_are_remembered_get_the_rows_the_transactional_path_writes() {
+    let pool = pool("oms", &migrations::OMS).await;
+    let store = remembering(&pool);
+    let orders = place(&store, 3).await;
+    for quantity in [4, 9] {
+        let resizes: Vec<Command<Order>> = orders.iter().map(|order| resize(order, "mug", quantity)).collect();
+        let results = store.execute_all(&resizes).await.expect("committed");
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+    }
+
+    let live = rows(&pool, "order_view_v1", "order_id").await;
+    assert!(live.iter().all(|row| row["version"] == 3), "every order at its third event: {live:?}");
+    let ids: Vec<&str> = orders.iter().map(String::as_str).collect();
+    let expected = folded_histories(&store, &ids).await;
+    assert_eq!(live, rows_written_by_save_all::<OrderViews>(&pool, "order_view_v1", &expected).await);
+}
+
+#[tokio::test]
+async fn an_order_changed_by_two_instances_in_turn_always_has_the_row_of_its_whole_history() {
+    let pool = pool("oms", &migrations::OMS).await;
+    // Two instances of the service, each remembering the rows it committed.
+    let (here, there) = (remembering(&pool), remembering(&pool));
+    let order = place(&here, 1).await.remove(0);
+    // Each remembers a row the other has moved on since, at every turn but the
+    // repeated ones. Each turn adds an item: a row folded onto a stale one would
+    // lack the other's.
+    for (turn, instance) in [&there, &here, &here, &there, &here, &there, &there].into_iter().enumerate() {
+        instance.execute_all(&[resize(&order, &format!("turn-{turn}"), 1)]).await.expect("committed")[0]
+            .as_ref()
+            .expect("accepted");
+        let live = rows(&pool, "order_view_v1", "order_id").await;
+        let expected = folded_histories(&here, &[order.as_str()]).await;
+        assert_eq!(
+            live,
+            rows_written_by_save_all::<OrderViews>(&pool, "order_view_v1", &expected).await,
+            "after turn {turn}"
+        );
+        assert_eq!(live[0]["version"], 2 + turn);
+    }
+}
+
+#[tokio::test]
+async fn orders_updated_while_a_generation_is_being_built_get_their_whole_rows_in_both_tables() {
+    let pool = pool("oms", &migrations::OMS).await;
+    let store = remembering(&pool);
+    let orders = place(&store, 2).await;
+    // A rebuild registers after the placements: its table has no row of them yet.
+    sqlx::query("CREATE TABLE order_view_v2 (LIKE order_view_v1 INCLUDING ALL)").execute(&pool).await.expect("table");
+    sqlx::query("UPDATE read_models SET building_generation = 2 WHERE name = 'order_view'")
+        .execute(&pool)
+        .await
+        .expect("registered");
+    let resizes: Vec<Command<Order>> = orders.iter().map(|order| resize(order, "tea", 7)).collect();
+    store.execute_all(&resizes).await.expect("committed");
+
+    let active = rows(&pool, "order_view_v1", "order_id").await;
+    assert!(active.iter().all(|row| row["version"] == 2), "{active:?}");
+    assert_eq!(rows(&pool, "order_view_v2", "order_id").await, active, "the generation being built has them whole");
 }

@@ -30,8 +30,10 @@ async fn connect(url: &str) -> PgPool {
     migrations::connect_and_migrate(url, "oms", 8, &migrations::OMS).await.expect("migrated")
 }
 
+/// A store as the OMS runs it, remembering fewer rows than most tests write: an order
+/// written long ago is updated through a transaction, a recent one in one statement.
 fn store(pool: &PgPool) -> AggregateStore<Order> {
-    AggregateStore::new(pool.clone()).with_projection(Projector::<OrderViews>::live())
+    AggregateStore::new(pool.clone()).with_projection(Projector::<OrderViews>::live().remembering(1_000))
 }
 
 fn product(i: usize) -> ProductId {

@@ -39,6 +39,31 @@ pub fn record_events_appended(aggregate: &'static str, events: u64) {
     metrics::counter!(names::EVENTS_APPENDED, "aggregate" => aggregate).increment(events);
 }
 
+/// How a commit reached the database; the `path` label of [`names::COMMITS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitPath {
+    /// One statement appended the events and wrote the read model's rows.
+    Statement,
+    /// A transaction of several statements (the read model read first, keyed state,
+    /// snapshots).
+    Transaction,
+}
+
+impl CommitPath {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Statement => "statement",
+            Self::Transaction => "transaction",
+        }
+    }
+}
+
+/// Counts one commit to aggregates of type `aggregate` that took `path`.
+pub fn record_commit(aggregate: &'static str, path: CommitPath) {
+    metrics::counter!(names::COMMITS, "aggregate" => aggregate, "path" => path.as_str()).increment(1);
+}
+
 /// The `result` of a command, from what the service answered: `Ok` is accepted,
 /// else `classify` names the error's kind.
 pub fn result_of<T, E>(outcome: &Result<T, E>, classify: impl FnOnce(&E) -> CommandResult) -> CommandResult {

@@ -19,6 +19,11 @@ pub const HTTP_REQUEST_DURATION: &str = "http_request_duration_seconds";
 /// [`crate::CommandResult`]).
 pub const COMMANDS: &str = "commands_total";
 
+/// Counter of commits to the event store. Labels: `aggregate`, `path` (`statement`:
+/// events and read-model rows in one statement; `transaction`: see
+/// [`crate::CommitPath`]).
+pub const COMMITS: &str = "event_store_commits_total";
+
 /// Counter of events appended to the event store. Labels: `aggregate`.
 pub const EVENTS_APPENDED: &str = "events_appended_total";
 

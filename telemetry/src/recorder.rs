@@ -67,6 +67,10 @@ fn describe() {
         "Commands executed on aggregates, by aggregate, command type and result"
     );
     metrics::describe_counter!(names::EVENTS_APPENDED, "Events appended to the event store, by aggregate");
+    metrics::describe_counter!(
+        names::COMMITS,
+        "Commits to the event store, by aggregate and path (one statement, or a transaction)"
+    );
     metrics::describe_gauge!(names::RELAY_LAG, "Events committed but not yet published by the outbox relay, by feed");
     metrics::describe_counter!(
         names::RELAY_PUBLISHED,
