@@ -77,6 +77,11 @@ type Batch<A> = Result<Vec<Result<Committed<A>, <A as Aggregate>::Error>>, Execu
 /// How a batch finds the state of its aggregates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Load<'a> {
+    /// Cached state as it is, without reading newer events; as `Current` for the
+    /// aggregates not cached. A cache that is behind (another instance committed
+    /// since) is caught by the append, as a conflict; a decision that appends
+    /// nothing (a refusal, a command already satisfied) is not, so it counts as one.
+    Cached,
     /// Cached state plus newer events.
     Current,
     /// The same, required to be at one of these versions.
@@ -96,11 +101,14 @@ pub struct Committed<A: Aggregate> {
 
 /// Loads and commits one aggregate type in the event store.
 ///
-/// Keeps the latest committed state of recently used aggregates in memory: loading one
-/// then reads only the events committed after the cached version (usually none), so a
-/// busy aggregate with a long history costs the same as a new one. The event store
-/// stays the only source of truth: the cache is a prefix of it, brought up to date
-/// before every decision, and a conflict only means the next read finds more events.
+/// Keeps the latest committed state of recently used aggregates in memory, so a busy
+/// aggregate with a long history costs the same as a new one. A command on a cached
+/// aggregate is decided on the cached state without reading: the event store stays the
+/// only source of truth, since the append of the next sequence fails when another
+/// writer took it (the cache was behind), and the command is then decided again on the
+/// cached state plus the newer events. A command decided to append nothing has no
+/// append to check it, so it is decided again on the current state as well. Loading
+/// (and commands that expect a version) reads the events after the cached version.
 ///
 /// Two options bound what an aggregate costs whatever its history:
 /// - [`AggregateStore::with_keyed_state`]: per-key state (a product's orders) lives in
@@ -228,21 +236,7 @@ where
         connection: &mut PgConnection,
         aggregate_ids: &[&str],
     ) -> Result<States<A>, ExecuteError<A::Error>> {
-        let mut states: States<A> = HashMap::with_capacity(aggregate_ids.len());
-        let mut missed: Vec<&str> = Vec::new();
-        match self.cache.lock() {
-            Ok(mut cache) => {
-                for id in aggregate_ids {
-                    match cache.get(*id) {
-                        Some(cached) => {
-                            states.insert((*id).to_owned(), cached.clone());
-                        }
-                        None => missed.push(*id),
-                    }
-                }
-            }
-            Err(_) => missed.extend(aggregate_ids),
-        }
+        let (mut states, missed) = self.cached(aggregate_ids);
         let mut from_snapshots: Vec<String> = Vec::new();
         if let Some(snapshots) = self.snapshots()
             && !missed.is_empty()
@@ -308,6 +302,26 @@ where
             self.remember(id, aggregate, *version);
         }
         Ok(states)
+    }
+
+    /// The cached state of those of `aggregate_ids` that are cached, and the others.
+    fn cached<'i>(&self, aggregate_ids: &[&'i str]) -> (States<A>, Vec<&'i str>) {
+        let mut states: States<A> = HashMap::with_capacity(aggregate_ids.len());
+        let mut missed = Vec::new();
+        match self.cache.lock() {
+            Ok(mut cache) => {
+                for id in aggregate_ids {
+                    match cache.get(*id) {
+                        Some(cached) => {
+                            states.insert((*id).to_owned(), cached.clone());
+                        }
+                        None => missed.push(*id),
+                    }
+                }
+            }
+            Err(_) => missed.extend(aggregate_ids),
+        }
+        (states, missed)
     }
 
     /// Caches `aggregate` at `version`, without its keyed state, unless a newer version
@@ -377,8 +391,11 @@ where
         metadata: &EventMetadata,
     ) -> Result<Committed<A>, ExecuteError<A::Error>> {
         let command = Command { aggregate_id: aggregate_id.to_owned(), command, metadata: metadata.clone() };
-        let load = versions.map_or(Load::Current, Load::Expecting);
-        only(self.retried(std::slice::from_ref(&command), load).await)
+        let batch = std::slice::from_ref(&command);
+        only(match versions {
+            None => self.optimistic(batch, Load::Cached).await,
+            Some(versions) => self.retried(batch, Load::Expecting(versions)).await,
+        })
     }
 
     /// Like [`AggregateStore::execute`], for an aggregate that has no events yet (its id
@@ -391,11 +408,7 @@ where
         metadata: &EventMetadata,
     ) -> Result<Committed<A>, ExecuteError<A::Error>> {
         let command = Command { aggregate_id: aggregate_id.to_owned(), command, metadata: metadata.clone() };
-        let batch = std::slice::from_ref(&command);
-        only(match self.try_execute_all(batch, Load::AssumeNew).await {
-            Err(ExecuteError::Conflict) => self.execute_all(batch).await,
-            other => self.counted(batch, other),
-        })
+        only(self.optimistic(std::slice::from_ref(&command), Load::AssumeNew).await)
     }
 
     /// Runs `commands` in order (each on the state its predecessors left) and commits
@@ -406,7 +419,19 @@ where
         &self,
         commands: &[Command<A>],
     ) -> Result<Vec<Result<Committed<A>, A::Error>>, ExecuteError<A::Error>> {
-        self.retried(commands, Load::Current).await
+        self.optimistic(commands, Load::Cached).await
+    }
+
+    /// Runs `commands` once loading as `load`, which may decide on state behind the
+    /// store (`Cached`, `AssumeNew`): when the store refuses the append (or
+    /// `Cached` decided to append nothing), again on the current state, retrying on
+    /// conflicts. One statement fewer per command whenever the cache is current, as it
+    /// is for the aggregates an instance alone writes.
+    async fn optimistic(&self, commands: &[Command<A>], load: Load<'_>) -> Batch<A> {
+        match self.try_execute_all(commands, load).await {
+            Err(ExecuteError::Conflict) => self.retried(commands, Load::Current).await,
+            other => self.counted(commands, other),
+        }
     }
 
     /// Runs `commands` loading as `load`, retrying the whole batch on conflicts, and
@@ -457,6 +482,13 @@ where
         // costs a round trip (sqlx checks it on release).
         let mut connection = self.pool.acquire().await?;
         let mut states = match load {
+            Load::Cached => {
+                let (mut states, missed) = self.cached(&ids);
+                if !missed.is_empty() {
+                    states.extend(self.load_many(&mut connection, &missed).await?);
+                }
+                states
+            }
             Load::Current | Load::Expecting(_) => self.load_many(&mut connection, &ids).await?,
             Load::AssumeNew => HashMap::new(),
         };
@@ -470,7 +502,7 @@ where
         }
         // Read after the events: entries newer than the folded events can only come with
         // events this attempt has not seen, and its append then conflicts.
-        if let (Load::Current | Load::Expecting(_), Some(working_set)) = (load, &self.working_set) {
+        if let (Load::Cached | Load::Current | Load::Expecting(_), Some(working_set)) = (load, &self.working_set) {
             let all: Vec<&Command<A>> = commands.iter().collect();
             working_set.load(&mut connection, &all, &mut states).await.map_err(ExecuteError::Store)?;
         }
@@ -480,6 +512,9 @@ where
             let (aggregate, version) = states.entry(command.aggregate_id.clone()).or_default();
             let sink = EventSink::default();
             if let Err(rule) = aggregate.handle(command.command.clone(), &(), &sink).await {
+                if load == Load::Cached {
+                    return Err(ExecuteError::Conflict);
+                }
                 // A refusing `handle` may have applied events before it refused: start
                 // this aggregate again from what is committed and decided so far.
                 let mut restored_state = self.load_many(&mut connection, &[command.aggregate_id.as_str()]).await?;
@@ -518,6 +553,9 @@ where
                     Some(change) => change.events.extend(events.iter().cloned()),
                     None => changes.push(Change { aggregate_id: command.aggregate_id.clone(), events: events.clone() }),
                 }
+            }
+            if events.is_empty() && load == Load::Cached {
+                return Err(ExecuteError::Conflict);
             }
             results.push(Ok(Committed { events, version: *version }));
         }

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use cqrs_es::persist::PersistedEventRepository;
-use domain::inventory::{AddProduct, Product, ProductCommand, ProductError, ProductEvent, ProductName};
+use domain::inventory::{
+    AddProduct, AdjustmentReason, Product, ProductCommand, ProductError, ProductEvent, ProductName, UnitChange,
+};
 use domain::{OrderId, Quantity};
 use eventstore::{AggregateStore, Change, Command, EventMetadata, Events, ExecuteError, Projection, ProjectionFailure};
 use sqlx::{PgConnection, PgPool};
@@ -31,6 +33,10 @@ fn add(stock: u32) -> ProductCommand {
 
 fn restock(units: u32) -> ProductCommand {
     ProductCommand::Restock { quantity: Quantity::new(units.into()).expect("quantity") }
+}
+
+fn units(n: u32) -> Quantity {
+    Quantity::new(n.into()).expect("quantity")
 }
 
 fn command(product: &str, command: ProductCommand) -> Command<Product> {
@@ -128,6 +134,56 @@ async fn a_refused_command_gets_its_error_and_the_rest_of_the_batch_commits() {
     let (product, version) = store.load("a").await.expect("loaded");
     assert_eq!((version, product.received()), (2, 5), "the refused add changed nothing");
     assert!(stored(&pool, "ghost").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_command_on_a_cached_state_another_instance_moved_on_since_is_decided_on_the_latest_one() {
+    let pool = pool().await;
+    // Two instances of a service: each caches what it committed, and decides on its
+    // cache without reading; the other moves the product on behind its back.
+    let (here, there) = (AggregateStore::<Product>::new(pool.clone()), AggregateStore::<Product>::new(pool.clone()));
+    let order = OrderId::generate();
+    here.execute("p", add(1), &metadata()).await.expect("added");
+    there.execute("p", restock(5), &metadata()).await.expect("restocked there");
+
+    // Decided on the cache (1 available), its append finds sequence 2 taken.
+    let restocked = here.execute("p", restock(1), &metadata()).await.expect("restocked here");
+    assert_eq!(restocked.version, 3, "appended after the other instance's event");
+    assert_eq!(here.load("p").await.expect("loaded").0.available(), 7, "1 + 5 + 1");
+
+    // Refused on the cache (7 available), no append to catch it: decided again.
+    there.execute("p", restock(5), &metadata()).await.expect("restocked there");
+    let removal = ProductCommand::AdjustStock {
+        quantity: UnitChange::new(-10).expect("units"),
+        reason: AdjustmentReason::Damaged,
+    };
+    let removed = here.execute("p", removal, &metadata()).await.expect("12 available: not refused");
+    assert_eq!(removed.version, 5);
+
+    // Nothing to do on the cache (nothing held for the order), no append to catch it:
+    // decided again, and the units held there leave.
+    there
+        .execute("p", ProductCommand::ReserveStock { order_id: order, quantity: units(1), revision: 1 }, &metadata())
+        .await
+        .expect("reserved there");
+    let shipped = here
+        .execute("p", ProductCommand::ShipStock { order_id: order, revision: 2 }, &metadata())
+        .await
+        .expect("shipped");
+    assert_eq!(shipped.events.len(), 1, "the shipment is not lost: {:?}", shipped.events);
+    let kinds: Vec<String> = stored(&pool, "p").await.into_iter().map(|(_, kind)| kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ProductAdded",
+            "StockRestocked",
+            "StockRestocked",
+            "StockRestocked",
+            "StockAdjusted",
+            "StockReserved",
+            "StockShipped"
+        ]
+    );
 }
 
 #[tokio::test]
