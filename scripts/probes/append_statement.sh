@@ -33,11 +33,60 @@ SELECT append_events('Order', ARRAY[gen_random_uuid()::text], ARRAY[1::bigint], 
     'created_at', now(), 'updated_at', now(), 'version', 1)));
 SQL
 
+# An update of an order (its items changed), both ways a command commits one: in a
+# transaction that reads the model's generations and the row first (six statements),
+# and in one statement with the row folded beforehand (the instance remembers the
+# order's row). Each call takes another of 1,000 orders, and the next sequence.
+items='[{"productId":"mug","quantity":3,"status":"PENDING","reason":null}]'
+psql "$url" -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
+INSERT INTO order_view_v1 SELECT gen_random_uuid(), 'user-42', 'PENDING', '$items'::jsonb, now(), now(), 1, NULL
+  FROM generate_series(1, 1000);
+CREATE TABLE probe_orders AS SELECT row_number() OVER () AS n, order_id FROM order_view_v1;
+CREATE SEQUENCE probe_sequences START 2;
+SQL
+changed="ARRAY['{\"OrderItemsChanged\":{\"items\":[{\"productId\":\"mug\",\"quantity\":3,\"status\":\"PENDING\"}]}}'::jsonb]"
+pick="\\set n random(1, 1000)
+SELECT order_id AS id, nextval('probe_sequences') AS seq FROM probe_orders WHERE n = :n \\gset"
+cat >"$work/update_transaction.sql" <<SQL
+$pick
+BEGIN;
+SELECT append_events('Order', ARRAY[:id], ARRAY[:seq::bigint], ARRAY['OrderItemsChanged'], ARRAY['1.0'], $changed, $metadata);
+SELECT active_generation, building_generation, horizon::text FROM read_models WHERE name = 'order_view';
+SELECT order_id, user_id, status, items, created_at, updated_at, version, resolved_at FROM order_view_v1 WHERE order_id = ANY(ARRAY[:id::uuid]);
+INSERT INTO order_view_v1 (order_id, user_id, status, items, created_at, updated_at, version, resolved_at)
+  SELECT * FROM unnest(ARRAY[:id::uuid], ARRAY['user-42'], ARRAY['PENDING'], ARRAY['$items'::jsonb], ARRAY[now()], ARRAY[now()], ARRAY[:seq::bigint], ARRAY[NULL::timestamptz])
+  ON CONFLICT (order_id) DO UPDATE SET user_id = EXCLUDED.user_id, status = EXCLUDED.status, items = EXCLUDED.items,
+    created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, version = EXCLUDED.version, resolved_at = EXCLUDED.resolved_at
+  WHERE order_view_v1.version < EXCLUDED.version;
+COMMIT;
+SQL
+cat >"$work/update_statement.sql" <<SQL
+$pick
+SELECT append_events('Order', ARRAY[:id], ARRAY[:seq::bigint], ARRAY['OrderItemsChanged'], ARRAY['1.0'], $changed, $metadata,
+  'order_view', jsonb_build_array(jsonb_build_object('order_id', :id::uuid, 'user_id', 'user-42', 'status', 'PENDING',
+    'items', '$items'::jsonb, 'created_at', now(), 'updated_at', now(), 'version', :seq::bigint, 'resolved_at', NULL)), 'order_id');
+SQL
+
+# pgbench reads ":name" as a variable, also inside the JSON literals: a space after
+# each key keeps them literal.
+sed -i 's/":/": /g' "$work"/*.sql
+
+# PostgreSQL's CPU seconds so far: its processes' own, and what the ones that ended
+# (pgbench's sessions) left to the postmaster.
+server_cpu() {
+  local postmaster
+  postmaster=$(pgrep -o -x postgres)
+  { cat /proc/"$postmaster"/stat; pgrep -x postgres | grep -vx "$postmaster" | sed 's|.*|/proc/&/stat|' | xargs cat 2>/dev/null; } |
+    awk -v ticks="$(getconf CLK_TCK)" 'NR == 1 {s += $16 + $17} {s += $14 + $15} END {printf "%.2f", s / ticks}'
+}
+
 for pace in "" "-R 100"; do
   if [[ -n $pace ]]; then echo "paced at 100/s:"; else echo "back to back:"; fi
-  for statement in insert append append_view; do
+  for statement in insert append append_view update_transaction update_statement; do
+    before=$(server_cpu)
     # shellcheck disable=SC2086
-    read -r tps p50 _ < <(pgbench_latency pgbench "$url" "$work/$statement.sql" $pace)
-    echo "  $statement: p50 $p50 ms ($tps tps)"
+    read -r tps p50 _ < <(pgbench_latency pgbench "$url" "$work/$statement.sql" -M prepared $pace)
+    cpu=$(awk -v a="$before" -v b="$(server_cpu)" -v n="$tps" 'BEGIN {printf "%.0f", (b - a) * 1e6 / (n * 10)}')
+    echo "  $statement: p50 $p50 ms ($tps tps), PostgreSQL CPU $cpu us per call"
   done
 done
