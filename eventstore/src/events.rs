@@ -220,7 +220,7 @@ impl<A: Aggregate> Events<A> {
             .bind(&payloads)
             .bind(&metadata);
         if let Some(rows) = rows {
-            query = query.bind(rows.model.as_str()).bind(Json(&rows.rows)).bind(rows.key.as_str());
+            query = query.bind(rows.model.as_str()).bind(Json(&rows.rows)).bind(rows.key.as_deref());
         }
         let appended = query.execute(connection).await;
         match appended {
@@ -241,9 +241,11 @@ impl<A: Aggregate> Events<A> {
 pub struct ViewRows {
     /// The read model (its SQL view's name; its tables are `<model>_v<generation>`).
     pub model: String,
-    /// Its primary-key column. Its tables must also have a `version` column: a row
-    /// replaces the stored one only when its version is higher.
-    pub key: String,
+    /// Its primary-key column, when a row may replace a stored one (some row is of an
+    /// aggregate that has one); its tables must then also have a `version` column: a
+    /// row replaces the stored one only when its version is higher. `None` inserts the
+    /// rows (all of new aggregates), which costs PostgreSQL less.
+    pub key: Option<String>,
     /// A JSON array of rows, sorted by key (the order every writer locks rows in).
     pub rows: serde_json::Value,
 }

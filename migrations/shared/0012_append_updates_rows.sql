@@ -6,9 +6,10 @@
 -- of its key when it is newer (a higher `version`, a column every model has), in
 -- every live table: the active generation's and the one a rebuild is building, which
 -- may not have the row yet. Rows are written in the order given: callers sort them by
--- key, the order every writer of a model locks its rows in. Without `view_key` (an
--- instance of an older release during a rolling upgrade) the rows are inserted, as
--- before: it only passes rows of new aggregates.
+-- key, the order every writer of a model locks its rows in. Without `view_key` the
+-- rows are inserted, as before: callers pass none when every row is of a new aggregate
+-- (a placement; an insert costs less), as does an instance of an older release during a
+-- rolling upgrade.
 DROP FUNCTION append_events(text, text[], bigint[], text[], text[], jsonb[], jsonb[], text, jsonb);
 
 CREATE FUNCTION append_events(

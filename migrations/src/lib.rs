@@ -280,7 +280,7 @@ mod tests {
         (
             12,
             "append updates rows",
-            "34555e6aa2fef47816a4e977e059ea23e1e66fb27913ddc9df7138e7f02df0612a30afef889f1bd4d9074c590d3e5c70",
+            "f3d7f5e2128d6d083199150f98045dea3e4e923db9f9993c8c66bb6d70edc41a6a1778a4ffa8a67e8ee2b436947a9b3c",
         ),
     ];
 

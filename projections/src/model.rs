@@ -212,12 +212,14 @@ impl<T: ViewTable> Projection<<T::View as View>::Aggregate> for Projector<T> {
         }
         let mut changes: Vec<&Change<_>> = changes.iter().collect();
         changes.sort_by(|a, b| a.aggregate_id.cmp(&b.aggregate_id));
+        let updates = changes.iter().any(|c| c.events.first().is_some_and(|e| e.sequence > 1));
         let mut rows = Vec::with_capacity(changes.len());
         for change in changes {
             let Some(after) = self.row_after(change) else { return Ok(None) };
             rows.extend(after?.as_ref().map(T::to_row));
         }
-        Ok(Some(ViewRows { model: T::MODEL.to_owned(), key: T::KEY.to_owned(), rows: serde_json::Value::Array(rows) }))
+        let key = updates.then(|| T::KEY.to_owned());
+        Ok(Some(ViewRows { model: T::MODEL.to_owned(), key, rows: serde_json::Value::Array(rows) }))
     }
 
     fn committed(&self, changes: &[Change<<T::View as View>::Aggregate>]) {

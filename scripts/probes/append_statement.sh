@@ -32,6 +32,8 @@ SELECT append_events('Order', ARRAY[gen_random_uuid()::text], ARRAY[1::bigint], 
     'items', '[{"productId":"mug","quantity":2,"status":"PENDING"},{"productId":"tea","quantity":1,"status":"PENDING"}]'::jsonb,
     'created_at', now(), 'updated_at', now(), 'version', 1)));
 SQL
+# The same with the model's key: each row replaces a stored one of its key if older.
+sed 's/, 1)));$/, 1)), '"'order_id'"');/' "$work/append_view.sql" >"$work/append_view_keyed.sql"
 
 # An update of an order (its items changed), both ways a command commits one: in a
 # transaction that reads the model's generations and the row first (six statements),
@@ -82,7 +84,7 @@ server_cpu() {
 
 for pace in "" "-R 100"; do
   if [[ -n $pace ]]; then echo "paced at 100/s:"; else echo "back to back:"; fi
-  for statement in insert append append_view update_transaction update_statement; do
+  for statement in insert append append_view append_view_keyed update_transaction update_statement; do
     before=$(server_cpu)
     # shellcheck disable=SC2086
     read -r tps p50 _ < <(pgbench_latency pgbench "$url" "$work/$statement.sql" -M prepared $pace)
