@@ -31,12 +31,12 @@ fn add(stock: u32) -> ProductCommand {
     })
 }
 
-fn restock(units: u32) -> ProductCommand {
-    ProductCommand::Restock { quantity: Quantity::new(units.into()).expect("quantity") }
-}
-
 fn units(n: u32) -> Quantity {
     Quantity::new(n.into()).expect("quantity")
+}
+
+fn restock(n: u32) -> ProductCommand {
+    ProductCommand::Restock { quantity: units(n) }
 }
 
 fn command(product: &str, command: ProductCommand) -> Command<Product> {
