@@ -180,17 +180,19 @@ impl<A: Aggregate> Events<A> {
     where
         A: 'a,
     {
-        self.append_with_rows(connection, events, None).await
+        self.append_with_rows(connection, events, None, None).await
     }
 
-    /// Like [`Events::append`], and writes `rows` into every live table of their read
-    /// model in the same statement, each unless a newer row is stored (see
-    /// [`ViewRows`]): on a pool, the whole commit is one round trip.
+    /// Like [`Events::append`], and in the same statement writes `entries` (see
+    /// [`EntryRows`]) and `rows` into every live table of their read model, each
+    /// unless a newer row is stored (see [`ViewRows`]): on a pool, the whole commit is
+    /// one round trip.
     pub async fn append_with_rows<'a, 'c>(
         &self,
         connection: impl PgExecutor<'c>,
         events: impl IntoIterator<Item = &'a EventEnvelope<A>>,
         rows: Option<&ViewRows>,
+        entries: Option<&EntryRows>,
     ) -> Result<(), AppendError>
     where
         A: 'a,
@@ -205,11 +207,13 @@ impl<A: Aggregate> Events<A> {
             payloads.push(serde_json::to_value(&event.payload).map_err(EventsError::from)?);
             metadata.push(serde_json::to_value(&event.metadata).map_err(EventsError::from)?);
         }
-        // `append_events` (migrations 0006, 0012) inserts in the order given, then the
-        // rows. Without rows, the call any release's schema takes.
-        let sql = match rows {
-            None => "SELECT append_events($1, $2, $3, $4, $5, $6, $7)",
-            Some(_) => "SELECT append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        // `append_events` (migrations 0006, 0012, 0013) inserts the events in the order
+        // given, then the entries, then the rows. Without either, the call any
+        // release's schema takes.
+        let sql = match (rows, entries) {
+            (None, None) => "SELECT append_events($1, $2, $3, $4, $5, $6, $7)",
+            (Some(_), None) => "SELECT append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            (_, Some(_)) => "SELECT append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         };
         let mut query = sqlx::query(sql)
             .bind(A::TYPE)
@@ -219,8 +223,14 @@ impl<A: Aggregate> Events<A> {
             .bind(&versions)
             .bind(&payloads)
             .bind(&metadata);
-        if let Some(rows) = rows {
-            query = query.bind(rows.model.as_str()).bind(Json(&rows.rows)).bind(rows.key.as_deref());
+        if rows.is_some() || entries.is_some() {
+            query = query
+                .bind(rows.map(|rows| rows.model.as_str()))
+                .bind(rows.map(|rows| Json(&rows.rows)))
+                .bind(rows.and_then(|rows| rows.key.as_deref()));
+        }
+        if let Some(entries) = entries {
+            query = query.bind(entries.table).bind(Json(&entries.rows)).bind(entries.key);
         }
         let appended = query.execute(connection).await;
         match appended {
@@ -246,6 +256,19 @@ pub struct ViewRows {
     /// row replaces the stored one only when its version is higher. `None` inserts the
     /// rows (all of new aggregates), which costs PostgreSQL less.
     pub key: Option<String>,
+    /// A JSON array of rows, sorted by key (the order every writer locks rows in).
+    pub rows: serde_json::Value,
+}
+
+/// Keyed entries of the aggregates whose events they are appended with, as those
+/// events leave them (see [`crate::KeyedState`]): each replaces the stored row of its
+/// key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntryRows {
+    /// Their table.
+    pub table: &'static str,
+    /// Its primary-key columns.
+    pub key: &'static [&'static str],
     /// A JSON array of rows, sorted by key (the order every writer locks rows in).
     pub rows: serde_json::Value,
 }

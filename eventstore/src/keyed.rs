@@ -4,8 +4,8 @@
 //!
 //! The store folds and caches the aggregate without its keyed entries; before a batch
 //! decides, it reads the entries of the keys the batch's commands read and puts them
-//! into the aggregates; after the batch's events are appended, it writes the entries
-//! those events changed, as the aggregates then hold them, in the same transaction.
+//! into the aggregates; the statement that appends the batch's events writes the
+//! entries those events changed, as the aggregates then hold them.
 //! Every write of an entry comes with an append to its aggregate's stream, so the
 //! optimistic version check on the stream catches a concurrent writer of the entries
 //! too (the entries are read after the events: entries newer than the folded events
@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use cqrs_es::Aggregate;
 use sqlx::PgConnection;
 
+use crate::EntryRows;
 use crate::projection::{Change, ProjectionFailure};
 use crate::store::Command;
 
@@ -30,13 +31,17 @@ pub type Entries<K, E> = Vec<(String, K, E)>;
 /// folding an event changes only the entries of [`KeyedState::keys_changed`].
 pub trait KeyedState<A: Aggregate>: Send + Sync + 'static {
     /// A key within one aggregate (an order within a product).
-    type Key: Clone + Eq + Hash + Send + Sync + 'static;
+    type Key: Clone + Eq + Hash + Ord + Send + Sync + 'static;
     /// What the aggregate holds for one key.
     type Entry: Send + Sync + 'static;
 
-    /// The name of this state: snapshots of aggregates without it are marked with it,
-    /// so a store that keeps the state in memory never loads one.
+    /// The table the entries are stored in, one row per (aggregate, key). Also the name
+    /// of this state: snapshots of aggregates without it are marked with it, so a store
+    /// that keeps the state in memory never loads one.
     const NAME: &'static str;
+
+    /// The table's primary-key columns (the aggregate's id and the key).
+    const KEY_COLUMNS: &'static [&'static str];
 
     /// The keys whose entries deciding `command` reads.
     fn keys_read(command: &A::Command) -> Vec<Self::Key>;
@@ -62,13 +67,9 @@ pub trait KeyedState<A: Aggregate>: Send + Sync + 'static {
         wanted: &[(&str, Self::Key)],
     ) -> impl Future<Output = Result<Entries<Self::Key, Self::Entry>, ProjectionFailure>> + Send;
 
-    /// Stores `entries` (at most one per pair), replacing what is stored for their
-    /// pairs, on `connection` (inside the transaction that appends their events).
-    fn write(
-        &self,
-        connection: &mut PgConnection,
-        entries: &[(&str, Self::Key, Self::Entry)],
-    ) -> impl Future<Output = Result<(), ProjectionFailure>> + Send;
+    /// The table's row of `entry`, as a JSON object keyed by column name: written with
+    /// the events that changed it, replacing the stored row of its key.
+    fn to_row(aggregate_id: &str, key: &Self::Key, entry: &Self::Entry) -> serde_json::Value;
 }
 
 /// The aggregates of one attempt, by id, with their versions.
@@ -87,16 +88,9 @@ pub(crate) trait WorkingSet<A: Aggregate>: Send + Sync {
         states: &mut States<A>,
     ) -> Result<(), ProjectionFailure>;
 
-    /// Whether any event of `changes` changes an entry.
-    fn changes_entries(&self, changes: &[Change<A>]) -> bool;
-
-    /// Writes the entries `changes` changed, as the aggregates in `states` hold them.
-    async fn save(
-        &self,
-        connection: &mut PgConnection,
-        changes: &[Change<A>],
-        states: &States<A>,
-    ) -> Result<(), ProjectionFailure>;
+    /// The rows of the entries `changes` changed, as the aggregates in `states` hold
+    /// them, sorted by key; `None` when no event changes an entry.
+    fn rows_of(&self, changes: &[Change<A>], states: &States<A>) -> Option<EntryRows>;
 
     fn forget(&self, aggregate: &mut A);
 }
@@ -138,31 +132,30 @@ where
         Ok(())
     }
 
-    fn changes_entries(&self, changes: &[Change<A>]) -> bool {
-        changes.iter().flat_map(|c| &c.events).any(|e| !K::keys_changed(&e.payload).is_empty())
-    }
-
-    async fn save(
-        &self,
-        connection: &mut PgConnection,
-        changes: &[Change<A>],
-        states: &States<A>,
-    ) -> Result<(), ProjectionFailure> {
-        let mut entries: Vec<(&str, K::Key, K::Entry)> = Vec::new();
-        for change in changes {
-            let Some((aggregate, _)) = states.get(&change.aggregate_id) else { continue };
-            let mut seen = HashSet::new();
-            for key in change.events.iter().flat_map(|e| K::keys_changed(&e.payload)) {
-                if seen.insert(key.clone()) {
-                    let entry = K::entry(aggregate, &key);
-                    entries.push((change.aggregate_id.as_str(), key, entry));
-                }
-            }
+    fn rows_of(&self, changes: &[Change<A>], states: &States<A>) -> Option<EntryRows> {
+        let mut changed: Vec<(&str, K::Key)> = changes
+            .iter()
+            .flat_map(|change| {
+                change
+                    .events
+                    .iter()
+                    .flat_map(|e| K::keys_changed(&e.payload))
+                    .map(|key| (change.aggregate_id.as_str(), key))
+            })
+            .collect();
+        changed.sort_unstable();
+        changed.dedup();
+        let rows: Vec<serde_json::Value> = changed
+            .iter()
+            .filter_map(|(aggregate_id, key)| {
+                let (aggregate, _) = states.get(*aggregate_id)?;
+                Some(K::to_row(aggregate_id, key, &K::entry(aggregate, key)))
+            })
+            .collect();
+        if rows.is_empty() {
+            return None;
         }
-        if entries.is_empty() {
-            return Ok(());
-        }
-        self.write(connection, &entries).await
+        Some(EntryRows { table: K::NAME, key: K::KEY_COLUMNS, rows: serde_json::Value::Array(rows) })
     }
 
     fn forget(&self, aggregate: &mut A) {

@@ -36,7 +36,7 @@ mod store;
 
 pub use aggregate_error::AggregateError;
 pub use dead_letters::DeadLetterSource;
-pub use events::{AppendError, Events, EventsError, ViewRows};
+pub use events::{AppendError, EntryRows, Events, EventsError, ViewRows};
 pub(crate) use feed::{EVENT_COLUMNS, EventRow};
 pub use feed::{Feed, FeedEvent, FeedPage, FeedPosition, sleep_or_cancel};
 pub use history::{HistoryPage, StoredEvent, load_event, load_events_at, load_history};

@@ -571,11 +571,11 @@ where
         Ok(results)
     }
 
-    /// Appends the changes and updates the projection, the keyed state and the
-    /// snapshots due, atomically: in one statement when there is no projection, or when
-    /// the projection can tell the changes' rows up front (new aggregates, and those
-    /// whose rows it remembers: placing an order, its outcome, its payment), and
-    /// neither keyed entries nor snapshots are to be written; otherwise in one
+    /// Appends the changes and updates the keyed state, the projection and the
+    /// snapshots due, atomically: in one statement (the keyed entries with the events)
+    /// when there is no projection, or when the projection can tell the changes' rows
+    /// up front (new aggregates, and those whose rows it remembers: placing an order,
+    /// its outcome, a product's reservations), and no snapshot is due; otherwise in one
     /// transaction. `states` holds the aggregates after the changes.
     async fn commit(
         &self,
@@ -584,7 +584,7 @@ where
         states: &States<A>,
     ) -> Result<(), ExecuteError<A::Error>> {
         let events = || changes.iter().flat_map(|c| &c.events);
-        let working_set = self.working_set.as_ref().filter(|set| set.changes_entries(changes));
+        let entries = self.working_set.as_ref().and_then(|set| set.rows_of(changes, states));
         let snapshots = self.snapshots();
         let snapshots_due: Vec<(&str, &A, u64)> = match snapshots {
             None => vec![],
@@ -602,21 +602,18 @@ where
                 .collect(),
         };
         let single_statement = match &self.projection {
-            _ if working_set.is_some() || !snapshots_due.is_empty() => None,
+            _ if !snapshots_due.is_empty() => None,
             None => Some(None),
             Some(projection) => projection.rows_of(changes).map_err(ExecuteError::Store)?.map(Some),
         };
         let path = if single_statement.is_some() { CommitPath::Statement } else { CommitPath::Transaction };
         if let Some(rows) = single_statement {
-            appended(self.events.append_with_rows(&mut *connection, events(), rows.as_ref()).await)?;
+            appended(self.events.append_with_rows(&mut *connection, events(), rows.as_ref(), entries.as_ref()).await)?;
         } else {
             let mut transaction = sqlx::Connection::begin(&mut *connection).await?;
-            appended(self.events.append(&mut *transaction, events()).await)?;
+            appended(self.events.append_with_rows(&mut *transaction, events(), None, entries.as_ref()).await)?;
             if let Some(projection) = &self.projection {
                 projection.apply(&mut transaction, &self.events, changes).await.map_err(ExecuteError::Store)?;
-            }
-            if let Some(working_set) = working_set {
-                working_set.save(&mut transaction, changes, states).await.map_err(ExecuteError::Store)?;
             }
             if let Some(snapshots) = snapshots {
                 for (aggregate_id, aggregate, version) in snapshots_due {

@@ -3,7 +3,7 @@
 //! million orders loads like a new one (see the `domain::inventory` module and
 //! [`eventstore::KeyedState`]).
 //!
-//! The store writes a row in the transaction that appends the events changing it, from
+//! The store writes a row in the statement that appends the events changing it, from
 //! the product as those events left it; a batch reads the rows of the orders its
 //! commands name. Rows are derived data: `product_reservations_folded()` (migration
 //! 0008) folds them from the events, for the operator's rebuild and verification.
@@ -54,6 +54,7 @@ impl KeyedState<Product> for ProductReservations {
     type Entry = OrderEntry;
 
     const NAME: &'static str = "product_reservations";
+    const KEY_COLUMNS: &'static [&'static str] = &["product_id", "order_id"];
 
     fn keys_read(command: &ProductCommand) -> Vec<OrderId> {
         command.order_id().into_iter().collect()
@@ -107,34 +108,14 @@ impl KeyedState<Product> for ProductReservations {
             .collect())
     }
 
-    async fn write(
-        &self,
-        connection: &mut PgConnection,
-        entries: &[(&str, OrderId, OrderEntry)],
-    ) -> Result<(), ProjectionFailure> {
-        let (mut products, mut orders, mut quantities, mut revisions, mut announced) =
-            (vec![], vec![], vec![], vec![], vec![]);
-        for (product, order, entry) in entries {
-            products.push(*product);
-            orders.push(order.as_uuid());
-            quantities.push(i64::from(entry.reservation.quantity));
-            revisions.push(to_i64(entry.reservation.revision));
-            announced.push(entry.announcement.map(to_i64));
-        }
-        sqlx::query(
-            "INSERT INTO product_reservations (product_id, order_id, quantity, revision, announced_sequence)
-             SELECT * FROM unnest($1::text[], $2::uuid[], $3::bigint[], $4::bigint[], $5::bigint[])
-             ON CONFLICT (product_id, order_id) DO UPDATE
-                SET quantity = EXCLUDED.quantity, revision = EXCLUDED.revision, announced_sequence = EXCLUDED.announced_sequence",
-        )
-        .bind(&products)
-        .bind(&orders)
-        .bind(&quantities)
-        .bind(&revisions)
-        .bind(&announced)
-        .execute(&mut *connection)
-        .await?;
-        Ok(())
+    fn to_row(product_id: &str, order_id: &OrderId, entry: &OrderEntry) -> serde_json::Value {
+        serde_json::json!({
+            "product_id": product_id,
+            "order_id": order_id.as_uuid(),
+            "quantity": entry.reservation.quantity,
+            "revision": to_i64(entry.reservation.revision),
+            "announced_sequence": entry.announcement.map(to_i64),
+        })
     }
 }
 

@@ -256,7 +256,7 @@ mod tests {
     }
 
     /// The migrations both schemas' deployed histories recorded alike.
-    const ALIKE: [(i64, &str, &str); 5] = [
+    const ALIKE: [(i64, &str, &str); 6] = [
         (
             3,
             "feed checkpoints",
@@ -281,6 +281,11 @@ mod tests {
             12,
             "append updates rows",
             "f3d7f5e2128d6d083199150f98045dea3e4e923db9f9993c8c66bb6d70edc41a6a1778a4ffa8a67e8ee2b436947a9b3c",
+        ),
+        (
+            13,
+            "append keyed entries",
+            "216542e3bace8c0918e583ef5fa822683e0d18343190ea8c3491ad05f84f1f96ec16975f32214c8c438a27c7fe31b302",
         ),
     ];
 
