@@ -44,8 +44,12 @@ start_services pause 18190 18191
 
 ready() {
   local answer
-  answer=$(curl -sS -m 3 -w ' %{http_code}' "http://127.0.0.1:$1/health/ready" 2>/dev/null) || answer="(no answer within 3 s)"
-  echo "${answer##* } $(tr -d '\n' <<<"${answer% *}" | cut -c1-60)"
+  if ! answer=$(curl -sS -m 3 -w ' %{http_code}' "http://127.0.0.1:$1/health/ready" 2>/dev/null); then
+    echo "no answer within 3 s"
+    return
+  fi
+  # The status, then the reason when not ready ("error"), else the state ("status").
+  echo "${answer##* } $(grep -o -m1 -E '"error":"[^"]*"|"status":"[^"]*"' <<<"${answer% *}" | head -1 | cut -d'"' -f4)"
 }
 
 "$SERVICES_BIN_DIR/loadgen" --oms http://127.0.0.1:18190 --inventory http://127.0.0.1:18191 \
@@ -53,7 +57,7 @@ ready() {
 load=$!
 start=$(date +%s)
 paused=""
-printf '%4s  %-70s %-70s %s\n' t "OMS ready" "inventory ready" "resident MB"
+printf '%4s  %-50s %-50s %s\n' t "OMS ready" "inventory ready" "resident MB"
 while kill -0 "$load" 2>/dev/null; do
   t=$(($(date +%s) - start))
   if [[ -z $paused ]] && ((t >= pause_at)); then
@@ -65,7 +69,7 @@ while kill -0 "$load" 2>/dev/null; do
     paused=over
     echo "---- broker continued at t=$t s"
   fi
-  printf '%4s  %-70s %-70s %s\n' "$t" "$(ready 18190)" "$(ready 18191)" "$(resident_mb | tr '\n' ' ')"
+  printf '%4s  %-50s %-50s %s\n' "$t" "$(ready 18190)" "$(ready 18191)" "$(resident_mb | tr '\n' ' ')"
   sleep 1
 done
 wait "$load" || echo "loadgen failed" >&2
