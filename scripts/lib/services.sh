@@ -59,6 +59,17 @@ start_services() {
   sleep 4 # let the consumers join their groups
 }
 
+# use_probe_binaries: the binaries the probes measure: those of PROBE_BIN_DIR when set
+# (another build, for A/B runs), else this tree's release build, built now. Exports
+# SERVICES_BIN_DIR, which start_services and the probes read.
+use_probe_binaries() {
+  export SERVICES_BIN_DIR=${PROBE_BIN_DIR:-}
+  if [[ -z $SERVICES_BIN_DIR ]]; then
+    cargo build --release --locked --bin oms --bin inventory --bin loadgen >&2
+    SERVICES_BIN_DIR=./target/release
+  fi
+}
+
 # stop_services: stops what start_services started and drops its database.
 stop_services() {
   if ((${#services_pids[@]})); then

@@ -35,11 +35,7 @@ if [[ -z $broker ]]; then
   echo "no process of this machine listens on the broker's port $port: cannot pause it" >&2
   exit 1
 fi
-export SERVICES_BIN_DIR=${PROBE_BIN_DIR:-}
-if [[ -z $SERVICES_BIN_DIR ]]; then
-  cargo build --release --locked --bin oms --bin inventory --bin loadgen >&2
-  SERVICES_BIN_DIR=./target/release
-fi
+use_probe_binaries
 start_services pause 18190 18191
 
 ready() {

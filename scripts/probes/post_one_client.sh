@@ -30,11 +30,7 @@ trap cleanup EXIT
 command -v wrk >/dev/null || apt-get install -y wrk >/dev/null
 provision_postgres
 provision_kafka
-export SERVICES_BIN_DIR=${PROBE_BIN_DIR:-}
-if [[ -z $SERVICES_BIN_DIR ]]; then
-  cargo build --release --locked --bin oms --bin inventory --bin loadgen >&2
-  SERVICES_BIN_DIR=./target/release
-fi
+use_probe_binaries
 oms=http://127.0.0.1:18080 inventory=http://127.0.0.1:18081
 start_services probe 18080 18081
 for i in $(seq 0 9); do

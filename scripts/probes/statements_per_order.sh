@@ -40,11 +40,7 @@ if [[ ! -r $log ]]; then
   echo "cannot read the server's log '$log': set PG_LOG" >&2
   exit 1
 fi
-export SERVICES_BIN_DIR=${PROBE_BIN_DIR:-}
-if [[ -z $SERVICES_BIN_DIR ]]; then
-  cargo build --release --locked --bin oms --bin inventory --bin loadgen >&2
-  SERVICES_BIN_DIR=./target/release
-fi
+use_probe_binaries
 start_services statements 18090 18091
 
 start=$(($(stat -c %s "$log") + 1))
