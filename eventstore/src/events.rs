@@ -225,9 +225,9 @@ impl<A: Aggregate> Events<A> {
             .bind(&metadata);
         if rows.is_some() || entries.is_some() {
             query = query
-                .bind(rows.map(|rows| rows.model.as_str()))
+                .bind(rows.map(|rows| rows.model))
                 .bind(rows.map(|rows| Json(&rows.rows)))
-                .bind(rows.and_then(|rows| rows.key.as_deref()));
+                .bind(rows.and_then(|rows| rows.key));
         }
         if let Some(entries) = entries {
             query = query.bind(entries.table).bind(Json(&entries.rows)).bind(entries.key);
@@ -250,12 +250,12 @@ impl<A: Aggregate> Events<A> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ViewRows {
     /// The read model (its SQL view's name; its tables are `<model>_v<generation>`).
-    pub model: String,
+    pub model: &'static str,
     /// Its primary-key column, when a row may replace a stored one (some row is of an
     /// aggregate that has one); its tables must then also have a `version` column: a
     /// row replaces the stored one only when its version is higher. `None` inserts the
     /// rows (all of new aggregates), which costs PostgreSQL less.
-    pub key: Option<String>,
+    pub key: Option<&'static str>,
     /// A JSON array of rows, sorted by key (the order every writer locks rows in).
     pub rows: serde_json::Value,
 }

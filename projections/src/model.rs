@@ -218,8 +218,8 @@ impl<T: ViewTable> Projection<<T::View as View>::Aggregate> for Projector<T> {
             let Some(after) = self.row_after(change) else { return Ok(None) };
             rows.extend(after?.as_ref().map(T::to_row));
         }
-        let key = updates.then(|| T::KEY.to_owned());
-        Ok(Some(ViewRows { model: T::MODEL.to_owned(), key, rows: serde_json::Value::Array(rows) }))
+        let key = updates.then_some(T::KEY);
+        Ok(Some(ViewRows { model: T::MODEL, key, rows: serde_json::Value::Array(rows) }))
     }
 
     fn committed(&self, changes: &[Change<<T::View as View>::Aggregate>]) {
