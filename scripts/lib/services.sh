@@ -83,6 +83,14 @@ stop_services() {
   fi
 }
 
+# stop_all_started: stops the services, then the broker and PostgreSQL that
+# provision_kafka and provision_postgres started (what a script's exit trap undoes).
+stop_all_started() {
+  stop_services
+  stop_started_kafka
+  stop_started_postgres
+}
+
 # cpu_seconds: the CPU seconds (user + system) of the processes called oms, inventory,
 # the broker and postgres, each name summed, a line each.
 cpu_seconds() {

@@ -20,9 +20,7 @@ broker=""
 cleanup() {
   trap - EXIT
   if [[ -n $broker ]]; then kill -CONT "$broker" 2>/dev/null || true; fi
-  stop_services
-  stop_started_kafka
-  stop_started_postgres
+  stop_all_started
 }
 trap cleanup EXIT
 

@@ -20,10 +20,8 @@ source scripts/lib/services.sh
 
 cleanup() {
   trap - EXIT
-  stop_services
   if [[ -n ${reference:-} ]]; then psql "$PG_SERVER_URL" -qc "DROP DATABASE IF EXISTS \"$reference\" WITH (FORCE)" >/dev/null 2>&1 || true; fi
-  stop_started_kafka
-  stop_started_postgres
+  stop_all_started
 }
 trap cleanup EXIT
 

@@ -25,9 +25,7 @@ cleanup() {
   if [[ -n $logging ]]; then
     psql "$PG_SERVER_URL" -qc "ALTER SYSTEM RESET log_statement" -c "SELECT pg_reload_conf()" >/dev/null || true
   fi
-  stop_services
-  stop_started_kafka
-  stop_started_postgres
+  stop_all_started
 }
 trap cleanup EXIT
 
