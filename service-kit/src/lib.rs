@@ -16,7 +16,7 @@
 //! - `testing` (feature `test-support`): a service under test on its own database
 //!   and port, and the requests and envelope checks of the API suites.
 //!
-//! Sits above `http-server`, `messaging`, `eventstore`, `projections` and `admin`;
+//! Sits above `http-server`, `messaging`, `eventstore`, `projections`, `admin` and `allocator`;
 //! must not depend on either service crate.
 
 pub mod cli;
@@ -70,9 +70,9 @@ pub trait Application: Sized + Send + 'static {
 
 /// A binary's `main`: parses the command line of service `I`; `serve` starts telemetry
 /// and runs application `A` until a shutdown signal (and its grace) ends it, then
-/// exits; any other command is an operator command. A service turns transparent huge
-/// pages off before it allocates much (see [`keep_huge_pages_off`]), so the runtime
-/// starts here.
+/// exits; any other command is an operator command. `serve` has freed memory returned
+/// to the kernel at once, before it allocates much (see
+/// [`allocator::return_freed_memory_at_once`]), so the runtime starts here.
 pub fn main<A: Application, I: Named + Operated>() -> anyhow::Result<ExitCode> {
     main_with::<A, I, NoCommands>()
 }
@@ -80,14 +80,14 @@ pub fn main<A: Application, I: Named + Operated>() -> anyhow::Result<ExitCode> {
 /// [`main`] for a service with operator commands of its own, `X`.
 pub fn main_with<A: Application, I: Named + Operated, X: OwnCommands>() -> anyhow::Result<ExitCode> {
     let command = Cli::<A::Settings, I, X>::parse().into_command();
-    let huge_pages_off = matches!(command, Command::Serve(_)).then(keep_huge_pages_off);
+    let memory_returned = matches!(command, Command::Serve(_)).then(allocator::return_freed_memory_at_once);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(run::<A, I, X>(command, huge_pages_off))
+    runtime.block_on(run::<A, I, X>(command, memory_returned))
 }
 
 async fn run<A: Application, I: Named + Operated, X: OwnCommands>(
     command: Command<A::Settings, X>,
-    huge_pages_off: Option<std::io::Result<()>>,
+    memory_returned: Option<std::io::Result<()>>,
 ) -> anyhow::Result<ExitCode> {
     let identity = I::IDENTITY;
     match command {
@@ -95,7 +95,7 @@ async fn run<A: Application, I: Named + Operated, X: OwnCommands>(
             let shared = settings.service();
             shared.kafka = shared.kafka.clone().with_env_properties(std::env::vars());
             let telemetry = telemetry::init(&settings.service().telemetry, identity.binary)?;
-            if let Some(Err(error)) = huge_pages_off {
+            if let Some(Err(error)) = memory_returned {
                 tracing::warn!(%error, "could not turn transparent huge pages off: memory freed after a burst may stay resident");
             }
             tracing::info!(?settings, "starting {}", identity.title);
@@ -109,17 +109,4 @@ async fn run<A: Application, I: Named + Operated, X: OwnCommands>(
         }
         operation => operations::run::<I, A::Settings, X>(operation).await,
     }
-}
-
-/// Turns transparent huge pages off for this process. mimalloc asks the kernel for
-/// them on its heap, and a 2 MiB page stays resident whole while any of it is in use,
-/// however much of it mimalloc has returned (and khugepaged may collapse a range that
-/// is mostly returned into a huge page again). A service then kept every burst's
-/// peak: after a 30 s broker pause at 250 orders/s the OMS held 66-71 MB with them,
-/// 51-53 MB without, at the same CPU (docs/benchmarks.md). Memory touched before this keeps its huge pages, so it comes
-/// before the runtime starts. Operator commands, short-lived, keep the kernel's default.
-fn keep_huge_pages_off() -> std::io::Result<()> {
-    #[cfg(target_os = "linux")]
-    nix::sys::prctl::set_thp_disable(true)?;
-    Ok(())
 }

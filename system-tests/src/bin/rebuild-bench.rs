@@ -72,10 +72,9 @@ fn commands(i: usize, id: &str) -> Vec<Command<Order>> {
     commands
 }
 
-// Events are JSON: decoding and folding them allocates a lot, and mimalloc is much
-// faster at that than the system allocator (see docs/benchmarks.md).
+// mimalloc (see the allocator crate).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::Allocator = allocator::Allocator;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
