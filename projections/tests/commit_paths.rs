@@ -10,12 +10,7 @@ use support::{place, pool, remembering, resize};
 
 /// The counts of commits of orders, in one statement and in a transaction.
 fn commits() -> (u64, u64) {
-    let text = telemetry::recorder::render();
-    let count = |path: &str| {
-        let line = format!(r#"event_store_commits_total{{aggregate="Order",path="{path}"}} "#);
-        text.lines().find_map(|l| l.strip_prefix(&line)).map_or(0, |n| n.parse().expect("a count"))
-    };
-    (count("statement"), count("transaction"))
+    telemetry::commits_by_path("Order")
 }
 
 #[tokio::test]

@@ -64,6 +64,18 @@ pub fn record_commit(aggregate: &'static str, path: CommitPath) {
     metrics::counter!(names::COMMITS, "aggregate" => aggregate, "path" => path.as_str()).increment(1);
 }
 
+/// How many commits to aggregates of type `aggregate` this process counted, in one
+/// statement and in a transaction, as its recorder renders them (0 before the first,
+/// or without the recorder). For tests of which path commits take.
+pub fn commits_by_path(aggregate: &str) -> (u64, u64) {
+    let text = crate::recorder::render();
+    let count = |path: CommitPath| {
+        let line = format!(r#"{}{{aggregate="{aggregate}",path="{}"}} "#, names::COMMITS, path.as_str());
+        text.lines().find_map(|l| l.strip_prefix(&line)).map_or(0, |n| n.parse().expect("a count"))
+    };
+    (count(CommitPath::Statement), count(CommitPath::Transaction))
+}
+
 /// The `result` of a command, from what the service answered: `Ok` is accepted,
 /// else `classify` names the error's kind.
 pub fn result_of<T, E>(outcome: &Result<T, E>, classify: impl FnOnce(&E) -> CommandResult) -> CommandResult {
@@ -86,6 +98,17 @@ pub async fn counted<T, E>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commits_are_counted_by_path() {
+        crate::prometheus();
+        assert_eq!(commits_by_path("PathTally"), (0, 0), "none yet");
+        record_commit("PathTally", CommitPath::Statement);
+        record_commit("PathTally", CommitPath::Statement);
+        record_commit("PathTally", CommitPath::Transaction);
+        record_commit("OtherTally", CommitPath::Transaction);
+        assert_eq!(commits_by_path("PathTally"), (2, 1));
+    }
 
     #[tokio::test]
     async fn each_execution_is_counted_under_its_result() {

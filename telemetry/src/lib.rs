@@ -26,7 +26,9 @@ pub mod recorder;
 pub mod testing;
 pub mod tracing_setup;
 
-pub use commands::{CommandResult, CommitPath, counted, record_command, record_commit, record_events_appended};
+pub use commands::{
+    CommandResult, CommitPath, commits_by_path, counted, record_command, record_commit, record_events_appended,
+};
 pub use ids::is_usable_id;
 pub use pipeline::{ConsumeResult, FeedReader, SagaOutcome};
 pub use propagation::{
