@@ -92,7 +92,8 @@ stop_all_started() {
 }
 
 # cpu_seconds: the CPU seconds (user + system) of the processes called oms, inventory,
-# the broker and postgres, each name summed, a line each.
+# the broker and postgres, each name summed, a line each; with what their children
+# that ended left them (the postmaster's: the sessions of clients that disconnected).
 cpu_seconds() {
   local ticks stat line name rest
   ticks=$(getconf CLK_TCK)
@@ -102,8 +103,8 @@ cpu_seconds() {
     name=${name%%\)*}
     # shellcheck disable=SC2086
     set -- $rest
-    echo "$name ${12} ${13}"
-  done | awk -v ticks="$ticks" '$1 ~ /^(oms|inventory|crabka-broker|tansu|postgres)$/ {cpu[$1] += ($2 + $3) / ticks} END {for (n in cpu) print n, cpu[n]}' | sort
+    echo "$name ${12} ${13} ${14} ${15}"
+  done | awk -v ticks="$ticks" '$1 ~ /^(oms|inventory|crabka-broker|tansu|postgres)$/ {cpu[$1] += ($2 + $3 + $4 + $5) / ticks} END {for (n in cpu) print n, cpu[n]}' | sort
 }
 
 # resident_mb: the resident memory in MB of the processes called oms, inventory and

@@ -10,6 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib/pgbench.sh
+source scripts/lib/services.sh
 server=${PG_SERVER_URL:-postgres://postgres@127.0.0.1:5432}
 database="append_probe_$(date +%s)"
 work=$(mktemp -d)
@@ -73,22 +74,15 @@ SQL
 # each key keeps them literal.
 sed -i 's/":/": /g' "$work"/*.sql
 
-# PostgreSQL's CPU seconds so far: its processes' own, and what the ones that ended
-# (pgbench's sessions) left to the postmaster.
-server_cpu() {
-  local postmaster
-  postmaster=$(pgrep -o -x postgres)
-  { cat /proc/"$postmaster"/stat; pgrep -x postgres | grep -vx "$postmaster" | sed 's|.*|/proc/&/stat|' | xargs cat 2>/dev/null; } |
-    awk -v ticks="$(getconf CLK_TCK)" 'NR == 1 {s += $16 + $17} {s += $14 + $15} END {printf "%.2f", s / ticks}'
-}
+postgres_cpu() { cpu_seconds | awk '$1 == "postgres" {print $2}'; }
 
 for pace in "" "-R 100"; do
   if [[ -n $pace ]]; then echo "paced at 100/s:"; else echo "back to back:"; fi
   for statement in insert append append_view append_view_keyed update_transaction update_statement; do
-    before=$(server_cpu)
+    before=$(postgres_cpu)
     # shellcheck disable=SC2086
     read -r tps p50 _ < <(pgbench_latency pgbench "$url" "$work/$statement.sql" -M prepared $pace)
-    cpu=$(awk -v a="$before" -v b="$(server_cpu)" -v n="$tps" 'BEGIN {printf "%.0f", (b - a) * 1e6 / (n * 10)}')
+    cpu=$(awk -v a="$before" -v b="$(postgres_cpu)" -v n="$tps" 'BEGIN {printf "%.0f", (b - a) * 1e6 / (n * 10)}')
     echo "  $statement: p50 $p50 ms ($tps tps), PostgreSQL CPU $cpu us per call"
   done
 done

@@ -5,9 +5,9 @@
 # seeded, then twice: `wrk -t1 -c1` on GET /health/live for 10 s (the HTTP floor) and
 # on POST /oms/orders, a new order with its own Idempotency-Key each time, for 15 s
 # back to back (scripts/lib/post-order.lua), with the CPU time and context switches
-# each POST cost every process of the system meanwhile; then POSTs paced at 100/s
-# (loadgen), pgbench's one-row insert at one client back to back and paced alike,
-# and the OMS's CPU seconds over the whole probe.
+# each POST cost every process of the system meanwhile; then POSTs paced at 100/s and
+# 10/s (loadgen) and GET /health/live paced alike, pgbench's one-row insert at one
+# client back to back and paced alike, and the OMS's CPU seconds over the whole probe.
 #
 #   scripts/probes/post_one_client.sh
 #   PROBE_BIN_DIR=/elsewhere/target/release scripts/probes/post_one_client.sh   # another build, for A/B runs
@@ -54,12 +54,17 @@ for round in 1 2; do
   sleep 5
 done
 
-# Paced: one order every 10 ms, so that each one's pipeline is mostly done before the
-# next POST, as a client placing now and then meets it.
+# Paced: at 100/s an order's pipeline (10-20 ms end to end) still overlaps the next
+# POST; at 10/s it is over before the next one, as for a client placing now and then,
+# but every process has gone idle meanwhile, and waking one takes time of its own:
+# GET /health/live (the OMS alone) paced alike shows how much.
 loadgen=$SERVICES_BIN_DIR/loadgen
 [[ -x $loadgen ]] || loadgen=./target/release/loadgen
-"$loadgen" --oms "$oms" --inventory "$inventory" --orders 1500 --rate 100 --concurrency 1 --products 10 |
-  awk '/^POST:/ {print "paced, POST /oms/orders at 100/s, 1 client, 15 s: p50 " $5 " ms p99 " $8 " ms"}'
+for rate in 100 10; do
+  "$loadgen" --oms "$oms" --inventory "$inventory" --orders $((rate * 20)) --rate "$rate" --concurrency 1 --products 10 |
+    awk -v rate="$rate" '/^POST:/ {print "paced, POST /oms/orders at " rate "/s, 1 client, 20 s: p50 " $5 " ms p99 " $8 " ms"}'
+  echo "paced, GET /health/live at $rate/s, 1 client, 15 s: $(python3 scripts/lib/paced_get.py "${oms##*:}" /health/live "$rate" 15)"
+done
 
 reference="probe_ref_$services_run"
 ensure_database "$reference"
@@ -67,6 +72,8 @@ reference_url=$(pg_url_with_database "$PG_SERVER_URL" "$reference")
 pgbench=$(pgbench_binary)
 read -r tps p50 p99 < <(pgbench_insert_latency "$pgbench" "$reference_url")
 echo "same-run reference: one-row insert, 1 client: $tps tps, p50 $p50 ms, p99 $p99 ms"
-read -r tps p50 p99 < <(pgbench_insert_latency "$pgbench" "$reference_url" -R 100)
-echo "same-run reference, paced at 100/s: one-row insert, 1 client: p50 $p50 ms, p99 $p99 ms"
+for rate in 100 10; do
+  read -r tps p50 p99 < <(pgbench_insert_latency "$pgbench" "$reference_url" -R "$rate")
+  echo "same-run reference, paced at $rate/s: one-row insert, 1 client: p50 $p50 ms, p99 $p99 ms"
+done
 cpu_seconds | awk '$1 == "oms" {printf "OMS CPU over the probe: %.1f s\n", $2}'
