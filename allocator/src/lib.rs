@@ -26,8 +26,10 @@ const PURGE_DELAY: mi_option_t = 15;
 /// (decommits) a page as soon as it is free instead of after its delay, and the
 /// kernel no longer gives this process transparent huge pages (memory touched before
 /// keeps those it has, so call this early). Measured at 250 orders/s: the peaks after
-/// a broker outage fell from 63-70 MB to 55-57 MB, the steady state by 3-5 MB, and the
-/// CPU the services spent stayed within the spread of the runs. For long-running
+/// a broker outage fell from 63-65 MB (OMS) and 69-70 MB (inventory) to 55-61 and
+/// 46-61 MB, the steady state by 3-5 MB, and the CPU the services spent stayed within
+/// the spread of the runs (huge pages alone had cut the OMS's from 66-71 MB to 51-53
+/// MB, docs/benchmarks.md). For long-running
 /// services; short commands gain nothing from it. An error says only that huge pages
 /// could not be turned off (the purge is set whatever happens).
 pub fn return_freed_memory_at_once() -> std::io::Result<()> {
