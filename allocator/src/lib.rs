@@ -15,7 +15,7 @@
 
 pub use mimalloc::MiMalloc as Allocator;
 
-use libmimalloc_sys::{mi_option_get, mi_option_set, mi_option_t};
+use libmimalloc_sys::{mi_option_set, mi_option_t};
 
 /// mimalloc's number for its `purge_delay` option (`mi_option_e`, the same in mimalloc 2
 /// and 3). The bindings name only some options, not this one; a test checks the number
@@ -29,9 +29,9 @@ const PURGE_DELAY: mi_option_t = 15;
 /// a broker outage fell from 63-65 MB (OMS) and 69-70 MB (inventory) to 55-61 and
 /// 46-61 MB, the steady state by 3-5 MB, and the CPU the services spent stayed within
 /// the spread of the runs (huge pages alone had cut the OMS's from 66-71 MB to 51-53
-/// MB, docs/benchmarks.md). For long-running
-/// services; short commands gain nothing from it. An error says only that huge pages
-/// could not be turned off (the purge is set whatever happens).
+/// MB, docs/benchmarks.md). For long-running services; short commands gain nothing
+/// from it. An error says only that huge pages could not be turned off (the purge is
+/// set whatever happens).
 pub fn return_freed_memory_at_once() -> std::io::Result<()> {
     // SAFETY: `mi_option_set` stores an integer in mimalloc's option table, which
     // mimalloc reads at each purge; it may be called at any time, from any thread.
@@ -44,20 +44,21 @@ pub fn return_freed_memory_at_once() -> std::io::Result<()> {
     Ok(())
 }
 
-/// How long mimalloc waits before it returns a freed page, in milliseconds (0: at
-/// once; -1: never).
-pub fn purge_delay_ms() -> std::ffi::c_long {
-    // SAFETY: `mi_option_get` reads an integer from mimalloc's option table (reading
-    // its environment variable the first time); it may be called at any time.
-    #[allow(unsafe_code)]
-    unsafe {
-        mi_option_get(PURGE_DELAY)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use libmimalloc_sys::mi_option_get;
+
+    /// How long mimalloc waits before it returns a freed page, in milliseconds (0: at
+    /// once; -1: never).
+    fn purge_delay_ms() -> std::ffi::c_long {
+        // SAFETY: `mi_option_get` reads an integer from mimalloc's option table (reading
+        // its environment variable the first time); it may be called at any time.
+        #[allow(unsafe_code)]
+        unsafe {
+            mi_option_get(PURGE_DELAY)
+        }
+    }
 
     /// Run by [`the_option_number_is_mimallocs_purge_delay`] in a child process with
     /// `MIMALLOC_PURGE_DELAY` set; alone it has nothing to compare with.
