@@ -22,6 +22,9 @@ use libmimalloc_sys::{mi_option_set, mi_option_t};
 /// against `MIMALLOC_PURGE_DELAY`, the variable mimalloc reads for it.
 const PURGE_DELAY: mi_option_t = 15;
 
+/// The environment variable mimalloc reads its purge delay from at start.
+const PURGE_DELAY_VARIABLE: &str = "MIMALLOC_PURGE_DELAY";
+
 /// Makes this process return freed memory to the kernel at once: mimalloc purges
 /// (decommits) a page as soon as it is free instead of after its delay, and the
 /// kernel no longer gives this process transparent huge pages (memory touched before
@@ -30,15 +33,18 @@ const PURGE_DELAY: mi_option_t = 15;
 /// 46-61 MB, the steady state by 3-5 MB, and the CPU the services spent stayed within
 /// the spread of the runs (huge pages alone had cut the OMS's from 66-71 MB to 51-53
 /// MB, docs/benchmarks.md). For long-running services; short commands gain nothing
-/// from it. An error says only that huge pages could not be turned off (the purge is
-/// set whatever happens).
+/// from it. An operator's `MIMALLOC_PURGE_DELAY` wins over the 0 set here (to compare
+/// both on one binary, say). An error says only that huge pages could not be turned
+/// off (the purge is set whatever happens).
 pub fn return_freed_memory_at_once() -> std::io::Result<()> {
-    // SAFETY: `mi_option_set` stores an integer in mimalloc's option table, which
-    // mimalloc reads at each purge; it may be called at any time, from any thread.
-    #[allow(unsafe_code)]
-    unsafe {
-        mi_option_set(PURGE_DELAY, 0)
-    };
+    if std::env::var_os(PURGE_DELAY_VARIABLE).is_none() {
+        // SAFETY: `mi_option_set` stores an integer in mimalloc's option table, which
+        // mimalloc reads at each purge; it may be called at any time, from any thread.
+        #[allow(unsafe_code)]
+        unsafe {
+            mi_option_set(PURGE_DELAY, 0)
+        };
+    }
     #[cfg(target_os = "linux")]
     nix::sys::prctl::set_thp_disable(true)?;
     Ok(())
@@ -61,20 +67,23 @@ mod tests {
     }
 
     /// Run by [`the_option_number_is_mimallocs_purge_delay`] in a child process with
-    /// `MIMALLOC_PURGE_DELAY` set; alone it has nothing to compare with.
+    /// `MIMALLOC_PURGE_DELAY` set; alone it has nothing to compare with. The operator's
+    /// delay is still in force after the call.
     #[test]
     #[ignore = "run by the_option_number_is_mimallocs_purge_delay in a child process"]
     fn reads_the_purge_delay_mimalloc_was_given() {
         let given: std::ffi::c_long =
-            std::env::var("MIMALLOC_PURGE_DELAY").expect("set by the parent test").parse().expect("a number");
+            std::env::var(PURGE_DELAY_VARIABLE).expect("set by the parent test").parse().expect("a number");
         assert_eq!(purge_delay_ms(), given);
+        return_freed_memory_at_once().expect("huge pages turned off");
+        assert_eq!(purge_delay_ms(), given, "the operator's delay is kept");
     }
 
     #[test]
     fn the_option_number_is_mimallocs_purge_delay() {
         let output = std::process::Command::new(std::env::current_exe().expect("the test binary"))
             .args(["--ignored", "--exact", "tests::reads_the_purge_delay_mimalloc_was_given", "--nocapture"])
-            .env("MIMALLOC_PURGE_DELAY", "4321")
+            .env(PURGE_DELAY_VARIABLE, "4321")
             .output()
             .expect("the test binary runs");
         let printed = String::from_utf8_lossy(&output.stdout);
