@@ -89,8 +89,13 @@ async fn note_route(request: Request<axum::body::Body>, next: axum::middleware::
     response
 }
 
-/// Records the route template on a request's span (see [`request_span`]).
+/// Records the route template on a request's span (see [`request_span`]); nothing
+/// when no subscriber takes the span (its name would be formatted for nobody: about
+/// 1% of a `GET`'s instructions).
 pub(crate) fn name_span(span: &tracing::Span, method: &axum::http::Method, route: &str) {
+    if span.is_disabled() {
+        return;
+    }
     span.record("route", route);
     span.record("otel.name", format!("{method} {route}"));
 }
