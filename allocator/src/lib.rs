@@ -35,7 +35,7 @@ const PURGE_DELAY_VARIABLE: &str = "MIMALLOC_PURGE_DELAY";
 /// MB, docs/benchmarks.md). For long-running services; short commands gain nothing
 /// from it. An operator's `MIMALLOC_PURGE_DELAY` wins over the 0 set here (to compare
 /// both on one binary, say). An error says only that huge pages could not be turned
-/// off (the purge is set whatever happens).
+/// off (the purge delay is settled before).
 pub fn return_freed_memory_at_once() -> std::io::Result<()> {
     if std::env::var_os(PURGE_DELAY_VARIABLE).is_none() {
         // SAFETY: `mi_option_set` stores an integer in mimalloc's option table, which
