@@ -8,7 +8,7 @@
 # stops, so run it where nothing else uses the server). Every second it prints what
 # each service's /health/ready answers (status and reason; curl waits up to 3 s,
 # longer than the readiness check's own timeouts) and their resident memory; then
-# loadgen's summary (every order must resolve, none twice) and the memory after.
+# loadgen's summary (every order must resolve) and the memory after.
 #
 #   scripts/probes/pause_under_load.sh broker|database [ORDERS [RATE [PAUSE_AT [PAUSE_SECS]]]]   # default 25000 250 30 30
 #   PROBE_BIN_DIR=/elsewhere/target/release scripts/probes/pause_under_load.sh database   # another build
