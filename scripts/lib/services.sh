@@ -4,21 +4,17 @@
 # and topics of their own on the broker already provisioned. Needs scripts/lib/postgres.sh
 # and scripts/lib/kafka.sh sourced, and provision_postgres and provision_kafka done.
 
-# Set by start_services (used by the scripts that source this file).
+# Set by prepare_services and start_services (used by the scripts that source this file).
 # shellcheck disable=SC2034
 services_run=""
 services_database=""
 services_pids=()
 
-# start_services NAME OMS_PORT INVENTORY_PORT [OMS_INSTANCES]: creates the database
-# NAME_<now>, exports DATABASE_URL and the settings both services read, and starts the
-# binaries of SERVICES_BIN_DIR (default ./target/release): one inventory, and
-# OMS_INSTANCES OMS (default 1; the second on OMS_PORT + 12, and on), logging to
-# /tmp/NAME-oms.log (/tmp/NAME-oms-2.log, ...) and /tmp/NAME-inventory.log. Returns
-# once all answer ready and their consumers had time to join their groups; fails,
-# showing the ends of their logs, when one is not ready within 10 s.
-start_services() {
-  local name=$1 oms_port=$2 inventory_port=$3 instances=${4:-1} bin=${SERVICES_BIN_DIR:-./target/release}
+# prepare_services NAME: creates the database NAME_<now> (dropped by stop_services)
+# and exports DATABASE_URL, the settings both services read and topics of their own:
+# what start_services starts them with, for a probe that starts a service its own way.
+prepare_services() {
+  local name=$1
   services_run=$(date +%s)
   services_database="${name}_$services_run"
   ensure_database "$services_database"
@@ -28,6 +24,17 @@ start_services() {
   export KAFKA_TOPIC_ORDER_EVENTS="$name$services_run.oms.order-events" \
     KAFKA_TOPIC_ORDER_OUTCOMES="$name$services_run.inventory.order-outcomes" \
     KAFKA_TOPIC_STOCK_ALERTS="$name$services_run.inventory.stock-alerts"
+}
+
+# start_services NAME OMS_PORT INVENTORY_PORT [OMS_INSTANCES]: prepare_services NAME,
+# then starts the binaries of SERVICES_BIN_DIR (default ./target/release): one
+# inventory, and OMS_INSTANCES OMS (default 1; the second on OMS_PORT + 12, and on),
+# logging to /tmp/NAME-oms.log (/tmp/NAME-oms-2.log, ...) and /tmp/NAME-inventory.log.
+# Returns once all answer ready and their consumers had time to join their groups;
+# fails, showing the ends of their logs, when one is not ready within 10 s.
+start_services() {
+  local name=$1 oms_port=$2 inventory_port=$3 instances=${4:-1} bin=${SERVICES_BIN_DIR:-./target/release}
+  prepare_services "$name"
   OMS_PORT=$oms_port "$bin/oms" >"/tmp/$name-oms.log" 2>&1 &
   services_pids+=($!)
   INVENTORY_PORT=$inventory_port "$bin/inventory" >"/tmp/$name-inventory.log" 2>&1 &

@@ -38,14 +38,7 @@ command -v wrk >/dev/null || apt-get install -y wrk >/dev/null
 provision_postgres
 provision_kafka
 use_probe_binaries
-run=$(date +%s)
-services_database="instructions_$run" # dropped by stop_services
-ensure_database "$services_database"
-export DATABASE_URL LOG_LEVEL=${LOG_LEVEL:-warn} LOG_FORMAT=text DATABASE_MAX_CONNECTIONS=${DATABASE_MAX_CONNECTIONS:-16}
-DATABASE_URL=$(pg_url_with_database "$PG_SERVER_URL" "$services_database")
-export KAFKA_TOPIC_ORDER_EVENTS="instructions$run.oms.order-events" \
-  KAFKA_TOPIC_ORDER_OUTCOMES="instructions$run.inventory.order-outcomes" \
-  KAFKA_TOPIC_STOCK_ALERTS="instructions$run.inventory.stock-alerts"
+prepare_services instructions
 output=$(mktemp /tmp/get-instructions.XXXXXX)
 OMS_PORT=$port valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$output" \
   "$SERVICES_BIN_DIR/oms" >/tmp/get-instructions-oms.log 2>&1 &
