@@ -23,6 +23,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::client_logs::ClientLogs;
 use anyhow::Context;
 use futures::FutureExt;
 use rdkafka::Message;
@@ -186,8 +187,9 @@ pub async fn run_consumer<H: MessageHandler>(
     // A consumer whose client failed for good is replaced by a new one, subscribed
     // alike; what it had stored but not committed comes again.
     while !shutdown.is_cancelled() {
-        let consumer: Arc<StreamConsumer> =
-            Arc::new(settings.consumer_config(group).create().context("creating the Kafka consumer")?);
+        let consumer: Arc<StreamConsumer<ClientLogs>> = Arc::new(
+            settings.consumer_config(group).create_with_context(ClientLogs).context("creating the Kafka consumer")?,
+        );
         consumer.subscribe(topics).context("subscribing")?;
         tracing::info!(group, ?topics, "consumer started");
         let lag_stops = shutdown.child_token();
@@ -231,7 +233,11 @@ pub async fn run_consumer<H: MessageHandler>(
 
 /// Consumes with `consumer` until shutdown, until its client failed for good, or until
 /// `replace` is cancelled.
-async fn consume<H: MessageHandler>(consumer: &StreamConsumer, worker: &BatchWorker<H>, replace: &CancellationToken) {
+async fn consume<H: MessageHandler>(
+    consumer: &StreamConsumer<ClientLogs>,
+    worker: &BatchWorker<H>,
+    replace: &CancellationToken,
+) {
     let (group, shutdown) = (worker.group.as_str(), &worker.shutdown);
     let mut errors = ErrorLog::default();
     loop {
@@ -284,7 +290,7 @@ async fn consume<H: MessageHandler>(consumer: &StreamConsumer, worker: &BatchWor
 }
 
 /// Whether `consumer` has failed for good (only a new client can go on).
-fn is_fatal(consumer: &StreamConsumer, error: &KafkaError) -> bool {
+fn is_fatal(consumer: &StreamConsumer<ClientLogs>, error: &KafkaError) -> bool {
     matches!(error, KafkaError::MessageConsumptionFatal(_)) || consumer.client().fatal_error().is_some()
 }
 
@@ -319,7 +325,7 @@ impl ErrorLog {
 }
 
 /// Stores, per partition, the offset after the last message of `batch`.
-fn store_offsets(consumer: &StreamConsumer, batch: &[IncomingMessage]) {
+fn store_offsets(consumer: &StreamConsumer<ClientLogs>, batch: &[IncomingMessage]) {
     let mut last: HashMap<(&str, i32), i64> = HashMap::new();
     for message in batch {
         let offset = last.entry((message.topic.as_str(), message.partition)).or_insert(message.offset);

@@ -95,7 +95,7 @@ impl OutgoingMessage {
     /// relay: re-requests and re-announcements of what the relay published before.
     pub async fn send(
         &self,
-        producer: &FutureProducer,
+        producer: &FutureProducer<crate::client_logs::ClientLogs>,
         trace: &[(String, String)],
         extra: &[(&str, &str)],
         timeout: Duration,

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::client_logs::ClientLogs;
 use rdkafka::Offset;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaResult;
@@ -41,7 +42,7 @@ pub(crate) fn partition_lag(committed: Offset, low: i64, high: i64) -> u64 {
 /// partition no longer assigned here is reported at 0 once, so that summing the gauge
 /// over a group's instances gives the group's lag.
 pub(crate) async fn report_consumer_lag(
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<StreamConsumer<ClientLogs>>,
     group: String,
     interval: Duration,
     shutdown: CancellationToken,
@@ -83,7 +84,10 @@ pub(crate) async fn report_consumer_lag(
 
 /// The lag of every partition assigned to `consumer`; `None` when `shutdown` came
 /// in between. Blocking.
-fn measure(consumer: &StreamConsumer, shutdown: &CancellationToken) -> KafkaResult<Option<BTreeMap<Partition, u64>>> {
+fn measure(
+    consumer: &StreamConsumer<ClientLogs>,
+    shutdown: &CancellationToken,
+) -> KafkaResult<Option<BTreeMap<Partition, u64>>> {
     let assignment = consumer.assignment()?;
     let mut lags = BTreeMap::new();
     if assignment.count() == 0 {

@@ -10,6 +10,8 @@
 //!   their names, versions and pinned wire form.
 //! - [`topics`]: creating missing topics at start-up.
 //! - [`probe`]: whether the brokers answer, for readiness.
+//! - [`client_logs`]: librdkafka's logs and errors, each logged once a minute at most
+//!   while it repeats (the context of every client).
 //! - [`relay`]: the outbox relay: committed events from the feed to Kafka, with a
 //!   persisted checkpoint (never a dual write after commit).
 //! - [`consumer`]: the at-least-once consumer loop, a batch at a time: offsets are
@@ -26,6 +28,7 @@
 //!
 //! Depends on `domain` for the messages' fields only; must not depend on `axum`.
 
+pub mod client_logs;
 pub mod consumer;
 pub mod dead_letters;
 pub mod envelope;

@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseProducer, Producer, ProducerContext};
 use tokio::sync::Mutex;
 
-use crate::KafkaSettings;
+use crate::{KafkaSettings, client_logs};
 
 /// How long the broker may take to answer a metadata request.
 pub const METADATA_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -30,8 +31,12 @@ pub const ANSWER_TTL: Duration = Duration::from_secs(5);
 struct LastCause(std::sync::Mutex<Option<String>>);
 
 impl ClientContext for LastCause {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        client_logs::log(level, facility, message);
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
-        tracing::error!(target: "rdkafka::client", "librdkafka: {error}: {reason}");
+        client_logs::error(&error, reason);
         // "All broker connections are down" follows every other cause: not one itself.
         if error.rdkafka_error_code() != Some(RDKafkaErrorCode::AllBrokersDown) {
             *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reason.to_owned());

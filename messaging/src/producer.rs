@@ -8,6 +8,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::client_logs::ClientLogs;
 use anyhow::Context;
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
@@ -22,7 +23,7 @@ pub struct Current {
     /// Counts replacements, so that several failures of one producer replace it once.
     pub generation: u64,
     /// The producer.
-    pub producer: FutureProducer,
+    pub producer: FutureProducer<ClientLogs>,
 }
 
 /// A producer, replaced after a fatal error.
@@ -35,7 +36,8 @@ pub struct ReplaceableProducer {
 impl ReplaceableProducer {
     /// A producer built from `config`; `role` names it in logs.
     pub fn new(config: ClientConfig, role: &'static str) -> anyhow::Result<Self> {
-        let producer = config.create().with_context(|| format!("creating the {role} producer"))?;
+        let producer =
+            config.create_with_context(ClientLogs).with_context(|| format!("creating the {role} producer"))?;
         Ok(Self { config, role, current: Mutex::new(Current { generation: 0, producer }) })
     }
 
@@ -69,7 +71,7 @@ impl ReplaceableProducer {
         if current.generation != used.generation {
             return true;
         }
-        match self.config.create::<FutureProducer>() {
+        match self.config.create_with_context::<_, FutureProducer<ClientLogs>>(ClientLogs) {
             Ok(producer) => {
                 tracing::warn!(role = self.role, why, "replaced the Kafka producer with a new one");
                 let old = std::mem::replace(&mut *current, Current { generation: used.generation + 1, producer });

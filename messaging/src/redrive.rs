@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
+use crate::client_logs::ClientLogs;
 use anyhow::Context;
 use eventstore::FeedEvent;
 use rdkafka::error::KafkaError;
@@ -25,7 +26,7 @@ pub const REPLAY_OF_HEADER: &str = "dlq-replay-of";
 /// Produces dead letters back to the broker.
 pub struct Redriver {
     kafka: KafkaSettings,
-    producer: FutureProducer,
+    producer: FutureProducer<ClientLogs>,
     /// Topics known to exist: each is ensured once per run.
     ensured: Mutex<HashSet<String>>,
 }
@@ -34,7 +35,8 @@ impl Redriver {
     /// A re-driver with the service's producer configuration (idempotent, acknowledged
     /// by all in-sync replicas).
     pub fn new(kafka: &KafkaSettings) -> anyhow::Result<Self> {
-        let producer = kafka.producer_config().create().context("creating the Kafka producer")?;
+        let producer =
+            kafka.producer_config().create_with_context(ClientLogs).context("creating the Kafka producer")?;
         Ok(Self { kafka: kafka.clone(), producer, ensured: Mutex::new(HashSet::new()) })
     }
 

@@ -8,9 +8,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::client_logs::ClientLogs;
 use anyhow::Context;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 
@@ -54,7 +54,8 @@ pub async fn existing_topics(settings: &KafkaSettings) -> anyhow::Result<BTreeSe
     let config = settings.admin_config();
     // librdkafka's metadata request blocks its thread.
     tokio::task::spawn_blocking(move || {
-        let client: BaseConsumer = config.create().context("creating a Kafka metadata client")?;
+        let client: BaseConsumer<ClientLogs> =
+            config.create_with_context(ClientLogs).context("creating a Kafka metadata client")?;
         let metadata = client.fetch_metadata(None, METADATA_TIMEOUT).context("reading the broker's metadata")?;
         Ok(metadata
             .topics()
@@ -75,8 +76,8 @@ pub async fn ensure_topics(settings: &KafkaSettings, topics: &[&str]) -> Result<
     if missing.is_empty() {
         return Ok(());
     }
-    let admin: AdminClient<DefaultClientContext> =
-        settings.admin_config().create().context("creating the Kafka admin client")?;
+    let admin: AdminClient<ClientLogs> =
+        settings.admin_config().create_with_context(ClientLogs).context("creating the Kafka admin client")?;
     let new: Vec<NewTopic<'_>> = missing
         .iter()
         .map(|name| NewTopic::new(name, settings.partitions, TopicReplication::Fixed(settings.replication_factor)))

@@ -186,6 +186,13 @@ impl DevBroker {
         self.relaunch().await
     }
 
+    /// Starts it again after [`DevBroker::kill`] on the same log directory and
+    /// address, as a supervisor restarts a crashed broker: it recovers what its log
+    /// segments hold.
+    pub async fn start_again(&mut self) -> anyhow::Result<()> {
+        self.relaunch().await
+    }
+
     /// Starts a new, empty broker on the same address (after [`DevBroker::kill`], or
     /// killing this one first): topics, offsets, groups and messages are forgotten, as
     /// when the development broker loses its log directory.

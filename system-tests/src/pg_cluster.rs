@@ -11,6 +11,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
 use crate::processes::free_port;
 
@@ -144,6 +146,54 @@ impl PgCluster {
     pub fn data_dir(&self) -> &Path {
         &self.data
     }
+
+    /// Freezes the whole server (SIGSTOP to the postmaster, then to every process it
+    /// started), as a hung database host: connections stay open, nothing is answered
+    /// and no new session starts until [`PgCluster::resume`].
+    pub fn pause(&self) -> anyhow::Result<()> {
+        let postmaster = self.postmaster()?;
+        // The postmaster first, so that it starts no process after its children are listed.
+        kill(postmaster, Signal::SIGSTOP).context("stopping the postmaster")?;
+        for child in children_of(postmaster) {
+            // A backend that exited in between is not an error.
+            let _ = kill(child, Signal::SIGSTOP);
+        }
+        Ok(())
+    }
+
+    /// Lets a paused server go on (SIGCONT to every process of it); harmless when it
+    /// runs.
+    pub fn resume(&self) -> anyhow::Result<()> {
+        let postmaster = self.postmaster()?;
+        for child in children_of(postmaster) {
+            let _ = kill(child, Signal::SIGCONT);
+        }
+        kill(postmaster, Signal::SIGCONT).context("resuming the postmaster")
+    }
+
+    /// The postmaster's process id, from the first line of `postmaster.pid`.
+    fn postmaster(&self) -> anyhow::Result<Pid> {
+        let file = self.data.join("postmaster.pid");
+        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        let pid = text.lines().next().and_then(|line| line.trim().parse().ok());
+        pid.map(Pid::from_raw).with_context(|| format!("no process id in {}", file.display()))
+    }
+}
+
+/// The processes whose parent is `parent`, from `/proc`.
+fn children_of(parent: Pid) -> Vec<Pid> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            // `pid (name) state ppid ...`: the name may hold spaces, so split after its `)`.
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok());
+            ppid == Some(parent.as_raw())
+        })
+        .map(Pid::from_raw)
+        .collect()
 }
 
 /// Runs `command`, failing with its output when it fails.
@@ -162,6 +212,8 @@ fn run(mut command: Command, what: &str) -> anyhow::Result<()> {
 
 impl Drop for PgCluster {
     fn drop(&mut self) {
+        // A paused server would not stop: a test that failed mid-pause leaves it so.
+        let _ = self.resume();
         if let Some(data) = self.data.to_str() {
             let mut stop = self.command("pg_ctl", &["-D", data, "stop", "-m", "immediate", "-w", "-t", "30"]);
             let _ = stop.stdout(Stdio::null()).stderr(Stdio::null()).status();

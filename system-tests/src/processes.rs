@@ -213,8 +213,10 @@ impl ServiceProcess {
     /// Its readiness answer: the status and the body's text.
     pub async fn readiness(&self, http: &reqwest::Client) -> anyhow::Result<(u16, String)> {
         let url = format!("{}/health/ready", self.base_url);
+        // As long as the deployment's probe waits (deploy/k8s: `timeoutSeconds: 3`): a
+        // check of a hung dependency takes its whole two seconds to count as down.
         let response =
-            http.get(&url).timeout(Duration::from_secs(2)).send().await.with_context(|| format!("GET {url}"))?;
+            http.get(&url).timeout(Duration::from_secs(3)).send().await.with_context(|| format!("GET {url}"))?;
         let status = response.status().as_u16();
         Ok((status, response.text().await.context("reading the readiness answer")?))
     }
