@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::client_logs::ClientLogs;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaResult;
 use tokio_util::sync::CancellationToken;
@@ -40,20 +41,36 @@ const STUCK_AFTER: Duration = Duration::from_secs(10);
 /// longer than a rebalance takes, even one waiting for a member's session to expire.
 const STARVED_FOR: Duration = Duration::from_secs(30);
 
+/// As [`STARVED_FOR`], when the broker says the group is stable (no rebalance under
+/// way): then no rebalance will hand the consumer work, and waiting longer only
+/// delays the work it holds up (measured: a consumer left so after the broker
+/// crashed and restarted held its orders up for 30 s).
+const STARVED_IN_A_STABLE_GROUP_FOR: Duration = Duration::from_secs(15);
+
 /// A consumer without partitions in a group whose topics have enough for every member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Starved {
     members: usize,
     partitions: usize,
+    /// The group is `Stable` (no rebalance under way), as the broker reports it.
+    stable: bool,
+}
+
+impl Starved {
+    /// How long a consumer left so is given before it is replaced.
+    fn replaced_after(self) -> Duration {
+        if self.stable { STARVED_IN_A_STABLE_GROUP_FOR } else { STARVED_FOR }
+    }
 }
 
 /// Watches `consumer`, a member of `group` subscribed to `topics`, every few seconds:
 /// once it has been left without work it should have for [`STUCK_AFTER`] it says so
-/// through `report` (and that it works again once it does); after [`STARVED_FOR`] it
-/// cancels `replace` and returns. Returns too when `replace` is cancelled otherwise
+/// through `report` (and that it works again once it does); after [`STARVED_FOR`]
+/// ([`STARVED_IN_A_STABLE_GROUP_FOR`] when the group is stable) it cancels `replace`
+/// and returns. Returns too when `replace` is cancelled otherwise
 /// (shutdown, the client replaced).
 pub(crate) async fn replace_when_starved(
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<StreamConsumer<ClientLogs>>,
     group: String,
     topics: Arc<[String]>,
     report: StuckReport,
@@ -76,7 +93,7 @@ pub(crate) async fn replace_when_starved(
                 continue;
             }
         };
-        let Some(Starved { members, partitions }) = starved else {
+        let Some(starved @ Starved { members, partitions, stable }) = starved else {
             starved_since = None;
             report(None);
             continue;
@@ -87,14 +104,15 @@ pub(crate) async fn replace_when_starved(
             report(Some(format!(
                 "holds no partition of {topics} for {} s although {topics} has {partitions} partition(s) and group {group} {members} member(s) (the client is replaced after {} s)",
                 starved_for.as_secs(),
-                STARVED_FOR.as_secs(),
+                starved.replaced_after().as_secs(),
                 topics = topics.join(", "),
             )));
         }
-        if starved_for >= STARVED_FOR {
+        if starved_for >= starved.replaced_after() {
             tracing::warn!(
                 group,
                 ?topics,
+                stable,
                 starved_ms = starved_for.as_millis() as u64,
                 "the group left this consumer without partitions although its topics have some for it; replacing the client"
             );
@@ -107,7 +125,7 @@ pub(crate) async fn replace_when_starved(
 /// `Some` when `consumer`, a member of `group` subscribed to `topics`, holds no
 /// partition although one of its topics has a partition for each member of the group.
 /// Blocking.
-fn starvation(consumer: &StreamConsumer, group: &str, topics: &[String]) -> KafkaResult<Option<Starved>> {
+fn starvation(consumer: &StreamConsumer<ClientLogs>, group: &str, topics: &[String]) -> KafkaResult<Option<Starved>> {
     if consumer.assignment()?.count() > 0 {
         return Ok(None);
     }
@@ -122,8 +140,10 @@ fn starvation(consumer: &StreamConsumer, group: &str, topics: &[String]) -> Kafk
         return Ok(None);
     }
     let groups = consumer.fetch_group_list(Some(group), REQUEST_TIMEOUT)?;
-    let members = groups.groups().iter().find(|g| g.name() == group).map_or(0, |g| g.members().len());
-    Ok(lacks_work(members, most_partitions).then_some(Starved { members, partitions: most_partitions }))
+    let listed = groups.groups().iter().find(|g| g.name() == group);
+    let members = listed.map_or(0, |g| g.members().len());
+    let stable = listed.is_some_and(|g| g.state() == "Stable");
+    Ok(lacks_work(members, most_partitions).then_some(Starved { members, partitions: most_partitions, stable }))
 }
 
 /// Whether a member with no partition lacks work it should have, in a group of
@@ -148,5 +168,14 @@ mod tests {
         for (label, members, partitions, expected) in cases {
             assert_eq!(lacks_work(members, partitions), expected, "[{label}]");
         }
+    }
+
+    #[test]
+    fn a_starved_consumer_is_replaced_sooner_when_no_rebalance_is_under_way() {
+        let starved = |stable| Starved { members: 1, partitions: 3, stable };
+        assert_eq!(starved(true).replaced_after(), STARVED_IN_A_STABLE_GROUP_FOR);
+        assert_eq!(starved(false).replaced_after(), STARVED_FOR, "a rebalance may still hand it work");
+        assert!(STUCK_AFTER < STARVED_IN_A_STABLE_GROUP_FOR, "it says it is stuck before it is replaced");
+        assert!(STARVED_IN_A_STABLE_GROUP_FOR < STARVED_FOR);
     }
 }
