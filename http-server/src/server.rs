@@ -1,11 +1,14 @@
 //! Serving: the middleware stack every route runs through, envelope fallbacks,
 //! the operations routes (probes, metrics, API document), graceful shutdown.
 
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::http::{HeaderName, Request, StatusCode};
+use axum::response::IntoResponse;
+use futures::FutureExt;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tower::ServiceBuilder;
@@ -84,12 +87,19 @@ pub fn with_common_layers(routes: OpenApiRouter, readiness: Readiness, settings:
 /// The route template a request matched, for the layers around the router (which see
 /// the request before it is routed): recorded on the request's span as `route` and in
 /// its OpenTelemetry name, and put in the response's extensions for the metrics.
+///
+/// A handler that panics is answered here too, 500 in the envelope, so that the answer
+/// keeps its route in the metrics; the connection and the process go on, and the panic
+/// is logged by `telemetry::log_panics`.
 async fn note_route(request: Request<axum::body::Body>, next: axum::middleware::Next) -> axum::response::Response {
     let matched = request.extensions().get::<MatchedPath>().cloned();
     if let Some(route) = &matched {
         name_span(&tracing::Span::current(), request.method(), route.as_str());
     }
-    let mut response = next.run(request).await;
+    let mut response = AssertUnwindSafe(next.run(request))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| ErrorResponse::internal().into_response());
     if let Some(route) = matched {
         response.extensions_mut().insert(route);
     }

@@ -18,6 +18,12 @@ async fn work() -> ApiResponse<&'static str> {
     ApiResponse::ok("done")
 }
 
+/// `GET /panics`: a handler with a bug.
+#[utoipa::path(get, path = "/panics", responses((status = 200, description = "Never.")))]
+async fn panics() -> ApiResponse<&'static str> {
+    panic!("a bug in a handler")
+}
+
 /// Collects what the subscriber writes.
 #[derive(Clone, Default)]
 struct Lines(Arc<Mutex<Vec<u8>>>);
@@ -43,9 +49,14 @@ async fn log_lines_of_a_request_carry_its_request_and_correlation_ids_as_json() 
     let lines = Lines::default();
     let writer = lines.clone();
     tracing_subscriber::fmt().json().with_writer(move || writer.clone()).with_env_filter("info").init();
+    telemetry::log_panics();
 
     let settings = Cli::try_parse_from(["test"]).expect("defaults").http;
-    let app = http_server::with_common_layers(OpenApiRouter::new().routes(routes!(work)), Readiness::new(), &settings);
+    let app = http_server::with_common_layers(
+        OpenApiRouter::new().routes(routes!(work)).routes(routes!(panics)),
+        Readiness::new(),
+        &settings,
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = format!("http://{}", listener.local_addr().expect("address"));
     tokio::spawn(http_server::serve(listener, app, std::future::pending()));
@@ -70,4 +81,22 @@ async fn log_lines_of_a_request_carry_its_request_and_correlation_ids_as_json() 
     assert_eq!(span["request.id"], "req-log-1");
     assert_eq!(span["correlation.id"], "checkout-7");
     assert_eq!(span["route"], "/work", "the route template, not the raw path");
+
+    // A panic is a JSON line at ERROR in the request's span, with where it happened.
+    let response = reqwest::Client::new()
+        .get(format!("{address}/panics"))
+        .header("x-request-id", "req-panic-1")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 500);
+    let written = String::from_utf8(lines.0.lock().expect("lock").clone()).expect("UTF-8");
+    let line: Value = written
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["fields"]["panic"] == "a bug in a handler")
+        .unwrap_or_else(|| panic!("the panic is a JSON line: {written}"));
+    assert_eq!(line["level"], "ERROR");
+    assert_eq!(line["span"]["request.id"], "req-panic-1");
+    assert!(line["fields"]["location"].as_str().is_some_and(|l| l.contains("logs.rs")), "{line}");
 }

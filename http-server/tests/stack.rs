@@ -25,6 +25,12 @@ async fn slow() -> ApiResponse<&'static str> {
     ApiResponse::ok("late")
 }
 
+/// `GET /panics`: a handler with a bug.
+#[utoipa::path(get, path = "/panics", responses((status = 200, description = "Never.")))]
+async fn panics() -> ApiResponse<&'static str> {
+    panic!("a bug in a handler")
+}
+
 #[derive(Parser)]
 struct Cli {
     #[command(flatten)]
@@ -38,7 +44,7 @@ fn defaults() -> HttpSettings {
 
 /// Serves the test routes with `settings` and `readiness`; the base URL.
 async fn serve(settings: HttpSettings, readiness: Readiness) -> String {
-    let routes = OpenApiRouter::new().routes(routes!(item)).routes(routes!(slow));
+    let routes = OpenApiRouter::new().routes(routes!(item)).routes(routes!(slow)).routes(routes!(panics));
     let app = http_server::with_common_layers(routes, readiness, &settings);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = format!("http://{}", listener.local_addr().expect("address"));
@@ -84,6 +90,22 @@ async fn a_request_slower_than_the_timeout_is_answered_503_in_the_envelope() {
     );
     let fast = get(&format!("{address}/items/a"), &[]).await;
     assert_eq!(fast.0, StatusCode::OK, "fast requests are unaffected");
+}
+
+#[tokio::test]
+async fn a_handler_that_panics_is_answered_500_in_the_envelope_and_the_server_goes_on() {
+    let address = serve(defaults(), Readiness::new()).await;
+    let answer = get(&format!("{address}/panics"), &[("x-request-id", "panic-1")]).await;
+    assert_failure(&answer, StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+    assert_eq!(
+        answer.1.get("x-request-id").map(|v| v.to_str().unwrap_or_default()),
+        Some("panic-1"),
+        "the id is echoed, so that the answer can be matched with the logged panic"
+    );
+    let after = get(&format!("{address}/items/a"), &[]).await;
+    assert_eq!(after.0, StatusCode::OK, "the server goes on");
+    let counted = scrape_line(&address, r#"http_requests_total{method="GET",route="/panics",status="500"}"#).await;
+    assert!(counted.is_some_and(|n| n >= 1.0), "the 500 is counted: {counted:?}");
 }
 
 #[tokio::test]

@@ -35,4 +35,4 @@ pub use propagation::{
     TRACE_HEADERS, TraceContext, current_trace_headers, extract_trace_context, inject_trace_context, set_parent,
 };
 pub use recorder::prometheus;
-pub use tracing_setup::{LogFormat, Telemetry, TelemetrySettings, init, init_logging};
+pub use tracing_setup::{LogFormat, Telemetry, TelemetrySettings, init, init_logging, log_panics};

@@ -93,6 +93,7 @@ pub fn init(settings: &TelemetrySettings, default_service_name: &str) -> anyhow:
             .with_filter(filter(&settings.level))
     });
     let installed = tracing_subscriber::registry().with(log_layer(settings)).with(otel).try_init().is_ok();
+    log_panics();
     match provider {
         Some(provider) if installed => Ok(Telemetry { provider: Some(provider) }),
         Some(provider) => {
@@ -107,6 +108,25 @@ pub fn init(settings: &TelemetrySettings, default_service_name: &str) -> anyhow:
 /// process; no trace export.
 pub fn init_logging(filter: &str, format: LogFormat) {
     let _ = tracing_subscriber::registry().with(log_layer(&TelemetrySettings::logs_only(filter, format))).try_init();
+    log_panics();
+}
+
+/// Makes a panic a log line at ERROR, in the format of the others and inside the span
+/// it happened in (a request's, with its ids), instead of the text the standard hook
+/// writes to standard error beside the JSON lines. The services catch what panics (a
+/// handler answers 500, a background task is restarted); this says where and why.
+pub fn log_panics() {
+    std::panic::set_hook(Box::new(|panic| {
+        let payload = panic.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(not a string)");
+        let location = panic.location().map(ToString::to_string).unwrap_or_default();
+        let thread = std::thread::current().name().unwrap_or("unnamed").to_owned();
+        tracing::error!(target: "panic", panic = message, %location, thread, "panicked");
+    }));
 }
 
 fn filter(directives: &str) -> EnvFilter {
