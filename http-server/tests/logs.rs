@@ -38,6 +38,15 @@ impl Write for Lines {
     }
 }
 
+impl Lines {
+    /// The first JSON line written that `wanted` picks.
+    fn find(&self, wanted: impl Fn(&Value) -> bool) -> Value {
+        let written = String::from_utf8(self.0.lock().expect("lock").clone()).expect("UTF-8");
+        let found = written.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|l| wanted(l));
+        found.unwrap_or_else(|| panic!("no such JSON line among: {written}"))
+    }
+}
+
 #[derive(Parser)]
 struct Cli {
     #[command(flatten)]
@@ -70,12 +79,7 @@ async fn log_lines_of_a_request_carry_its_request_and_correlation_ids_as_json() 
         .expect("request");
     assert_eq!(response.status(), 200);
 
-    let written = String::from_utf8(lines.0.lock().expect("lock").clone()).expect("UTF-8");
-    let line: Value = written
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|l| l["fields"]["step"] == "work")
-        .unwrap_or_else(|| panic!("the handler's line is JSON: {written}"));
+    let line = lines.find(|l| l["fields"]["step"] == "work");
     let span = &line["span"];
     assert_eq!(span["name"], "http");
     assert_eq!(span["request.id"], "req-log-1");
@@ -90,12 +94,7 @@ async fn log_lines_of_a_request_carry_its_request_and_correlation_ids_as_json() 
         .await
         .expect("request");
     assert_eq!(response.status(), 500);
-    let written = String::from_utf8(lines.0.lock().expect("lock").clone()).expect("UTF-8");
-    let line: Value = written
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|l| l["fields"]["panic"] == "a bug in a handler")
-        .unwrap_or_else(|| panic!("the panic is a JSON line: {written}"));
+    let line = lines.find(|l| l["fields"]["panic"] == "a bug in a handler");
     assert_eq!(line["level"], "ERROR");
     assert_eq!(line["span"]["request.id"], "req-panic-1");
     assert!(line["fields"]["location"].as_str().is_some_and(|l| l.contains("logs.rs")), "{line}");
