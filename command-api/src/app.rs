@@ -56,9 +56,11 @@ impl service_kit::Application for Application {
             Arc::new(OutcomeHandler::new(orders.clone())),
         );
         if !rerequest_after.is_zero() {
-            let (pool, orders, kafka) = (service.pool().clone(), orders.clone(), service.kafka().clone());
+            let (pool, orders, producer, kafka) =
+                (service.pool().clone(), orders.clone(), service.producer(), service.kafka().clone());
             service.task("re-requests", move |stop| {
-                crate::rerequests::run(pool.clone(), orders.clone(), kafka.clone(), rerequest_after, stop)
+                let (pool, orders, producer, kafka) = (pool.clone(), orders.clone(), producer.clone(), kafka.clone());
+                crate::rerequests::run(pool, orders, producer, kafka, rerequest_after, stop)
             });
         }
         if !payment_timeout.is_zero() {

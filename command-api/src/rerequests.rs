@@ -28,7 +28,7 @@ use domain::OrderId;
 use domain::order::{ItemStatus, Order};
 use eventstore::Aggregate;
 use messaging::envelope::RE_REQUEST_HEADER;
-use messaging::{KafkaSettings, Route};
+use messaging::{KafkaSettings, ReplaceableProducer, Route};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -50,6 +50,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn run(
     pool: PgPool,
     orders: Arc<Orders>,
+    producer: Arc<ReplaceableProducer>,
     kafka: KafkaSettings,
     after: Duration,
     shutdown: CancellationToken,
@@ -57,7 +58,7 @@ pub async fn run(
     if after.is_zero() {
         return Ok(());
     }
-    let rerequests = Rerequests::new(pool, orders, &kafka, after)?;
+    let rerequests = Rerequests::new(pool, orders, producer, &kafka, after);
     // Often enough to ask shortly after an item became due, rarely enough to cost
     // nothing when none is.
     let poll = (after / 4).clamp(Duration::from_millis(200), Duration::from_secs(5));
@@ -70,9 +71,10 @@ pub async fn run(
 pub struct Rerequests {
     pool: PgPool,
     orders: Arc<Orders>,
-    /// Replaced after a failed send: an idempotent producer that outlived its broker
-    /// (restarted empty) fails for good.
-    producer: messaging::producer::ReplaceableProducer,
+    /// The service's producer, shared with its relay; recovered after a failed send
+    /// as the relay recovers it (an idempotent producer that outlived its broker,
+    /// restarted empty, fails for good).
+    producer: Arc<ReplaceableProducer>,
     route: OrderEventsRoute,
     kafka: KafkaSettings,
     after: Duration,
@@ -80,18 +82,23 @@ pub struct Rerequests {
 
 impl Rerequests {
     /// Re-requests for orders of `orders` (stored through `pool`, search path: the OMS
-    /// schema) pending longer than `after`, published with `kafka`'s producer settings
-    /// to its order-events topic.
-    pub fn new(pool: PgPool, orders: Arc<Orders>, kafka: &KafkaSettings, after: Duration) -> anyhow::Result<Self> {
-        let producer = messaging::producer::ReplaceableProducer::new(kafka.producer_config(), "re-request")?;
-        Ok(Self {
+    /// schema) pending longer than `after`, published through `producer` to `kafka`'s
+    /// order-events topic.
+    pub fn new(
+        pool: PgPool,
+        orders: Arc<Orders>,
+        producer: Arc<ReplaceableProducer>,
+        kafka: &KafkaSettings,
+        after: Duration,
+    ) -> Self {
+        Self {
             pool,
             orders,
             producer,
             route: OrderEventsRoute { topic: kafka.topics.order_events.clone() },
             kafka: kafka.clone(),
             after,
-        })
+        }
     }
 
     /// One pass: reports the age of the oldest pending order, forgets the backoff of
@@ -220,7 +227,9 @@ impl Rerequests {
                 if let Err(error) =
                     message.send(&used.producer, &trace, &[(RE_REQUEST_HEADER, "1")], SEND_TIMEOUT).await
                 {
-                    self.producer.replace(&used, "a send failed");
+                    if let Some(kafka_error) = error.downcast_ref() {
+                        self.producer.recover_from(&used, kafka_error, &self.kafka, &[&message.topic]).await;
+                    }
                     return Err(error);
                 }
                 tracing::info!(%order_id, revision = event.sequence, event_type = %event.event_type, "asked again for pending items");

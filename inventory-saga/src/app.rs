@@ -41,7 +41,8 @@ impl service_kit::Application for Application {
     async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let Self { mut service, products } = self;
         service.relay(<Inventory as Operated>::route);
-        let reannouncer = Reannouncer::new(service.pool().clone(), products.clone(), service.kafka())?;
+        let reannouncer =
+            Reannouncer::new(service.pool().clone(), products.clone(), service.producer(), service.kafka());
         let saga = ReservationSaga::new(products.clone()).reannouncing(reannouncer);
         service.consumer(SAGA_CONSUMER, |topics| &topics.order_events, Arc::new(saga));
         service.view_follower::<ProductViews>(products.events().clone());

@@ -17,7 +17,7 @@ use anyhow::Context;
 use domain::OrderId;
 use domain::inventory::Product;
 use eventstore::Aggregate;
-use messaging::{KafkaSettings, OutgoingMessage, Route};
+use messaging::{KafkaSettings, OutgoingMessage, ReplaceableProducer, Route};
 use sqlx::PgPool;
 
 use crate::products::Products;
@@ -30,24 +30,29 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Reannouncer {
     pool: PgPool,
     products: Arc<Products>,
-    /// Replaced after a failed send: an idempotent producer that outlived its broker
-    /// (restarted empty) fails for good.
-    producer: messaging::producer::ReplaceableProducer,
+    /// The service's producer, shared with its relay; recovered after a failed send
+    /// as the relay recovers it (an idempotent producer that outlived its broker,
+    /// restarted empty, fails for good).
+    producer: Arc<ReplaceableProducer>,
     route: ProductEventsRoute,
     kafka: KafkaSettings,
 }
 
 impl Reannouncer {
     /// Reads products through `products` and their events through `pool` (search path:
-    /// the inventory schema); publishes as the relay does, with `kafka`'s producer
-    /// settings and topics.
-    pub fn new(pool: PgPool, products: Arc<Products>, kafka: &KafkaSettings) -> anyhow::Result<Self> {
-        let producer = messaging::producer::ReplaceableProducer::new(kafka.producer_config(), "re-announcement")?;
+    /// the inventory schema); publishes as the relay does, through `producer` to
+    /// `kafka`'s topics.
+    pub fn new(
+        pool: PgPool,
+        products: Arc<Products>,
+        producer: Arc<ReplaceableProducer>,
+        kafka: &KafkaSettings,
+    ) -> Self {
         let route = ProductEventsRoute {
             outcomes_topic: kafka.topics.order_outcomes.clone(),
             alerts_topic: kafka.topics.stock_alerts.clone(),
         };
-        Ok(Self { pool, products, producer, route, kafka: kafka.clone() })
+        Self { pool, products, producer, route, kafka: kafka.clone() }
     }
 
     /// Announces again the outcome of each (product, order) the product has decided;
@@ -80,7 +85,9 @@ impl Reannouncer {
         for (message, trace) in &messages {
             let used = self.producer.current();
             if let Err(error) = message.send(&used.producer, trace, &[], SEND_TIMEOUT).await {
-                self.producer.replace(&used, "a send failed");
+                if let Some(kafka_error) = error.downcast_ref() {
+                    self.producer.recover_from(&used, kafka_error, &self.kafka, &[&message.topic]).await;
+                }
                 return Err(error);
             }
             tracing::info!(product_id, %order_id, event_type = %message.envelope.event_type, revision = message.envelope.payload["revision"].as_u64(), "outcome announced again");

@@ -155,13 +155,13 @@ pub trait MessageHandler: Send + Sync + 'static {
 
 /// Consumes `topics` as `group` until `shutdown` (creating missing topics first, as soon
 /// as the broker answers), then finishes the batch in hand, commits the stored offsets
-/// and returns. Messages that can never be handled are parked in `pool`'s
-/// `dead_letters` table and copied to their topic's dead-letter topic. While the group
+/// and returns. Messages that can never be handled are parked as `parking` says: in
+/// the `dead_letters` table and copied to their topic's dead-letter topic. While the group
 /// leaves it without partitions it should have, the consumer says so through `stuck`,
 /// and its client is replaced after a while (see [`crate::starvation`]).
 pub async fn run_consumer<H: MessageHandler>(
     settings: &KafkaSettings,
-    pool: PgPool,
+    parking: Parking,
     group: &str,
     topics: &[&str],
     handler: Arc<H>,
@@ -177,8 +177,8 @@ pub async fn run_consumer<H: MessageHandler>(
         return Ok(());
     }
     let dead_letters = DeadLetters {
-        pool,
-        producer: ReplaceableProducer::new(settings.producer_config(), "dead-letter")?,
+        pool: parking.pool,
+        producer: parking.producer,
         settings: settings.clone(),
         shutdown: shutdown.clone(),
     };
@@ -463,9 +463,20 @@ impl<H: MessageHandler> BatchWorker<H> {
 /// operators work from), then a copy on the message topic's dead-letter topic.
 struct DeadLetters {
     pool: PgPool,
-    producer: ReplaceableProducer,
+    producer: Arc<ReplaceableProducer>,
     settings: KafkaSettings,
     shutdown: CancellationToken,
+}
+
+/// Where a consumer parks what it can never handle: the `dead_letters` table of
+/// `pool`'s schema, and a copy on the message topic's dead-letter topic through
+/// `producer` (the service's, shared with its relay).
+#[derive(Clone)]
+pub struct Parking {
+    /// The consuming service's schema.
+    pub pool: PgPool,
+    /// The producer that copies parked messages to their dead-letter topics.
+    pub producer: Arc<ReplaceableProducer>,
 }
 
 impl DeadLetters {
@@ -518,19 +529,7 @@ impl DeadLetters {
                 tracing::error!(%error, %topic, %origin, "the broker refuses the dead letter's copy; it stays parked in the database only");
                 return true;
             }
-            // As in the relay: a broker that restarted empty forgot the topic and the
-            // producer's id, and the producer's messages just time out.
-            if !self.producer.recover(&used, Some(&error)) {
-                match crate::topics::ensure_topics(&self.settings, &[&topic]).await {
-                    Ok(()) if error.rdkafka_error_code() == Some(rdkafka::error::RDKafkaErrorCode::MessageTimedOut) => {
-                        self.producer.replace(&used, "messages timed out while the broker answers");
-                    }
-                    Ok(()) => {}
-                    Err(error) => {
-                        tracing::debug!(error = format!("{error:#}"), %topic, "cannot check or create the dead-letter topic")
-                    }
-                }
-            }
+            self.producer.recover_from(&used, &error, &self.settings, &[&topic]).await;
             failures += 1;
             if failures == 1 || failures.is_multiple_of(10) {
                 tracing::warn!(%error, failures, %topic, "dead-letter publish failed; retrying");

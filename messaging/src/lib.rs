@@ -43,9 +43,10 @@ pub mod settings;
 pub mod starvation;
 pub mod topics;
 
-pub use consumer::{Handled, IncomingMessage, MessageHandler, Unprocessable, Verdict, run_consumer};
+pub use consumer::{Handled, IncomingMessage, MessageHandler, Parking, Unprocessable, Verdict, run_consumer};
 pub use envelope::{Envelope, OutgoingMessage};
 pub use probe::BrokerProbe;
+pub use producer::ReplaceableProducer;
 pub use relay::{Relay, Route, Unroutable};
 pub use settings::{KafkaSettings, Topics};
 pub use starvation::StuckReport;

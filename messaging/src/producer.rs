@@ -11,10 +11,11 @@ use std::time::Duration;
 use crate::client_logs::ClientLogs;
 use anyhow::Context;
 use rdkafka::ClientConfig;
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::util::Timeout;
 
+use crate::KafkaSettings;
 use crate::failure::{KafkaFailure, classify_kafka};
 
 /// The current producer and which one it is.
@@ -83,6 +84,26 @@ impl ReplaceableProducer {
                 tracing::error!(role = self.role, %create_error, "cannot create a new Kafka producer; retrying later");
                 false
             }
+        }
+    }
+
+    /// Deals with `error`, a failure of `used` to deliver to `topics` that is not the
+    /// message's own, before the send is tried again: a producer that failed for good
+    /// is replaced; otherwise the topics are checked (one metadata request) and the
+    /// missing ones created, and when messages timed out although the broker answers,
+    /// the producer is replaced too. A broker that restarted empty forgot the topics
+    /// and the producer's id, but the producer rarely says so: its messages time out,
+    /// and a new producer registers afresh.
+    pub async fn recover_from(&self, used: &Current, error: &KafkaError, settings: &KafkaSettings, topics: &[&str]) {
+        if self.recover(used, Some(error)) {
+            return;
+        }
+        match crate::topics::ensure_topics(settings, topics).await {
+            Ok(()) if error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut) => {
+                self.replace(used, "messages timed out while the broker answers");
+            }
+            Ok(()) => {}
+            Err(error) => tracing::debug!(error = format!("{error:#}"), ?topics, "cannot check or create the topics"),
         }
     }
 

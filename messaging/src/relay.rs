@@ -16,12 +16,12 @@
 //! published or parked per topic are metrics.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use eventstore::{CommitNotifier, Feed, FeedEvent, FeedPosition};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureRecord;
 use rdkafka::producer::future_producer::DeliveryFuture;
 use sqlx::PgPool;
@@ -32,7 +32,7 @@ use crate::envelope::with_trace_headers;
 use crate::failure::{KafkaFailure, classify_kafka, classify_sqlx};
 use crate::producer::{Current, ReplaceableProducer};
 use crate::starvation::{StuckReport, unwatched};
-use crate::topics::{ensure_topics, ensure_topics_patiently};
+use crate::topics::ensure_topics_patiently;
 use crate::{KafkaSettings, OutgoingMessage};
 
 /// Which messages a stored event becomes (none, one, or several).
@@ -61,7 +61,7 @@ pub struct Relay<R> {
     feed: Feed,
     pool: PgPool,
     kafka: KafkaSettings,
-    producer: ReplaceableProducer,
+    producer: Arc<ReplaceableProducer>,
     route: R,
     /// Where queueing last failed: batches after it are refused until the feed starts
     /// again at or before it, so that no message overtakes the one that failed.
@@ -86,10 +86,16 @@ impl<R: Route> Relay<R> {
     /// broker acknowledges earlier ones (the idempotent producer keeps their order).
     const BATCHES_IN_FLIGHT: usize = 4;
 
-    /// A relay reading the feed of `pool`'s schema under the checkpoint `name`; what it
-    /// cannot publish is parked in `pool`'s `dead_letters` table.
-    pub fn new(pool: PgPool, name: &str, kafka: &KafkaSettings, route: R) -> anyhow::Result<Self> {
-        let producer = ReplaceableProducer::new(kafka.producer_config(), "relay")?;
+    /// A relay reading the feed of `pool`'s schema under the checkpoint `name` and
+    /// publishing through `producer`; what it cannot publish is parked in `pool`'s
+    /// `dead_letters` table.
+    pub fn new(
+        pool: PgPool,
+        name: &str,
+        producer: Arc<ReplaceableProducer>,
+        kafka: &KafkaSettings,
+        route: R,
+    ) -> anyhow::Result<Self> {
         let linger = Duration::from_millis(kafka.relay_linger_ms);
         let feed = Feed::new(pool.clone(), name).reporting_lag_as(telemetry::FeedReader::Relay).lingering(linger);
         Ok(Self {
@@ -241,29 +247,13 @@ impl<R: Route> Relay<R> {
     }
 
     /// Deals with a failure that is not the message's own before the batch is tried
-    /// again: a producer that failed for good is replaced, forgotten topics are created
-    /// again. Returns the error that fails the batch.
-    ///
-    /// A broker that restarted empty forgot the topics and the producer's id, but the
-    /// producer rarely says so: its messages time out. So after any other failure the
-    /// topics are checked (one metadata request, between retries that back off) and
-    /// the missing ones created; and when messages timed out although the broker
-    /// answers, the producer is replaced too (a new one registers afresh).
+    /// again (see [`ReplaceableProducer::recover_from`]: the producer replaced, the
+    /// topics created again, as needed). Returns the error that fails the batch.
     async fn recover(&self, used: &Current, error: KafkaError, topic: &str) -> anyhow::Error {
         let failure = classify_kafka(&error);
-        if !self.producer.recover(used, Some(&error)) {
-            let topics = self.route.topics();
-            let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-            match ensure_topics(&self.kafka, &topics).await {
-                Ok(()) if error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut) => {
-                    self.producer.replace(used, "messages timed out while the broker answers");
-                }
-                Ok(()) => {}
-                Err(create_error) => {
-                    tracing::debug!(error = format!("{create_error:#}"), "cannot check or create the relay's topics")
-                }
-            }
-        }
+        let topics = self.route.topics();
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        self.producer.recover_from(used, &error, &self.kafka, &topics).await;
         // The cause is in the message: the feed logs the error's top line only.
         anyhow::anyhow!("publishing to {topic}: {error} ({failure} failure)")
     }

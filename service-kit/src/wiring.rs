@@ -11,7 +11,7 @@ use anyhow::Context;
 use axum::Router;
 use eventstore::{CommitNotifier, Events};
 use http_server::{Pipeline, Readiness, Supervisor};
-use messaging::{KafkaSettings, MessageHandler, Relay, Route, Topics, run_consumer};
+use messaging::{KafkaSettings, MessageHandler, Parking, Relay, ReplaceableProducer, Route, Topics, run_consumer};
 use projections::{Projector, View, ViewTable};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
@@ -73,7 +73,8 @@ impl Foundation {
         let address = format!("{}:{}", settings.host, settings.port);
         let listener = TcpListener::bind(&address).await.with_context(|| format!("binding {address}"))?;
         let tasks = Supervisor::new(&pipeline);
-        Ok(Service { listener, router, pool, notifier, settings, pipeline, tasks })
+        let producer = Arc::new(ReplaceableProducer::new(settings.kafka.producer_config(), "service")?);
+        Ok(Service { listener, router, pool, notifier, settings, pipeline, tasks, producer })
     }
 }
 
@@ -86,6 +87,12 @@ pub struct Service {
     settings: ServiceSettings,
     pipeline: Pipeline,
     tasks: Supervisor,
+    /// The one Kafka producer of the service, shared by its relay, its consumer's
+    /// dead letters and whatever else it publishes: each producer is a client with
+    /// threads and broker connections of its own, and librdkafka's polling thread of
+    /// each spends about 1% of a core idle (rust-rdkafka ends every 100 ms poll in a
+    /// busy wait shorter than a millisecond).
+    producer: Arc<ReplaceableProducer>,
 }
 
 impl Service {
@@ -104,13 +111,19 @@ impl Service {
         &self.settings.kafka
     }
 
+    /// The service's Kafka producer, for whatever else it publishes.
+    pub fn producer(&self) -> Arc<ReplaceableProducer> {
+        self.producer.clone()
+    }
+
     /// Runs the outbox relay: every committed event, in commit order, through the
     /// route `route` makes, woken by each commit.
     pub fn relay<R: Route>(&mut self, route: impl Fn(&KafkaSettings) -> R + Send + 'static) {
         let (pool, kafka, notifier) = (self.pool.clone(), self.settings.kafka.clone(), self.notifier.clone());
+        let producer = self.producer.clone();
         let stuck: messaging::StuckReport = Arc::new(self.pipeline.stuck_reporter("relay"));
         self.tasks.spawn("relay", move |stop| {
-            let relay = Relay::new(pool.clone(), RELAY_NAME, &kafka, route(&kafka));
+            let relay = Relay::new(pool.clone(), RELAY_NAME, producer.clone(), &kafka, route(&kafka));
             let (notifier, stuck) = (notifier.clone(), stuck.clone());
             async move {
                 relay?.woken_by(notifier).reporting_stuck_to(stuck).run(stop).await;
@@ -124,12 +137,12 @@ impl Service {
     /// `topic` picks, handing its messages to `handler`.
     pub fn consumer<H: MessageHandler>(&mut self, name: &'static str, topic: fn(&Topics) -> &str, handler: Arc<H>) {
         let stuck: messaging::StuckReport = Arc::new(self.pipeline.stuck_reporter(name));
-        let (kafka, pool, group) =
-            (self.settings.kafka.clone(), self.pool.clone(), self.settings.consumer_group.clone());
+        let parking = Parking { pool: self.pool.clone(), producer: self.producer.clone() };
+        let (kafka, group) = (self.settings.kafka.clone(), self.settings.consumer_group.clone());
         self.tasks.spawn(name, move |stop| {
-            let (kafka, pool, group, handler, stuck) =
-                (kafka.clone(), pool.clone(), group.clone(), handler.clone(), stuck.clone());
-            async move { run_consumer(&kafka, pool, &group, &[topic(&kafka.topics)], handler, stuck, stop).await }
+            let (kafka, parking, group, handler, stuck) =
+                (kafka.clone(), parking.clone(), group.clone(), handler.clone(), stuck.clone());
+            async move { run_consumer(&kafka, parking, &group, &[topic(&kafka.topics)], handler, stuck, stop).await }
         });
     }
 

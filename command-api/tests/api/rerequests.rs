@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use command_api::orders::Orders;
 use command_api::rerequests::Rerequests;
+use messaging::ReplaceableProducer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -47,10 +48,12 @@ async fn a_stuck_item_is_asked_for_again_by_one_instance_with_backoff_until_it_r
     kafka.brokers = broker();
     kafka.topics.order_events = topic.clone();
     let after = Duration::from_millis(500);
-    let one =
-        Rerequests::new(app.pool.clone(), Arc::new(Orders::new(app.pool.clone())), &kafka, after).expect("re-requests");
-    let other =
-        Rerequests::new(app.pool.clone(), Arc::new(Orders::new(app.pool.clone())), &kafka, after).expect("re-requests");
+    // Two instances, each with its own producer.
+    let instance = || {
+        let producer = Arc::new(ReplaceableProducer::new(kafka.producer_config(), "test").expect("a producer"));
+        Rerequests::new(app.pool.clone(), Arc::new(Orders::new(app.pool.clone())), producer, &kafka, after)
+    };
+    let (one, other) = (instance(), instance());
 
     let placed = app.post_order(&json!({"userId": "alice", "orderItems": [{"productId": "mug", "quantity": 2}, {"productId": "tea", "quantity": 1}]})).await;
     let order_id = placed.data(StatusCode::CREATED)["orderId"].as_str().expect("an id").to_owned();

@@ -5,6 +5,7 @@
 //! event into the product in memory, as the service did before.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use clap::Parser;
 use domain::inventory::{AddProduct, OrderEntry, Product, ProductCommand, ProductEvent, ProductName};
@@ -12,6 +13,7 @@ use domain::{OrderId, Quantity};
 use eventstore::{Aggregate, AggregateStore, Command, EventMetadata};
 use inventory_saga::products::{Products, SNAPSHOT_EVERY};
 use inventory_saga::reservations;
+use messaging::ReplaceableProducer;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
@@ -547,8 +549,8 @@ async fn a_re_request_finds_the_event_that_announced_the_decision_in_the_orders_
         .expect("committed");
     let mut kafka = inventory_saga::Cli::try_parse_from(["inventory"]).expect("the default settings").serve.kafka;
     kafka.brokers = "127.0.0.1:1".to_owned();
-    let reannouncer =
-        inventory_saga::reannounce::Reannouncer::new(pool.clone(), products, &kafka).expect("a re-announcer");
+    let producer = Arc::new(ReplaceableProducer::new(kafka.producer_config(), "test").expect("a producer"));
+    let reannouncer = inventory_saga::reannounce::Reannouncer::new(pool.clone(), products, producer, &kafka);
     let (executed, canceled) =
         (messaging::messages::outcomes::ITEM_EXECUTED, messaging::messages::outcomes::ITEM_CANCELED);
     let cases =

@@ -18,7 +18,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::dev_broker::DevBroker;
-use crate::support::{database, dead_letters, eventually, kafka, read_topic, topic};
+use crate::support::{database, dead_letters, eventually, kafka, parking, read_topic, topic};
 
 /// Stores each message's body as jsonb in `notes`, a batch per transaction; the first
 /// `transient` calls fail with a serialization failure (40001) first.
@@ -100,7 +100,10 @@ async fn a_message_the_database_refuses_for_good_is_parked_alone_and_the_rest_of
     let consumer = tokio::spawn({
         let (settings, pool, topic, handler, shutdown) =
             (settings.clone(), pool.clone(), topic.clone(), handler.clone(), shutdown.clone());
-        async move { run_consumer(&settings, pool, "test-notes", &[&topic], handler, unwatched(), shutdown).await }
+        async move {
+            run_consumer(&settings, parking(pool, &settings), "test-notes", &[&topic], handler, unwatched(), shutdown)
+                .await
+        }
     });
     let done = eventually(Duration::from_secs(30), async || {
         count(&pool, "SELECT count(*) FROM notes").await == 9
@@ -152,7 +155,18 @@ async fn a_transient_failure_is_retried_until_it_passes_and_never_parked() {
     let consumer = tokio::spawn({
         let (settings, pool, topic, handler, shutdown) =
             (settings.clone(), pool.clone(), topic.clone(), handler.clone(), shutdown.clone());
-        async move { run_consumer(&settings, pool, "test-transient", &[&topic], handler, unwatched(), shutdown).await }
+        async move {
+            run_consumer(
+                &settings,
+                parking(pool, &settings),
+                "test-transient",
+                &[&topic],
+                handler,
+                unwatched(),
+                shutdown,
+            )
+            .await
+        }
     });
     let applied =
         eventually(Duration::from_secs(30), async || count(&pool, "SELECT count(*) FROM notes").await == 5).await;
@@ -196,7 +210,9 @@ async fn after_an_empty_broker_restart_a_consumer_consumes_from_the_new_start_an
     let consumer = tokio::spawn({
         let (settings, pool, topic, handler, shutdown) =
             (settings.clone(), pool.clone(), topic.clone(), handler.clone(), shutdown.clone());
-        async move { run_consumer(&settings, pool, "test-starved", &[&topic], handler, stuck, shutdown).await }
+        async move {
+            run_consumer(&settings, parking(pool, &settings), "test-starved", &[&topic], handler, stuck, shutdown).await
+        }
     });
     let first =
         eventually(Duration::from_secs(30), async || count(&pool, "SELECT count(*) FROM notes").await == 1).await;

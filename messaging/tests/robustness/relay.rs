@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::dev_broker::DevBroker;
-use crate::support::{dead_letters, eventually, kafka, read_all, topic};
+use crate::support::{dead_letters, eventually, kafka, producer, read_all, topic};
 
 /// Every event to one topic, keyed by aggregate; events of type `Undecodable` do not route.
 struct AllEvents {
@@ -90,7 +90,9 @@ async fn an_event_too_large_to_publish_or_not_routable_is_parked_and_the_events_
         ids.push(append(&pool, "o-1", sequence, event_type, note).await);
     }
     let shutdown = CancellationToken::new();
-    let relay = Relay::new(pool.clone(), "test-relay", &settings, AllEvents { topic: topic.clone() }).expect("a relay");
+    let relay =
+        Relay::new(pool.clone(), "test-relay", producer(&settings), &settings, AllEvents { topic: topic.clone() })
+            .expect("a relay");
     let running = tokio::spawn(relay.run(shutdown.clone()));
 
     let feed = Feed::new(pool.clone(), "test-relay");
@@ -125,7 +127,9 @@ async fn a_broker_paused_past_the_message_timeout_gets_everything_once_it_is_bac
         append(&pool, "o-1", sequence, "OrderPlaced", 10).await;
     }
     let shutdown = CancellationToken::new();
-    let relay = Relay::new(pool.clone(), "test-relay", &settings, AllEvents { topic: topic.clone() }).expect("a relay");
+    let relay =
+        Relay::new(pool.clone(), "test-relay", producer(&settings), &settings, AllEvents { topic: topic.clone() })
+            .expect("a relay");
     let running = tokio::spawn(relay.run(shutdown.clone()));
     let before = eventually(Duration::from_secs(20), async || published(&settings, &topic).await.len() >= 10).await;
     assert!(before, "published before the pause");
@@ -227,7 +231,9 @@ async fn relay_that_published_five(broker: &DevBroker, purpose: &str) -> Publish
         append(&pool, "o-1", sequence, "OrderPlaced", 10).await;
     }
     let shutdown = CancellationToken::new();
-    let relay = Relay::new(pool.clone(), "test-relay", &settings, AllEvents { topic: topic.clone() }).expect("a relay");
+    let relay =
+        Relay::new(pool.clone(), "test-relay", producer(&settings), &settings, AllEvents { topic: topic.clone() })
+            .expect("a relay");
     let running = tokio::spawn(relay.run(shutdown.clone()));
     let before = eventually(Duration::from_secs(20), async || published(&settings, &topic).await.len() >= 5).await;
     assert!(before, "published before the restart");

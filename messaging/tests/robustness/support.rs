@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use messaging::KafkaSettings;
+use messaging::{KafkaSettings, Parking, ReplaceableProducer};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -50,6 +50,17 @@ pub fn kafka(brokers: Option<&str>, producer: &[(&str, &str)]) -> KafkaSettings 
     let mut settings = cli.kafka.with_env_properties(std::env::vars());
     settings.producer_properties.extend(producer.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     settings
+}
+
+/// A producer with `settings`, as a service makes its one.
+pub fn producer(settings: &KafkaSettings) -> std::sync::Arc<ReplaceableProducer> {
+    std::sync::Arc::new(ReplaceableProducer::new(settings.producer_config(), "test").expect("a producer"))
+}
+
+/// Where a consumer of the test parks: `pool`'s `dead_letters`, copies through a
+/// producer with `settings`.
+pub fn parking(pool: PgPool, settings: &KafkaSettings) -> Parking {
+    Parking { pool, producer: producer(settings) }
 }
 
 /// A topic name no other test uses.
