@@ -206,6 +206,7 @@ pub async fn run_consumer<H: MessageHandler>(
         let replace = lag_stops.child_token();
         let watchdog = tokio::spawn(replace_when_starved(
             consumer.clone(),
+            settings.clone(),
             group.to_owned(),
             watched_topics.clone(),
             stuck.clone(),

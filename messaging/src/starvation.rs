@@ -6,12 +6,16 @@
 //! after a broker restarted empty, where a topic comes back only when its producer
 //! creates it again). The group's assignors give every member at least one partition
 //! of a topic that has as many partitions as the group has members, so such a consumer
-//! is stuck, not idle; a new client joins the group afresh.
+//! is stuck, not idle; a new client joins the group afresh. A topic the broker forgot
+//! is created again by the watchdog (where the service may create topics), rather
+//! than left until a producer of the other service creates it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::KafkaSettings;
 use crate::client_logs::ClientLogs;
+use crate::topics::ensure_topics;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaResult;
 use tokio_util::sync::CancellationToken;
@@ -47,6 +51,17 @@ const STARVED_FOR: Duration = Duration::from_secs(30);
 /// crashed and restarted held its orders up for 30 s).
 const STARVED_IN_A_STABLE_GROUP_FOR: Duration = Duration::from_secs(15);
 
+/// What a look at a consumer without partitions found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// It has work, or none to have (more members than partitions).
+    Fine,
+    /// None of its topics exists: the broker forgot them (restarted empty).
+    TopicsMissing,
+    /// It lacks work it should have.
+    Starved(Starved),
+}
+
 /// A consumer without partitions in a group whose topics have enough for every member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Starved {
@@ -71,6 +86,7 @@ impl Starved {
 /// (shutdown, the client replaced).
 pub(crate) async fn replace_when_starved(
     consumer: Arc<StreamConsumer<ClientLogs>>,
+    settings: KafkaSettings,
     group: String,
     topics: Arc<[String]>,
     report: StuckReport,
@@ -93,10 +109,23 @@ pub(crate) async fn replace_when_starved(
                 continue;
             }
         };
-        let Some(starved @ Starved { members, partitions, stable }) = starved else {
-            starved_since = None;
-            report(None);
-            continue;
+        let starved @ Starved { members, partitions, stable } = match starved {
+            Probe::Starved(starved) => starved,
+            Probe::Fine => {
+                starved_since = None;
+                report(None);
+                continue;
+            }
+            // Created again (where the service may create topics), so that the group
+            // has partitions to hand out instead of waiting for a producer to create
+            // them: a consumer waiting for its topics is stuck until one does.
+            Probe::TopicsMissing => {
+                let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+                if let Err(error) = ensure_topics(&settings, &names).await {
+                    tracing::debug!(%error, group, "cannot create the consumer's missing topics");
+                }
+                continue;
+            }
         };
         let since = *starved_since.get_or_insert_with(Instant::now);
         let starved_for = since.elapsed();
@@ -122,12 +151,12 @@ pub(crate) async fn replace_when_starved(
     }
 }
 
-/// `Some` when `consumer`, a member of `group` subscribed to `topics`, holds no
-/// partition although one of its topics has a partition for each member of the group.
-/// Blocking.
-fn starvation(consumer: &StreamConsumer<ClientLogs>, group: &str, topics: &[String]) -> KafkaResult<Option<Starved>> {
+/// Whether `consumer`, a member of `group` subscribed to `topics`, holds no partition
+/// although one of its topics has a partition for each member of the group, or finds
+/// none of its topics. Blocking.
+fn starvation(consumer: &StreamConsumer<ClientLogs>, group: &str, topics: &[String]) -> KafkaResult<Probe> {
     if consumer.assignment()?.count() > 0 {
-        return Ok(None);
+        return Ok(Probe::Fine);
     }
     let mut most_partitions = 0;
     for topic in topics {
@@ -137,13 +166,14 @@ fn starvation(consumer: &StreamConsumer<ClientLogs>, group: &str, topics: &[Stri
         most_partitions = most_partitions.max(partitions);
     }
     if most_partitions == 0 {
-        return Ok(None);
+        return Ok(Probe::TopicsMissing);
     }
     let groups = consumer.fetch_group_list(Some(group), REQUEST_TIMEOUT)?;
     let listed = groups.groups().iter().find(|g| g.name() == group);
     let members = listed.map_or(0, |g| g.members().len());
     let stable = listed.is_some_and(|g| g.state() == "Stable");
-    Ok(lacks_work(members, most_partitions).then_some(Starved { members, partitions: most_partitions, stable }))
+    let starved = Starved { members, partitions: most_partitions, stable };
+    Ok(if lacks_work(members, most_partitions) { Probe::Starved(starved) } else { Probe::Fine })
 }
 
 /// Whether a member with no partition lacks work it should have, in a group of
