@@ -23,7 +23,6 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::client_logs::ClientLogs;
 use anyhow::Context;
 use futures::FutureExt;
 use rdkafka::Message;
@@ -35,6 +34,7 @@ use rdkafka::util::Timeout;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use crate::client_logs::ClientLogs;
 use crate::dead_letters::sanitize_reason;
 use crate::failure::{self, Failure, KafkaFailure};
 use crate::producer::ReplaceableProducer;

@@ -12,13 +12,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::client_logs::ClientLogs;
 use rdkafka::Offset;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaResult;
 use tokio_util::sync::CancellationToken;
 
 use eventstore::sleep_or_cancel;
+
+use crate::client_logs::ClientLogs;
 
 /// How long one offset or watermark request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);

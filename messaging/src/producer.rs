@@ -8,7 +8,6 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::client_logs::ClientLogs;
 use anyhow::Context;
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -16,6 +15,7 @@ use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::util::Timeout;
 
 use crate::KafkaSettings;
+use crate::client_logs::ClientLogs;
 use crate::failure::{KafkaFailure, classify_kafka};
 
 /// The current producer and which one it is.

@@ -8,13 +8,13 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use crate::client_logs::ClientLogs;
 use anyhow::Context;
 use eventstore::FeedEvent;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
+use crate::client_logs::ClientLogs;
 use crate::envelope::with_trace_headers;
 use crate::failure::{KafkaFailure, classify_kafka};
 use crate::topics::ensure_topics;

@@ -13,14 +13,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::KafkaSettings;
-use crate::client_logs::ClientLogs;
-use crate::topics::ensure_topics;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaResult;
 use tokio_util::sync::CancellationToken;
 
 use eventstore::sleep_or_cancel;
+
+use crate::KafkaSettings;
+use crate::client_logs::ClientLogs;
+use crate::topics::ensure_topics;
 
 /// How a consumer tells its service that it is stuck (`Some(why)`) or working again
 /// (`None`); a service shows it in its readiness.

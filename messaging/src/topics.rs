@@ -8,13 +8,13 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::client_logs::ClientLogs;
 use anyhow::Context;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 
 use crate::KafkaSettings;
+use crate::client_logs::ClientLogs;
 use crate::starvation::StuckReport;
 
 /// How long one metadata request may take.
