@@ -48,6 +48,8 @@ pub struct DevBroker {
     controller: String,
     /// Its listeners' configuration file, when it has more than plaintext on `address`.
     config: Option<String>,
+    /// The address it tells clients to connect to, when not its own (a proxy's).
+    advertised: Option<String>,
     /// Variables its process is started with.
     env: Vec<(String, String)>,
 }
@@ -59,6 +61,14 @@ impl DevBroker {
         Self::start_configured(|_, _| None, Vec::new()).await
     }
 
+    /// Starts one that speaks plaintext on its address but tells clients (in
+    /// `Metadata`) to connect to `advertised`, a proxy in front of it: every connection
+    /// after a client's first then goes through the proxy, as through a network that
+    /// can fail.
+    pub async fn start_advertising(advertised: &str) -> anyhow::Result<Self> {
+        Self::start_with(|_, _| None, Vec::new(), Some(advertised.to_owned())).await
+    }
+
     /// Starts one whose listeners are described by the configuration file `config`
     /// writes for its log directory and address (plaintext on the address when it
     /// writes none), its process started with `env`; waits until it accepts
@@ -66,6 +76,14 @@ impl DevBroker {
     pub async fn start_configured(
         config: impl Fn(&Path, &str) -> Option<String>,
         env: Vec<(String, String)>,
+    ) -> anyhow::Result<Self> {
+        Self::start_with(config, env, None).await
+    }
+
+    async fn start_with(
+        config: impl Fn(&Path, &str) -> Option<String>,
+        env: Vec<(String, String)>,
+        advertised: Option<String>,
     ) -> anyhow::Result<Self> {
         let binary = binary()?;
         let run = uuid::Uuid::new_v4().simple().to_string();
@@ -80,7 +98,15 @@ impl DevBroker {
             let address = format!("127.0.0.1:{}", free_port()?);
             let controller = format!("127.0.0.1:{}", free_port()?);
             let config = config(&dir.join("data"), &address);
-            let mut broker = Self { child: None, dir: dir.clone(), address, controller, config, env: env.clone() };
+            let mut broker = Self {
+                child: None,
+                dir: dir.clone(),
+                address,
+                controller,
+                config,
+                advertised: advertised.clone(),
+                env: env.clone(),
+            };
             match broker.launch(&binary).await {
                 Ok(()) => return Ok(broker),
                 Err(error) if attempts >= 3 => return Err(error),
@@ -103,6 +129,9 @@ impl DevBroker {
             }
             None => {
                 command.args(["--listen-addr", &self.address]);
+                if let Some(advertised) = &self.advertised {
+                    command.args(["--advertised-listener", advertised]);
+                }
             }
         }
         let cluster_id = cluster_id(&data)?;

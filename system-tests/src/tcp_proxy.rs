@@ -36,7 +36,13 @@ pub struct TcpProxy {
 impl TcpProxy {
     /// A proxy to `target`, listening on a free port of 127.0.0.1.
     pub async fn start(target: SocketAddr) -> io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), target).await
+    }
+
+    /// A proxy to `target` listening on `address`: a port chosen beforehand, for a
+    /// server that must tell its clients where the proxy is (a broker advertising it).
+    pub async fn start_on(address: SocketAddr, target: SocketAddr) -> io::Result<Self> {
+        let listener = TcpListener::bind(address).await?;
         let address = listener.local_addr()?;
         let (mode, watching) = watch::channel(Mode::default());
         tokio::spawn(accept(listener, target, watching));

@@ -7,6 +7,7 @@
 //!   consuming service's schema and a copy on `<topic>.dlq`) and the flow goes on;
 //! - the broker hangs (SIGSTOP) for 45 s, and for 3 minutes, under paced orders;
 //! - the broker crashes (SIGKILL) and is started again on its log 15 s later;
+//! - the services' network to the broker is blackholed for 60 s, the broker running on;
 //! - the whole PostgreSQL server hangs (SIGSTOP) for 30 s under paced orders;
 //! - the broker is killed and an empty one starts on its address (the development
 //!   broker forgets topics, offsets and messages): re-requests recover what was lost;
@@ -26,7 +27,7 @@ use rdkafka::util::Timeout;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use system_tests::broker::{self, ReadMessage};
-use system_tests::{Api, DevBroker, PgCluster, ProcessOptions, ProcessSystem, ServiceProcess};
+use system_tests::{Api, DevBroker, PgCluster, ProcessOptions, ProcessSystem, ServiceProcess, TcpProxy};
 use tokio::time::Instant;
 
 use crate::invariants::{assert_invariants, wait_until_resolved};
@@ -53,22 +54,60 @@ async fn bounded<F: Future<Output = ()>>(limit: Duration, body: F) {
     eprintln!("the test took {:?}", started.elapsed());
 }
 
-/// A private broker and a private PostgreSQL cluster, and both services as processes
-/// on them with the extra environment `env`.
+/// What a case's services depend on, private to the case.
 ///
 /// Every case has a PostgreSQL cluster of its own, not only the one that crashes it: a
 /// database on the suite's shared server can be dropped under a running test by
 /// another `scripts/test` run ending on the same server (it drops the test databases
 /// made while it ran).
+struct Dependencies {
+    broker: DevBroker,
+    cluster: PgCluster,
+    /// The services' network to the broker, when the case cuts it: a proxy the broker
+    /// advertises, so that every connection to it goes through.
+    broker_network: Option<TcpProxy>,
+}
+
+impl Dependencies {
+    async fn start(broker_behind_a_proxy: bool) -> Self {
+        let (broker, broker_network) = if broker_behind_a_proxy {
+            let advertised = format!("127.0.0.1:{}", system_tests::dev_broker::free_port().expect("a free port"));
+            let broker = DevBroker::start_advertising(&advertised).await.expect("a private development broker");
+            let target = broker.address.parse().expect("the broker's address");
+            let proxy = TcpProxy::start_on(advertised.parse().expect("an address"), target).await;
+            (broker, Some(proxy.expect("the proxy listens where the broker says")))
+        } else {
+            (DevBroker::start().await.expect("a private development broker"), None)
+        };
+        let cluster = PgCluster::start().await.expect("a private PostgreSQL cluster");
+        Self { broker, cluster, broker_network }
+    }
+
+    /// Both services as processes on them, with the extra environment `env`.
+    async fn start_services(&self, env: &[(&str, &str)]) -> ProcessSystem {
+        let brokers = match &self.broker_network {
+            Some(proxy) => proxy.address().to_string(),
+            None => self.broker.address.clone(),
+        };
+        let options =
+            ProcessOptions { partitions: 3, env, brokers: Some(brokers), database_url: Some(self.cluster.url()) };
+        let started = Instant::now();
+        let system = ProcessSystem::start_with(options).await.expect("starting both services as processes");
+        eprintln!("both services ready after {:?}; logs in {}", started.elapsed(), system.log_dir.display());
+        system
+    }
+
+    fn broker_network(&self) -> &TcpProxy {
+        self.broker_network.as_ref().expect("the case started the broker behind a proxy")
+    }
+}
+
+/// A private broker and a private PostgreSQL cluster, and both services as processes
+/// on them with the extra environment `env`.
 async fn start_system(env: &[(&str, &str)]) -> (DevBroker, PgCluster, ProcessSystem) {
-    let broker = DevBroker::start().await.expect("a private development broker");
-    let cluster = PgCluster::start().await.expect("a private PostgreSQL cluster");
-    let options =
-        ProcessOptions { partitions: 3, env, brokers: Some(broker.address.clone()), database_url: Some(cluster.url()) };
-    let started = Instant::now();
-    let system = ProcessSystem::start_with(options).await.expect("starting both services as processes");
-    eprintln!("both services ready after {:?}; logs in {}", started.elapsed(), system.log_dir.display());
-    (broker, cluster, system)
+    let dependencies = Dependencies::start(false).await;
+    let system = dependencies.start_services(env).await;
+    (dependencies.broker, dependencies.cluster, system)
 }
 
 /// Prints how the clients' attempts ended (by status), with a sample answer of each,
@@ -426,7 +465,7 @@ async fn hostile_outcomes_are_parked_and_every_order_still_resolves() {
 }
 
 // ---------------------------------------------------------------------------------
-// 2, 3. Outages: the broker hangs or crashes, the database hangs
+// 2, 3. Outages: the broker hangs, crashes or is cut off, the database hangs
 // ---------------------------------------------------------------------------------
 
 /// A dependency that fails for a while under load.
@@ -440,33 +479,45 @@ enum Outage {
     /// The broker crashes (SIGKILL): connections are refused until it is started
     /// again on its log, as a supervisor does.
     BrokerCrashed,
+    /// The network between the services and the broker drops everything (a partition,
+    /// a firewall): no socket closes, nothing passes, while the broker runs on and
+    /// expires the consumers' sessions.
+    BrokerBlackholed,
 }
 
 impl Outage {
     /// The name readiness gives the dependency.
     fn dependency(self) -> &'static str {
         match self {
-            Self::BrokerHung | Self::BrokerCrashed => "broker",
+            Self::BrokerHung | Self::BrokerCrashed | Self::BrokerBlackholed => "broker",
             Self::DatabaseHung => "database",
         }
     }
 
-    async fn begin(self, broker: &mut DevBroker, cluster: &PgCluster) -> anyhow::Result<()> {
+    async fn begin(self, on: &mut Dependencies) -> anyhow::Result<()> {
         match self {
-            Self::BrokerHung => broker.pause(),
-            Self::DatabaseHung => cluster.pause(),
+            Self::BrokerHung => on.broker.pause(),
+            Self::DatabaseHung => on.cluster.pause(),
             Self::BrokerCrashed => {
-                broker.kill();
+                on.broker.kill();
+                Ok(())
+            }
+            Self::BrokerBlackholed => {
+                on.broker_network().blackhole(true);
                 Ok(())
             }
         }
     }
 
-    async fn end(self, broker: &mut DevBroker, cluster: &PgCluster) -> anyhow::Result<()> {
+    async fn end(self, on: &mut Dependencies) -> anyhow::Result<()> {
         match self {
-            Self::BrokerHung => broker.resume(),
-            Self::DatabaseHung => cluster.resume(),
-            Self::BrokerCrashed => broker.start_again().await,
+            Self::BrokerHung => on.broker.resume(),
+            Self::DatabaseHung => on.cluster.resume(),
+            Self::BrokerCrashed => on.broker.start_again().await,
+            Self::BrokerBlackholed => {
+                on.broker_network().blackhole(false);
+                Ok(())
+            }
         }
     }
 
@@ -486,12 +537,13 @@ impl Outage {
 async fn orders_flow_after(outage: Outage, lasting: Duration, run: &str) {
     const ORDERS: usize = 1200;
     const PACE: Duration = Duration::from_millis(25);
-    let (mut broker, cluster, mut system) = start_system(&[]).await;
+    let mut dependencies = Dependencies::start(matches!(outage, Outage::BrokerBlackholed)).await;
+    let mut system = dependencies.start_services(&[]).await;
     let api = system.api.clone();
     let clients = Clients::start(vec![api.clone()], 150, run, ORDERS, PACE).await;
     let started = clients.started;
     tokio::time::sleep_until(started + Duration::from_secs(5)).await;
-    outage.begin(&mut broker, &cluster).await.expect("beginning the outage");
+    outage.begin(&mut dependencies).await.expect("beginning the outage");
     let began = Instant::now();
     eprintln!("{outage:?} at {:?}", started.elapsed());
     for service in [&mut system.oms, &mut system.inventory] {
@@ -528,7 +580,7 @@ async fn orders_flow_after(outage: Outage, lasting: Duration, run: &str) {
     }
     eprintln!("{polls} readiness polls during the outage, none ready");
     tokio::time::sleep_until(began + lasting).await;
-    outage.end(&mut broker, &cluster).await.expect("ending the outage");
+    outage.end(&mut dependencies).await.expect("ending the outage");
     let ended = Instant::now();
     eprintln!("the outage ended at {:?}", started.elapsed());
     system.wait_ready(Duration::from_secs(60)).await.expect("both services ready again");
@@ -594,6 +646,19 @@ async fn every_order_resolves_after_the_broker_crashed_and_restarted_on_its_log(
     bounded(
         Duration::from_secs(300),
         orders_flow_after(Outage::BrokerCrashed, Duration::from_secs(15), "broker-crashed"),
+    )
+    .await;
+}
+
+/// The services' network to the broker is blackholed for 60 s while the broker runs
+/// on: it expires their consumers' sessions and hands the partitions to nobody; when
+/// the network returns, the consumers must find out they were fenced and join again,
+/// and the producers' timed-out messages be sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_order_resolves_after_the_network_to_the_broker_was_blackholed_for_60_seconds() {
+    bounded(
+        Duration::from_secs(300),
+        orders_flow_after(Outage::BrokerBlackholed, Duration::from_secs(60), "broker-blackholed"),
     )
     .await;
 }
