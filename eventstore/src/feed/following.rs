@@ -163,20 +163,23 @@ impl Feed {
 
     /// A wake-up source for [`Feed::follow`]: the notifier, if any, and the poll.
     async fn waiter(&self) -> FeedWaiter {
-        let Some(notifier) = &self.woken_by else { return FeedWaiter { local: None, remote: None, poll: self.poll } };
+        let polling_alone = self.poll.unwrap_or(super::POLL);
+        let Some(notifier) = &self.woken_by else {
+            return FeedWaiter { local: None, remote: None, poll: polling_alone };
+        };
         let listening = async {
             let mut listener = PgListener::connect_with(&self.pool).await?;
             listener.listen(notifier.channel_name()).await?;
             Ok(listener)
         };
-        let remote = match within_timeout("listening for commits", listening).await {
-            Ok(listener) => Some((listener, notifier.clone())),
+        let (remote, poll) = match within_timeout("listening for commits", listening).await {
+            Ok(listener) => (Some((listener, notifier.clone())), self.poll.unwrap_or(super::POLL_WHEN_WOKEN)),
             Err(error) => {
                 tracing::warn!(%error, feed = %self.name, "cannot LISTEN for commits of other processes; polling for them");
-                None
+                (None, polling_alone)
             }
         };
-        FeedWaiter { local: Some(notifier.subscribe()), remote, poll: self.poll }
+        FeedWaiter { local: Some(notifier.subscribe()), remote, poll }
     }
 }
 
@@ -281,7 +284,7 @@ where
                 () = tokio::time::sleep_until(save_at.unwrap_or(last_read)), if save_at.is_some() => save = self.save(done).await?,
                 () = std::future::ready(()), if room && next == Next::ReadAgain => {}
                 () = tokio::time::sleep(held_back_wait), if room && next == Next::ReadSoon => {
-                    held_back_wait = (held_back_wait * 2).min(HELD_BACK_MAX_WAIT).min(self.feed.poll);
+                    held_back_wait = (held_back_wait * 2).min(HELD_BACK_MAX_WAIT).min(self.feed.poll.unwrap_or(super::POLL));
                     next = Next::ReadAgain;
                 }
                 // Under a stream of commits, read at most once per linger, so that they

@@ -120,25 +120,29 @@ pub struct Feed {
     name: String,
     lag_reported_as: Option<FeedReader>,
     woken_by: Option<CommitNotifier>,
-    poll: Duration,
+    /// Set by [`Feed::polling_every`]; else [`POLL`], or [`POLL_WHEN_WOKEN`].
+    poll: Option<Duration>,
     linger: Duration,
 }
+
+/// How often a reader that nothing wakes looks for new events.
+const POLL: Duration = Duration::from_millis(100);
+
+/// How often a reader that commits wake, in this process and through PostgreSQL from
+/// others, looks for new events anyway: only for a wake-up lost (a `LISTEN` session
+/// reconnected, a writer that does not ring), so ten times less often. Idle, the
+/// services' polls were most of their database's transactions.
+const POLL_WHEN_WOKEN: Duration = Duration::from_secs(1);
 
 impl Feed {
     /// The reader `name` of the feed in `pool`'s schema.
     pub fn new(pool: PgPool, name: impl Into<String>) -> Self {
-        Self {
-            pool,
-            name: name.into(),
-            lag_reported_as: None,
-            woken_by: None,
-            poll: Duration::from_millis(100),
-            linger: Duration::ZERO,
-        }
+        Self { pool, name: name.into(), lag_reported_as: None, woken_by: None, poll: None, linger: Duration::ZERO }
     }
 
     /// While [`Feed::follow`] runs, reads as soon as `notifier` rings (a commit in this
-    /// process or, through PostgreSQL, in another), besides polling, and re-reads
+    /// process or, through PostgreSQL, in another), besides polling (every second
+    /// unless set, or every 100 ms while it cannot `LISTEN`), and re-reads
     /// within milliseconds when committed events are held back by an older open
     /// transaction.
     pub fn woken_by(mut self, notifier: CommitNotifier) -> Self {
@@ -156,9 +160,9 @@ impl Feed {
     }
 
     /// While [`Feed::follow`] runs, looks for new events this often when nothing wakes
-    /// it earlier (100 ms unless set).
+    /// it earlier (unless set: 100 ms, or 1 s when [`Feed::woken_by`] a notifier).
     pub fn polling_every(mut self, poll: Duration) -> Self {
-        self.poll = poll;
+        self.poll = Some(poll);
         self
     }
 
