@@ -3,8 +3,9 @@
 //! applied, the broker, the event pipeline, whatever a service adds). Kept free of `rdkafka`: a service
 //! passes its broker check in as a closure.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use futures::FutureExt;
@@ -12,6 +13,7 @@ use futures::future::{BoxFuture, join_all};
 use serde::Serialize;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
+use telemetry::repeats::{REPEAT_WINDOW, shape};
 use utoipa::ToSchema;
 
 use crate::supervisor::Pipeline;
@@ -44,6 +46,54 @@ impl Down {
 #[derive(Clone, Default)]
 pub struct Readiness {
     checks: Vec<(&'static str, Check)>,
+    log: Arc<Mutex<DownLog>>,
+}
+
+/// What readiness logged of the checks that are down. A prober asks every few
+/// seconds, and each unready answer was a WARN line: 120 a minute in a test polling
+/// twice a second. A check is logged when it goes down, again when why changes (in more
+/// than its numbers) or once a [`REPEAT_WINDOW`] while it stays down, and when it is up
+/// again; the probes in between at DEBUG.
+#[derive(Debug, Default)]
+struct DownLog {
+    down: HashMap<&'static str, Logged>,
+}
+
+#[derive(Debug)]
+struct Logged {
+    since: Instant,
+    at: Instant,
+    reason: String,
+}
+
+impl DownLog {
+    fn record(&mut self, name: &'static str, outcome: &Result<(), Down>, now: Instant) {
+        let down = match outcome {
+            Ok(()) => {
+                if let Some(logged) = self.down.remove(name) {
+                    let down_for = now.duration_since(logged.since);
+                    tracing::info!(dependency = name, ?down_for, "up again");
+                }
+                return;
+            }
+            Err(down) => down,
+        };
+        let reason = shape(&down.reason);
+        match self.down.get_mut(name) {
+            Some(logged) if logged.reason == reason && now.duration_since(logged.at) < REPEAT_WINDOW => {
+                tracing::debug!(dependency = name, reason = %down.reason, "not ready");
+            }
+            Some(logged) => {
+                let down_for = now.duration_since(logged.since);
+                tracing::warn!(dependency = name, reason = %down.reason, ?down_for, "not ready");
+                (logged.at, logged.reason) = (now, reason);
+            }
+            None => {
+                tracing::warn!(dependency = name, reason = %down.reason, "not ready");
+                self.down.insert(name, Logged { since: now, at: now, reason });
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Readiness {
@@ -165,15 +215,17 @@ pub(crate) async fn live() -> ApiResponse<Health> {
     ))]
 pub(crate) async fn ready(State(readiness): State<Readiness>) -> Result<ApiResponse<Health>, ErrorResponse> {
     let outcomes = readiness.run().await;
+    {
+        let mut log = readiness.log.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        for (name, outcome) in &outcomes {
+            log.record(name, outcome, now);
+        }
+    }
     let down: Vec<&str> = outcomes.iter().filter(|(_, o)| o.is_err()).map(|(name, _)| *name).collect();
     if down.is_empty() {
         let checks = outcomes.iter().map(|(name, _)| (*name, "up")).collect();
         return Ok(ApiResponse::ok(Health { status: "ready", checks }));
-    }
-    for (name, outcome) in &outcomes {
-        if let Err(down) = outcome {
-            tracing::warn!(dependency = name, reason = %down.reason, "not ready");
-        }
     }
     let up: Vec<&str> = outcomes.iter().filter(|(_, o)| o.is_ok()).map(|(name, _)| *name).collect();
     let verb = if down.len() == 1 { "is" } else { "are" };
@@ -187,4 +239,74 @@ pub(crate) async fn ready(State(readiness): State<Readiness>) -> Result<ApiRespo
         }
     }
     Err(ErrorResponse::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, message))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    /// What a subscriber writes, shared with the test.
+    #[derive(Clone, Default)]
+    struct Written(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Written {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_check_down_is_logged_when_it_goes_down_changes_or_a_minute_passed_and_when_it_is_up_again() {
+        let written = Written::default();
+        let writer = written.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        let start = Instant::now();
+        let at = |secs: u64| start + Duration::from_secs(secs);
+        let timed_out = |ms: u64| Err(Down::logged(format!("metadata fetch timed out after {ms} ms")));
+        let refused = Err(Down::logged("connection refused".to_owned()));
+        tracing::subscriber::with_default(subscriber, || {
+            let mut log = DownLog::default();
+            log.record("broker", &timed_out(1500), at(0));
+            // Probes every few seconds: the same reason, numbers aside, is not repeated.
+            for secs in [2, 5, 30, 59] {
+                log.record("broker", &timed_out(1500 + secs), at(secs));
+            }
+            log.record("database", &Ok(()), at(59));
+            log.record("broker", &timed_out(1600), at(60));
+            log.record("broker", &refused, at(61));
+            log.record("broker", &Ok(()), at(70));
+            log.record("broker", &Ok(()), at(75));
+            log.record("broker", &refused, at(80));
+        });
+        let text = String::from_utf8(written.0.lock().expect("lock").clone()).expect("UTF-8");
+        let lines: Vec<&str> = text.lines().collect();
+        let summary: Vec<String> = lines
+            .iter()
+            .map(|line| {
+                let level = if line.contains(" WARN ") { "WARN" } else { "INFO" };
+                let reason = line.split("reason=").nth(1).map_or("", |r| r.split(" down_for").next().unwrap_or(r));
+                format!("{level} {reason}").trim_end().to_owned()
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                "WARN metadata fetch timed out after 1500 ms",
+                "WARN metadata fetch timed out after 1600 ms",
+                "WARN connection refused",
+                "INFO",
+                "WARN connection refused",
+            ],
+            "{text}"
+        );
+        assert!(lines[1].contains("down_for=60s"), "a repeat says how long it has been down: {}", lines[1]);
+        assert!(lines[3].contains("up again") && lines[3].contains("down_for=70s"), "{}", lines[3]);
+        assert!(!lines[4].contains("down_for"), "down again is news, not a repeat: {}", lines[4]);
+    }
 }

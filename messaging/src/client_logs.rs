@@ -7,8 +7,8 @@
 //! the same few messages over and over. Here a message is logged the first time it
 //! comes, then at most once a [`REPEAT_WINDOW`] while it keeps coming, with how many
 //! times it came meanwhile; messages that differ only in their numbers (ports,
-//! milliseconds, counts) count as one. Every client the services build takes
-//! [`ClientLogs`] as its context.
+//! milliseconds, counts) count as one ([`telemetry::repeats`]). Every client the
+//! services build takes [`ClientLogs`] as its context.
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex, PoisonError};
@@ -18,9 +18,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
-
-/// How often a message that keeps coming is logged again.
-pub const REPEAT_WINDOW: Duration = Duration::from_secs(60);
+use telemetry::repeats::REPEAT_WINDOW;
 
 /// Messages remembered at most; beyond that, those not logged within the window are
 /// forgotten.
@@ -83,15 +81,7 @@ fn admit(line: &str) -> Option<u64> {
 /// What a line says without its numbers, and without the count of repeats librdkafka
 /// itself appends.
 fn shape(line: &str) -> String {
-    let mut shape = String::with_capacity(line.len());
-    for c in line.chars() {
-        if !c.is_ascii_digit() {
-            shape.push(c);
-        } else if !shape.ends_with('#') {
-            shape.push('#');
-        }
-    }
-    shape.replace(", # identical error(s) suppressed", "")
+    telemetry::repeats::shape(line).replace(", # identical error(s) suppressed", "")
 }
 
 /// The lines seen recently: when each was last logged, and how many came since.

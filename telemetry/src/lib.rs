@@ -9,6 +9,7 @@
 //! - [`pipeline`]: the event pipeline: feed lags, relay output, consumer lag and
 //!   results, dead letters, saga outcomes.
 //! - [`tracing_setup`]: log and trace settings, and the subscriber built from them.
+//! - [`repeats`]: what keeps happening, logged without repeating itself.
 //! - [`ids`]: the rule for correlation, request and causation ids.
 //! - [`propagation`]: carrying a trace across a process boundary in W3C headers.
 //! - `testing` (feature `test-support`): traces recorded in memory, for tests.
@@ -22,6 +23,7 @@ pub mod names;
 pub mod pipeline;
 pub mod propagation;
 pub mod recorder;
+pub mod repeats;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 pub mod tracing_setup;
