@@ -98,20 +98,26 @@ stop_all_started() {
   stop_started_postgres
 }
 
-# cpu_seconds: the CPU seconds (user + system) of the processes called oms, inventory,
-# the broker and postgres, each name summed, a line each; with what their children
-# that ended left them (the postmaster's: the sessions of clients that disconnected).
-cpu_seconds() {
-  local ticks stat line name rest
-  ticks=$(getconf CLK_TCK)
-  for stat in /proc/[0-9]*/stat; do
+# proc_ticks STAT-FILE...: for each /proc stat file still readable (a process's or a
+# thread's), "<name> <user> <system> <children's user> <children's system>", times in
+# clock ticks, spaces in the name made underscores.
+proc_ticks() {
+  local stat line name rest
+  for stat in "$@"; do
     { read -r line <"$stat"; } 2>/dev/null || continue
     name=${line#*\(} rest=${line##*\) }
     name=${name%%\)*}
     # shellcheck disable=SC2086
     set -- $rest
-    echo "$name ${12} ${13} ${14} ${15}"
-  done | awk -v ticks="$ticks" '$1 ~ /^(oms|inventory|crabka-broker|tansu|postgres)$/ {cpu[$1] += ($2 + $3 + $4 + $5) / ticks} END {for (n in cpu) print n, cpu[n]}' | sort
+    echo "${name// /_} ${12} ${13} ${14} ${15}"
+  done
+}
+
+# cpu_seconds: the CPU seconds (user + system) of the processes called oms, inventory,
+# the broker and postgres, each name summed, a line each; with what their children
+# that ended left them (the postmaster's: the sessions of clients that disconnected).
+cpu_seconds() {
+  proc_ticks /proc/[0-9]*/stat | awk -v ticks="$(getconf CLK_TCK)" '$1 ~ /^(oms|inventory|crabka-broker|tansu|postgres)$/ {cpu[$1] += ($2 + $3 + $4 + $5) / ticks} END {for (n in cpu) print n, cpu[n]}' | sort
 }
 
 # resident_mb: the resident memory in MB of the processes called oms, inventory and

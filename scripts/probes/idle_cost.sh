@@ -19,15 +19,7 @@ trap stop_all_started EXIT
 
 # thread_ticks PID: "<thread name> <user + system ticks>" for each thread of PID.
 thread_ticks() {
-  local stat line name rest
-  for stat in /proc/"$1"/task/*/stat; do
-    { read -r line <"$stat"; } 2>/dev/null || continue
-    name=${line#*\(} rest=${line##*\) }
-    name=${name%%\)*}
-    # shellcheck disable=SC2086
-    set -- $rest
-    echo "${name// /_} $((${12} + ${13}))"
-  done
+  proc_ticks /proc/"$1"/task/*/stat | awk '{print $1, $2 + $3}'
 }
 
 # threads_report SERVICE BEFORE AFTER: the CPU seconds a second of SERVICE's threads
