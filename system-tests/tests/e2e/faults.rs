@@ -480,8 +480,8 @@ enum Outage {
     /// again on its log, as a supervisor does.
     BrokerCrashed,
     /// The network between the services and the broker drops everything (a partition,
-    /// a firewall): no socket closes, nothing passes, while the broker runs on and
-    /// expires the consumers' sessions.
+    /// a firewall): no socket closes, nothing passes, while the broker runs on; the
+    /// consumers' group sessions time out meanwhile.
     BrokerBlackholed,
 }
 
@@ -651,9 +651,10 @@ async fn every_order_resolves_after_the_broker_crashed_and_restarted_on_its_log(
 }
 
 /// The services' network to the broker is blackholed for 60 s while the broker runs
-/// on: it expires their consumers' sessions and hands the partitions to nobody; when
-/// the network returns, the consumers must find out they were fenced and join again,
-/// and the producers' timed-out messages be sent again.
+/// on: the consumers' group sessions time out (librdkafka revokes their partitions
+/// and rejoins) and the relays' messages time out unacknowledged; when the network
+/// returns, the groups must form again and the relays publish again from their
+/// checkpoints.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_order_resolves_after_the_network_to_the_broker_was_blackholed_for_60_seconds() {
     bounded(
