@@ -399,6 +399,26 @@ impl TestService {
         assert!(!metrics.contains(id), "ids never become labels");
     }
 
+    /// Asserts that the service's metrics report its database pool in `schema`: the
+    /// most connections it opens (10 under test), and those in use (at least the view
+    /// follower's, which leads its feed on a connection it keeps) and idle, within it.
+    pub async fn assert_pool_reported(&self, schema: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let metrics = self.metrics().await;
+            let state =
+                |state: &str| sample(&metrics, &format!(r#"db_pool_connections{{schema="{schema}",state="{state}"}}"#));
+            let (in_use, idle) = (state("in_use"), state("idle"));
+            let max = sample(&metrics, &format!(r#"db_pool_max_connections{{schema="{schema}"}}"#));
+            if max == 10.0 && in_use >= 1.0 {
+                assert!(in_use + idle <= max, "in use {in_use} and idle {idle} within the pool's {max}: {metrics}");
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "the pool of {schema} is reported: {metrics}");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
     /// Forgets the latest migration behind the service's back and checks that readiness
     /// then reports the database down (the service runs with a schema it does not
     /// know), in the envelope.

@@ -72,9 +72,26 @@ impl Foundation {
         let router = http_server::with_common_layers(routes, readiness, &settings.http);
         let address = format!("{}:{}", settings.host, settings.port);
         let listener = TcpListener::bind(&address).await.with_context(|| format!("binding {address}"))?;
+        tokio::spawn(report_pool(pool.clone(), settings.database_schema.clone()));
         let tasks = Supervisor::new(&pipeline);
         let producer = Arc::new(ReplaceableProducer::new(settings.kafka.producer_config(), "service")?);
         Ok(Service { listener, router, pool, notifier, settings, pipeline, tasks, producer })
+    }
+}
+
+/// How often the pool's gauges are sampled.
+const POOL_SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Reports the connections of `pool` (the service's, in `schema`) every
+/// [`POOL_SAMPLE_INTERVAL`] until it is closed: all of them in use is where requests
+/// start waiting for one.
+async fn report_pool(pool: PgPool, schema: String) {
+    let max = pool.options().get_max_connections();
+    let mut ticks = tokio::time::interval(POOL_SAMPLE_INTERVAL);
+    while !pool.is_closed() {
+        ticks.tick().await;
+        let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+        telemetry::pipeline::record_pool(&schema, pool.size().saturating_sub(idle), idle, max);
     }
 }
 

@@ -101,6 +101,15 @@ pub const PIPELINE_STALLED: &str = "pipeline_stalled";
 /// waits. Only the instance leading the relay reports it. Labels: `feed`.
 pub const RELAY_OLDEST_UNPUBLISHED: &str = "relay_oldest_unpublished_seconds";
 
+/// Gauge of a service's database connections, by `schema` and `state`: `in_use`
+/// (taken by a request or a task) or `idle`. All of
+/// [`DB_POOL_MAX_CONNECTIONS`] in use means requests wait for a connection.
+pub const DB_POOL_CONNECTIONS: &str = "db_pool_connections";
+
+/// Gauge of the most connections a service's pool opens (`DATABASE_MAX_CONNECTIONS`).
+/// Labels: `schema`.
+pub const DB_POOL_MAX_CONNECTIONS: &str = "db_pool_max_connections";
+
 /// Bucket bounds, in seconds, of every `_seconds` histogram: from a cached read to
 /// a request that waits on a slow database.
 pub const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];

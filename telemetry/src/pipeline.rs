@@ -1,7 +1,8 @@
 //! Metrics of the event pipeline behind the HTTP side: how far each feed reader (the
 //! outbox relay, the feed-fed read models) is behind the event store, what the relay
 //! published, how far consumers are behind their partitions, what became of consumed
-//! messages, and what the saga decided.
+//! messages, and what the saga decided; and the database pool that the pipeline and
+//! the requests share.
 
 use crate::names;
 
@@ -176,6 +177,15 @@ pub fn record_pending_oldest_age(age: std::time::Duration) {
 /// Counts item outcomes the saga announced again for a re-request.
 pub fn record_reannounced_outcomes(messages: u64) {
     metrics::counter!(names::REANNOUNCED_OUTCOMES).increment(messages);
+}
+
+/// Reports the connections of the database pool of `schema`: `in_use`, `idle`, and the
+/// most it opens.
+pub fn record_pool(schema: &str, in_use: u32, idle: u32, max: u32) {
+    let gauge = |state: &'static str| metrics::gauge!(names::DB_POOL_CONNECTIONS, "schema" => schema.to_owned(), "state" => state);
+    gauge("in_use").set(f64::from(in_use));
+    gauge("idle").set(f64::from(idle));
+    metrics::gauge!(names::DB_POOL_MAX_CONNECTIONS, "schema" => schema.to_owned()).set(f64::from(max));
 }
 
 #[cfg(test)]

@@ -118,6 +118,8 @@ fn describe() {
         names::REANNOUNCED_OUTCOMES,
         "Item outcomes announced again for re-requests of decided items"
     );
+    metrics::describe_gauge!(names::DB_POOL_CONNECTIONS, "Database connections of the pool, by schema and state");
+    metrics::describe_gauge!(names::DB_POOL_MAX_CONNECTIONS, "Most connections the pool opens, by schema");
 }
 
 /// The current metrics as Prometheus text.

@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::helpers::{Body, spawn_app};
 
 #[tokio::test]
-async fn requests_and_commands_are_counted_in_prometheus_text() {
+async fn requests_commands_and_the_database_pool_are_reported_in_prometheus_text() {
     let app = spawn_app().await;
     let placed = app.place_order("metrics-user", &[("mug", 1)]).await;
     let order_id = placed["orderId"].as_str().expect("orderId");
@@ -19,6 +19,7 @@ async fn requests_and_commands_are_counted_in_prometheus_text() {
 
     // The duplicate product is a refused command.
     app.assert_commands_and_requests_counted(("Order", "PlaceOrder"), "/oms/orders/{orderId}", order_id).await;
+    app.assert_pool_reported("oms").await;
 }
 
 #[tokio::test]

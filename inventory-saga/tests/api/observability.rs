@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::helpers::spawn_app;
 
 #[tokio::test]
-async fn requests_and_commands_are_counted_in_prometheus_text() {
+async fn requests_commands_and_the_database_pool_are_reported_in_prometheus_text() {
     let app = spawn_app().await;
     let product_id = format!("metrics-{}", uuid::Uuid::new_v4().simple());
     app.given_product(&product_id, 10, 2).await;
@@ -18,6 +18,7 @@ async fn requests_and_commands_are_counted_in_prometheus_text() {
     // The taken id is a refused command.
     app.assert_commands_and_requests_counted(("Product", "AddProduct"), "/inventory/products/{productId}", &product_id)
         .await;
+    app.assert_pool_reported("inventory").await;
 }
 
 #[tokio::test]
