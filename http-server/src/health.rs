@@ -243,23 +243,9 @@ pub(crate) async fn ready(State(readiness): State<Readiness>) -> Result<ApiRespo
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
+    use telemetry::testing::Written;
 
     use super::*;
-
-    /// What a subscriber writes, shared with the test.
-    #[derive(Clone, Default)]
-    struct Written(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Written {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("lock").extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     #[test]
     fn a_check_down_is_logged_when_it_goes_down_changes_or_a_minute_passed_and_when_it_is_up_again() {
@@ -284,7 +270,7 @@ mod tests {
             log.record("broker", &Ok(()), at(75));
             log.record("broker", &refused, at(80));
         });
-        let text = String::from_utf8(written.0.lock().expect("lock").clone()).expect("UTF-8");
+        let text = written.text();
         let lines: Vec<&str> = text.lines().collect();
         let summary: Vec<String> = lines
             .iter()

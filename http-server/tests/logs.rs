@@ -2,12 +2,10 @@
 //! id, as JSON fields of the request's span. Its own test binary: it installs the
 //! process's global subscriber.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use clap::Parser;
 use http_server::{ApiResponse, HttpSettings, Readiness};
 use serde_json::Value;
+use telemetry::testing::Written;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -24,27 +22,11 @@ async fn panics() -> ApiResponse<&'static str> {
     panic!("a bug in a handler")
 }
 
-/// Collects what the subscriber writes.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Lines {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Lines {
-    /// The first JSON line written that `wanted` picks.
-    fn find(&self, wanted: impl Fn(&Value) -> bool) -> Value {
-        let written = String::from_utf8(self.0.lock().expect("lock").clone()).expect("UTF-8");
-        let found = written.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|l| wanted(l));
-        found.unwrap_or_else(|| panic!("no such JSON line among: {written}"))
-    }
+/// The first JSON line written that `wanted` picks.
+fn find(written: &Written, wanted: impl Fn(&Value) -> bool) -> Value {
+    let text = written.text();
+    let found = text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|l| wanted(l));
+    found.unwrap_or_else(|| panic!("no such JSON line among: {text}"))
 }
 
 #[derive(Parser)]
@@ -55,7 +37,7 @@ struct Cli {
 
 #[tokio::test]
 async fn log_lines_of_a_request_carry_its_request_and_correlation_ids_as_json() {
-    let lines = Lines::default();
+    let lines = Written::default();
     let writer = lines.clone();
     tracing_subscriber::fmt().json().with_writer(move || writer.clone()).with_env_filter("info").init();
     telemetry::log_panics();
@@ -79,7 +61,7 @@ async fn log_lines_of_a_request_carry_its_request_and_correlation_ids_as_json() 
         .expect("request");
     assert_eq!(response.status(), 200);
 
-    let line = lines.find(|l| l["fields"]["step"] == "work");
+    let line = find(&lines, |l| l["fields"]["step"] == "work");
     let span = &line["span"];
     assert_eq!(span["name"], "http");
     assert_eq!(span["request.id"], "req-log-1");
@@ -94,7 +76,7 @@ async fn log_lines_of_a_request_carry_its_request_and_correlation_ids_as_json() 
         .await
         .expect("request");
     assert_eq!(response.status(), 500);
-    let line = lines.find(|l| l["fields"]["panic"] == "a bug in a handler");
+    let line = find(&lines, |l| l["fields"]["panic"] == "a bug in a handler");
     assert_eq!(line["level"], "ERROR");
     assert_eq!(line["span"]["request.id"], "req-panic-1");
     assert!(line["fields"]["location"].as_str().is_some_and(|l| l.contains("logs.rs")), "{line}");
