@@ -22,6 +22,11 @@ pub const METADATA_TIMEOUT: Duration = Duration::from_millis(1500);
 /// How long an answer is reused.
 pub const ANSWER_TTL: Duration = Duration::from_secs(5);
 
+/// How long an answer that the brokers are down is reused at most: less, so that
+/// readiness sees them back within about a second of their return rather than up to
+/// [`ANSWER_TTL`] later. Concurrent probes still share one request.
+pub const DOWN_ANSWER_TTL: Duration = Duration::from_secs(1);
+
 /// The probe client's context: keeps the last connection error librdkafka reported
 /// (a refused password, a certificate that does not verify), which says why the
 /// brokers do not answer better than the metadata request's own error. The client
@@ -74,13 +79,15 @@ impl std::fmt::Debug for BrokerProbe {
 }
 
 impl BrokerProbe {
-    /// A probe of the brokers of `settings`, answers reused for [`ANSWER_TTL`]. The
+    /// A probe of the brokers of `settings`, answers reused for [`ANSWER_TTL`] (those
+    /// that the brokers are down for [`DOWN_ANSWER_TTL`]). The
     /// client connects in the background; creating it needs no broker.
     pub fn new(settings: &KafkaSettings) -> anyhow::Result<Self> {
         Self::with_ttl(settings, ANSWER_TTL)
     }
 
-    /// Like [`BrokerProbe::new`], reusing answers for `ttl`.
+    /// Like [`BrokerProbe::new`], reusing answers for `ttl` (down ones for at most
+    /// [`DOWN_ANSWER_TTL`]).
     pub fn with_ttl(settings: &KafkaSettings, ttl: Duration) -> anyhow::Result<Self> {
         let client: BaseProducer<LastCause> = settings
             .admin_config()
@@ -97,7 +104,7 @@ impl BrokerProbe {
     pub async fn check(&self) -> Result<(), String> {
         let mut last = self.last.lock().await;
         if let Some((at, outcome)) = last.as_ref()
-            && at.elapsed() < self.ttl
+            && at.elapsed() < if outcome.is_ok() { self.ttl } else { self.ttl.min(DOWN_ANSWER_TTL) }
         {
             return outcome.clone();
         }
@@ -130,7 +137,7 @@ mod tests {
     use crate::settings::Cli;
 
     #[tokio::test]
-    async fn an_unreachable_broker_is_reported_down_quickly_and_the_answer_is_reused() {
+    async fn an_unreachable_broker_is_reported_down_quickly_and_the_answer_reused_for_a_second() {
         let settings = Cli::parse_from(["x", "--kafka-brokers", "127.0.0.1:1"]).kafka;
         let probe = BrokerProbe::with_ttl(&settings, Duration::from_secs(60)).expect("probe");
 
@@ -143,5 +150,12 @@ mod tests {
         let started = Instant::now();
         assert_eq!(probe.check().await, first, "the same answer within the TTL");
         assert!(started.elapsed() < Duration::from_millis(100), "reused, not asked again: {:?}", started.elapsed());
+
+        // A down answer is reused for less than the TTL: then the brokers are asked
+        // again, which takes as long as the first request did.
+        tokio::time::sleep(DOWN_ANSWER_TTL).await;
+        let started = Instant::now();
+        assert!(probe.check().await.is_err(), "still nothing on port 1");
+        assert!(started.elapsed() > asked / 2, "asked again after {DOWN_ANSWER_TTL:?}: {:?}", started.elapsed());
     }
 }
