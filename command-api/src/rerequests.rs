@@ -223,15 +223,7 @@ impl Rerequests {
         for event in &events {
             let trace = event.trace_headers();
             for message in self.route.route(event).context("routing a pending request")? {
-                let used = self.producer.current();
-                if let Err(error) =
-                    message.send(&used.producer, &trace, &[(RE_REQUEST_HEADER, "1")], SEND_TIMEOUT).await
-                {
-                    if let Some(kafka_error) = error.downcast_ref() {
-                        self.producer.recover_from(&used, kafka_error, &self.kafka, &[&message.topic]).await;
-                    }
-                    return Err(error);
-                }
+                message.send(&self.producer, &self.kafka, &trace, &[(RE_REQUEST_HEADER, "1")], SEND_TIMEOUT).await?;
                 tracing::info!(%order_id, revision = event.sequence, event_type = %event.event_type, "asked again for pending items");
                 sent += 1;
             }

@@ -83,13 +83,7 @@ impl Reannouncer {
     async fn announce(&self, product_id: &str, order_id: OrderId) -> anyhow::Result<usize> {
         let messages = self.outcome(product_id, order_id).await?;
         for (message, trace) in &messages {
-            let used = self.producer.current();
-            if let Err(error) = message.send(&used.producer, trace, &[], SEND_TIMEOUT).await {
-                if let Some(kafka_error) = error.downcast_ref() {
-                    self.producer.recover_from(&used, kafka_error, &self.kafka, &[&message.topic]).await;
-                }
-                return Err(error);
-            }
+            message.send(&self.producer, &self.kafka, trace, &[], SEND_TIMEOUT).await?;
             tracing::info!(product_id, %order_id, event_type = %message.envelope.event_type, revision = message.envelope.payload["revision"].as_u64(), "outcome announced again");
         }
         Ok(messages.len())

@@ -9,12 +9,12 @@ use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
 
-/// The producer [`OutgoingMessage::send`] sends with (create it with
-/// `KafkaSettings::producer_config`), so the services need not name `rdkafka`.
-pub use rdkafka::producer::FutureProducer;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
+
+use crate::KafkaSettings;
+use crate::producer::ReplaceableProducer;
 
 /// The Kafka header that marks a message as a re-request: the OMS republishing the
 /// order event that made an item pending, because the item is still pending long
@@ -90,12 +90,15 @@ pub struct OutgoingMessage {
 
 impl OutgoingMessage {
     /// Sends it as the relay does (the envelope as JSON, its id headers, the trace
-    /// headers `trace` its event kept), plus the headers `extra`, and waits up to
-    /// `timeout` for the broker's acknowledgement. For the few messages sent beside the
+    /// headers `trace` its event kept), plus the headers `extra`, through `producer`,
+    /// and waits up to `timeout` for the broker's acknowledgement. A failed send is
+    /// recovered from as the relay's are ([`ReplaceableProducer::recover_from`], with
+    /// `settings`) before its error is returned. For the few messages sent beside the
     /// relay: re-requests and re-announcements of what the relay published before.
     pub async fn send(
         &self,
-        producer: &FutureProducer<crate::client_logs::ClientLogs>,
+        producer: &ReplaceableProducer,
+        settings: &KafkaSettings,
         trace: &[(String, String)],
         extra: &[(&str, &str)],
         timeout: Duration,
@@ -105,10 +108,11 @@ impl OutgoingMessage {
             headers.insert(Header { key, value: Some(value.as_bytes()) })
         });
         let record = FutureRecord::to(&self.topic).key(&self.key).payload(&body).headers(headers);
-        producer
-            .send(record, Timeout::After(timeout))
-            .await
-            .map_err(|(error, _)| anyhow::Error::from(error).context(format!("publishing to {}", self.topic)))?;
+        let used = producer.current();
+        if let Err((error, _)) = used.producer.send(record, Timeout::After(timeout)).await {
+            producer.recover_from(&used, &error, settings, &[&self.topic]).await;
+            return Err(anyhow::Error::from(error).context(format!("publishing to {}", self.topic)));
+        }
         Ok(())
     }
 }
