@@ -89,16 +89,10 @@ impl<R: Route> Relay<R> {
     /// A relay reading the feed of `pool`'s schema under the checkpoint `name` and
     /// publishing through `producer`; what it cannot publish is parked in `pool`'s
     /// `dead_letters` table.
-    pub fn new(
-        pool: PgPool,
-        name: &str,
-        producer: Arc<ReplaceableProducer>,
-        kafka: &KafkaSettings,
-        route: R,
-    ) -> anyhow::Result<Self> {
+    pub fn new(pool: PgPool, name: &str, producer: Arc<ReplaceableProducer>, kafka: &KafkaSettings, route: R) -> Self {
         let linger = Duration::from_millis(kafka.relay_linger_ms);
         let feed = Feed::new(pool.clone(), name).reporting_lag_as(telemetry::FeedReader::Relay).lingering(linger);
-        Ok(Self {
+        Self {
             feed,
             pool,
             kafka: kafka.clone(),
@@ -106,7 +100,7 @@ impl<R: Route> Relay<R> {
             route,
             queue_failed_at: Mutex::new(None),
             stuck: unwatched(),
-        })
+        }
     }
 
     /// Says through `stuck` (readiness) while its topics are missing and it may not

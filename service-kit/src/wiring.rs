@@ -143,7 +143,7 @@ impl Service {
             let relay = Relay::new(pool.clone(), RELAY_NAME, producer.clone(), &kafka, route(&kafka));
             let (notifier, stuck) = (notifier.clone(), stuck.clone());
             async move {
-                relay?.woken_by(notifier).reporting_stuck_to(stuck).run(stop).await;
+                relay.woken_by(notifier).reporting_stuck_to(stuck).run(stop).await;
                 Ok(())
             }
         });

@@ -91,8 +91,7 @@ async fn an_event_too_large_to_publish_or_not_routable_is_parked_and_the_events_
     }
     let shutdown = CancellationToken::new();
     let relay =
-        Relay::new(pool.clone(), "test-relay", producer(&settings), &settings, AllEvents { topic: topic.clone() })
-            .expect("a relay");
+        Relay::new(pool.clone(), "test-relay", producer(&settings), &settings, AllEvents { topic: topic.clone() });
     let running = tokio::spawn(relay.run(shutdown.clone()));
 
     let feed = Feed::new(pool.clone(), "test-relay");
@@ -128,8 +127,7 @@ async fn a_broker_paused_past_the_message_timeout_gets_everything_once_it_is_bac
     }
     let shutdown = CancellationToken::new();
     let relay =
-        Relay::new(pool.clone(), "test-relay", producer(&settings), &settings, AllEvents { topic: topic.clone() })
-            .expect("a relay");
+        Relay::new(pool.clone(), "test-relay", producer(&settings), &settings, AllEvents { topic: topic.clone() });
     let running = tokio::spawn(relay.run(shutdown.clone()));
     let before = eventually(Duration::from_secs(20), async || published(&settings, &topic).await.len() >= 10).await;
     assert!(before, "published before the pause");
@@ -232,8 +230,7 @@ async fn relay_that_published_five(broker: &DevBroker, purpose: &str) -> Publish
     }
     let shutdown = CancellationToken::new();
     let relay =
-        Relay::new(pool.clone(), "test-relay", producer(&settings), &settings, AllEvents { topic: topic.clone() })
-            .expect("a relay");
+        Relay::new(pool.clone(), "test-relay", producer(&settings), &settings, AllEvents { topic: topic.clone() });
     let running = tokio::spawn(relay.run(shutdown.clone()));
     let before = eventually(Duration::from_secs(20), async || published(&settings, &topic).await.len() >= 5).await;
     assert!(before, "published before the restart");
