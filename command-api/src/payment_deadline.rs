@@ -29,6 +29,7 @@ use domain::OrderId;
 use domain::order::OrderCommand;
 use eventstore::EventMetadata;
 use futures::StreamExt;
+use migrations::Pooled;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -107,7 +108,8 @@ struct Batch {
 /// far less than the server's idle-in-transaction timeout, which would only end the
 /// claims early).
 async fn expire_batch(pool: &PgPool, orders: &Orders, timeout: Duration) -> anyhow::Result<Batch> {
-    let mut claim = pool.begin().await.context("starting a claim on due orders")?;
+    let mut connection = Pooled::acquire(pool).await.context("starting a claim on due orders")?;
+    let mut claim = connection.begin().await.context("starting a claim on due orders")?;
     let due = claim_due(&mut claim, timeout).await?;
     let claimed = due.len();
     let outcomes: Vec<anyhow::Result<bool>> =

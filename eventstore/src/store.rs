@@ -12,6 +12,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::EventUpcaster;
 use cqrs_es::{Aggregate, EventEnvelope};
 use lru::LruCache;
+use migrations::Pooled;
 use sqlx::{PgConnection, PgPool};
 
 use telemetry::{CommandResult, CommitPath};
@@ -479,8 +480,9 @@ where
         ids.sort_unstable();
         ids.dedup();
         // One connection for the whole attempt: every connection given back to the pool
-        // costs a round trip (sqlx checks it on release).
-        let mut connection = self.pool.acquire().await?;
+        // costs a round trip (sqlx checks it on release). `Pooled`: the caller (a
+        // request) may be dropped while the commit's transaction begins.
+        let mut connection = Pooled::acquire(&self.pool).await?;
         let mut states = match load {
             Load::Cached => {
                 let (mut states, missed) = self.cached(&ids);
@@ -579,7 +581,7 @@ where
     /// transaction. `states` holds the aggregates after the changes.
     async fn commit(
         &self,
-        connection: &mut PgConnection,
+        connection: &mut Pooled,
         changes: &[Change<A>],
         states: &States<A>,
     ) -> Result<(), ExecuteError<A::Error>> {
@@ -608,9 +610,9 @@ where
         };
         let path = if single_statement.is_some() { CommitPath::Statement } else { CommitPath::Transaction };
         if let Some(rows) = single_statement {
-            appended(self.events.append_with_rows(&mut *connection, events(), rows.as_ref(), entries.as_ref()).await)?;
+            appended(self.events.append_with_rows(&mut **connection, events(), rows.as_ref(), entries.as_ref()).await)?;
         } else {
-            let mut transaction = sqlx::Connection::begin(&mut *connection).await?;
+            let mut transaction = connection.begin().await?;
             appended(self.events.append_with_rows(&mut *transaction, events(), None, entries.as_ref()).await)?;
             if let Some(projection) = &self.projection {
                 projection.apply(&mut transaction, &self.events, changes).await.map_err(ExecuteError::Store)?;

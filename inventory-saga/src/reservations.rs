@@ -12,6 +12,7 @@
 use domain::OrderId;
 use domain::inventory::{OrderEntry, Product, ProductCommand, ProductEvent, Reservation};
 use eventstore::{KeyedState, ProjectionFailure};
+use migrations::Pooled;
 use sqlx::{PgConnection, PgPool};
 
 /// The per-order state of products, in `product_reservations`.
@@ -192,7 +193,8 @@ pub async fn differences(pool: &PgPool) -> sqlx::Result<Vec<(Option<ReservationR
 /// then write over rows they read before), and drops the product snapshots (a cache,
 /// folded by the code that wrote them). Returns the rows written.
 pub async fn rebuild(pool: &PgPool) -> sqlx::Result<u64> {
-    let mut transaction = pool.begin().await?;
+    let mut connection = Pooled::acquire(pool).await?;
+    let mut transaction = connection.begin().await?;
     sqlx::query("LOCK TABLE product_reservations IN EXCLUSIVE MODE").execute(&mut *transaction).await?;
     sqlx::query("DELETE FROM product_reservations").execute(&mut *transaction).await?;
     let written = sqlx::query("INSERT INTO product_reservations SELECT * FROM product_reservations_folded()")

@@ -19,6 +19,9 @@ use sqlx::migrate::{Migration, MigrationSource, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection};
 
+mod pooled;
+pub use pooled::Pooled;
+
 /// Migrations of the Order Management Service schema: its own (`oms/`) and those both
 /// schemas apply alike (`shared/`), in version order.
 pub static OMS: LazyLock<Migrator> = LazyLock::new(|| merged(&OMS_OWN, &SHARED));
@@ -186,6 +189,7 @@ pub async fn connect_and_migrate_with(
 /// running at the same moment (instances started together on a fresh database would
 /// both find the schema missing, and all but one fail on the catalog's unique index),
 /// so creators take turns under an advisory lock held until their creation commits.
+#[expect(clippy::disallowed_methods, reason = "a connection of its own, closed after, never pooled")]
 async fn create_schema(connection: &mut sqlx::PgConnection, schema: &str) -> Result<(), sqlx::Error> {
     let mut creating = sqlx::Connection::begin(connection).await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('create schema ' || $1))")

@@ -4,6 +4,7 @@
 //! so the at-least-once feed is enough.
 
 use eventstore::{Aggregate, Change, Events, EventsError, Feed, FeedEvent, FeedReader, Projection};
+use migrations::Pooled;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -52,7 +53,8 @@ pub async fn follow_feed<A, P>(
     feed.follow(BATCH_SIZE, &shutdown, |batch| async move {
         let changes = changes_of(events, batch)?;
         if !changes.is_empty() {
-            let mut transaction = pool.begin().await?;
+            let mut connection = Pooled::acquire(pool).await?;
+            let mut transaction = connection.begin().await?;
             projection.apply(&mut transaction, events, &changes).await?;
             transaction.commit().await?;
         }

@@ -22,6 +22,7 @@
 use std::time::{Duration, Instant};
 
 use eventstore::{Events, Feed, FeedPosition, Projection};
+use migrations::Pooled;
 use sqlx::PgPool;
 
 use crate::ProjectionError;
@@ -117,7 +118,8 @@ pub async fn rebuild<T: ViewTable>(
 /// Registers the next generation (creating its empty table) or finds the one being
 /// built; returns it and whether it was already there.
 async fn register(pool: &PgPool, model: &str, key: &str) -> Result<(i32, bool), ProjectionError> {
-    let mut transaction = pool.begin().await?;
+    let mut connection = Pooled::acquire(pool).await?;
+    let mut transaction = connection.begin().await?;
     let (active, building): (i32, Option<i32>) =
         sqlx::query_as("SELECT active_generation, building_generation FROM read_models WHERE name = $1 FOR UPDATE")
             .bind(model)
@@ -179,7 +181,8 @@ async fn fold_feed<T: ViewTable>(
     let _reader = AbortOnDrop(reader);
     while let Some(batch) = decoded.recv().await {
         let DecodedBatch { changes, last, count } = batch?;
-        let mut transaction = pool.begin().await?;
+        let mut connection = Pooled::acquire(pool).await?;
+        let mut transaction = connection.begin().await?;
         projector
             .apply(&mut transaction, events, &changes)
             .await
@@ -310,7 +313,8 @@ async fn copy_secondary_indexes(pool: &PgPool, from: &str, to: &str) -> Result<(
 /// commit on. Same columns, so the view keeps its identity and concurrent queries
 /// simply wait for the commit.
 async fn switch(pool: &PgPool, model: &str, generation: i32) -> Result<(), ProjectionError> {
-    let mut transaction = pool.begin().await?;
+    let mut connection = Pooled::acquire(pool).await?;
+    let mut transaction = connection.begin().await?;
     let building: Option<i32> =
         sqlx::query_scalar("SELECT building_generation FROM read_models WHERE name = $1 FOR UPDATE")
             .bind(model)

@@ -317,17 +317,24 @@ async fn verify_folds_what_committed_before_it_even_behind_an_older_open_transac
     // An older transaction that is still open holds the feed back (any database's
     // would: transaction ids are the cluster's), so the orders below are committed but
     // not yet in the feed when verify starts.
-    let mut older = pool.begin().await.expect("begin");
-    let _: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
-        .fetch_one(&mut *older)
-        .await
-        .expect("an id for the older transaction");
-    let ids: Vec<OrderId> = (0..10).map(|_| OrderId::generate()).collect();
-    write_orders(&store, &ids, 0).await;
+    let mut connection = migrations::Pooled::acquire(&pool).await.expect("a connection");
+    let (began, has_begun) = tokio::sync::oneshot::channel();
+    let (written, are_written) = tokio::sync::oneshot::channel::<()>();
     let ending = tokio::spawn(async move {
+        let mut older = connection.begin().await.expect("begin");
+        let _: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
+            .fetch_one(&mut *older)
+            .await
+            .expect("an id for the older transaction");
+        began.send(()).expect("the test waits");
+        are_written.await.expect("the orders written");
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         older.commit().await.expect("commit");
     });
+    has_begun.await.expect("the older transaction began");
+    let ids: Vec<OrderId> = (0..10).map(|_| OrderId::generate()).collect();
+    write_orders(&store, &ids, 0).await;
+    written.send(()).expect("the older transaction waits");
     let differences = rebuild::verify::<OrderViews>(&pool, store.events(), |_| {}).await.expect("verified");
     ending.await.expect("the older transaction ended");
     assert!(differences.is_empty(), "every committed order was folded: {differences:?}");

@@ -400,7 +400,8 @@ async fn an_order_another_instance_has_claimed_is_left_to_it() {
     let id = executed_order(&app).await;
     tokio::time::sleep(DEADLINE + Duration::from_millis(100)).await;
 
-    let mut claim = one.pool.begin().await.expect("a transaction");
+    let mut connection = migrations::Pooled::acquire(&one.pool).await.expect("a connection");
+    let mut claim = connection.begin().await.expect("a transaction");
     let claimed = claim_due(&mut claim, DEADLINE).await.expect("a claim");
     let claimed: Vec<String> = claimed.iter().map(|due| due.order_id.to_string()).collect();
     assert_eq!(claimed, [id.as_str()], "the due order, claimed");

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
+use migrations::Pooled;
 use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -153,10 +154,10 @@ impl Feed {
     /// a leader ([`within_timeout`]); a connection that does not answer in time is
     /// dropped, not given back to the pool.
     async fn lag_within_timeout(&self, after: FeedPosition) -> Result<i64, LeadershipLost> {
-        let mut connection = within_timeout("taking a connection for the lag count", self.pool.acquire()).await?;
+        let mut connection = within_timeout("taking a connection for the lag count", Pooled::acquire(&self.pool)).await?;
         let counted = within_timeout("counting the lag", lag_on(&mut connection, after)).await;
         if counted.is_err() {
-            abandon(connection);
+            abandon(connection.into_inner());
         }
         counted
     }

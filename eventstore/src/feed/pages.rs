@@ -7,7 +7,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 use sqlx::postgres::PgRow;
-use sqlx::{Connection, FromRow, PgConnection, PgExecutor, Row};
+use migrations::Pooled;
+use sqlx::{FromRow, PgExecutor, Row};
 use uuid::Uuid;
 
 use super::{Feed, FeedEvent, FeedPosition};
@@ -114,7 +115,7 @@ impl Feed {
 
     /// How many committed events lie after `after` (the reader's lag).
     pub async fn lag(&self, after: FeedPosition) -> Result<i64, sqlx::Error> {
-        lag_on(&mut *self.pool.acquire().await?, after).await
+        lag_on(&mut Pooled::acquire(&self.pool).await?, after).await
     }
 
     /// How long ago the first committed event after `after` (in feed order) was
@@ -177,7 +178,7 @@ pub(super) async fn read_page_on<'c>(
 
 /// How many committed events lie after `after`, counted through the index in commit
 /// order, so in time that grows with the lag, not with the store.
-pub(super) async fn lag_on(connection: &mut PgConnection, after: FeedPosition) -> Result<i64, sqlx::Error> {
+pub(super) async fn lag_on(connection: &mut Pooled, after: FeedPosition) -> Result<i64, sqlx::Error> {
     let mut transaction = connection.begin().await?;
     // PostgreSQL keeps no statistics it can range over for xid8: it takes any bound on
     // `transaction_id` for a third of the table and scanned all of it (measured: 184 ms

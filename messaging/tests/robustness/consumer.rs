@@ -48,7 +48,8 @@ impl MessageHandler for Notes {
     async fn handle(&self, messages: &[IncomingMessage]) -> anyhow::Result<Vec<Verdict>> {
         let call = self.calls.fetch_add(1, Ordering::SeqCst);
         self.batch_sizes.lock().expect("batch sizes").push(messages.len());
-        let mut transaction = self.pool.begin().await?;
+        let mut connection = migrations::Pooled::acquire(&self.pool).await?;
+        let mut transaction = connection.begin().await?;
         if call < self.transient {
             sqlx::query("DO $$ BEGIN RAISE EXCEPTION 'could not serialize access' USING ERRCODE = '40001'; END $$")
                 .execute(&mut *transaction)
