@@ -155,8 +155,8 @@ impl Readiness {
         self
     }
 
-    /// Adds the check `database`: `pool` answers, and every migration of `migrator`
-    /// is applied to the schema the pool works in.
+    /// Adds the check `database`: `pool` answers, takes writes, and every migration of
+    /// `migrator` is applied to the schema the pool works in.
     pub fn database(self, pool: PgPool, migrator: &'static Migrator) -> Self {
         self.check("database", move || database_ready(pool.clone(), migrator))
     }
@@ -175,10 +175,18 @@ impl Readiness {
 
 async fn database_ready(pool: PgPool, migrator: &'static Migrator) -> Result<(), String> {
     let latest = migrator.iter().map(|m| m.version).max();
-    let applied: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
-        .fetch_one(&pool)
-        .await
-        .map_err(|e| format!("cannot read the migration history: {e}"))?;
+    // A server that answers but refuses writes (a standby, a primary demoted, read-only
+    // by configuration) fails every command and stalls the pipeline: not ready. Its
+    // transactions say so, in the same round trip.
+    let (applied, read_only): (Option<i64>, bool) = sqlx::query_as(
+        "SELECT max(version), current_setting('transaction_read_only') = 'on' FROM _sqlx_migrations WHERE success",
+    )
+    .fetch_one(&pool)
+    .await
+    .map_err(|e| format!("cannot read the migration history: {e}"))?;
+    if read_only {
+        return Err("the server is read-only: it refuses writes".to_owned());
+    }
     match (latest, applied) {
         (Some(latest), Some(applied)) if applied >= latest => Ok(()),
         (None, _) => Ok(()),

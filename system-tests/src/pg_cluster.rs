@@ -171,6 +171,26 @@ impl PgCluster {
         kill(postmaster, Signal::SIGCONT).context("resuming the postmaster")
     }
 
+    /// Makes the server refuse every write from the next transaction of each session on
+    /// (`refusing`), or accept them again: `default_transaction_read_only` for the whole
+    /// server, reloaded. Connections and reads go on as before; a write fails with
+    /// SQLSTATE 25006, as on a primary demoted to a standby.
+    pub async fn refuse_writes(&self, refusing: bool) -> anyhow::Result<()> {
+        use sqlx::Connection;
+        let mut admin = sqlx::PgConnection::connect(&self.url()).await.context("connecting as the operator")?;
+        // The operator's own session must still write (ALTER SYSTEM, when read-only by default).
+        sqlx::query("SET default_transaction_read_only = off").execute(&mut admin).await?;
+        let change = if refusing {
+            "ALTER SYSTEM SET default_transaction_read_only = on"
+        } else {
+            "ALTER SYSTEM RESET default_transaction_read_only"
+        };
+        sqlx::query(change).execute(&mut admin).await.context("changing the server's configuration")?;
+        sqlx::query("SELECT pg_reload_conf()").execute(&mut admin).await.context("reloading the configuration")?;
+        admin.close().await.ok();
+        Ok(())
+    }
+
     /// The postmaster's process id, from the first line of `postmaster.pid`.
     fn postmaster(&self) -> anyhow::Result<Pid> {
         let file = self.data.join("postmaster.pid");

@@ -476,6 +476,9 @@ enum Outage {
     BrokerHung,
     /// The whole PostgreSQL server hangs (SIGSTOP to the postmaster and every session).
     DatabaseHung,
+    /// PostgreSQL answers, reads and accepts connections, but refuses every write, as
+    /// a primary demoted to a standby does.
+    DatabaseReadOnly,
     /// The broker crashes (SIGKILL): connections are refused until it is started
     /// again on its log, as a supervisor does.
     BrokerCrashed,
@@ -490,7 +493,7 @@ impl Outage {
     fn dependency(self) -> &'static str {
         match self {
             Self::BrokerHung | Self::BrokerCrashed | Self::BrokerBlackholed => "broker",
-            Self::DatabaseHung => "database",
+            Self::DatabaseHung | Self::DatabaseReadOnly => "database",
         }
     }
 
@@ -498,6 +501,7 @@ impl Outage {
         match self {
             Self::BrokerHung => on.broker.pause(),
             Self::DatabaseHung => on.cluster.pause(),
+            Self::DatabaseReadOnly => on.cluster.refuse_writes(true).await,
             Self::BrokerCrashed => {
                 on.broker.kill();
                 Ok(())
@@ -513,6 +517,7 @@ impl Outage {
         match self {
             Self::BrokerHung => on.broker.resume(),
             Self::DatabaseHung => on.cluster.resume(),
+            Self::DatabaseReadOnly => on.cluster.refuse_writes(false).await,
             Self::BrokerCrashed => on.broker.start_again().await,
             Self::BrokerBlackholed => {
                 on.broker_network().blackhole(false);
@@ -670,6 +675,19 @@ async fn every_order_resolves_after_the_network_to_the_broker_was_blackholed_for
 async fn every_order_resolves_after_postgresql_hung_for_30_seconds() {
     bounded(Duration::from_secs(300), orders_flow_after(Outage::DatabaseHung, Duration::from_secs(30), "pg-hung-30s"))
         .await;
+}
+
+/// PostgreSQL refuses every write for 45 s under the paced orders (reads and
+/// connections go on): orders cannot be accepted, consumed or published meanwhile,
+/// readiness says the database is read-only, and everything heals once writes are
+/// taken again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_order_resolves_after_postgresql_refused_writes_for_45_seconds() {
+    bounded(
+        Duration::from_secs(300),
+        orders_flow_after(Outage::DatabaseReadOnly, Duration::from_secs(45), "pg-read-only-45s"),
+    )
+    .await;
 }
 
 // ---------------------------------------------------------------------------------
