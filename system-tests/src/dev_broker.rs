@@ -212,14 +212,7 @@ impl DevBroker {
     /// topics, messages, committed offsets and groups are kept.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.stop();
-        self.relaunch().await
-    }
-
-    /// Starts it again after [`DevBroker::kill`] on the same log directory and
-    /// address, as a supervisor restarts a crashed broker: it recovers what its log
-    /// segments hold.
-    pub async fn start_again(&mut self) -> anyhow::Result<()> {
-        self.relaunch().await
+        self.start_again().await
     }
 
     /// Starts a new, empty broker on the same address (after [`DevBroker::kill`], or
@@ -230,12 +223,14 @@ impl DevBroker {
         let data = self.dir.join("data");
         std::fs::remove_dir_all(&data).with_context(|| format!("removing {}", data.display()))?;
         format_log_dir(&data)?;
-        self.relaunch().await
+        self.start_again().await
     }
 
-    /// Starts its process again on the same address; the port may linger a moment
-    /// after a stop, so for up to 10 s.
-    async fn relaunch(&mut self) -> anyhow::Result<()> {
+    /// Starts it again after [`DevBroker::kill`] on the same log directory and
+    /// address, as a supervisor restarts a crashed broker: it recovers what its log
+    /// segments hold. The port may linger a moment after a stop, so it tries for up
+    /// to 10 s.
+    pub async fn start_again(&mut self) -> anyhow::Result<()> {
         let binary = binary()?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
