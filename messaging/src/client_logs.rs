@@ -10,19 +10,14 @@
 //! milliseconds, counts) count as one ([`telemetry::repeats`]). Every client the
 //! services build takes [`ClientLogs`] as its context.
 
-use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
-use telemetry::repeats::REPEAT_WINDOW;
-
-/// Messages remembered at most; beyond that, those not logged within the window are
-/// forgotten.
-const MOST_REMEMBERED: usize = 256;
+use telemetry::repeats::{REPEAT_WINDOW, Repeats, with_repeats};
 
 /// The context of every Kafka client of the services: librdkafka's logs and errors
 /// through [`log`] and [`error`].
@@ -66,11 +61,6 @@ pub fn error(error: &KafkaError, reason: &str) {
     }
 }
 
-/// `line`, saying how many times it came since it was last logged, if it did.
-fn with_repeats(line: &str, repeats: u64) -> String {
-    if repeats == 0 { line.to_owned() } else { format!("{line} (and {repeats} more like it since it was last logged)") }
-}
-
 /// Whether a line like `line` may be logged now; if so, how many were held back since
 /// the last one was.
 fn admit(line: &str) -> Option<u64> {
@@ -84,65 +74,9 @@ fn shape(line: &str) -> String {
     telemetry::repeats::shape(line).replace(", # identical error(s) suppressed", "")
 }
 
-/// The lines seen recently: when each was last logged, and how many came since.
-#[derive(Debug)]
-struct Repeats {
-    window: Duration,
-    seen: HashMap<String, Seen>,
-}
-
-#[derive(Debug)]
-struct Seen {
-    logged_at: Instant,
-    held_back: u64,
-}
-
-impl Repeats {
-    fn new(window: Duration) -> Self {
-        Self { window, seen: HashMap::new() }
-    }
-
-    /// Whether a line of shape `shape` coming at `now` is logged; if so, how many like
-    /// it were held back since the last one was.
-    fn admit(&mut self, shape: String, now: Instant) -> Option<u64> {
-        if let Some(seen) = self.seen.get_mut(&shape) {
-            if now.duration_since(seen.logged_at) < self.window {
-                seen.held_back += 1;
-                return None;
-            }
-            let held_back = std::mem::take(&mut seen.held_back);
-            seen.logged_at = now;
-            return Some(held_back);
-        }
-        if self.seen.len() >= MOST_REMEMBERED {
-            let window = self.window;
-            self.seen.retain(|_, seen| now.duration_since(seen.logged_at) < window);
-        }
-        // So many different lines within one window are logged, not remembered.
-        if self.seen.len() < MOST_REMEMBERED {
-            self.seen.insert(shape, Seen { logged_at: now, held_back: 0 });
-        }
-        Some(0)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_line_is_logged_first_then_once_a_window_with_the_count_held_back() {
-        let mut repeats = Repeats::new(Duration::from_secs(60));
-        let start = Instant::now();
-        let at = |secs: u64| start + Duration::from_secs(secs);
-        assert_eq!(repeats.admit("all brokers down".into(), at(0)), Some(0));
-        assert_eq!(repeats.admit("all brokers down".into(), at(1)), None);
-        assert_eq!(repeats.admit("all brokers down".into(), at(59)), None);
-        assert_eq!(repeats.admit("another".into(), at(59)), Some(0), "another line is not held back by the first");
-        assert_eq!(repeats.admit("all brokers down".into(), at(60)), Some(2), "the two held back are counted");
-        assert_eq!(repeats.admit("all brokers down".into(), at(61)), None);
-        assert_eq!(repeats.admit("all brokers down".into(), at(200)), Some(1));
-    }
 
     #[test]
     fn lines_that_differ_in_their_numbers_or_librdkafkas_own_repeat_count_are_alike() {
@@ -153,22 +87,5 @@ mod tests {
         assert_eq!(shape(first), shape(later));
         assert_eq!(shape("1/1 brokers are down"), shape("2/2 brokers are down"));
         assert_ne!(shape("Connection refused"), shape("SSL handshake failed"), "what differs in words stays apart");
-    }
-
-    #[test]
-    fn memory_is_bounded_by_forgetting_lines_not_logged_within_the_window() {
-        let mut repeats = Repeats::new(Duration::from_secs(60));
-        let start = Instant::now();
-        for i in 0..MOST_REMEMBERED {
-            repeats.admit(format!("line {i}"), start);
-        }
-        assert_eq!(repeats.seen.len(), MOST_REMEMBERED);
-        assert_eq!(repeats.admit("beyond".into(), start), Some(0), "logged");
-        assert_eq!(repeats.admit("beyond".into(), start), Some(0), "not remembered while every line is recent");
-        assert_eq!(repeats.seen.len(), MOST_REMEMBERED);
-        repeats.admit("one more".into(), start + Duration::from_secs(61));
-        assert_eq!(repeats.seen.len(), 1, "the old lines are forgotten, the new one kept");
-        repeats.admit("and another".into(), start + Duration::from_secs(62));
-        assert_eq!(repeats.seen.len(), 2);
     }
 }

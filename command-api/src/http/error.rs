@@ -1,5 +1,6 @@
 //! How OMS failures reach clients: one exhaustive match from error to status. 4xx
-//! messages say what to fix; 5xx bodies are generic and the cause is logged here, once.
+//! messages say what to fix; 5xx bodies are generic and the cause is logged here, without
+//! repeating itself ([`ErrorResponse::store_failed`]).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -35,8 +36,7 @@ impl IntoResponse for ApiError {
                 // Never raised for orders (a placement's key makes the order's id).
                 OrdersError::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
                 OrdersError::Storage(cause) => {
-                    tracing::error!(%cause, "order storage failure");
-                    return ErrorResponse::unavailable("the order store").into_response();
+                    return ErrorResponse::store_failed("the order store", cause).into_response();
                 }
                 OrdersError::Rejected(rule) => match rule {
                     OrderError::NotFound => StatusCode::NOT_FOUND,

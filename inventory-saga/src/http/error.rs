@@ -1,5 +1,6 @@
 //! How inventory failures reach clients: one exhaustive match from error to status.
-//! 4xx messages say what to fix; 5xx bodies are generic and the cause is logged here.
+//! 4xx messages say what to fix; 5xx bodies are generic and the cause is logged here,
+//! without repeating itself ([`ErrorResponse::store_failed`]).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -55,8 +56,7 @@ impl IntoResponse for ApiError {
                 ProductsError::Stale { .. } => StatusCode::PRECONDITION_FAILED,
                 ProductsError::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
                 ProductsError::Storage(cause) => {
-                    tracing::error!(%cause, "product storage failure");
-                    return ErrorResponse::unavailable("the inventory store").into_response();
+                    return ErrorResponse::store_failed("the inventory store", cause).into_response();
                 }
             },
         };
