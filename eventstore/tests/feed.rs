@@ -68,7 +68,7 @@ async fn events_committed_behind_an_older_open_transaction_are_held_back_until_i
     let pool = pool().await;
     let feed = Feed::new(pool.clone(), "relay");
     // The older transaction takes its id first and commits last.
-    let mut connection = migrations::Pooled::acquire(&pool).await.expect("begin");
+    let mut connection = migrations::Pooled::acquire(&pool).await.expect("a connection");
     let mut older = connection.begin().await.expect("begin");
     append(&mut *older, "o-older").await;
     append(&pool, "o-newer").await;
@@ -186,7 +186,7 @@ async fn commits_are_announced_to_other_processes_only_while_a_follower_here_doe
 async fn a_follower_reads_events_held_back_by_an_older_transaction_soon_after_it_ends() {
     let pool = pool().await;
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let mut connection = migrations::Pooled::acquire(&pool).await.expect("begin");
+    let mut connection = migrations::Pooled::acquire(&pool).await.expect("a connection");
     let mut older = connection.begin().await.expect("begin");
     sqlx::query("SELECT pg_current_xact_id()").execute(&mut *older).await.expect("the older transaction takes its id");
     append(&pool, "o-held").await;

@@ -58,7 +58,10 @@ async fn sqlx_s_own_begin_cut_short_leaves_the_next_write_uncommitted() {
     {
         let mut connection = pool.acquire().await.expect("a connection");
         slow_down(&mut connection);
-        assert!(Connection::begin(&mut *connection).now_or_never().is_none(), "BEGIN answered at once on a busy session");
+        assert!(
+            Connection::begin(&mut *connection).now_or_never().is_none(),
+            "BEGIN answered at once on a busy session"
+        );
     }
     assert!(!next_write_committed(&url, &pool).await, "sqlx rolled the cut BEGIN back: Pooled is no longer needed");
     pool.close().await;

@@ -154,7 +154,8 @@ impl Feed {
     /// a leader ([`within_timeout`]); a connection that does not answer in time is
     /// dropped, not given back to the pool.
     async fn lag_within_timeout(&self, after: FeedPosition) -> Result<i64, LeadershipLost> {
-        let mut connection = within_timeout("taking a connection for the lag count", Pooled::acquire(&self.pool)).await?;
+        let mut connection =
+            within_timeout("taking a connection for the lag count", Pooled::acquire(&self.pool)).await?;
         let counted = within_timeout("counting the lag", lag_on(&mut connection, after)).await;
         if counted.is_err() {
             abandon(connection.into_inner());

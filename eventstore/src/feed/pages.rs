@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use migrations::Pooled;
 use serde_json::value::RawValue;
 use sqlx::postgres::PgRow;
-use migrations::Pooled;
 use sqlx::{FromRow, PgExecutor, Row};
 use uuid::Uuid;
 
