@@ -191,6 +191,27 @@ impl PgCluster {
         Ok(())
     }
 
+    /// Ends every session of the `postgres` database and refuses new ones
+    /// (`refusing`), or takes them again: `ALLOW_CONNECTIONS`, from the `template1`
+    /// database. The server runs on; a connection attempt is answered at once with
+    /// SQLSTATE 55000 ("not currently accepting connections"), as while a failover is
+    /// under way or a pooler in front of the server is down.
+    pub async fn refuse_connections(&self, refusing: bool) -> anyhow::Result<()> {
+        use sqlx::Connection;
+        let url = format!("postgres://postgres@127.0.0.1:{}/template1", self.port);
+        let mut admin = sqlx::PgConnection::connect(&url).await.context("connecting as the operator")?;
+        let change = format!("ALTER DATABASE postgres ALLOW_CONNECTIONS {refusing}", refusing = !refusing);
+        sqlx::query(&change).execute(&mut admin).await.context("changing whether the database takes connections")?;
+        if refusing {
+            sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'postgres'")
+                .execute(&mut admin)
+                .await
+                .context("ending the database's sessions")?;
+        }
+        admin.close().await.ok();
+        Ok(())
+    }
+
     /// The postmaster's process id, from the first line of `postmaster.pid`.
     fn postmaster(&self) -> anyhow::Result<Pid> {
         let file = self.data.join("postmaster.pid");

@@ -479,6 +479,9 @@ enum Outage {
     /// PostgreSQL answers, reads and accepts connections, but refuses every write, as
     /// a primary demoted to a standby does.
     DatabaseReadOnly,
+    /// PostgreSQL ends every session of the services' database and refuses new ones at
+    /// once, as while a failover is under way; the server itself runs on.
+    DatabaseRefusingConnections,
     /// The broker crashes (SIGKILL): connections are refused until it is started
     /// again on its log, as a supervisor does.
     BrokerCrashed,
@@ -493,7 +496,7 @@ impl Outage {
     fn dependency(self) -> &'static str {
         match self {
             Self::BrokerHung | Self::BrokerCrashed | Self::BrokerBlackholed => "broker",
-            Self::DatabaseHung | Self::DatabaseReadOnly => "database",
+            Self::DatabaseHung | Self::DatabaseReadOnly | Self::DatabaseRefusingConnections => "database",
         }
     }
 
@@ -502,6 +505,7 @@ impl Outage {
             Self::BrokerHung => on.broker.pause(),
             Self::DatabaseHung => on.cluster.pause(),
             Self::DatabaseReadOnly => on.cluster.refuse_writes(true).await,
+            Self::DatabaseRefusingConnections => on.cluster.refuse_connections(true).await,
             Self::BrokerCrashed => {
                 on.broker.kill();
                 Ok(())
@@ -518,6 +522,7 @@ impl Outage {
             Self::BrokerHung => on.broker.resume(),
             Self::DatabaseHung => on.cluster.resume(),
             Self::DatabaseReadOnly => on.cluster.refuse_writes(false).await,
+            Self::DatabaseRefusingConnections => on.cluster.refuse_connections(false).await,
             Self::BrokerCrashed => on.broker.start_again().await,
             Self::BrokerBlackholed => {
                 on.broker_network().blackhole(false);
@@ -590,6 +595,11 @@ async fn orders_flow_after(outage: Outage, lasting: Duration, run: &str) {
     eprintln!("the outage ended at {:?}", started.elapsed());
     system.wait_ready(Duration::from_secs(60)).await.expect("both services ready again");
     eprintln!("both services ready {:?} after the outage", ended.elapsed());
+    if outage.dependency() == "database" {
+        // The outage may have ended the test's own sessions too.
+        (system.oms_pool, system.inventory_pool) =
+            system_tests::system::schema_pools(&system.database_url).await.expect("the test's pools again");
+    }
 
     let attempts = clients.finish().await;
     summarize(&attempts);
@@ -687,6 +697,18 @@ async fn every_order_resolves_after_postgresql_refused_writes_for_45_seconds() {
     bounded(
         Duration::from_secs(300),
         orders_flow_after(Outage::DatabaseReadOnly, Duration::from_secs(45), "pg-read-only-45s"),
+    )
+    .await;
+}
+
+/// PostgreSQL ends the services' sessions and refuses new ones for 45 s under the
+/// paced orders (the server runs on): every pool, kept reader and feed leader
+/// connects again by itself once it takes connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_order_resolves_after_postgresql_refused_connections_for_45_seconds() {
+    bounded(
+        Duration::from_secs(300),
+        orders_flow_after(Outage::DatabaseRefusingConnections, Duration::from_secs(45), "pg-no-connections-45s"),
     )
     .await;
 }
