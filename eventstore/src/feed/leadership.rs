@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use sqlx::Postgres;
 use sqlx::pool::PoolConnection;
+use telemetry::repeats::{REPEAT_WINDOW, Repeats, shape, with_repeats};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -47,6 +48,8 @@ impl Feed {
     /// connection for as long as it lives), or shutdown.
     pub(super) async fn lead(&self, shutdown: &CancellationToken) -> Option<Leadership> {
         let mut waiting_logged = false;
+        // Tried every second: while the database is away, one line a minute per cause.
+        let mut failures = Repeats::new(REPEAT_WINDOW);
         loop {
             match self.try_to_lead(shutdown).await {
                 Ok(Some(leadership)) => return Some(leadership),
@@ -56,7 +59,13 @@ impl Feed {
                     waiting_logged = true;
                 }
                 Ok(None) => {}
-                Err(error) => tracing::warn!(%error, feed = %self.name, "cannot take the feed lock; retrying"),
+                Err(error) => match failures.admit(shape(&error.to_string()), std::time::Instant::now()) {
+                    Some(repeats) => {
+                        let error = with_repeats(&error.to_string(), repeats);
+                        tracing::warn!(%error, feed = %self.name, "cannot take the feed lock; retrying");
+                    }
+                    None => tracing::debug!(%error, feed = %self.name, "cannot take the feed lock; retrying"),
+                },
             }
             if sleep_or_cancel(Duration::from_secs(1), shutdown).await {
                 return None;
