@@ -1,7 +1,7 @@
 //! Health probes: `/health/live` (the process serves) and `/health/ready` (every
 //! dependency this instance needs is usable: the database with its migrations
-//! applied, the broker, the event pipeline, whatever a service adds). Kept free of `rdkafka`: a service
-//! passes its broker check in as a closure.
+//! applied and taking writes, the broker, the event pipeline, whatever a service
+//! adds). Kept free of `rdkafka`: a service passes its broker check in as a closure.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use futures::FutureExt;
 use futures::future::{BoxFuture, join_all};
+use migrations::Pooled;
 use serde::Serialize;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
@@ -155,8 +156,9 @@ impl Readiness {
         self
     }
 
-    /// Adds the check `database`: `pool` answers, takes writes, and every migration of
-    /// `migrator` is applied to the schema the pool works in.
+    /// Adds the check `database`: `pool` answers, every migration of `migrator` is
+    /// applied to the schema the pool works in, and it takes writes (it is not
+    /// read-only, and its disk has room).
     pub fn database(self, pool: PgPool, migrator: &'static Migrator) -> Self {
         self.check("database", move || database_ready(pool.clone(), migrator))
     }
@@ -188,10 +190,36 @@ async fn database_ready(pool: PgPool, migrator: &'static Migrator) -> Result<(),
         return Err("the server is read-only: it refuses writes".to_owned());
     }
     match (latest, applied) {
-        (Some(latest), Some(applied)) if applied >= latest => Ok(()),
-        (None, _) => Ok(()),
-        (Some(latest), applied) => Err(format!("migrations pending: latest is {latest}, applied {applied:?}")),
+        (Some(latest), Some(applied)) if applied >= latest => {}
+        (None, _) => {}
+        (Some(latest), applied) => return Err(format!("migrations pending: latest is {latest}, applied {applied:?}")),
     }
+    takes_writes(&pool).await
+}
+
+/// Whether the database takes a write that needs new space. A server whose disk is
+/// full answers reads and connections, and even updates that fit in pages it has,
+/// while every order it is asked to store fails (SQLSTATE 53100). In a transaction
+/// rolled back, the probe creates a temporary table (a new, empty file, in the
+/// database's own tablespace) and inserts a row, which must give the file its first
+/// page: that fails exactly when new space cannot be had. A temporary table belongs to
+/// its session, so no two probes, of this instance or another, wait on each other;
+/// nothing is left behind.
+async fn takes_writes(pool: &PgPool) -> Result<(), String> {
+    let mut connection = Pooled::acquire(pool).await.map_err(|e| format!("cannot connect: {e}"))?;
+    let mut transaction = connection.begin().await.map_err(|e| format!("cannot begin a transaction: {e}"))?;
+    // Not prepared: a statement naming a table that each probe creates anew.
+    for statement in [
+        "CREATE TEMPORARY TABLE pg_temp.write_probe (probed_at timestamptz)",
+        "INSERT INTO pg_temp.write_probe VALUES (now())",
+    ] {
+        sqlx::query(statement)
+            .persistent(false)
+            .execute(&mut *transaction)
+            .await
+            .map_err(|e| format!("cannot write: {e}"))?;
+    }
+    transaction.rollback().await.map_err(|e| format!("cannot roll the write probe back: {e}"))
 }
 
 /// The answer of a health probe.

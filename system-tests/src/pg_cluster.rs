@@ -47,6 +47,9 @@ pub struct PgCluster {
     data: PathBuf,
     /// Its port on 127.0.0.1.
     pub port: u16,
+    /// The mount point of the filesystem of the `postgres` database's own, when the test
+    /// gave it one ([`PgCluster::give_database_a_disk`]).
+    disk: Option<PathBuf>,
 }
 
 impl PgCluster {
@@ -55,7 +58,7 @@ impl PgCluster {
         let bin = binaries()?;
         let port = free_port()?;
         let data = std::env::temp_dir().join(format!("order-processing-pg-{}", uuid::Uuid::new_v4().simple()));
-        let cluster = Self { bin, data, port };
+        let cluster = Self { bin, data, port, disk: None };
         let data_dir = cluster.data.to_str().context("a temporary directory that is UTF-8")?.to_owned();
         let init = ["-D", &data_dir, "-U", "postgres", "--auth=trust", "--no-sync", "--encoding=UTF8", "--locale=C"];
         tokio::task::spawn_blocking({
@@ -212,6 +215,91 @@ impl PgCluster {
         Ok(())
     }
 
+    /// Ends every session of the `postgres` database and takes every connection slot
+    /// of the server before the sessions can come back, as another application
+    /// leaking connections would: until the returned connections are dropped, every new
+    /// one is refused with SQLSTATE 53300 ("sorry, too many clients already"), which
+    /// clients, unlike most refusals, take for a reason to keep trying. The slots are
+    /// taken on `template1` while the `postgres` database refuses connections, so that
+    /// no session of it gets one in between.
+    pub async fn take_every_connection(&self) -> anyhow::Result<Vec<sqlx::PgConnection>> {
+        use sqlx::Connection;
+        let url = format!("postgres://postgres@127.0.0.1:{}/template1", self.port);
+        let mut admin = sqlx::PgConnection::connect(&url).await.context("connecting as the operator")?;
+        self.refuse_connections(true).await?;
+        let mut taken = Vec::new();
+        loop {
+            match sqlx::PgConnection::connect(&url).await {
+                Ok(connection) => taken.push(connection),
+                Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("53300") => break,
+                Err(error) => return Err(error).context("taking a connection slot"),
+            }
+        }
+        sqlx::query("ALTER DATABASE postgres ALLOW_CONNECTIONS true")
+            .execute(&mut admin)
+            .await
+            .context("letting the database take connections again")?;
+        taken.push(admin);
+        Ok(taken)
+    }
+
+    /// Moves the `postgres` database onto a filesystem of its own of `megabytes` (a
+    /// tmpfs mounted for the test, which needs root), so that [`PgCluster::fill_disk`]
+    /// can leave it no room while the WAL and the server's own files keep theirs, as
+    /// when the volume of a database's tablespace fills up. Only before anything
+    /// connects to that database.
+    pub async fn give_database_a_disk(&mut self, megabytes: u32) -> anyhow::Result<()> {
+        use sqlx::Connection;
+        let disk = self.data.with_extension("disk");
+        std::fs::create_dir_all(&disk).with_context(|| format!("creating {}", disk.display()))?;
+        let mut mount = Command::new("mount");
+        mount.args(["-t", "tmpfs", "-o", &format!("size={megabytes}m,mode=0755"), "tmpfs"]).arg(&disk);
+        run(mount, "mount (a filesystem of the test's own needs root)")?;
+        self.disk = Some(disk.clone());
+        let location = disk.join("tablespace");
+        std::fs::create_dir(&location).with_context(|| format!("creating {}", location.display()))?;
+        if running_as_root() {
+            let mut chown = Command::new("chown");
+            chown.arg("postgres:postgres").arg(&location);
+            run(chown, "chown")?;
+        }
+        let url = format!("postgres://postgres@127.0.0.1:{}/template1", self.port);
+        let mut admin = sqlx::PgConnection::connect(&url).await.context("connecting as the operator")?;
+        let location = location.to_str().context("a UTF-8 mount point")?.replace('\'', "''");
+        sqlx::raw_sql(&format!("CREATE TABLESPACE own_disk LOCATION '{location}'"))
+            .execute(&mut admin)
+            .await
+            .context("creating the tablespace")?;
+        sqlx::raw_sql("ALTER DATABASE postgres SET TABLESPACE own_disk")
+            .execute(&mut admin)
+            .await
+            .context("moving the database")?;
+        admin.close().await.ok();
+        Ok(())
+    }
+
+    /// Fills the database's filesystem (`full`: a file written until no byte more
+    /// fits), or frees it again. Writes that need new space then fail with SQLSTATE
+    /// 53100 ("could not extend file ...: No space left on device"); reads, and updates
+    /// that fit in pages the tables have, go on.
+    pub fn fill_disk(&self, full: bool) -> anyhow::Result<()> {
+        use std::io::Write;
+        let disk = self.disk.as_ref().context("the database has no disk of its own (give_database_a_disk)")?;
+        let filler = disk.join("filler");
+        if !full {
+            return std::fs::remove_file(&filler).with_context(|| format!("removing {}", filler.display()));
+        }
+        let mut file = std::fs::File::create(&filler).with_context(|| format!("creating {}", filler.display()))?;
+        let chunk = vec![0u8; 1 << 20];
+        loop {
+            match file.write_all(&chunk) {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::StorageFull => return Ok(()),
+                Err(error) => return Err(error).with_context(|| format!("writing {}", filler.display())),
+            }
+        }
+    }
+
     /// The postmaster's process id, from the first line of `postmaster.pid`.
     fn postmaster(&self) -> anyhow::Result<Pid> {
         let file = self.data.join("postmaster.pid");
@@ -258,6 +346,10 @@ impl Drop for PgCluster {
         if let Some(data) = self.data.to_str() {
             let mut stop = self.command("pg_ctl", &["-D", data, "stop", "-m", "immediate", "-w", "-t", "30"]);
             let _ = stop.stdout(Stdio::null()).stderr(Stdio::null()).status();
+        }
+        if let Some(disk) = &self.disk {
+            let _ = Command::new("umount").arg("--lazy").arg(disk).stdout(Stdio::null()).stderr(Stdio::null()).status();
+            let _ = std::fs::remove_dir_all(disk);
         }
         let _ = std::fs::remove_dir_all(&self.data);
         let _ = std::fs::remove_file(self.log());

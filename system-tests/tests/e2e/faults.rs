@@ -9,6 +9,8 @@
 //! - the broker crashes (SIGKILL) and is started again on its log 15 s later;
 //! - the services' network to the broker is blackholed for 60 s, the broker running on;
 //! - the whole PostgreSQL server hangs (SIGSTOP) for 30 s under paced orders;
+//! - PostgreSQL refuses writes, refuses connections, has no connection slot left
+//!   (another client took them all), or its database's disk is full, 45 s each;
 //! - the broker is killed and an empty one starts on its address (the development
 //!   broker forgets topics, offsets and messages): re-requests recover what was lost;
 //! - PostgreSQL crash-restarts (`pg_ctl -m immediate restart`) under 60 orders/s;
@@ -66,11 +68,14 @@ struct Dependencies {
     /// The services' network to the broker, when the case cuts it: a proxy the broker
     /// advertises, so that every connection to it goes through.
     broker_network: Option<TcpProxy>,
+    /// Every connection slot of the cluster, while a case holds them.
+    taken_connections: Vec<sqlx::PgConnection>,
 }
 
 impl Dependencies {
-    async fn start(broker_behind_a_proxy: bool) -> Self {
-        let (broker, broker_network) = if broker_behind_a_proxy {
+    /// A broker and a cluster ready for `outage`, if any.
+    async fn start(outage: Option<Outage>) -> Self {
+        let (broker, broker_network) = if matches!(outage, Some(Outage::BrokerBlackholed)) {
             let advertised = format!("127.0.0.1:{}", system_tests::dev_broker::free_port().expect("a free port"));
             let broker = DevBroker::start_advertising(&advertised).await.expect("a private development broker");
             let target = broker.address.parse().expect("the broker's address");
@@ -79,8 +84,12 @@ impl Dependencies {
         } else {
             (DevBroker::start().await.expect("a private development broker"), None)
         };
-        let cluster = PgCluster::start().await.expect("a private PostgreSQL cluster");
-        Self { broker, cluster, broker_network }
+        let mut cluster = PgCluster::start().await.expect("a private PostgreSQL cluster");
+        if matches!(outage, Some(Outage::DatabaseDiskFull)) {
+            // Room for the schemas and a few thousand orders.
+            cluster.give_database_a_disk(256).await.expect("a disk of the database's own");
+        }
+        Self { broker, cluster, broker_network, taken_connections: Vec::new() }
     }
 
     /// Both services as processes on them, with the extra environment `env`.
@@ -105,7 +114,7 @@ impl Dependencies {
 /// A private broker and a private PostgreSQL cluster, and both services as processes
 /// on them with the extra environment `env`.
 async fn start_system(env: &[(&str, &str)]) -> (DevBroker, PgCluster, ProcessSystem) {
-    let dependencies = Dependencies::start(false).await;
+    let dependencies = Dependencies::start(None).await;
     let system = dependencies.start_services(env).await;
     (dependencies.broker, dependencies.cluster, system)
 }
@@ -482,6 +491,13 @@ enum Outage {
     /// PostgreSQL ends every session of the services' database and refuses new ones at
     /// once, as while a failover is under way; the server itself runs on.
     DatabaseRefusingConnections,
+    /// The services' sessions end and another client takes every connection slot of
+    /// the server: each new connection is refused as "too many clients", which clients
+    /// keep retrying until their acquire times out.
+    DatabaseOutOfConnections,
+    /// The disk of the services' database is full: reads go on, writes that need new
+    /// space fail (SQLSTATE 53100); the WAL's disk has room.
+    DatabaseDiskFull,
     /// The broker crashes (SIGKILL): connections are refused until it is started
     /// again on its log, as a supervisor does.
     BrokerCrashed,
@@ -496,7 +512,11 @@ impl Outage {
     fn dependency(self) -> &'static str {
         match self {
             Self::BrokerHung | Self::BrokerCrashed | Self::BrokerBlackholed => "broker",
-            Self::DatabaseHung | Self::DatabaseReadOnly | Self::DatabaseRefusingConnections => "database",
+            Self::DatabaseHung
+            | Self::DatabaseReadOnly
+            | Self::DatabaseRefusingConnections
+            | Self::DatabaseOutOfConnections
+            | Self::DatabaseDiskFull => "database",
         }
     }
 
@@ -506,6 +526,12 @@ impl Outage {
             Self::DatabaseHung => on.cluster.pause(),
             Self::DatabaseReadOnly => on.cluster.refuse_writes(true).await,
             Self::DatabaseRefusingConnections => on.cluster.refuse_connections(true).await,
+            Self::DatabaseOutOfConnections => {
+                on.taken_connections = on.cluster.take_every_connection().await?;
+                eprintln!("took {} connection slots", on.taken_connections.len());
+                Ok(())
+            }
+            Self::DatabaseDiskFull => on.cluster.fill_disk(true),
             Self::BrokerCrashed => {
                 on.broker.kill();
                 Ok(())
@@ -523,6 +549,11 @@ impl Outage {
             Self::DatabaseHung => on.cluster.resume(),
             Self::DatabaseReadOnly => on.cluster.refuse_writes(false).await,
             Self::DatabaseRefusingConnections => on.cluster.refuse_connections(false).await,
+            Self::DatabaseOutOfConnections => {
+                on.taken_connections.clear();
+                Ok(())
+            }
+            Self::DatabaseDiskFull => on.cluster.fill_disk(false),
             Self::BrokerCrashed => on.broker.start_again().await,
             Self::BrokerBlackholed => {
                 on.broker_network().blackhole(false);
@@ -547,7 +578,7 @@ impl Outage {
 async fn orders_flow_after(outage: Outage, lasting: Duration, run: &str) {
     const ORDERS: usize = 1200;
     const PACE: Duration = Duration::from_millis(25);
-    let mut dependencies = Dependencies::start(matches!(outage, Outage::BrokerBlackholed)).await;
+    let mut dependencies = Dependencies::start(Some(outage)).await;
     let mut system = dependencies.start_services(&[]).await;
     let api = system.api.clone();
     let clients = Clients::start(vec![api.clone()], 150, run, ORDERS, PACE).await;
@@ -709,6 +740,32 @@ async fn every_order_resolves_after_postgresql_refused_connections_for_45_second
     bounded(
         Duration::from_secs(300),
         orders_flow_after(Outage::DatabaseRefusingConnections, Duration::from_secs(45), "pg-no-connections-45s"),
+    )
+    .await;
+}
+
+/// Another client takes every connection slot of PostgreSQL for 45 s, the services'
+/// sessions ended first: their pools keep retrying "too many clients" until each
+/// acquire times out, readiness says the database is down, and every pool fills again
+/// once slots are free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_order_resolves_after_postgresql_had_no_connection_slot_for_45_seconds() {
+    bounded(
+        Duration::from_secs(300),
+        orders_flow_after(Outage::DatabaseOutOfConnections, Duration::from_secs(45), "pg-no-slots-45s"),
+    )
+    .await;
+}
+
+/// The disk of the services' database is full for 45 s under the paced orders (a
+/// tmpfs of the case's own, filled: the case needs root): orders cannot be stored,
+/// readiness says the database does not take writes, and everything heals once the
+/// disk has room, nothing lost or doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_order_resolves_after_the_database_disk_was_full_for_45_seconds() {
+    bounded(
+        Duration::from_secs(300),
+        orders_flow_after(Outage::DatabaseDiskFull, Duration::from_secs(45), "pg-disk-full-45s"),
     )
     .await;
 }
