@@ -201,24 +201,27 @@ async fn database_ready(pool: PgPool, migrator: &'static Migrator) -> Result<(),
 /// full answers reads and connections, and even updates that fit in pages it has,
 /// while every order it is asked to store fails (SQLSTATE 53100). In a transaction
 /// rolled back, the probe creates a temporary table (a new, empty file, in the
-/// database's own tablespace) and inserts a row, which must give the file its first
+/// database's default tablespace) and inserts a row, which must give the file its first
 /// page: that fails exactly when new space cannot be had. A temporary table belongs to
 /// its session, so no two probes, of this instance or another, wait on each other;
 /// nothing is left behind.
 async fn takes_writes(pool: &PgPool) -> Result<(), String> {
     let mut connection = Pooled::acquire(pool).await.map_err(|e| format!("cannot connect: {e}"))?;
     let mut transaction = connection.begin().await.map_err(|e| format!("cannot begin a transaction: {e}"))?;
-    // Not prepared: a statement naming a table that each probe creates anew.
-    for statement in [
-        "CREATE TEMPORARY TABLE pg_temp.write_probe (probed_at timestamptz)",
-        "INSERT INTO pg_temp.write_probe VALUES (now())",
-    ] {
-        sqlx::query(statement)
-            .persistent(false)
-            .execute(&mut *transaction)
-            .await
-            .map_err(|e| format!("cannot write: {e}"))?;
-    }
+    // One round trip. Not prepared: it names a table each probe creates anew. The
+    // temporary table goes where the database's own tables do, whatever
+    // `temp_tablespaces` says.
+    sqlx::query(
+        "DO $$ BEGIN \
+           PERFORM set_config('temp_tablespaces', '', true); \
+           CREATE TEMPORARY TABLE pg_temp.write_probe (probed_at timestamptz); \
+           INSERT INTO pg_temp.write_probe VALUES (now()); \
+         END $$",
+    )
+    .persistent(false)
+    .execute(&mut *transaction)
+    .await
+    .map_err(|e| format!("cannot write: {e}"))?;
     transaction.rollback().await.map_err(|e| format!("cannot roll the write probe back: {e}"))
 }
 
