@@ -99,6 +99,18 @@ impl PgCluster {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
+    /// The URL of its `template1` database, where an operator stands while the
+    /// `postgres` database is changed or refuses connections.
+    fn template1_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/template1", self.port)
+    }
+
+    /// A session on `template1`, as the operator.
+    async fn operator(&self) -> anyhow::Result<sqlx::PgConnection> {
+        use sqlx::Connection;
+        sqlx::PgConnection::connect(&self.template1_url()).await.context("connecting as the operator")
+    }
+
     /// The server's log file.
     pub fn log(&self) -> PathBuf {
         self.data.with_extension("log")
@@ -201,8 +213,7 @@ impl PgCluster {
     /// under way or a pooler in front of the server is down.
     pub async fn refuse_connections(&self, refusing: bool) -> anyhow::Result<()> {
         use sqlx::Connection;
-        let url = format!("postgres://postgres@127.0.0.1:{}/template1", self.port);
-        let mut admin = sqlx::PgConnection::connect(&url).await.context("connecting as the operator")?;
+        let mut admin = self.operator().await?;
         let change = format!("ALTER DATABASE postgres ALLOW_CONNECTIONS {refusing}", refusing = !refusing);
         sqlx::query(&change).execute(&mut admin).await.context("changing whether the database takes connections")?;
         if refusing {
@@ -224,9 +235,9 @@ impl PgCluster {
     /// no session of it gets one in between.
     pub async fn take_every_connection(&self) -> anyhow::Result<Vec<sqlx::PgConnection>> {
         use sqlx::Connection;
-        let url = format!("postgres://postgres@127.0.0.1:{}/template1", self.port);
-        let mut admin = sqlx::PgConnection::connect(&url).await.context("connecting as the operator")?;
+        let mut admin = self.operator().await?;
         self.refuse_connections(true).await?;
+        let url = self.template1_url();
         let mut taken = Vec::new();
         loop {
             match sqlx::PgConnection::connect(&url).await {
@@ -263,8 +274,7 @@ impl PgCluster {
             chown.arg("postgres:postgres").arg(&location);
             run(chown, "chown")?;
         }
-        let url = format!("postgres://postgres@127.0.0.1:{}/template1", self.port);
-        let mut admin = sqlx::PgConnection::connect(&url).await.context("connecting as the operator")?;
+        let mut admin = self.operator().await?;
         let location = location.to_str().context("a UTF-8 mount point")?.replace('\'', "''");
         sqlx::raw_sql(&format!("CREATE TABLESPACE own_disk LOCATION '{location}'"))
             .execute(&mut admin)
