@@ -7,7 +7,7 @@
 //! `scripts/test` sets up (`CRABKA_BIN`, `DEV_TLS_*` of `scripts/lib/tls.sh`); a test
 //! without them fails, naming them, rather than skipping. So does one that grants ACLs
 //! without a Python that has `confluent-kafka` (`KAFKA_ADMIN_PYTHON`, else `python3`):
-//! librdkafka's CreateAcls is not in rust-rdkafka.
+//! librdkafka's CreateAcls and DeleteAcls are not in rust-rdkafka.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -264,6 +264,17 @@ impl SecureBroker {
     /// Creates `acls` as [`ADMIN`] (CreateAcls, from confluent-kafka: see the module's
     /// documentation); fails unless the broker accepted every one.
     pub async fn grant(&self, acls: &[Acl]) -> anyhow::Result<()> {
+        self.change_acls("create", acls).await
+    }
+
+    /// Deletes `acls` as [`ADMIN`] (DeleteAcls), as an operator taking a permission
+    /// back; fails unless the broker deleted each.
+    pub async fn revoke(&self, acls: &[Acl]) -> anyhow::Result<()> {
+        self.change_acls("delete", acls).await
+    }
+
+    /// Runs [`CHANGE_ACLS`]'s `action` on `acls`.
+    async fn change_acls(&self, action: &str, acls: &[Acl]) -> anyhow::Result<()> {
         // Not `ClientConfig::config_map`, which masks the password.
         let config = properties(&self.address, self.service_env_as(ADMIN)?);
         let acls: Vec<serde_json::Value> = acls
@@ -284,8 +295,8 @@ impl SecureBroker {
             })
             .collect();
         // On its standard input: the request holds the super user's password.
-        let request = serde_json::json!({ "config": config, "acls": acls }).to_string();
-        tokio::task::spawn_blocking(move || create_acls(&request)).await.context("the CreateAcls task")?
+        let request = serde_json::json!({ "action": action, "config": config, "acls": acls }).to_string();
+        tokio::task::spawn_blocking(move || change_acls(&request)).await.context("the ACL task")?
     }
 
     /// Replaces the certificate and key it presents with the valid development ones
@@ -340,45 +351,52 @@ fn copy_certificate(cert: &Path, key: &Path, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The Python that runs [`CREATE_ACLS`]: `KAFKA_ADMIN_PYTHON` (which `scripts/test`
+/// The Python that runs [`CHANGE_ACLS`]: `KAFKA_ADMIN_PYTHON` (which `scripts/test`
 /// sets to a virtualenv with confluent-kafka), else `python3`.
 fn admin_python() -> PathBuf {
     std::env::var_os("KAFKA_ADMIN_PYTHON").map_or_else(|| PathBuf::from("python3"), PathBuf::from)
 }
 
-/// Reads `{"config": {librdkafka properties}, "acls": [...]}` on its standard input
-/// and creates the ACLs with confluent-kafka's AdminClient; fails saying so without it.
-const CREATE_ACLS: &str = r#"
+/// Reads `{"action": "create" | "delete", "config": {librdkafka properties}, "acls":
+/// [...]}` on its standard input and creates or deletes the ACLs with confluent-kafka's
+/// AdminClient; fails saying so without it, or when a deletion found nothing.
+const CHANGE_ACLS: &str = r#"
 import json, sys
 try:
-    from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient,
-                                       ResourcePatternType, ResourceType)
+    from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType,
+                                       AdminClient, ResourcePatternType, ResourceType)
 except ImportError as error:
     sys.exit(f"confluent-kafka is not importable ({error}): pip install confluent-kafka, or run scripts/test")
 request = json.load(sys.stdin)
-bindings = [AclBinding(ResourceType[acl["resource_type"]], acl["name"], ResourcePatternType.LITERAL,
-                       acl["principal"], "*", AclOperation[acl["operation"]], AclPermissionType.ALLOW)
+kind = AclBinding if request["action"] == "create" else AclBindingFilter
+bindings = [kind(ResourceType[acl["resource_type"]], acl["name"], ResourcePatternType.LITERAL,
+                 acl["principal"], "*", AclOperation[acl["operation"]], AclPermissionType.ALLOW)
             for acl in request["acls"]]
 admin = AdminClient(request["config"])  # kept until the answers came: a dropped client fails them
-for future in admin.create_acls(bindings, request_timeout=15).values():
-    future.result()
+if request["action"] == "create":
+    for future in admin.create_acls(bindings, request_timeout=15).values():
+        future.result()
+else:
+    for binding, future in admin.delete_acls(bindings, request_timeout=15).items():
+        if not future.result():
+            sys.exit(f"no ACL matched {binding}")
 "#;
 
-/// Runs [`CREATE_ACLS`] on `request`.
-fn create_acls(request: &str) -> anyhow::Result<()> {
+/// Runs [`CHANGE_ACLS`] on `request`.
+fn change_acls(request: &str) -> anyhow::Result<()> {
     let python = admin_python();
     let mut child = Command::new(&python)
-        .args(["-c", CREATE_ACLS])
+        .args(["-c", CHANGE_ACLS])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .with_context(|| format!("starting {} (KAFKA_ADMIN_PYTHON) to create ACLs", python.display()))?;
+        .with_context(|| format!("starting {} (KAFKA_ADMIN_PYTHON) to change ACLs", python.display()))?;
     child.stdin.take().context("its standard input")?.write_all(request.as_bytes()).context("sending the ACLs")?;
     let output = child.wait_with_output().context("waiting for it")?;
     if !output.status.success() {
         bail!(
-            "creating ACLs with {} failed ({}): {}",
+            "changing ACLs with {} failed ({}): {}",
             python.display(),
             output.status,
             String::from_utf8_lossy(&output.stderr).trim()

@@ -14,7 +14,10 @@
 //! - where the broker enforces ACLs and each service's principal has only the grants
 //!   README lists (no `Create`), missing topics are named, by readiness 503 and once in
 //!   the log, until an operator creates them; then the waiting orders resolve, and a
-//!   restart finds the topics and is ready without asking to create any.
+//!   restart finds the topics and is ready without asking to create any;
+//! - an operator takes the OMS's leave to write its topic back: orders are still
+//!   taken, their events wait in the store and none is parked, readiness says the
+//!   pipeline stalls, and once the grant is back every order resolves, no restart.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -270,6 +273,80 @@ async fn without_leave_to_create_topics_the_missing_ones_are_named_until_an_oper
         let after = log_lines(process, NOT_ALLOWED).len();
         assert_eq!(after, before, "{} was refused topics after its restart", process.binary_name());
     }
+    assert_no_secret_logged([&pair.oms, &pair.inventory], &[&broker.password]);
+    let _ = std::fs::remove_dir_all(&pair.log_dir);
+}
+
+/// Every topic of a pair of run `run`, dead-letter topics included.
+fn every_topic(run: &str) -> BTreeSet<String> {
+    ["oms.order-events", "inventory.order-outcomes", "inventory.stock-alerts"]
+        .into_iter()
+        .flat_map(|name| [topic_name(run, name), topic_name(run, &format!("{name}.dlq"))])
+        .collect()
+}
+
+/// A refusal of authority is not a refusal of the message: the relay that may no
+/// longer write its topic keeps the events in the store and tries again (nothing
+/// parked), readiness says the pipeline stalls once the oldest unpublished event is
+/// older than `PIPELINE_STALL_AFTER_MS`, and a new grant lets everything through
+/// without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_leave_to_write_stalls_the_relay_without_parking_and_a_new_grant_heals_it() {
+    const STALL_AFTER_MS: &str = "5000";
+    let broker = SecureBroker::start_with_acls(&["oms", "inventory"]).await.expect("a broker enforcing ACLs");
+    let run = new_run();
+    broker.grant(&readme_grants(&run)).await.expect("granting README's permissions");
+    create_topics_as_admin(&broker, &every_topic(&run)).await;
+    let envs = ["oms", "inventory"].map(|user| {
+        let mut env = broker.service_env_as(user).expect("the service's user");
+        env.push(("PIPELINE_STALL_AFTER_MS".to_owned(), STALL_AFTER_MS.to_owned()));
+        env
+    });
+    let mut pair = Pair::start_each(&broker, envs, run.clone()).await;
+    pair.wait_ready().await;
+    pair.api.add_product("mug", 10, 2).await.expect("adding mug");
+    let first = pair.api.place_order("u-1", &[("mug", 1)]).await.expect("placing an order");
+    let first = pair.api.resolved_order(first["orderId"].as_str().expect("id"), RESOLVE).await.expect("resolved");
+    assert_eq!(first["status"], "EXECUTED", "{first}");
+
+    let leave_to_write = [Acl::allow("oms", "WRITE", Resource::Topic(topic_name(&run, "oms.order-events")))];
+    broker.revoke(&leave_to_write).await.expect("revoking the OMS's leave to write its topic");
+    let revoked = tokio::time::Instant::now();
+    let waiting = pair.api.place_order("u-2", &[("mug", 2)]).await.expect("an order is still taken");
+    let waiting_id = waiting["orderId"].as_str().expect("id").to_owned();
+    let http = pair.api.http.clone();
+    let stalled = pair
+        .oms
+        .wait_readiness(&http, READY, "unready naming the pipeline", |status, body| {
+            status == 503 && body.contains("pipeline") && body.contains("oldest unpublished event")
+        })
+        .await
+        .expect("the OMS says its pipeline stalls");
+    eprintln!(
+        "the OMS said its pipeline stalls {stalled:?} after the order ({:?} after the revocation)",
+        revoked.elapsed()
+    );
+    let (oms_schema, _) = schema_pools(&pair.database_url).await.expect("the schemas");
+    let order = pair.api.order(&waiting_id).await.expect("the waiting order");
+    assert_eq!(order["status"], "PENDING", "nothing reached the saga: {order}");
+    let parked: i64 = sqlx::query_scalar("SELECT count(*) FROM dead_letters")
+        .fetch_one(&oms_schema)
+        .await
+        .expect("counting the OMS's dead letters");
+    assert_eq!(parked, 0, "an event refused for want of permission is not parked");
+
+    let granted = tokio::time::Instant::now();
+    broker.grant(&leave_to_write).await.expect("granting it again");
+    let order = pair.api.resolved_order(&waiting_id, RESOLVE).await.expect("the waiting order resolves");
+    eprintln!("the waiting order resolved {:?} after the new grant", granted.elapsed());
+    assert_eq!(order["status"], "EXECUTED", "{order}");
+    pair.wait_ready().await;
+    let parked: i64 = sqlx::query_scalar("SELECT count(*) FROM dead_letters")
+        .fetch_one(&oms_schema)
+        .await
+        .expect("counting the OMS's dead letters");
+    assert_eq!(parked, 0, "nothing parked after the grant either");
+    assert_invariants(&pair.deployment().await).await;
     assert_no_secret_logged([&pair.oms, &pair.inventory], &[&broker.password]);
     let _ = std::fs::remove_dir_all(&pair.log_dir);
 }
