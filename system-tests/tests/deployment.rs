@@ -310,6 +310,7 @@ fn every_alert_rule_parses_and_names_only_metrics_the_services_export() {
     }
     for expected in [
         "PipelineStalled",
+        "RequestsUnavailable",
         "RelayNotPublishing",
         "ConsumerLagHigh",
         "DeadLetters",
