@@ -263,10 +263,11 @@ impl PgCluster {
         use sqlx::Connection;
         let disk = self.data.with_extension("disk");
         std::fs::create_dir_all(&disk).with_context(|| format!("creating {}", disk.display()))?;
+        // Removed when dropped, mounted or not.
+        self.disk = Some(disk.clone());
         let mut mount = Command::new("mount");
         mount.args(["-t", "tmpfs", "-o", &format!("size={megabytes}m,mode=0755"), "tmpfs"]).arg(&disk);
         run(mount, "mount (a filesystem of the test's own needs root)")?;
-        self.disk = Some(disk.clone());
         let location = disk.join("tablespace");
         std::fs::create_dir(&location).with_context(|| format!("creating {}", location.display()))?;
         if running_as_root() {
