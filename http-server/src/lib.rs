@@ -12,6 +12,8 @@
 //! - [`settings`]: database, HTTP and telemetry settings both binaries take.
 //! - [`server`]: the middleware stack, fallbacks, the operations routes, serving and
 //!   graceful shutdown.
+//! - [`connections`]: accepting connections, at most so many at once, each given a
+//!   bounded time to send a request head.
 //! - [`health`]: `/health/live` and `/health/ready`, with the checks a service
 //!   passes in.
 //! - [`metrics`]: HTTP metrics and `/metrics`.
@@ -27,6 +29,7 @@
 //! Knows nothing of orders or products; must not depend on `rdkafka`.
 
 pub mod as_of;
+pub mod connections;
 pub mod context;
 #[cfg(feature = "test-support")]
 pub mod detached;
@@ -44,6 +47,7 @@ pub mod server;
 pub mod settings;
 pub mod supervisor;
 
+pub use connections::ConnectionLimits;
 pub use context::RequestContext;
 pub use envelope::{ApiResponse, ErrorResponse};
 pub use extract::{ApiJson, ApiPath, ApiQuery};

@@ -18,6 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::connections::{ConnectionLimits, serve_connections};
 use crate::context::{CORRELATION_ID, usable_id};
 use crate::health::{self, Readiness};
 use crate::supervisor::Supervisor;
@@ -161,17 +162,18 @@ async fn drop_unusable_request_id(
     next.run(request).await
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, then finishes requests in
-/// flight.
+/// Serves `app` on `listener` within `limits` until `shutdown` completes, then
+/// finishes requests in flight.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    serve_connections(listener, app, limits, shutdown).await
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, then, within `grace` of
+/// Serves `app` on `listener` within `limits` until `shutdown` completes, then, within `grace` of
 /// it: stops accepting, finishes the requests in flight, stops the tasks of
 /// `supervisor` (each finishes what it has in hand: the consumers commit their
 /// offsets, the relay flushes) and returns. Whatever has not finished when the grace
@@ -182,6 +184,7 @@ pub async fn serve(
 pub async fn serve_supervised(
     listener: TcpListener,
     app: Router,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
     supervisor: Supervisor,
     grace: Duration,
@@ -191,7 +194,7 @@ pub async fn serve_supervised(
         shutdown.await;
         let _ = signalled.send(Instant::now());
     };
-    let mut serving = std::pin::pin!(axum::serve(listener, app).with_graceful_shutdown(shutdown).into_future());
+    let mut serving = std::pin::pin!(serve_connections(listener, app, limits, shutdown));
     let mut signal = signal;
     // Serving ends by itself only on an error; else the signal comes first, and the
     // requests in flight then have the grace to finish.
@@ -298,7 +301,8 @@ mod tests {
         );
         let supervisor = Supervisor::new(&Pipeline::new());
         let shutdown = async move { stop.notified().await };
-        (address, tokio::spawn(serve_supervised(listener, app, shutdown, supervisor, grace)), started)
+        let limits = ConnectionLimits::default();
+        (address, tokio::spawn(serve_supervised(listener, app, limits, shutdown, supervisor, grace)), started)
     }
 
     #[tokio::test]

@@ -50,7 +50,7 @@ async fn log_lines_of_a_request_carry_its_request_and_correlation_ids_as_json() 
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = format!("http://{}", listener.local_addr().expect("address"));
-    tokio::spawn(http_server::serve(listener, app, std::future::pending()));
+    tokio::spawn(http_server::serve(listener, app, http_server::ConnectionLimits::default(), std::future::pending()));
 
     let response = reqwest::Client::new()
         .get(format!("{address}/work"))

@@ -48,7 +48,7 @@ async fn serve(settings: HttpSettings, readiness: Readiness) -> String {
     let app = http_server::with_common_layers(routes, readiness, &settings);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = format!("http://{}", listener.local_addr().expect("address"));
-    tokio::spawn(http_server::serve(listener, app, std::future::pending()));
+    tokio::spawn(http_server::serve(listener, app, settings.connection_limits(), std::future::pending()));
     address
 }
 
@@ -448,4 +448,51 @@ async fn a_client_that_sends_a_whole_oversized_body_reads_the_413() {
         assert_eq!((&envelope["success"], &envelope["data"]), (&json!(false), &Value::Null));
         assert!(envelope["error"].as_str().unwrap_or_default().contains("too large"), "{envelope}");
     }
+}
+
+/// A connection whose request head is still incomplete when the header read timeout
+/// runs out is closed (slow clients cannot hold connections for ever), and the
+/// server goes on serving others.
+#[tokio::test]
+async fn a_request_head_sent_too_slowly_has_its_connection_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = serve(HttpSettings { header_read_timeout_ms: 300, ..defaults() }, Readiness::new()).await;
+    let mut slow = tokio::net::TcpStream::connect(address.trim_start_matches("http://")).await.expect("a connection");
+    slow.write_all(b"GET /items/1 HTTP/1.1\r\nHost: x\r\n").await.expect("half a request head");
+    let started = tokio::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the connection was not closed within 5 s");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(250), "closed after {waited:?}, before the timeout");
+    assert!(!String::from_utf8_lossy(&answer).contains("200 OK"), "no answer to half a head: {answer:?}");
+    let (status, _, _) = get(&format!("{address}/items/1"), &[]).await;
+    assert_eq!(status, StatusCode::OK, "others are served");
+}
+
+/// At most `HTTP_MAX_CONNECTIONS` connections are served at once: the next one waits
+/// until one of them ends, and is served then.
+#[tokio::test]
+async fn connections_beyond_the_maximum_wait_until_one_ends() {
+    use tokio::io::AsyncWriteExt;
+    let address = serve(HttpSettings { max_connections: 2, ..defaults() }, Readiness::new()).await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut connection =
+            tokio::net::TcpStream::connect(address.trim_start_matches("http://")).await.expect("a connection");
+        connection.write_all(b"GET /items/1 HTTP/1.1\r\n").await.expect("the start of a request");
+        held.push(connection);
+    }
+    let waiting = tokio::spawn({
+        let url = format!("{address}/items/1");
+        async move { get(&url, &[]).await.0 }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "a third connection was served while two were held");
+    drop(held.pop());
+    let status = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("served within 5 s of a connection ending")
+        .expect("the request task");
+    assert_eq!(status, StatusCode::OK);
 }

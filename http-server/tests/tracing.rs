@@ -36,7 +36,7 @@ async fn a_request_with_a_traceparent_is_served_in_the_callers_trace() {
     let app = http_server::with_common_layers(OpenApiRouter::new().routes(routes!(trace)), Readiness::new(), &settings);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = format!("http://{}", listener.local_addr().expect("address"));
-    tokio::spawn(http_server::serve(listener, app, std::future::pending()));
+    tokio::spawn(http_server::serve(listener, app, settings.connection_limits(), std::future::pending()));
     let traceparent_in = |headers: &[(&str, &str)]| {
         let mut request = reqwest::Client::new().get(format!("{address}/trace"));
         for (name, value) in headers {

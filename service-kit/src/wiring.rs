@@ -192,7 +192,8 @@ impl Service {
     pub async fn serve(self, title: &str, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         tracing::info!(port = self.port(), "{title} listening");
         let grace: Duration = self.settings.lifecycle.shutdown_grace();
-        http_server::serve_supervised(self.listener, self.router, shutdown, self.tasks, grace)
+        let limits = self.settings.http.connection_limits();
+        http_server::serve_supervised(self.listener, self.router, limits, shutdown, self.tasks, grace)
             .await
             .context("serving HTTP")
     }
