@@ -1,14 +1,14 @@
 //! Accepting and serving connections: hyper's HTTP/1.1 server on each, as
-//! `axum::serve` runs it, with two bounds that it does not set. Without them, clients that opened
-//! connections and sent their request heads a line at a time held a file descriptor
-//! each for as long as they liked: with 20,000 of them (the process's limit on the
-//! machine measured) the OMS answered no one, its accepts failing with EMFILE, and
-//! its own connections to the database and the broker could not have been opened
-//! either. Now a request head must arrive whole within the header read timeout of
-//! the moment the connection began waiting for it (an idle keep-alive connection is
-//! closed then too), and at most so many connections are served at once: the next
-//! waits in the listen backlog until one ends, which leaves descriptors for the
-//! service's own clients.
+//! `axum::serve` runs it, with two bounds that it does not set. Without them, clients
+//! that opened connections and sent their request heads a line at a time held a file
+//! descriptor each for as long as they liked: with 20,000 of them (the process's limit
+//! on the machine measured) the OMS answered no one, its accepts failing with EMFILE,
+//! and its own connections to the database and the broker could not have been opened
+//! either. Now a request head must arrive whole within the header read timeout of the
+//! moment the connection began waiting for it (an idle keep-alive connection is closed
+//! then too), and at most so many connections are served at once: the next waits in
+//! the listen backlog until one ends, which leaves descriptors for the service's own
+//! clients.
 
 use std::io;
 use std::pin::pin;

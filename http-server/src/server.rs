@@ -173,13 +173,13 @@ pub async fn serve(
     serve_connections(listener, app, limits, shutdown).await
 }
 
-/// Serves `app` on `listener` within `limits` until `shutdown` completes, then, within `grace` of
-/// it: stops accepting, finishes the requests in flight, stops the tasks of
-/// `supervisor` (each finishes what it has in hand: the consumers commit their
-/// offsets, the relay flushes) and returns. Whatever has not finished when the grace
-/// is nearly over is given up, and named in a log line: the process is expected to
-/// exit then (see [`shutdown_signal_within`]), and what was not flushed is redone at
-/// the next start (uncommitted offsets are redelivered, the relay republishes from
+/// Serves `app` on `listener` within `limits` until `shutdown` completes, then,
+/// within `grace` of it: stops accepting, finishes the requests in flight, stops the
+/// tasks of `supervisor` (each finishes what it has in hand: the consumers commit
+/// their offsets, the relay flushes) and returns. Whatever has not finished when the
+/// grace is nearly over is given up, and named in a log line: the process is expected
+/// to exit then (see [`shutdown_signal_within`]), and what was not flushed is redone
+/// at the next start (uncommitted offsets are redelivered, the relay republishes from
 /// its checkpoint).
 pub async fn serve_supervised(
     listener: TcpListener,
