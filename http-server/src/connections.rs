@@ -33,12 +33,23 @@ pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
 }
 
+impl ConnectionLimits {
+    /// Connections served at once unless configured otherwise.
+    pub const DEFAULT_MAX_CONNECTIONS: u32 = 10_000;
+    /// How long a request head may take unless configured otherwise, in milliseconds:
+    /// also how long an idle keep-alive connection is kept, so above the idle timeouts
+    /// of common load balancers (60 s), which must close a connection before the
+    /// server does.
+    pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 75_000;
+}
+
 impl Default for ConnectionLimits {
-    /// 10,000 connections; 75 s for a request head, which is also how long an idle
-    /// keep-alive connection is kept: above the idle timeouts of common load balancers
-    /// (60 s), which must close a connection before the server does.
+    /// What the services run with unless configured otherwise (`HttpSettings`).
     fn default() -> Self {
-        Self { max_connections: 10_000, header_read_timeout: Duration::from_secs(75) }
+        Self {
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS as usize,
+            header_read_timeout: Duration::from_millis(Self::DEFAULT_HEADER_READ_TIMEOUT_MS),
+        }
     }
 }
 

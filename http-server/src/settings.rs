@@ -222,13 +222,13 @@ pub struct HttpSettings {
     /// Connections served at once; the next waits in the listen backlog until one
     /// ends. Keep it under the process's file descriptor limit, with room for the
     /// database and broker connections.
-    #[arg(id = "http_max_connections", value_name = "CONNECTIONS", long = "max-connections", env = "HTTP_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(id = "http_max_connections", value_name = "CONNECTIONS", long = "max-connections", env = "HTTP_MAX_CONNECTIONS", default_value_t = crate::ConnectionLimits::DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
     /// Longest a connection may take to send a whole request head, in milliseconds,
     /// from its start or its previous response; it is closed then. Idle keep-alive
     /// connections are closed then too: keep it above the idle timeout of a load
     /// balancer in front, which would otherwise reuse a connection being closed.
-    #[arg(long = "header-read-timeout-ms", env = "HTTP_HEADER_READ_TIMEOUT_MS", default_value_t = 75_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long = "header-read-timeout-ms", env = "HTTP_HEADER_READ_TIMEOUT_MS", default_value_t = crate::ConnectionLimits::DEFAULT_HEADER_READ_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..))]
     pub header_read_timeout_ms: u64,
 }
 
